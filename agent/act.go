@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/regent-ha/regent/postgres"
+)
+
+// Budgets for PostgreSQL operations that are not bounded by the lease.
+const (
+	startTimeout   = 60 * time.Second
+	cloneTimeout   = 30 * time.Minute
+	promoteTimeout = 30 * time.Second
+	// fenceStopBudget bounds the immediate stop of a fencing leader.
+	fenceStopBudget = 5 * time.Second
+	// rewindCheckEvery throttles the divergence check of a replica that is
+	// not streaming, which costs a query to the leader.
+	rewindCheckEvery = 5 * time.Second
+)
+
+// act executes a plan. Destructive steps re-check their preconditions.
+// It returns an error only when the agent must stop.
+func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
+	var err error
+	switch p.Action.Kind {
+	case ActWait:
+	case ActFence:
+		a.fence(ctx)
+	case ActDemote:
+		err = a.demote(ctx, p.Action.Leader)
+	case ActBootstrap:
+		return a.bootstrap(ctx)
+	case ActClone:
+		err = a.clone(ctx, p.Action.Leader)
+	case ActStartPrimary:
+		err = a.startPrimary(ctx)
+	case ActStartReplica:
+		err = a.startReplica(ctx, p.Action.Leader)
+	case ActFollow:
+		err = a.follow(ctx, s, p.Action.Leader)
+	case ActRace:
+		err = a.race(ctx, s, p)
+	case ActPromote:
+		err = a.promote(ctx)
+	case ActLead:
+		err = a.lead(ctx, s)
+	case ActRelease:
+		if s.PG.Running && !s.PG.Status.InRecovery {
+			// Fence before giving the key away: nobody may promote while
+			// this PostgreSQL can still accept writes.
+			err = a.demote(ctx, "")
+		}
+		a.release(ctx)
+	case ActRefuse:
+		return fmt.Errorf("%w: %s", ErrRefused, p.Reason)
+	}
+	if err != nil {
+		a.log.Error("action failed", "action", p.Action.Kind, "err", err)
+	}
+	a.syncHBA(ctx, s)
+	return nil
+}
+
+// fence stops a leader that is past its deadline: immediate stop first, no
+// etcd call before it, then a read-only restart and a best-effort release
+// of the key (guarded by value and lease, so it never touches a key that
+// someone else holds now).
+func (a *Agent) fence(ctx context.Context) {
+	a.leading, a.deadline = false, time.Time{}
+	a.role = "demoted"
+	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+		a.log.Error("fence: stopping PostgreSQL failed", "err", err)
+	}
+	a.pgState = "stopped"
+	if _, err := a.pg.ConfigureStandby(nil); err != nil {
+		a.log.Error("fence: cannot write standby configuration", "err", err)
+		return
+	}
+	a.startPG(ctx, "replica")
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_ = a.dcs.ReleaseLeader(rctx, a.name)
+}
+
+// demote turns a primary that does not hold the leader key into a replica
+// of leader ("" = no upstream yet): immediate stop, as Patroni's
+// immediate-nolock, because someone else may already be writing.
+func (a *Agent) demote(ctx context.Context, leader string) error {
+	a.role = "demoted"
+	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+		return fmt.Errorf("demote: stop: %w", err)
+	}
+	a.pgState = "stopped"
+	return a.startReplica(ctx, leader)
+}
+
+func (a *Agent) startPrimary(ctx context.Context) error {
+	if _, err := a.pg.ConfigurePrimary(); err != nil {
+		return fmt.Errorf("start primary: %w", err)
+	}
+	return a.startPG(ctx, "primary")
+}
+
+// startReplica starts PostgreSQL in recovery. With a leader on another
+// timeline it starts without an upstream first: the running replica's
+// replay position then tells follow whether a rewind is needed.
+func (a *Agent) startReplica(ctx context.Context, leader string) error {
+	up, err := a.upstream(leader)
+	if err != nil {
+		a.log.Warn("cannot follow leader yet", "leader", leader, "err", err)
+	}
+	if up != nil {
+		if m, ok := a.dcs.View().Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
+			up = nil
+		}
+	}
+	if _, err := a.pg.ConfigureStandby(up); err != nil {
+		return fmt.Errorf("start replica: %w", err)
+	}
+	return a.startPG(ctx, "replica")
+}
+
+// sameTimeline reports whether the stopped local server is on timeline tl.
+func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
+	cctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	cd, err := a.pg.ControlData(cctx)
+	return err == nil && int(cd.Timeline) == tl
+}
+
+func (a *Agent) startPG(ctx context.Context, role string) error {
+	a.pgState = "starting"
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	if a.leading {
+		// A leader must not outlive its deadline inside pg_ctl start.
+		sctx, cancel = a.ioContextUntilDeadline(ctx)
+	}
+	defer cancel()
+	if err := a.pg.Start(sctx); err != nil {
+		a.pgState = "start failed"
+		return fmt.Errorf("start as %s: %w", role, err)
+	}
+	a.pgState, a.role = "running", role
+	return nil
+}
+
+func (a *Agent) ioContextUntilDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, a.deadline)
+}
+
+func (a *Agent) clone(ctx context.Context, leader string) error {
+	up, err := a.upstream(leader)
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	a.pgState, a.role = "creating replica", "replica"
+	cctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+	defer cancel()
+	if err := a.pg.Clone(cctx, *up); err != nil {
+		a.pgState = "stopped"
+		return fmt.Errorf("clone from %s: %w", leader, err)
+	}
+	a.log.Info("cloned data directory", "leader", leader)
+	a.pgState = "stopped"
+	return a.startPG(ctx, "replica")
+}
+
+// release gives up the leader key (guarded by value and lease).
+func (a *Agent) release(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeout)
+	defer cancel()
+	if err := a.dcs.ReleaseLeader(rctx, a.name); err != nil {
+		a.log.Warn("releasing the leader key failed", "err", err)
+	}
+	a.leading, a.deadline = false, time.Time{}
+}
+
+// upstream resolves a member's PostgreSQL address from its conn_url.
+func (a *Agent) upstream(leader string) (*postgres.Upstream, error) {
+	if leader == "" {
+		return nil, nil
+	}
+	m, ok := a.dcs.View().Members[leader]
+	if !ok {
+		return nil, fmt.Errorf("leader %s has no member key", leader)
+	}
+	host, port, err := parseConnURL(m.ConnURL)
+	if err != nil {
+		return nil, fmt.Errorf("leader %s: %w", leader, err)
+	}
+	return &postgres.Upstream{Member: leader, Host: host, Port: port}, nil
+}
+
+func parseConnURL(s string) (string, int, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("conn_url %q: %w", s, err)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, portStr = u.Host, "5432"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || host == "" {
+		return "", 0, fmt.Errorf("conn_url %q has no usable host:port", s)
+	}
+	return host, port, nil
+}

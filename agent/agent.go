@@ -1,0 +1,267 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+)
+
+// Version is the agent's version, published in member keys and /patroni.
+var Version = "0.1.0"
+
+// ErrRefused is returned by Run when this node must not join the cluster
+// (e.g. its data directory belongs to another cluster).
+var ErrRefused = errors.New("agent: refusing to run")
+
+// Options wires an Agent. Every dependency is an interface the agent
+// declares, so the loop runs against fakes in unit tests.
+type Options struct {
+	Config    *Config
+	DCS       DCS
+	Postgres  Postgres
+	Publisher Publisher
+	Peers     PeerFetcher
+	// Watchdog is the hardware watchdog; nil means mode off.
+	Watchdog Watchdog
+	// Fence runs fence.command; nil uses Config.Fence.
+	Fence  FenceHook
+	Logger *slog.Logger
+	// Clock returns the current time with a monotonic reading; nil = time.Now.
+	Clock func() time.Time
+}
+
+// Agent runs the HA loop of one member. Run owns all of its state: the
+// other methods (the REST backend) only read published values or etcd.
+type Agent struct {
+	cfg       *Config
+	name      string
+	log       *slog.Logger
+	dcs       DCS
+	pg        Postgres
+	pub       Publisher
+	peers     PeerFetcher
+	wd        Watchdog
+	fenceHook FenceHook
+	now       func() time.Time
+
+	// Loop-owned state.
+	dyn           DynamicConfig
+	leading       bool
+	deadline      time.Time
+	lastKeepAlive time.Time
+	pgDownSince   time.Time
+	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
+	role          string // primary, replica, uninitialized, demoted
+	lastPlan      Plan
+	lastRewindTry time.Time
+	memberWritten memberRecord
+	statusWritten statusRecord
+	slotsFor      string
+	nextTick      time.Time
+
+	// The current leaderless episode, for the decision record.
+	leaderLastSeen   time.Time
+	leaderlessSince  time.Time
+	previousLeader   string
+	episodeRecorded  bool
+	pendingDecisions []Decision
+}
+
+// New checks the options and returns an agent ready to Run.
+func New(o Options) (*Agent, error) {
+	if o.Config == nil || o.DCS == nil || o.Postgres == nil || o.Publisher == nil || o.Peers == nil {
+		return nil, errors.New("agent: Config, DCS, Postgres, Publisher and Peers are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Watchdog == nil {
+		o.Watchdog = fencing.NewWatchdog(fencing.Config{Mode: fencing.ModeOff}, nil, o.Logger, o.Clock)
+	}
+	if o.Fence == nil {
+		o.Fence = o.Config.Fence
+	}
+	dyn, err := o.Config.BootstrapDynamic()
+	if err != nil {
+		return nil, fmt.Errorf("agent: bootstrap.dcs: %w", err)
+	}
+	return &Agent{
+		cfg: o.Config, name: o.Config.Name, dcs: o.DCS, pg: o.Postgres, pub: o.Publisher, peers: o.Peers,
+		wd: o.Watchdog, fenceHook: o.Fence,
+		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
+		dyn: dyn, pgState: "stopped", role: "uninitialized",
+	}, nil
+}
+
+// Run runs the HA loop until ctx ends, then shuts down cleanly: PostgreSQL
+// is stopped and the leader key released. It returns ErrRefused (wrapped)
+// when the node must not join, and nil after a clean shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("agent starting", "version", Version, "watchdog", a.cfg.Watchdog.Mode)
+	a.probeWatchdog()
+	var runErr error
+	for ctx.Err() == nil {
+		if err := a.tick(ctx); err != nil {
+			runErr = err
+			break
+		}
+		a.waitNextTick(ctx)
+	}
+	a.shutdown(context.WithoutCancel(ctx))
+	return runErr
+}
+
+// waitNextTick sleeps until the next loop_wait boundary, waking early when
+// the watch reports a change that can require action (DESIGN §2): the
+// leader key, the config, a failover request or a switchover.
+func (a *Agent) waitNextTick(ctx context.Context) {
+	now := a.now()
+	// A fixed cadence: an early wake-up does not move the scheduled tick.
+	if !a.nextTick.After(now) {
+		a.nextTick = a.nextTick.Add(a.dyn.LoopWait)
+		if a.nextTick.Before(now) {
+			a.nextTick = now.Add(a.dyn.LoopWait)
+		}
+	}
+	wake := a.nextTick
+	if a.leading && a.deadline.Before(wake) {
+		// Fence at the deadline itself, not at the next tick after it.
+		wake = a.deadline
+	}
+	timer := time.NewTimer(wake.Sub(now))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		case <-a.dcs.Notify():
+			if a.dcs.TakeChanges()&wakeOn != 0 {
+				return
+			}
+		}
+	}
+}
+
+const wakeOn = dcs.ChangeLeader | dcs.ChangeConfig | dcs.ChangeFailover | dcs.ChangeSwitchover | dcs.ChangeInitialize | dcs.ChangeReload
+
+// tick is one pass of observe → decide → act → publish.
+func (a *Agent) tick(ctx context.Context) error {
+	// A process waking from a freeze checks its lease deadline before
+	// anything else, and fences without touching etcd first.
+	if p, ok := fenceCheck(a.leaseState(), a.now()); ok {
+		a.note(p)
+		a.fence(ctx)
+	}
+	a.applyConfig()
+	a.renew(ctx)
+	snap := a.observe(ctx)
+	a.trackLeader(snap)
+	p := decide(snap)
+	a.note(p)
+	err := a.act(ctx, snap, p)
+	if !a.leading {
+		// Disarm on every path out of leadership; idempotent.
+		a.disarmWatchdog()
+	}
+	a.recordPlan(snap, p)
+	a.lastPlan = p
+	a.publish(ctx)
+	a.flushDecisions(ctx)
+	return err
+}
+
+// trackLeader follows leaderless episodes: when the leader was last seen
+// and when its absence was first observed.
+func (a *Agent) trackLeader(s Snapshot) {
+	if s.View == nil {
+		return
+	}
+	if l := s.View.LeaderName(); l != "" {
+		a.leaderLastSeen, a.previousLeader = s.Now, l
+		a.leaderlessSince, a.episodeRecorded = time.Time{}, false
+		return
+	}
+	if a.leaderlessSince.IsZero() {
+		a.leaderlessSince = s.Now
+	}
+}
+
+// recordPlan keeps the automatic decisions worth auditing: one stand-down
+// per member per leaderless episode, and every fence, demotion, in-place
+// restart and release. Won races are recorded by race itself.
+func (a *Agent) recordPlan(s Snapshot, p Plan) {
+	switch p.Action.Kind {
+	case ActWait:
+		if p.Election == nil || a.episodeRecorded {
+			return
+		}
+		a.episodeRecorded = true
+		a.record(Decision{Kind: "stood_down", Reason: p.Reason, PreviousLeader: a.previousLeader,
+			Candidates: electionRecord(p.Election), Timings: &Timings{LeaderLastSeen: a.leaderLastSeen, DetectedAt: a.leaderlessSince}})
+	case ActFence, ActDemote, ActStartPrimary, ActRelease:
+		if p.Action == a.lastPlan.Action && p.Reason == a.lastPlan.Reason {
+			return // once per transition
+		}
+		kind := map[ActionKind]string{ActFence: "fence", ActDemote: "demote", ActStartPrimary: "restart_primary", ActRelease: "release"}[p.Action.Kind]
+		a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: s.View.LeaderName()})
+	}
+}
+
+func (a *Agent) leaseState() LeaseState {
+	return LeaseState{Leading: a.leading, Deadline: a.deadline, ID: a.dcs.Lease()}
+}
+
+// note logs a plan once per transition (INFO), and at DEBUG while it repeats.
+func (a *Agent) note(p Plan) {
+	if p.Action == a.lastPlan.Action && p.Reason == a.lastPlan.Reason {
+		a.log.Debug("plan", "action", p.Action.Kind, "reason", p.Reason)
+		return
+	}
+	a.log.Info("decision", "action", p.Action.Kind, "leader", p.Action.Leader, "reason", p.Reason)
+}
+
+// applyConfig picks up the dynamic config from the cached view. A value
+// that fails validation is ignored with a warning: the last good one stays.
+func (a *Agent) applyConfig() {
+	v := a.dcs.View()
+	if v == nil || v.Config == nil {
+		return
+	}
+	dyn, err := ParseDynamicConfig(v.Config.Data)
+	if err != nil {
+		a.log.Warn("ignoring invalid dynamic config", "err", err)
+		return
+	}
+	if err := checkSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
+		a.log.Warn("ignoring dynamic config that breaks the safety margin", "err", err)
+		return
+	}
+	if dyn.TTL != a.dyn.TTL || dyn.LoopWait != a.dyn.LoopWait || dyn.RetryTimeout != a.dyn.RetryTimeout {
+		a.log.Info("timings changed", "ttl", dyn.TTL, "loop_wait", dyn.LoopWait, "retry_timeout", dyn.RetryTimeout)
+	}
+	if err := a.pg.SetDynamicParameters(dyn.PostgresParameters); err != nil {
+		a.log.Warn("ignoring cluster-wide PostgreSQL parameters", "err", err)
+	}
+	a.dyn = dyn
+}
+
+// ioContext bounds one etcd or PostgreSQL call: by retry_timeout, and while
+// leading also by the lease deadline, so no call can carry the leader past
+// the moment it must fence.
+func (a *Agent) ioContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := a.now().Add(a.dyn.RetryTimeout)
+	if a.leading && a.deadline.Before(d) {
+		d = a.deadline
+	}
+	return context.WithDeadline(ctx, d)
+}

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/regent-ha/regent/postgres"
+)
+
+// initdbTimeout bounds initdb, the first start and role setup.
+const initdbTimeout = 5 * time.Minute
+
+// bootstrap races for the initialize key; the winner creates the cluster:
+// initdb, start, roles, then initialize = system id, config = bootstrap.dcs,
+// and the leader key (patroni-compat.md §3.12). A failed bootstrap deletes
+// the initialize key and stops the agent, as Patroni does.
+func (a *Agent) bootstrap(ctx context.Context) error {
+	rctx, cancel := a.ioContext(ctx)
+	won, err := a.dcs.CreateInitialize(rctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("bootstrap race failed", "err", err)
+		return nil
+	}
+	if !won {
+		a.log.Info("another member won the bootstrap race")
+		return nil
+	}
+	a.log.Info("won the bootstrap race; initializing a new cluster")
+	if err := a.initCluster(ctx); err != nil {
+		a.abortBootstrap(ctx)
+		return fmt.Errorf("bootstrap failed: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) initCluster(ctx context.Context) error {
+	a.pgState, a.role = "initializing new cluster", "uninitialized"
+	ictx, cancel := context.WithTimeout(ctx, initdbTimeout)
+	defer cancel()
+	if err := a.pg.InitDB(ictx); err != nil {
+		return err
+	}
+	if _, err := a.pg.WriteHBA(nil); err != nil {
+		return err
+	}
+	if _, err := a.pg.ConfigurePrimary(); err != nil {
+		return err
+	}
+	if err := a.pg.Start(ictx); err != nil {
+		return err
+	}
+	a.pgState, a.role = "running", "primary"
+	if err := a.pg.SetupRoles(ictx); err != nil {
+		return err
+	}
+	st, err := a.pg.Status(ictx)
+	if err != nil {
+		return err
+	}
+	cfgJSON, err := a.cfg.BootstrapDCSJSON()
+	if err != nil {
+		return err
+	}
+	keys := a.dcs.Keys()
+	if err := a.dcs.SetInitialize(ictx, strconv.FormatUint(st.SystemID, 10)); err != nil {
+		return err
+	}
+	if _, err := a.dcs.CAS(ictx, keys.Config(), cfgJSON, 0); err != nil {
+		a.log.Warn("config key already present; keeping it", "err", err)
+	}
+	if a.dcs.Lease() == 0 {
+		if _, err := a.dcs.GrantLease(ictx, a.dyn.TTL); err != nil {
+			return err
+		}
+	}
+	sent := a.now()
+	if _, err := a.dcs.KeepAlive(ictx); err != nil {
+		return err
+	}
+	won, err := a.dcs.AcquireLeader(ictx, a.name)
+	if err != nil {
+		return err
+	}
+	if !won {
+		return errors.New("the leader key was taken during bootstrap")
+	}
+	a.leading = true
+	a.extendDeadline(sent)
+	if err := a.armWatchdog(); err != nil {
+		return fmt.Errorf("watchdog required but cannot be armed: %w", err)
+	}
+	a.log.Info("cluster initialized", "system_id", st.SystemID)
+	return nil
+}
+
+// abortBootstrap undoes a failed bootstrap so another attempt can start
+// clean: PostgreSQL stopped, data directory wiped, initialize deleted.
+func (a *Agent) abortBootstrap(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+		a.log.Warn("abort bootstrap: stop", "err", err)
+	}
+	if err := a.pg.WipeDataDir(); err != nil {
+		a.log.Warn("abort bootstrap: wipe data directory", "err", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeout)
+	defer cancel()
+	if err := a.dcs.DeleteInitialize(dctx); err != nil {
+		a.log.Warn("abort bootstrap: delete initialize key", "err", err)
+	}
+	if a.leading {
+		a.release(dctx)
+	}
+}
+
+// shutdown stops PostgreSQL (fast, escalating within stop_timeout) and only
+// then releases the leader key, so the replicas have the shutdown
+// checkpoint when they race. The member key is left to expire with the
+// lease, as Patroni does, showing state "stopped" meanwhile.
+func (a *Agent) shutdown(ctx context.Context) {
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.Postgres.StopTimeout+5*time.Second)
+	defer cancel()
+	a.pgState = "stopping"
+	mode, err := a.pg.Stop(sctx, postgres.StopFast, a.cfg.Postgres.StopTimeout)
+	if err != nil {
+		a.log.Error("stopping PostgreSQL failed", "err", err)
+	} else {
+		a.log.Info("PostgreSQL stopped", "mode", mode)
+		a.pgState = "stopped"
+	}
+	if a.leading {
+		a.release(sctx)
+	}
+	a.disarmWatchdog()
+	a.publish(sctx)
+	a.log.Info("agent stopped")
+}

@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
+)
+
+// Config is regent.yml: the local settings of one member. Each section is
+// owned by the package that consumes it; Config composes them and checks
+// the rules that cross sections.
+type Config struct {
+	Name      string             `yaml:"name"`
+	Scope     string             `yaml:"scope"`
+	Namespace string             `yaml:"namespace"`
+	Etcd      dcs.Config         `yaml:"etcd"`
+	RestAPI   restapi.Config     `yaml:"restapi"`
+	Postgres  postgres.Config    `yaml:"postgres"`
+	Watchdog  fencing.Config     `yaml:"watchdog"`
+	Fence     fencing.HookConfig `yaml:"fence"`
+	Tags      Tags               `yaml:"tags"`
+	Bootstrap BootstrapConfig    `yaml:"bootstrap"`
+	Log       LogConfig          `yaml:"log"`
+}
+
+// BootstrapConfig is used once, by the member that initializes the cluster.
+type BootstrapConfig struct {
+	// DCS is written verbatim to the config key (as Patroni does).
+	DCS map[string]any `yaml:"dcs"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// memberName: no "/" (it is part of a key), nothing that breaks a conninfo.
+var memberName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$`)
+
+// LoadConfig reads, decodes strictly, defaults and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(data)
+}
+
+// ParseConfig is LoadConfig on bytes.
+func ParseConfig(data []byte) (*Config, error) {
+	var c Config
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// SetDefaults fills unset fields of every section.
+func (c *Config) SetDefaults() {
+	if c.Namespace == "" {
+		c.Namespace = "/service/"
+	}
+	c.Etcd.SetDefaults()
+	c.RestAPI.SetDefaults()
+	c.Postgres.SetDefaults()
+	c.Watchdog.SetDefaults()
+	c.Fence.SetDefaults()
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// Validate checks every section and the cross-section rules.
+func (c *Config) Validate() error {
+	var errs []error
+	switch {
+	case c.Name == "":
+		errs = append(errs, errors.New("name: required"))
+	case !memberName.MatchString(c.Name):
+		errs = append(errs, fmt.Errorf("name: %q must be 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit", c.Name))
+	}
+	switch {
+	case c.Scope == "":
+		errs = append(errs, errors.New("scope: required"))
+	case strings.Contains(c.Scope, "/"):
+		errs = append(errs, fmt.Errorf("scope: %q must not contain '/'", c.Scope))
+	}
+	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate())
+	if _, err := c.Tags.failoverPriority(); err != nil {
+		errs = append(errs, fmt.Errorf("tags.failover_priority: %w", err))
+	}
+	if _, err := c.Log.level(); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	dyn, err := c.BootstrapDynamic()
+	if err != nil {
+		errs = append(errs, prefixErrors("bootstrap.dcs.", err))
+	} else {
+		errs = append(errs, checkSafetyMargin(dyn, c.Watchdog))
+	}
+	return errors.Join(errs...)
+}
+
+// checkSafetyMargin: the leader fences at t_renew + ttl − safety_margin and
+// the watchdog fires ttl − safety_margin after its last keepalive; both must
+// come before etcd can expire the lease, and a healthy leader must renew
+// (every loop_wait) well inside its own window.
+func checkSafetyMargin(dyn DynamicConfig, wd fencing.Config) error {
+	if err := fencing.CheckTiming(dyn.TTL, dyn.LoopWait, wd.SafetyMargin); err != nil {
+		return err
+	}
+	if wd.SafetyMargin < dyn.LoopWait+1e9 {
+		return fmt.Errorf("watchdog.safety_margin: %s must be ≥ loop_wait + 1s (%s)", wd.SafetyMargin, dyn.LoopWait+1e9)
+	}
+	if wd.SafetyMargin >= dyn.TTL-dyn.LoopWait {
+		return fmt.Errorf("watchdog.safety_margin: %s must be < ttl − loop_wait (%s)", wd.SafetyMargin, dyn.TTL-dyn.LoopWait)
+	}
+	return nil
+}
+
+// BootstrapDynamic parses bootstrap.dcs strictly (unknown keys are errors).
+func (c *Config) BootstrapDynamic() (DynamicConfig, error) {
+	if c.Bootstrap.DCS == nil {
+		return DefaultDynamicConfig(), nil
+	}
+	// Round-trip through JSON so values have the types the config key will hold.
+	raw, err := json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+	if err != nil {
+		return DynamicConfig{}, fmt.Errorf("not representable as JSON: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return DynamicConfig{}, err
+	}
+	return dynamicConfigFromMap(m, true)
+}
+
+// BootstrapDCSJSON is the JSON written to the config key at bootstrap.
+func (c *Config) BootstrapDCSJSON() ([]byte, error) {
+	if c.Bootstrap.DCS == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+}
+
+// normalizeYAML turns map[any]any (from nested YAML) into map[string]any.
+func normalizeYAML(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[k] = normalizeYAML(e)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[fmt.Sprint(k)] = normalizeYAML(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = normalizeYAML(e)
+		}
+		return out
+	}
+	return v
+}
+
+func prefixErrors(prefix string, err error) error {
+	var parts []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		parts = append(parts, errors.New(prefix+line))
+	}
+	return errors.Join(parts...)
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
+
+// NewLogger builds the agent's logger from the log section.
+func (l LogConfig) NewLogger(w *os.File) *slog.Logger {
+	lv, _ := l.level()
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

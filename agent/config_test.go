@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodConfig = `
+name: pg1
+scope: demo
+namespace: /service/
+etcd:
+  endpoints: [http://127.0.0.1:2379]
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+postgres:
+  data_dir: /var/lib/regent/pg1
+  bin_dir: /usr/lib/postgresql/15/bin
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  superuser: {username: postgres, password: ${PGSUPERPASS}}
+  replication: {username: replicator, password: ${PGREPLPASS}}
+  parameters: {max_connections: 100}
+  pg_hba:
+    - host all all 127.0.0.1/32 scram-sha-256
+watchdog: {mode: off}
+tags: {nofailover: false}
+bootstrap:
+  dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
+`
+
+func TestParseConfigAcceptsTheDocumentedShape(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "s3cret$x")
+	t.Setenv("PGREPLPASS", "r3pl")
+	c, err := ParseConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	if got := c.Postgres.Superuser.Password.Reveal(); got != "s3cret$x" {
+		t.Errorf("superuser password = %q, want the environment's value", got)
+	}
+	if c.Postgres.Parameters["max_connections"] != 100 {
+		t.Errorf("parameters = %v", c.Postgres.Parameters)
+	}
+	dyn, err := c.BootstrapDynamic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dyn.TTL != 10*time.Second || dyn.LoopWait != time.Second || dyn.MaximumLagOnFailover != 1<<20 {
+		t.Errorf("bootstrap dynamic config = %+v", dyn)
+	}
+	js, err := c.BootstrapDCSJSON()
+	if err != nil || !strings.Contains(string(js), `"ttl":10`) {
+		t.Errorf("bootstrap JSON = %s, %v", js, err)
+	}
+}
+
+// TestParseConfigNamesTheBadKey: every refusal names the key and the problem.
+func TestParseConfigNamesTheBadKey(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(string) string
+		wantParts []string
+	}{
+		{"typo'd key", func(s string) string { return strings.Replace(s, "  data_dir:", "  datadir:", 1) },
+			[]string{"postgres.datadir: unknown key", `did you mean "data_dir"`}},
+		{"typo'd top-level key", func(s string) string { return strings.Replace(s, "scope:", "scpoe:", 1) },
+			[]string{"scpoe: unknown key"}},
+		{"wrong type", func(s string) string {
+			return strings.Replace(s, "endpoints: [http://127.0.0.1:2379]", "endpoints: {a: b}", 1)
+		}, []string{"etcd.endpoints:"}},
+		{"section of the wrong kind", func(s string) string { return strings.Replace(s, "watchdog: {mode: off}", "watchdog: off", 1) },
+			[]string{"watchdog: must be a mapping"}},
+		{"missing data_dir", func(s string) string { return strings.Replace(s, "  data_dir: /var/lib/regent/pg1\n", "", 1) },
+			[]string{"postgres.data_dir"}},
+		{"missing name", func(s string) string { return strings.Replace(s, "name: pg1\n", "", 1) },
+			[]string{"name: required"}},
+		{"member name with a slash", func(s string) string { return strings.Replace(s, "name: pg1", "name: pg/1", 1) },
+			[]string{`name: "pg/1"`}},
+		{"timings break loop_wait + 2·retry_timeout ≤ ttl", func(s string) string {
+			return strings.Replace(s, "retry_timeout: 3", "retry_timeout: 5", 1)
+		}, []string{"bootstrap.dcs.loop_wait", "must be ≤ ttl"}},
+		{"ttl not a number", func(s string) string { return strings.Replace(s, "ttl: 10", "ttl: abc", 1) },
+			[]string{"bootstrap.dcs.ttl", `"abc" is not a number`}},
+		{"unknown dynamic key", func(s string) string { return strings.Replace(s, "ttl: 10", "tll: 10", 1) },
+			[]string{"bootstrap.dcs.tll: unknown key"}},
+		{"bad watchdog mode", func(s string) string { return strings.Replace(s, "mode: off", "mode: sometimes", 1) },
+			[]string{"watchdog.mode"}},
+		{"unset environment variable", func(s string) string { return strings.Replace(s, "${PGREPLPASS}", "${NOPE_NOT_SET}", 1) },
+			[]string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
+		{"not YAML", func(string) string { return "name: [unclosed" }, []string{"not valid YAML"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PGSUPERPASS", "x")
+			t.Setenv("PGREPLPASS", "y")
+			_, err := ParseConfig([]byte(tt.edit(goodConfig)))
+			if err == nil {
+				t.Fatal("ParseConfig accepted a bad config")
+			}
+			for _, want := range tt.wantParts {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSafetyMarginMustFitTheTimings(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	cfg := strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off, safety_margin: 9s}", 1)
+	_, err := ParseConfig([]byte(cfg))
+	if err == nil || !strings.Contains(err.Error(), "watchdog.safety_margin") {
+		t.Fatalf("err = %v, want a watchdog.safety_margin error", err)
+	}
+}
+
+func TestParseDynamicConfigIsLenientLikePatroni(t *testing.T) {
+	c, err := ParseDynamicConfig([]byte(`{"ttl": "20", "loop_wait": 2, "pause": "on", "unknown_key": {"x": 1}, "postgresql": {"parameters": {"work_mem": "8MB"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TTL != 20*time.Second || c.LoopWait != 2*time.Second || !c.Pause || c.PostgresParameters["work_mem"] != "8MB" {
+		t.Errorf("parsed %+v", c)
+	}
+	if c, err := ParseDynamicConfig([]byte(`not json`)); err != nil || c.TTL != DefaultTTL {
+		t.Errorf("unparsable value must count as {}: %+v, %v", c, err)
+	}
+	if _, err := ParseDynamicConfig([]byte(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 3}`)); err == nil {
+		t.Error("ttl 5 with retry_timeout 3 must break the timing rule")
+	}
+}

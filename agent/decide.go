@@ -1,0 +1,242 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// decide is the HA loop's brain: a pure function from one Snapshot to one
+// Plan. It does no I/O and reads no clock; every branch is table-tested.
+// The rules are ordered: the first that applies wins.
+func decide(s Snapshot) Plan {
+	if p, ok := fenceCheck(s.Lease, s.Now); ok {
+		return p
+	}
+	if s.View == nil {
+		return plan(ActWait, "", "no cluster view from etcd yet")
+	}
+	if s.PG.DataDirEmpty {
+		return decideEmptyDataDir(s)
+	}
+	if p, ok := checkSystemID(s); ok {
+		return p
+	}
+	if !s.PG.Running {
+		return decideStopped(s)
+	}
+	return decideRunning(s)
+}
+
+// fenceCheck is the safety invariant (DESIGN §2): a leader past
+// t_renew + ttl − safety_margin stops serving writes before etcd can expire
+// its lease. The loop also calls it first thing on every tick, before any
+// I/O, so a process waking from a freeze fences before doing anything else.
+func fenceCheck(l LeaseState, now time.Time) (Plan, bool) {
+	if !l.Leading || now.Before(l.Deadline) {
+		return Plan{}, false
+	}
+	return plan(ActFence, "", "lease deadline passed %s ago (no acknowledged renewal in time); fencing: immediate stop, restart read-only",
+		now.Sub(l.Deadline).Round(time.Millisecond)), true
+}
+
+func decideEmptyDataDir(s Snapshot) Plan {
+	leader := s.leaderName()
+	switch {
+	case leader == s.Name:
+		if s.Lease.Leading {
+			return plan(ActRelease, "", "I hold the leader key but my data directory is empty; releasing it")
+		}
+		return plan(ActWait, "", "leader key names me but my data directory is empty; waiting for the key to expire")
+	case leader != "":
+		if _, ok := s.member(leader); !ok {
+			return plan(ActWait, "", "data directory is empty; waiting for leader %s to publish its member key", leader)
+		}
+		return plan(ActClone, leader, "data directory is empty; cloning from leader %s", leader)
+	case s.View.Initialize == nil:
+		if s.Tags.NoFailover() {
+			return plan(ActWait, "", "cluster is not initialized and I am tagged nofailover; waiting for another member to bootstrap it")
+		}
+		if !s.ViewFresh {
+			return plan(ActWait, "", "cluster view is stale; not bootstrapping")
+		}
+		return plan(ActBootstrap, "", "cluster is not initialized; racing to bootstrap it")
+	case *s.View.Initialize == "":
+		return plan(ActWait, "", "another member is bootstrapping the cluster")
+	default:
+		return plan(ActWait, "", "cluster is initialized but has no leader to clone from")
+	}
+}
+
+// checkSystemID refuses to run a data directory that belongs to another
+// cluster: joining it would corrupt both.
+func checkSystemID(s Snapshot) (Plan, bool) {
+	init := s.View.Initialize
+	if init == nil || *init == "" || s.PG.SystemID == 0 {
+		return Plan{}, false
+	}
+	want, err := strconv.ParseUint(*init, 10, 64)
+	if err != nil || want == s.PG.SystemID {
+		return Plan{}, false
+	}
+	return plan(ActRefuse, "", "database system identifier %d differs from the cluster's %d (initialize key): this data directory belongs to another cluster; refusing to join",
+		s.PG.SystemID, want), true
+}
+
+func decideStopped(s Snapshot) Plan {
+	if s.Lease.Leading {
+		down := s.Now.Sub(s.PG.DownSince)
+		if s.PG.DownSince.IsZero() || down < s.Config.PrimaryStartTimeout {
+			return plan(ActStartPrimary, "", "PostgreSQL is not running on the leader; restarting it in place (down %s of primary_start_timeout %s)",
+				down.Round(time.Millisecond), s.Config.PrimaryStartTimeout)
+		}
+		return plan(ActRelease, "", "PostgreSQL has been down %s ≥ primary_start_timeout %s; releasing the leader key so a replica takes over",
+			down.Round(time.Millisecond), s.Config.PrimaryStartTimeout)
+	}
+	switch leader := s.leaderName(); leader {
+	case s.Name:
+		return plan(ActStartReplica, "", "leader key names me from an earlier session; starting read-only until it expires")
+	case "":
+		return plan(ActStartReplica, "", "PostgreSQL is not running and the cluster has no leader; starting read-only")
+	default:
+		return plan(ActStartReplica, leader, "PostgreSQL is not running; starting as a replica of %s", leader)
+	}
+}
+
+func decideRunning(s Snapshot) Plan {
+	st := s.PG.Status
+	leader := s.leaderName()
+	if s.Lease.Leading {
+		if !s.WatchdogUsable {
+			return plan(ActRelease, "", "watchdog is required but unusable; stepping down: demote, then release the leader key")
+		}
+		if st.InRecovery {
+			return plan(ActPromote, "", "I hold the leader key and PostgreSQL is in recovery; promoting")
+		}
+		return plan(ActLead, "", "leading: PostgreSQL is the primary and the lease is held")
+	}
+	if !st.InRecovery {
+		// A writable PostgreSQL without the lease: safety first, always.
+		switch leader {
+		case "":
+			return plan(ActDemote, "", "PostgreSQL is a primary but the cluster has no leader and I do not hold the lease; demoting before racing as a replica")
+		case s.Name:
+			return plan(ActDemote, "", "PostgreSQL is a primary but the leader key naming me belongs to an earlier session; demoting")
+		default:
+			return plan(ActDemote, leader, "PostgreSQL is a primary but %s holds the leader key; demoting", leader)
+		}
+	}
+	switch {
+	case s.staleOwnKey():
+		return plan(ActRelease, "", "the leader key is still on my lease although I no longer lead; releasing it so the cluster can elect")
+	case leader == s.Name:
+		return plan(ActWait, "", "leader key names me from an earlier session; waiting for it to expire")
+	case leader == "":
+		return decideElection(s)
+	default:
+		return plan(ActFollow, leader, "following leader %s", leader)
+	}
+}
+
+// decideElection runs when the cluster has no leader and this member is a
+// running replica: race only when eligible and no reachable eligible peer
+// is ahead (WAL position, then failover_priority, then name), so usually
+// exactly one member races (DESIGN §4).
+func decideElection(s Snapshot) Plan {
+	e := elect(s)
+	if !e.Race {
+		return Plan{Action: Action{Kind: ActWait}, Reason: "not racing for the leader key: " + strings.Join(e.Self.Reasons, "; "), Election: &e}
+	}
+	var others []string
+	for _, c := range e.Candidates {
+		others = append(others, c.String())
+	}
+	reason := fmt.Sprintf("leader key gone; I am the most advanced eligible member (%s tl%d", e.Self.WAL, e.Self.Timeline)
+	if len(others) > 0 {
+		reason += "; peers: " + strings.Join(others, ", ")
+	}
+	return Plan{Action: Action{Kind: ActRace}, Reason: reason + "); racing", Election: &e}
+}
+
+// elect evaluates the candidate rules for this member against its peers.
+// Self.Reasons lists why it must not race; empty means it races.
+func elect(s Snapshot) Election {
+	st := s.PG.Status
+	self := Candidate{Name: s.Name, Reachable: true, WAL: st.WALPosition(), Timeline: int(st.Timeline), Priority: s.Tags.FailoverPriority()}
+	var block []string
+	if !s.ViewFresh {
+		block = append(block, "cluster view is stale")
+	}
+	if s.Tags.NoFailover() {
+		block = append(block, "tag nofailover")
+	}
+	if !s.WatchdogUsable {
+		block = append(block, "watchdog required but unusable")
+	}
+	if tl := s.View.Timeline(); self.Timeline < tl {
+		block = append(block, fmt.Sprintf("timeline %d is behind the cluster timeline %d", self.Timeline, tl))
+	}
+	if optime := s.View.Status.Optime; optime > uint64(self.WAL) && int64(optime-uint64(self.WAL)) > s.Config.MaximumLagOnFailover {
+		block = append(block, fmt.Sprintf("lag %s > maximum_lag_on_failover %s (last known leader position %d, mine %s)",
+			formatBytes(int64(optime-uint64(self.WAL))), formatBytes(s.Config.MaximumLagOnFailover), optime, self.WAL))
+	}
+	peers := append([]PeerStatus(nil), s.Peers...)
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	var cands []Candidate
+	for _, p := range peers {
+		c, why := comparePeer(self, p)
+		cands = append(cands, c)
+		if why != "" {
+			block = append(block, why)
+		}
+	}
+	self.Eligible = len(block) == 0
+	self.Reasons = block
+	return Election{Self: self, Candidates: cands, Race: self.Eligible}
+}
+
+// comparePeer returns the peer as a candidate and, when the peer must win
+// over self, the reason self stands down.
+func comparePeer(self Candidate, p PeerStatus) (Candidate, string) {
+	c := Candidate{Name: p.Name, Reachable: p.Reachable, WAL: p.WAL, Timeline: p.Timeline, Priority: p.Priority}
+	switch {
+	case !p.Reachable:
+		c.Reasons = append(c.Reasons, "unreachable")
+		return c, ""
+	case !p.InRecovery:
+		c.Reasons = append(c.Reasons, "running as a primary")
+		return c, fmt.Sprintf("%s is running as a primary", p.Name)
+	case p.NoFailover:
+		c.Reasons = append(c.Reasons, "tag nofailover")
+		return c, ""
+	case p.WatchdogFailed:
+		c.Reasons = append(c.Reasons, "watchdog failed")
+		return c, ""
+	}
+	c.Eligible = true
+	switch {
+	case p.WAL > self.WAL:
+		return c, fmt.Sprintf("%s is more advanced (%s > %s)", p.Name, p.WAL, self.WAL)
+	case p.WAL < self.WAL:
+		return c, ""
+	case p.Priority > self.Priority:
+		return c, fmt.Sprintf("%s is equally advanced (%s) with a higher failover_priority (%d > %d)", p.Name, p.WAL, p.Priority, self.Priority)
+	case p.Priority == self.Priority && p.Name < self.Name:
+		return c, fmt.Sprintf("%s is equally advanced (%s) and wins the tie-break by name", p.Name, p.WAL)
+	}
+	return c, ""
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

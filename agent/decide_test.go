@@ -1,0 +1,306 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func strp(s string) *string { return &s }
+func u64p(v uint64) *uint64 { return &v }
+
+// view builds a cluster view: leader "" = unlocked.
+func view(leader string, members ...string) *dcs.Cluster {
+	c := &dcs.Cluster{Initialize: strp("7000000000000000001"), Members: map[string]dcs.Member{}}
+	if leader != "" {
+		c.Leader = &dcs.Leader{Name: leader}
+	}
+	for _, m := range members {
+		c.Members[m] = dcs.Member{ConnURL: "postgres://127.0.0.1:5432/postgres", APIURL: "http://127.0.0.1:8008/patroni", Timeline: 1}
+	}
+	return c
+}
+
+func replica(wal postgres.LSN) PGState {
+	return PGState{Running: true, SystemID: 7000000000000000001,
+		Status: postgres.Status{Running: true, InRecovery: true, Timeline: 1, ReceiveLSN: wal, ReplayLSN: wal, SystemID: 7000000000000000001, Streaming: true}}
+}
+
+func primary(wal postgres.LSN) PGState {
+	return PGState{Running: true, SystemID: 7000000000000000001,
+		Status: postgres.Status{Running: true, Timeline: 1, CurrentLSN: wal, SystemID: 7000000000000000001}}
+}
+
+func snap(mut ...func(*Snapshot)) Snapshot {
+	s := Snapshot{Now: t0, Name: "pg2", Config: DefaultDynamicConfig(), View: view("pg1", "pg1", "pg2", "pg3"), ViewFresh: true, PG: replica(0x5000000), WatchdogUsable: true}
+	for _, m := range mut {
+		m(&s)
+	}
+	return s
+}
+
+func peer(name string, wal postgres.LSN) PeerStatus {
+	return PeerStatus{Name: name, Reachable: true, InRecovery: true, WAL: wal, Timeline: 1}
+}
+
+func unlocked(s *Snapshot) { s.View.Leader = nil }
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name       string
+		snap       Snapshot
+		wantAction Action
+		wantReason string // substring
+	}{
+		{"leader past its deadline fences before anything else",
+			snap(func(s *Snapshot) {
+				s.PG = primary(0x5000000)
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(-time.Millisecond)}
+				s.View = nil // even without a view
+			}),
+			Action{Kind: ActFence}, "lease deadline passed"},
+		{"leader exactly at its deadline fences",
+			snap(func(s *Snapshot) {
+				s.PG = primary(0x5000000)
+				s.Lease = LeaseState{Leading: true, Deadline: t0}
+			}),
+			Action{Kind: ActFence}, "deadline passed"},
+		{"leader within its deadline leads",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.PG = primary(0x5000000)
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+			}),
+			Action{Kind: ActLead}, "leading"},
+		{"leader whose required watchdog became unusable steps down",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.PG = primary(0x5000000)
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+				s.WatchdogUsable = false
+			}),
+			Action{Kind: ActRelease}, "watchdog is required but unusable"},
+		{"leader still in recovery promotes",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+			}),
+			Action{Kind: ActPromote}, "promoting"},
+		{"no view yet waits",
+			snap(func(s *Snapshot) { s.View = nil }),
+			Action{Kind: ActWait}, "no cluster view"},
+		{"empty data dir, uninitialized cluster: bootstrap",
+			snap(func(s *Snapshot) {
+				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+			}),
+			Action{Kind: ActBootstrap}, "not initialized"},
+		{"empty data dir, nofailover never bootstraps",
+			snap(func(s *Snapshot) {
+				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+				s.Tags = Tags{"nofailover": true}
+			}),
+			Action{Kind: ActWait}, "nofailover"},
+		{"empty data dir, stale view does not bootstrap",
+			snap(func(s *Snapshot) {
+				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+				s.ViewFresh = false
+			}),
+			Action{Kind: ActWait}, "stale"},
+		{"empty data dir while another member bootstraps waits",
+			snap(func(s *Snapshot) {
+				s.View = &dcs.Cluster{Initialize: strp(""), Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+			}),
+			Action{Kind: ActWait}, "another member is bootstrapping"},
+		{"empty data dir with a leader clones",
+			snap(func(s *Snapshot) { s.PG = PGState{DataDirEmpty: true} }),
+			Action{Kind: ActClone, Leader: "pg1"}, "cloning from leader pg1"},
+		{"empty data dir, leader without a member key yet waits",
+			snap(func(s *Snapshot) { s.PG = PGState{DataDirEmpty: true}; delete(s.View.Members, "pg1") }),
+			Action{Kind: ActWait}, "waiting for leader pg1 to publish"},
+		{"empty data dir, initialized, no leader waits",
+			snap(func(s *Snapshot) { unlocked(s); s.PG = PGState{DataDirEmpty: true} }),
+			Action{Kind: ActWait}, "no leader to clone from"},
+		{"foreign system id refuses to join",
+			snap(func(s *Snapshot) { s.PG.SystemID = 42 }),
+			Action{Kind: ActRefuse}, "belongs to another cluster"},
+		{"stopped replica starts following the leader",
+			snap(func(s *Snapshot) { s.PG = PGState{SystemID: 7000000000000000001} }),
+			Action{Kind: ActStartReplica, Leader: "pg1"}, "starting as a replica of pg1"},
+		{"stopped, no leader: start read-only",
+			snap(func(s *Snapshot) { unlocked(s); s.PG = PGState{} }),
+			Action{Kind: ActStartReplica}, "starting read-only"},
+		{"stopped, stale leader key naming me: start read-only",
+			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"}; s.PG = PGState{} }),
+			Action{Kind: ActStartReplica}, "earlier session"},
+		{"crashed primary within primary_start_timeout restarts in place",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.PG = PGState{DownSince: t0.Add(-3 * time.Second)}
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
+			}),
+			Action{Kind: ActStartPrimary}, "restarting it in place"},
+		{"crashed primary past primary_start_timeout releases the lease",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.PG = PGState{DownSince: t0.Add(-11 * time.Second)}
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
+			}),
+			Action{Kind: ActRelease}, "primary_start_timeout"},
+		{"primary without the lease while another leads demotes",
+			snap(func(s *Snapshot) { s.PG = primary(0x5000000) }),
+			Action{Kind: ActDemote, Leader: "pg1"}, "pg1 holds the leader key"},
+		{"primary without the lease in an unlocked cluster demotes, never takes the key back",
+			snap(func(s *Snapshot) { unlocked(s); s.PG = primary(0x9000000) }),
+			Action{Kind: ActDemote}, "demoting before racing"},
+		{"primary under a leader key from an earlier session demotes",
+			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"}; s.PG = primary(0x5000000) }),
+			Action{Kind: ActDemote}, "earlier session"},
+		{"running replica follows the leader",
+			snap(),
+			Action{Kind: ActFollow, Leader: "pg1"}, "following leader pg1"},
+		{"replica whose own current lease still carries the leader key releases it",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2", Lease: 77}
+				s.Lease = LeaseState{ID: 77}
+			}),
+			Action{Kind: ActRelease}, "still on my lease"},
+		{"replica under a stale leader key naming me waits",
+			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"} }),
+			Action{Kind: ActWait}, "waiting for it to expire"},
+		{"unlocked: most advanced replica races",
+			snap(func(s *Snapshot) {
+				unlocked(s)
+				s.Peers = []PeerStatus{peer("pg3", 0x4000000)}
+			}),
+			Action{Kind: ActRace}, "most advanced"},
+		{"unlocked: a more advanced peer wins",
+			snap(func(s *Snapshot) {
+				unlocked(s)
+				s.Peers = []PeerStatus{peer("pg3", 0x6000000)}
+			}),
+			Action{Kind: ActWait}, "pg3 is more advanced"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide(tt.snap)
+			if d := cmp.Diff(tt.wantAction, got.Action); d != "" {
+				t.Errorf("action (-want +got):\n%s\nreason: %s", d, got.Reason)
+			}
+			if !strings.Contains(got.Reason, tt.wantReason) {
+				t.Errorf("reason %q does not contain %q", got.Reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestElection covers the candidate rules and the tie-break (DESIGN §4).
+func TestElection(t *testing.T) {
+	tests := []struct {
+		name     string
+		mut      func(*Snapshot)
+		wantRace bool
+		want     string // substring of the reasons (not racing) or the plan reason
+	}{
+		{"alone and eligible races", func(s *Snapshot) {}, true, "racing"},
+		{"equal LSN, smaller name wins the tie", func(s *Snapshot) {
+			s.Peers = []PeerStatus{peer("pg3", 0x5000000)}
+		}, true, "racing"},
+		{"equal LSN, larger name stands down", func(s *Snapshot) {
+			s.Peers = []PeerStatus{peer("pg1", 0x5000000)}
+		}, false, "pg1 is equally advanced (0/5000000) and wins the tie-break by name"},
+		{"equal LSN, higher failover_priority wins over name", func(s *Snapshot) {
+			s.Tags = Tags{"failover_priority": 2}
+			s.Peers = []PeerStatus{peer("pg1", 0x5000000)}
+		}, true, "racing"},
+		{"equal LSN, peer with higher failover_priority wins", func(s *Snapshot) {
+			p := peer("pg3", 0x5000000)
+			p.Priority = 1
+			s.Peers = []PeerStatus{p}
+		}, false, "higher failover_priority"},
+		{"unreachable peer is skipped", func(s *Snapshot) {
+			s.Peers = []PeerStatus{{Name: "pg1", Err: "connection refused"}}
+		}, true, "pg1 unreachable"},
+		{"more advanced but nofailover peer is skipped", func(s *Snapshot) {
+			p := peer("pg3", 0x9000000)
+			p.NoFailover = true
+			s.Peers = []PeerStatus{p}
+		}, true, "racing"},
+		{"more advanced peer with a failed watchdog is skipped", func(s *Snapshot) {
+			p := peer("pg3", 0x9000000)
+			p.WatchdogFailed = true
+			s.Peers = []PeerStatus{p}
+		}, true, "racing"},
+		{"a peer still running as primary blocks the race", func(s *Snapshot) {
+			p := peer("pg1", 0x1000000)
+			p.InRecovery = false
+			s.Peers = []PeerStatus{p}
+		}, false, "pg1 is running as a primary"},
+		{"nofailover never races", func(s *Snapshot) {
+			s.Tags = Tags{"nofailover": "true"}
+		}, false, "tag nofailover"},
+		{"lag beyond maximum_lag_on_failover never races", func(s *Snapshot) {
+			s.View.Status.Optime = 0x5000000 + 2<<20
+		}, false, "lag 2.0 MB > maximum_lag_on_failover 1.0 MB"},
+		{"lag within maximum_lag_on_failover races", func(s *Snapshot) {
+			s.View.Status.Optime = 0x5000000 + 1<<20
+		}, true, "racing"},
+		{"timeline behind the cluster never races", func(s *Snapshot) {
+			s.View.History = []dcs.HistoryEntry{{Timeline: 1, SwitchLSN: 0x4000000}}
+		}, false, "timeline 1 is behind the cluster timeline 2"},
+		{"stale view never races", func(s *Snapshot) { s.ViewFresh = false }, false, "stale"},
+		{"unusable required watchdog never races", func(s *Snapshot) { s.WatchdogUsable = false }, false, "watchdog required but unusable"},
+		{"receive LSN ahead of replay counts", func(s *Snapshot) {
+			s.PG.Status.ReceiveLSN = 0x7000000
+			s.Peers = []PeerStatus{peer("pg1", 0x6000000)}
+		}, true, "0/7000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := snap(unlocked, tt.mut)
+			got := decide(s)
+			if (got.Action.Kind == ActRace) != tt.wantRace {
+				t.Fatalf("race = %v, want %v: %s", got.Action.Kind == ActRace, tt.wantRace, got.Reason)
+			}
+			if !strings.Contains(got.Reason, tt.want) {
+				t.Errorf("reason %q does not contain %q", got.Reason, tt.want)
+			}
+			if got.Election == nil {
+				t.Fatal("an election plan must carry its Election record")
+			}
+		})
+	}
+}
+
+// TestOnlyOneRacerAmongEqualPeers: with every member seeing the same
+// positions, exactly one of them races.
+func TestOnlyOneRacerAmongEqualPeers(t *testing.T) {
+	names := []string{"pg1", "pg2", "pg3"}
+	racers := 0
+	for _, me := range names {
+		s := snap(unlocked, func(s *Snapshot) {
+			s.Name = me
+			for _, n := range names {
+				if n != me {
+					s.Peers = append(s.Peers, peer(n, 0x5000000))
+				}
+			}
+		})
+		if decide(s).Action.Kind == ActRace {
+			racers++
+		}
+	}
+	if racers != 1 {
+		t.Errorf("%d members race, want exactly 1", racers)
+	}
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
+)
+
+// DCS is what the agent needs from etcd; *dcs.Client implements it and
+// dcs/dcstest.Fake stands in for it in unit tests.
+type DCS interface {
+	Keys() dcs.Keys
+	Lease() int64
+	GrantLease(ctx context.Context, ttl time.Duration) (int64, error)
+	KeepAlive(ctx context.Context) (sent time.Time, err error)
+	AcquireLeader(ctx context.Context, name string) (bool, error)
+	CheckLeader(ctx context.Context, name string) error
+	ReleaseLeader(ctx context.Context, name string) error
+	PutMember(ctx context.Context, name string, m dcs.Member) error
+	CreateInitialize(ctx context.Context) (bool, error)
+	SetInitialize(ctx context.Context, sysid string) error
+	DeleteInitialize(ctx context.Context) error
+	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string, modRev int64) error
+	Load(ctx context.Context) (*dcs.Cluster, error)
+	View() *dcs.Cluster
+	Notify() <-chan struct{}
+	TakeChanges() dcs.Change
+	LastContact() time.Time
+}
+
+// Postgres is what the agent needs from the local instance; *postgres.Instance
+// implements it.
+type Postgres interface {
+	Status(ctx context.Context) (postgres.Status, error)
+	DataDirEmpty() (bool, error)
+	ControlData(ctx context.Context) (postgres.ControlData, error)
+	InitDB(ctx context.Context) error
+	SetupRoles(ctx context.Context) error
+	ConfigurePrimary() (bool, error)
+	ConfigureStandby(up *postgres.Upstream) (bool, error)
+	Start(ctx context.Context) error
+	Stop(ctx context.Context, from postgres.StopMode, budget time.Duration) (postgres.StopMode, error)
+	Promote(ctx context.Context) error
+	Checkpoint(ctx context.Context) error
+	Reload(ctx context.Context) error
+	Clone(ctx context.Context, from postgres.Upstream) error
+	Rewind(ctx context.Context, from postgres.Upstream) error
+	WipeDataDir() error
+	TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error)
+	EnsureSlots(ctx context.Context, members []string) error
+	WriteHBA(memberHosts []string) (bool, error)
+	SetDynamicParameters(params map[string]any) error
+}
+
+// Watchdog is the hardware watchdog as the loop drives it; *fencing.Watchdog
+// implements it. Keepalive is called only right after an acknowledged lease
+// renewal, from the loop itself, so a stuck loop leads to a reset.
+type Watchdog interface {
+	Arm(timeout time.Duration) error
+	Keepalive() error
+	Disarm() error
+	Usable() bool
+	Status() fencing.Status
+}
+
+// FenceHook runs the operator's STONITH command against a former leader.
+type FenceHook interface {
+	Run(ctx context.Context, target, targetConnURL, scope string) (fencing.HookResult, error)
+}
+
+// Publisher receives the state the REST API serves; *restapi.Server implements it.
+type Publisher interface {
+	Publish(*restapi.Snapshot)
+}
+
+// PeerFetcher asks other members for their status (GET api_url).
+type PeerFetcher interface {
+	Fetch(ctx context.Context, members map[string]dcs.Member) []PeerStatus
+}

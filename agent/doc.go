@@ -1,0 +1,17 @@
+// Package agent is Regent's HA loop: every loop_wait (and at once on a
+// watch event) it observes an immutable Snapshot (the etcd view, the local
+// PostgreSQL, its own lease), decides with the pure function decide, acts,
+// and publishes its state to the REST API and its member key.
+//
+// The safety invariant lives here (DESIGN §2): PostgreSQL serves writes
+// only while this agent holds the leader lease. The leader moves its
+// deadline to t_send + ttl − safety_margin only after an acknowledged
+// renewal, fences itself (immediate stop) once past it — checked first on
+// every tick, before any I/O, so a process waking from a freeze fences
+// before anything else — and never re-creates a leader key it lost.
+//
+// agent also composes regent.yml (Config) from the sections owned by dcs,
+// postgres, restapi and fencing, and parses the dynamic config key.
+// It talks to etcd and PostgreSQL only through the DCS and Postgres
+// interfaces it declares.
+package agent

@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// memberRefresh bounds how often a changing WAL position alone causes an
+// etcd write (member key, status key): an idle cluster writes nothing.
+const memberRefresh = 10 * time.Second
+
+// race tries to take the leader key and, on winning, promotes. The
+// keepalive right before the attempt gives a fresh deadline; the local
+// state is re-checked after winning and before promoting.
+func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
+	fenced, ok := a.fenceOldLeader(ctx, s)
+	if !ok {
+		a.record(Decision{Kind: "fence_failed", Reason: fmt.Sprintf("fence.command against %s failed (%s); not promoting over a leader that may still be alive", fenced.Target, fenced.Error),
+			PreviousLeader: a.previousLeader, Candidates: electionRecord(p.Election), Fence: fenced})
+		return fmt.Errorf("race: fence.command against %s failed: %s", fenced.Target, fenced.Error)
+	}
+	rctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	sent := a.now()
+	if _, err := a.dcs.KeepAlive(rctx); err != nil {
+		return fmt.Errorf("race: keepalive: %w", err)
+	}
+	won, err := a.dcs.AcquireLeader(rctx, a.name)
+	if err != nil {
+		return fmt.Errorf("race: %w", err)
+	}
+	if !won {
+		a.log.Info("lost the leader race")
+		return nil
+	}
+	a.leading = true
+	a.extendDeadline(sent)
+	electedAt := time.Now()
+	if err := a.armWatchdog(); err != nil {
+		a.release(ctx)
+		return fmt.Errorf("race: watchdog required but cannot be armed; released the leader key: %w", err)
+	}
+	a.log.Info("won the leader race", "lsn", s.PG.Status.WALPosition())
+	st, err := a.pg.Status(rctx)
+	switch {
+	case err != nil:
+		a.release(ctx)
+		return fmt.Errorf("race: re-check before promote: %w", err)
+	case !st.InRecovery || st.WALPosition() < s.PG.Status.WALPosition():
+		a.release(ctx)
+		return fmt.Errorf("race: state moved before promote (in recovery %t, lsn %s, decided at %s); released the leader key",
+			st.InRecovery, st.WALPosition(), s.PG.Status.WALPosition())
+	}
+	if err := a.promote(ctx); err != nil {
+		return err
+	}
+	promotedAt := time.Now()
+	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
+	a.record(Decision{Kind: "failover", Reason: p.Reason, PreviousLeader: a.previousLeader,
+		Candidates: electionRecord(p.Election), Fence: fenced,
+		Timings: &Timings{
+			LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
+			ElectedAt: electedAt, PromotedAt: promotedAt,
+			ElectionMs: electedAt.Sub(detected).Milliseconds(), PromotionMs: promotedAt.Sub(electedAt).Milliseconds(),
+		}})
+	return nil
+}
+
+// promote finishes a promotion while holding the leader key, bounded by
+// the lease deadline, then checkpoints (so the old primary can pg_rewind
+// against us) and records the new timeline.
+func (a *Agent) promote(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, promoteTimeout)
+	defer cancel()
+	pctx, cancel2 := context.WithDeadline(pctx, a.deadline)
+	defer cancel2()
+	start := a.now()
+	if err := a.pg.Promote(pctx); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	a.role = "primary"
+	if _, err := a.pg.ConfigurePrimary(); err != nil {
+		a.log.Warn("cannot drop the standby settings after promote", "err", err)
+	}
+	if err := a.pg.Checkpoint(pctx); err != nil {
+		a.log.Warn("checkpoint after promote failed", "err", err)
+	}
+	a.log.Info("promoted", "took", a.now().Sub(start).Round(time.Millisecond))
+	a.recordPromotion(ctx)
+	a.statusWritten = statusRecord{}
+	return nil
+}
+
+// recordPromotion appends the timeline switch to the history key
+// (patroni-compat.md §1.3.6).
+func (a *Agent) recordPromotion(ctx context.Context) {
+	hctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	st, err := a.pg.Status(hctx)
+	if err != nil || st.Timeline < 2 {
+		return
+	}
+	self, err := a.selfUpstream()
+	if err != nil {
+		a.log.Warn("cannot record history", "err", err)
+		return
+	}
+	switches, err := a.pg.TimelineHistory(hctx, *self, st.Timeline)
+	if err != nil || len(switches) == 0 {
+		a.log.Warn("cannot read the new timeline's history", "err", err)
+		return
+	}
+	last := switches[len(switches)-1]
+	var history []dcs.HistoryEntry
+	if v := a.dcs.View(); v != nil {
+		history = slices.Clone(v.History)
+	}
+	history = slices.DeleteFunc(history, func(h dcs.HistoryEntry) bool { return h.Timeline >= int(last.Timeline) })
+	history = append(history, dcs.HistoryEntry{
+		Timeline: int(last.Timeline), SwitchLSN: uint64(last.SwitchLSN), Reason: last.Reason,
+		PromotedAt: time.Now().UTC().Format("2006-01-02T15:04:05.999999+00:00"), NewLeader: a.name,
+	})
+	data, _ := json.Marshal(history)
+	if err := a.dcs.Put(hctx, a.dcs.Keys().History(), data); err != nil {
+		a.log.Warn("cannot write the history key", "err", err)
+	}
+}
+
+// lead is the steady primary's upkeep: the status key and replication slots.
+func (a *Agent) lead(ctx context.Context, s Snapshot) error {
+	a.role = "primary"
+	if err := a.armWatchdog(); err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	lctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	optime := uint64(s.PG.Status.CurrentLSN)
+	if a.statusWritten.due(optime, a.now()) {
+		data, _ := json.Marshal(dcs.Status{Optime: optime})
+		if err := a.dcs.Put(lctx, a.dcs.Keys().Status(), data); err != nil {
+			a.log.Warn("cannot write the status key", "err", err)
+		} else {
+			a.statusWritten = statusRecord{optime: optime, at: a.now()}
+		}
+	}
+	var others []string
+	for _, n := range s.View.MemberNames() {
+		if n != a.name {
+			others = append(others, n)
+		}
+	}
+	if key := strings.Join(others, ","); key != a.slotsFor {
+		if err := a.pg.EnsureSlots(lctx, others); err != nil {
+			return fmt.Errorf("replication slots: %w", err)
+		}
+		a.slotsFor = key
+	}
+	return nil
+}
+
+type statusRecord struct {
+	optime uint64
+	at     time.Time
+}
+
+func (r statusRecord) due(optime uint64, now time.Time) bool {
+	return r.at.IsZero() || (optime != r.optime && now.Sub(r.at) >= memberRefresh)
+}
+
+// follow keeps a running replica pointed at the leader. A replica that is
+// not streaming from a leader on a newer timeline is checked for divergence
+// and rewound (or re-cloned when rewind fails).
+func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
+	up, err := a.upstream(leader)
+	if err != nil {
+		return err
+	}
+	a.role = "replica"
+	st := s.PG.Status
+	lm := s.View.Members[leader]
+	if !st.Streaming && lm.Timeline > int(st.Timeline) && a.now().Sub(a.lastRewindTry) >= rewindCheckEvery {
+		a.lastRewindTry = a.now()
+		hctx, cancel := a.ioContext(ctx)
+		history, err := a.pg.TimelineHistory(hctx, *up, uint32(lm.Timeline))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read %s's timeline history: %w", leader, err)
+		}
+		// The replay position, not the receive position: received WAL past
+		// the switch point that was never replayed does not need a rewind.
+		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) {
+			return a.rewind(ctx, *up, st)
+		}
+	}
+	changed, err := a.pg.ConfigureStandby(up)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", leader, err)
+	}
+	if changed {
+		a.log.Info("following new upstream", "leader", leader)
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.pg.Reload(rctx); err != nil {
+			return fmt.Errorf("reload after repointing: %w", err)
+		}
+	}
+	return nil
+}
+
+// rewind brings a diverged former primary back onto the leader's history.
+// When pg_rewind fails the data directory is wiped and the next tick
+// re-clones: never stuck "waiting for WAL" forever.
+func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
+	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
+	if _, err := a.pg.Stop(ctx, postgres.StopFast, a.cfg.Postgres.StopTimeout); err != nil {
+		return fmt.Errorf("rewind: stop: %w", err)
+	}
+	a.pgState = "stopped"
+	rctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+	defer cancel()
+	if err := a.pg.Rewind(rctx, up); err != nil {
+		a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
+		if werr := a.pg.WipeDataDir(); werr != nil {
+			return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
+		}
+		return nil
+	}
+	a.log.Info("rewound", "leader", up.Member)
+	return a.startPG(ctx, "replica")
+}
+
+// selfUpstream is this member's own PostgreSQL address (connect_address).
+func (a *Agent) selfUpstream() (*postgres.Upstream, error) {
+	host, portStr, err := net.SplitHostPort(a.cfg.Postgres.ConnectAddress)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, err
+	}
+	return &postgres.Upstream{Member: a.name, Host: host, Port: port}, nil
+}
+
+// syncHBA keeps the replication entries for every member's host in
+// pg_hba.conf, reloading PostgreSQL when they change.
+func (a *Agent) syncHBA(ctx context.Context, s Snapshot) {
+	if s.View == nil || s.PG.DataDirEmpty {
+		return
+	}
+	var hosts []string
+	for _, m := range s.View.Members {
+		if h, _, err := parseConnURL(m.ConnURL); err == nil && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	changed, err := a.pg.WriteHBA(hosts)
+	if err != nil {
+		a.log.Warn("cannot write pg_hba.conf", "err", err)
+		return
+	}
+	if changed && s.PG.Running {
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.pg.Reload(rctx); err != nil {
+			a.log.Warn("reload after pg_hba change failed", "err", err)
+		}
+	}
+}

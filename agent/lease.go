@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+// renew keeps the session lease alive. The leader renews every tick and
+// moves its deadline to t_send + ttl − safety_margin only after an
+// acknowledged keepalive AND a confirmed leader key: etcd cannot expire
+// the lease before t_send + ttl. Replicas renew every ttl/3, enough to keep
+// their member key.
+func (a *Agent) renew(ctx context.Context) {
+	ctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	if a.dcs.Lease() == 0 {
+		if a.leading {
+			a.loseLeadership("no session lease")
+		}
+		if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
+			a.log.Warn("cannot grant a session lease", "err", err)
+			return
+		}
+		a.memberWritten = memberRecord{} // the member key must be re-put on the new lease
+	}
+	if !a.leading && a.now().Sub(a.lastKeepAlive) < a.dyn.TTL/3 {
+		return
+	}
+	// The send time comes from our own clock, read before the request:
+	// etcd cannot expire the lease before sent + ttl.
+	sent := a.now()
+	_, err := a.dcs.KeepAlive(ctx)
+	switch {
+	case errors.Is(err, dcs.ErrLeaseLost):
+		a.log.Warn("session lease expired at etcd")
+		a.memberWritten = memberRecord{}
+		if a.leading {
+			a.loseLeadership("session lease expired")
+		}
+		return
+	case err != nil:
+		a.log.Warn("lease keepalive failed", "err", err, "leading", a.leading,
+			"fence_in", a.deadline.Sub(a.now()).Round(time.Millisecond))
+		return
+	}
+	a.lastKeepAlive = sent
+	if !a.leading {
+		return
+	}
+	switch err := a.dcs.CheckLeader(ctx, a.name); {
+	case errors.Is(err, dcs.ErrNotLeader):
+		a.loseLeadership("the leader key is no longer mine")
+	case err != nil:
+		a.log.Warn("cannot confirm the leader key", "err", err)
+	default:
+		a.extendDeadline(sent)
+		a.keepaliveWatchdog(sent)
+	}
+}
+
+// extendDeadline records an acknowledged renewal sent at sent.
+func (a *Agent) extendDeadline(sent time.Time) {
+	a.deadline = sent.Add(a.dyn.TTL - a.cfg.Watchdog.SafetyMargin)
+}
+
+// loseLeadership forgets the lease. It never re-creates the leader key:
+// decide demotes a primary that does not hold it.
+func (a *Agent) loseLeadership(why string) {
+	a.log.Warn("lost leadership", "reason", why)
+	a.leading = false
+	a.deadline = time.Time{}
+}

@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/dcs/dcstest"
+	"github.com/regent-ha/regent/postgres/pgtest"
+	"github.com/regent-ha/regent/restapi"
+)
+
+// loopHarness runs one agent's ticks by hand against fakes, with a clock
+// the test advances: the loop tests of STYLE habit 15(b).
+type loopHarness struct {
+	t     *testing.T
+	now   time.Time
+	dcs   *dcstest.Fake
+	pg    *pgtest.Fake
+	agent *Agent
+	pub   *lastSnapshot
+
+	mu     sync.Mutex
+	events []string // DCS and PostgreSQL operations, in order
+}
+
+type lastSnapshot struct {
+	mu   sync.Mutex
+	snap *restapi.Snapshot
+}
+
+func (l *lastSnapshot) Publish(s *restapi.Snapshot) { l.mu.Lock(); l.snap = s; l.mu.Unlock() }
+func (l *lastSnapshot) get() *restapi.Snapshot      { l.mu.Lock(); defer l.mu.Unlock(); return l.snap }
+
+type noPeers struct{}
+
+func (noPeers) Fetch(context.Context, map[string]dcs.Member) []PeerStatus { return nil }
+
+func newLoopHarness(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake) *loopHarness {
+	t.Helper()
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	cfg, err := ParseConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &loopHarness{t: t, now: time.Now(), dcs: store, pg: pg, pub: &lastSnapshot{}}
+	store.Intercept(func(op, key string) error { h.record("dcs " + op); return nil })
+	pg.OnOp = func(op string) { h.record("pg " + op) }
+	h.agent, err = New(Options{Config: cfg, DCS: store, Postgres: pg, Publisher: h.pub, Peers: noPeers{},
+		Clock: func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *loopHarness) record(e string) {
+	h.mu.Lock()
+	h.events = append(h.events, e)
+	h.mu.Unlock()
+}
+
+func (h *loopHarness) advance(d time.Duration) {
+	h.mu.Lock()
+	h.now = h.now.Add(d)
+	h.mu.Unlock()
+}
+
+func (h *loopHarness) takeEvents() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ev := h.events
+	h.events = nil
+	return ev
+}
+
+func (h *loopHarness) tick() {
+	h.t.Helper()
+	if err := h.agent.tick(h.t.Context()); err != nil {
+		h.t.Fatalf("tick: %v", err)
+	}
+}
+
+// bootstrapLeader runs ticks until the agent leads a fresh cluster.
+func (h *loopHarness) bootstrapLeader() {
+	h.t.Helper()
+	for i := 0; i < 3 && !h.agent.leading; i++ {
+		h.tick()
+		h.advance(time.Second)
+	}
+	if !h.agent.leading || !h.pg.Writable() {
+		h.t.Fatalf("agent did not bootstrap and lead: leading=%v writable=%v", h.agent.leading, h.pg.Writable())
+	}
+}
+
+func newStore() *dcstest.Fake { return dcstest.New(dcs.NewKeys("/service/", "demo")) }
+
+// TestLeaderFencesBeforeTheLeaseCanExpire: with every renewal failing, the
+// leader stops writes at t_ack + ttl − safety_margin, before etcd could
+// expire the lease (t_ack + ttl), and /primary stops answering 200 then.
+func TestLeaderFencesBeforeTheLeaseCanExpire(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.tick() // one more acknowledged renewal
+	lastAck := h.now
+	deadline := h.agent.deadline
+	if want := lastAck.Add(10*time.Second - 3*time.Second); !deadline.Equal(want) {
+		t.Fatalf("deadline = %v after an ack at %v, want ack + ttl − safety_margin = %v", deadline, lastAck, want)
+	}
+	h.dcs.SetDown(true)
+	step := 250 * time.Millisecond
+	for h.pg.Writable() {
+		h.advance(step)
+		if h.now.Sub(lastAck) > 10*time.Second {
+			t.Fatalf("still writable %s after the last acknowledged renewal (ttl 10s)", h.now.Sub(lastAck))
+		}
+		h.tick()
+		if s := h.pub.get(); !s.LeaderUntil.IsZero() && !h.now.Before(s.LeaderUntil) && h.pg.Writable() {
+			t.Fatalf("published LeaderUntil %v lets /primary pass at %v", s.LeaderUntil, h.now)
+		}
+	}
+	fencedAt := h.now.Sub(lastAck)
+	if fencedAt < 7*time.Second || fencedAt > 7*time.Second+step {
+		t.Errorf("fenced %s after the last ack, want at ttl − safety_margin = 7s", fencedAt)
+	}
+	if h.agent.leading {
+		t.Error("agent still believes it leads after fencing")
+	}
+	if s := h.pub.get(); !s.LeaderUntil.IsZero() {
+		t.Errorf("published LeaderUntil = %v after fencing, want zero", s.LeaderUntil)
+	}
+}
+
+// TestFrozenLeaderFencesBeforeAnyEtcdCall: a process waking from a freeze
+// past its deadline stops PostgreSQL before it talks to etcd at all.
+func TestFrozenLeaderFencesBeforeAnyEtcdCall(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.takeEvents()
+	h.advance(30 * time.Second) // SIGSTOP … SIGCONT
+	h.tick()
+	ev := h.takeEvents()
+	if len(ev) == 0 || ev[0] != "pg stop immediate" {
+		t.Fatalf("first operation after waking = %v, want pg stop immediate before anything else", ev)
+	}
+	if h.pg.Writable() {
+		t.Error("PostgreSQL is writable after the frozen leader woke up")
+	}
+}
+
+// TestLeaderNeverRecreatesALostLeaderKey: when the lease lapsed at etcd,
+// the former leader demotes; it takes the key again only as a replica
+// racing like anyone else, never while PostgreSQL is still writable.
+func TestLeaderNeverRecreatesALostLeaderKey(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.takeEvents()
+	h.dcs.ExpireLease(h.dcs.Lease())
+	for i := 0; i < 5; i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	ev := h.takeEvents()
+	stop := slices.Index(ev, "pg stop immediate")
+	acquire := slices.Index(ev, "dcs AcquireLeader")
+	if stop < 0 {
+		t.Fatalf("no immediate stop after losing the lease: %v", ev)
+	}
+	if acquire >= 0 && acquire < stop {
+		t.Fatalf("AcquireLeader at %d before the demotion at %d: %v", acquire, stop, ev)
+	}
+}
+
+// TestLeaderDemotesWhenAnotherMemberHoldsTheKey: someone else won the key
+// while our lease lapsed: demote and follow it.
+func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
+	store := newStore()
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	other := store.Peer()
+	ctx := t.Context()
+	if _, err := other.GrantLease(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.PutMember(ctx, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", Timeline: 2}); err != nil {
+		t.Fatal(err)
+	}
+	store.ExpireLease(store.Lease())
+	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
+		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
+	}
+	for i := 0; i < 3; i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	if h.pg.Writable() {
+		t.Fatal("old primary still writable while pg2 holds the leader key")
+	}
+	if got := h.agent.lastPlan.Action; got.Kind != ActFollow && got.Kind != ActStartReplica {
+		t.Errorf("last plan = %+v (%s), want following pg2", got, h.agent.lastPlan.Reason)
+	}
+	if ev := strings.Join(h.takeEvents(), ","); strings.Contains(ev, "pg promote") {
+		t.Errorf("promoted while another member leads: %s", ev)
+	}
+}
+
+// TestCrashedPrimaryRestartsInPlaceThenReleases follows primary_start_timeout.
+func TestCrashedPrimaryRestartsInPlaceThenReleases(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.pg.Crash()
+	h.tick()
+	if !h.pg.Writable() || !h.agent.leading {
+		t.Fatalf("crashed primary not restarted in place (writable %v, leading %v): %s", h.pg.Writable(), h.agent.leading, h.agent.lastPlan.Reason)
+	}
+	h.pg.Crash()
+	h.pg.StartErr = fmt.Errorf("data directory unreadable")
+	for i := 0; i < 15 && h.agent.leading; i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	if h.agent.leading {
+		t.Fatalf("still leading with PostgreSQL down past primary_start_timeout: %s", h.agent.lastPlan.Reason)
+	}
+	if v := h.dcs.View(); v.Leader != nil {
+		t.Errorf("leader key still held by %s after giving up", v.Leader.Name)
+	}
+}
+
+// TestFencedLeaderReleasesItsKeyWhenEtcdReturns: etcd renews leases when it
+// comes back, so the fenced leader's key would live on with its session
+// lease; the agent must release it so an election can run.
+func TestFencedLeaderReleasesItsKeyWhenEtcdReturns(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.dcs.SetDown(true)
+	for i := 0; i < 10 && h.pg.Writable(); i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	if h.pg.Writable() {
+		t.Fatal("leader did not fence while etcd was down")
+	}
+	h.takeEvents()
+	h.dcs.SetDown(false)
+	for i := 0; i < 5; i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	if ev := h.takeEvents(); !slices.Contains(ev, "dcs ReleaseLeader") {
+		t.Fatalf("fenced leader never released its key after etcd returned: %v (last plan: %s)", ev, h.agent.lastPlan.Reason)
+	}
+}

@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// observe builds the tick's Snapshot. The only I/O is the PostgreSQL status
+// query and, when the cluster has no leader, the peers' status.
+func (a *Agent) observe(ctx context.Context) Snapshot {
+	now := a.now()
+	s := Snapshot{
+		Now: now, Name: a.name, Tags: a.cfg.Tags, Config: a.dyn,
+		View:           a.dcs.View(),
+		ViewFresh:      now.Sub(a.dcs.LastContact()) < a.dyn.TTL,
+		Lease:          a.leaseState(),
+		WatchdogUsable: a.wd.Usable(),
+	}
+	s.PG = a.observePostgres(ctx)
+	s.Now = a.now()
+	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.leading {
+		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
+		others := make(map[string]dcs.Member, len(s.View.Members))
+		for name, m := range s.View.Members {
+			if name != a.name && m.APIURL != "" && !m.NoFailover() {
+				others[name] = m
+			}
+		}
+		s.Peers = a.peers.Fetch(pctx, others)
+		cancel()
+		s.Now = a.now()
+	}
+	return s
+}
+
+func (a *Agent) observePostgres(ctx context.Context) PGState {
+	var st PGState
+	empty, err := a.pg.DataDirEmpty()
+	if err != nil {
+		a.log.Warn("cannot read the data directory", "err", err)
+	}
+	st.DataDirEmpty = empty && err == nil
+	if !st.DataDirEmpty {
+		qctx, cancel := a.ioContext(ctx)
+		status, err := a.pg.Status(qctx)
+		cancel()
+		if err == nil {
+			st.Running, st.Status, st.SystemID = true, status, status.SystemID
+		} else if !errors.Is(err, postgres.ErrNotRunning) {
+			a.log.Debug("postgres status", "err", err)
+		}
+		if !st.Running {
+			cctx, cancel := a.ioContext(ctx)
+			if cd, err := a.pg.ControlData(cctx); err == nil {
+				st.SystemID = cd.SystemID
+			}
+			cancel()
+		}
+	}
+	switch {
+	case st.Running:
+		a.pgDownSince = time.Time{}
+		a.pgState = "running"
+	case a.pgDownSince.IsZero():
+		a.pgDownSince = a.now()
+		if a.pgState == "running" {
+			a.pgState = "crashed"
+		}
+	}
+	st.DownSince = a.pgDownSince
+	return st
+}

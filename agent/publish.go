@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
+)
+
+// publish hands the REST API its snapshot and writes the member key when
+// it changed (the WAL position alone at most every memberRefresh).
+func (a *Agent) publish(ctx context.Context) {
+	pctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	st, running := a.currentStatus(pctx)
+	a.pub.Publish(a.apiSnapshot(st, running))
+	m := a.memberValue(st, running)
+	if !a.memberWritten.due(m, a.dcs.Lease(), a.now()) {
+		return
+	}
+	if a.dcs.Lease() == 0 {
+		return
+	}
+	if err := a.dcs.PutMember(pctx, a.name, m); err != nil {
+		a.log.Debug("cannot write the member key", "err", err)
+		return
+	}
+	a.memberWritten = memberRecord{value: m, lease: a.dcs.Lease(), at: a.now()}
+}
+
+// currentStatus re-reads PostgreSQL after the act step changed it.
+func (a *Agent) currentStatus(ctx context.Context) (postgres.Status, bool) {
+	if a.pgState != "running" {
+		return postgres.Status{}, false
+	}
+	st, err := a.pg.Status(ctx)
+	if err != nil {
+		return postgres.Status{}, false
+	}
+	return st, true
+}
+
+func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
+	m := dcs.Member{
+		ConnURL: fmt.Sprintf("postgres://%s/postgres", a.cfg.Postgres.ConnectAddress),
+		APIURL:  a.cfg.RestAPI.APIURL(),
+		State:   a.pgState,
+		Role:    a.role,
+		Version: Version,
+		Tags:    a.cfg.Tags.Published(),
+		Pause:   a.dyn.Pause,
+	}
+	if p := a.lastPlan; p.Election != nil && p.Action.Kind == ActWait {
+		m.Decision = p.Reason
+	}
+	if running {
+		wal := uint64(st.WALPosition())
+		m.XLogLocation = &wal
+		m.Timeline = int(st.Timeline)
+		m.PendingRestart = st.PendingRestart
+		if st.InRecovery {
+			m.Role = "replica"
+		} else {
+			m.Role = "primary"
+		}
+	}
+	return m
+}
+
+type memberRecord struct {
+	value dcs.Member
+	lease int64
+	at    time.Time
+}
+
+// due: a new lease or any change but the WAL position writes at once; the
+// WAL position alone waits for memberRefresh.
+func (r memberRecord) due(m dcs.Member, lease int64, now time.Time) bool {
+	if r.at.IsZero() || r.lease != lease {
+		return true
+	}
+	a, b := r.value, m
+	a.XLogLocation, b.XLogLocation = nil, nil
+	if !reflect.DeepEqual(a, b) {
+		return true
+	}
+	if !equalPtr(r.value.XLogLocation, m.XLogLocation) {
+		return now.Sub(r.at) >= memberRefresh
+	}
+	return false
+}
+
+func equalPtr(a, b *uint64) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// apiSnapshot converts the loop's state into what the REST API serves.
+func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot {
+	now := a.now()
+	view := a.dcs.View()
+	lastContact := a.dcs.LastContact()
+	s := &restapi.Snapshot{
+		ViewFreshUntil: lastContact.Add(a.dyn.TTL),
+		Paused:         a.dyn.Pause,
+		LivenessUntil:  a.nextTick.Add(a.dyn.LoopWait).Add(a.livenessThreshold(running, st)),
+	}
+	if view != nil {
+		s.Unlocked = view.Leader == nil
+		s.Optime = view.Status.Optime
+	}
+	if a.leading && running && !st.InRecovery {
+		s.LeaderUntil = a.deadline
+	}
+	doc := restapi.Status{
+		State:   a.pgState,
+		Role:    a.role,
+		Tags:    maps.Clone(a.cfg.Tags.Published()),
+		Patroni: restapi.Agent{Version: Version, Scope: a.cfg.Scope},
+		Pause:   a.dyn.Pause,
+		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason},
+	}
+	if !lastContact.IsZero() {
+		doc.DCSLastSeen = time.Now().Add(-now.Sub(lastContact)).Unix()
+	}
+	if a.leading {
+		doc.Regent.LeaseRemainingMs = max(0, a.deadline.Sub(now).Milliseconds())
+	}
+	wd := a.wd.Status()
+	doc.WatchdogFailed = wd.Failed
+	doc.Regent.Watchdog = watchdogDoc(wd, now)
+	if running {
+		fillPostgresStatus(&doc, st)
+	}
+	s.Status = doc
+	return s
+}
+
+// livenessThreshold is Patroni's: ttl on a running primary, 2·ttl otherwise.
+func (a *Agent) livenessThreshold(running bool, st postgres.Status) time.Duration {
+	if running && !st.InRecovery {
+		return a.dyn.TTL
+	}
+	return 2 * a.dyn.TTL
+}
+
+func fillPostgresStatus(doc *restapi.Status, st postgres.Status) {
+	doc.ServerVersion = st.ServerVersion
+	doc.Timeline = int(st.Timeline)
+	doc.PendingRestart = st.PendingRestart
+	if !st.PostmasterStart.IsZero() {
+		doc.PostmasterStartTime = st.PostmasterStart.Format("2006-01-02 15:04:05.999999-07:00")
+	}
+	if st.SystemID != 0 {
+		doc.DatabaseSystemIdentifier = strconv.FormatUint(st.SystemID, 10)
+	}
+	if st.InRecovery {
+		doc.Role = "replica"
+		recv, replay := uint64(st.ReceiveLSN), uint64(st.ReplayLSN)
+		if recv == 0 {
+			recv = replay
+		}
+		paused := st.ReplayPaused
+		x := &restapi.XLog{ReceivedLocation: &recv, ReplayedLocation: &replay, Paused: &paused}
+		if !st.ReplayedAt.IsZero() {
+			ts := st.ReplayedAt.Format("2006-01-02 15:04:05.999999-07:00")
+			x.ReplayedTimestamp = &ts
+		}
+		doc.XLog = x
+	} else {
+		doc.Role = "primary"
+		loc := uint64(st.CurrentLSN)
+		doc.XLog = &restapi.XLog{Location: &loc}
+	}
+	for _, r := range st.Replication {
+		doc.Replication = append(doc.Replication, restapi.Replication{
+			Usename: r.Usename, ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr,
+			State: r.State, SyncState: r.SyncState, SyncPriority: r.SyncPriority,
+		})
+	}
+}
+
+// WatchdogStatus is the watchdog block of GET /patroni (Regent's part).
+type WatchdogStatus struct {
+	Mode               string `json:"mode"`
+	Armed              bool   `json:"armed"`
+	TimeoutSeconds     int    `json:"timeout_s,omitempty"`
+	LastKeepaliveAgeMs *int64 `json:"last_keepalive_age_ms,omitempty"`
+	Failed             bool   `json:"failed,omitempty"`
+	Reason             string `json:"reason,omitempty"`
+}
+
+func watchdogDoc(st fencing.Status, now time.Time) *WatchdogStatus {
+	d := &WatchdogStatus{Mode: string(st.Mode), Armed: st.Armed, TimeoutSeconds: int(st.Timeout.Seconds()), Failed: st.Failed, Reason: st.Reason}
+	if !st.LastKeepalive.IsZero() {
+		age := now.Sub(st.LastKeepalive).Milliseconds()
+		d.LastKeepaliveAgeMs = &age
+	}
+	return d
+}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// Snapshot is everything decide needs, observed at one instant. It is built
+// by the loop's observe step and never modified afterwards.
+type Snapshot struct {
+	// Now is a monotonic clock reading taken when the snapshot was built.
+	Now    time.Time
+	Name   string
+	Tags   Tags
+	Config DynamicConfig
+	// View is the cached cluster view; nil before the first successful read.
+	View *dcs.Cluster
+	// ViewFresh is true while the last successful etcd contact is younger
+	// than ttl: an older view may hide a leader.
+	ViewFresh bool
+	PG        PGState
+	Lease     LeaseState
+	// WatchdogUsable is false when watchdog mode is required and the device
+	// cannot be armed: such a member must not lead.
+	WatchdogUsable bool
+	// Peers holds the other members' REST status, fetched only when the
+	// cluster has no leader and this member might race.
+	Peers []PeerStatus
+}
+
+// PGState is the local PostgreSQL as observed this tick.
+type PGState struct {
+	DataDirEmpty bool
+	Running      bool
+	// Status is valid when Running.
+	Status postgres.Status
+	// SystemID comes from Status, or from pg_controldata when stopped.
+	SystemID uint64
+	// DownSince is when the agent first saw PostgreSQL not running (zero
+	// while it runs); it bounds an in-place restart of a crashed primary.
+	DownSince time.Time
+}
+
+// LeaseState is this agent's hold on the leader key.
+type LeaseState struct {
+	// Leading is true while the last renewal confirmed the leader key is ours.
+	Leading bool
+	// ID is the agent's current session lease (0 when none).
+	ID int64
+	// Deadline is t_send_of_last_acked_renewal + ttl − safety_margin: past
+	// it, etcd may expire the lease at any moment, so writes must stop.
+	Deadline time.Time
+}
+
+// PeerStatus is another member's GET /patroni answer, reduced to what the
+// election needs.
+type PeerStatus struct {
+	Name           string
+	Reachable      bool
+	Err            string
+	InRecovery     bool
+	WAL            postgres.LSN
+	Timeline       int
+	NoFailover     bool
+	WatchdogFailed bool
+	Priority       int
+}
+
+// leaderName is the name in the leader key, "" when unlocked or unknown.
+func (s *Snapshot) leaderName() string { return s.View.LeaderName() }
+
+// staleOwnKey: the leader key names this member and sits on its current
+// session lease, but the agent no longer leads (it fenced or demoted while
+// etcd was away, and etcd renewed the lease when it came back). Nobody else
+// can take the key while it exists, so it must be released.
+func (s *Snapshot) staleOwnKey() bool {
+	l := s.View.Leader
+	return l != nil && l.Name == s.Name && !s.Lease.Leading && s.Lease.ID != 0 && l.Lease == s.Lease.ID
+}
+
+// member returns a member key by name.
+func (s *Snapshot) member(name string) (dcs.Member, bool) {
+	if s.View == nil {
+		return dcs.Member{}, false
+	}
+	m, ok := s.View.Members[name]
+	return m, ok
+}

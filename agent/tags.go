@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Tags are the member's configured tags, published in its member key.
+// nofailover, noloadbalance, nosync and clonefrom follow Patroni; Regent adds
+// failover_priority (higher wins a tie on WAL position; 0 = default).
+type Tags map[string]any
+
+// NoFailover: this member never becomes leader on its own.
+func (t Tags) NoFailover() bool { return truthy(t["nofailover"]) }
+
+func (t Tags) failoverPriority() (int, error) {
+	v, ok := t["failover_priority"]
+	if !ok || v == nil {
+		return 0, nil
+	}
+	n, err := integer(v)
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// FailoverPriority returns the tie-break priority (0 when unset or invalid).
+func (t Tags) FailoverPriority() int {
+	n, _ := t.failoverPriority()
+	return n
+}
+
+// Published returns the tags as written to the member key: the special
+// flags are omitted when false, as Patroni does.
+func (t Tags) Published() map[string]any {
+	out := map[string]any{}
+	for k, v := range t {
+		switch k {
+		case "nofailover", "noloadbalance", "nosync", "clonefrom":
+			if !truthy(v) {
+				continue
+			}
+		}
+		out[k] = v
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func truthy(v any) bool {
+	b, err := boolean(v)
+	return err == nil && b
+}
+
+// tagString formats a tag value for logs.
+func tagString(v any) string { return strings.TrimSpace(fmt.Sprint(v)) }

@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decodeStrict decodes a YAML document into out (a pointer to a struct),
+// refusing unknown keys and reporting every problem with the dotted path of
+// the key ("postgres.listen: …"). ${VAR} in scalar values is replaced by
+// the environment variable VAR; an unset variable is an error naming the key.
+func decodeStrict(data []byte, out any) error {
+	// ${VAR} is not valid YAML inside a flow mapping ({password: ${X}}), so
+	// references become plain tokens before parsing and are expanded per
+	// scalar afterwards, where an unset variable can be named with its key.
+	var refs []string
+	data = envRef.ReplaceAllFunc(data, func(ref []byte) []byte {
+		refs = append(refs, string(envRef.FindSubmatch(ref)[1]))
+		return []byte(fmt.Sprintf("%s%d__", envToken, len(refs)-1))
+	})
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return errors.New("empty document")
+	}
+	root := doc.Content[0]
+	var errs []error
+	expandEnv(root, "", refs, &errs)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return decodeNode(root, reflect.ValueOf(out).Elem(), "")
+}
+
+// envRef matches ${NAME}; a bare $ is left alone so passwords may contain it.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// envToken stands in for ${NAME} while parsing: a plain YAML word.
+const envToken = "__regent_env_"
+
+var envTokenRef = regexp.MustCompile(envToken + `(\d+)__`)
+
+func expandEnv(n *yaml.Node, path string, refs []string, errs *[]error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		n.Value = envTokenRef.ReplaceAllStringFunc(n.Value, func(tok string) string {
+			i, _ := strconv.Atoi(envTokenRef.FindStringSubmatch(tok)[1])
+			name := refs[i]
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				*errs = append(*errs, fmt.Errorf("%s: environment variable %s is not set", orRoot(path), name))
+			}
+			return v
+		})
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			expandEnv(n.Content[i+1], join(path, n.Content[i].Value), refs, errs)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandEnv(c, fmt.Sprintf("%s[%d]", path, i), refs, errs)
+		}
+	}
+}
+
+// decodeNode walks structs field by field so each error carries its key path;
+// anything that is not a struct is decoded by yaml itself.
+func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
+	if v.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		if v.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isNull(n) {
+			return fmt.Errorf("%s: must be a mapping, got %s", orRoot(path), describe(n))
+		}
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			return fmt.Errorf("%s: %s", orRoot(path), cleanYAMLError(err))
+		}
+		return nil
+	}
+	fields := yamlFields(v.Type())
+	var errs []error
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i].Value, n.Content[i+1]
+		p := join(path, key)
+		idx, ok := fields[key]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown key%s", p, suggest(key, fields)))
+			continue
+		}
+		if seen[key] {
+			errs = append(errs, fmt.Errorf("%s: duplicate key", p))
+			continue
+		}
+		seen[key] = true
+		if isNull(val) {
+			continue
+		}
+		if err := decodeNode(val, v.Field(idx), p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func yamlFields(t reflect.Type) map[string]int {
+	out := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = i
+	}
+	return out
+}
+
+// suggest names a known key that differs from key by one edit, for typos.
+func suggest(key string, fields map[string]int) string {
+	for k := range fields {
+		if editDistanceAtMostOne(key, k) {
+			return fmt.Sprintf(" (did you mean %q?)", k)
+		}
+	}
+	return ""
+}
+
+func editDistanceAtMostOne(a, b string) bool {
+	if a == b {
+		return false
+	}
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if len(a) == len(b) {
+		// one substitution or one transposition
+		if i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] {
+			return true
+		}
+		return a[i+1:] == b[i+1:]
+	}
+	return a[i:] == b[i+1:]
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+var yamlLinePrefix = regexp.MustCompile(`^yaml: (unmarshal errors:\n\s*)?(line \d+: )?`)
+
+func cleanYAMLError(err error) string {
+	return strings.TrimSpace(yamlLinePrefix.ReplaceAllString(err.Error(), ""))
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return path
+}

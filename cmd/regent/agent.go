@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
+)
+
+// errAgentStopped ends the errgroup once the HA loop has shut down, so the
+// watch and the REST server stop with it.
+var errAgentStopped = errors.New("agent stopped")
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
+	path, ok := configFlag("regent", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	cfg, err := agent.LoadConfig(path)
+	if err != nil {
+		printConfigError(stderr, path, err)
+		return exitUsage
+	}
+	log := cfg.Log.NewLogger(os.Stderr)
+	if os.Geteuid() == 0 {
+		log.Error("refusing to run as root: PostgreSQL refuses root; run regent as the postgres OS user (see examples/systemd)")
+		return exitFailed
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("regent stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// serve wires the parts and runs them until ctx ends or the agent stops.
+func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
+	client, err := connectDCS(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Logger: log.With("component", "postgres")})
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pg.Close()
+
+	wd := fencing.NewWatchdog(cfg.Watchdog, fencing.OpenDevice, log.With("component", "watchdog"), time.Now)
+	defer wd.Disarm()
+	var srv *restapi.Server
+	ag, err := agent.New(agent.Options{
+		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(), Logger: log, Watchdog: wd,
+		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
+	})
+	if err != nil {
+		return err
+	}
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Logger: log.With("component", "restapi")})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return client.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		if err := ag.Run(gctx); err != nil {
+			return err
+		}
+		return errAgentStopped
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errAgentStopped) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// connectDCS retries until etcd answers: an agent started before etcd
+// waits for it rather than exiting.
+func connectDCS(ctx context.Context, cfg *agent.Config, log *slog.Logger) (*dcs.Client, error) {
+	keys := dcs.NewKeys(cfg.Namespace, cfg.Scope)
+	for {
+		client, err := dcs.Connect(ctx, cfg.Etcd, keys, log.With("component", "dcs"))
+		if err == nil {
+			return client, nil
+		}
+		log.Warn("cannot connect to etcd; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+type publisherFunc func(*restapi.Snapshot)
+
+func (f publisherFunc) Publish(s *restapi.Snapshot) { f(s) }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/dcs"
+)
+
+// settings are where regentctl finds the cluster: a regent.yml (-c), the
+// REGENT_* environment, or flags, the later overriding the earlier.
+type settings struct {
+	configPath string
+	endpoints  []string
+	scope      string
+	namespace  string
+	timeout    time.Duration
+	etcd       dcs.Config
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	s := &settings{}
+	root := &cobra.Command{
+		Use:           "regentctl",
+		Short:         "Operate Regent PostgreSQL clusters",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return s.resolve(cmd)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	f := root.PersistentFlags()
+	f.StringVarP(&s.configPath, "config", "c", os.Getenv("REGENT_CONFIG"), "regent.yml to read etcd, scope and namespace from ($REGENT_CONFIG)")
+	f.StringSliceVar(&s.endpoints, "etcd", splitEnv("REGENT_ETCD"), "etcd endpoints ($REGENT_ETCD)")
+	f.StringVar(&s.scope, "scope", os.Getenv("REGENT_SCOPE"), "cluster name ($REGENT_SCOPE)")
+	f.StringVar(&s.namespace, "namespace", envOr("REGENT_NAMESPACE", ""), "etcd namespace, default /service/ ($REGENT_NAMESPACE)")
+	f.DurationVar(&s.timeout, "timeout", 5*time.Second, "give up on etcd or an agent after this long")
+	root.AddCommand(newListCmd(s), newVersionCmd())
+	return root
+}
+
+func (s *settings) resolve(cmd *cobra.Command) error {
+	if cmd.Name() == "version" {
+		return nil
+	}
+	if s.configPath != "" {
+		cfg, err := agent.LoadConfig(s.configPath)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.configPath, err)
+		}
+		s.etcd = cfg.Etcd
+		if !cmd.Flags().Changed("scope") && s.scope == "" {
+			s.scope = cfg.Scope
+		}
+		if s.namespace == "" {
+			s.namespace = cfg.Namespace
+		}
+	}
+	if len(s.endpoints) > 0 {
+		s.etcd.Endpoints = s.endpoints
+	}
+	if s.namespace == "" {
+		s.namespace = "/service/"
+	}
+	s.etcd.SetDefaults()
+	switch {
+	case len(s.etcd.Endpoints) == 0:
+		return errors.New("no etcd endpoints: use --etcd, $REGENT_ETCD or -c regent.yml")
+	case s.scope == "":
+		return errors.New("no cluster: use --scope, $REGENT_SCOPE or -c regent.yml")
+	}
+	s.etcd.DialTimeout = min(s.etcd.DialTimeout, s.timeout)
+	return s.etcd.Validate()
+}
+
+// load reads the whole cluster once, bounded by --timeout.
+func (s *settings) load(ctx context.Context) (*dcs.Cluster, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	client, err := dcs.Connect(ctx, s.etcd, dcs.NewKeys(s.namespace, s.scope), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(s.etcd.Endpoints, ","), err)
+	}
+	defer client.Close()
+	c, err := client.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster %s from etcd %s within %s: %w", s.scope, strings.Join(s.etcd.Endpoints, ","), s.timeout, err)
+	}
+	return c, nil
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print regentctl's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", agent.Version)
+			return nil
+		},
+	}
+}
+
+func splitEnv(name string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

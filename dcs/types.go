@@ -1,0 +1,206 @@
+package dcs
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Member is the JSON value of members/<name> (patroni-compat.md §1.3.1).
+// Optional fields are omitted when false or unknown, as Patroni does.
+type Member struct {
+	ConnURL          string         `json:"conn_url"`
+	APIURL           string         `json:"api_url"`
+	State            string         `json:"state"`
+	Role             string         `json:"role"`
+	Version          string         `json:"version"`
+	XLogLocation     *uint64        `json:"xlog_location,omitempty"`
+	Timeline         int            `json:"timeline,omitempty"`
+	Tags             map[string]any `json:"tags,omitempty"`
+	PendingRestart   bool           `json:"pending_restart,omitempty"`
+	ScheduledRestart map[string]any `json:"scheduled_restart,omitempty"`
+	Pause            bool           `json:"pause,omitempty"`
+	// CheckpointAfterPromote is written only as false (pointer to false),
+	// until the first checkpoint after a promotion completes.
+	CheckpointAfterPromote *bool `json:"checkpoint_after_promote,omitempty"`
+	// Decision is Regent's own field (Patroni tools ignore it): while the
+	// cluster has no leader, why this member does not race for it.
+	Decision string `json:"decision,omitempty"`
+}
+
+// NoFailover reports the nofailover tag (lenient booleans, as Patroni).
+func (m Member) NoFailover() bool { return truthy(m.Tags["nofailover"]) }
+
+// Tag returns a tag value and whether it is set.
+func (m Member) Tag(name string) (any, bool) { v, ok := m.Tags[name]; return v, ok }
+
+// Leader is the leader key: the bare member name on the leader's lease.
+type Leader struct {
+	Name           string
+	Lease          int64
+	CreateRevision int64
+	ModRevision    int64
+}
+
+// Failover is the failover key (patroni-compat.md §1.3.4). The zero value
+// (written as {}) means "no request".
+type Failover struct {
+	Leader      string `json:"leader,omitempty"`
+	Member      string `json:"member,omitempty"`
+	ScheduledAt string `json:"scheduled_at,omitempty"`
+}
+
+// Empty reports a cleared request.
+func (f Failover) Empty() bool { return f.Leader == "" && f.Member == "" }
+
+// Sync is the sync key (patroni-compat.md §1.3.5).
+type Sync struct {
+	Leader      string  `json:"leader,omitempty"`
+	SyncStandby *string `json:"sync_standby"`
+}
+
+// Standbys returns the comma-separated sync_standby names, trimmed and sorted.
+func (s Sync) Standbys() []string {
+	if s.SyncStandby == nil || *s.SyncStandby == "" {
+		return nil
+	}
+	var out []string
+	for _, n := range strings.Split(*s.SyncStandby, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Matches reports whether name is the sync leader or one of its standbys.
+func (s Sync) Matches(name string) bool {
+	if s.Leader == "" {
+		return false
+	}
+	if s.Leader == name {
+		return true
+	}
+	for _, n := range s.Standbys() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is the status key: the leader's last published WAL position.
+type Status struct {
+	Optime uint64           `json:"optime"`
+	Slots  map[string]int64 `json:"slots,omitempty"`
+}
+
+// HistoryEntry is one line of the history key:
+// [timeline, switch_lsn, reason, promoted_at, new_leader]. The last two may
+// be absent on lines copied from a .history file.
+type HistoryEntry struct {
+	Timeline   int
+	SwitchLSN  uint64
+	Reason     string
+	PromotedAt string
+	NewLeader  string
+}
+
+// MarshalJSON writes the entry as Patroni's 5-element array.
+func (h HistoryEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{h.Timeline, h.SwitchLSN, h.Reason, h.PromotedAt, h.NewLeader})
+}
+
+// UnmarshalJSON reads 3- to 5-element arrays; missing elements stay empty.
+func (h *HistoryEntry) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	fields := []any{&h.Timeline, &h.SwitchLSN, &h.Reason, &h.PromotedAt, &h.NewLeader}
+	for i := 0; i < len(raw) && i < len(fields); i++ {
+		// Lenient: a value of another type is left as its zero value.
+		_ = json.Unmarshal(raw[i], fields[i])
+	}
+	return nil
+}
+
+// Value is a raw key value with the revisions needed for CAS writes.
+type Value struct {
+	Data           []byte
+	CreateRevision int64
+	ModRevision    int64
+}
+
+// Cluster is an immutable view of one cluster's keys, built by the cache
+// from one range read plus the watch. Callers must not modify it.
+type Cluster struct {
+	// Revision is the etcd revision the view reflects.
+	Revision int64
+	// LoadedAt is the local monotonic time of the last successful read or
+	// watch event; views older than ttl are stale.
+	LoadedAt time.Time
+
+	// Initialize is nil when the key is absent; "" while a bootstrap runs.
+	Initialize *string
+	// Config is the raw dynamic configuration JSON (nil when absent).
+	Config *Value
+	// Leader is nil when no member holds the leader key.
+	Leader      *Leader
+	Members     map[string]Member
+	Status      Status
+	History     []HistoryEntry
+	Sync        Sync
+	SyncRev     int64 // ModRevision of the sync key, 0 when absent
+	Failover    Failover
+	FailoverRev int64 // ModRevision of the failover key, 0 when absent
+	// Extra holds every other key under the prefix (switchover, switchovers/…,
+	// decisions/…) by its name after the prefix.
+	Extra map[string]Value
+}
+
+// LeaderName returns the leader's member name or "".
+func (c *Cluster) LeaderName() string {
+	if c == nil || c.Leader == nil {
+		return ""
+	}
+	return c.Leader.Name
+}
+
+// MemberNames returns the member names, sorted.
+func (c *Cluster) MemberNames() []string {
+	names := make([]string, 0, len(c.Members))
+	for n := range c.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Timeline is the cluster timeline from the history key: the last entry's
+// timeline + 1, or 1 when the history is empty.
+func (c *Cluster) Timeline() int {
+	if len(c.History) == 0 {
+		return 1
+	}
+	return c.History[len(c.History)-1].Timeline + 1
+}
+
+func truthy(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		switch strings.ToLower(t) {
+		case "true", "on", "yes", "1", "y":
+			return true
+		}
+	case float64:
+		return t != 0
+	case int:
+		return t != 0
+	}
+	return false
+}

@@ -1,0 +1,122 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// PutMember writes members/<name> as JSON with a plain put on the current
+// lease: only its owner writes a member key. ErrLeaseLost when there is no
+// current lease or etcd no longer knows it.
+func (c *Client) PutMember(ctx context.Context, name string, m Member) error {
+	id, err := c.currentLease()
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("dcs: put member %s: %w", name, err)
+	}
+	if _, err := c.cli.Put(ctx, c.keys.Member(name), string(data), clientv3.WithLease(clientv3.LeaseID(id))); err != nil {
+		return c.leaseErr("put member "+name, id, err)
+	}
+	c.touch()
+	return nil
+}
+
+// CreateInitialize starts the bootstrap race: it creates the initialize key
+// with value "" only if it does not exist. won is false when it exists.
+func (c *Client) CreateInitialize(ctx context.Context) (won bool, err error) {
+	_, err = c.CAS(ctx, c.keys.Initialize(), []byte{}, 0)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrConflict):
+		return false, nil
+	}
+	return false, err
+}
+
+// SetInitialize writes the system identifier with a plain put, as the
+// leader does after bootstrap (patroni-compat.md §1.2).
+func (c *Client) SetInitialize(ctx context.Context, sysid string) error {
+	return c.Put(ctx, c.keys.Initialize(), []byte(sysid))
+}
+
+// DeleteInitialize removes the initialize key (a failed bootstrap).
+func (c *Client) DeleteInitialize(ctx context.Context) error {
+	return c.Delete(ctx, c.keys.Initialize(), 0)
+}
+
+// CAS writes value to key only if the key is unchanged since modRev was
+// read: modRev 0 means create-only (CreateRevision == 0), otherwise
+// ModRevision == modRev. It returns the key's new ModRevision, or
+// ErrConflict when the race was lost.
+func (c *Client) CAS(ctx context.Context, key string, value []byte, modRev int64) (newRev int64, err error) {
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
+	if modRev == 0 {
+		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	}
+	resp, err := c.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(value))).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("dcs: cas %s: %w", key, err)
+	}
+	c.touch()
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("%w: %s changed since revision %d", ErrConflict, key, modRev)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Put writes key with a plain put, for keys only the caller writes (status,
+// history, config at bootstrap).
+func (c *Client) Put(ctx context.Context, key string, value []byte) error {
+	if _, err := c.cli.Put(ctx, key, string(value)); err != nil {
+		return fmt.Errorf("dcs: put %s: %w", key, err)
+	}
+	c.touch()
+	return nil
+}
+
+// Delete deletes key if its ModRevision is modRev (ErrConflict otherwise);
+// modRev 0 deletes unconditionally. Deleting an absent key unconditionally
+// is not an error.
+func (c *Client) Delete(ctx context.Context, key string, modRev int64) error {
+	if modRev == 0 {
+		if _, err := c.cli.Delete(ctx, key); err != nil {
+			return fmt.Errorf("dcs: delete %s: %w", key, err)
+		}
+		c.touch()
+		return nil
+	}
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("dcs: delete %s: %w", key, err)
+	}
+	c.touch()
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: %s changed since revision %d", ErrConflict, key, modRev)
+	}
+	return nil
+}
+
+// Get reads one key (linearizable). found is false when it does not exist.
+func (c *Client) Get(ctx context.Context, key string) (v Value, found bool, err error) {
+	resp, err := c.cli.Get(ctx, key)
+	if err != nil {
+		return Value{}, false, fmt.Errorf("dcs: get %s: %w", key, err)
+	}
+	c.touch()
+	if len(resp.Kvs) == 0 {
+		return Value{}, false, nil
+	}
+	kv := resp.Kvs[0]
+	return Value{Data: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}, true, nil
+}

@@ -1,0 +1,121 @@
+// Package clusterlist turns a cluster view into the member table that
+// `regentctl list` and `regent demo` print, in patronictl's shape: member,
+// host, role (from the keys, not the member's own claim), state, timeline
+// and lag. It only formats; it never reads etcd itself.
+package clusterlist
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+// Row is one member's line.
+type Row struct {
+	Member   string `json:"name"`
+	Host     string `json:"host"`
+	Role     string `json:"role"`
+	State    string `json:"state"`
+	Timeline int    `json:"timeline,omitempty"`
+	// LagMB is the lag in whole MiB behind the leader's last published
+	// position; nil on the leader, -1 when unknown.
+	LagMB *int64         `json:"lag_in_mb,omitempty"`
+	Tags  map[string]any `json:"tags,omitempty"`
+}
+
+// Rows derives the table from a view, sorted by member name.
+func Rows(c *dcs.Cluster) []Row {
+	leader := c.LeaderName()
+	var rows []Row
+	for _, name := range c.MemberNames() {
+		m := c.Members[name]
+		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags}
+		switch {
+		case name == leader:
+			r.Role = "Leader"
+		case c.Sync.Matches(name):
+			r.Role = "Sync Standby"
+		default:
+			r.Role = "Replica"
+		}
+		if name != leader {
+			lag := int64(-1)
+			if m.XLogLocation != nil {
+				lag = 0
+				if c.Status.Optime > *m.XLogLocation {
+					lag = int64((c.Status.Optime - *m.XLogLocation + (1 << 19)) >> 20)
+				}
+			}
+			r.LagMB = &lag
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func host(connURL string) string {
+	u, err := url.Parse(connURL)
+	if err != nil {
+		return connURL
+	}
+	return u.Host
+}
+
+// Render writes a boxed table like patronictl's.
+func Render(w io.Writer, scope string, c *dcs.Cluster) error {
+	header := []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}
+	lines := [][]string{header}
+	for _, r := range Rows(c) {
+		tl, lag := "", ""
+		if r.Timeline > 0 {
+			tl = fmt.Sprint(r.Timeline)
+		}
+		if r.LagMB != nil {
+			lag = "unknown"
+			if *r.LagMB >= 0 {
+				lag = fmt.Sprint(*r.LagMB)
+			}
+		}
+		lines = append(lines, []string{r.Member, r.Host, r.Role, r.State, tl, lag})
+	}
+	widths := make([]int, len(header))
+	for _, l := range lines {
+		for i, cell := range l {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	sep := "+"
+	for _, wd := range widths {
+		sep += strings.Repeat("-", wd+2) + "+"
+	}
+	title := fmt.Sprintf(" Cluster: %s ", scope)
+	if c.Initialize != nil && *c.Initialize != "" {
+		title = fmt.Sprintf(" Cluster: %s (%s) ", scope, *c.Initialize)
+	}
+	top := sep
+	if len(title)+2 < len(sep) {
+		top = "+" + title + sep[len(title)+1:]
+	}
+	var b strings.Builder
+	b.WriteString(top + "\n")
+	for i, l := range lines {
+		b.WriteString("|")
+		for j, cell := range l {
+			if j >= 4 && i > 0 { // numbers right-aligned
+				fmt.Fprintf(&b, " %*s |", widths[j], cell)
+			} else {
+				fmt.Fprintf(&b, " %-*s |", widths[j], cell)
+			}
+		}
+		b.WriteString("\n")
+		if i == 0 {
+			b.WriteString(sep + "\n")
+		}
+	}
+	b.WriteString(sep + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,58 @@
+package clusterlist
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+func u64(v uint64) *uint64 { return &v }
+func i64(v int64) *int64   { return &v }
+
+func testView() *dcs.Cluster {
+	init := "7218000000000000001"
+	sb := "pg2"
+	return &dcs.Cluster{
+		Initialize: &init,
+		Leader:     &dcs.Leader{Name: "pg1"},
+		Status:     dcs.Status{Optime: 50 << 20},
+		Sync:       dcs.Sync{Leader: "pg1", SyncStandby: &sb},
+		Members: map[string]dcs.Member{
+			"pg1": {ConnURL: "postgres://127.0.0.1:5432/postgres", State: "running", Role: "primary", Timeline: 2, XLogLocation: u64(50 << 20)},
+			"pg2": {ConnURL: "postgres://127.0.0.1:5433/postgres", State: "running", Role: "replica", Timeline: 2, XLogLocation: u64(48 << 20)},
+			"pg3": {ConnURL: "postgres://127.0.0.1:5434/postgres", State: "stopped", Role: "replica"},
+		},
+	}
+}
+
+func TestRowsRolesComeFromKeysAndLagIsRoundedMiB(t *testing.T) {
+	got := Rows(testView())
+	want := []Row{
+		{Member: "pg1", Host: "127.0.0.1:5432", Role: "Leader", State: "running", Timeline: 2},
+		{Member: "pg2", Host: "127.0.0.1:5433", Role: "Sync Standby", State: "running", Timeline: 2, LagMB: i64(2)},
+		{Member: "pg3", Host: "127.0.0.1:5434", Role: "Replica", State: "stopped", LagMB: i64(-1)},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Rows (-want +got):\n%s", d)
+	}
+}
+
+func TestRenderShowsEveryMember(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, "demo", testView()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"Cluster: demo (7218000000000000001)", "| pg1 ", "Leader", "Sync Standby", "unknown", "Lag in MB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != 7 {
+		t.Errorf("table has %d lines, want 7:\n%s", n, out)
+	}
+}

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// Bounds on the events the tests wait for. Generous for 2 busy cores; a
+// healthy agent is far faster (bootstrap ≈ initdb + 2 basebackups).
+const (
+	bootstrapTimeout = 90 * time.Second // includes the first agent build only via New
+	rejoinTimeout    = 60 * time.Second
+	replicateTimeout = 15 * time.Second
+)
+
+// str renders a JSON value (string or json.Number) for comparisons.
+func str(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// num returns a JSON number as int64, or an error naming the field.
+func num(doc map[string]any, field string) (int64, error) {
+	v, ok := doc[field]
+	if !ok {
+		return 0, fmt.Errorf("%s missing", field)
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("%s = %#v, not a number", field, v)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return 0, fmt.Errorf("%s = %s: %w", field, n, err)
+	}
+	return i, nil
+}
+
+// waitRows waits until count(*) of query on every node equals want.
+func waitRows(t *testing.T, nodes []*testcluster.Node, want int64, query string, args ...any) {
+	t.Helper()
+	for _, n := range nodes {
+		testcluster.Poll(t, replicateTimeout, fmt.Sprintf("%q = %d on %s", query, want, n.Name), func(ctx context.Context) error {
+			got, err := n.QueryInt(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("got %d", got)
+			}
+			return nil
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// binary is the agent binary shared by every cluster of one test process.
+// It is built at most once (the first New pays for it: ~45 s cold, since
+// the agent links etcd's server for `etcd.embedded`).
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// agentBinary returns the path of the regent binary, building it on first
+// use into a directory the postgres user can read and execute.
+func agentBinary(t testing.TB) string {
+	t.Helper()
+	binary.once.Do(func() {
+		start := time.Now()
+		binary.path, binary.err = buildAgent(t.Context())
+		if binary.err == nil {
+			t.Logf("testcluster: built %s in %s", binary.path, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if binary.err != nil {
+		t.Fatalf("testcluster: build regent: %v", binary.err)
+	}
+	return binary.path
+}
+
+func buildAgent(ctx context.Context) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "regent-e2e-bin-")
+	if err != nil {
+		return "", fmt.Errorf("create binary dir: %w", err)
+	}
+	binary.dir = dir
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("chmod binary dir: %w", err)
+	}
+	path := filepath.Join(dir, "regent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/regent")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/regent: %w\n%s", err, out)
+	}
+	return path, nil
+}
+
+// moduleRoot is the directory of the go.mod governing the test's package.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("go env GOMOD: not inside a module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// Main runs the tests of an e2e package and then removes the agent binary
+// built for them. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { testcluster.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if binary.dir != "" {
+		_ = os.RemoveAll(binary.dir)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,23 @@
+// Package testcluster starts real Regent clusters for end-to-end tests: an
+// in-process embedded etcd, one `regent` agent process per node (built once
+// per test process from ./cmd/regent) and, through the agents, real
+// PostgreSQL instances in per-test temporary directories.
+//
+// It owns the lifecycle of everything it starts: ports (picked free at run
+// time, 127.0.0.1 only), directories (owned by the unprivileged `postgres`
+// OS user when the test runs as root), agent processes (their output is
+// prefixed with the node name and sent to t.Logf), and the teardown
+// registered with t.Cleanup (SIGTERM, then SIGKILL after a bound; any
+// PostgreSQL left behind is killed through its postmaster.pid process group).
+//
+// It also offers the observation helpers tests assert with: an etcd client,
+// REST GETs, superuser SQL connections, and Wait*/Poll helpers that poll a
+// condition until a deadline and fail the test naming what they waited for
+// and the last state they saw. Nothing here sleeps in place of an event.
+//
+// It must never touch a PostgreSQL it did not start (nothing on 5432, no
+// system cluster), never open /dev/watchdog (agents run with watchdog off),
+// and never import the agent's internals: it drives the agent only through
+// its binary, config file, signals, REST API and etcd keys, as an operator
+// would.
+package testcluster

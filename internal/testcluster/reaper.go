@@ -1,0 +1,112 @@
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// PostgreSQL is started by pg_ctl, which exits once the postmaster is up:
+// the postmaster is an orphan, reparented to the nearest subreaper or PID 1.
+// When a test SIGKILLs it, postmaster.pid stays behind naming the dead pid,
+// and PostgreSQL (like pg_ctl, and our agent) checks that pid with kill(0),
+// which succeeds on a zombie: until someone reaps it, a restart fails with
+// `lock file "postmaster.pid" already exists`. PID 1 of a container may
+// reap late or never. So the test process becomes a child subreaper and
+// reaps the PostgreSQL zombies it inherits.
+
+// reapInterval: zombies cost nothing but a pid; one scan of /proc a second.
+const reapInterval = time.Second
+
+var subreaper struct {
+	once sync.Once
+	err  error
+}
+
+// becomeSubreaper makes orphans of our descendants our children.
+func becomeSubreaper() error {
+	subreaper.once.Do(func() {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			subreaper.err = fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+		}
+	})
+	return subreaper.err
+}
+
+// reapable names the orphans we may reap: never a process we started with
+// os/exec (regent, go, patronictl, a shell), whose Wait would then fail.
+var reapable = map[string]bool{
+	"postgres": true, "postmaster": true, "pg_ctl": true, "initdb": true,
+	"pg_basebackup": true, "pg_rewind": true, "pg_controldata": true,
+}
+
+// reapOrphans reaps our zombie children that are PostgreSQL processes.
+func reapOrphans() {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, state, ppid, ok := procStat(pid)
+		if !ok || ppid != self || state != 'Z' || !reapable[comm] {
+			continue
+		}
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	}
+}
+
+// procStat reads a process's command name, state and parent pid.
+func procStat(pid int) (comm string, state byte, ppid int, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// Format: pid (comm) state ppid …; comm may hold spaces and parentheses.
+	open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || closing < open {
+		return "", 0, 0, false
+	}
+	fields := bytes.Fields(stat[closing+1:])
+	if len(fields) < 2 || len(fields[0]) != 1 {
+		return "", 0, 0, false
+	}
+	ppid, err = strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	return string(stat[open+1 : closing]), fields[0][0], ppid, true
+}
+
+// processGone reports that pid no longer exists, not even as a zombie.
+func processGone(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return os.IsNotExist(err)
+}
+
+// reapLoop reaps PostgreSQL orphans every reapInterval until ctx ends, so
+// that crashes the harness did not cause (or clean exits) leave no zombie.
+func reapLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(reapInterval)
+	defer tick.Stop()
+	for {
+		reapOrphans()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+const (
+	confFile     = "postgresql.conf"
+	baseConfFile = "postgresql.base.conf"
+	hbaFile      = "pg_hba.conf"
+	standbyFile  = "standby.signal"
+	// managedHeader starts every file Regent generates.
+	managedHeader = "# Managed by Regent"
+	// socketDir is the default unix_socket_directories (PostgreSQL's own
+	// upstream default; override it in postgres.parameters). Not the data
+	// dir: pg_rewind fetches every file of the source's data dir and fails
+	// on a socket ("could not open file .s.PGSQL.5432"), and pg_basebackup
+	// warns about it.
+	socketDir = "/tmp"
+)
+
+// Upstream is the member a standby streams from.
+type Upstream struct {
+	Member string
+	Host   string
+	Port   int
+}
+
+// recovery is the recovery block of postgresql.conf.
+type recovery struct {
+	standby  bool
+	upstream *Upstream
+}
+
+// setting is one name = value line.
+type setting struct{ name, value string }
+
+// defaultSettings are Regent's defaults, already quoted, in file order.
+func (i *Instance) defaultSettings() []setting {
+	host, port := splitHostPort(i.cfg.Listen)
+	listen := host
+	if listen == "" {
+		listen = "*"
+	}
+	q := func(s string) string { v, _ := quoteGUCString(s); return v }
+	return []setting{
+		{"listen_addresses", q(listen)},
+		{"port", strconv.Itoa(port)},
+		{"unix_socket_directories", q(socketDir)},
+		{"cluster_name", q(i.name)},
+		{"wal_level", "replica"},
+		{"hot_standby", "on"},
+		{"max_wal_senders", "10"},
+		{"max_replication_slots", "10"},
+		{"wal_keep_size", q("128MB")},
+		{"wal_log_hints", "on"},
+		{"hot_standby_feedback", "on"},
+		{"password_encryption", q("scram-sha-256")},
+		{"logging_collector", "off"},
+		{"log_destination", q("stderr")},
+	}
+}
+
+// renderConf renders Regent's postgresql.conf.
+func (i *Instance) renderConf(rec recovery) (string, error) {
+	var b strings.Builder
+	b.WriteString(managedHeader + ": rewritten on every configuration change. Do not edit;\n")
+	b.WriteString("# set postgres.parameters in regent.yml (initdb's settings are in " + baseConfFile + ").\n")
+	b.WriteString("include '" + baseConfFile + "'\n\n# Regent defaults\n")
+	overridden := func(name string) bool {
+		_, local := i.cfg.Parameters[name]
+		_, dyn := i.dynamic[name]
+		return local || dyn
+	}
+	for _, s := range i.defaultSettings() {
+		if !overridden(s.name) {
+			fmt.Fprintf(&b, "%s = %s\n", s.name, s.value)
+		}
+	}
+	for _, sec := range []struct {
+		title  string
+		params map[string]any
+		skip   map[string]any
+	}{
+		{"dynamic configuration (postgresql.parameters)", i.dynamic, i.cfg.Parameters},
+		{"postgres.parameters", i.cfg.Parameters, nil},
+	} {
+		if len(sec.params) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n# %s\n", sec.title)
+		for _, name := range slices.Sorted(maps.Keys(sec.params)) {
+			if _, ok := sec.skip[name]; ok {
+				continue
+			}
+			v, err := QuoteGUC(sec.params[name])
+			if err != nil {
+				return "", fmt.Errorf("parameter %s: %w", name, err)
+			}
+			fmt.Fprintf(&b, "%s = %s\n", name, v)
+		}
+	}
+	b.WriteString(i.renderRecovery(rec))
+	return b.String(), nil
+}
+
+// renderRecovery renders the recovery block.
+//
+// recovery_target_timeline = 'latest' is written for a primary too: it is
+// PostgreSQL's default and ignored outside recovery, but removing it from
+// the file after a promote makes a reload flag it as pending restart.
+func (i *Instance) renderRecovery(rec recovery) string {
+	var b strings.Builder
+	switch {
+	case !rec.standby:
+		b.WriteString("\n# Recovery: none (primary)\n")
+	case rec.upstream == nil:
+		b.WriteString("\n# Recovery: standby without upstream\n")
+	default:
+		up := rec.upstream
+		fmt.Fprintf(&b, "\n# Recovery: standby of %s\n", up.Member)
+		conninfo := connString(
+			"host", up.Host,
+			"port", strconv.Itoa(up.Port),
+			"user", i.cfg.Replication.Username,
+			"password", i.cfg.Replication.Password.Reveal(),
+			"application_name", i.name,
+			"connect_timeout", "2",
+		)
+		ci, _ := quoteGUCString(conninfo)
+		slot, _ := quoteGUCString(SlotName(i.name))
+		fmt.Fprintf(&b, "primary_conninfo = %s\nprimary_slot_name = %s\n", ci, slot)
+	}
+	b.WriteString("recovery_target_timeline = 'latest'\n")
+	return b.String()
+}
+
+// writeConfigFiles makes sure postgresql.base.conf exists (moving a
+// foreign postgresql.conf there) and writes Regent's postgresql.conf.
+func (i *Instance) writeConfigFiles(rec recovery) (changed bool, err error) {
+	if err := i.ensureBaseConf(); err != nil {
+		return false, err
+	}
+	content, err := i.renderConf(rec)
+	if err != nil {
+		return false, err
+	}
+	return i.writeFileAtomic(filepath.Join(i.cfg.DataDir, confFile), []byte(content), 0o600)
+}
+
+// ensureBaseConf keeps initdb's postgresql.conf as postgresql.base.conf.
+// A postgresql.conf Regent did not write becomes the base file; when there
+// is neither, the base file is created empty.
+func (i *Instance) ensureBaseConf() error {
+	base := filepath.Join(i.cfg.DataDir, baseConfFile)
+	if _, err := os.Stat(base); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stat %s: %w", base, err)
+	}
+	conf := filepath.Join(i.cfg.DataDir, confFile)
+	data, err := os.ReadFile(conf)
+	switch {
+	case err == nil && !strings.HasPrefix(string(data), managedHeader):
+		if err := os.Rename(conf, base); err != nil {
+			return fmt.Errorf("keep initdb's configuration: %w", err)
+		}
+		return nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read %s: %w", conf, err)
+	}
+	_, err = i.writeFileAtomic(base, []byte("# Base configuration (empty: none was found).\n"), 0o600)
+	return err
+}
+
+// ConfigurePrimary writes postgresql.conf without a recovery block and
+// removes standby.signal. changed reports whether anything changed (the
+// agent then reloads).
+func (i *Instance) ConfigurePrimary() (changed bool, err error) {
+	changed, err = i.writeConfigFiles(recovery{})
+	if err != nil {
+		return false, fmt.Errorf("configure primary: %w", err)
+	}
+	removed, err := removeFile(filepath.Join(i.cfg.DataDir, standbyFile))
+	if err != nil {
+		return false, fmt.Errorf("configure primary: %w", err)
+	}
+	return changed || removed, nil
+}
+
+// ConfigureStandby writes standby.signal and a recovery block following up
+// (nil: a standby with no upstream, which stays read-only):
+// primary_conninfo with the replication credentials and application_name =
+// member name, primary_slot_name = SlotName(member name), and
+// recovery_target_timeline = 'latest'. changed reports whether anything
+// changed; PostgreSQL ≥ 13 applies a new primary_conninfo on reload.
+func (i *Instance) ConfigureStandby(up *Upstream) (changed bool, err error) {
+	changed, err = i.writeConfigFiles(recovery{standby: true, upstream: up})
+	if err != nil {
+		return false, fmt.Errorf("configure standby: %w", err)
+	}
+	signal := filepath.Join(i.cfg.DataDir, standbyFile)
+	if _, err := os.Stat(signal); errors.Is(err, os.ErrNotExist) {
+		if _, err := i.writeFileAtomic(signal, nil, 0o600); err != nil {
+			return false, fmt.Errorf("configure standby: %w", err)
+		}
+		changed = true
+	} else if err != nil {
+		return false, fmt.Errorf("configure standby: %w", err)
+	}
+	return changed, nil
+}

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// defaultWait is pg_ctl's -t when the ctx has no deadline.
+const defaultWait = 60 * time.Second
+
+// pollInterval is how often Promote and Stop look at the server again.
+// Short, because failover time is measured in these steps.
+const pollInterval = 20 * time.Millisecond
+
+// logFile is PostgreSQL's stderr log, captured by pg_ctl -l.
+func (i *Instance) logFile() string {
+	return filepath.Join(i.cfg.DataDir, "log", "postgresql.log")
+}
+
+// Start runs pg_ctl start -w with the log at <data_dir>/log/postgresql.log,
+// waiting as long as the ctx deadline allows (60 s without one). A failure
+// carries the tail of the log. A postmaster already running is success.
+func (i *Instance) Start(ctx context.Context) error {
+	pid, err := i.PostmasterPID()
+	switch {
+	case err == nil:
+		i.log.Info("postgres already running", "pid", pid)
+		return nil
+	case errors.Is(err, ErrNotRunning):
+		// A postmaster.pid naming a live process that is not ours (pid
+		// reused after a crash or reboot) would make PostgreSQL refuse to
+		// start.
+		if removed, err := removeFile(filepath.Join(i.cfg.DataDir, "postmaster.pid")); err != nil {
+			return fmt.Errorf("start postgres: %w", err)
+		} else if removed {
+			i.log.Warn("removed stale postmaster.pid")
+		}
+	default:
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	if err := i.ensureDir(filepath.Dir(i.logFile()), 0o700); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	i.log.Info("starting postgres", "data_dir", i.cfg.DataDir)
+	_, err = i.run(ctx, nil, "pg_ctl", "start", "-w", "-D", i.cfg.DataDir, "-l", i.logFile(),
+		"-t", waitSeconds(ctx))
+	if err != nil {
+		return fmt.Errorf("start postgres: %w\nlog tail:\n%s", err, i.LogTail(4096))
+	}
+	return nil
+}
+
+// LogTail returns up to n bytes from the end of PostgreSQL's log file, for
+// error messages and test output.
+func (i *Instance) LogTail(n int) string {
+	f, err := os.Open(i.logFile())
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	off := max(st.Size()-int64(n), 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return tail(string(buf), n)
+}
+
+// waitSeconds turns the ctx deadline into pg_ctl's -t argument.
+func waitSeconds(ctx context.Context) string {
+	d := defaultWait
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+// Promote runs pg_ctl promote -w (bounded by ctx) and then waits until
+// pg_is_in_recovery() is false.
+func (i *Instance) Promote(ctx context.Context) error {
+	i.log.Info("promoting postgres")
+	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-w", "-D", i.cfg.DataDir, "-t", waitSeconds(ctx)); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	for {
+		var inRecovery bool
+		err := i.withConn(ctx, func(conn *pgx.Conn) error {
+			return conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+		})
+		if err == nil && !inRecovery {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promote: still in recovery (last error: %v): %w", err, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// Checkpoint runs CHECKPOINT (after a promote, so the old primary can
+// rewind against a control file on the new timeline).
+func (i *Instance) Checkpoint(ctx context.Context) error {
+	err := i.withConn(ctx, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CHECKPOINT")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Reload makes the server re-read its configuration (pg_ctl reload).
+func (i *Instance) Reload(ctx context.Context) error {
+	if _, err := i.PostmasterPID(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if _, err := i.run(ctx, nil, "pg_ctl", "reload", "-D", i.cfg.DataDir); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	return nil
+}
+
+// errStopFailed is returned when even SIGKILL did not end the postmaster.
+var errStopFailed = errors.New("postmaster did not exit")

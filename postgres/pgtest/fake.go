@@ -1,0 +1,203 @@
+// Package pgtest provides Fake, an in-memory stand-in for the local
+// PostgreSQL instance (the methods the agent calls on *postgres.Instance),
+// for unit tests of the HA loop. It records every operation in order so a
+// test can assert what happened first.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/regent-ha/regent/postgres"
+)
+
+// Fake is a scripted PostgreSQL. The zero value is not usable; call New.
+type Fake struct {
+	mu         sync.Mutex
+	empty      bool
+	running    bool
+	inRecovery bool
+	timeline   uint32
+	lsn        postgres.LSN
+	sysID      uint64
+	upstream   *postgres.Upstream
+	ops        []string
+	// StartErr, when set, makes Start fail.
+	StartErr error
+	// OnOp, when set, is called with every operation name as it happens.
+	OnOp func(op string)
+}
+
+// New returns a fake with an initialized, stopped data directory.
+func New(sysID uint64) *Fake {
+	return &Fake{timeline: 1, sysID: sysID, lsn: 0x3000000, inRecovery: true}
+}
+
+// SetPrimary makes the fake a running primary at lsn.
+func (f *Fake) SetPrimary(lsn postgres.LSN) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running, f.inRecovery, f.lsn = true, false, lsn
+}
+
+// SetReplica makes the fake a running replica at lsn.
+func (f *Fake) SetReplica(lsn postgres.LSN) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running, f.inRecovery, f.lsn = true, true, lsn
+}
+
+// Crash stops the fake without the agent's involvement.
+func (f *Fake) Crash() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = false
+}
+
+// Writable reports whether the fake would accept writes now.
+func (f *Fake) Writable() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running && !f.inRecovery
+}
+
+// Ops returns the operations so far, in order.
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ops...)
+}
+
+func (f *Fake) record(op string) {
+	f.ops = append(f.ops, op)
+	if f.OnOp != nil {
+		f.OnOp(op)
+	}
+}
+
+func (f *Fake) Status(ctx context.Context) (postgres.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return postgres.Status{}, postgres.ErrNotRunning
+	}
+	st := postgres.Status{Running: true, InRecovery: f.inRecovery, Timeline: f.timeline, SystemID: f.sysID, Streaming: f.inRecovery && f.upstream != nil}
+	if f.inRecovery {
+		st.ReceiveLSN, st.ReplayLSN = f.lsn, f.lsn
+	} else {
+		st.CurrentLSN = f.lsn
+	}
+	return st, nil
+}
+
+func (f *Fake) DataDirEmpty() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.empty, nil
+}
+
+func (f *Fake) ControlData(ctx context.Context) (postgres.ControlData, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return postgres.ControlData{SystemID: f.sysID, Timeline: f.timeline, CheckpointLSN: f.lsn}, nil
+}
+
+func (f *Fake) InitDB(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("initdb")
+	f.empty, f.inRecovery = false, false
+	return nil
+}
+
+func (f *Fake) SetupRoles(ctx context.Context) error { return nil }
+
+func (f *Fake) ConfigurePrimary() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.upstream = nil
+	return false, nil
+}
+
+func (f *Fake) ConfigureStandby(up *postgres.Upstream) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	changed := fmt.Sprint(up) != fmt.Sprint(f.upstream)
+	f.upstream = up
+	if !f.running {
+		f.inRecovery = true
+	}
+	return changed, nil
+}
+
+func (f *Fake) Start(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("start")
+	if f.StartErr != nil {
+		return f.StartErr
+	}
+	f.running = true
+	return nil
+}
+
+func (f *Fake) Stop(ctx context.Context, from postgres.StopMode, budget time.Duration) (postgres.StopMode, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("stop " + string(from))
+	f.running = false
+	return from, nil
+}
+
+func (f *Fake) Promote(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("promote")
+	f.inRecovery = false
+	f.timeline++
+	return nil
+}
+
+func (f *Fake) Checkpoint(ctx context.Context) error { return nil }
+func (f *Fake) Reload(ctx context.Context) error     { return nil }
+
+func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("clone " + from.Member)
+	f.empty, f.inRecovery, f.upstream = false, true, &from
+	return nil
+}
+
+func (f *Fake) Rewind(ctx context.Context, from postgres.Upstream) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("rewind " + from.Member)
+	return nil
+}
+
+func (f *Fake) WipeDataDir() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("wipe")
+	f.empty = true
+	return nil
+}
+
+func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error) {
+	return nil, nil
+}
+
+func (f *Fake) EnsureSlots(ctx context.Context, members []string) error { return nil }
+func (f *Fake) WriteHBA(memberHosts []string) (bool, error)             { return false, nil }
+
+// NewEmpty returns a fake with an empty data directory (bootstrap, clone).
+func NewEmpty(sysID uint64) *Fake {
+	f := New(sysID)
+	f.empty = true
+	return f
+}
+
+func (f *Fake) SetDynamicParameters(params map[string]any) error { return nil }

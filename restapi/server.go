@@ -1,0 +1,229 @@
+package restapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+const (
+	// DefaultBackendTimeout bounds one Backend call: patronictl and peers
+	// give up after 2 s, so a slower answer is useless to them.
+	DefaultBackendTimeout = 2 * time.Second
+	// readHeaderTimeout stops slow-header clients from holding connections.
+	readHeaderTimeout = 5 * time.Second
+	// idleTimeout closes idle keep-alive connections (HAProxy reconnects).
+	idleTimeout = 60 * time.Second
+	// shutdownTimeout bounds the graceful shutdown; then connections are closed.
+	shutdownTimeout = 3 * time.Second
+	// bodyReadTimeout bounds reading a request body, so a client that
+	// declares a body and never sends it cannot hold a goroutine forever.
+	bodyReadTimeout = 10 * time.Second
+	maxHeaderBytes  = 64 << 10
+)
+
+// Options configure a Server.
+type Options struct {
+	Config  Config
+	Backend Backend // may be nil: /cluster, /history and /config then answer 503
+	Logger  *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject a fake.
+	Now func() time.Time
+	// BackendTimeout bounds each Backend call; 0 means DefaultBackendTimeout.
+	BackendTimeout time.Duration
+}
+
+// Server is the REST API. Publish may be called from any goroutine at any
+// time; Mount only before the handler serves its first request.
+type Server struct {
+	cfg            Config
+	backend        Backend
+	log            *slog.Logger
+	now            func() time.Time
+	backendTimeout time.Duration
+	bodyTimeout    time.Duration
+
+	state  atomic.Pointer[published]
+	router *chi.Mux
+}
+
+// published is a Snapshot with its Status JSON encoded once, with and
+// without cluster_unlocked, so a health check only picks and writes bytes.
+type published struct {
+	snap               *Snapshot
+	locked, unlocked   []byte
+	lockedLen, unlkLen []string // Content-Length header values
+	encErr             error
+}
+
+// body returns the status document as of now (cluster_unlocked recomputed).
+func (p *published) body(now time.Time) ([]byte, []string) {
+	if p.snap.Unlocked || !now.Before(p.snap.ViewFreshUntil) {
+		return p.unlocked, p.unlkLen
+	}
+	return p.locked, p.lockedLen
+}
+
+// New returns a Server. Unset Config fields take their defaults.
+func New(opts Options) *Server {
+	s := &Server{
+		cfg:            opts.Config,
+		backend:        opts.Backend,
+		log:            opts.Logger,
+		now:            opts.Now,
+		backendTimeout: opts.BackendTimeout,
+		bodyTimeout:    bodyReadTimeout,
+	}
+	s.cfg.SetDefaults()
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.backendTimeout <= 0 {
+		s.backendTimeout = DefaultBackendTimeout
+	}
+	s.router = s.routes()
+	return s
+}
+
+func (s *Server) routes() *chi.Mux {
+	r := chi.NewRouter()
+	// Every GET that no route takes is a health check (§2.1); other methods
+	// on unrouted paths are 405.
+	r.NotFound(closeOnBody(s.unrouted))
+	r.MethodNotAllowed(closeOnBody(s.unrouted))
+	// Patroni routes by the first path segment: /patroni/x is /patroni.
+	for path, h := range map[string]http.HandlerFunc{
+		"/patroni":   s.getPatroni,
+		"/liveness":  s.getLiveness,
+		"/readiness": s.getReadiness,
+		"/cluster":   s.getCluster,
+		"/history":   s.getHistory,
+		"/config":    s.getConfig,
+		"/decisions": s.getDecisions,
+	} {
+		r.Get(path, closeOnBody(h))
+		r.Get(path+"/*", closeOnBody(h))
+	}
+	return r
+}
+
+// Publish makes snap the state every health check and GET /patroni answer
+// from. snap must not be modified afterwards. Publish(nil) returns the
+// server to its "starting" state (503 everywhere).
+func (s *Server) Publish(snap *Snapshot) {
+	if snap == nil {
+		s.state.Store(nil)
+		return
+	}
+	p := &published{snap: snap}
+	p.locked, p.encErr = encodeStatus(snap.Status, false)
+	if p.encErr == nil {
+		p.unlocked, p.encErr = encodeStatus(snap.Status, true)
+	}
+	if p.encErr != nil {
+		if prev := s.state.Load(); prev == nil || prev.encErr == nil { // once per failure, not per tick
+			s.log.Error("encoding the status document failed", "err", p.encErr)
+		}
+		p.locked = []byte(`{"error":"encoding the status document failed"}` + "\n")
+		p.unlocked = p.locked
+	}
+	p.lockedLen = []string{strconv.Itoa(len(p.locked))}
+	p.unlkLen = []string{strconv.Itoa(len(p.unlocked))}
+	s.state.Store(p)
+}
+
+// encodeStatus encodes st with cluster_unlocked set as given.
+func encodeStatus(st Status, unlocked bool) ([]byte, error) {
+	st.ClusterUnlocked = unlocked
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode status: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Handler returns the server's HTTP handler: panic recovery, then HEAD and
+// OPTIONS as health checks on every path, then the router.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	tw := &trackingWriter{ResponseWriter: w}
+	defer s.recoverPanic(tw, r)
+	r = s.boundBodyRead(w, r)
+	if r.Method == http.MethodHead || r.Method == http.MethodOptions {
+		// Patroni runs the generic health check for HEAD and OPTIONS on
+		// any path (HAProxy's default check is OPTIONS /).
+		closeOnBody(s.health)(tw, r)
+		return
+	}
+	s.router.ServeHTTP(tw, r)
+}
+
+// Mount routes pattern to h. pattern is either "/path", and h then serves
+// every method on /path and below (chi's Mount), or "METHOD /path", and h
+// serves that method on exactly /path, beside the routes the path already
+// has (use this form for "PATCH /config"). HEAD and OPTIONS never reach h:
+// they are health checks on every path. GET requests that h's own router
+// does not take still fall back to the health check when h is a *chi.Mux.
+// Mount must be called before the handler serves its first request; like
+// chi, it panics on a conflicting pattern.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	if method, path, found := strings.Cut(pattern, " "); found {
+		s.router.Method(method, strings.TrimSpace(path), h)
+		return
+	}
+	s.router.Mount(pattern, h)
+}
+
+// Run listens on Config.Listen and serves until ctx ends, then shuts down
+// gracefully within a few seconds. It returns nil after a shutdown caused
+// by ctx, or the error that stopped the listener. Request contexts derive
+// from ctx, so long-lived handlers end with it.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("restapi: listen on %s: %w", s.cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:                      s.Handler(),
+		ReadHeaderTimeout:            readHeaderTimeout,
+		IdleTimeout:                  idleTimeout,
+		MaxHeaderBytes:               maxHeaderBytes,
+		DisableGeneralOptionsHandler: true, // OPTIONS * is a health check too
+		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:                  func(net.Listener) context.Context { return ctx },
+	}
+	s.log.Info("REST API listening", "addr", ln.Addr().String(), "api_url", s.cfg.APIURL())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("restapi: serve on %s: %w", s.cfg.Listen, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("REST API graceful shutdown timed out; closing connections", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("restapi: serve on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("REST API stopped")
+	return nil
+}

@@ -1,0 +1,144 @@
+package restapi
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Snapshot is what the HA loop publishes once per tick (and on every
+// transition). The server keeps the latest one in an atomic.Pointer and
+// answers every health check from it: no PostgreSQL or etcd query per
+// request. A published Snapshot is immutable.
+type Snapshot struct {
+	// Status is the GET /patroni document (patroni-compat.md §2.2) as of
+	// the tick. ClusterUnlocked is recomputed per request from the times
+	// below.
+	Status Status
+
+	// LeaderUntil bounds "I hold the leader lock" (L in §2.3): true only
+	// while time.Now() is before it. The loop sets it to
+	// t_send_of_last_acked_renewal + ttl − safety_margin; zero when not leader.
+	LeaderUntil time.Time
+	// ViewFreshUntil bounds the cached cluster view (C in §2.3): the view is
+	// null once time.Now() is past it (last successful DCS read + ttl).
+	ViewFreshUntil time.Time
+	// Unlocked is true when the view had no leader key.
+	Unlocked bool
+	// Paused is the last known config "pause".
+	Paused bool
+	// StandbyCluster is true when the dynamic config has an active standby_cluster.
+	StandbyCluster bool
+	// Optime is the cluster's status.optime (0 when unknown).
+	Optime uint64
+	// LivenessUntil is the scheduled start of the next tick plus the liveness
+	// threshold (ttl on a running primary, 2·ttl otherwise); /liveness answers
+	// 503 once it has passed.
+	LivenessUntil time.Time
+}
+
+// Status is the GET /patroni document. Optional fields are omitted, never
+// written as false (patroni-compat.md §6 item 8).
+type Status struct {
+	State                    string         `json:"state"`
+	PostmasterStartTime      string         `json:"postmaster_start_time,omitempty"`
+	Role                     string         `json:"role"`
+	ServerVersion            int            `json:"server_version,omitempty"`
+	XLog                     *XLog          `json:"xlog,omitempty"`
+	SyncStandby              bool           `json:"sync_standby,omitempty"`
+	Timeline                 int            `json:"timeline,omitempty"`
+	Replication              []Replication  `json:"replication,omitempty"`
+	ClusterUnlocked          bool           `json:"cluster_unlocked,omitempty"`
+	FailsafeModeIsActive     bool           `json:"failsafe_mode_is_active,omitempty"`
+	DCSLastSeen              int64          `json:"dcs_last_seen"`
+	Tags                     map[string]any `json:"tags,omitempty"`
+	DatabaseSystemIdentifier string         `json:"database_system_identifier,omitempty"`
+	PendingRestart           bool           `json:"pending_restart,omitempty"`
+	Patroni                  Agent          `json:"patroni"`
+	ScheduledRestart         map[string]any `json:"scheduled_restart,omitempty"`
+	WatchdogFailed           bool           `json:"watchdog_failed,omitempty"`
+	Pause                    bool           `json:"pause,omitempty"`
+	// Regent is Regent's own block, ignored by Patroni tools.
+	Regent *RegentStatus `json:"regent,omitempty"`
+}
+
+// XLog is the WAL block: Location on a primary; the others in recovery.
+type XLog struct {
+	Location          *uint64 `json:"location,omitempty"`
+	ReceivedLocation  *uint64 `json:"received_location,omitempty"`
+	ReplayedLocation  *uint64 `json:"replayed_location,omitempty"`
+	ReplayedTimestamp *string `json:"replayed_timestamp,omitempty"`
+	Paused            *bool   `json:"paused,omitempty"`
+}
+
+// Replication is one WAL sender, as Patroni reports it.
+type Replication struct {
+	Usename         string `json:"usename"`
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+	SyncPriority    int    `json:"sync_priority"`
+}
+
+// Agent identifies the agent: {"version": …, "scope": …}.
+type Agent struct {
+	Version string `json:"version"`
+	Scope   string `json:"scope"`
+}
+
+// RegentStatus carries Regent's extra status fields.
+type RegentStatus struct {
+	Name string `json:"name"`
+	// LeaseRemainingMs is how long this leader may still serve writes.
+	LeaseRemainingMs int64  `json:"lease_remaining_ms,omitempty"`
+	Watchdog         any    `json:"watchdog,omitempty"`
+	LastDecision     string `json:"last_decision,omitempty"`
+}
+
+// Backend is what the server needs from the agent beyond the published
+// Snapshot: fresh reads of the DCS for /cluster, /history and /config.
+// Every method must honour ctx and never block past it.
+type Backend interface {
+	// Cluster returns the GET /cluster document, read fresh from the DCS.
+	Cluster(ctx context.Context) (ClusterDoc, error)
+	// History returns the history key's array (nil or empty when absent).
+	History(ctx context.Context) (json.RawMessage, error)
+	// Config returns the raw dynamic config JSON; ErrNotFound when absent.
+	Config(ctx context.Context) (json.RawMessage, error)
+	// Decisions returns Regent's decision log (a JSON array, newest first).
+	Decisions(ctx context.Context) (json.RawMessage, error)
+}
+
+// ClusterDoc is the GET /cluster document (patroni-compat.md §2.5).
+type ClusterDoc struct {
+	Members             []ClusterMember `json:"members"`
+	Pause               bool            `json:"pause,omitempty"`
+	ScheduledSwitchover *Scheduled      `json:"scheduled_switchover,omitempty"`
+}
+
+// ClusterMember is one entry of ClusterDoc.Members.
+type ClusterMember struct {
+	Name             string         `json:"name"`
+	Role             string         `json:"role"`
+	State            string         `json:"state"`
+	APIURL           string         `json:"api_url,omitempty"`
+	Host             string         `json:"host,omitempty"`
+	Port             int            `json:"port,omitempty"`
+	Timeline         int            `json:"timeline,omitempty"`
+	PendingRestart   bool           `json:"pending_restart,omitempty"`
+	ScheduledRestart map[string]any `json:"scheduled_restart,omitempty"`
+	Tags             map[string]any `json:"tags,omitempty"`
+	// Lag is bytes behind the leader, or the string "unknown"; absent on the leader.
+	Lag any `json:"lag,omitempty"`
+	// Decision (Regent's): while the cluster has no leader, why this member
+	// does not race for it.
+	Decision string `json:"decision,omitempty"`
+}
+
+// Scheduled describes a scheduled switchover.
+type Scheduled struct {
+	At   string `json:"at"`
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
