@@ -62,6 +62,9 @@ func decideEmptyDataDir(s Snapshot) Plan {
 		if !s.ViewFresh {
 			return plan(ActWait, "", "cluster view is stale; not bootstrapping")
 		}
+		if !s.WatchdogUsable {
+			return plan(ActWait, "", "cluster is not initialized and my required watchdog is unusable; waiting for another member to bootstrap it")
+		}
 		return plan(ActBootstrap, "", "cluster is not initialized; racing to bootstrap it")
 	case *s.View.Initialize == "":
 		return plan(ActWait, "", "another member is bootstrapping the cluster")

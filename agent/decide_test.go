@@ -109,6 +109,13 @@ func TestDecide(t *testing.T) {
 				s.Tags = Tags{"nofailover": true}
 			}),
 			Action{Kind: ActWait}, "nofailover"},
+		{"empty data dir, unusable required watchdog does not bootstrap",
+			snap(func(s *Snapshot) {
+				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+				s.WatchdogUsable = false
+			}),
+			Action{Kind: ActWait}, "watchdog is unusable"},
 		{"empty data dir, stale view does not bootstrap",
 			snap(func(s *Snapshot) {
 				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
