@@ -47,10 +47,12 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 		err = a.race(ctx, s, p)
 	case ActPromote:
 		err = a.promote(ctx)
+	case ActAcquire:
+		err = a.acquire(ctx)
 	case ActLead:
 		err = a.lead(ctx, s)
 	case ActRelease:
-		if s.PG.Running && !s.PG.Status.InRecovery {
+		if s.PG.Running && !s.PG.Status.InRecovery && !s.Config.Pause {
 			// Fence before giving the key away: nobody may promote while
 			// this PostgreSQL can still accept writes.
 			err = a.demote(ctx, "")
@@ -146,6 +148,7 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
 	a.pgState, a.role = "running", role
+	a.runCallback(ctx, "on_start", role)
 	return nil
 }
 

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Version is the agent's version, published in member keys and /patroni.
@@ -54,6 +56,7 @@ type Agent struct {
 	leading       bool
 	deadline      time.Time
 	lastKeepAlive time.Time
+	leaseTTL      time.Duration // TTL of the lease currently held
 	pgDownSince   time.Time
 	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
 	role          string // primary, replica, uninitialized, demoted
@@ -70,6 +73,19 @@ type Agent struct {
 	previousLeader   string
 	episodeRecorded  bool
 	pendingDecisions []Decision
+
+	// quiesce is set while this leader has stopped PostgreSQL for a switchover.
+	quiesce *quiesceState
+
+	// Synchronous mode: the WAL position when synchronous_standby_names
+	// last changed, and whether the leader runs degraded (asynchronous).
+	ssnChangedAt postgres.LSN
+	syncDegraded bool
+
+	// Operator commands run by the loop between ticks.
+	commands     chan command
+	restartAt    *scheduledRestart
+	callbackRole string // the role on_role_change last reported
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -97,7 +113,7 @@ func New(o Options) (*Agent, error) {
 		cfg: o.Config, name: o.Config.Name, dcs: o.DCS, pg: o.Postgres, pub: o.Publisher, peers: o.Peers,
 		wd: o.Watchdog, fenceHook: o.Fence,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
-		dyn: dyn, pgState: "stopped", role: "uninitialized",
+		dyn: dyn, pgState: "stopped", role: "uninitialized", commands: make(chan command),
 	}, nil
 }
 
@@ -144,6 +160,8 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case <-timer.C:
 			return
+		case c := <-a.commands:
+			a.runCommand(ctx, c)
 		case <-a.dcs.Notify():
 			if a.dcs.TakeChanges()&wakeOn != 0 {
 				return
@@ -162,19 +180,24 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.note(p)
 		a.fence(ctx)
 	}
-	a.applyConfig()
+	a.applyConfig(ctx)
 	a.renew(ctx)
 	snap := a.observe(ctx)
 	a.trackLeader(snap)
+	snap.LeaderlessSince = a.leaderlessSince
 	p := decide(snap)
 	a.note(p)
 	err := a.act(ctx, snap, p)
-	if !a.leading {
-		// Disarm on every path out of leadership; idempotent.
+	if !a.leading || a.dyn.Pause {
+		// Disarm on every path out of leadership and in maintenance mode.
 		a.disarmWatchdog()
 	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p
+	a.driveSwitchover(ctx, snap)
+	a.runScheduledRestart(ctx)
+	a.noteRoleChange(ctx)
+	a.processFailoverKey(ctx, snap)
 	a.publish(ctx)
 	a.flushDecisions(ctx)
 	return err
@@ -232,7 +255,7 @@ func (a *Agent) note(p Plan) {
 
 // applyConfig picks up the dynamic config from the cached view. A value
 // that fails validation is ignored with a warning: the last good one stays.
-func (a *Agent) applyConfig() {
+func (a *Agent) applyConfig(ctx context.Context) {
 	v := a.dcs.View()
 	if v == nil || v.Config == nil {
 		return
@@ -249,10 +272,32 @@ func (a *Agent) applyConfig() {
 	if dyn.TTL != a.dyn.TTL || dyn.LoopWait != a.dyn.LoopWait || dyn.RetryTimeout != a.dyn.RetryTimeout {
 		a.log.Info("timings changed", "ttl", dyn.TTL, "loop_wait", dyn.LoopWait, "retry_timeout", dyn.RetryTimeout)
 	}
-	if err := a.pg.SetDynamicParameters(dyn.PostgresParameters); err != nil {
-		a.log.Warn("ignoring cluster-wide PostgreSQL parameters", "err", err)
+	if !reflect.DeepEqual(dyn.PostgresParameters, a.dyn.PostgresParameters) {
+		a.applyParameters(ctx, dyn.PostgresParameters)
 	}
 	a.dyn = dyn
+}
+
+// applyParameters writes cluster-wide PostgreSQL parameters and reloads;
+// a parameter that needs a restart shows as pending_restart.
+func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
+	if err := a.pg.SetDynamicParameters(params); err != nil {
+		a.log.Warn("ignoring cluster-wide PostgreSQL parameters", "err", err)
+		return
+	}
+	changed, err := a.pg.Reconfigure()
+	if err != nil {
+		a.log.Warn("cannot rewrite postgresql.conf", "err", err)
+		return
+	}
+	if changed && a.pgState == "running" {
+		a.log.Info("cluster-wide PostgreSQL parameters changed; reloading")
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.pg.Reload(rctx); err != nil {
+			a.log.Warn("reload after a parameter change failed", "err", err)
+		}
+	}
 }
 
 // ioContext bounds one etcd or PostgreSQL call: by retry_timeout, and while

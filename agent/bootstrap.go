@@ -76,6 +76,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 		if _, err := a.dcs.GrantLease(ictx, a.dyn.TTL); err != nil {
 			return err
 		}
+		a.leaseTTL = a.dyn.TTL
 	}
 	sent := a.now()
 	if _, err := a.dcs.KeepAlive(ictx); err != nil {

@@ -27,6 +27,7 @@ type Config struct {
 	Postgres  postgres.Config    `yaml:"postgres"`
 	Watchdog  fencing.Config     `yaml:"watchdog"`
 	Fence     fencing.HookConfig `yaml:"fence"`
+	Callbacks CallbacksConfig    `yaml:"callbacks"`
 	Tags      Tags               `yaml:"tags"`
 	Bootstrap BootstrapConfig    `yaml:"bootstrap"`
 	Log       LogConfig          `yaml:"log"`
@@ -79,6 +80,7 @@ func (c *Config) SetDefaults() {
 	c.Postgres.SetDefaults()
 	c.Watchdog.SetDefaults()
 	c.Fence.SetDefaults()
+	c.Callbacks.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -102,7 +104,7 @@ func (c *Config) Validate() error {
 	case strings.Contains(c.Scope, "/"):
 		errs = append(errs, fmt.Errorf("scope: %q must not contain '/'", c.Scope))
 	}
-	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate())
+	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate(), c.Callbacks.Validate())
 	if _, err := c.Tags.failoverPriority(); err != nil {
 		errs = append(errs, fmt.Errorf("tags.failover_priority: %w", err))
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regent-ha/regent/postgres"
 )
 
 // decide is the HA loop's brain: a pure function from one Snapshot to one
@@ -23,6 +25,12 @@ func decide(s Snapshot) Plan {
 	}
 	if p, ok := checkSystemID(s); ok {
 		return p
+	}
+	if s.Lease.Leading && s.Quiescing {
+		return plan(ActWait, "", "switchover: writes quiesced; PostgreSQL stopped on purpose while the lease is held")
+	}
+	if s.Config.Pause {
+		return decidePaused(s)
 	}
 	if !s.PG.Running {
 		return decideStopped(s)
@@ -89,6 +97,9 @@ func checkSystemID(s Snapshot) (Plan, bool) {
 }
 
 func decideStopped(s Snapshot) Plan {
+	if s.Lease.Leading && s.Quiescing {
+		return plan(ActWait, "", "switchover: writes quiesced; PostgreSQL stopped on purpose while the lease is held")
+	}
 	if s.Lease.Leading {
 		down := s.Now.Sub(s.PG.DownSince)
 		if s.PG.DownSince.IsZero() || down < s.Config.PrimaryStartTimeout {
@@ -112,6 +123,9 @@ func decideRunning(s Snapshot) Plan {
 	st := s.PG.Status
 	leader := s.leaderName()
 	if s.Lease.Leading {
+		if s.Quiescing {
+			return plan(ActWait, "", "switchover: writes quiesced; stopping PostgreSQL")
+		}
 		if !s.WatchdogUsable {
 			return plan(ActRelease, "", "watchdog is required but unusable; stepping down: demote, then release the leader key")
 		}
@@ -136,11 +150,90 @@ func decideRunning(s Snapshot) Plan {
 		return plan(ActRelease, "", "the leader key is still on my lease although I no longer lead; releasing it so the cluster can elect")
 	case leader == s.Name:
 		return plan(ActWait, "", "leader key names me from an earlier session; waiting for it to expire")
+	case leader == "" && s.View.Failover.Member == s.Name:
+		return decideDesignated(s)
+	case leader == "" && s.designatedOther():
+		return plan(ActWait, "", "switchover/failover to %s requested; only it may take the leader key", s.View.Failover.Member)
 	case leader == "":
 		return decideElection(s)
 	default:
 		return plan(ActFollow, leader, "following leader %s", leader)
 	}
+}
+
+// decidePaused is maintenance mode (patroni-compat.md §3.9): the agent never
+// starts, stops, promotes or demotes PostgreSQL on its own. The lock
+// follows what the operator does; only an explicit switchover or failover
+// to a named candidate promotes. The lease deadline still fences (checked
+// before this): Regent never lets a primary outlive its lease.
+func decidePaused(s Snapshot) Plan {
+	st := s.PG.Status
+	leader := s.leaderName()
+	primary := s.PG.Running && !st.InRecovery
+	switch {
+	case s.PG.DataDirEmpty:
+		return plan(ActWait, "", "paused: data directory is empty; not bootstrapping or cloning")
+	case s.Lease.Leading && primary:
+		return plan(ActLead, "", "paused: leading (PostgreSQL is the primary)")
+	case s.Lease.Leading && s.PG.Running && s.View.Failover.Member == s.Name:
+		return plan(ActPromote, "", "paused: explicit failover to me; promoting")
+	case s.Lease.Leading:
+		return plan(ActRelease, "", "paused: PostgreSQL is not a running primary; releasing the leader key")
+	case s.staleOwnKey():
+		return plan(ActRelease, "", "paused: the leader key is still on my lease although I no longer lead; releasing it")
+	case !s.PG.Running:
+		return plan(ActWait, "", "paused: PostgreSQL is not running; not starting it")
+	case primary && leader == "":
+		return plan(ActAcquire, "", "paused: PostgreSQL runs as primary and the cluster has no leader; taking the leader key")
+	case primary && leader != s.Name:
+		return plan(ActWait, "", "paused: PostgreSQL is a primary while %s holds the leader key (parallel primaries: resolve by hand)", orUnknown(leader))
+	case leader == "" && s.View.Failover.Member == s.Name:
+		return decideDesignated(s)
+	case leader != "" && leader != s.Name:
+		return plan(ActFollow, leader, "paused: following leader %s", leader)
+	}
+	return plan(ActWait, "", "paused: no automatic action")
+}
+
+// designatedOther: the failover key names another member that can still
+// take over (its member key exists and the cluster has not been leaderless
+// for over 2·ttl); others then stand aside.
+func (s *Snapshot) designatedOther() bool {
+	f := s.View.Failover
+	if f.Member == "" || f.Member == s.Name {
+		return false
+	}
+	if _, ok := s.member(f.Member); !ok {
+		return false
+	}
+	return s.LeaderlessSince.IsZero() || s.Now.Sub(s.LeaderlessSince) < 2*s.Config.TTL
+}
+
+// decideDesignated: this member is the named candidate of a switchover or
+// failover. It races without comparing peers, but a planned switchover's
+// candidate first replays past the old primary's final LSN.
+func decideDesignated(s Snapshot) Plan {
+	st := s.PG.Status
+	if r := s.Switchover; r != nil && r.To == s.Name && r.FinalLSN > 0 && uint64(st.ReplayLSN) <= r.FinalLSN {
+		return plan(ActWait, "", "designated candidate: replayed %s, waiting to pass the old primary's final LSN %s", st.ReplayLSN, postgres.LSN(r.FinalLSN))
+	}
+	if s.Tags.NoFailover() {
+		return plan(ActWait, "", "named as candidate but tagged nofailover; not racing")
+	}
+	if s.Config.SynchronousMode && s.View.Sync.Leader != "" && !s.View.Sync.Matches(s.Name) {
+		return plan(ActWait, "", "named as candidate but not a synchronous standby; not racing")
+	}
+	if !s.WatchdogUsable {
+		return plan(ActWait, "", "named as candidate but my required watchdog is unusable; not racing")
+	}
+	return plan(ActRace, "", "designated candidate (failover key names me, requested by %s); racing", orUnknown(s.View.Failover.Leader))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an operator"
+	}
+	return s
 }
 
 // decideElection runs when the cluster has no leader and this member is a
@@ -178,6 +271,10 @@ func elect(s Snapshot) Election {
 	if !s.WatchdogUsable {
 		block = append(block, "watchdog required but unusable")
 	}
+	syncOnly := s.Config.SynchronousMode && s.View.Sync.Leader != ""
+	if syncOnly && !s.View.Sync.Matches(s.Name) {
+		block = append(block, fmt.Sprintf("synchronous mode: not a synchronous standby (sync key: %s)", strings.Join(s.View.Sync.Standbys(), ",")))
+	}
 	if tl := s.View.Timeline(); self.Timeline < tl {
 		block = append(block, fmt.Sprintf("timeline %d is behind the cluster timeline %d", self.Timeline, tl))
 	}
@@ -189,6 +286,9 @@ func elect(s Snapshot) Election {
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	var cands []Candidate
 	for _, p := range peers {
+		if syncOnly && !s.View.Sync.Matches(p.Name) {
+			continue // only synchronous standbys compete
+		}
 		c, why := comparePeer(self, p)
 		cands = append(cands, c)
 		if why != "" {

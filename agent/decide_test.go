@@ -311,3 +311,37 @@ func TestOnlyOneRacerAmongEqualPeers(t *testing.T) {
 		t.Errorf("%d members race, want exactly 1", racers)
 	}
 }
+
+func TestDecidePaused(t *testing.T) {
+	paused := func(s *Snapshot) { s.Config.Pause = true }
+	tests := []struct {
+		name string
+		snap Snapshot
+		want ActionKind
+		why  string
+	}{
+		{"crashed primary is not restarted", snap(paused, func(s *Snapshot) {
+			s.View.Leader = &dcs.Leader{Name: "pg2"}
+			s.PG = PGState{DownSince: t0.Add(-time.Second)}
+			s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
+		}), ActRelease, "releasing"},
+		{"stopped replica is not started", snap(paused, func(s *Snapshot) { s.PG = PGState{} }), ActWait, "not starting it"},
+		{"replicas never race", snap(paused, unlocked), ActWait, "no automatic action"},
+		{"named candidate races", snap(paused, unlocked, func(s *Snapshot) { s.View.Failover = dcs.Failover{Member: "pg2"} }), ActRace, "designated"},
+		{"running primary takes the free key without promoting", snap(paused, unlocked, func(s *Snapshot) { s.PG = primary(0x5000000) }), ActAcquire, "taking the leader key"},
+		{"primary under another leader is left alone", snap(paused, func(s *Snapshot) { s.PG = primary(0x5000000) }), ActWait, "parallel primaries"},
+		{"deadline still fences when paused", snap(paused, func(s *Snapshot) {
+			s.PG = primary(0x5000000)
+			s.Lease = LeaseState{Leading: true, Deadline: t0.Add(-time.Second)}
+		}), ActFence, "deadline"},
+		{"replica keeps following", snap(paused), ActFollow, "following"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide(tt.snap)
+			if got.Action.Kind != tt.want || !strings.Contains(got.Reason, tt.why) {
+				t.Errorf("got %s %q, want %s containing %q", got.Action.Kind, got.Reason, tt.want, tt.why)
+			}
+		})
+	}
+}

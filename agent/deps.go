@@ -20,6 +20,7 @@ type DCS interface {
 	AcquireLeader(ctx context.Context, name string) (bool, error)
 	CheckLeader(ctx context.Context, name string) error
 	ReleaseLeader(ctx context.Context, name string) error
+	ReattachLeader(ctx context.Context, name string, oldLease int64) error
 	PutMember(ctx context.Context, name string, m dcs.Member) error
 	CreateInitialize(ctx context.Context) (bool, error)
 	SetInitialize(ctx context.Context, sysid string) error
@@ -27,9 +28,11 @@ type DCS interface {
 	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string, modRev int64) error
+	Get(ctx context.Context, key string) (dcs.Value, bool, error)
 	Load(ctx context.Context) (*dcs.Cluster, error)
 	View() *dcs.Cluster
 	Notify() <-chan struct{}
+	Subscribe() (<-chan struct{}, func())
 	TakeChanges() dcs.Change
 	LastContact() time.Time
 }
@@ -48,6 +51,7 @@ type Postgres interface {
 	Stop(ctx context.Context, from postgres.StopMode, budget time.Duration) (postgres.StopMode, error)
 	Promote(ctx context.Context) error
 	Checkpoint(ctx context.Context) error
+	ProbeWrite(ctx context.Context) error
 	Reload(ctx context.Context) error
 	Clone(ctx context.Context, from postgres.Upstream) error
 	Rewind(ctx context.Context, from postgres.Upstream) error
@@ -56,6 +60,9 @@ type Postgres interface {
 	EnsureSlots(ctx context.Context, members []string) error
 	WriteHBA(memberHosts []string) (bool, error)
 	SetDynamicParameters(params map[string]any) error
+	Reconfigure() (bool, error)
+	SetSynchronousStandbyNames(value string) (bool, error)
+	SynchronousStandbyNames() string
 }
 
 // Watchdog is the hardware watchdog as the loop drives it; *fencing.Watchdog

@@ -64,14 +64,38 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return err
 	}
 	promotedAt := time.Now()
+	// The member that won the key clears the request (Patroni: {}).
+	a.clearFailoverKey(ctx)
 	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
-	a.record(Decision{Kind: "failover", Reason: p.Reason, PreviousLeader: a.previousLeader,
+	kind := "failover"
+	if p.Election == nil {
+		kind = "promotion_on_request" // designated by a switchover or failover request
+	}
+	a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: a.previousLeader,
 		Candidates: electionRecord(p.Election), Fence: fenced,
 		Timings: &Timings{
 			LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
 			ElectedAt: electedAt, PromotedAt: promotedAt,
 			ElectionMs: electedAt.Sub(detected).Milliseconds(), PromotionMs: promotedAt.Sub(electedAt).Milliseconds(),
 		}})
+	return nil
+}
+
+// acquire takes the leader key for a running primary (maintenance mode).
+func (a *Agent) acquire(ctx context.Context) error {
+	rctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	sent := a.now()
+	if _, err := a.dcs.KeepAlive(rctx); err != nil {
+		return fmt.Errorf("acquire: keepalive: %w", err)
+	}
+	won, err := a.dcs.AcquireLeader(rctx, a.name)
+	if err != nil || !won {
+		return err
+	}
+	a.leading = true
+	a.extendDeadline(sent)
+	a.log.Info("took the leader key for the running primary (paused)")
 	return nil
 }
 
@@ -84,6 +108,9 @@ func (a *Agent) promote(ctx context.Context) error {
 	pctx, cancel2 := context.WithDeadline(pctx, a.deadline)
 	defer cancel2()
 	start := a.now()
+	if err := a.prepareSyncPromotion(pctx); err != nil {
+		return fmt.Errorf("promote: synchronous mode: %w", err)
+	}
 	if err := a.pg.Promote(pctx); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
@@ -138,8 +165,10 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 // lead is the steady primary's upkeep: the status key and replication slots.
 func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	a.role = "primary"
-	if err := a.armWatchdog(); err != nil {
-		return fmt.Errorf("watchdog: %w", err)
+	if !a.dyn.Pause { // the watchdog is disarmed in maintenance mode
+		if err := a.armWatchdog(); err != nil {
+			return fmt.Errorf("watchdog: %w", err)
+		}
 	}
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
@@ -151,6 +180,11 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 		} else {
 			a.statusWritten = statusRecord{optime: optime, at: a.now()}
 		}
+	}
+	sctx, cancel2 := a.ioContext(ctx)
+	defer cancel2()
+	if err := a.manageSync(sctx, s); err != nil {
+		a.log.Warn("synchronous mode", "err", err)
 	}
 	var others []string
 	for _, n := range s.View.MemberNames() {

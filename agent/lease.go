@@ -24,7 +24,10 @@ func (a *Agent) renew(ctx context.Context) {
 			a.log.Warn("cannot grant a session lease", "err", err)
 			return
 		}
+		a.leaseTTL = a.dyn.TTL
 		a.memberWritten = memberRecord{} // the member key must be re-put on the new lease
+	} else if a.leaseTTL != a.dyn.TTL {
+		a.rotateLease(ctx)
 	}
 	if !a.leading && a.now().Sub(a.lastKeepAlive) < a.dyn.TTL/3 {
 		return
@@ -57,13 +60,42 @@ func (a *Agent) renew(ctx context.Context) {
 		a.log.Warn("cannot confirm the leader key", "err", err)
 	default:
 		a.extendDeadline(sent)
-		a.keepaliveWatchdog(sent)
+		if !a.dyn.Pause {
+			a.keepaliveWatchdog(sent)
+		}
 	}
 }
 
-// extendDeadline records an acknowledged renewal sent at sent.
+// extendDeadline records an acknowledged renewal sent at sent. It uses
+// the TTL of the lease actually held, which differs from the configured
+// ttl until the lease is rotated.
 func (a *Agent) extendDeadline(sent time.Time) {
-	a.deadline = sent.Add(a.dyn.TTL - a.cfg.Watchdog.SafetyMargin)
+	ttl := a.leaseTTL
+	if ttl == 0 {
+		ttl = a.dyn.TTL
+	}
+	a.deadline = sent.Add(ttl - a.cfg.Watchdog.SafetyMargin)
+}
+
+// rotateLease moves this member to a lease with the new ttl: grant, move
+// the leader key (guarded by value and old lease, never created), and let
+// the member key follow on the next publish. The old lease is left to
+// expire: nothing is attached to it any more.
+func (a *Agent) rotateLease(ctx context.Context) {
+	old := a.dcs.Lease()
+	if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
+		a.log.Warn("cannot grant a lease with the new ttl", "err", err, "ttl", a.dyn.TTL)
+		return
+	}
+	a.log.Info("session lease rotated for the new ttl", "ttl", a.dyn.TTL)
+	a.leaseTTL = a.dyn.TTL
+	a.memberWritten = memberRecord{}
+	if !a.leading {
+		return
+	}
+	if err := a.dcs.ReattachLeader(ctx, a.name, old); err != nil {
+		a.loseLeadership("could not move the leader key to the new lease: " + err.Error())
+	}
 }
 
 // loseLeadership forgets the lease. It never re-creates the leader key:

@@ -20,6 +20,8 @@ func (a *Agent) observe(ctx context.Context) Snapshot {
 		Lease:          a.leaseState(),
 		WatchdogUsable: a.wd.Usable(),
 	}
+	s.Switchover = activeSwitchover(s.View)
+	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
 	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.leading {

@@ -85,6 +85,11 @@ type peerDoc struct {
 	Timeline       int             `json:"timeline"`
 	Tags           Tags            `json:"tags"`
 	WatchdogFailed bool            `json:"watchdog_failed"`
+	State          string          `json:"state"`
+	Replication    []struct {
+		ApplicationName string `json:"application_name"`
+		State           string `json:"state"`
+	} `json:"replication"`
 }
 
 func parsePeerStatus(body []byte, p *PeerStatus) error {
@@ -106,13 +111,20 @@ func parsePeerStatus(body []byte, p *PeerStatus) error {
 		if x.ReceivedLocation != nil {
 			p.WAL = postgres.LSN(*x.ReceivedLocation)
 		}
-		if x.ReplayedLocation != nil && postgres.LSN(*x.ReplayedLocation) > p.WAL {
-			p.WAL = postgres.LSN(*x.ReplayedLocation)
+		if x.ReplayedLocation != nil {
+			p.Replayed = postgres.LSN(*x.ReplayedLocation)
+			p.WAL = max(p.WAL, p.Replayed)
 		}
 	}
 	p.Timeline = d.Timeline
 	p.NoFailover = d.Tags.NoFailover()
 	p.Priority = d.Tags.FailoverPriority()
 	p.WatchdogFailed = d.WatchdogFailed
+	p.State = d.State
+	for _, r := range d.Replication {
+		if r.State == "streaming" {
+			p.Streaming = append(p.Streaming, r.ApplicationName)
+		}
+	}
 	return nil
 }

@@ -36,6 +36,9 @@ const (
 	ActFollow ActionKind = "follow"
 	// ActRace tries to create the leader key and, on winning, promotes.
 	ActRace ActionKind = "race"
+	// ActAcquire takes the leader key for a PostgreSQL already running as
+	// primary (maintenance mode), without promoting anything.
+	ActAcquire ActionKind = "acquire"
 	// ActPromote finishes a promotion while holding the leader key.
 	ActPromote ActionKind = "promote"
 	// ActLead is the steady primary's upkeep (slots, status, history).

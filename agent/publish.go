@@ -115,7 +115,9 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		s.Unlocked = view.Leader == nil
 		s.Optime = view.Status.Optime
 	}
-	if a.leading && running && !st.InRecovery {
+	if a.leading && a.quiesce == nil && running && !st.InRecovery {
+		// Quiescing for a switchover turns /primary 503 at once, before
+		// PostgreSQL stops, so routers drain first.
 		s.LeaderUntil = a.deadline
 	}
 	doc := restapi.Status{
@@ -131,6 +133,16 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 	}
 	if a.leading {
 		doc.Regent.LeaseRemainingMs = max(0, a.deadline.Sub(now).Milliseconds())
+	}
+	if running && st.InRecovery && a.dyn.SynchronousMode && view != nil && view.Sync.Matches(a.name) && view.Sync.Leader != a.name {
+		doc.SyncStandby = true
+	}
+	if a.dyn.SynchronousMode {
+		sync := &SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.leading && a.syncDegraded}
+		if view != nil {
+			sync.Standbys = view.Sync.Standbys()
+		}
+		doc.Regent.Synchronous = sync
 	}
 	wd := a.wd.Status()
 	doc.WatchdogFailed = wd.Failed
@@ -203,4 +215,13 @@ func watchdogDoc(st fencing.Status, now time.Time) *WatchdogStatus {
 		d.LastKeepaliveAgeMs = &age
 	}
 	return d
+}
+
+// SyncStatus is the synchronous-mode block of GET /patroni (Regent's part).
+type SyncStatus struct {
+	Strict bool `json:"strict"`
+	// Degraded: non-strict mode with no synchronous standby, running
+	// asynchronously (acknowledged commits may be lost on failover).
+	Degraded bool     `json:"degraded,omitempty"`
+	Standbys []string `json:"sync_standby,omitempty"`
 }

@@ -25,6 +25,13 @@ type Snapshot struct {
 	// WatchdogUsable is false when watchdog mode is required and the device
 	// cannot be armed: such a member must not lead.
 	WatchdogUsable bool
+	// Switchover is the running switchover record (nil when none).
+	Switchover *SwitchoverRecord
+	// Quiescing: this leader stopped PostgreSQL on purpose for a switchover.
+	Quiescing bool
+	// LeaderlessSince is when this agent first saw the cluster without a
+	// leader (zero while there is one).
+	LeaderlessSince time.Time
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus
@@ -66,6 +73,13 @@ type PeerStatus struct {
 	NoFailover     bool
 	WatchdogFailed bool
 	Priority       int
+	// Replayed is the replay position of a peer in recovery.
+	Replayed postgres.LSN
+	// State is the peer's PostgreSQL state ("running", …).
+	State string
+	// Streaming lists the application names of its WAL senders in state
+	// "streaming" (a primary's replicas).
+	Streaming []string
 }
 
 // leaderName is the name in the leader key, "" when unlocked or unknown.

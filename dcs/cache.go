@@ -68,7 +68,13 @@ func (c *Client) publish(next *Cluster, bits Change) {
 	case c.notify <- struct{}{}:
 	default:
 	}
+	c.subs.signal()
 }
+
+// Subscribe returns a channel (capacity 1, coalescing) signalled after
+// every view change, for readers other than the HA loop (e.g. an event
+// stream). Call cancel when done.
+func (c *Client) Subscribe() (<-chan struct{}, func()) { return c.subs.add() }
 
 // Run owns the cluster-view cache: it loads the cluster, then follows ONE
 // watch on the prefix from the next revision, applying every event to a

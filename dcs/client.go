@@ -54,6 +54,7 @@ type Client struct {
 	view    atomic.Pointer[Cluster]
 	changes atomic.Uint32
 	notify  chan struct{}
+	subs    subscribers
 
 	contactMu sync.Mutex
 	contact   time.Time

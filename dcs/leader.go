@@ -81,3 +81,27 @@ func (c *Client) ReleaseLeader(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ReattachLeader moves the leader key from lease oldLease to the current
+// lease (after GrantLease, e.g. because ttl changed), guarded by the key
+// still naming us on the old lease: it never creates the key.
+func (c *Client) ReattachLeader(ctx context.Context, name string, oldLease int64) error {
+	id := c.lease.Load()
+	if id == 0 || oldLease == 0 {
+		return fmt.Errorf("%w: no lease to move the key between", ErrNotLeader)
+	}
+	key := c.keys.Leader()
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", name),
+			clientv3.Compare(clientv3.LeaseValue(key), "=", oldLease)).
+		Then(clientv3.OpPut(key, name, clientv3.WithLease(clientv3.LeaseID(id)))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("dcs: reattach leader: %w", err)
+	}
+	c.touch()
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, oldLease)
+	}
+	return nil
+}

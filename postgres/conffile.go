@@ -107,8 +107,55 @@ func (i *Instance) renderConf(rec recovery) (string, error) {
 			fmt.Fprintf(&b, "%s = %s\n", name, v)
 		}
 	}
+	if i.syncNames != nil {
+		v, _ := quoteGUCString(*i.syncNames)
+		fmt.Fprintf(&b, "\n# Synchronous replication (managed by Regent's synchronous mode)\nsynchronous_standby_names = %s\n", v)
+	}
 	b.WriteString(i.renderRecovery(rec))
 	return b.String(), nil
+}
+
+// SetSynchronousStandbyNames sets synchronous_standby_names in Regent's
+// postgresql.conf (value "" = asynchronous, "*" = any standby, or a list
+// such as `pg2` or `2 (pg2,pg3)`), keeping the current recovery block.
+// changed reports a new file: the caller reloads, no restart is needed.
+func (i *Instance) SetSynchronousStandbyNames(value string) (changed bool, err error) {
+	if i.syncNames != nil && *i.syncNames == value {
+		return false, nil
+	}
+	i.syncNames = &value
+	if !i.recoveryKnown {
+		return false, nil // written with the next ConfigurePrimary/ConfigureStandby
+	}
+	changed, err = i.writeConfigFiles(i.recovery)
+	if err != nil {
+		return false, fmt.Errorf("synchronous_standby_names: %w", err)
+	}
+	return changed, nil
+}
+
+// Reconfigure rewrites postgresql.conf from the current settings (after
+// SetDynamicParameters), keeping the recovery block; the caller reloads
+// when it changed.
+func (i *Instance) Reconfigure() (changed bool, err error) {
+	if empty, err := i.DataDirEmpty(); err != nil || empty || !i.recoveryKnown {
+		// Before the first ConfigurePrimary/ConfigureStandby of this process
+		// the role is unknown: rewriting now could drop primary_conninfo.
+		return false, err
+	}
+	changed, err = i.writeConfigFiles(i.recovery)
+	if err != nil {
+		return false, fmt.Errorf("reconfigure: %w", err)
+	}
+	return changed, nil
+}
+
+// SynchronousStandbyNames returns the value Regent last wrote ("" when none).
+func (i *Instance) SynchronousStandbyNames() string {
+	if i.syncNames == nil {
+		return ""
+	}
+	return *i.syncNames
 }
 
 // renderRecovery renders the recovery block.
@@ -145,6 +192,7 @@ func (i *Instance) renderRecovery(rec recovery) string {
 // writeConfigFiles makes sure postgresql.base.conf exists (moving a
 // foreign postgresql.conf there) and writes Regent's postgresql.conf.
 func (i *Instance) writeConfigFiles(rec recovery) (changed bool, err error) {
+	i.recovery, i.recoveryKnown = rec, true
 	if err := i.ensureBaseConf(); err != nil {
 		return false, err
 	}

@@ -76,14 +76,15 @@ var binaries = []string{"initdb", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_co
 // managedGUCs are settings Regent derives from other keys; setting them in
 // parameters would silently break Regent, so Validate refuses them.
 var managedGUCs = map[string]string{
-	"listen_addresses":         "set postgres.listen instead",
-	"port":                     "set postgres.listen instead",
-	"primary_conninfo":         "managed by Regent",
-	"primary_slot_name":        "managed by Regent",
-	"recovery_target_timeline": "managed by Regent",
-	"data_directory":           "managed by Regent",
-	"hba_file":                 "managed by Regent",
-	"config_file":              "managed by Regent",
+	"listen_addresses":          "set postgres.listen instead",
+	"port":                      "set postgres.listen instead",
+	"primary_conninfo":          "managed by Regent",
+	"primary_slot_name":         "managed by Regent",
+	"synchronous_standby_names": "managed by Regent (dynamic config synchronous_mode)",
+	"recovery_target_timeline":  "managed by Regent",
+	"data_directory":            "managed by Regent",
+	"hba_file":                  "managed by Regent",
+	"config_file":               "managed by Regent",
 }
 
 var gucName = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)

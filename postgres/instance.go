@@ -52,6 +52,11 @@ type Instance struct {
 	// dynamic are parameters from the cluster's dynamic configuration,
 	// rendered between Regent's defaults and Config.Parameters.
 	dynamic map[string]any
+	// recovery is the recovery block last written; syncNames the managed
+	// synchronous_standby_names (nil: not written).
+	recovery      recovery
+	recoveryKnown bool
+	syncNames     *string
 
 	connMu sync.Mutex // guards conn
 	conn   *pgx.Conn

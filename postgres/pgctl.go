@@ -123,6 +123,20 @@ func (i *Instance) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
+// ProbeWrite proves the server accepts writes: assigning a transaction id
+// fails on a server in recovery ("cannot assign TransactionIds during
+// recovery") and succeeds only on a writable primary.
+func (i *Instance) ProbeWrite(ctx context.Context) error {
+	err := i.withConn(ctx, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SELECT txid_current()")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write probe: %w", err)
+	}
+	return nil
+}
+
 // Reload makes the server re-read its configuration (pg_ctl reload).
 func (i *Instance) Reload(ctx context.Context) error {
 	if _, err := i.PostmasterPID(); err != nil {

@@ -14,8 +14,16 @@
 // etcd per health request. The few endpoints that must read the DCS fresh
 // go through the small Backend interface, bounded by a per-request timeout.
 //
+// The switchover endpoints (switchover*.go) are served here over the
+// Switchovers interface: Regent's PATCH /switchover, GET /switchover/<id>,
+// its Server-Sent Events stream /switchover/<id>/events, GET /switchovers
+// and DELETE /switchover/<id>, and Patroni's POST /switchover, POST
+// /failover and DELETE /switchover with their exact codes and texts. The
+// handlers only validate and relay: the switchover runs in the agents' HA
+// loops, and a client (or its stream) going away never affects it.
+//
 // restapi must never import Regent's agent, dcs, postgres or fencing
-// packages: the agent implements Backend and calls Publish. Command
-// endpoints (switchover, failover, restart, PATCH /config, …) are added by
-// other packages through Server.Mount.
+// packages: the agent implements Backend and Switchovers and calls Publish.
+// Other command endpoints (restart, PATCH /config, …) are added by other
+// packages through Server.Mount.
 package restapi

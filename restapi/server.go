@@ -41,6 +41,10 @@ type Options struct {
 	Now func() time.Time
 	// BackendTimeout bounds each Backend call; 0 means DefaultBackendTimeout.
 	BackendTimeout time.Duration
+	// Switchovers serves the switchover endpoints (PATCH/GET/DELETE
+	// /switchover…, GET /switchovers, Patroni's POST /switchover and
+	// /failover); nil makes them answer 503.
+	Switchovers Switchovers
 }
 
 // Server is the REST API. Publish may be called from any goroutine at any
@@ -52,6 +56,11 @@ type Server struct {
 	now            func() time.Time
 	backendTimeout time.Duration
 	bodyTimeout    time.Duration
+	switchovers    Switchovers
+	// commandTimeout bounds StartSwitchover and AbortSwitchover.
+	commandTimeout time.Duration
+	// keepAlive is the interval of the event streams' comment pings.
+	keepAlive time.Duration
 
 	state  atomic.Pointer[published]
 	router *chi.Mux
@@ -83,6 +92,9 @@ func New(opts Options) *Server {
 		now:            opts.Now,
 		backendTimeout: opts.BackendTimeout,
 		bodyTimeout:    bodyReadTimeout,
+		switchovers:    opts.Switchovers,
+		commandTimeout: switchoverCommandTimeout,
+		keepAlive:      sseKeepAlive,
 	}
 	s.cfg.SetDefaults()
 	if s.log == nil {
@@ -117,6 +129,7 @@ func (s *Server) routes() *chi.Mux {
 		r.Get(path, closeOnBody(h))
 		r.Get(path+"/*", closeOnBody(h))
 	}
+	s.switchoverRoutes(r)
 	return r
 }
 

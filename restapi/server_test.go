@@ -26,7 +26,8 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodDelete, "/cluster", "GET, HEAD, OPTIONS"},
 		{http.MethodPut, "/config", "GET, HEAD, OPTIONS, PATCH"},
 		{http.MethodPost, "/primary", "GET, HEAD, OPTIONS"},
-		{http.MethodPost, "/switchover", "GET, HEAD, OPTIONS"},
+		{http.MethodPut, "/switchover", "GET, HEAD, OPTIONS, POST, PATCH, DELETE"},
+		{http.MethodPost, "/switchover/x", "GET, HEAD, OPTIONS, DELETE"},
 		{http.MethodPatch, "/restart", "GET, HEAD, OPTIONS"},
 		{"PROPFIND", "/patroni", "GET, HEAD, OPTIONS"},
 		{http.MethodTrace, "/", "GET, HEAD, OPTIONS"},
@@ -65,7 +66,7 @@ func TestMount(t *testing.T) {
 		{http.MethodPost, "/switchover", 200, "switchover"},
 		{http.MethodGet, "/switchover", 503, "status"}, // a GET no route takes is a health check
 		{http.MethodHead, "/switchover", 503, ""},
-		{http.MethodDelete, "/switchover", 405, ""},
+		{http.MethodDelete, "/switchover", 503, ""}, // the switchover route, without Switchovers
 		{http.MethodPatch, "/config", 200, "patched"},
 		{http.MethodGet, "/config", 200, `{"ttl":30}` + "\n"},
 		{http.MethodGet, "/metrics", 200, "metrics"},

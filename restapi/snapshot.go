@@ -93,6 +93,7 @@ type RegentStatus struct {
 	// LeaseRemainingMs is how long this leader may still serve writes.
 	LeaseRemainingMs int64  `json:"lease_remaining_ms,omitempty"`
 	Watchdog         any    `json:"watchdog,omitempty"`
+	Synchronous      any    `json:"synchronous,omitempty"`
 	LastDecision     string `json:"last_decision,omitempty"`
 }
 

@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Logger: log.With("component", "restapi")})
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Logger: log.With("component", "restapi")})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return client.Run(gctx) })

@@ -3,6 +3,7 @@
 //
 //	regentctl --etcd http://127.0.0.1:2379 --scope demo list
 //	regentctl -c /etc/regent/regent.yml list -o json
+//	regentctl -c /etc/regent/regent.yml switchover --to pg2 --reason "kernel patching"
 package main
 
 import (

@@ -46,7 +46,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&s.scope, "scope", os.Getenv("REGENT_SCOPE"), "cluster name ($REGENT_SCOPE)")
 	f.StringVar(&s.namespace, "namespace", envOr("REGENT_NAMESPACE", ""), "etcd namespace, default /service/ ($REGENT_NAMESPACE)")
 	f.DurationVar(&s.timeout, "timeout", 5*time.Second, "give up on etcd or an agent after this long")
-	root.AddCommand(newListCmd(s), newVersionCmd())
+	root.AddCommand(newListCmd(s), newSwitchoverCmd(s), newVersionCmd())
 	return root
 }
 

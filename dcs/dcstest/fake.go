@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -24,6 +25,8 @@ type Fake struct {
 	view    *dcs.Cluster
 	changes dcs.Change
 	notify  chan struct{}
+	subMu   sync.Mutex
+	subs    []chan struct{}
 	contact time.Time
 }
 
@@ -63,6 +66,32 @@ func (f *Fake) publish(view *dcs.Cluster, bits dcs.Change) {
 	select {
 	case f.notify <- struct{}{}:
 	default:
+	}
+	f.subMu.Lock()
+	for _, ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	f.subMu.Unlock()
+}
+
+// Subscribe returns a coalescing channel signalled after every view change.
+func (f *Fake) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.subMu.Lock()
+	f.subs = append(f.subs, ch)
+	f.subMu.Unlock()
+	return ch, func() {
+		f.subMu.Lock()
+		defer f.subMu.Unlock()
+		for i, c := range f.subs {
+			if c == ch {
+				f.subs = append(f.subs[:i], f.subs[i+1:]...)
+				return
+			}
+		}
 	}
 }
 

@@ -141,3 +141,19 @@ func (f *Fake) PutMember(ctx context.Context, name string, m dcs.Member) error {
 	f.s.put(key, data, id)
 	return nil
 }
+
+// ReattachLeader moves the leader key from oldLease to the current lease
+// if it still holds name on oldLease; ErrNotLeader otherwise.
+func (f *Fake) ReattachLeader(ctx context.Context, name string, oldLease int64) error {
+	key := f.s.keys.Leader()
+	if err := f.begin(ctx, "ReattachLeader", key); err != nil {
+		return err
+	}
+	defer f.end()
+	kv, ok := f.s.kvs[key]
+	if !ok || string(kv.Value) != name || kv.Lease != oldLease || oldLease == 0 || f.lease == 0 {
+		return fmt.Errorf("%w: leader key does not hold %q on lease %x", dcs.ErrNotLeader, name, oldLease)
+	}
+	f.s.put(key, []byte(name), f.lease)
+	return nil
+}

@@ -23,6 +23,7 @@ type Fake struct {
 	lsn        postgres.LSN
 	sysID      uint64
 	upstream   *postgres.Upstream
+	ssn        string
 	ops        []string
 	// StartErr, when set, makes Start fail.
 	StartErr error
@@ -201,3 +202,27 @@ func NewEmpty(sysID uint64) *Fake {
 }
 
 func (f *Fake) SetDynamicParameters(params map[string]any) error { return nil }
+
+// ProbeWrite succeeds only on a running primary.
+func (f *Fake) ProbeWrite(ctx context.Context) error {
+	if !f.Writable() {
+		return fmt.Errorf("pgtest: cannot assign TransactionIds during recovery")
+	}
+	return nil
+}
+
+func (f *Fake) SetSynchronousStandbyNames(value string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	changed := f.ssn != value
+	f.ssn = value
+	return changed, nil
+}
+
+func (f *Fake) SynchronousStandbyNames() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ssn
+}
+
+func (f *Fake) Reconfigure() (bool, error) { return false, nil }

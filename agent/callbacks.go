@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// CallbacksConfig is the `callbacks:` section of regent.yml: scripts run on
+// PostgreSQL events with Patroni's arguments appended (action, role,
+// scope), e.g. to repoint PgBouncer or move a VIP. They run in the
+// background with a timeout: a failing or hanging callback is logged and
+// killed, and never delays a safety action.
+type CallbacksConfig struct {
+	OnRoleChange []string      `yaml:"on_role_change"`
+	OnStart      []string      `yaml:"on_start"`
+	OnStop       []string      `yaml:"on_stop"`
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+// DefaultCallbackTimeout bounds one callback run.
+const DefaultCallbackTimeout = 30 * time.Second
+
+// SetDefaults fills the timeout.
+func (c *CallbacksConfig) SetDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultCallbackTimeout
+	}
+}
+
+// Validate requires absolute program paths.
+func (c CallbacksConfig) Validate() error {
+	var errs []error
+	for key, argv := range map[string][]string{"on_role_change": c.OnRoleChange, "on_start": c.OnStart, "on_stop": c.OnStop} {
+		if len(argv) > 0 && (argv[0] == "" || argv[0][0] != '/') {
+			errs = append(errs, fmt.Errorf("callbacks.%s: %q must be an absolute path", key, argv[0]))
+		}
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("callbacks.timeout: %s is negative", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// runCallback starts the callback for action in the background.
+func (a *Agent) runCallback(ctx context.Context, action, role string) {
+	var argv []string
+	switch action {
+	case "on_role_change":
+		argv = a.cfg.Callbacks.OnRoleChange
+	case "on_start":
+		argv = a.cfg.Callbacks.OnStart
+	case "on_stop":
+		argv = a.cfg.Callbacks.OnStop
+	}
+	if len(argv) == 0 {
+		return
+	}
+	args := append(append([]string{}, argv[1:]...), action, role, a.cfg.Scope)
+	timeout := a.cfg.Callbacks.Timeout
+	go func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, argv[0], args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start).Round(time.Millisecond)
+		switch {
+		case cctx.Err() != nil:
+			a.log.Error("callback killed at its timeout", "action", action, "role", role, "timeout", timeout)
+		case err != nil:
+			a.log.Error("callback failed", "action", action, "role", role, "err", err, "took", took, "output", tail(string(out), 512))
+		default:
+			a.log.Info("callback ran", "action", action, "role", role, "took", took)
+		}
+	}()
+}
+
+// noteRoleChange fires on_role_change when the published role changed.
+func (a *Agent) noteRoleChange(ctx context.Context) {
+	role := a.role
+	if role != "primary" && role != "replica" {
+		return
+	}
+	if a.callbackRole != "" && a.callbackRole != role {
+		a.runCallback(ctx, "on_role_change", role)
+	}
+	a.callbackRole = role
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}

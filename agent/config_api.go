@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/restapi"
+)
+
+var _ restapi.Commands = (*Agent)(nil)
+
+func badConfig(format string, args ...any) error {
+	return &restapi.HTTPError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// PatchConfig merges patch into the config key (Patroni's PATCH /config:
+// null deletes, objects merge recursively) and writes it with a CAS on the
+// revision it read. An invalid result never reaches etcd.
+func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage) (json.RawMessage, error) {
+	var p map[string]any
+	if err := decodeObject(patch, &p); err != nil {
+		return nil, badConfig("%v", err)
+	}
+	cur, ok, err := a.dcs.Get(ctx, a.dcs.Keys().Config())
+	if err != nil {
+		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot read the config key: " + err.Error()}
+	}
+	if !ok {
+		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "the config key does not exist"}
+	}
+	var base map[string]any
+	if decodeObject(cur.Data, &base) != nil {
+		base = map[string]any{} // Patroni reads an unparsable value as {}
+	}
+	merged := mergePatch(base, p)
+	data, err := a.validatedConfig(merged)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision); err != nil {
+		if errors.Is(err, dcs.ErrConflict) {
+			return nil, &restapi.HTTPError{Status: http.StatusConflict, Message: "the config key changed concurrently; retry"}
+		}
+		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot write the config key: " + err.Error()}
+	}
+	a.log.Info("dynamic config patched", "patch", string(patch))
+	return data, nil
+}
+
+// PutConfig replaces the config key after validating it.
+func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage) (json.RawMessage, error) {
+	var m map[string]any
+	if err := decodeObject(body, &m); err != nil {
+		return nil, badConfig("%v", err)
+	}
+	data, err := a.validatedConfig(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.dcs.Put(ctx, a.dcs.Keys().Config(), data); err != nil {
+		return nil, &restapi.HTTPError{Status: http.StatusBadGateway, Message: "cannot write the config key: " + err.Error()}
+	}
+	a.log.Info("dynamic config replaced")
+	return data, nil
+}
+
+// validatedConfig checks a would-be config key: known keys must parse and
+// the timing rules must hold, against this member's safety margin too.
+func (a *Agent) validatedConfig(m map[string]any) ([]byte, error) {
+	dyn, err := dynamicConfigFromMap(m, false)
+	if err != nil {
+		return nil, badConfig("invalid config: %v", flattenErr(err))
+	}
+	if err := checkSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
+		return nil, badConfig("invalid config: %v", flattenErr(err))
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, badConfig("not representable as JSON: %v", err)
+	}
+	return data, nil
+}
+
+// mergePatch applies a JSON merge patch (RFC 7386, as Patroni does).
+func mergePatch(base, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			bv, _ := out[k].(map[string]any)
+			out[k] = mergePatch(bv, pv)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func decodeObject(data []byte, v *map[string]any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	if *v == nil {
+		return errors.New("not a JSON object")
+	}
+	normalizeNumbers(*v)
+	return nil
+}
+
+// normalizeNumbers turns json.Number into int64 or float64 so values keep
+// their integer form when written back.
+func normalizeNumbers(m map[string]any) {
+	for k, v := range m {
+		switch t := v.(type) {
+		case json.Number:
+			if i, err := t.Int64(); err == nil {
+				m[k] = i
+			} else if f, err := t.Float64(); err == nil {
+				m[k] = f
+			}
+		case map[string]any:
+			normalizeNumbers(t)
+		}
+	}
+}
+
+func flattenErr(err error) string {
+	return string(bytes.ReplaceAll([]byte(err.Error()), []byte("\n"), []byte("; ")))
+}

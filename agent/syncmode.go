@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// Synchronous mode (patroni-compat.md §3.7). The leader keeps two things in
+// step: synchronous_standby_names (what PostgreSQL waits for) and the sync
+// key (who may be promoted). The key may only name a standby that cannot
+// have missed an acknowledged commit, so it shrinks BEFORE the setting
+// drops a standby and grows only AFTER a standby is confirmed synchronous
+// under the current setting, with all WAL up to the moment the setting
+// changed flushed.
+
+// pickSyncStandbys chooses up to count standbys from pg_stat_replication:
+// streaming, a member that runs and is not tagged nosync; already-sync
+// first, then most advanced (flush LSN), members without nofailover first.
+func pickSyncStandbys(repl []postgres.Replica, members map[string]dcs.Member, count int) []string {
+	type cand struct {
+		name       string
+		sync       bool
+		flush      postgres.LSN
+		nofailover bool
+	}
+	var cands []cand
+	for _, r := range repl {
+		m, ok := members[r.ApplicationName]
+		if !ok || r.State != "streaming" || m.State != "running" || truthy(m.Tags["nosync"]) {
+			continue
+		}
+		cands = append(cands, cand{r.ApplicationName, r.SyncState == "sync" || r.SyncState == "quorum", r.FlushLSN, m.NoFailover()})
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.nofailover != b.nofailover {
+			return !a.nofailover
+		}
+		if a.sync != b.sync {
+			return a.sync
+		}
+		if a.flush != b.flush {
+			return a.flush > b.flush
+		}
+		return a.name < b.name
+	})
+	var out []string
+	for _, c := range cands {
+		if len(out) == count {
+			break
+		}
+		out = append(out, c.name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// confirmedSync returns the standbys PostgreSQL reports as synchronous
+// under the current setting (names), having flushed at least sinceLSN.
+func confirmedSync(repl []postgres.Replica, names []string, sinceLSN postgres.LSN) []string {
+	var out []string
+	for _, r := range repl {
+		if (r.SyncState == "sync" || r.SyncState == "quorum") && slices.Contains(names, r.ApplicationName) && r.FlushLSN >= sinceLSN {
+			out = append(out, r.ApplicationName)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// ssnValue renders synchronous_standby_names for the picked standbys:
+// "" (asynchronous), "*" (strict, none available), "pg2", or "2 (a,b)".
+func ssnValue(picked []string, strict bool) string {
+	switch len(picked) {
+	case 0:
+		if strict {
+			return "*"
+		}
+		return ""
+	case 1:
+		return quoteStandby(picked[0])
+	}
+	q := make([]string, len(picked))
+	for i, n := range picked {
+		q[i] = quoteStandby(n)
+	}
+	return fmt.Sprintf("%d (%s)", len(picked), strings.Join(q, ","))
+}
+
+func quoteStandby(name string) string {
+	if plainIdent.MatchString(name) {
+		return name
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// ssnNames parses the names back out of a value ssnValue produced.
+func ssnNames(v string) []string {
+	v = strings.TrimSpace(v)
+	if i := strings.Index(v, "("); i >= 0 {
+		v = strings.TrimSuffix(v[i+1:], ")")
+	}
+	var out []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.Trim(strings.TrimSpace(n), `"`); n != "" && n != "*" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// manageSync runs on the leader every tick.
+func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
+	v := s.View
+	if !a.dyn.SynchronousMode {
+		a.syncDegraded = false
+		if v.SyncRev != 0 && v.Sync.Leader != "" {
+			if err := a.dcs.Delete(ctx, a.dcs.Keys().Sync(), v.SyncRev); err != nil {
+				return fmt.Errorf("delete sync key: %w", err)
+			}
+		}
+		return a.setSSN(ctx, "", s)
+	}
+	repl := s.PG.Status.Replication
+	current := ssnNames(a.pg.SynchronousStandbyNames())
+	picked := pickSyncStandbys(repl, v.Members, a.dyn.SynchronousNodeCount)
+	confirmed := confirmedSync(repl, current, a.ssnChangedAt)
+	var inKey []string
+	if v.Sync.Leader == a.name {
+		inKey = v.Sync.Standbys()
+	}
+	// 1. Shrink first: the key keeps only standbys still picked and confirmed.
+	shrunk := intersect(intersect(inKey, picked), confirmed)
+	if v.Sync.Leader != a.name || !slices.Equal(shrunk, inKey) {
+		if err := a.writeSyncKey(ctx, v, shrunk); err != nil {
+			return err
+		}
+		return nil // continue on the next tick from the new key
+	}
+	// 2. Then the setting.
+	if err := a.setSSN(ctx, ssnValue(picked, a.dyn.SynchronousModeStrict), s); err != nil {
+		return err
+	}
+	a.reportDegraded(len(picked) == 0)
+	if !slices.Equal(ssnNames(a.pg.SynchronousStandbyNames()), current) {
+		return nil // grow only once PostgreSQL reports under the new setting
+	}
+	// 3. Grow: standbys confirmed synchronous under the current setting.
+	if grown := intersect(picked, confirmed); !slices.Equal(grown, shrunk) {
+		return a.writeSyncKey(ctx, v, grown)
+	}
+	return nil
+}
+
+// setSSN writes synchronous_standby_names and reloads; it remembers the
+// WAL position at the change, which a standby must have flushed before it
+// counts as synchronous.
+func (a *Agent) setSSN(ctx context.Context, value string, s Snapshot) error {
+	changed, err := a.pg.SetSynchronousStandbyNames(value)
+	if err != nil || !changed {
+		return err
+	}
+	a.ssnChangedAt = s.PG.Status.CurrentLSN
+	a.log.Info("synchronous_standby_names changed", "value", value)
+	rctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	return a.pg.Reload(rctx)
+}
+
+func (a *Agent) writeSyncKey(ctx context.Context, v *dcs.Cluster, standbys []string) error {
+	sync := dcs.Sync{Leader: a.name}
+	if len(standbys) > 0 {
+		joined := strings.Join(standbys, ",")
+		sync.SyncStandby = &joined
+	}
+	data, _ := json.Marshal(sync)
+	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Sync(), data, v.SyncRev); err != nil {
+		return fmt.Errorf("write sync key: %w", err)
+	}
+	a.log.Info("sync key updated", "sync_standby", standbys)
+	return nil
+}
+
+// reportDegraded logs the transition into and out of asynchronous
+// operation in non-strict synchronous mode.
+func (a *Agent) reportDegraded(none bool) {
+	degraded := none && !a.dyn.SynchronousModeStrict
+	if degraded != a.syncDegraded {
+		if degraded {
+			a.log.Warn("synchronous mode degraded: no synchronous standby available; running asynchronously (synchronous_mode_strict is off)")
+		} else {
+			a.log.Info("synchronous replication restored")
+		}
+	}
+	a.syncDegraded = degraded
+}
+
+// prepareSyncPromotion: before promoting in synchronous mode, the sync key
+// names only this member and PostgreSQL starts with "*" (strict) or "".
+func (a *Agent) prepareSyncPromotion(ctx context.Context) error {
+	if !a.dyn.SynchronousMode {
+		return nil
+	}
+	v := a.dcs.View()
+	if err := a.writeSyncKey(ctx, v, nil); err != nil {
+		return err
+	}
+	_, err := a.pg.SetSynchronousStandbyNames(ssnValue(nil, a.dyn.SynchronousModeStrict))
+	return err
+}

@@ -1,0 +1,51 @@
+package restapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Commands is what the operator endpoints need from the agent
+// (patroni-compat.md §2.4). Commands that change the local PostgreSQL are
+// queued to the HA loop, which runs them between ticks; the call waits for
+// the outcome (bounded by ctx).
+type Commands interface {
+	// PatchConfig merges patch into the config key (null deletes a key,
+	// objects merge recursively), validates the result and writes it with a
+	// CAS on the key's revision; it returns the merged config. Errors:
+	// *HTTPError 400 (naming the bad key or value), 409 (lost the CAS race),
+	// 503 (no config key, or etcd unreachable).
+	PatchConfig(ctx context.Context, patch json.RawMessage) (json.RawMessage, error)
+	// PutConfig validates and replaces the config key (plain put); it
+	// returns what was written. *HTTPError 400 or 502.
+	PutConfig(ctx context.Context, cfg json.RawMessage) (json.RawMessage, error)
+	// Restart restarts PostgreSQL now, or schedules it (202 "Restart
+	// scheduled"), with Patroni's conditions, codes and texts.
+	Restart(ctx context.Context, req RestartRequest) (code int, text string)
+	// CancelRestart: 200 "scheduled restart deleted" / 404 "no restarts are scheduled".
+	CancelRestart(ctx context.Context) (code int, text string)
+	// Reload re-reads the configuration and reloads PostgreSQL: 202 "reload scheduled".
+	Reload(ctx context.Context) (code int, text string)
+	// Reinitialize re-clones this replica from the leader: 200 "reinitialize
+	// started", or 503 with Patroni's texts.
+	Reinitialize(ctx context.Context, force bool) (code int, text string)
+}
+
+// RestartRequest is the parsed body of POST /restart.
+type RestartRequest struct {
+	Schedule        *time.Time    // nil = now
+	Role            string        // "", "primary", "master" or "replica"
+	PostgresVersion string        // restart only if the server is older
+	Timeout         time.Duration // 0 = none
+	RestartPending  bool          // restart only if a setting is pending restart
+}
+
+// HTTPError is a refused command: Status is the HTTP code.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
