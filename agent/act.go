@@ -77,6 +77,10 @@ func (a *Agent) fence(ctx context.Context) {
 	a.role = "demoted"
 	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
 		a.log.Error("fence: stopping PostgreSQL failed", "err", err)
+	} else {
+		// Writes are impossible now: disarm before anything slower (the
+		// read-only restart, the key release) so the host is not reset.
+		a.disarmWatchdog()
 	}
 	a.pgState = "stopped"
 	if _, err := a.pg.ConfigureStandby(nil); err != nil {
@@ -97,6 +101,7 @@ func (a *Agent) demote(ctx context.Context, leader string) error {
 	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
 		return fmt.Errorf("demote: stop: %w", err)
 	}
+	a.disarmWatchdog()
 	a.pgState = "stopped"
 	return a.startReplica(ctx, leader)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // Version is the agent's version, published in member keys and /patroni.
@@ -31,8 +32,10 @@ type Options struct {
 	// Watchdog is the hardware watchdog; nil means mode off.
 	Watchdog Watchdog
 	// Fence runs fence.command; nil uses Config.Fence.
-	Fence  FenceHook
-	Logger *slog.Logger
+	Fence FenceHook
+	// Metrics, when set, receives the loop's series.
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// Clock returns the current time with a monotonic reading; nil = time.Now.
 	Clock func() time.Time
 }
@@ -49,6 +52,7 @@ type Agent struct {
 	peers     PeerFetcher
 	wd        Watchdog
 	fenceHook FenceHook
+	metrics   *Metrics
 	now       func() time.Time
 
 	// Loop-owned state.
@@ -83,9 +87,10 @@ type Agent struct {
 	syncDegraded bool
 
 	// Operator commands run by the loop between ticks.
-	commands     chan command
-	restartAt    *scheduledRestart
-	callbackRole string // the role on_role_change last reported
+	commands      chan command
+	restartAt     *scheduledRestart
+	callbackRole  string // the role on_role_change last reported
+	lastPublished *restapi.Snapshot
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -111,7 +116,7 @@ func New(o Options) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: o.Config, name: o.Config.Name, dcs: o.DCS, pg: o.Postgres, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, fenceHook: o.Fence,
+		wd: o.Watchdog, fenceHook: o.Fence, metrics: o.Metrics,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, pgState: "stopped", role: "uninitialized", commands: make(chan command),
 	}, nil
@@ -174,6 +179,8 @@ const wakeOn = dcs.ChangeLeader | dcs.ChangeConfig | dcs.ChangeFailover | dcs.Ch
 
 // tick is one pass of observe → decide → act → publish.
 func (a *Agent) tick(ctx context.Context) error {
+	start := time.Now()
+	defer func() { a.observeMetrics(time.Since(start)) }()
 	// A process waking from a freeze checks its lease deadline before
 	// anything else, and fences without touching etcd first.
 	if p, ok := fenceCheck(a.leaseState(), a.now()); ok {

@@ -134,10 +134,12 @@ func (a *Agent) shutdown(ctx context.Context) {
 		a.log.Info("PostgreSQL stopped", "mode", mode)
 		a.pgState = "stopped"
 	}
+	a.disarmWatchdog()
+	// The member key says "stopped" before the leader key goes: a candidate
+	// reads it as a clean step-down and skips fence.command.
+	a.publish(sctx)
 	if a.leading {
 		a.release(sctx)
 	}
-	a.disarmWatchdog()
-	a.publish(sctx)
 	a.log.Info("agent stopped")
 }

@@ -66,6 +66,7 @@ func (a *Agent) record(d Decision) {
 	d.Member = a.name
 	d.ID = fmt.Sprintf("%020d-%s", d.At.UnixNano(), a.name)
 	a.log.Info("decision recorded", "kind", d.Kind, "reason", d.Reason)
+	a.metrics.decision(d.Kind)
 	a.pendingDecisions = append(a.pendingDecisions, d)
 	if n := len(a.pendingDecisions); n > maxPendingDecisions {
 		a.pendingDecisions = a.pendingDecisions[n-maxPendingDecisions:]

@@ -67,6 +67,10 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	// The member that won the key clears the request (Patroni: {}).
 	a.clearFailoverKey(ctx)
 	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
+	if !a.leaderLastSeen.IsZero() && p.Election != nil {
+		// A switchover's hand-over is measured by its record instead.
+		a.metrics.unavailable("failover", a.now().Sub(a.leaderLastSeen))
+	}
 	kind := "failover"
 	if p.Election == nil {
 		kind = "promotion_on_request" // designated by a switchover or failover request

@@ -20,7 +20,9 @@ func (a *Agent) publish(ctx context.Context) {
 	pctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	st, running := a.currentStatus(pctx)
-	a.pub.Publish(a.apiSnapshot(st, running))
+	snap := a.apiSnapshot(st, running)
+	a.lastPublished = snap
+	a.pub.Publish(snap)
 	m := a.memberValue(st, running)
 	if !a.memberWritten.due(m, a.dcs.Lease(), a.now()) {
 		return
@@ -224,4 +226,20 @@ type SyncStatus struct {
 	// asynchronously (acknowledged commits may be lost on failover).
 	Degraded bool     `json:"degraded,omitempty"`
 	Standbys []string `json:"sync_standby,omitempty"`
+}
+
+// observeMetrics updates the gauges from the state this tick published.
+func (a *Agent) observeMetrics(took time.Duration) {
+	if a.metrics == nil {
+		return
+	}
+	var lag int64
+	timeline := 0
+	if s := a.lastPublished; s != nil {
+		timeline = s.Status.Timeline
+		if x := s.Status.XLog; x != nil && x.ReplayedLocation != nil && s.Optime > *x.ReplayedLocation {
+			lag = int64(s.Optime - *x.ReplayedLocation)
+		}
+	}
+	a.metrics.observeTick(a, took, lag, timeline)
 }

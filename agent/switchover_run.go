@@ -226,6 +226,9 @@ func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint str
 		r.State = state
 		return nil
 	})
+	if closed, _, rerr := a.readRecord(ctx, id); rerr == nil && closed.Terminal() {
+		a.metrics.switchoverFinished(closed)
+	}
 	if err != nil && !errors.Is(err, errRecordGone) {
 		return err
 	}

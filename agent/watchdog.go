@@ -8,8 +8,8 @@ import (
 	"github.com/regent-ha/regent/fencing"
 )
 
-// watchdogTimeout is the device timeout: ttl − safety_margin, so a hung
-// leader's host resets before etcd can expire its lease.
+// watchdogTimeout is the device timeout (fencing.DeviceTimeout): after the
+// agent's own fence point, before etcd can expire the lease.
 func (a *Agent) watchdogTimeout() time.Duration {
 	return fencing.DeviceTimeout(a.dyn.TTL, a.cfg.Watchdog.SafetyMargin)
 }
@@ -34,10 +34,10 @@ func (a *Agent) armWatchdog() error {
 }
 
 // keepaliveWatchdog pings the device after an acknowledged renewal sent at
-// sent — only while that renewal is younger than safety_margin, so the
-// device still fires before sent + ttl.
+// sent — only while that renewal is young enough (fencing.KeepaliveWindow)
+// that the device still fires before sent + ttl.
 func (a *Agent) keepaliveWatchdog(sent time.Time) {
-	if a.now().Sub(sent) >= a.cfg.Watchdog.SafetyMargin {
+	if a.now().Sub(sent) >= fencing.KeepaliveWindow(a.leaseTTL, a.cfg.Watchdog.SafetyMargin) {
 		a.log.Warn("renewal took too long to count for the watchdog; not pinging it", "renewal_age", a.now().Sub(sent))
 		return
 	}

@@ -37,9 +37,10 @@ func ExampleWatchdog() {
 
 	st := wd.Status()
 	fmt.Println(st.Armed, st.Timeout, wd.Usable())
-	// The loop hangs: the device resets the host 7s after the last ping.
-	fmt.Println(dev.Fired(now.Add(7*time.Second)), dev.Fired(now.Add(7*time.Second+time.Millisecond)))
+	// The loop hangs: the device resets the host 8s after the last ping
+	// (ttl − margin/2: after the agent's own fence at 7s, before expiry at 10s).
+	fmt.Println(dev.Fired(now.Add(8*time.Second)), dev.Fired(now.Add(8*time.Second+time.Millisecond)))
 	// Output:
-	// true 7s true
+	// true 8s true
 	// false true
 }

@@ -16,15 +16,15 @@ func TestStuckLoopIsResetBeforeLeaseExpires(t *testing.T) {
 	tests := []struct {
 		name                  string
 		ttl, loopWait, margin time.Duration
-		rtt                   time.Duration // renewal round trip (< margin)
+		rtt                   time.Duration // renewal round trip (< KeepaliveWindow)
 		jitter                time.Duration // extra tick delay of a healthy loop (< 1s)
 	}{
 		{name: "defaults", ttl: 10 * time.Second, loopWait: time.Second, margin: 3 * time.Second,
 			rtt: 200 * time.Millisecond, jitter: 900 * time.Millisecond},
-		{name: "tightest", ttl: 3 * time.Second, loopWait: time.Second, margin: time.Second,
-			rtt: 900 * time.Millisecond, jitter: 50 * time.Millisecond},
+		{name: "tightest", ttl: 4 * time.Second, loopWait: time.Second, margin: 2 * time.Second,
+			rtt: 400 * time.Millisecond, jitter: 50 * time.Millisecond},
 		{name: "patroni timings", ttl: 30 * time.Second, loopWait: 10 * time.Second, margin: 5 * time.Second,
-			rtt: 4 * time.Second, jitter: 999 * time.Millisecond},
+			rtt: 2 * time.Second, jitter: 999 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

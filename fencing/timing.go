@@ -20,11 +20,30 @@ const minPingSlack = time.Second
 // may take the lease.
 const minSafetyMargin = time.Second
 
-// DeviceTimeout is the watchdog timeout for a lease ttl: ttl − safetyMargin,
+// DeviceTimeout is the watchdog timeout for a lease ttl: ttl − safetyMargin/2,
 // truncated to whole seconds because Linux watchdog devices count in seconds
 // (truncating can only make the device fire earlier, never later).
+//
+// Three moments after a renewal sent at t: the agent fences itself at
+// t + ttl − safetyMargin; the device, pinged right after the renewal was
+// acknowledged, fires at about t + DeviceTimeout; etcd may expire the lease
+// at t + ttl. The device must come after the agent's own fence (a healthy
+// agent that lost etcd stops PostgreSQL and disarms first, and is not reset)
+// and before the lease can expire (a hung agent's host is reset before
+// anyone else can take the lease). The halfway point leaves room for both.
 func DeviceTimeout(ttl, safetyMargin time.Duration) time.Duration {
-	return (ttl - safetyMargin).Truncate(time.Second)
+	return (ttl - safetyMargin/2).Truncate(time.Second)
+}
+
+// FenceGrace is the least time between the agent's own fence point and the
+// device firing: enough for an immediate stop and the disarm.
+const FenceGrace = 500 * time.Millisecond
+
+// KeepaliveWindow is how young an acknowledged renewal must be for a
+// keepalive to follow it: a later ping would push the device past the
+// lease's expiry.
+func KeepaliveWindow(ttl, safetyMargin time.Duration) time.Duration {
+	return ttl - DeviceTimeout(ttl, safetyMargin) - FenceGrace
 }
 
 // CheckTiming refuses lease timings under which the watchdog is unsafe or
@@ -53,6 +72,15 @@ func CheckTiming(ttl, loopWait, safetyMargin time.Duration) error {
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	if ttl-safetyMargin <= loopWait {
+		return fmt.Errorf("watchdog.safety_margin: ttl %s − watchdog.safety_margin %s must exceed loop_wait %s, or a healthy leader fences itself between renewals",
+			ttl, safetyMargin, loopWait)
+	}
+	if t := DeviceTimeout(ttl, safetyMargin); t-(ttl-safetyMargin) < FenceGrace || KeepaliveWindow(ttl, safetyMargin) <= 0 {
+		return fmt.Errorf(
+			"watchdog.safety_margin: %s leaves no room between the agent's own fence (ttl − safety_margin) and the device timeout %s (whole seconds) before the lease expires (ttl %s); use a margin of at least 2s",
+			safetyMargin, t, ttl)
 	}
 	if t := DeviceTimeout(ttl, safetyMargin); t < loopWait+minPingSlack {
 		return fmt.Errorf(

@@ -15,15 +15,17 @@ func TestCheckTiming(t *testing.T) {
 	}{
 		{name: "defaults", ttl: 10 * s, loopWait: 1 * s, margin: 3 * s},
 		{name: "patroni defaults", ttl: 30 * s, loopWait: 10 * s, margin: 5 * s},
-		{name: "tightest valid", ttl: 3 * s, loopWait: 1 * s, margin: 1 * s},
-		{name: "timeout exactly loop_wait+1s", ttl: 12 * s, loopWait: 9 * s, margin: 2 * s},
-		{name: "timeout one second short", ttl: 12 * s, loopWait: 10 * s, margin: 2 * s,
+		{name: "tightest valid", ttl: 4 * s, loopWait: 1 * s, margin: 2 * s},
+		{name: "timeout exactly loop_wait+1s", ttl: 13 * s, loopWait: 10 * s, margin: 2500 * time.Millisecond},
+		{name: "timeout one second short", ttl: 12 * s, loopWait: 11 * s, margin: 2 * s,
 			wantKeys: []string{"watchdog.safety_margin", "ttl", "loop_wait"}},
-		{name: "timeout equals loop_wait", ttl: 10 * s, loopWait: 5 * s, margin: 5 * s,
+		{name: "timeout equals loop_wait", ttl: 10 * s, loopWait: 8 * s, margin: 4 * s,
 			wantKeys: []string{"watchdog.safety_margin", "ttl", "loop_wait"}},
 		{name: "margin eats the whole ttl", ttl: 10 * s, loopWait: 1 * s, margin: 10 * s,
 			wantKeys: []string{"watchdog.safety_margin"}},
-		{name: "sub-second timeout truncates below slack", ttl: 2500 * time.Millisecond, loopWait: 1 * s, margin: 1 * s,
+		{name: "one-second margin leaves no fence grace", ttl: 10 * s, loopWait: 1 * s, margin: 1 * s,
+			wantKeys: []string{"watchdog.safety_margin"}},
+		{name: "sub-second timeout truncates below slack", ttl: 3500 * time.Millisecond, loopWait: 2 * s, margin: 2 * s,
 			wantKeys: []string{"watchdog.safety_margin", "loop_wait"}},
 		{name: "zero margin fires at lease expiry", ttl: 10 * s, loopWait: 1 * s, margin: 0,
 			wantKeys: []string{"watchdog.safety_margin"}},
@@ -71,10 +73,16 @@ func TestCheckTimingGuarantees(t *testing.T) {
 				if lw+time.Second > timeout {
 					t.Fatalf("ttl=%s loop_wait=%s margin=%s accepted, but timeout %s < loop_wait+1s", ttl, lw, m, timeout)
 				}
-				// Pinged within the margin after the renewal was sent, it fires before the lease expires.
-				rtt := m - time.Nanosecond
+				// Pinged within the keepalive window after the renewal was sent,
+				// it fires before the lease expires…
+				rtt := KeepaliveWindow(ttl, m) - time.Nanosecond
 				if fire := rtt + timeout; fire >= ttl {
 					t.Fatalf("ttl=%s loop_wait=%s margin=%s accepted, but the device fires at %s ≥ ttl", ttl, lw, m, fire)
+				}
+				// …and never before the agent's own fence point plus the grace
+				// to stop and disarm.
+				if timeout < ttl-m+FenceGrace {
+					t.Fatalf("ttl=%s loop_wait=%s margin=%s accepted, but the device (%s) fires before the agent fences (%s) + grace", ttl, lw, m, timeout, ttl-m)
 				}
 			}
 		}
@@ -82,10 +90,13 @@ func TestCheckTimingGuarantees(t *testing.T) {
 }
 
 func TestDeviceTimeout(t *testing.T) {
-	if got := DeviceTimeout(10*time.Second, 3*time.Second); got != 7*time.Second {
-		t.Errorf("DeviceTimeout(10s, 3s) = %s, want 7s", got)
+	if got := DeviceTimeout(10*time.Second, 3*time.Second); got != 8*time.Second {
+		t.Errorf("DeviceTimeout(10s, 3s) = %s, want 8s (ttl − margin/2, truncated)", got)
 	}
-	if got := DeviceTimeout(10*time.Second, 2500*time.Millisecond); got != 7*time.Second {
-		t.Errorf("DeviceTimeout(10s, 2.5s) = %s, want 7s (truncated, never rounded up)", got)
+	if got := DeviceTimeout(10*time.Second, 4*time.Second); got != 8*time.Second {
+		t.Errorf("DeviceTimeout(10s, 4s) = %s, want 8s", got)
+	}
+	if got := DeviceTimeout(10*time.Second, 2500*time.Millisecond); got != 8*time.Second {
+		t.Errorf("DeviceTimeout(10s, 2.5s) = %s, want 8s (truncated, never rounded up)", got)
 	}
 }

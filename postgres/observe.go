@@ -35,6 +35,8 @@ SELECT r.rec,
        coalesce(w.received_tli, 0)::bigint,
        (SELECT timeline_id FROM pg_control_checkpoint())::bigint,
        (SELECT min_recovery_end_timeline FROM pg_control_recovery())::bigint,
+       CASE WHEN r.rec THEN (SELECT coalesce(max(('x' || substr(name, 1, 8))::bit(32)::bigint), 0)
+                              FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}[.]history$') ELSE 0 END,
        (SELECT system_identifier FROM pg_control_system()),
        current_setting('server_version_num')::int,
        pg_postmaster_start_time(),
@@ -53,6 +55,10 @@ type statusRow struct {
 	current, walfile, receive, replay *string
 	replayedAt                        *time.Time
 	receivedTLI, checkpointTLI, minTL int64
+	// historyTL is the newest timeline with a .history file in pg_wal: a
+	// replica that followed a promotion keeps it after its upstream is
+	// gone, when the receiver row and the restartpoint still say older.
+	historyTL int64
 	systemID                          int64
 }
 
@@ -75,7 +81,7 @@ func (i *Instance) Status(ctx context.Context) (Status, error) {
 		b.Queue(statusSQL).QueryRow(func(r pgx.Row) error {
 			return r.Scan(&st.InRecovery, &row.current, &row.walfile, &row.receive, &row.replay,
 				&st.ReplayPaused, &row.replayedAt, &st.Streaming, &row.receivedTLI, &row.checkpointTLI,
-				&row.minTL, &row.systemID, &st.ServerVersion, &st.PostmasterStart, &st.PendingRestart)
+				&row.minTL, &row.historyTL, &row.systemID, &st.ServerVersion, &st.PostmasterStart, &st.PendingRestart)
 		})
 		b.Queue(replicationSQL).Query(func(rows pgx.Rows) error {
 			var err error
@@ -113,7 +119,7 @@ func fillStatus(st *Status, row statusRow) error {
 	}
 	st.SystemID = uint64(row.systemID)
 	if st.InRecovery {
-		st.Timeline = uint32(max(row.receivedTLI, row.checkpointTLI, row.minTL))
+		st.Timeline = uint32(max(row.receivedTLI, row.checkpointTLI, row.minTL, row.historyTL))
 		return nil
 	}
 	st.Timeline = uint32(row.checkpointTLI)

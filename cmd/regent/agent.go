@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regent-ha/regent/agent"
@@ -59,15 +62,21 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 
 	wd := fencing.NewWatchdog(cfg.Watchdog, fencing.OpenDevice, log.With("component", "watchdog"), time.Now)
 	defer wd.Disarm()
+	// One registry of our own: no global state (STYLE habit 11).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var srv *restapi.Server
 	ag, err := agent.New(agent.Options{
 		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(), Logger: log, Watchdog: wd,
+		Metrics:   agent.NewMetrics(reg),
 		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
 	})
 	if err != nil {
 		return err
 	}
 	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Logger: log.With("component", "restapi")})
+	reg.MustRegister(restapi.NewPatroniCollector(srv, cfg.Scope))
+	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return client.Run(gctx) })

@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the HA loop's Prometheus series, registered on an injected
+// Registerer (no global state). Names start with regent_.
+type Metrics struct {
+	role              *prometheus.GaugeVec
+	leaseRemaining    prometheus.Gauge
+	lagBytes          prometheus.Gauge
+	timeline          prometheus.Gauge
+	watchdogArmed     prometheus.Gauge
+	watchdogFailed    prometheus.Gauge
+	tickDuration      prometheus.Histogram
+	lastTick          prometheus.Gauge
+	failovers         *prometheus.CounterVec
+	switchovers       *prometheus.CounterVec
+	stageDuration     *prometheus.HistogramVec
+	writeUnavailable  *prometheus.HistogramVec
+	lastUnavailable   *prometheus.GaugeVec
+	syncDegraded      prometheus.Gauge
+	decisionsRecorded *prometheus.CounterVec
+}
+
+// Roles are the values of regent_role's role label (one-hot).
+var Roles = []string{"primary", "replica", "demoted", "uninitialized"}
+
+// NewMetrics creates and registers the agent's series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		role: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_role",
+			Help: "1 for this member's current role (primary, replica, demoted, uninitialized), 0 for the others."}, []string{"role"}),
+		leaseRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_lease_remaining_seconds",
+			Help: "How long this leader may still serve writes before fencing itself (0 when not leading)."}),
+		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_replication_lag_bytes",
+			Help: "Bytes behind the leader's last published WAL position (replicas)."}),
+		timeline: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_timeline", Help: "PostgreSQL timeline."}),
+		watchdogArmed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_watchdog_armed",
+			Help: "1 while the hardware watchdog is armed."}),
+		watchdogFailed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_watchdog_failed",
+			Help: "1 when the watchdog is required but unusable."}),
+		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "regent_ha_tick_duration_seconds",
+			Help: "Duration of one HA loop pass.", Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		lastTick: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_ha_last_tick_timestamp_seconds",
+			Help: "Unix time of the last completed HA loop pass."}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_failovers_total",
+			Help: "Automatic failover outcomes seen by this member (result: promoted, stood_down, fence_failed)."}, []string{"result"}),
+		switchovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_switchovers_total",
+			Help: "Switchovers this member finished, by result (completed, failed, aborted)."}, []string{"result"}),
+		stageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_switchover_stage_duration_seconds",
+			Help: "Duration of each switchover stage.", Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60}}, []string{"stage"}),
+		writeUnavailable: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_write_unavailability_seconds",
+			Help:    "Write unavailability measured by the agents: failover = leader last seen → promoted; switchover = /primary 503 → new primary promoted.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 20, 30, 60}}, []string{"event"}),
+		lastUnavailable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_last_write_unavailability_seconds",
+			Help: "Write unavailability of the last failover or switchover this member promoted in."}, []string{"event"}),
+		syncDegraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_synchronous_degraded",
+			Help: "1 when synchronous mode (non-strict) runs asynchronously for want of a synchronous standby."}),
+		decisionsRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_decisions_total",
+			Help: "Automatic decisions recorded, by kind."}, []string{"kind"}),
+	}
+	reg.MustRegister(m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
+		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded)
+	for _, r := range Roles {
+		m.role.WithLabelValues(r)
+	}
+	return m
+}
+
+// observeTick records one loop pass and the state it published.
+func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline int) {
+	if m == nil {
+		return
+	}
+	m.tickDuration.Observe(took.Seconds())
+	m.lastTick.Set(float64(time.Now().UnixNano()) / 1e9)
+	for _, r := range Roles {
+		v := 0.0
+		if r == a.role {
+			v = 1
+		}
+		m.role.WithLabelValues(r).Set(v)
+	}
+	remaining := 0.0
+	if a.leading {
+		remaining = max(0, a.deadline.Sub(a.now()).Seconds())
+	}
+	m.leaseRemaining.Set(remaining)
+	m.lagBytes.Set(float64(lag))
+	m.timeline.Set(float64(timeline))
+	st := a.wd.Status()
+	m.watchdogArmed.Set(b2f(st.Armed))
+	m.watchdogFailed.Set(b2f(st.Failed))
+	m.syncDegraded.Set(b2f(a.syncDegraded))
+}
+
+func (m *Metrics) decision(kind string) {
+	if m == nil {
+		return
+	}
+	m.decisionsRecorded.WithLabelValues(kind).Inc()
+	switch kind {
+	case "failover", "promotion_on_request":
+		m.failovers.WithLabelValues("promoted").Inc()
+	case "stood_down", "fence_failed":
+		m.failovers.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) unavailable(event string, d time.Duration) {
+	if m == nil || d <= 0 {
+		return
+	}
+	m.writeUnavailable.WithLabelValues(event).Observe(d.Seconds())
+	m.lastUnavailable.WithLabelValues(event).Set(d.Seconds())
+}
+
+// switchoverFinished records a closed switchover and its stage durations.
+func (m *Metrics) switchoverFinished(r *SwitchoverRecord) {
+	if m == nil {
+		return
+	}
+	m.switchovers.WithLabelValues(r.State).Inc()
+	for _, e := range r.Events {
+		if e.Kind == "completed" {
+			m.stageDuration.WithLabelValues(e.Stage).Observe(float64(e.DurationMs) / 1000)
+		}
+	}
+	quiesced, ok1 := r.startedStage(StageQuiesce)
+	var promoted time.Time
+	for _, e := range r.Events {
+		if e.Stage == StagePromote && e.Kind == "completed" {
+			promoted = e.At
+		}
+	}
+	if ok1 && !promoted.IsZero() {
+		m.unavailable("switchover", promoted.Sub(quiesced))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// journalFile is the journal watchdog device's file in each node directory.
+const journalFile = "watchdog.journal"
+
+// nodeDirOf finds the node directory from the config map ExtraConfig gets
+// (the harness puts the data directory in it): ExtraConfig runs before the
+// cluster's directories are known to the test.
+func nodeDirOf(cfg map[string]any) string {
+	pg, _ := cfg["postgres"].(map[string]any)
+	dataDir, _ := pg["data_dir"].(string)
+	return filepath.Dir(dataDir)
+}
+
+// journalWatchdog configures a required watchdog on the journal device in
+// the node directory (fencing.JournalPrefix: it records what a device would
+// see instead of resetting the host).
+func journalWatchdog(cfg map[string]any, safetyMargin time.Duration) {
+	cfg["watchdog"] = map[string]any{
+		"mode":          "required",
+		"device":        "journal:" + filepath.Join(nodeDirOf(cfg), journalFile),
+		"safety_margin": safetyMargin.String(),
+	}
+}
+
+// wdSession is one arming of a journal device: from "open" to "close".
+type wdSession struct {
+	Open    time.Time
+	Timeout time.Duration // the last "timeout N" line; 0 if none
+	Pings   []time.Time
+	Close   time.Time // zero while still armed
+}
+
+// LastPing is the last keepalive (the arming ping included); zero if none.
+func (s wdSession) LastPing() time.Time {
+	if len(s.Pings) == 0 {
+		return time.Time{}
+	}
+	return s.Pings[len(s.Pings)-1]
+}
+
+// Deadline is when a real device would reset the host: last ping + timeout.
+func (s wdSession) Deadline() time.Time { return s.LastPing().Add(s.Timeout) }
+
+// readJournal parses a journal device file ("<unixnano> open|timeout N|
+// ping|close" lines) into sessions, oldest first. A last line still being
+// written (no newline) is ignored.
+func readJournal(path string) ([]wdSession, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read watchdog journal: %w", err)
+	}
+	text := string(data)
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i+1]
+	} else {
+		text = ""
+	}
+	var sessions []wdSession
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for line := 1; sc.Scan(); line++ {
+		ts, event, _ := strings.Cut(sc.Text(), " ")
+		ns, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: bad time %q", path, line, ts)
+		}
+		at := time.Unix(0, ns)
+		if event == "open" {
+			sessions = append(sessions, wdSession{Open: at})
+			continue
+		}
+		if len(sessions) == 0 || !sessions[len(sessions)-1].Close.IsZero() {
+			return nil, fmt.Errorf("%s:%d: %q outside an open session", path, line, event)
+		}
+		s := &sessions[len(sessions)-1]
+		switch kind, arg, _ := strings.Cut(event, " "); kind {
+		case "timeout":
+			secs, err := strconv.Atoi(arg)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: bad timeout %q", path, line, arg)
+			}
+			s.Timeout = time.Duration(secs) * time.Second
+		case "ping":
+			s.Pings = append(s.Pings, at)
+		case "close":
+			s.Close = at
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown event %q", path, line, event)
+		}
+	}
+	return sessions, nil
+}
+
+// lastSession returns the newest session of n's journal.
+func lastSession(n *testcluster.Node) (wdSession, error) {
+	sessions, err := readJournal(filepath.Join(n.Dir, journalFile))
+	if err != nil {
+		return wdSession{}, err
+	}
+	if len(sessions) == 0 {
+		return wdSession{}, errors.New("watchdog journal has no session")
+	}
+	return sessions[len(sessions)-1], nil
+}
+
+// waitArmed waits until n's watchdog is armed and has been pinged at least
+// pings times in the current session, and returns that session.
+func waitArmed(t *testing.T, n *testcluster.Node, pings int, timeout time.Duration) wdSession {
+	t.Helper()
+	var s wdSession
+	testcluster.Poll(t, timeout, fmt.Sprintf("%s's watchdog armed with %d pings", n.Name, pings), func(context.Context) error {
+		var err error
+		if s, err = lastSession(n); err != nil {
+			return err
+		}
+		if !s.Close.IsZero() || len(s.Pings) < pings {
+			return fmt.Errorf("last session: opened %s, %d pings, closed %t", s.Open.Format(time.StampMilli), len(s.Pings), !s.Close.IsZero())
+		}
+		return nil
+	})
+	return s
+}
+
+// pingGaps returns the intervals between consecutive pings.
+func pingGaps(pings []time.Time) []time.Duration {
+	var gaps []time.Duration
+	for i := 1; i < len(pings); i++ {
+		gaps = append(gaps, pings[i].Sub(pings[i-1]))
+	}
+	return gaps
+}
+
+// fenceDecision mirrors an entry of GET /decisions (the agent's decision
+// log); the e2e tests read it as an operator's tool would.
+type fenceDecision struct {
+	ID             string    `json:"id"`
+	At             time.Time `json:"at"`
+	Member         string    `json:"member"`
+	Kind           string    `json:"kind"`
+	Reason         string    `json:"reason"`
+	PreviousLeader string    `json:"previous_leader"`
+	Candidates     []struct {
+		Name     string   `json:"name"`
+		Self     bool     `json:"self"`
+		Eligible bool     `json:"eligible"`
+		Reasons  []string `json:"reasons"`
+	} `json:"candidates"`
+	Timings *struct {
+		DetectedAt time.Time `json:"detected_at"`
+		ElectedAt  time.Time `json:"elected_at"`
+		PromotedAt time.Time `json:"promoted_at"`
+	} `json:"timings"`
+	Fence *struct {
+		Target   string `json:"target"`
+		Ran      bool   `json:"ran"`
+		ExitCode int    `json:"exit_code"`
+		Output   string `json:"output"`
+		Error    string `json:"error"`
+	} `json:"fence"`
+}
+
+// fenceDecisions fetches GET /decisions from n (newest first).
+func fenceDecisions(ctx context.Context, n *testcluster.Node) ([]fenceDecision, error) {
+	code, body, err := n.Get(ctx, "/decisions")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("GET /decisions on %s: %d %s", n.Name, code, body)
+	}
+	var out []fenceDecision
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("GET /decisions on %s: %w", n.Name, err)
+	}
+	return out, nil
+}
+
+// waitFenceDecision waits until GET /decisions on n has a record match accepts,
+// and returns the newest such record.
+func waitFenceDecision(t *testing.T, n *testcluster.Node, timeout time.Duration, what string, match func(fenceDecision) bool) fenceDecision {
+	t.Helper()
+	var found fenceDecision
+	testcluster.Poll(t, timeout, "decision record: "+what, func(ctx context.Context) error {
+		ds, err := fenceDecisions(ctx, n)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if match(d) {
+				found = d
+				return nil
+			}
+		}
+		kinds := make([]string, 0, len(ds))
+		for _, d := range ds {
+			kinds = append(kinds, d.Member+":"+d.Kind)
+		}
+		return fmt.Errorf("%d records, none matches: %v", len(ds), kinds)
+	})
+	return found
+}
+
+// leaderKeyRevision is the etcd revision now: leaderKeyHistory reads the leader
+// key's changes after it.
+func leaderKeyRevision(t *testing.T, c *testcluster.Cluster) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
+	if err != nil {
+		t.Fatalf("read the leader key: %v", err)
+	}
+	return resp.Header.Revision
+}
+
+// leaderChange is one change of the leader key: a holder, or "" (deleted).
+type leaderChange struct {
+	Revision int64
+	Holder   string
+}
+
+// leaderKeyHistory returns every change of the leader key after revision
+// from, up to its current value (which must exist), replayed from etcd's
+// history: unlike polling, it cannot miss a short-lived holder.
+func leaderKeyHistory(t *testing.T, c *testcluster.Cluster, from int64) []leaderChange {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	key := c.Keys().Leader()
+	resp, err := c.Etcd().Get(ctx, key)
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("read the leader key: %d values, err %v", len(resp.Kvs), err)
+	}
+	last := resp.Kvs[0].ModRevision
+	var out []leaderChange
+	for wr := range c.Etcd().Watch(ctx, key, clientv3.WithRev(from+1)) {
+		if err := wr.Err(); err != nil {
+			t.Fatalf("replay the leader key's history: %v", err)
+		}
+		for _, ev := range wr.Events {
+			ch := leaderChange{Revision: ev.Kv.ModRevision}
+			if ev.Type == clientv3.EventTypePut {
+				ch.Holder = string(ev.Kv.Value)
+			}
+			out = append(out, ch)
+			if ev.Kv.ModRevision >= last {
+				return out
+			}
+		}
+	}
+	t.Fatalf("replay the leader key's history: watch ended before revision %d (%v); got %v", last, ctx.Err(), out)
+	return nil
+}
