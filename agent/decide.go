@@ -43,7 +43,7 @@ func decide(s Snapshot) Plan {
 // its lease. The loop also calls it first thing on every tick, before any
 // I/O, so a process waking from a freeze fences before doing anything else.
 func fenceCheck(l LeaseState, now time.Time) (Plan, bool) {
-	if !l.Leading || now.Before(l.Deadline) {
+	if skipSelfFencing || !l.Leading || now.Before(l.Deadline) {
 		return Plan{}, false
 	}
 	return plan(ActFence, "", "lease deadline passed %s ago (no acknowledged renewal in time); fencing: immediate stop, restart read-only",
@@ -133,6 +133,9 @@ func decideRunning(s Snapshot) Plan {
 			return plan(ActPromote, "", "I hold the leader key and PostgreSQL is in recovery; promoting")
 		}
 		return plan(ActLead, "", "leading: PostgreSQL is the primary and the lease is held")
+	}
+	if !st.InRecovery && skipSelfFencing {
+		return plan(ActWait, "", "UNSAFE build: keeping a primary without the lease")
 	}
 	if !st.InRecovery {
 		// A writable PostgreSQL without the lease: safety first, always.
