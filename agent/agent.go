@@ -186,6 +186,8 @@ func (a *Agent) tick(ctx context.Context) error {
 	if p, ok := fenceCheck(a.leaseState(), a.now()); ok {
 		a.note(p)
 		a.fence(ctx)
+		a.recordPlan(Snapshot{View: a.dcs.View()}, p)
+		a.lastPlan = p
 	}
 	a.applyConfig(ctx)
 	a.renew(ctx)

@@ -133,6 +133,9 @@ func serverOlderThan(num int, version string) bool {
 	if err1 != nil || (minor != "" && err2 != nil) {
 		return false
 	}
+	if ma < 10 { // 9.6 → 90600
+		return num < ma*10000+mi*100
+	}
 	return num < ma*10000+mi
 }
 

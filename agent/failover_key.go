@@ -17,10 +17,10 @@ import (
 // patronictl's fallback write it; the leader turns it into the same
 // staged switchover PATCH /switchover starts, when it is due.
 func (a *Agent) processFailoverKey(ctx context.Context, s Snapshot) {
-	f := s.View.Failover
-	if !a.leading || f.Empty() || s.Switchover != nil || a.quiesce != nil {
+	if s.View == nil || !a.leading || s.View.Failover.Empty() || s.Switchover != nil || a.quiesce != nil {
 		return
 	}
+	f := s.View.Failover
 	if f.Member == a.name || (f.Leader != "" && f.Leader != a.name) {
 		a.log.Info("clearing a failover request that does not apply", "leader", f.Leader, "candidate", f.Member)
 		a.clearFailoverKey(ctx)

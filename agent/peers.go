@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,9 +24,10 @@ type HTTPPeers struct {
 }
 
 // NewHTTPPeers returns a fetcher with a client that keeps no connection
-// open between elections.
-func NewHTTPPeers() *HTTPPeers {
-	return &HTTPPeers{Client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+// open between elections. tlsConfig (nil for plain http) trusts the peers'
+// REST certificates when the API serves https.
+func NewHTTPPeers(tlsConfig *tls.Config) *HTTPPeers {
+	return &HTTPPeers{Client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConfig}}}
 }
 
 // Fetch asks every member concurrently; it returns when all answered or ctx ended.

@@ -27,7 +27,7 @@ type quiesceState struct {
 func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 	r := s.Switchover
 	if r == nil {
-		if a.quiesce != nil {
+		if a.quiesce != nil && a.stopSettled() {
 			// The record was closed or removed under us: never stay quiesced.
 			a.log.Warn("switchover record gone while quiesced; restoring the primary", "switchover_id", a.quiesce.id)
 			a.restorePrimary(ctx)
@@ -140,6 +140,9 @@ func (a *Agent) pollQuiesce(ctx context.Context, r *SwitchoverRecord, expired bo
 // only it races), then the leader key is released.
 func (a *Agent) pollCatchUp(ctx context.Context, r *SwitchoverRecord, expired bool) error {
 	v := a.dcs.View()
+	if v == nil {
+		return nil
+	}
 	m, ok := v.Members[r.To]
 	if !ok {
 		return a.failBeforePromote(ctx, r, StateFailed, "candidate "+r.To+" disappeared during catch-up", "check the candidate's agent")
@@ -189,30 +192,55 @@ func (a *Agent) handOver(ctx context.Context, r *SwitchoverRecord, cand PeerStat
 
 // failBeforePromote closes the switchover (failed or aborted) and restores
 // this member as primary: it still holds the lease, so nothing is lost.
+// While the background stop is still running it only waits: the loop keeps
+// renewing the lease and retries on the next tick (blocking here would let
+// the lease lapse and turn an abort into a failover).
 func (a *Agent) failBeforePromote(ctx context.Context, r *SwitchoverRecord, state, reason, hint string) error {
+	if !a.stopSettled() {
+		a.log.Info("switchover: waiting for the old primary's stop to finish before restoring it", "switchover_id", r.ID, "outcome", state)
+		return nil
+	}
 	a.restorePrimary(ctx)
 	a.clearFailoverKey(ctx)
 	return a.closeSwitchover(ctx, r.ID, state, reason, hint)
 }
 
-// restorePrimary undoes a quiesce: PostgreSQL back as the primary.
-func (a *Agent) restorePrimary(ctx context.Context) {
+// stopSettled reports whether the quiesce's background stop has finished
+// (or there is none), collecting its result without blocking.
+func (a *Agent) stopSettled() bool {
 	q := a.quiesce
-	a.quiesce = nil
-	if q != nil && !q.done {
-		q.err = <-q.stopped // the stop is bounded; wait for it before restarting
+	if q == nil || q.done {
+		return true
 	}
+	select {
+	case q.err = <-q.stopped:
+		q.done = true
+		return true
+	default:
+		return false
+	}
+}
+
+// restorePrimary undoes a quiesce: PostgreSQL back as the primary. The
+// caller made sure the background stop has finished (stopSettled).
+func (a *Agent) restorePrimary(ctx context.Context) {
+	a.quiesce = nil
 	if err := a.startPrimary(ctx); err != nil {
 		a.log.Error("switchover: restoring the primary failed", "err", err)
 	}
 }
 
+// errAlreadyClosed: the record was terminal before this close.
+var errAlreadyClosed = errors.New("switchover already closed")
+
 // closeSwitchover ends the record and releases the lock.
 func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint string) error {
+	changed := false
 	_, err := a.updateRecord(ctx, id, func(r *SwitchoverRecord) error {
 		if r.Terminal() {
-			return nil
+			return errAlreadyClosed
 		}
+		changed = true
 		kind := "failed"
 		if state == StateCompleted {
 			kind = "completed"
@@ -229,10 +257,12 @@ func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint str
 	if closed, _, rerr := a.readRecord(ctx, id); rerr == nil && closed.Terminal() {
 		a.metrics.switchoverFinished(closed)
 	}
-	if err != nil && !errors.Is(err, errRecordGone) {
+	if err != nil && !errors.Is(err, errRecordGone) && !errors.Is(err, errAlreadyClosed) {
 		return err
 	}
-	a.log.Info("switchover closed", "switchover_id", id, "state", state, "reason", reason)
+	if changed {
+		a.log.Info("switchover closed", "switchover_id", id, "state", state, "reason", reason)
+	}
 	dctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	if v, ok, gerr := a.dcs.Get(dctx, a.dcs.Keys().SwitchoverLock()); gerr == nil && ok && string(v.Data) == id {

@@ -59,7 +59,7 @@ type statusRow struct {
 	// replica that followed a promotion keeps it after its upstream is
 	// gone, when the receiver row and the restartpoint still say older.
 	historyTL int64
-	systemID                          int64
+	systemID  int64
 }
 
 // Status observes the local server in one round trip (two pipelined

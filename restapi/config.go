@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
+
+	"github.com/regent-ha/regent/internal/secret"
 )
 
 // DefaultListen is Patroni's default REST API address.
@@ -18,7 +21,39 @@ type Config struct {
 	// ConnectAddress is the host:port peers and patronictl use to reach this
 	// member; it becomes the member key's api_url. Default: Listen.
 	ConnectAddress string `yaml:"connect_address"`
+	// Authentication, when set, is required (HTTP Basic) on every write
+	// endpoint: POST, PUT, PATCH and DELETE. GET, HEAD and OPTIONS stay
+	// open for health checks, as in Patroni.
+	Authentication Authentication `yaml:"authentication"`
+	// CertFile and KeyFile (PEM) turn on TLS: the API is then served over
+	// https and api_url says so.
+	CertFile string `yaml:"certfile"`
+	KeyFile  string `yaml:"keyfile"`
+	// CAFile (PEM) holds the CAs that sign client certificates (with
+	// VerifyClient) and the peers' server certificates.
+	CAFile string `yaml:"cafile"`
+	// VerifyClient is none (default), optional (a client certificate is
+	// verified when given, and required on write endpoints) or required
+	// (the TLS handshake fails without one).
+	VerifyClient string `yaml:"verify_client"`
 }
+
+// Authentication is restapi.authentication: the HTTP Basic credentials of
+// the write endpoints.
+type Authentication struct {
+	Username string        `yaml:"username"`
+	Password secret.String `yaml:"password"`
+}
+
+// Enabled reports whether credentials are configured.
+func (a Authentication) Enabled() bool { return a.Username != "" || a.Password != "" }
+
+// Values of Config.VerifyClient.
+const (
+	VerifyClientNone     = "none"
+	VerifyClientOptional = "optional"
+	VerifyClientRequired = "required"
+)
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
@@ -43,13 +78,35 @@ func (c Config) Validate() error {
 	} else if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
 		errs = append(errs, fmt.Errorf("restapi.connect_address: %q is not an address peers can dial; set restapi.connect_address", c.ConnectAddress))
 	}
+	errs = append(errs, c.validateAuth(), c.validateTLS())
 	return errors.Join(errs...)
 }
 
+func (c Config) validateAuth() error {
+	a := c.Authentication
+	switch {
+	case a.Username != "" && a.Password == "":
+		return errors.New("restapi.authentication.username: set without restapi.authentication.password")
+	case a.Password != "" && a.Username == "":
+		return errors.New("restapi.authentication.password: set without restapi.authentication.username")
+	case strings.Contains(a.Username, ":"):
+		return errors.New("restapi.authentication.username: must not contain ':' (HTTP Basic)")
+	}
+	return nil
+}
+
+// TLS reports whether the API is served over https.
+func (c Config) TLS() bool { return c.CertFile != "" && c.KeyFile != "" }
+
 // APIURL is the URL other members and patronictl use to reach this
-// member's status document: "http://<connect_address>/patroni".
+// member's status document: "http://<connect_address>/patroni", or
+// https:// when TLS is on.
 func (c Config) APIURL() string {
-	return "http://" + c.ConnectAddress + "/patroni"
+	scheme := "http://"
+	if c.TLS() {
+		scheme = "https://"
+	}
+	return scheme + c.ConnectAddress + "/patroni"
 }
 
 // splitAddr checks a host:port; zeroPort allows port 0.

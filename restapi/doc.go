@@ -22,8 +22,18 @@
 // handlers only validate and relay: the switchover runs in the agents' HA
 // loops, and a client (or its stream) going away never affects it.
 //
+// The operator endpoints (commands.go, restart.go) validate and relay to
+// the Commands interface: PATCH and PUT /config, POST and DELETE /restart,
+// POST /reload and POST /reinitialize, with Patroni's codes and texts.
+//
+// Every write (POST, PUT, PATCH, DELETE, on any path) passes checkAccess
+// first, in Patroni's order: a client certificate when verify_client asks
+// for one on https (403), then HTTP Basic when restapi.authentication is
+// set (401). Reads, HEAD and OPTIONS stay open for health checks. Run
+// serves TLS when certfile and keyfile are set. Credentials are compared
+// in constant time and never logged.
+//
 // restapi must never import Regent's agent, dcs, postgres or fencing
-// packages: the agent implements Backend and Switchovers and calls Publish.
-// Other command endpoints (restart, PATCH /config, …) are added by other
-// packages through Server.Mount.
+// packages: the agent implements Backend, Switchovers and Commands and
+// calls Publish. Further endpoints can be added through Server.Mount.
 package restapi

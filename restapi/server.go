@@ -2,6 +2,7 @@ package restapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,13 @@ type Options struct {
 	// /switchover…, GET /switchovers, Patroni's POST /switchover and
 	// /failover); nil makes them answer 503.
 	Switchovers Switchovers
+	// Commands serves PATCH/PUT /config, POST/DELETE /restart, POST
+	// /reload and POST /reinitialize; nil makes them answer 503.
+	Commands Commands
+	// CommandTimeout bounds each Commands call except Restart (0:
+	// DefaultCommandTimeout); RestartTimeout bounds Restart (0:
+	// DefaultRestartTimeout), plus the request's own timeout filter.
+	CommandTimeout, RestartTimeout time.Duration
 }
 
 // Server is the REST API. Publish may be called from any goroutine at any
@@ -61,6 +69,12 @@ type Server struct {
 	commandTimeout time.Duration
 	// keepAlive is the interval of the event streams' comment pings.
 	keepAlive time.Duration
+	// commands serves the operator endpoints (restart, reload, …);
+	// opTimeout bounds its calls but Restart, which restartTimeout bounds.
+	commands                  Commands
+	opTimeout, restartTimeout time.Duration
+	// creds guard the write endpoints (checkAccess).
+	creds credentials
 
 	state  atomic.Pointer[published]
 	router *chi.Mux
@@ -95,6 +109,16 @@ func New(opts Options) *Server {
 		switchovers:    opts.Switchovers,
 		commandTimeout: switchoverCommandTimeout,
 		keepAlive:      sseKeepAlive,
+		commands:       opts.Commands,
+		opTimeout:      opts.CommandTimeout,
+		restartTimeout: opts.RestartTimeout,
+		creds:          newCredentials(opts.Config.Authentication),
+	}
+	if s.opTimeout <= 0 {
+		s.opTimeout = DefaultCommandTimeout
+	}
+	if s.restartTimeout <= 0 {
+		s.restartTimeout = DefaultRestartTimeout
 	}
 	s.cfg.SetDefaults()
 	if s.log == nil {
@@ -130,6 +154,7 @@ func (s *Server) routes() *chi.Mux {
 		r.Get(path+"/*", closeOnBody(h))
 	}
 	s.switchoverRoutes(r)
+	s.commandRoutes(r)
 	return r
 }
 
@@ -182,6 +207,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		closeOnBody(s.health)(tw, r)
 		return
 	}
+	if !s.checkAccess(tw, r) {
+		return
+	}
 	s.router.ServeHTTP(tw, r)
 }
 
@@ -206,10 +234,17 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 // by ctx, or the error that stopped the listener. Request contexts derive
 // from ctx, so long-lived handlers end with it.
 func (s *Server) Run(ctx context.Context) error {
+	tlsCfg, err := s.cfg.ServerTLSConfig()
+	if err != nil {
+		return fmt.Errorf("restapi: %w", err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("restapi: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	srv := &http.Server{
 		Handler:                      s.Handler(),
@@ -220,7 +255,8 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:                  func(net.Listener) context.Context { return ctx },
 	}
-	s.log.Info("REST API listening", "addr", ln.Addr().String(), "api_url", s.cfg.APIURL())
+	s.log.Info("REST API listening", "addr", ln.Addr().String(), "api_url", s.cfg.APIURL(),
+		"tls", tlsCfg != nil, "verify_client", s.cfg.verifyClient(), "authentication", s.creds.enabled)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -24,11 +24,12 @@ func TestMethodNotAllowed(t *testing.T) {
 	}{
 		{http.MethodPost, "/patroni", "GET, HEAD, OPTIONS"},
 		{http.MethodDelete, "/cluster", "GET, HEAD, OPTIONS"},
-		{http.MethodPut, "/config", "GET, HEAD, OPTIONS, PATCH"},
+		{http.MethodPost, "/config", "GET, HEAD, OPTIONS, PUT, PATCH"},
 		{http.MethodPost, "/primary", "GET, HEAD, OPTIONS"},
 		{http.MethodPut, "/switchover", "GET, HEAD, OPTIONS, POST, PATCH, DELETE"},
 		{http.MethodPost, "/switchover/x", "GET, HEAD, OPTIONS, DELETE"},
-		{http.MethodPatch, "/restart", "GET, HEAD, OPTIONS"},
+		{http.MethodPatch, "/restart", "GET, HEAD, OPTIONS, POST, DELETE"},
+		{http.MethodGet + "X", "/reload", "GET, HEAD, OPTIONS, POST"},
 		{"PROPFIND", "/patroni", "GET, HEAD, OPTIONS"},
 		{http.MethodTrace, "/", "GET, HEAD, OPTIONS"},
 	}

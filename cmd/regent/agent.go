@@ -62,19 +62,23 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 
 	wd := fencing.NewWatchdog(cfg.Watchdog, fencing.OpenDevice, log.With("component", "watchdog"), time.Now)
 	defer wd.Disarm()
+	peerTLS, err := cfg.RestAPI.PeerTLSConfig()
+	if err != nil {
+		return fmt.Errorf("restapi TLS: %w", err)
+	}
 	// One registry of our own: no global state (STYLE habit 11).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var srv *restapi.Server
 	ag, err := agent.New(agent.Options{
-		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(), Logger: log, Watchdog: wd,
+		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(peerTLS), Logger: log, Watchdog: wd,
 		Metrics:   agent.NewMetrics(reg),
 		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
 	})
 	if err != nil {
 		return err
 	}
-	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Logger: log.With("component", "restapi")})
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Logger: log.With("component", "restapi")})
 	reg.MustRegister(restapi.NewPatroniCollector(srv, cfg.Scope))
 	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 

@@ -87,6 +87,10 @@ func (c *apiClient) callOne(ctx context.Context, method, target string, payload 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ne net.Error
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			return apiResponse{}, fmt.Errorf("%s %s: no answer within %s: %w", method, target, c.timeout, err)
+		}
 		return apiResponse{}, fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	defer resp.Body.Close()

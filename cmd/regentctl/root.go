@@ -14,6 +14,7 @@ import (
 
 	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // settings are where regentctl finds the cluster: a regent.yml (-c), the
@@ -25,10 +26,28 @@ type settings struct {
 	namespace  string
 	timeout    time.Duration
 	etcd       dcs.Config
+	rest       restOptions
+
+	// Test hooks; nil or zero means the real thing.
+	loader func(ctx context.Context) (*dcs.Cluster, error) // s.load
+	isTTY  func(v any) bool                                // fileIsTTY
+	poll   time.Duration                                   // the --wait polls' interval (1s)
+}
+
+// cluster reads the whole cluster once, bounded by --timeout.
+func (s *settings) cluster(ctx context.Context) (*dcs.Cluster, error) {
+	if s.loader != nil {
+		return s.loader(ctx)
+	}
+	return s.load(ctx)
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	s := &settings{}
+	return newRootWith(&settings{}, stdout, stderr)
+}
+
+// newRootWith builds the command tree around s (tests preset its hooks).
+func newRootWith(s *settings, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "regentctl",
 		Short:         "Operate Regent PostgreSQL clusters",
@@ -46,20 +65,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&s.scope, "scope", os.Getenv("REGENT_SCOPE"), "cluster name ($REGENT_SCOPE)")
 	f.StringVar(&s.namespace, "namespace", envOr("REGENT_NAMESPACE", ""), "etcd namespace, default /service/ ($REGENT_NAMESPACE)")
 	f.DurationVar(&s.timeout, "timeout", 5*time.Second, "give up on etcd or an agent after this long")
-	root.AddCommand(newListCmd(s), newSwitchoverCmd(s), newVersionCmd())
+	s.rest.addFlags(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newListCmd(s), newTopologyCmd(s), newHistoryCmd(s), newDecisionsCmd(s),
+		newSwitchoverCmd(s), newFailoverCmd(s), newPauseCmd(s, true), newPauseCmd(s, false),
+		newShowConfigCmd(s), newEditConfigCmd(s), newRestartCmd(s), newReloadCmd(s), newReinitCmd(s),
+		newVersionCmd())
 	return root
 }
 
 func (s *settings) resolve(cmd *cobra.Command) error {
-	if cmd.Name() == "version" {
-		return nil
+	if cmd.Name() == "version" || cmd.Name() == "completion" || (cmd.HasParent() && cmd.Parent().Name() == "completion") {
+		return nil // nothing to connect to
 	}
+	var fileREST *restapi.Config
 	if s.configPath != "" {
 		cfg, err := agent.LoadConfig(s.configPath)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.configPath, err)
 		}
 		s.etcd = cfg.Etcd
+		fileREST = &cfg.RestAPI
 		if !cmd.Flags().Changed("scope") && s.scope == "" {
 			s.scope = cfg.Scope
 		}
@@ -80,8 +106,40 @@ func (s *settings) resolve(cmd *cobra.Command) error {
 	case s.scope == "":
 		return errors.New("no cluster: use --scope, $REGENT_SCOPE or -c regent.yml")
 	}
+	if s.timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %s: must be positive", s.timeout)}
+	}
 	s.etcd.DialTimeout = min(s.etcd.DialTimeout, s.timeout)
-	return s.etcd.Validate()
+	if err := s.etcd.Validate(); err != nil {
+		return err
+	}
+	return s.rest.resolve(cmd, fileREST)
+}
+
+// callTimeout bounds one REST call of a command whose agent side may take
+// up to long (a restart, a failover): --timeout when given, else the
+// larger of the two.
+func (s *settings) callTimeout(cmd *cobra.Command, long time.Duration) time.Duration {
+	if f := cmd.Flags().Lookup("timeout"); f != nil && f.Changed {
+		return s.timeout
+	}
+	return max(s.timeout, long)
+}
+
+// pollEvery is the interval of the --wait polls.
+func (s *settings) pollEvery() time.Duration {
+	if s.poll > 0 {
+		return s.poll
+	}
+	return time.Second
+}
+
+// tty reports whether v (the command's stdin or stdout) is a terminal.
+func (s *settings) tty(v any) bool {
+	if s.isTTY != nil {
+		return s.isTTY(v)
+	}
+	return fileIsTTY(v)
 }
 
 // load reads the whole cluster once, bounded by --timeout.
@@ -90,6 +148,9 @@ func (s *settings) load(ctx context.Context) (*dcs.Cluster, error) {
 	defer cancel()
 	client, err := dcs.Connect(ctx, s.etcd, dcs.NewKeys(s.namespace, s.scope), slog.New(slog.DiscardHandler))
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("connect to etcd %s: no answer within %s: %w", strings.Join(s.etcd.Endpoints, ","), s.timeout, err)
+		}
 		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(s.etcd.Endpoints, ","), err)
 	}
 	defer client.Close()

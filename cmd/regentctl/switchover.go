@@ -49,7 +49,7 @@ type switchoverCmd struct {
 
 func newSwitchoverCmd(s *settings) *cobra.Command {
 	o := &switchoverCmd{
-		s: s, load: s.load, isTTY: fileIsTTY, width: fileWidth, stages: agent.Stages, now: time.Now,
+		s: s, load: s.cluster, isTTY: fileIsTTY, width: fileWidth, stages: agent.Stages, now: time.Now,
 		callTimeout: switchoverCallTimeout, idle: streamIdle, budget: reconnectBudget, spin: spinEvery,
 	}
 	return o.command()
@@ -143,7 +143,7 @@ func (o *switchoverCmd) client(cmd *cobra.Command, needLeader bool) (*apiClient,
 	if f := cmd.Flags().Lookup("timeout"); f != nil && f.Changed {
 		timeout = o.s.timeout
 	}
-	api := newAPIClient(bases, timeout)
+	api := o.s.rest.apiClient(bases, timeout)
 	api.leader = leader
 	return api, nil
 }

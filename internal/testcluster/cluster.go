@@ -59,9 +59,10 @@ type Cluster struct {
 // New starts an embedded etcd (in-process) and every node's agent, and
 // returns without waiting for a leader (use WaitLeader / WaitHealthy).
 // It registers a t.Cleanup that stops the agents (SIGTERM, SIGKILL after
-// agentStopTimeout), kills any PostgreSQL still alive through its
-// postmaster.pid process group, closes etcd and, if the test failed, logs
-// the tail of every node's PostgreSQL log. Directories live in t.TempDir().
+// agentStopTimeout), kills any PostgreSQL still alive (the postmaster
+// named by postmaster.pid and its children), closes etcd and, if the test
+// failed, logs the tail of every node's PostgreSQL log. Directories live
+// in t.TempDir().
 //
 // New skips the test under -short: it builds the agent and runs real
 // PostgreSQL servers.

@@ -8,12 +8,14 @@
 // OS user when the test runs as root), agent processes (their output is
 // prefixed with the node name and sent to t.Logf), and the teardown
 // registered with t.Cleanup (SIGTERM, then SIGKILL after a bound; any
-// PostgreSQL left behind is killed through its postmaster.pid process group).
+// PostgreSQL left behind is killed: the postmaster named by postmaster.pid
+// and its children).
 //
 // It also offers the observation helpers tests assert with: an etcd client,
-// REST GETs, superuser SQL connections, and Wait*/Poll helpers that poll a
-// condition until a deadline and fail the test naming what they waited for
-// and the last state they saw. Nothing here sleeps in place of an event.
+// REST requests (Get, Do) and Server-Sent Event streams (OpenEvents),
+// superuser SQL connections, a node's agent log lines (CaptureLog), and
+// Wait*/Poll helpers that poll a condition until a deadline and fail the
+// test naming what they waited for and the last state they saw. Nothing here sleeps in place of an event.
 //
 // It must never touch a PostgreSQL it did not start (nothing on 5432, no
 // system cluster), never open /dev/watchdog (agents run with watchdog off),

@@ -20,6 +20,8 @@ type testLog struct {
 	t      testing.TB
 	mu     sync.Mutex
 	closed bool
+	taps   map[int]func(line string) // see LogCapture; called under mu
+	nextID int
 }
 
 func (l *testLog) logf(format string, args ...any) {
@@ -28,7 +30,29 @@ func (l *testLog) logf(format string, args ...any) {
 	if l.closed {
 		return
 	}
-	l.t.Logf(format, args...)
+	line := fmt.Sprintf(format, args...)
+	l.t.Logf("%s", line)
+	for _, tap := range l.taps {
+		tap(line)
+	}
+}
+
+// tap registers fn to receive every line logged from now on (it must not
+// block) and returns the function that unregisters it.
+func (l *testLog) tap(fn func(line string)) (remove func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.taps == nil {
+		l.taps = map[int]func(string){}
+	}
+	id := l.nextID
+	l.nextID++
+	l.taps[id] = fn
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.taps, id)
+	}
 }
 
 // close stops forwarding; later lines are dropped.

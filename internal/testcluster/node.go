@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ type agentProc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the process has been waited for
 	err  error         // exit status; valid after done
+	// ended is set before the harness stops or kills the process: an exit
+	// without it is a crash (see Crashed).
+	ended atomic.Bool
 }
 
 func (p *agentProc) exited() bool {
@@ -141,6 +145,17 @@ func (n *Node) Running() bool {
 	return p != nil && !p.exited()
 }
 
+// Crashed returns an error naming the exit status when the node's last
+// agent exited on its own (not stopped or killed through the harness),
+// nil otherwise.
+func (n *Node) Crashed() error {
+	p := n.current()
+	if p == nil || !p.exited() || p.ended.Load() {
+		return nil
+	}
+	return fmt.Errorf("the agent of %s exited on its own: %s", n.Name, exitString(p.err))
+}
+
 // AgentPID returns the agent's pid, 0 if it is not running.
 func (n *Node) AgentPID() int {
 	p := n.current()
@@ -168,6 +183,7 @@ func (n *Node) stop(timeout time.Duration) error {
 		return nil
 	}
 	pid := p.cmd.Process.Pid
+	p.ended.Store(true)
 	_ = syscall.Kill(-pid, sigcont)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop agent %s: SIGTERM: %w", n.Name, err)
@@ -203,6 +219,7 @@ func (n *Node) killAgent() error {
 	if p == nil || p.exited() {
 		return nil
 	}
+	p.ended.Store(true)
 	if err := syscall.Kill(-p.cmd.Process.Pid, sigkill); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill agent %s: %w", n.Name, err)
 	}
@@ -216,19 +233,21 @@ func (n *Node) killAgent() error {
 	}
 }
 
-// Kill SIGKILLs the agent and PostgreSQL (the whole postmaster process
-// group) and waits until both are gone: a host crash, minus the reboot.
+// Kill SIGKILLs the agent and PostgreSQL (the postmaster and every child
+// of it) and waits until both are gone: a host crash, minus the reboot.
+// Nothing is resumed first: SIGKILL ends stopped processes too, and a
+// SIGCONT would let a frozen agent or a held walsender run for a moment
+// (ping a watchdog, send WAL) that a crashed host never gets.
 func (n *Node) Kill(t testing.TB) {
 	t.Helper()
-	_ = n.signalPostgres(sigcont)
 	err := errors.Join(n.killAgent(), n.killPostgres())
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
 }
 
-// KillPostgres SIGKILLs the postmaster's process group only (the agent
-// keeps running) and waits until the postmaster is gone.
+// KillPostgres SIGKILLs PostgreSQL only (the postmaster and its children;
+// the agent keeps running) and waits until they are all gone.
 func (n *Node) KillPostgres(t testing.TB) {
 	t.Helper()
 	if err := n.killPostgres(); err != nil {
@@ -236,9 +255,10 @@ func (n *Node) KillPostgres(t testing.TB) {
 	}
 }
 
-// Freeze SIGSTOPs the agent's process group and PostgreSQL's, and returns
-// once both the agent and the postmaster are stopped: the node hangs as if
-// its host stalled. Thaw resumes both.
+// Freeze SIGSTOPs the agent's process group and every PostgreSQL process
+// (the postmaster and its children: backends, walsenders…), and returns
+// once the agent and all of them are stopped: the node hangs as if its
+// host stalled. Thaw resumes them.
 func (n *Node) Freeze(t testing.TB) {
 	t.Helper()
 	agent := n.AgentPID()
@@ -246,11 +266,8 @@ func (n *Node) Freeze(t testing.TB) {
 		t.Fatalf("testcluster: freeze %s: agent not running", n.Name)
 	}
 	n.signalAll(sigstop)
-	pids := []int{agent}
-	if pm, ok := n.PostmasterPID(); ok {
-		pids = append(pids, pm)
-	}
-	Poll(t, processGoneTimeout, n.Name+" frozen (agent and postmaster in state T)", func(context.Context) error {
+	pids := append([]int{agent}, n.postgresProcs(false)...)
+	Poll(t, processGoneTimeout, n.Name+" frozen (agent and PostgreSQL processes in state T)", func(context.Context) error {
 		for _, pid := range pids {
 			if _, state, _, ok := procStat(pid); ok && state != 'T' && state != 't' {
 				return fmt.Errorf("pid %d in state %c", pid, state)
@@ -260,7 +277,7 @@ func (n *Node) Freeze(t testing.TB) {
 	})
 }
 
-// Thaw SIGCONTs the agent's and PostgreSQL's process groups.
+// Thaw SIGCONTs the agent's process group and every PostgreSQL process.
 func (n *Node) Thaw(t testing.TB) {
 	t.Helper()
 	n.signalAll(sigcont)

@@ -48,45 +48,91 @@ func isPostgres(pid int) bool {
 	return base == "postgres" || base == "postmaster"
 }
 
-// signalPostgres signals the postmaster's process group (pg_ctl makes the
-// postmaster a session leader, so its group holds every backend), falling
-// back to the postmaster alone.
-func (n *Node) signalPostgres(sig syscall.Signal) error {
-	pid, alive := n.PostmasterPID()
-	if !alive || !isPostgres(pid) {
+// postgresProcs returns the postmaster's children and then the postmaster
+// (nil when it is not running). Every child of a postmaster is a session
+// leader of its own (PostgreSQL's InitPostmasterChild calls setsid), so
+// the postmaster's process group holds the postmaster alone: backends,
+// walsenders and auxiliary processes must be found by parent pid. With
+// stopFirst the postmaster is stopped (SIGSTOP) before its children are
+// listed, so that it cannot fork one we would miss.
+func (n *Node) postgresProcs(stopFirst bool) []int {
+	pm, alive := n.PostmasterPID()
+	if !alive || !isPostgres(pm) {
 		return nil
 	}
-	if err := syscall.Kill(-pid, sig); err == nil {
-		return nil
+	if stopFirst {
+		_ = syscall.Kill(pm, sigstop)
 	}
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal postgres of %s (pid %d): %w", n.Name, pid, err)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pm}
 	}
-	return nil
+	var procs []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, _, ppid, ok := procStat(pid); ok && ppid == pm && isPostgres(pid) {
+			procs = append(procs, pid)
+		}
+	}
+	return append(procs, pm)
 }
 
-// killPostgres SIGKILLs the postmaster's group and waits until the
-// postmaster is gone, zombie included (see reaper.go): a restart on the
-// same data directory must not find it alive.
+// signalPostgres signals every process of the node's PostgreSQL: each
+// child's process group (it may have children of its own: archive or
+// restore commands), then the postmaster's.
+func (n *Node) signalPostgres(sig syscall.Signal) error {
+	return n.signalProcs(n.postgresProcs(sig != sigcont), sig)
+}
+
+func (n *Node) signalProcs(procs []int, sig syscall.Signal) error {
+	var errs []error
+	for _, pid := range procs {
+		if err := syscall.Kill(-pid, sig); err == nil {
+			continue
+		}
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("signal postgres of %s (pid %d): %w", n.Name, pid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killPostgres SIGKILLs the postmaster and every child of it and waits
+// until all are gone, zombies included (see reaper.go): a restart on the
+// same data directory must not find any alive, and a process that was
+// stopped (a frozen host, a held walsender) must not get to run again.
 func (n *Node) killPostgres() error {
-	pid, alive := n.PostmasterPID()
-	if !alive || !isPostgres(pid) {
+	procs := n.postgresProcs(true)
+	if len(procs) == 0 {
 		return nil
 	}
-	n.c.log.logf("[%s] SIGKILL postgres process group %d", n.Name, pid)
-	if err := n.signalPostgres(sigkill); err != nil {
+	pm := procs[len(procs)-1]
+	n.c.log.logf("[%s] SIGKILL postgres: postmaster %d and its %d children", n.Name, pm, len(procs)-1)
+	if err := n.signalProcs(procs, sigkill); err != nil {
 		return err
 	}
 	deadline := time.NewTimer(processGoneTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for reapOrphans(); !processGone(pid); reapOrphans() {
+	for reapOrphans(); !allGone(procs); reapOrphans() {
 		select {
 		case <-deadline.C:
-			return fmt.Errorf("postgres of %s (pid %d) still alive %s after SIGKILL", n.Name, pid, processGoneTimeout)
+			return fmt.Errorf("postgres of %s (pids %v) still alive %s after SIGKILL", n.Name, procs, processGoneTimeout)
 		case <-tick.C:
 		}
 	}
 	return nil
+}
+
+func allGone(pids []int) bool {
+	for _, pid := range pids {
+		if !processGone(pid) {
+			return false
+		}
+	}
+	return true
 }

@@ -150,7 +150,13 @@ func TestProcessControl(t *testing.T) {
 	}
 
 	n.Freeze(t)
-	for _, pid := range []int{n.AgentPID(), pm} {
+	// Every postmaster child is a session leader of its own (setsid): the
+	// postmaster's process group alone would leave them running.
+	procs := n.postgresProcs(false)
+	if len(procs) < 2 {
+		t.Errorf("no child of the postmaster found: %v", procs)
+	}
+	for _, pid := range append(procs, n.AgentPID()) {
 		if _, st, err := procState(pid); err != nil || st != 'T' {
 			t.Errorf("frozen pid %d in state %c (%v), want T", pid, st, err)
 		}
@@ -170,9 +176,13 @@ func TestProcessControl(t *testing.T) {
 
 	n.Start(t)
 	waitSQL(t, n)
+	procs = n.postgresProcs(false)
 	n.Kill(t)
 	if n.Running() || n.PostgresRunning() {
 		t.Fatalf("after Kill: agent running %v, postgres running %v", n.Running(), n.PostgresRunning())
+	}
+	if !allGone(procs) {
+		t.Errorf("after Kill: some of the postmaster's processes %v are still alive", procs)
 	}
 
 	n.Start(t)

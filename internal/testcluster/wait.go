@@ -91,11 +91,18 @@ func (c *Cluster) checkLeader(ctx context.Context) (*Node, error) {
 // WaitHealthy waits until there is a leader (as WaitLeader) and every other
 // node whose agent runs is a running replica (GET /patroni: role replica,
 // state running) streaming from it (the leader's pg_stat_replication shows
-// that many walsenders in state streaming). It returns the leader.
+// that many walsenders in state streaming). It returns the leader. It
+// fails at once when an agent has crashed (see Node.Crashed): nodes the
+// test stopped or killed are left out, a crashed one is not.
 func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) *Node {
 	t.Helper()
 	var leader *Node
 	Poll(t, timeout, "a healthy cluster (1 leader, every running node a streaming replica)", func(ctx context.Context) error {
+		for _, n := range c.nodes {
+			if err := n.Crashed(); err != nil {
+				t.Fatalf("testcluster: waiting for a healthy cluster: %v", err)
+			}
+		}
 		n, err := c.checkHealthy(ctx)
 		leader = n
 		return err

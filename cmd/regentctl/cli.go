@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	errorPrefix = "regentctl: "
+)
+
+// usageError marks a mistake in the command line itself (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef is a usageError from a format.
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode prints err and maps it to the exit status.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, errorPrefix+err.Error())
+	var ue usageError
+	// cobra reports unknown commands and wrong argument counts as plain errors.
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") ||
+		strings.Contains(err.Error(), " arg(s), received ") || strings.HasPrefix(err.Error(), "requires at least ") {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// confirm asks question on a terminal unless force; without a terminal on
+// stdin, --force is required (a script never waits on a prompt).
+func confirm(cmd *cobra.Command, s *settings, force bool, question string) error {
+	if force {
+		return nil
+	}
+	in := cmd.InOrStdin()
+	if !s.tty(in) {
+		return errors.New("refusing to go on without confirmation: stdin is not a terminal; pass --force")
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s [y/N] ", question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read the answer: %w", err)
+	}
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return errors.New("aborted: not confirmed")
+	}
+	return nil
+}
+
+// selectMembers returns the named members (all of them when names is
+// empty), sorted, checking that each exists and has a usable api_url.
+func selectMembers(c *dcs.Cluster, scope string, names []string) ([]string, map[string]string, error) {
+	if len(names) == 0 {
+		names = c.MemberNames()
+	}
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	bases := make(map[string]string, len(names))
+	for _, n := range names {
+		m, ok := c.Members[n]
+		if !ok {
+			return nil, nil, fmt.Errorf("member %s is not in cluster %s (members: %s)", n, scope, strings.Join(c.MemberNames(), ", "))
+		}
+		b, err := apiBase(m.APIURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("member %s: %w", n, err)
+		}
+		bases[n] = b
+	}
+	if len(names) == 0 {
+		return nil, nil, fmt.Errorf("cluster %s has no members", scope)
+	}
+	return names, bases, nil
+}
+
+// leaderFirst returns a client for the cluster's members' APIs, the
+// leader's first, failing when no member has a usable api_url.
+func (s *settings) leaderFirst(c *dcs.Cluster, timeout time.Duration) (*apiClient, error) {
+	leader, bases := memberAPIs(c)
+	if len(bases) == 0 {
+		return nil, fmt.Errorf("no member of cluster %s has a usable api_url", s.scope)
+	}
+	api := s.rest.apiClient(bases, timeout)
+	api.leader = leader
+	return api, nil
+}
+
+// answerText is an agent's answer for the operator: the JSON error's
+// message, or the plain-text body, bounded.
+func answerText(status int, body []byte) string {
+	return decodeError(status, body).body.Error
+}

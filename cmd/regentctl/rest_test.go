@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/restapi"
+)
+
+// configAgent is a restapi.Commands that accepts every config patch.
+type configAgent struct {
+	mu      sync.Mutex
+	patches []string
+}
+
+func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.patches = append(a.patches, string(p))
+	return json.RawMessage(`{"pause":true}`), nil
+}
+
+func (a *configAgent) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.patches) }
+
+func (a *configAgent) PutConfig(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return nil, &restapi.HTTPError{Status: 502, Message: "not in this test"}
+}
+func (a *configAgent) Restart(context.Context, restapi.RestartRequest) (int, string) { return 503, "" }
+func (a *configAgent) CancelRestart(context.Context) (int, string)                   { return 404, "" }
+func (a *configAgent) Reload(context.Context) (int, string)                          { return 202, "reload scheduled" }
+func (a *configAgent) Reinitialize(context.Context, bool) (int, string)              { return 503, "" }
+
+// agentServer is a real restapi.Server with authentication, over http.
+func agentServer(t *testing.T, cfg restapi.Config) (*configAgent, *restapi.Server) {
+	t.Helper()
+	a := &configAgent{}
+	return a, restapi.New(restapi.Options{Config: cfg, Commands: a})
+}
+
+var adminAuth = restapi.Authentication{Username: "admin", Password: "s3cret"}
+
+// clearEnv unsets the REGENT_* variables a developer's shell may have.
+func clearEnv(t *testing.T) {
+	for _, name := range append([]string{"REGENT_CONFIG", "REGENT_ETCD", "REGENT_SCOPE", "REGENT_NAMESPACE"}, mapValues(restEnv)...) {
+		t.Setenv(name, "")
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestBasicAuthFromFlagsEnvAndConfigFile(t *testing.T) {
+	clearEnv(t)
+	a, srv := agentServer(t, restapi.Config{Authentication: adminAuth})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	run := ctlRun{loader: fixed(threeMembers(map[string]string{"pg1": ts.URL}, `{}`))}
+
+	r := run.run(t, "pause")
+	if r.code != exitFailed || !strings.Contains(r.err.Error(), "no auth header received (HTTP 401)") {
+		t.Errorf("without credentials: exit %d, %v", r.code, r.err)
+	}
+	r = run.run(t, "--user", "admin", "--password", "wrong", "pause")
+	if r.code != exitFailed || !strings.Contains(r.err.Error(), "not authenticated (HTTP 401)") {
+		t.Errorf("wrong password: exit %d, %v", r.code, r.err)
+	}
+	if r = run.run(t, "--user", "admin", "--password", "s3cret", "pause"); r.err != nil {
+		t.Errorf("--user/--password: %v", r.err)
+	}
+	if r = run.run(t, "--user", "admin", "pause"); r.code != exitFailed || !strings.Contains(r.err.Error(), "without a password") {
+		t.Errorf("--user alone: exit %d, %v", r.code, r.err)
+	}
+
+	t.Setenv("REGENT_API_USER", "admin")
+	t.Setenv("REGENT_API_PASSWORD", "s3cret")
+	if r = run.run(t, "pause"); r.err != nil {
+		t.Errorf("$REGENT_API_USER/PASSWORD: %v", r.err)
+	}
+	if r = run.run(t, "--password", "wrong", "pause"); r.code != exitFailed {
+		t.Errorf("--password overrides the environment: exit %d, %v", r.code, r.err)
+	}
+	t.Setenv("REGENT_API_USER", "")
+	t.Setenv("REGENT_API_PASSWORD", "")
+
+	t.Setenv("RESTPW", "s3cret")
+	cfgFile := writeRegentYAML(t, "  authentication: {username: admin, password: ${RESTPW}}\n")
+	if r = run.run(t, "-c", cfgFile, "pause"); r.err != nil {
+		t.Errorf("restapi.authentication from -c: %v", r.err)
+	}
+	if n := a.count(); n != 3 {
+		t.Errorf("%d authenticated patches reached the agent, want 3", n)
+	}
+	if strings.Contains(r.out+r.errOut, "s3cret") {
+		t.Errorf("the password was printed: %s %s", r.out, r.errOut)
+	}
+}
+
+// writeRegentYAML writes a valid regent.yml with extra lines in its
+// restapi section.
+func writeRegentYAML(t *testing.T, restapiExtra string) string {
+	t.Helper()
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	doc := `name: pg1
+scope: demo
+etcd:
+  endpoints: [http://127.0.0.1:1]
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+` + restapiExtra + `postgres:
+  data_dir: /var/lib/regent/pg1
+  bin_dir: /usr/lib/postgresql/15/bin
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  superuser: {username: postgres, password: ${PGSUPERPASS}}
+  replication: {username: replicator, password: ${PGREPLPASS}}
+watchdog: {mode: off}
+bootstrap:
+  dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3}
+`
+	path := filepath.Join(t.TempDir(), "regent.yml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// certs is a CA with a server certificate for 127.0.0.1 and a client one.
+type certs struct {
+	caFile                string
+	serverCert, serverKey string
+	clientCert, clientKey string
+	server                tls.Certificate
+	pool                  *x509.CertPool
+}
+
+func newCerts(t *testing.T) certs {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	c := certs{caFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	c.pool.AddCert(ca)
+	writeFilePEM(t, c.caFile, "CERTIFICATE", caDER)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+		certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		writeFilePEM(t, certFile, "CERTIFICATE", der)
+		writeFilePEM(t, keyFile, "PRIVATE KEY", keyDER)
+		return certFile, keyFile
+	}
+	c.serverCert, c.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
+	c.clientCert, c.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	if c.server, err = tls.LoadX509KeyPair(c.serverCert, c.serverKey); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func writeFilePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsAgent serves a restapi.Server over https; clientAuth as given.
+func tlsAgent(t *testing.T, c certs, clientAuth tls.ClientAuthType, verify string) (*configAgent, string) {
+	t.Helper()
+	a, srv := agentServer(t, restapi.Config{Authentication: adminAuth, VerifyClient: verify})
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{c.server}, ClientCAs: c.pool, ClientAuth: clientAuth, MinVersion: tls.VersionTLS12}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return a, ts.URL
+}
+
+func TestRESTOverTLS(t *testing.T) {
+	clearEnv(t)
+	c := newCerts(t)
+	a, url := tlsAgent(t, c, tls.NoClientCert, "none")
+	run := ctlRun{loader: fixed(threeMembers(map[string]string{"pg1": url}, `{}`))}
+	auth := []string{"--user", "admin", "--password", "s3cret"}
+
+	r := run.run(t, append(auth, "pause")...)
+	if r.code != exitFailed || !strings.Contains(r.err.Error(), "certificate") {
+		t.Errorf("https without the CA: exit %d, %v", r.code, r.err)
+	}
+	if r = run.run(t, append(auth, "--cacert", c.caFile, "pause")...); r.err != nil {
+		t.Errorf("--cacert: %v", r.err)
+	}
+	if r = run.run(t, append(auth, "--insecure", "pause")...); r.err != nil {
+		t.Errorf("--insecure: %v", r.err)
+	}
+	t.Setenv("REGENT_API_CACERT", c.caFile)
+	if r = run.run(t, append(auth, "pause")...); r.err != nil {
+		t.Errorf("$REGENT_API_CACERT: %v", r.err)
+	}
+	t.Setenv("REGENT_API_CACERT", "")
+	cfgFile := writeRegentYAML(t, "  authentication: {username: admin, password: s3cret}\n  cafile: "+c.caFile+"\n")
+	if r = run.run(t, "-c", cfgFile, "pause"); r.err != nil {
+		t.Errorf("restapi.cafile and authentication from -c: %v", r.err)
+	}
+	if n := a.count(); n != 4 {
+		t.Errorf("%d patches reached the agent, want 4", n)
+	}
+	if r = run.run(t, append(auth, "--cacert", filepath.Join(t.TempDir(), "none.pem"), "pause")...); r.code != exitFailed || !strings.Contains(r.err.Error(), "--cacert") {
+		t.Errorf("missing --cacert file: exit %d, %v", r.code, r.err)
+	}
+}
+
+func TestRESTClientCertificate(t *testing.T) {
+	clearEnv(t)
+	c := newCerts(t)
+	a, url := tlsAgent(t, c, tls.RequireAndVerifyClientCert, "required")
+	run := ctlRun{loader: fixed(threeMembers(map[string]string{"pg1": url}, `{}`))}
+	args := []string{"--user", "admin", "--password", "s3cret", "--cacert", c.caFile}
+	if r := run.run(t, append(args, "pause")...); r.code != exitFailed {
+		t.Errorf("without a client certificate: exit %d, %v", r.code, r.err)
+	}
+	if r := run.run(t, append(args, "--cert", c.clientCert, "--key", c.clientKey, "pause")...); r.err != nil {
+		t.Errorf("--cert/--key: %v", r.err)
+	}
+	if r := run.run(t, append(args, "--cert", c.clientCert, "pause")...); r.code != exitFailed || !strings.Contains(r.err.Error(), "--cert given without --key") {
+		t.Errorf("--cert alone: exit %d, %v", r.code, r.err)
+	}
+	if n := a.count(); n != 1 {
+		t.Errorf("%d patches reached the agent, want 1", n)
+	}
+}

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// TestFailoverHostDeath: the primary's host dies (SIGKILL of its agent and
+// of its whole PostgreSQL process group). A replica takes over within the
+// lease TTL plus a few seconds, exactly one node leads, and the winner's
+// decision record explains the election.
+func TestFailoverHostDeath(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	old := c.WaitHealthy(t, bootstrapTimeout)
+	ctx := t.Context()
+	mustExec(t, old, "CREATE TABLE e2e_death (id bigint PRIMARY KEY, phase text NOT NULL)")
+	mustExec(t, old, "INSERT INTO e2e_death SELECT g, 'before' FROM generate_series(1, 10) g")
+	waitRows(t, c.Others(old.Name), 10, "SELECT count(*) FROM e2e_death")
+
+	killed := time.Now()
+	old.Kill(t)
+	winner, wrote := waitFirstWrite(t, c.Others(old.Name), failoverWait, "INSERT INTO e2e_death VALUES (1000, 'after')")
+	rto := wrote.Sub(killed)
+	t.Logf("RTO host-death: %.1fs (new primary %s)", rto.Seconds(), winner.Name)
+	if bound := c.TTL() + rtoSlack; rto >= bound {
+		t.Errorf("host death: first write accepted %s after the kill, want < ttl + %s = %s", rto.Round(time.Millisecond), rtoSlack, bound)
+	}
+
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner)
+	})
+	if n, err := winner.QueryInt(ctx, "SELECT count(*) FROM e2e_death WHERE phase = 'before'"); err != nil || n != 10 {
+		t.Errorf("new primary %s has %d of the 10 rows replicated before the kill (err %v)", winner.Name, n, err)
+	}
+
+	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	t.Logf("failover decision: %s", d)
+	checkFailoverRecord(t, d, old.Name, c.Others(old.Name))
+
+	c.WaitHealthy(t, rejoinTimeout)
+	waitRows(t, c.Others(old.Name), 11, "SELECT count(*) FROM e2e_death")
+}
+
+// TestFailoverTwice: right after a failover the surviving replica follows
+// the new primary onto its timeline; when that primary dies too, the
+// replica (fully caught up) must be promoted in turn: its timeline is the
+// cluster's even though it has not had a restartpoint on it yet.
+func TestFailoverTwice(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	first := c.WaitHealthy(t, bootstrapTimeout)
+	mustExec(t, first, "CREATE TABLE e2e_twice (id int PRIMARY KEY)")
+	mustExec(t, first, "INSERT INTO e2e_twice VALUES (1)")
+	waitRows(t, c.Others(first.Name), 1, "SELECT count(*) FROM e2e_twice")
+
+	first.Kill(t)
+	second := waitNewLeader(t, c, first.Name, failoverWait)
+	var last *testcluster.Node
+	for _, n := range c.Others(first.Name) {
+		if n != second {
+			last = n
+		}
+	}
+	waitStreamingFrom(t, last, second, rejoinTimeout)
+	mustExec(t, second, "INSERT INTO e2e_twice VALUES (2)")
+	waitRows(t, []*testcluster.Node{last}, 2, "SELECT count(*) FROM e2e_twice")
+	if st, err := last.Status(t.Context()); err == nil {
+		t.Logf("%s before the second failover: timeline %v, xlog %v", last.Name, st["timeline"], st["xlog"])
+	}
+
+	killed := time.Now()
+	second.Kill(t)
+	third, wrote := waitFirstWrite(t, []*testcluster.Node{last}, failoverWait, "INSERT INTO e2e_twice VALUES (3)")
+	rto := wrote.Sub(killed)
+	t.Logf("RTO second failover: %.1fs (new primary %s)", rto.Seconds(), third.Name)
+	if bound := c.TTL() + rtoSlack; rto >= bound {
+		t.Errorf("second failover: first write accepted %s after the kill, want < %s", rto.Round(time.Millisecond), bound)
+	}
+}
+
+// checkFailoverRecord checks a failover decision: the previous leader,
+// every surviving node as a reachable candidate with an LSN, the timings
+// present and ordered.
+func checkFailoverRecord(t *testing.T, d decisionEntry, previous string, survivors []*testcluster.Node) {
+	t.Helper()
+	if d.PreviousLeader != previous {
+		t.Errorf("failover record: previous_leader = %q, want %q", d.PreviousLeader, previous)
+	}
+	for _, n := range survivors {
+		cand, ok := d.candidate(n.Name)
+		switch {
+		case !ok:
+			t.Errorf("failover record: no candidate %s", n.Name)
+		case !cand.Reachable || cand.LSN == "":
+			t.Errorf("failover record: candidate %s reachable=%t lsn=%q, want reachable with an LSN", n.Name, cand.Reachable, cand.LSN)
+		case cand.Self != (n.Name == d.Member):
+			t.Errorf("failover record: candidate %s self=%t", n.Name, cand.Self)
+		}
+	}
+	tm := d.Timings
+	if tm == nil {
+		t.Errorf("failover record: no timings")
+		return
+	}
+	if tm.DetectedAt.IsZero() || tm.ElectedAt.IsZero() || tm.PromotedAt.IsZero() {
+		t.Errorf("failover record: timings incomplete: detected_at %v elected_at %v promoted_at %v", tm.DetectedAt, tm.ElectedAt, tm.PromotedAt)
+		return
+	}
+	if tm.ElectedAt.Before(tm.DetectedAt) || tm.PromotedAt.Before(tm.ElectedAt) {
+		t.Errorf("failover record: timings out of order: detected_at %v elected_at %v promoted_at %v", tm.DetectedAt, tm.ElectedAt, tm.PromotedAt)
+	}
+}
+
+// TestMostAdvancedWins: of two replicas, the one with more WAL is promoted
+// even though the other would win the tie-break by name. Three rounds,
+// each on a fresh cluster (its bootstrap is a few seconds; a rejoin would
+// make this test depend on pg_rewind, which TestRejoinDiverged covers).
+func TestMostAdvancedWins(t *testing.T) {
+	for round := 1; round <= 3; round++ {
+		t.Run(fmt.Sprintf("round%d", round), testMostAdvancedRound)
+	}
+}
+
+func testMostAdvancedRound(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	old := c.WaitHealthy(t, bootstrapTimeout)
+	ctx := t.Context()
+	replicas := c.Others(old.Name) // in name order: [0] wins an equal-WAL tie-break
+	held, ahead := replicas[0], replicas[1]
+	mustExec(t, old, "CREATE TABLE e2e_adv (id int PRIMARY KEY)")
+	mustExec(t, old, "INSERT INTO e2e_adv VALUES (0)")
+	waitRows(t, replicas, 1, "SELECT count(*) FROM e2e_adv")
+
+	release := held.HoldWALReceiver(t)
+	mustExec(t, old, "INSERT INTO e2e_adv SELECT generate_series(1, 100)")
+	waitRows(t, []*testcluster.Node{ahead}, 101, "SELECT count(*) FROM e2e_adv")
+	var heldPos, aheadPos int64
+	testcluster.Poll(t, replicateTimeout, "GET /patroni: "+ahead.Name+" ahead of "+held.Name, func(ctx context.Context) error {
+		var err1, err2 error
+		heldPos, err1 = walPosition(ctx, held)
+		aheadPos, err2 = walPosition(ctx, ahead)
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if aheadPos <= heldPos {
+			return fmt.Errorf("%s at %d, %s at %d", ahead.Name, aheadPos, held.Name, heldPos)
+		}
+		return nil
+	})
+	t.Logf("primary %s; %s held at %d, %s at %d", old.Name, held.Name, heldPos, ahead.Name, aheadPos)
+
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	release()
+	t.Logf("new leader %s after %.1fs", winner.Name, time.Since(killed).Seconds())
+	if winner != ahead {
+		t.Fatalf("%s was promoted, but %s had more WAL (%d > %d)", winner.Name, ahead.Name, aheadPos, heldPos)
+	}
+	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	checkFailoverRecord(t, d, old.Name, replicas)
+	self, _ := d.candidate(winner.Name)
+	other, _ := d.candidate(held.Name)
+	if a, b := parseLSN(self.LSN), parseLSN(other.LSN); a <= b {
+		t.Errorf("failover record: winner %s at %q is not ahead of %s at %q", winner.Name, self.LSN, held.Name, other.LSN)
+	}
+	waitStreamingFrom(t, held, winner, rejoinTimeout)
+	if err := tryWrite(ctx, winner, "INSERT INTO e2e_adv VALUES (1000)"); err != nil {
+		t.Fatal(err)
+	}
+	waitRows(t, replicas, 102, "SELECT count(*) FROM e2e_adv")
+}
+
+// TestFrozenPrimary: the primary's host stalls (SIGSTOP of its agent and
+// PostgreSQL). A replica takes over; when the old host resumes, its agent
+// fences at once (its lease deadline is long past) and it rejoins as a
+// replica of the new primary. A client hammering the old primary's port
+// from the moment it resumes gets no write acknowledged.
+func TestFrozenPrimary(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	old := c.WaitHealthy(t, bootstrapTimeout)
+	ctx := t.Context()
+	mustExec(t, old, "CREATE TABLE e2e_frozen (id bigint PRIMARY KEY, phase text NOT NULL)")
+	mustExec(t, old, "INSERT INTO e2e_frozen SELECT g, 'before' FROM generate_series(1, 10) g")
+	waitRows(t, c.Others(old.Name), 10, "SELECT count(*) FROM e2e_frozen")
+
+	frozen := time.Now()
+	old.Freeze(t)
+	winner, wrote := waitFirstWrite(t, c.Others(old.Name), failoverWait, "INSERT INTO e2e_frozen VALUES (1000, 'new primary')")
+	rto := wrote.Sub(frozen)
+	t.Logf("RTO frozen-host: %.1fs (new primary %s)", rto.Seconds(), winner.Name)
+	if bound := c.TTL() + rtoSlack; rto >= bound {
+		t.Errorf("frozen host: first write accepted %s after the freeze, want < %s", rto.Round(time.Millisecond), bound)
+	}
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner, old)
+	})
+
+	hctx, stopHammer := context.WithCancel(ctx)
+	defer stopHammer()
+	results := make(chan hammerResult, 1)
+	old.Thaw(t)
+	thawed := time.Now()
+	go func() { results <- hammer(hctx, old, thawed) }()
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	rejoined := time.Since(thawed)
+	stopHammer()
+	h := <-results
+	t.Logf("old primary %s refused writes from +%s after the thaw and rejoined as a replica of %s after %.1fs; writes it acknowledged after the promotion of %s: %d (of %d attempts; last error: %v)",
+		old.Name, h.refusedAt, winner.Name, rejoined.Seconds(), winner.Name, len(h.acked), h.attempts, h.lastErr)
+	if len(h.acked) != 0 {
+		t.Errorf("split brain: the old primary %s acknowledged %d writes after %s was promoted (ids %v, at +%v after the thaw)", old.Name, len(h.acked), winner.Name, h.acked, h.ackedAt)
+	}
+	if h.refusedAt < 0 || h.refusedAt > fenceAfterThaw {
+		t.Errorf("the old primary %s did not refuse writes within %s of the thaw (refusing from +%s)", old.Name, fenceAfterThaw, h.refusedAt)
+	}
+	d := awaitDecision(t, winner, replicateTimeout, "fence|demote", old.Name, thawed, nil)
+	t.Logf("old primary's decision after the thaw: %s", d)
+	if n, err := winner.QueryInt(ctx, "SELECT count(*) FROM e2e_frozen WHERE phase = 'before'"); err != nil || n != 10 {
+		t.Errorf("new primary %s has %d of the 10 rows written before the freeze (err %v)", winner.Name, n, err)
+	}
+	if err := tryWrite(ctx, winner, "INSERT INTO e2e_frozen VALUES (1001, 'new primary')"); err != nil {
+		t.Fatal(err)
+	}
+	waitRows(t, []*testcluster.Node{old}, 1, "SELECT count(*) FROM e2e_frozen WHERE id = 1001")
+	waitRows(t, []*testcluster.Node{old}, 0, "SELECT count(*) FROM e2e_frozen WHERE phase = 'old primary'")
+}
+
+// fenceAfterThaw bounds how long a thawed old primary may keep its
+// PostgreSQL writable: its agent's first act is the lease-deadline check.
+const fenceAfterThaw = 5 * time.Second
+
+// hammerResult is what a client writing to the old primary saw.
+type hammerResult struct {
+	attempts int
+	acked    []int64
+	ackedAt  []time.Duration // since the thaw
+	// refusedAt is when writes began to fail for good (the first failure
+	// after the last acknowledged write), since the thaw; -1 if none.
+	refusedAt time.Duration
+	lastErr   error
+}
+
+// hammerPace spaces the hammer's attempts: a fenced node answers in well
+// under a millisecond, and two cores are shared with the cluster.
+const hammerPace = 2 * time.Millisecond
+
+// hammer inserts rows on n as fast as hammerPace allows, each on a fresh
+// connection with short connect and statement timeouts, until ctx ends.
+func hammer(ctx context.Context, n *testcluster.Node, since time.Time) hammerResult {
+	r := hammerResult{refusedAt: -1}
+	tick := time.NewTicker(hammerPace)
+	defer tick.Stop()
+	for id := int64(1_000_000); ; id++ {
+		r.attempts++
+		err := hammerOnce(ctx, n, id)
+		switch {
+		case ctx.Err() != nil:
+			return r
+		case err == nil:
+			r.acked = append(r.acked, id)
+			r.ackedAt = append(r.ackedAt, time.Since(since))
+			r.refusedAt = -1
+		default:
+			r.lastErr = err
+			if r.refusedAt < 0 {
+				r.refusedAt = time.Since(since)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return r
+		case <-tick.C:
+		}
+	}
+}
+
+func hammerOnce(ctx context.Context, n *testcluster.Node, id int64) error {
+	ctx, cancel := context.WithTimeout(ctx, writeAttempt)
+	defer cancel()
+	cfg := n.ConnConfig()
+	cfg.ConnectTimeout = 500 * time.Millisecond
+	cfg.RuntimeParams["statement_timeout"] = "500"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAttempt)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	_, err = conn.Exec(ctx, "INSERT INTO e2e_frozen VALUES ($1, 'old primary')", id)
+	return err
+}
+
+// mustExec runs sql on n (bounded) and fails the test on error.
+func mustExec(t *testing.T, n *testcluster.Node, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	if err := n.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}

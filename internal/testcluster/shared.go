@@ -1,0 +1,55 @@
+package testcluster
+
+import (
+	"context"
+	"syscall"
+)
+
+// The pieces below are exported for the other real-process harness,
+// internal/chaos, which runs the same agents and PostgreSQL servers in
+// network namespaces: the OS identity they run as, the subreaper that
+// reaps orphaned PostgreSQL processes, /proc reads, and where the module
+// and the PostgreSQL binaries are.
+
+// OSUser is the identity agents (and so PostgreSQL) run as: the `postgres`
+// OS user when the test runs as root, the current user otherwise.
+type OSUser struct{ r runAs }
+
+// LookupOSUser returns the identity agents must run as.
+func LookupOSUser() (OSUser, error) {
+	r, err := postgresUser()
+	return OSUser{r: r}, err
+}
+
+// Credential is the credential to start agents with; nil when the test
+// does not run as root (agents then run as ourselves).
+func (u OSUser) Credential() *syscall.Credential { return u.r.cred }
+
+// MkdirOwned creates dir (0700) owned by the user.
+func (u OSUser) MkdirOwned(dir string) error { return u.r.mkdirOwned(dir) }
+
+// WriteOwned writes a file (0600) owned by the user.
+func (u OSUser) WriteOwned(path string, data []byte) error { return u.r.writeOwned(path, data) }
+
+// OpenPath makes dir and its parents below os.TempDir() traversable by the
+// agents' user (t.TempDir() is 0700 root).
+func OpenPath(dir string) error { return openPath(dir) }
+
+// BecomeSubreaper makes orphans of our descendants (PostgreSQL started by
+// pg_ctl) our children, so that ReapOrphans can reap them.
+func BecomeSubreaper() error { return becomeSubreaper() }
+
+// ReapOrphans reaps our zombie children that are PostgreSQL processes
+// (never a process started with os/exec, whose Wait would then fail).
+func ReapOrphans() { reapOrphans() }
+
+// ProcStat reads a process's command name, state ('R', 'S', 'T', 'Z'…)
+// and parent pid from /proc.
+func ProcStat(pid int) (comm string, state byte, ppid int, ok bool) { return procStat(pid) }
+
+// ModuleRoot is the directory of the go.mod governing the test's package.
+func ModuleRoot(ctx context.Context) (string, error) { return moduleRoot(ctx) }
+
+// PGBinDir finds the PostgreSQL binaries ($REGENT_PG_BIN_DIR, else the
+// newest /usr/lib/postgresql/*/bin).
+func PGBinDir() (string, error) { return pgBinDir() }

@@ -1,0 +1,206 @@
+package restapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+const (
+	// DefaultCommandTimeout bounds PatchConfig, PutConfig, CancelRestart,
+	// Reload and Reinitialize: each is a CAS on one key or a request queued
+	// to the HA loop, which takes it within one tick.
+	DefaultCommandTimeout = 10 * time.Second
+	// DefaultRestartTimeout bounds a restart: PostgreSQL's stop (30 s by
+	// default, the smart → fast → immediate escalation) plus its start and
+	// recovery. The restart goes on in the HA loop if the client stops
+	// waiting.
+	DefaultRestartTimeout = 2 * time.Minute
+)
+
+// commandRoutes adds the operator endpoints (patroni-compat.md §2.4).
+func (s *Server) commandRoutes(r chi.Router) {
+	r.Patch("/config", s.patchConfig)
+	r.Put("/config", s.putConfig)
+	r.Post("/restart", s.postRestart)
+	r.Delete("/restart", closeOnBody(s.deleteRestart))
+	r.Post("/reload", closeOnBody(s.postReload)) // the body is ignored
+	r.Post("/reinitialize", s.postReinitialize)
+}
+
+// commandsReady answers 503 when the server has no Commands.
+func (s *Server) commandsReady(w http.ResponseWriter, r *http.Request) bool {
+	if s.commands != nil {
+		return true
+	}
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body stays unread
+	}
+	WriteError(w, http.StatusServiceUnavailable, "commands not available")
+	return false
+}
+
+// patchConfig merges the body into the config key: 200 with the merged
+// config.
+func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) { s.configWrite(w, r, false) }
+
+// putConfig replaces the config key: 200 with what was written.
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) { s.configWrite(w, r, true) }
+
+func (s *Server) configWrite(w http.ResponseWriter, r *http.Request, replace bool) {
+	if !s.commandsReady(w, r) {
+		return
+	}
+	var body json.RawMessage
+	if err := DecodeJSON(r, &body); err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	defer cancel()
+	op, call := "patch", s.commands.PatchConfig
+	if replace {
+		op, call = "replace", s.commands.PutConfig
+	}
+	out, err := call(ctx, body)
+	if err != nil {
+		s.commandFailed(w, op+" config", err)
+		return
+	}
+	// The config may hold anything an operator put there: log who, not what.
+	s.log.Info("dynamic config "+op+" accepted", "requested_by", requester(r))
+	s.writeRaw(w, "config", out, `{}`)
+}
+
+// commandFailed answers a failed Commands call: an *HTTPError with its
+// status and message, a timeout or anything else with 503 (the cause is
+// logged, not served).
+func (s *Server) commandFailed(w http.ResponseWriter, op string, err error) {
+	var he *HTTPError
+	switch {
+	case errors.As(err, &he):
+		status := he.Status
+		if status < 400 || status > 599 {
+			s.log.Error("command error with an invalid status", "op", op, "status", status, "err", err)
+			status = http.StatusBadGateway
+		}
+		msg := he.Message
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		WriteError(w, status, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("REST API command timed out", "op", op, "err", err)
+		WriteError(w, http.StatusServiceUnavailable, op+": timed out")
+	default:
+		s.log.Warn("REST API command failed", "op", op, "err", err)
+		WriteError(w, http.StatusServiceUnavailable, op+" failed")
+	}
+}
+
+// writeAction writes a Patroni action answer from the agent, after
+// checking its status code.
+func (s *Server) writeAction(w http.ResponseWriter, op string, code int, text string) {
+	if code < 100 || code > 599 {
+		s.log.Error("invalid status from the agent", "op", op, "status", code)
+		code, text = http.StatusBadGateway, op+" failed"
+	}
+	writeText(w, code, text)
+}
+
+// postRestart restarts PostgreSQL now or schedules it (§2.4).
+func (s *Server) postRestart(w http.ResponseWriter, r *http.Request) {
+	if !s.commandsReady(w, r) {
+		return
+	}
+	req, code, text := s.parseRestart(r)
+	if code != 0 {
+		if code == http.StatusLengthRequired || code == http.StatusRequestEntityTooLarge || code == http.StatusBadRequest {
+			w.Header().Set("Connection", "close") // the body may be unread
+		}
+		writeText(w, code, text)
+		return
+	}
+	s.log.Info("received restart request", "schedule", req.Schedule, "role", req.Role,
+		"postgres_version", req.PostgresVersion, "timeout", req.Timeout,
+		"restart_pending", req.RestartPending, "requested_by", requester(r))
+	ctx, cancel := context.WithTimeout(r.Context(), s.restartTimeout+req.Timeout)
+	defer cancel()
+	code, text = s.commands.Restart(ctx, req)
+	s.writeAction(w, "restart", code, text)
+}
+
+// deleteRestart cancels a scheduled restart.
+func (s *Server) deleteRestart(w http.ResponseWriter, r *http.Request) {
+	if !s.commandsReady(w, r) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	defer cancel()
+	code, text := s.commands.CancelRestart(ctx)
+	s.writeAction(w, "cancel restart", code, text)
+}
+
+// postReload reloads the configuration; the body, if any, is ignored.
+func (s *Server) postReload(w http.ResponseWriter, r *http.Request) {
+	if !s.commandsReady(w, r) {
+		return
+	}
+	s.log.Info("received reload request", "requested_by", requester(r))
+	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	defer cancel()
+	code, text := s.commands.Reload(ctx)
+	s.writeAction(w, "reload", code, text)
+}
+
+// postReinitialize re-clones this replica: optional {"force": bool}.
+func (s *Server) postReinitialize(w http.ResponseWriter, r *http.Request) {
+	if !s.commandsReady(w, r) {
+		return
+	}
+	var body map[string]json.RawMessage
+	if err := DecodeOptionalJSON(r, &body); err != nil {
+		var re *RequestError
+		if !errors.As(err, &re) {
+			re = &RequestError{Status: http.StatusBadRequest, Msg: "invalid request body"}
+		}
+		w.Header().Set("Connection", "close")
+		writeText(w, re.Status, re.Msg)
+		return
+	}
+	force := lenientBool(body["force"])
+	s.log.Info("received reinitialize request", "force", force, "requested_by", requester(r))
+	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
+	defer cancel()
+	code, text := s.commands.Reinitialize(ctx, force)
+	s.writeAction(w, "reinitialize", code, text)
+}
+
+// lenientBool is Patroni's parse_bool on a JSON value: true, "true", "on",
+// "yes" and 1 (any case) are true; anything else, absent included, false.
+func lenientBool(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch t := v.(type) {
+	case bool:
+		return t
+	case float64:
+		return t == 1
+	case string:
+		switch strings.ToLower(t) {
+		case "true", "on", "yes", "1":
+			return true
+		}
+	}
+	return false
+}

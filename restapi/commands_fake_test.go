@@ -1,0 +1,100 @@
+package restapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeCommands answers with the given functions; a nil function fails the
+// test when called.
+type fakeCommands struct {
+	t       *testing.T
+	patch   func(ctx context.Context, p json.RawMessage) (json.RawMessage, error)
+	put     func(ctx context.Context, c json.RawMessage) (json.RawMessage, error)
+	restart func(ctx context.Context, req RestartRequest) (int, string)
+	cancel  func(ctx context.Context) (int, string)
+	reload  func(ctx context.Context) (int, string)
+	reinit  func(ctx context.Context, force bool) (int, string)
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeCommands) called(name string, fn any) bool {
+	f.t.Helper()
+	f.mu.Lock()
+	f.calls = append(f.calls, name)
+	f.mu.Unlock()
+	if fn == nil {
+		f.t.Errorf("unexpected call to %s", name)
+		return false
+	}
+	return true
+}
+
+func (f *fakeCommands) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeCommands) PatchConfig(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+	if !f.called("PatchConfig", f.patch) {
+		return nil, nil
+	}
+	return f.patch(ctx, p)
+}
+
+func (f *fakeCommands) PutConfig(ctx context.Context, c json.RawMessage) (json.RawMessage, error) {
+	if !f.called("PutConfig", f.put) {
+		return nil, nil
+	}
+	return f.put(ctx, c)
+}
+
+func (f *fakeCommands) Restart(ctx context.Context, req RestartRequest) (int, string) {
+	if !f.called("Restart", f.restart) {
+		return 500, ""
+	}
+	return f.restart(ctx, req)
+}
+
+func (f *fakeCommands) CancelRestart(ctx context.Context) (int, string) {
+	if !f.called("CancelRestart", f.cancel) {
+		return 500, ""
+	}
+	return f.cancel(ctx)
+}
+
+func (f *fakeCommands) Reload(ctx context.Context) (int, string) {
+	if !f.called("Reload", f.reload) {
+		return 500, ""
+	}
+	return f.reload(ctx)
+}
+
+func (f *fakeCommands) Reinitialize(ctx context.Context, force bool) (int, string) {
+	if !f.called("Reinitialize", f.reinit) {
+		return 500, ""
+	}
+	return f.reinit(ctx, force)
+}
+
+// newCommandServer is a test server with cmds (may be nil) and cfg.
+func newCommandServer(t *testing.T, cmds Commands, cfg Config) testServer {
+	t.Helper()
+	c := &clock{now: t0}
+	logs := &logBuffer{}
+	s := New(Options{
+		Config:         cfg,
+		Commands:       cmds,
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:            c.Now,
+		BackendTimeout: 100 * time.Millisecond,
+	})
+	return testServer{Server: s, clock: c, logs: logs}
+}
