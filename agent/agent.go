@@ -85,6 +85,8 @@ type Agent struct {
 	// last changed, and whether the leader runs degraded (asynchronous).
 	ssnChangedAt postgres.LSN
 	syncDegraded bool
+	// nosync: a stopping standby asks to be released from synchronous duty.
+	nosync bool
 
 	// Operator commands run by the loop between ticks.
 	commands      chan command
@@ -168,7 +170,13 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
 		case <-a.dcs.Notify():
-			if a.dcs.TakeChanges()&wakeOn != 0 {
+			changes := a.dcs.TakeChanges()
+			if changes&wakeOn != 0 {
+				return
+			}
+			// A synchronous leader reacts at once to a member asking to be
+			// released (nosync) or a standby coming or going.
+			if a.leading && a.dyn.SynchronousMode && changes&dcs.ChangeMembers != 0 {
 				return
 			}
 		}

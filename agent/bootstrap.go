@@ -126,6 +126,7 @@ func (a *Agent) shutdown(ctx context.Context) {
 	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Postgres.StopTimeout+5*time.Second)
 	defer cancel()
+	a.leaveSyncDuty(sctx)
 	a.pgState = "stopping"
 	mode, err := a.pg.Stop(sctx, postgres.StopFast, a.cfg.Postgres.StopTimeout)
 	if err != nil {

@@ -59,6 +59,13 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		Tags:    a.cfg.Tags.Published(),
 		Pause:   a.dyn.Pause,
 	}
+	if a.nosync {
+		m.Tags = maps.Clone(m.Tags)
+		if m.Tags == nil {
+			m.Tags = map[string]any{}
+		}
+		m.Tags["nosync"] = true
+	}
 	if p := a.lastPlan; p.Election != nil && p.Action.Kind == ActWait {
 		m.Decision = p.Reason
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
@@ -155,7 +156,9 @@ func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
 		if err := a.writeSyncKey(ctx, v, shrunk); err != nil {
 			return err
 		}
-		return nil // continue on the next tick from the new key
+		// The key is shrunk: the setting may change in this same tick;
+		// growing waits for the next view.
+		return a.setSSN(ctx, ssnValue(picked, a.dyn.SynchronousModeStrict), s)
 	}
 	// 2. Then the setting.
 	if err := a.setSSN(ctx, ssnValue(picked, a.dyn.SynchronousModeStrict), s); err != nil {
@@ -227,4 +230,36 @@ func (a *Agent) prepareSyncPromotion(ctx context.Context) error {
 	}
 	_, err := a.pg.SetSynchronousStandbyNames(ssnValue(nil, a.dyn.SynchronousModeStrict))
 	return err
+}
+
+// leaveSyncDuty is a stopping synchronous standby's courtesy
+// (patroni-compat.md §3.7): it tags itself nosync and waits up to
+// 2·loop_wait for the leader to drop it from the sync key and the setting,
+// so commits do not hang on a standby that is going away.
+func (a *Agent) leaveSyncDuty(ctx context.Context) {
+	v := a.dcs.View()
+	if !a.dyn.SynchronousMode || a.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
+		return
+	}
+	a.log.Info("stopping: asking the leader to release me from synchronous duty")
+	a.nosync = true
+	a.publish(ctx)
+	changed, cancel := a.dcs.Subscribe()
+	defer cancel()
+	wait := time.NewTimer(2 * a.dyn.LoopWait)
+	defer wait.Stop()
+	for {
+		if v := a.dcs.View(); v == nil || !v.Sync.Matches(a.name) {
+			a.log.Info("released from synchronous duty")
+			return
+		}
+		select {
+		case <-changed:
+		case <-wait.C:
+			a.log.Warn("not released from synchronous duty in time; stopping anyway")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -65,6 +65,10 @@ func (i *Instance) defaultSettings() []setting {
 		// A replica whose upstream vanished (failover, switchover) retries
 		// every second instead of PostgreSQL's 5 s: repointing is faster.
 		{"wal_retrieve_retry_interval", q("1s")},
+		// Standbys report their flush position at least every second: when
+		// synchronous_standby_names changes, commits waiting on a standby
+		// that left are released by the next report of one that stays.
+		{"wal_receiver_status_interval", q("1s")},
 		{"password_encryption", q("scram-sha-256")},
 		{"logging_collector", "off"},
 		{"log_destination", q("stderr")},

@@ -1,0 +1,415 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Timings of the synchronous-mode writer. A commit is bounded on the
+// client only: the connection's deadline closes it, so the server never
+// cancels a commit that waits for a synchronous standby (a cancelled wait
+// commits locally and reports success, which is not an acknowledgement
+// the cluster can keep). No statement_timeout for the same reason.
+const (
+	syncWriteEvery   = 10 * time.Millisecond
+	syncWriteTimeout = 3 * time.Second
+)
+
+// syncKey is the sync key (patroni-compat.md §1.3.5).
+type syncKey struct {
+	Leader      string  `json:"leader"`
+	SyncStandby *string `json:"sync_standby"`
+}
+
+func (k syncKey) standbys() []string {
+	if k.SyncStandby == nil || *k.SyncStandby == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(*k.SyncStandby, ",") {
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+func (k syncKey) String() string {
+	return fmt.Sprintf("{leader: %s, sync_standby: %v}", k.Leader, k.standbys())
+}
+
+// readSyncKey returns the sync key and whether it exists.
+func readSyncKey(ctx context.Context, c *testcluster.Cluster) (syncKey, bool, error) {
+	v, err := c.Get(ctx, "sync")
+	if err != nil || v == nil {
+		return syncKey{}, false, err
+	}
+	var k syncKey
+	if err := json.Unmarshal(v, &k); err != nil {
+		return syncKey{}, true, fmt.Errorf("sync key %q: %w", v, err)
+	}
+	return k, true, nil
+}
+
+// waitSyncStandby waits until the sync key names leader and exactly one
+// standby that leader's pg_stat_replication shows streaming with
+// sync_state 'sync', and returns that standby.
+func waitSyncStandby(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node, timeout time.Duration) *testcluster.Node {
+	t.Helper()
+	var sb *testcluster.Node
+	testcluster.Poll(t, timeout, "the sync key to name "+leader.Name+" and a synchronous standby", func(ctx context.Context) error {
+		k, ok, err := readSyncKey(ctx, c)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return errors.New("no sync key")
+		case k.Leader != leader.Name || len(k.standbys()) != 1:
+			return fmt.Errorf("sync key %s", k)
+		}
+		n := c.Node(k.standbys()[0])
+		if n == nil {
+			return fmt.Errorf("sync key %s names no node of this cluster", k)
+		}
+		state, err := queryString(ctx, leader, "SELECT coalesce(max(sync_state), 'absent') FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", n.Name)
+		if err != nil {
+			return err
+		}
+		if state != "sync" {
+			return fmt.Errorf("sync key %s but %s's pg_stat_replication sync_state of %s = %s", k, leader.Name, n.Name, state)
+		}
+		sb = n
+		return nil
+	})
+	return sb
+}
+
+// queryString runs a query returning one text value on a fresh connection.
+func queryString(ctx context.Context, n *testcluster.Node, sql string, args ...any) (string, error) {
+	conn, err := n.Connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer closeQuietly(ctx, conn)
+	var s string
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&s); err != nil {
+		return "", fmt.Errorf("query on %s: %w", n.Name, err)
+	}
+	return s, nil
+}
+
+// showSSN returns n's synchronous_standby_names as PostgreSQL runs it.
+func showSSN(ctx context.Context, n *testcluster.Node) (string, error) {
+	return queryString(ctx, n, "SHOW synchronous_standby_names")
+}
+
+// waitSSN waits until n's SHOW synchronous_standby_names is want.
+func waitSSN(t *testing.T, n *testcluster.Node, timeout time.Duration, want string) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("SHOW synchronous_standby_names = %q on %s", want, n.Name), func(ctx context.Context) error {
+		got, err := showSSN(ctx, n)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%q", got)
+		}
+		return nil
+	})
+}
+
+// syncStatus returns the regent.synchronous block of n's GET /patroni
+// (nil when absent).
+func syncStatus(ctx context.Context, n *testcluster.Node) (map[string]any, error) {
+	st, err := n.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, _ := st["regent"].(map[string]any)
+	s, _ := r["synchronous"].(map[string]any)
+	return s, nil
+}
+
+// patchConfig sends PATCH /config to n and fails the test unless it
+// answers 200.
+func patchConfig(t *testing.T, n *testcluster.Node, patch map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	code, body, err := n.Do(ctx, http.MethodPatch, "/config", patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("PATCH /config %v on %s = %d: %s", patch, n.Name, code, compactBody(body))
+	}
+}
+
+// syncWriter inserts numbered rows into table (id bigint PRIMARY KEY,
+// node text), one at a time, on whichever node answers GET /primary with
+// 200, and records every acknowledged id: the INSERT (an implicit COMMIT)
+// returned success. A commit that came back with PostgreSQL's "canceling
+// wait for synchronous replication" warning is recorded apart, as not
+// acknowledged by the synchronous standby.
+type syncWriter struct {
+	c     *testcluster.Cluster
+	table string
+
+	mu        sync.Mutex
+	acked     []ack
+	cancelled []ack // success with a cancelled synchronous wait
+	attempts  int
+	errs      int
+	lastErr   error
+
+	stopWriting context.CancelFunc
+	done        chan struct{}
+}
+
+func startSyncWriter(t *testing.T, c *testcluster.Cluster, table string) *syncWriter {
+	ctx, cancel := context.WithCancel(t.Context())
+	w := &syncWriter{c: c, table: table, stopWriting: cancel, done: make(chan struct{})}
+	go w.run(ctx)
+	t.Cleanup(w.stop)
+	return w
+}
+
+func (w *syncWriter) run(ctx context.Context) {
+	defer close(w.done)
+	tick := time.NewTicker(syncWriteEvery)
+	defer tick.Stop()
+	var conn *pgx.Conn
+	var node string
+	var syncCancelled atomic.Bool
+	defer func() {
+		if conn != nil {
+			closeQuietly(ctx, conn)
+		}
+	}()
+	for id := int64(1); ; id++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if conn == nil {
+			var err error
+			if conn, node, err = w.connect(ctx, &syncCancelled); err != nil {
+				w.note(err)
+				continue
+			}
+		}
+		syncCancelled.Store(false)
+		sctx, cancel := context.WithTimeout(ctx, syncWriteTimeout)
+		_, err := conn.Exec(sctx, "INSERT INTO "+w.table+" (id, node) VALUES ($1, $2)", id, node)
+		cancel()
+		if err != nil {
+			w.note(fmt.Errorf("insert %d on %s: %w", id, node, err))
+			closeQuietly(ctx, conn)
+			conn = nil
+			continue
+		}
+		a := ack{id: id, node: node, at: time.Now()}
+		w.mu.Lock()
+		w.attempts++
+		if syncCancelled.Load() {
+			w.cancelled = append(w.cancelled, a)
+		} else {
+			w.acked = append(w.acked, a)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// connect connects to the first node that answers GET /primary with 200.
+func (w *syncWriter) connect(ctx context.Context, syncCancelled *atomic.Bool) (*pgx.Conn, string, error) {
+	for _, n := range w.c.Nodes() {
+		rctx, cancel := context.WithTimeout(ctx, routerTimeout)
+		code, _, err := n.Get(rctx, "/primary")
+		cancel()
+		if err != nil || code != http.StatusOK {
+			continue
+		}
+		cfg := n.ConnConfig()
+		cfg.ConnectTimeout = writeTimeout
+		cfg.RuntimeParams["application_name"] = "e2e-sync-writer"
+		cfg.OnNotice = func(_ *pgconn.PgConn, nt *pgconn.Notice) {
+			if strings.Contains(nt.Message, "synchronous replication") {
+				syncCancelled.Store(true)
+			}
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return nil, "", fmt.Errorf("connect to %s: %w", n.Name, err)
+		}
+		return conn, n.Name, nil
+	}
+	return nil, "", errors.New("no node answers GET /primary with 200")
+}
+
+func (w *syncWriter) note(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.attempts++
+	w.errs++
+	w.lastErr = err
+}
+
+// stop ends the writer and waits for it (a commit in flight finishes or
+// times out first); idempotent.
+func (w *syncWriter) stop() {
+	w.stopWriting()
+	select {
+	case <-w.done:
+	case <-time.After(syncWriteTimeout + writerStopWait):
+	}
+}
+
+func (w *syncWriter) snapshot() (acked, cancelled []ack) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acked), slices.Clone(w.cancelled)
+}
+
+// waitAcked waits until node acknowledged n writes after since, and
+// returns when the first of them was acknowledged.
+func (w *syncWriter) waitAcked(t *testing.T, node string, since time.Time, n int, timeout time.Duration) time.Time {
+	t.Helper()
+	var first time.Time
+	testcluster.Poll(t, timeout, fmt.Sprintf("the writer to get %d writes acknowledged by %s", n, node), func(context.Context) error {
+		acked, _ := w.snapshot()
+		got := 0
+		for _, a := range acked {
+			if a.node == node && a.at.After(since) {
+				if got == 0 {
+					first = a.at
+				}
+				got++
+			}
+		}
+		if got < n {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return fmt.Errorf("%d so far; %d attempts, %d failed, last error: %v", got, w.attempts, w.errs, w.lastErr)
+		}
+		return nil
+	})
+	return first
+}
+
+// missing returns the acknowledged writes absent from n's table and how
+// many rows n has.
+func missing(ctx context.Context, n *testcluster.Node, table string, acks []ack) ([]ack, int, error) {
+	ids, err := n.QueryInts(ctx, "SELECT id FROM "+table)
+	if err != nil {
+		return nil, 0, err
+	}
+	have := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		have[id] = true
+	}
+	var lost []ack
+	for _, a := range acks {
+		if !have[a.id] {
+			lost = append(lost, a)
+		}
+	}
+	return lost, len(ids), nil
+}
+
+// blockedWrite is one statement run in its own goroutine on its own
+// connection, bounded by rejoinTimeout + strictHold on the client side.
+type blockedWrite struct {
+	start time.Time
+	fin   chan struct{}
+	err   error // valid after fin is closed
+	at    time.Time
+}
+
+func startBlockedWrite(t *testing.T, n *testcluster.Node, sql string) *blockedWrite {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cfg := n.ConnConfig()
+	cfg.RuntimeParams["application_name"] = "e2e-blocked-write"
+	cctx, ccancel := context.WithTimeout(ctx, replicateTimeout)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	ccancel()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	w := &blockedWrite{start: time.Now(), fin: make(chan struct{})}
+	go func() {
+		defer close(w.fin)
+		defer closeQuietly(ctx, conn)
+		wctx, wcancel := context.WithTimeout(ctx, rejoinTimeout+strictHold+replicateTimeout)
+		defer wcancel()
+		_, w.err = conn.Exec(wctx, sql)
+		w.at = time.Now()
+	}()
+	t.Cleanup(func() { cancel(); <-w.fin })
+	return w
+}
+
+// returned is nil while the statement runs, an error naming its outcome
+// once it has returned.
+func (w *blockedWrite) returned() error {
+	select {
+	case <-w.fin:
+		return fmt.Errorf("the statement returned after %s (err %v)", w.at.Sub(w.start).Round(time.Millisecond), w.err)
+	default:
+		return nil
+	}
+}
+
+// wait waits for the statement to return and gives its error and how long
+// it ran.
+func (w *blockedWrite) wait(t *testing.T, timeout time.Duration) (time.Duration, error) {
+	t.Helper()
+	select {
+	case <-w.fin:
+		return w.at.Sub(w.start), w.err
+	case <-time.After(timeout):
+		t.Fatalf("the statement had not returned %s after it started", time.Since(w.start).Round(time.Millisecond))
+		return 0, nil
+	}
+}
+
+// postmasters returns, per node, its postmaster pid and
+// pg_postmaster_start_time().
+func postmasters(t *testing.T, c *testcluster.Cluster) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range c.Nodes() {
+		pid, alive := n.PostmasterPID()
+		if !alive {
+			t.Fatalf("%s: postmaster not running", n.Name)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+		start, err := queryString(ctx, n, "SELECT pg_postmaster_start_time()::text")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n.Name] = fmt.Sprintf("pid %d started %s", pid, start)
+	}
+	return out
+}
+
+// ssnMembers splits a synchronous_standby_names value into its words
+// ("2 (pg2,\"pg3\")" → 2, pg2, pg3).
+func ssnMembers(ssn string) []string {
+	return strings.FieldsFunc(ssn, func(r rune) bool { return strings.ContainsRune(` ,()"`, r) })
+}

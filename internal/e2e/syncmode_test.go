@@ -1,0 +1,388 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Synchronous mode (patroni-compat.md §3.7): an acknowledged commit
+// survives the primary's death, only the standby named in the sync key is
+// promoted, strict mode blocks commits without a standby, non-strict mode
+// degrades visibly, and the mode toggles at runtime without a restart.
+
+const (
+	// syncRounds is how many primaries TestSyncFailoverKeepsAckedWrites kills.
+	syncRounds = 5
+	// syncAcksPerRound: acknowledged writes on a primary before it is killed.
+	syncAcksPerRound = 50
+	// strictHold is how long a commit must stay blocked in strict mode.
+	strictHold = 5 * time.Second
+)
+
+// syncOn is the bootstrap dynamic config of a synchronous cluster.
+func syncOn(strict bool) map[string]any {
+	return map[string]any{"synchronous_mode": true, "synchronous_mode_strict": strict}
+}
+
+// TestSyncFailoverKeepsAckedWrites: a writer records every acknowledged
+// id while the primary's host is killed, syncRounds times on one cluster
+// (the killed node restarts and rejoins between rounds). Each time, the
+// node the sync key named right before the kill becomes the leader and
+// holds every id ever acknowledged. A short lease keeps the rounds fast.
+func TestSyncFailoverKeepsAckedWrites(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: syncOn(false)})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	mustExec(t, leader, "CREATE TABLE e2e_sync (id bigint PRIMARY KEY, node text NOT NULL)")
+	w := startSyncWriter(t, c, "e2e_sync")
+	var rtos []string
+	for round := 1; round <= syncRounds; round++ {
+		var rto time.Duration
+		leader, rto = syncFailoverRound(t, c, w, leader, round)
+		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
+	}
+	w.stop()
+	acked, cancelled := w.snapshot()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	lost, rows, err := missing(ctx, leader, "e2e_sync", acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %d rounds, %d writes acknowledged, %d present on the last primary %s (%d rows), %d lost, RTOs %v",
+		syncRounds, len(acked), len(acked)-len(lost), leader.Name, rows, len(lost), rtos)
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, describeAcks(lost, 20))
+	}
+	if len(cancelled) > 0 {
+		t.Errorf("%d commits returned after PostgreSQL cancelled their synchronous wait: %s", len(cancelled), describeAcks(cancelled, 20))
+	}
+}
+
+// syncFailoverRound kills the primary old once it has acknowledged
+// syncAcksPerRound writes with a synchronous standby in the sync key,
+// checks the new leader and the acknowledged writes, restarts old and
+// waits for it to stream from the new leader. It returns the new leader
+// and the RTO (kill to first write acknowledged by the new leader).
+func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *syncWriter, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
+	t.Helper()
+	since := time.Now()
+	waitSyncStandby(t, c, old, rejoinTimeout)
+	w.waitAcked(t, old.Name, since, syncAcksPerRound, replicateTimeout)
+
+	ctx := t.Context()
+	k, ok, err := readSyncKey(ctx, c)
+	if err != nil || !ok || k.Leader != old.Name || len(k.standbys()) != 1 {
+		t.Fatalf("round %d: right before the kill the sync key is %s (exists %t, err %v), want %s and one standby", round, k, ok, err, old.Name)
+	}
+	ackedBefore, _ := w.snapshot()
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	first := w.waitAcked(t, winner.Name, killed, 1, failoverWait)
+	rto := first.Sub(killed)
+	if winner.Name != k.standbys()[0] {
+		t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.standbys()[0], old.Name)
+	}
+	if bound := c.TTL() + rtoSlack; rto >= bound {
+		t.Errorf("round %d: first write acknowledged by %s %s after the kill, want < ttl + %s = %s", round, winner.Name, rto.Round(time.Millisecond), rtoSlack, bound)
+	}
+
+	acked, _ := w.snapshot()
+	cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+	lost, rows, err := missing(cctx, winner, "e2e_sync", acked)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thisRound := 0
+	for _, a := range ackedBefore {
+		if a.node == old.Name && a.at.After(since) {
+			thisRound++
+		}
+	}
+	t.Logf("round %d: killed %s, promoted %s (sync key %s); acked %d in total (%d by %s this round), present %d, lost %d, %d rows on %s; RTO %.1fs",
+		round, old.Name, winner.Name, k, len(acked), thisRound, old.Name, len(acked)-len(lost), len(lost), rows, winner.Name, rto.Seconds())
+	if len(lost) > 0 {
+		t.Errorf("round %d: %d acknowledged writes missing on the new primary %s: %s", round, len(lost), winner.Name, describeAcks(lost, 20))
+	}
+
+	restarted := time.Now()
+	old.Start(t)
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	t.Logf("round %d: %s streams from %s %.1fs after its restart", round, old.Name, winner.Name, time.Since(restarted).Seconds())
+	return winner, rto
+}
+
+// TestSyncPromotesSyncStandby: both replicas hold exactly the primary's
+// WAL, the asynchronous one would win the tie-break by name, yet the
+// primary's death promotes the standby the sync key names.
+func TestSyncPromotesSyncStandby(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{DCS: syncOn(false)})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	sb := waitSyncStandby(t, c, leader, replicateTimeout)
+	async := otherReplica(c, leader, sb)
+	if async.Name > sb.Name {
+		// Make the higher name synchronous: restarting the current
+		// synchronous standby moves the sync key to the other replica,
+		// which keeps it once the restarted one streams again.
+		sb.StopAgent(t)
+		if got := waitSyncStandby(t, c, leader, replicateTimeout); got != async {
+			t.Fatalf("with %s stopped the sync key names %s, want %s", sb.Name, got.Name, async.Name)
+		}
+		sb.Start(t)
+		waitStreamingFrom(t, sb, leader, rejoinTimeout)
+		sb, async = async, sb
+	}
+	mustExec(t, leader, "CREATE TABLE e2e_syncwin (id int PRIMARY KEY)")
+	mustExec(t, leader, "INSERT INTO e2e_syncwin SELECT generate_series(1, 100)")
+	testcluster.Poll(t, replicateTimeout, "both replicas flushed and replayed all of "+leader.Name+"'s WAL", func(ctx context.Context) error {
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND flush_lsn = pg_current_wal_lsn() AND replay_lsn = pg_current_wal_lsn()")
+		if err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("%d of 2 replicas caught up", n)
+		}
+		return nil
+	})
+
+	k, ok, err := readSyncKey(t.Context(), c)
+	if err != nil || !ok || k.Leader != leader.Name || !slices.Equal(k.standbys(), []string{sb.Name}) {
+		t.Fatalf("right before the kill the sync key is %s (exists %t, err %v), want {%s, [%s]}", k, ok, err, leader.Name, sb.Name)
+	}
+	killed := time.Now()
+	leader.Kill(t)
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	posSync, err1 := walPosition(ctx, sb)
+	posAsync, err2 := walPosition(ctx, async)
+	cancel()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the kill: synchronous %s at %d, asynchronous %s at %d (wins the name tie-break: %t)", sb.Name, posSync, async.Name, posAsync, async.Name < sb.Name)
+	if posSync != posAsync {
+		t.Fatalf("the replicas are not equally advanced (%s %d, %s %d): the scenario did not hold", sb.Name, posSync, async.Name, posAsync)
+	}
+
+	winner := waitNewLeader(t, c, leader.Name, failoverWait)
+	t.Logf("%s promoted %.1fs after the kill", winner.Name, time.Since(killed).Seconds())
+	if winner != sb {
+		st, _ := async.Status(t.Context())
+		t.Fatalf("%s was promoted, want the synchronous standby %s (sync key %s); %s's GET /patroni: %v", winner.Name, sb.Name, k, async.Name, st)
+	}
+	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	t.Logf("failover decision: %s", d)
+	waitStreamingFrom(t, async, winner, rejoinTimeout)
+	if got := waitSyncStandby(t, c, winner, replicateTimeout); got != async {
+		t.Errorf("after the failover the sync key names %s, want %s", got.Name, async.Name)
+	}
+	waitRows(t, []*testcluster.Node{winner, async}, 100, "SELECT count(*) FROM e2e_syncwin")
+}
+
+// otherReplica returns the node that is neither leader nor sb.
+func otherReplica(c *testcluster.Cluster, leader, sb *testcluster.Node) *testcluster.Node {
+	for _, n := range c.Others(leader.Name) {
+		if n != sb {
+			return n
+		}
+	}
+	return nil
+}
+
+// TestSyncStrictBlocksWithoutStandby: in strict mode, with every replica
+// stopped, synchronous_standby_names is '*' and a commit waits; it returns
+// once a replica is back, and the row is there.
+func TestSyncStrictBlocksWithoutStandby(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{DCS: syncOn(true)})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	waitSyncStandby(t, c, leader, replicateTimeout)
+	mustExec(t, leader, "CREATE TABLE e2e_strict (id int PRIMARY KEY)")
+	replicas := c.Others(leader.Name)
+	for _, r := range replicas {
+		r.StopAgent(t)
+	}
+	waitSSN(t, leader, replicateTimeout, "*")
+	st, err := syncStatus(t.Context(), leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["strict"] != true || st["degraded"] == true {
+		t.Errorf("GET /patroni on %s: regent.synchronous = %v, want strict and not degraded", leader.Name, st)
+	}
+
+	write := startBlockedWrite(t, leader, "INSERT INTO e2e_strict VALUES (1)")
+	testcluster.Poll(t, replicateTimeout, "the INSERT waiting for a synchronous standby (wait_event SyncRep)", func(ctx context.Context) error {
+		if err := write.returned(); err != nil {
+			t.Fatalf("no replica runs, yet %v", err)
+		}
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'e2e-blocked-write' AND wait_event = 'SyncRep'")
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return errors.New("no backend waiting on SyncRep")
+		}
+		return nil
+	})
+	holdsFor(t, strictHold, "the INSERT stays blocked while synchronous_standby_names is '*'", func(ctx context.Context) error {
+		if err := write.returned(); err != nil {
+			return err
+		}
+		ssn, err := showSSN(ctx, leader)
+		if err != nil {
+			return err
+		}
+		if ssn != "*" {
+			return fmt.Errorf("synchronous_standby_names = %q, want '*'", ssn)
+		}
+		if n, err := leader.QueryInt(ctx, "SELECT count(*) FROM e2e_strict"); err != nil || n != 0 {
+			return fmt.Errorf("the waiting row is visible on %s: count %d (err %v)", leader.Name, n, err)
+		}
+		return nil
+	})
+
+	back := replicas[0]
+	started := time.Now()
+	back.Start(t)
+	took, err := write.wait(t, rejoinTimeout)
+	if err != nil {
+		t.Fatalf("the INSERT failed once %s was back: %v", back.Name, err)
+	}
+	t.Logf("the INSERT returned %.1fs after it started, %.1fs after %s's agent was started", took.Seconds(), write.at.Sub(started).Seconds(), back.Name)
+	waitRows(t, []*testcluster.Node{leader, back}, 1, "SELECT count(*) FROM e2e_strict WHERE id = 1")
+	if got := waitSyncStandby(t, c, leader, rejoinTimeout); got != back {
+		t.Errorf("the sync key names %s, want %s", got.Name, back.Name)
+	}
+	waitSSN(t, leader, replicateTimeout, back.Name)
+}
+
+// TestSyncNonStrictDegrades: without strict mode, stopping every replica
+// lets writes go on asynchronously; the primary reports the degradation
+// in GET /patroni and as a WARN log line, and recovers when a replica is
+// back.
+func TestSyncNonStrictDegrades(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{DCS: syncOn(false)})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	waitSyncStandby(t, c, leader, replicateTimeout)
+	mustExec(t, leader, "CREATE TABLE e2e_degraded (id bigint PRIMARY KEY, node text NOT NULL)")
+	w := startSyncWriter(t, c, "e2e_degraded")
+	w.waitAcked(t, leader.Name, time.Now(), 20, replicateTimeout)
+
+	logs := leader.CaptureLog(t) // from here on: the bootstrap's own degradation is not counted
+	stopped := time.Now()
+	replicas := c.Others(leader.Name)
+	for _, r := range replicas {
+		r.StopAgent(t)
+	}
+	testcluster.Poll(t, replicateTimeout, "GET /patroni on "+leader.Name+": regent.synchronous.degraded = true", func(ctx context.Context) error {
+		st, err := syncStatus(ctx, leader)
+		if err != nil {
+			return err
+		}
+		if st["degraded"] != true {
+			return fmt.Errorf("regent.synchronous = %v", st)
+		}
+		return nil
+	})
+	waitSSN(t, leader, replicateTimeout, "")
+	w.waitAcked(t, leader.Name, time.Now(), 50, replicateTimeout)
+	warn := logs.Wait(t, replicateTimeout, "WARN about degraded synchronous mode", func(l string) bool {
+		return strings.Contains(l, "level=WARN") && strings.Contains(strings.ToLower(l), "degraded")
+	})
+	t.Logf("log line: %s", warn)
+	if k, ok, err := readSyncKey(t.Context(), c); err != nil || !ok || k.Leader != leader.Name || len(k.standbys()) != 0 {
+		t.Errorf("degraded: sync key %s (exists %t, err %v), want %s with no standby", k, ok, err, leader.Name)
+	}
+	acked, _ := w.snapshot()
+	var during []ack
+	for _, a := range acked {
+		if a.at.After(stopped) {
+			during = append(during, a)
+		}
+	}
+	w.mu.Lock()
+	t.Logf("writer: %d writes acknowledged since the replicas began stopping, longest gap %s; %d failed attempts, last error %v",
+		len(during), longestGap(acked).d.Round(time.Millisecond), w.errs, w.lastErr)
+	w.mu.Unlock()
+
+	back := replicas[0]
+	back.Start(t)
+	if got := waitSyncStandby(t, c, leader, rejoinTimeout); got != back {
+		t.Errorf("the sync key names %s, want %s", got.Name, back.Name)
+	}
+	testcluster.Poll(t, replicateTimeout, "GET /patroni on "+leader.Name+": not degraded", func(ctx context.Context) error {
+		st, err := syncStatus(ctx, leader)
+		if err != nil {
+			return err
+		}
+		if st["degraded"] == true {
+			return fmt.Errorf("regent.synchronous = %v", st)
+		}
+		return nil
+	})
+}
+
+// TestSyncModeToggleAtRuntime: PATCH /config turns synchronous mode on
+// (the sync key and synchronous_standby_names name a standby) and off
+// (both cleared) with no PostgreSQL restart anywhere.
+func TestSyncModeToggleAtRuntime(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	before := postmasters(t, c)
+	if ssn, err := showSSN(t.Context(), leader); err != nil || ssn != "" {
+		t.Fatalf("before: synchronous_standby_names = %q (err %v), want ''", ssn, err)
+	}
+
+	patchConfig(t, leader, map[string]any{"synchronous_mode": true})
+	sb := waitSyncStandby(t, c, leader, replicateTimeout)
+	waitSSN(t, leader, replicateTimeout, sb.Name)
+	testcluster.Poll(t, replicateTimeout, sb.Name+"'s GET /patroni: sync_standby = true", func(ctx context.Context) error {
+		st, err := sb.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st["sync_standby"] != true {
+			return fmt.Errorf("sync_standby = %v", st["sync_standby"])
+		}
+		return nil
+	})
+	mustExec(t, leader, "CREATE TABLE e2e_toggle (id int PRIMARY KEY)")
+	mustExec(t, leader, "INSERT INTO e2e_toggle VALUES (1)")
+
+	patchConfig(t, leader, map[string]any{"synchronous_mode": false})
+	testcluster.Poll(t, replicateTimeout, "the sync key deleted", func(ctx context.Context) error {
+		k, ok, err := readSyncKey(ctx, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("sync key %s", k)
+		}
+		return nil
+	})
+	waitSSN(t, leader, replicateTimeout, "")
+	testcluster.Poll(t, replicateTimeout, "no synchronous walsender on "+leader.Name, func(ctx context.Context) error {
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE sync_state <> 'async'")
+		if err != nil {
+			return err
+		}
+		if n != 0 {
+			return fmt.Errorf("%d walsenders not async", n)
+		}
+		return nil
+	})
+	mustExec(t, leader, "INSERT INTO e2e_toggle VALUES (2)")
+	waitRows(t, c.Nodes(), 2, "SELECT count(*) FROM e2e_toggle")
+
+	if after := postmasters(t, c); !maps.Equal(before, after) {
+		t.Errorf("PostgreSQL restarted while synchronous mode was toggled: before %v, after %v", before, after)
+	}
+}
