@@ -209,6 +209,10 @@ func (a *Agent) tick(ctx context.Context) error {
 		// Disarm on every path out of leadership and in maintenance mode.
 		a.disarmWatchdog()
 	}
+	if !a.leading {
+		// The next leadership must create the replication slots afresh.
+		a.slotsFor = ""
+	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p
 	a.driveSwitchover(ctx, snap)

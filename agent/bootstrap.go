@@ -123,6 +123,13 @@ func (a *Agent) abortBootstrap(ctx context.Context) {
 // checkpoint when they race. The member key is left to expire with the
 // lease, as Patroni does, showing state "stopped" meanwhile.
 func (a *Agent) shutdown(ctx context.Context) {
+	if a.dyn.Pause {
+		// Maintenance mode: PostgreSQL and the lock stay as the operator
+		// left them (Patroni does the same); the lease lapses on its own.
+		a.disarmWatchdog()
+		a.log.Info("shutting down in maintenance mode: PostgreSQL left running")
+		return
+	}
 	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Postgres.StopTimeout+5*time.Second)
 	defer cancel()

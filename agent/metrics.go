@@ -105,7 +105,7 @@ func (m *Metrics) decision(kind string) {
 	}
 	m.decisionsRecorded.WithLabelValues(kind).Inc()
 	switch kind {
-	case "failover", "promotion_on_request":
+	case "failover":
 		m.failovers.WithLabelValues("promoted").Inc()
 	case "stood_down", "fence_failed":
 		m.failovers.WithLabelValues(kind).Inc()

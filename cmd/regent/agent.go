@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,7 +74,7 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 	var srv *restapi.Server
 	ag, err := agent.New(agent.Options{
 		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(peerTLS), Logger: log, Watchdog: wd,
-		Metrics:   agent.NewMetrics(reg),
+		Metrics:   agent.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"scope": cfg.Scope}, reg)),
 		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
 	})
 	if err != nil {
@@ -83,6 +85,7 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { reloadOnHUP(gctx, ag, log); return nil })
 	g.Go(func() error { return client.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error {
@@ -118,3 +121,22 @@ func connectDCS(ctx context.Context, cfg *agent.Config, log *slog.Logger) (*dcs.
 type publisherFunc func(*restapi.Snapshot)
 
 func (f publisherFunc) Publish(s *restapi.Snapshot) { f(s) }
+
+// reloadOnHUP makes SIGHUP do what POST /reload does, as operators expect
+// of a daemon, instead of ending the agent.
+func reloadOnHUP(ctx context.Context, ag *agent.Agent, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			code, text := ag.Reload(rctx)
+			cancel()
+			log.Info("SIGHUP: reload", "code", code, "result", text)
+		}
+	}
+}

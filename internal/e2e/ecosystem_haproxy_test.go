@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// haproxyConfig is the example configuration, relative to this package.
+const haproxyConfig = "../../examples/haproxy/haproxy.cfg"
+
+// haproxyStopTimeout bounds HAProxy's exit after SIGTERM (then SIGKILL).
+const haproxyStopTimeout = 5 * time.Second
+
+// haproxyProc is a running HAProxy subprocess and its two listening addresses.
+type haproxyProc struct {
+	write, read string // host:port of the write and read pools
+	done        chan struct{}
+	err         error // exit status; valid after done
+}
+
+// haproxyBinary finds Debian's haproxy; the test cannot run without it.
+func haproxyBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatalf("haproxy is not installed: apt-get install -y haproxy (.ci/run installs it): %v", err)
+	}
+	return bin
+}
+
+// startHAProxy runs `haproxy -f examples/haproxy/haproxy.cfg -db` with the
+// file's ${…} addresses pointing at c's nodes and two free local ports,
+// after `haproxy -c` accepted it. HAProxy's output goes to t.Logf; it is
+// stopped (SIGTERM) when the test ends, before the cluster.
+func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster) *haproxyProc {
+	t.Helper()
+	cfg, err := filepath.Abs(haproxyConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &haproxyProc{write: freeAddr(t), read: freeAddr(t), done: make(chan struct{})}
+	env := haproxyEnv(t, cfg, p, c)
+	checkCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	check := exec.CommandContext(checkCtx, bin, "-c", "-f", cfg)
+	check.Env = env
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c -f %s: %v\n%s", cfg, err, out)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "-f", cfg, "-db")
+	cmd.Env = env
+	out := &logLines{t: t, prefix: "[haproxy]"}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = haproxyStopTimeout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start haproxy: %v", err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // t.Context() may not be cancelled yet
+		select {
+		case <-p.done:
+		case <-time.After(2 * haproxyStopTimeout):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		out.flush()
+	})
+	t.Logf("haproxy (pid %d): writes on %s, reads on %s", cmd.Process.Pid, p.write, p.read)
+	return p
+}
+
+var haproxyVar = regexp.MustCompile(`"\$\{([A-Z0-9_]+)\}"`)
+
+// haproxyEnv sets the variables the example reads: the two bind addresses,
+// and per node PG<i>_ADDR (PostgreSQL) and PG<i>_API_PORT (Regent's REST).
+func haproxyEnv(t *testing.T, cfg string, p *haproxyProc, c *testcluster.Cluster) []string {
+	t.Helper()
+	vars := map[string]string{"REGENT_WRITE_BIND": p.write, "REGENT_READ_BIND": p.read}
+	for _, n := range c.Nodes() {
+		name := strings.ToUpper(n.Name)
+		vars[name+"_ADDR"] = fmt.Sprintf("127.0.0.1:%d", n.PGPort)
+		vars[name+"_API_PORT"] = strconv.Itoa(n.APIPort)
+	}
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range haproxyVar.FindAllSubmatch(data, -1) {
+		if _, ok := vars[string(m[1])]; !ok {
+			t.Fatalf("%s reads ${%s}, which this test does not set", cfg, m[1])
+		}
+	}
+	env := os.Environ()
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// freeAddr returns a local address no one listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// alive fails the test when HAProxy is gone: nothing can route then.
+func (p *haproxyProc) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Fatalf("haproxy exited: %v (see its output above)", p.err)
+	default:
+	}
+}
+
+// pgHit is where one connection through HAProxy landed.
+type pgHit struct {
+	inRecovery bool
+	port       int
+}
+
+// connectVia opens a connection through addr and asks the server who it is.
+func connectVia(ctx context.Context, addr string) (pgHit, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable connect_timeout=2",
+		host, port, testcluster.SuperuserName, testcluster.SuperuserPassword))
+	if err != nil {
+		return pgHit{}, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return pgHit{}, fmt.Errorf("connect through %s: %w", addr, err)
+	}
+	defer closeQuietly(ctx, conn)
+	var h pgHit
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), inet_server_port()").Scan(&h.inRecovery, &h.port); err != nil {
+		return pgHit{}, fmt.Errorf("query through %s: %w", addr, err)
+	}
+	return h, nil
+}
+
+// waitWrites waits until consecutiveHits new connections in a row through
+// the write port reach want's PostgreSQL, out of recovery, and logs how
+// long that took.
+func (p *haproxyProc) waitWrites(t *testing.T, want *testcluster.Node, when string, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	what := fmt.Sprintf("%d connections in a row through HAProxy's write port reaching the primary %s (port %d) %s",
+		consecutiveHits, want.Name, want.PGPort, when)
+	testcluster.Poll(t, timeout, what, func(ctx context.Context) error {
+		p.alive(t)
+		for i := range consecutiveHits {
+			h, err := connectVia(ctx, p.write)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i+1, err)
+			}
+			if h.inRecovery || h.port != want.PGPort {
+				return fmt.Errorf("connection %d reached port %d (pg_is_in_recovery %v)", i+1, h.port, h.inRecovery)
+			}
+		}
+		return nil
+	})
+	t.Logf("HAProxy's write port reaches %s %s (settled in %.1fs)", want.Name, when, time.Since(start).Seconds())
+}
+
+// checkReads waits until the read port settles on the replicas, then opens
+// readSamples connections through it: none may reach the primary or a
+// server out of recovery, and every replica must serve some.
+func (p *haproxyProc) checkReads(t *testing.T, primary *testcluster.Node, replicas []*testcluster.Node) {
+	t.Helper()
+	ports := map[int]string{}
+	for _, r := range replicas {
+		ports[r.PGPort] = r.Name
+	}
+	bad := func(h pgHit) error {
+		if !h.inRecovery || h.port == primary.PGPort || ports[h.port] == "" {
+			return fmt.Errorf("reached port %d (pg_is_in_recovery %v); the primary %s is on %d, the replicas on %v",
+				h.port, h.inRecovery, primary.Name, primary.PGPort, ports)
+		}
+		return nil
+	}
+	testcluster.Poll(t, routeWait, "HAProxy's read port settling on the replicas", func(ctx context.Context) error {
+		p.alive(t)
+		for range consecutiveHits {
+			h, err := connectVia(ctx, p.read)
+			if err != nil {
+				return err
+			}
+			if err := bad(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	served := map[string]int{}
+	for i := range readSamples {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		h, err := connectVia(ctx, p.read)
+		cancel()
+		if err != nil {
+			t.Fatalf("read sample %d: %v", i+1, err)
+		}
+		if err := bad(h); err != nil {
+			t.Fatalf("read sample %d: %v", i+1, err)
+		}
+		served[ports[h.port]]++
+	}
+	for _, r := range replicas {
+		if served[r.Name] == 0 {
+			t.Errorf("the read port never reached the replica %s in %d connections: %v", r.Name, readSamples, served)
+		}
+	}
+	t.Logf("HAProxy's read port: %d connections, all to replicas: %v", readSamples, served)
+}
+
+// listedStreaming checks that leader's GET /patroni lists name as a
+// streaming WAL sender.
+func listedStreaming(ctx context.Context, leader *testcluster.Node, name string) error {
+	code, body, err := leader.Get(ctx, "/patroni")
+	if err != nil {
+		return err
+	}
+	var doc struct {
+		Replication []walSender `json:"replication"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || code != http.StatusOK {
+		return fmt.Errorf("GET /patroni = %d %s (err %v)", code, body, err)
+	}
+	if !slices.Contains(doc.Replication, walSender{ApplicationName: name, State: "streaming"}) {
+		return fmt.Errorf("%s not listed as streaming: %+v", name, doc.Replication)
+	}
+	return nil
+}
+
+// logLines sends a subprocess's output to t.Logf, one line at a time.
+// exec.Cmd calls Write from one goroutine at a time when Stdout and
+// Stderr are the same writer; the mutex covers flush at cleanup.
+type logLines struct {
+	t      *testing.T
+	prefix string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (w *logLines) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := slices.Index(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.t.Logf("%s %s", w.prefix, w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+func (w *logLines) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.t.Logf("%s %s", w.prefix, w.buf)
+		w.buf = nil
+	}
+}
