@@ -1,13 +1,22 @@
 # Regent — make targets. `make demo` runs a real local cluster; `make test`
-# runs every test (unit with -race, then the end-to-end suite).
+# runs every test (unit with -race, then the end-to-end suite); `make bench`
+# measures this machine (see bench/doc.go).
 GO      ?= go
 BIN     := bin
 # Unit packages get -race; the process-level e2e suite does not (it starts
-# real PostgreSQL and agent processes and would only slow down).
-E2E_PKGS  := ./internal/e2e/...
-UNIT_PKGS := $(shell $(GO) list ./... | grep -v /internal/e2e)
+# real PostgreSQL and agent processes and would only slow down). The chaos
+# suite's short run (a few rounds per mode, in network namespaces) is part
+# of it; `make chaos` is the long run.
+E2E_PKGS  := ./internal/e2e/... ./internal/chaos/...
+UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/chaos)
 
-.PHONY: all build test test-unit test-e2e vet demo clean
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|both] [FAULTS=kind,kind…]
+ROUNDS ?= 200
+SEED   ?= 0
+MODE   ?= sync
+FAULTS ?=
+
+.PHONY: all build test test-unit test-e2e vet demo bench clean chaos
 
 all: build
 
@@ -26,8 +35,28 @@ test-unit:
 test-e2e:
 	$(GO) test -count=1 -p 1 -timeout 25m $(E2E_PKGS)
 
+# The long fault-injection run (root: network namespaces). The report goes to
+# chaos-report-<mode>.txt; a failure prints the seed, the fault timeline and
+# the offending history. The self-test against a deliberately broken agent
+# runs first.
+chaos:
+	$(GO) test -count=1 -v -timeout 0 -run 'TestChaosCatchesUnsafeBuild|TestChaos$$' ./internal/chaos \
+		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
+		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/chaos-report.txt
+
 demo: build
 	$(BIN)/regent demo
+
+# bench runs every measurement with real processes (9 to 12 minutes; run it
+# on an otherwise idle machine) and writes bench/results/<date>.json and .md,
+# printing the summary. BENCH_FLAGS passes -bench.* flags, e.g.
+# BENCH_FLAGS='-bench.reps=2 -bench.scale=none' for a quick look; the list:
+# $(BIN)/regent-bench -h. The test binary runs from here (the harness builds
+# ./cmd/regent from this module).
+BENCH_FLAGS ?=
+bench:
+	$(GO) test -c -o $(BIN)/regent-bench ./bench
+	$(BIN)/regent-bench -test.run '^TestBench$$' -test.timeout 45m -bench.out $(CURDIR)/bench/results $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

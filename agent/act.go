@@ -142,6 +142,12 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 
 func (a *Agent) startPG(ctx context.Context, role string) error {
 	a.pgState = "starting"
+	if role == "replica" {
+		// Publish the member key before pg_ctl waits for consistency: the
+		// leader recreates this member's replication slot from it, and a
+		// standby that needs WAL from the slot could not start without it.
+		a.publish(ctx)
+	}
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	if a.leading {
 		// A leader must not outlive its deadline inside pg_ctl start.

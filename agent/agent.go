@@ -159,6 +159,14 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = a.deadline
 	}
+	var stopped <-chan error
+	if q := a.quiesce; q != nil {
+		if !q.done {
+			stopped = q.stopped // a switchover moves on as soon as the stop ends
+		} else if fast := now.Add(catchUpPoll); fast.Before(wake) {
+			wake = fast // catch-up: watch the candidate closely
+		}
+	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
 	for {
@@ -166,6 +174,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			return
+		case err := <-stopped:
+			a.quiesce.err, a.quiesce.done = err, true
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -182,6 +193,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		}
 	}
 }
+
+// catchUpPoll is how often the old leader re-reads the candidate's
+// position while waiting for it to catch up in a switchover.
+const catchUpPoll = 100 * time.Millisecond
 
 const wakeOn = dcs.ChangeLeader | dcs.ChangeConfig | dcs.ChangeFailover | dcs.ChangeSwitchover | dcs.ChangeInitialize | dcs.ChangeReload
 

@@ -1,0 +1,26 @@
+// Package bench measures Regent on the machine it runs on, with real
+// processes, and writes a report: failover RTO after a host death, a
+// frozen host and a PostgreSQL crash (split into detection, election and
+// promotion from the winner's decision record); planned switchover write
+// unavailability, stage durations and lost acknowledged writes; REST
+// health-check throughput and latency; agent RSS and CPU at idle; etcd
+// writes and lease keep-alives per node, idle and as clusters share one
+// etcd.
+//
+// Run drives everything from a *testing.T, because the real-process
+// harness (internal/testcluster) is built around one: `make bench` builds
+// this package's test binary and runs TestBench with -bench.out; TestSmoke
+// runs every measurement once with tiny parameters so the code cannot rot.
+// Results go to <out>/<date>.json and <out>/<date>.md (see Write).
+//
+// It owns: the fault-injecting measurement loops, the write probers and
+// the load generator, the /proc and etcd /metrics readers, the fake-
+// PostgreSQL clusters of the etcd scale measurement, and the report.
+//
+// It must never assert a performance target (targets are compared and
+// reported, never turned into test failures: a slow machine is not a
+// bug), never edit the agent's packages, and never leave a process or an
+// etcd behind: every cluster lives in a subtest whose cleanup stops it.
+// Measurements run one after the other, because etcd's server metrics are
+// process-wide: two embedded etcds alive at once would add up.
+package bench

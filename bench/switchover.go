@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Bounds of a switchover repetition.
+const (
+	// switchoverWait bounds the whole switchover: switchover_timeout
+	// (30 s by default) plus promotion and validation.
+	switchoverWait = 90 * time.Second
+	// ackWait bounds the wait for the writer's acks before and after.
+	ackWait = 15 * time.Second
+	// acksAround is how many writes the writer must get acknowledged by
+	// the old primary before the request and by the new one after the
+	// record closed: the gap is then surely inside the window.
+	acksAround = 20
+)
+
+// SwitchoverSample is one planned switchover under a writer.
+type SwitchoverSample struct {
+	Rep  int    `json:"rep"`
+	ID   string `json:"id"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// UnavailableMs is the longest gap between consecutive acknowledged
+	// writes: last ack before it → first ack after it.
+	UnavailableMs float64 `json:"unavailable_ms"`
+	// TotalMs is the record's created_at → its last event.
+	TotalMs float64 `json:"total_ms"`
+	// StageMs holds each stage's duration_ms from its completed event.
+	StageMs map[string]float64 `json:"stage_ms"`
+	Acked   int                `json:"acked"`
+	// Lost counts acknowledged ids missing from the new primary.
+	Lost int `json:"lost"`
+	// DualAcks counts ids acknowledged by two nodes (split brain).
+	DualAcks int `json:"dual_acks"`
+}
+
+// StageSummary is one stage's duration over the repetitions.
+type StageSummary struct {
+	Stage string  `json:"stage"`
+	Ms    Summary `json:"ms"`
+}
+
+// SwitchoverResult is every switchover repetition.
+type SwitchoverResult struct {
+	Reps        int                `json:"reps"`
+	Failed      int                `json:"failed"`
+	Samples     []SwitchoverSample `json:"samples"`
+	Unavailable Summary            `json:"unavailable_ms"`
+	Total       Summary            `json:"total_ms"`
+	Stages      []StageSummary     `json:"stages"`
+	Acked       int                `json:"acked"`
+	Lost        int                `json:"lost"`
+	DualAcks    int                `json:"dual_acks"`
+}
+
+func (r *SwitchoverResult) summarize() {
+	r.Unavailable = summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { return s.UnavailableMs, true })
+	r.Total = summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { return s.TotalMs, true })
+	r.Stages = nil
+	for _, st := range agent.Stages {
+		sum := summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { v, ok := s.StageMs[st]; return v, ok })
+		if sum.N > 0 {
+			r.Stages = append(r.Stages, StageSummary{Stage: st, Ms: sum})
+		}
+	}
+	r.Acked, r.Lost, r.DualAcks = 0, 0, 0
+	for _, s := range r.Samples {
+		r.Acked += s.Acked
+		r.Lost += s.Lost
+		r.DualAcks += s.DualAcks
+	}
+}
+
+func runSwitchovers(t *testing.T, c *testcluster.Cluster, reps int, say sayf) SwitchoverResult {
+	res := SwitchoverResult{Reps: reps}
+	res.Failed = repeat(t, c, "switchover", reps, say, func(t *testing.T, rep int) {
+		s := switchoverRep(t, c, rep)
+		res.Samples = append(res.Samples, s)
+		say("switchover %d/%d: %s → %s, writes unavailable %.0f ms, total %.0f ms, %d acked, %d lost",
+			rep, reps, s.From, s.To, s.UnavailableMs, s.TotalMs, s.Acked, s.Lost)
+	})
+	res.summarize()
+	return res
+}
+
+// switchoverRep switches over from the leader to a replica while a
+// writer inserts, then checks every acknowledged id on the new primary.
+func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSample {
+	ctx := t.Context()
+	leader := c.WaitHealthy(t, healthyWait)
+	others := c.Others(leader.Name)
+	target := others[rep%len(others)]
+	table := fmt.Sprintf("bench_switchover_%d", rep)
+	if err := leader.Exec(ctx, "CREATE TABLE "+table+" (id bigint PRIMARY KEY, node text NOT NULL)"); err != nil {
+		t.Fatalf("create %s: %v", table, err)
+	}
+	waitTable(t, c, table)
+	w := startWriter(ctx, c.Nodes(), table)
+	defer w.stop()
+	if err := w.waitAcks(ctx, leader.Name, time.Time{}, acksAround, ackWait); err != nil {
+		t.Fatalf("writer before the switchover: %v", err)
+	}
+	id := requestSwitchover(t, leader, target.Name)
+	rec := waitSwitchover(t, c, id)
+	if rec.State != agent.StateCompleted {
+		t.Fatalf("switchover %s ended %s: %s", id, rec.State, recordJSON(rec))
+	}
+	end := rec.Events[len(rec.Events)-1].At
+	if err := w.waitAcks(ctx, target.Name, end, acksAround, ackWait); err != nil {
+		t.Fatalf("writer after the switchover: %v", err)
+	}
+	w.stop()
+	acks, _, _, dual := w.snapshot()
+	s := SwitchoverSample{ID: id, From: leader.Name, To: target.Name, Rep: rep,
+		UnavailableMs: ms(longestGap(acks).d), TotalMs: ms(end.Sub(rec.CreatedAt)),
+		StageMs: stageDurations(rec), Acked: len(acks), DualAcks: dual}
+	s.Lost = lostWrites(t, target, table, acks)
+	return s
+}
+
+// requestSwitchover sends PATCH /switchover to n and returns the id.
+func requestSwitchover(t *testing.T, n *testcluster.Node, to string) string {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	code, body, err := n.Do(ctx, http.MethodPatch, "/switchover", map[string]any{"to": to, "reason": "regent bench"})
+	if err != nil {
+		t.Fatalf("PATCH /switchover: %v", err)
+	}
+	var started struct {
+		ID string `json:"id"`
+	}
+	if code != http.StatusAccepted || json.Unmarshal(body, &started) != nil || started.ID == "" {
+		t.Fatalf("PATCH /switchover {to: %s} on %s = %d %s, want 202 with an id", to, n.Name, code, body)
+	}
+	return started.ID
+}
+
+// waitSwitchover polls GET /switchover/<id> (on any node that answers)
+// until the record is terminal.
+func waitSwitchover(t *testing.T, c *testcluster.Cluster, id string) agent.SwitchoverRecord {
+	var rec agent.SwitchoverRecord
+	testcluster.Poll(t, switchoverWait, "switchover "+id+" to finish", func(ctx context.Context) error {
+		var errs []error
+		for _, n := range c.Nodes() {
+			r, err := readSwitchover(ctx, n, id)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !r.Terminal() {
+				return fmt.Errorf("stage %s, state %s", r.Stage, r.State)
+			}
+			rec = r
+			return nil
+		}
+		return errors.Join(errs...)
+	})
+	if len(rec.Events) == 0 {
+		t.Fatalf("switchover %s: terminal record without events", id)
+	}
+	return rec
+}
+
+func readSwitchover(ctx context.Context, n *testcluster.Node, id string) (agent.SwitchoverRecord, error) {
+	var rec agent.SwitchoverRecord
+	code, body, err := n.Get(ctx, "/switchover/"+id)
+	if err != nil {
+		return rec, err
+	}
+	if code != http.StatusOK {
+		return rec, fmt.Errorf("GET /switchover/%s on %s = %d: %s", id, n.Name, code, body)
+	}
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return rec, fmt.Errorf("GET /switchover/%s on %s: %w", id, n.Name, err)
+	}
+	return rec, nil
+}
+
+func recordJSON(rec agent.SwitchoverRecord) string {
+	data, _ := json.Marshal(rec)
+	return string(data)
+}
+
+// stageDurations returns each stage's duration from its completed event.
+func stageDurations(rec agent.SwitchoverRecord) map[string]float64 {
+	out := map[string]float64{}
+	for _, e := range rec.Events {
+		if e.Kind == "completed" {
+			out[e.Stage] = float64(e.DurationMs)
+		}
+	}
+	return out
+}
+
+// lostWrites counts the acknowledged ids missing from n's table.
+func lostWrites(t *testing.T, n *testcluster.Node, table string, acks []ack) int {
+	ids := make([]int64, 0, len(acks))
+	for _, a := range acks {
+		ids = append(ids, a.id)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	found, err := n.QueryInt(ctx, "SELECT count(*) FROM "+table+" WHERE id = ANY($1)", ids)
+	if err != nil {
+		t.Fatalf("verify acknowledged writes on %s: %v", n.Name, err)
+	}
+	return len(ids) - int(found)
+}

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want Summary
+	}{
+		{"none", nil, Summary{}},
+		{"one", []float64{3}, Summary{N: 1, Median: 3, Min: 3, Max: 3}},
+		{"odd, unsorted", []float64{5, 1, 3}, Summary{N: 3, Median: 3, Min: 1, Max: 5}},
+		{"even: mean of the middle two", []float64{4, 1, 2, 10}, Summary{N: 4, Median: 3, Min: 1, Max: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Summarize(tt.in)); diff != "" {
+				t.Errorf("Summarize(%v) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 50 * time.Millisecond, 99: 99 * time.Millisecond, 100: 100 * time.Millisecond, 0.1: time.Millisecond} {
+		if got := percentile(ds, p); got != want {
+			t.Errorf("p%v = %s, want %s", p, got, want)
+		}
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Errorf("p99 of nothing = %s", got)
+	}
+}
+
+// TestProfilesPassTheAgentsRules: both shipped profiles are accepted by
+// the agent's own config validation, and a broken one is refused naming
+// the rule.
+func TestProfilesPassTheAgentsRules(t *testing.T) {
+	for _, p := range []Profile{DefaultProfile, FastProfile} {
+		if err := p.Check(); err != nil {
+			t.Errorf("%s: %v", p.Name, err)
+		}
+	}
+	bad := Profile{Name: "bad", TTL: 5, LoopWait: 1, RetryTimeout: 3, SafetyMargin: 2}
+	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "retry_timeout") {
+		t.Errorf("ttl 5 with retry_timeout 3: %v, want a retry_timeout error", err)
+	}
+	if err := DefaultParams().Validate(); err != nil {
+		t.Errorf("DefaultParams: %v", err)
+	}
+	if err := SmokeParams().Validate(); err != nil {
+		t.Errorf("SmokeParams: %v", err)
+	}
+}
+
+func TestParseMetricsAndRates(t *testing.T) {
+	text := `# HELP etcd_mvcc_put_total Total number of puts.
+# TYPE etcd_mvcc_put_total counter
+etcd_mvcc_put_total 12
+grpc_server_started_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"} 30
+etcd_debugging_mvcc_current_revision 1e+03
+`
+	got, err := parseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"etcd_mvcc_put_total": 12, seriesKAStreams: 30, seriesRevision: 1000}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseMetrics (-want +got):\n%s", diff)
+	}
+	if _, err := parseMetrics(strings.NewReader("etcd_mvcc_put_total twelve\n")); err == nil {
+		t.Error("a non-numeric value parsed")
+	}
+	at := time.Now()
+	a := etcdCounters{at: at, revision: 100, put: 10, txn: 5, renewed: 0}
+	b := etcdCounters{at: at.Add(10 * time.Second), revision: 106, put: 16, txn: 9, renewed: 60}
+	l := loadBetween(a, b, 2, 6)
+	approx := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	if !approx(l.WritesPerNodeS, 0.1) || !approx(l.PutPlusTxnPerNodeS, 10.0/60) || !approx(l.KeepAlivesPerNodeS, 1) || l.WindowS != 10 {
+		t.Errorf("loadBetween = %+v", l)
+	}
+}
+
+func TestReadProcOfSelf(t *testing.T) {
+	s, err := readProc("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.mem; m.RSS < 1<<20 || m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS || s.CPU < 0 {
+		t.Errorf("readProc(self) = %+v", s)
+	}
+	if _, err := readProc("999999999"); err == nil {
+		t.Error("readProc of a missing pid succeeded")
+	}
+}
+
+func TestLongestGap(t *testing.T) {
+	t0 := time.Now()
+	acks := []ack{{1, "pg1", t0}, {2, "pg1", t0.Add(10 * time.Millisecond)}, {5, "pg2", t0.Add(700 * time.Millisecond)}, {6, "pg2", t0.Add(710 * time.Millisecond)}}
+	g := longestGap(acks)
+	if g.d != 690*time.Millisecond || g.from.id != 2 || g.to.id != 5 {
+		t.Errorf("longestGap = %+v", g)
+	}
+}
+
+// TestTargetsSayByHowMuch: a missed target carries its miss; a met one
+// none; an unmeasured one is skipped.
+func TestTargetsSayByHowMuch(t *testing.T) {
+	r := &Report{
+		Failover:   []FailoverResult{{Kind: KindHostDeath, Profile: DefaultProfile, RTO: Summary{N: 5, Median: 12500}}},
+		Switchover: &SwitchoverResult{Unavailable: Summary{N: 3, Median: 400}, Acked: 900},
+		REST:       &RESTResult{RPS: Summary{N: 1, Median: 24000}, P99: Summary{N: 1, Median: 1.5}},
+	}
+	r.Targets = checkTargets(r)
+	got := map[string]TargetCheck{}
+	for _, c := range r.Targets {
+		got[c.Name] = c
+	}
+	rto := got["host-death RTO, default profile (ttl 10 s)"]
+	if rto.Met || rto.Miss != "1.50 s over (+14 %)" {
+		t.Errorf("RTO check = %+v", rto)
+	}
+	if c := got["switchover write unavailability"]; !c.Met || c.Miss != "" {
+		t.Errorf("switchover check = %+v", c)
+	}
+	if c := got["GET /primary throughput"]; c.Met || c.Miss != "6000 req/s short (-20 %)" {
+		t.Errorf("throughput check = %+v", c)
+	}
+	if c := got["agent RSS"]; !c.Skipped {
+		t.Errorf("RSS without an idle window = %+v, want skipped", c)
+	}
+	md := Markdown(r)
+	if !strings.Contains(md, "**missed**: 1.50 s over (+14 %)") {
+		t.Errorf("Markdown lacks the RTO miss:\n%s", md)
+	}
+}
+
+func TestWriteNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	r := &Report{Date: "2030-01-02"}
+	for _, want := range []string{"2030-01-02", "2030-01-02.2"} {
+		j, m, err := Write(dir, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j != filepath.Join(dir, want+".json") || m != filepath.Join(dir, want+".md") {
+			t.Errorf("Write = %s, %s; want %s.{json,md}", j, m, want)
+		}
+		if _, err := os.Stat(m); err != nil {
+			t.Error(err)
+		}
+	}
+}
