@@ -143,6 +143,7 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 func (a *Agent) startPG(ctx context.Context, role string) error {
 	a.pgState = "starting"
 	if role == "replica" {
+		a.applyStandbyFloor(ctx)
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
 		// standby that needs WAL from the slot could not start without it.
@@ -224,4 +225,23 @@ func parseConnURL(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("conn_url %q has no usable host:port", s)
 	}
 	return host, port, nil
+}
+
+// applyStandbyFloor keeps a standby's max_connections & co. at least at the
+// primary's values recorded in pg_control: lower, PostgreSQL refuses to
+// start ("insufficient parameter settings") until the change is replayed.
+// It returns whether postgresql.conf changed.
+func (a *Agent) applyStandbyFloor(ctx context.Context) bool {
+	cctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	cd, err := a.pg.ControlData(cctx)
+	if err != nil {
+		return false
+	}
+	a.floorRaises = a.pg.SetStandbyFloor(cd.PrimarySettings)
+	changed, err := a.pg.Reconfigure()
+	if err != nil {
+		a.log.Warn("cannot rewrite postgresql.conf for the standby floor", "err", err)
+	}
+	return changed
 }

@@ -56,20 +56,22 @@ type Agent struct {
 	now       func() time.Time
 
 	// Loop-owned state.
-	dyn           DynamicConfig
-	leading       bool
-	deadline      time.Time
-	lastKeepAlive time.Time
-	leaseTTL      time.Duration // TTL of the lease currently held
-	pgDownSince   time.Time
-	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
-	role          string // primary, replica, uninitialized, demoted
-	lastPlan      Plan
-	lastRewindTry time.Time
-	memberWritten memberRecord
-	statusWritten statusRecord
-	slotsFor      string
-	nextTick      time.Time
+	dyn            DynamicConfig
+	leading        bool
+	deadline       time.Time
+	lastKeepAlive  time.Time
+	leaseTTL       time.Duration // TTL of the lease currently held
+	pgDownSince    time.Time
+	pgState        string // Patroni's state vocabulary: running, stopped, starting, creating replica…
+	role           string // primary, replica, uninitialized, demoted
+	lastPlan       Plan
+	lastRewindTry  time.Time
+	lastFloorCheck time.Time
+	floorRaises    bool // the standby runs above its configured settings until it replays the primary\'s
+	memberWritten  memberRecord
+	statusWritten  statusRecord
+	slotsFor       string
+	nextTick       time.Time
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
@@ -115,6 +117,11 @@ func New(o Options) (*Agent, error) {
 	dyn, err := o.Config.BootstrapDynamic()
 	if err != nil {
 		return nil, fmt.Errorf("agent: bootstrap.dcs: %w", err)
+	}
+	// The cluster-wide parameters of bootstrap.dcs apply from the first
+	// configuration written; later changes come through applyConfig.
+	if err := o.Postgres.SetDynamicParameters(dyn.PostgresParameters); err != nil {
+		return nil, fmt.Errorf("agent: bootstrap.dcs postgresql.parameters: %w", err)
 	}
 	return &Agent{
 		cfg: o.Config, name: o.Config.Name, dcs: o.DCS, pg: o.Postgres, pub: o.Publisher, peers: o.Peers,

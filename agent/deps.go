@@ -61,6 +61,7 @@ type Postgres interface {
 	WriteHBA(memberHosts []string) (bool, error)
 	SetDynamicParameters(params map[string]any) error
 	Reconfigure() (bool, error)
+	SetStandbyFloor(settings map[string]int64) (raises bool)
 	SetSynchronousStandbyNames(value string) (bool, error)
 	SynchronousStandbyNames() string
 }

@@ -91,13 +91,26 @@ func (i *Instance) renderConf(rec recovery) (string, error) {
 			fmt.Fprintf(&b, "%s = %s\n", s.name, s.value)
 		}
 	}
+	// Local parameters override dynamic ones, except the settings every
+	// member must share with the primary, where the cluster's value wins
+	// (as in Patroni).
+	localWins, dynamicWins := map[string]any{}, map[string]any{}
+	for name := range i.cfg.Parameters {
+		if _, shared := clusterWideGUCs[name]; shared {
+			if _, ok := i.dynamic[name]; ok {
+				dynamicWins[name] = true
+				continue
+			}
+		}
+		localWins[name] = true
+	}
 	for _, sec := range []struct {
 		title  string
 		params map[string]any
 		skip   map[string]any
 	}{
-		{"dynamic configuration (postgresql.parameters)", i.dynamic, i.cfg.Parameters},
-		{"postgres.parameters", i.cfg.Parameters, nil},
+		{"dynamic configuration (postgresql.parameters)", i.dynamic, localWins},
+		{"postgres.parameters", i.cfg.Parameters, dynamicWins},
 	} {
 		if len(sec.params) == 0 {
 			continue
@@ -114,12 +127,79 @@ func (i *Instance) renderConf(rec recovery) (string, error) {
 			fmt.Fprintf(&b, "%s = %s\n", name, v)
 		}
 	}
+	if rec.standby {
+		b.WriteString(i.renderStandbyFloor())
+	}
 	if i.syncNames != nil {
 		v, _ := quoteGUCString(*i.syncNames)
 		fmt.Fprintf(&b, "\n# Synchronous replication (managed by Regent's synchronous mode)\nsynchronous_standby_names = %s\n", v)
 	}
 	b.WriteString(i.renderRecovery(rec))
 	return b.String(), nil
+}
+
+// clusterWideGUCs must match the primary on every member; the dynamic
+// configuration's value wins over a local one.
+var clusterWideGUCs = map[string]bool{"max_connections": true, "max_worker_processes": true, "max_wal_senders": true,
+	"max_prepared_transactions": true, "max_locks_per_transaction": true, "wal_level": true, "track_commit_timestamp": true}
+
+// pgDefaults are PostgreSQL's defaults of the settings a standby must keep
+// at least as high as the primary.
+var pgDefaults = map[string]int64{"max_connections": 100, "max_worker_processes": 8, "max_wal_senders": 10,
+	"max_prepared_transactions": 0, "max_locks_per_transaction": 64}
+
+// SetStandbyFloor records the primary's values from pg_control
+// (ControlData.PrimarySettings): a standby configured lower would refuse to
+// start ("insufficient parameter settings"), so it runs with the higher
+// value until it has replayed the primary's change (Patroni does the same).
+// It reports whether the floor raises any configured value.
+func (i *Instance) SetStandbyFloor(settings map[string]int64) (raises bool) {
+	i.floor = settings
+	for name, min := range settings {
+		if i.configuredInt(name) < min {
+			raises = true
+		}
+	}
+	return raises
+}
+
+// renderStandbyFloor raises the settings below the primary's.
+func (i *Instance) renderStandbyFloor() string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(i.floor)) {
+		min := i.floor[name]
+		if cur := i.configuredInt(name); cur < min {
+			if b.Len() == 0 {
+				b.WriteString("\n# Standby: not below the primary's values in pg_control (until replayed)\n")
+			}
+			fmt.Fprintf(&b, "%s = %d\n", name, min)
+		}
+	}
+	return b.String()
+}
+
+// configuredInt is the value the file sets for name (as renderConf picks
+// it, then Regent's defaults, then PostgreSQL's).
+func (i *Instance) configuredInt(name string) int64 {
+	order := []map[string]any{i.cfg.Parameters, i.dynamic}
+	if clusterWideGUCs[name] {
+		order = []map[string]any{i.dynamic, i.cfg.Parameters}
+	}
+	for _, src := range order {
+		if v, ok := src[name]; ok {
+			if n, err := strconv.ParseInt(strings.Trim(fmt.Sprint(v), "'"), 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	for _, d := range i.defaultSettings() {
+		if d.name == name {
+			if n, err := strconv.ParseInt(d.value, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return pgDefaults[name]
 }
 
 // SetSynchronousStandbyNames sets synchronous_standby_names in Regent's

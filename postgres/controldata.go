@@ -28,6 +28,19 @@ type ControlData struct {
 	RedoLSN                LSN    // latest checkpoint's REDO location
 	MinRecoveryEndLSN      LSN    // minimum recovery ending location (0 unless a standby)
 	MinRecoveryEndTimeline uint32 // its timeline (0 unless a standby)
+	// PrimarySettings are the settings a standby must not run below, as
+	// the primary last recorded them in pg_control (GUC name → value).
+	PrimarySettings map[string]int64
+}
+
+// controlSettings maps pg_controldata's labels to the GUCs a standby must
+// set at least as high as the primary.
+var controlSettings = map[string]string{
+	"max_connections setting":      "max_connections",
+	"max_worker_processes setting": "max_worker_processes",
+	"max_wal_senders setting":      "max_wal_senders",
+	"max_prepared_xacts setting":   "max_prepared_transactions",
+	"max_locks_per_xact setting":   "max_locks_per_transaction",
 }
 
 // WALEnd estimates where the local WAL ends on a stopped server, in the
@@ -113,6 +126,14 @@ func ParseControlData(text string) (ControlData, error) {
 	cd.RedoLSN = lsn("Latest checkpoint's REDO location")
 	cd.MinRecoveryEndLSN = lsn("Minimum recovery ending location")
 	cd.MinRecoveryEndTimeline = uint32(num("Min recovery ending loc's timeline", 32))
+	for label, guc := range controlSettings {
+		if v, err := strconv.ParseInt(fields[label], 10, 64); err == nil {
+			if cd.PrimarySettings == nil {
+				cd.PrimarySettings = map[string]int64{}
+			}
+			cd.PrimarySettings[guc] = v
+		}
+	}
 	if len(errs) > 0 {
 		return ControlData{}, fmt.Errorf("parse pg_controldata output: %s", strings.Join(errs, "; "))
 	}

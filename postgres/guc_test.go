@@ -209,3 +209,45 @@ func containsLine(text, line string) bool {
 	}
 	return false
 }
+
+// TestRenderConfClusterWideAndStandbyFloor: a setting every member must
+// share comes from the dynamic config over a local value, and a standby is
+// never configured below the primary's values in pg_control.
+func TestRenderConfClusterWideAndStandbyFloor(t *testing.T) {
+	i := unitInstance(t, func(c *Config) {
+		c.Parameters = map[string]any{"max_connections": 30, "work_mem": "8MB"}
+	})
+	if err := i.SetDynamicParameters(map[string]any{"max_connections": 40, "work_mem": "4MB"}); err != nil {
+		t.Fatal(err)
+	}
+	i.SetStandbyFloor(map[string]int64{"max_connections": 100, "max_worker_processes": 8})
+	standby, err := i.renderConf(recovery{standby: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary, err := i.renderConf(recovery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := func(conf, name string) string {
+		v := ""
+		for _, line := range strings.Split(conf, "\n") {
+			if k, val, ok := strings.Cut(line, " = "); ok && k == name {
+				v = val
+			}
+		}
+		return v
+	}
+	for _, tc := range []struct{ conf, name, want string }{
+		{primary, "max_connections", "40"},  // cluster-wide: dynamic wins
+		{primary, "work_mem", "'8MB'"},      // ordinary: local wins
+		{standby, "max_connections", "100"}, // floor from pg_control
+	} {
+		if got := last(tc.conf, tc.name); got != tc.want {
+			t.Errorf("%s = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if strings.Contains(standby, "max_worker_processes = 8") {
+		t.Error("a floor equal to the configured value must not be written")
+	}
+}

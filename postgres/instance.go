@@ -56,6 +56,7 @@ type Instance struct {
 	// synchronous_standby_names (nil: not written).
 	recovery      recovery
 	recoveryKnown bool
+	floor         map[string]int64 // see SetStandbyFloor
 	syncNames     *string
 
 	connMu sync.Mutex // guards conn

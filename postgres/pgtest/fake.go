@@ -226,3 +226,5 @@ func (f *Fake) SynchronousStandbyNames() string {
 }
 
 func (f *Fake) Reconfigure() (bool, error) { return false, nil }
+
+func (f *Fake) SetStandbyFloor(settings map[string]int64) bool { return false }

@@ -1,0 +1,502 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// regentctl is built once per test process, into a directory named after
+// our pid; a later process removes the directories of dead ones (there is
+// no TestMain hook of ours to do it at exit).
+var regentctlBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+const regentctlDirPrefix = "regent-e2e-ctl-"
+
+// regentctlBinary returns the path of a regentctl built from ./cmd/regentctl.
+func regentctlBinary(t *testing.T) string {
+	t.Helper()
+	regentctlBuild.once.Do(func() {
+		removeStaleCtlDirs()
+		start := time.Now()
+		regentctlBuild.path, regentctlBuild.err = buildRegentctl(t.Context())
+		if regentctlBuild.err == nil {
+			t.Logf("built %s in %s", regentctlBuild.path, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if regentctlBuild.err != nil {
+		t.Fatalf("build regentctl: %v", regentctlBuild.err)
+	}
+	return regentctlBuild.path
+}
+
+func buildRegentctl(ctx context.Context) (string, error) {
+	root, err := testcluster.ModuleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", regentctlDirPrefix, os.Getpid()))
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "regentctl")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/regentctl")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/regentctl: %w\n%s", err, out)
+	}
+	return path, nil
+}
+
+// removeStaleCtlDirs removes regentctl build directories whose process is gone.
+func removeStaleCtlDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), regentctlDirPrefix+"*"))
+	for _, d := range dirs {
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), regentctlDirPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			continue // still running (or the pid was reused: leave it)
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+// ctlResult is one regentctl (or patronictl) run.
+type ctlResult struct {
+	args   []string
+	stdout string
+	stderr string
+	code   int // -1: killed at the bound or not started
+	took   time.Duration
+}
+
+func (r ctlResult) String() string {
+	return fmt.Sprintf("%v: exit %d after %s\nstdout:\n%s\nstderr:\n%s", r.args, r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+}
+
+// runTool runs bin with args, bounded by bound (then killed: code -1).
+func runTool(t *testing.T, bound time.Duration, bin string, args ...string) ctlResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = nil // not a terminal: commands that would prompt need --force
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	res := ctlResult{args: append([]string{filepath.Base(bin)}, args...), stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		res.code = -1
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	default:
+		res.code = -1
+		res.stderr += "\n(run: " + err.Error() + ")"
+	}
+	t.Logf("%s", res)
+	return res
+}
+
+// regentctl runs regentctl against c's etcd and scope, with extra global
+// flags (credentials, TLS) before the command.
+func regentctl(t *testing.T, c *testcluster.Cluster, bound time.Duration, args ...string) ctlResult {
+	t.Helper()
+	base := []string{"--etcd", strings.Join(c.EtcdEndpoints(), ","), "--scope", c.Scope()}
+	return runTool(t, bound, regentctlBinary(t), append(base, args...)...)
+}
+
+// eventually calls check every 100 ms until it returns nil and returns
+// nil, or returns its last error after timeout: Poll for checks whose
+// failure should not stop the test.
+func eventually(ctx context.Context, timeout time.Duration, check func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		err := check(cctx)
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		// Keep the informative error when the overall deadline cut a check.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+	}
+}
+
+// mustSucceed fails the test unless r exited 0.
+func mustSucceed(t *testing.T, r ctlResult) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("%s: want exit status 0", r)
+	}
+}
+
+// keyLeases returns, per key under the cluster prefix that is on a lease
+// (members/<name>, leader), the lease ID and its granted TTL in seconds.
+func keyLeases(ctx context.Context, c *testcluster.Cluster) (map[string][2]int64, error) {
+	cli := c.Etcd()
+	resp, err := cli.Get(ctx, c.Keys().Prefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd get %s: %w", c.Keys().Prefix(), err)
+	}
+	out := map[string][2]int64{}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), c.Keys().Prefix())
+		if kv.Lease == 0 {
+			continue
+		}
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil {
+			return nil, fmt.Errorf("lease %x of %s: %w", kv.Lease, name, err)
+		}
+		out[name] = [2]int64{kv.Lease, ttl.GrantedTTL}
+	}
+	return out, nil
+}
+
+// configRevision returns the config key's value and ModRevision.
+func configRevision(t *testing.T, c *testcluster.Cluster) (map[string]any, int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	resp, err := c.Etcd().Get(ctx, c.Keys().Config())
+	if err != nil {
+		t.Fatalf("read the config key: %v", err)
+	}
+	if len(resp.Kvs) == 0 {
+		t.Fatal("no config key")
+	}
+	var cfg map[string]any
+	dec := json.NewDecoder(bytes.NewReader(resp.Kvs[0].Value))
+	dec.UseNumber()
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("config key %q: %v", resp.Kvs[0].Value, err)
+	}
+	return cfg, resp.Kvs[0].ModRevision
+}
+
+// creds are HTTP Basic credentials; the zero value sends none.
+type creds struct{ user, password string }
+
+// restAPI calls the agents' REST API over http or https.
+type restAPI struct {
+	hc     *http.Client
+	scheme string
+}
+
+func plainAPI() restAPI { return restAPI{hc: &http.Client{Timeout: 10 * time.Second}, scheme: "http"} }
+
+// tlsAPI trusts only pool; the connection is closed after each request,
+// as Patroni's server does.
+func tlsAPI(pool *x509.CertPool) restAPI {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, DisableKeepAlives: true}
+	return restAPI{hc: &http.Client{Timeout: 10 * time.Second, Transport: tr}, scheme: "https"}
+}
+
+func (a restAPI) url(n *testcluster.Node, path string) string {
+	return fmt.Sprintf("%s://127.0.0.1:%d%s", a.scheme, n.APIPort, path)
+}
+
+// do sends one request; body nil sends none.
+func (a restAPI) do(ctx context.Context, n *testcluster.Node, method, path string, body []byte, cr creds) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url(n, path), rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cr != (creds{}) {
+		req.SetBasicAuth(cr.user, cr.password)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s on %s: %w", method, path, n.Name, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// status reads GET /patroni.
+func (a restAPI) status(ctx context.Context, n *testcluster.Node) (map[string]any, error) {
+	code, body, err := a.do(ctx, n, http.MethodGet, "/patroni", nil, creds{})
+	if err != nil {
+		return nil, err
+	}
+	var st map[string]any
+	if err := json.Unmarshal(body, &st); err != nil || code != http.StatusOK {
+		return nil, fmt.Errorf("GET /patroni on %s = %d %s (err %v)", n.Name, code, compactBody(body), err)
+	}
+	return st, nil
+}
+
+// waitLeader waits for a leader key naming a node whose GET /primary
+// answers 200 through a, other than not (if given).
+func (a restAPI) waitLeader(t *testing.T, c *testcluster.Cluster, timeout time.Duration, not string) *testcluster.Node {
+	t.Helper()
+	var leader *testcluster.Node
+	testcluster.Poll(t, timeout, fmt.Sprintf("a leader other than %q answering GET /primary 200 over %s", not, a.scheme), func(ctx context.Context) error {
+		failOnCrash(t, c.Nodes()...)
+		name, err := c.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		n := c.Node(name)
+		if n == nil || name == not {
+			return fmt.Errorf("leader key names %q", name)
+		}
+		code, body, err := a.do(ctx, n, http.MethodGet, "/primary", nil, creds{})
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("leader key %s, GET /primary = %d %s (err %v)", name, code, compactBody(body), err)
+		}
+		leader = n
+		return nil
+	})
+	return leader
+}
+
+// testPKI is a throw-away CA and one server certificate for 127.0.0.1
+// (also used as the agents' client certificate towards their peers).
+type testPKI struct {
+	CA, Cert, Key string // PEM files, owned by the agents' OS user
+	Pool          *x509.CertPool
+}
+
+// newPKI writes the CA and server key pair into a directory the agents'
+// user can read.
+func newPKI(t *testing.T) testPKI {
+	t.Helper()
+	caKey, caDER := mustCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent e2e CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, nil, nil)
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, der := mustCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}, caCert, caKey)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := testcluster.OpenPath(dir); err != nil {
+		t.Fatal(err)
+	}
+	user, err := testcluster.LookupOSUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPKI{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "server.pem"), Key: filepath.Join(dir, "server.key"), Pool: x509.NewCertPool()}
+	p.Pool.AddCert(caCert)
+	for path, block := range map[string]*pem.Block{
+		p.CA: {Type: "CERTIFICATE", Bytes: caDER}, p.Cert: {Type: "CERTIFICATE", Bytes: der},
+		p.Key: {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := user.WriteOwned(path, pem.EncodeToMemory(block)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// mustCert creates a key and a certificate from tmpl signed by parent
+// (self-signed when parent is nil).
+func mustCert(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, der
+}
+
+// restapiSection returns the node's restapi map from an ExtraConfig map.
+func restapiSection(cfg map[string]any) map[string]any {
+	r, _ := cfg["restapi"].(map[string]any)
+	return r
+}
+
+// callbackScript is a script in the node directory that appends one line
+// per run to calls: its pid, then "$@" (action role scope). With hang, it
+// then starts a background sleep, records it in calls+".sleep" (see
+// readHangRuns) and waits for it: a callback that never returns.
+func callbackScript(calls string, hang bool) string {
+	s := "#!/bin/sh\n# Regent e2e callback\necho \"$$ $*\" >> '" + calls + "'\n"
+	if hang {
+		s += "sleep 86399 &\necho \"$! $$ $(date +%s%N)\" >> '" + calls + ".sleep'\nwait\n"
+	}
+	return s
+}
+
+// callbackCall is one recorded run of callbackScript.
+type callbackCall struct {
+	PID  int
+	Args string // "on_role_change primary e2e"
+}
+
+// readCalls reads the runs recorded in path (none if it does not exist).
+func readCalls(path string) ([]callbackCall, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var calls []callbackCall
+	for line := range strings.Lines(string(data)) {
+		pid, args, _ := strings.Cut(strings.TrimSpace(line), " ")
+		p, err := strconv.Atoi(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad line %q", path, line)
+		}
+		calls = append(calls, callbackCall{PID: p, Args: args})
+	}
+	return calls, nil
+}
+
+// hangRun is one run of the hanging callback: the script's and its
+// sleep's pids, and when the script started.
+type hangRun struct {
+	sleep, script int
+	started       time.Time
+}
+
+// readHangRuns reads the runs a hanging callbackScript recorded in path
+// ("<sleep pid> <script pid> <start, ns since the epoch>" per line).
+func readHangRuns(path string) ([]hangRun, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var runs []hangRun
+	for line := range strings.Lines(string(data)) {
+		var r hangRun
+		var ns int64
+		if _, err := fmt.Sscan(line, &r.sleep, &r.script, &ns); err != nil {
+			return nil, fmt.Errorf("%s: bad line %q: %w", path, line, err)
+		}
+		r.started = time.Unix(0, ns)
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// liveProcess reports whether pid is a live (non-zombie) process whose
+// command line contains want: a recycled pid does not count.
+func liveProcess(pid int, want string) bool {
+	_, state, _, ok := testcluster.ProcStat(pid)
+	if !ok || state == 'Z' || state == 'X' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(strings.ReplaceAll(string(cmdline), "\x00", " "), want)
+}
+
+// pgText runs a query returning one text value on n.
+func pgText(t *testing.T, n *testcluster.Node, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	v, err := queryString(ctx, n, sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// confLines returns the section headers (comments) of n's postgresql.conf
+// and its lines that mention name.
+func confLines(n *testcluster.Node, name string) string {
+	data, err := os.ReadFile(filepath.Join(n.DataDir, "postgresql.conf"))
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for line := range strings.Lines(string(data)) {
+		if strings.HasPrefix(line, "# ") || strings.Contains(line, name) {
+			out = append(out, "  "+strings.TrimRight(line, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// memberField returns a member key's field, "" when absent.
+func memberField(ctx context.Context, c *testcluster.Cluster, name, field string) (string, error) {
+	m, err := c.Member(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return str(m[field]), nil
+}

@@ -1,0 +1,472 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Bounds of the operator tests.
+const (
+	// ctlBound bounds one quick regentctl run (etcd read plus REST calls).
+	ctlBound = 30 * time.Second
+	// restartBound bounds `regentctl restart` of a whole cluster.
+	restartBound = 2 * time.Minute
+	// configApplyWait: every agent applies a config change within a few
+	// loop_waits (1 s here).
+	configApplyWait = 10 * time.Second
+)
+
+// TestOperatorConfigTTL: PATCH /config {"ttl": 20} moves every agent to a
+// lease granted with the new TTL (member keys and the leader key, which
+// shares its leader's lease) within a few ticks, without a failover;
+// invalid values are refused with a 4xx naming the key and never reach
+// etcd.
+func TestOperatorConfigTTL(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	api := plainAPI()
+	ctx := t.Context()
+	waitLeaseTTLs(t, c, leader.Name, int64(c.TTL()/time.Second), replicateTimeout)
+
+	_, rev := configRevision(t, c)
+	for _, bad := range []struct{ method, body, key string }{
+		{http.MethodPatch, `{"ttl": "abc"}`, "ttl"},
+		{http.MethodPatch, `{"loop_wait": 50}`, "loop_wait"},
+		{http.MethodPut, `{"ttl": "abc", "loop_wait": 1, "retry_timeout": 3}`, "ttl"},
+	} {
+		code, body, err := api.do(ctx, leader, bad.method, "/config", []byte(bad.body), creds{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s /config %s → %d %s", bad.method, bad.body, code, compactBody(body))
+		if code < 400 || code > 499 || !strings.Contains(string(body), bad.key) {
+			t.Errorf("%s /config %s = %d %s, want a 4xx naming %q", bad.method, bad.body, code, compactBody(body), bad.key)
+		}
+	}
+	if _, after := configRevision(t, c); after != rev {
+		t.Errorf("the config key was written by a refused request: ModRevision %d → %d", rev, after)
+	}
+
+	patched := time.Now()
+	code, body, err := api.do(ctx, leader, http.MethodPatch, "/config", []byte(`{"ttl": 20}`), creds{})
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("PATCH /config {\"ttl\": 20} = %d %s (err %v)", code, compactBody(body), err)
+	}
+	if cfg, _ := configRevision(t, c); str(cfg["ttl"]) != "20" || str(cfg["loop_wait"]) != "1" {
+		t.Errorf("config key after the PATCH: %v, want ttl 20 and the other keys kept", cfg)
+	}
+	waitLeaseTTLs(t, c, leader.Name, 20, configApplyWait)
+	t.Logf("every key on a lease granted with ttl 20 %.1fs after the PATCH", time.Since(patched).Seconds())
+	if name, err := c.Leader(ctx); err != nil || name != leader.Name {
+		t.Errorf("leader key after the ttl change: %q (err %v), want %s kept", name, err, leader.Name)
+	}
+}
+
+// waitLeaseTTLs waits until every member key and the leader key are on
+// leases granted with want seconds, the leader key on its holder's lease.
+func waitLeaseTTLs(t *testing.T, c *testcluster.Cluster, leader string, want int64, timeout time.Duration) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("member and leader keys on leases granted with ttl %d", want), func(ctx context.Context) error {
+		leases, err := keyLeases(ctx, c)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, key := range append([]string{"leader"}, memberKeys(c)...) {
+			l, ok := leases[key]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("%s: absent or not on a lease", key))
+			case l[1] != want:
+				errs = append(errs, fmt.Errorf("%s: lease %x granted ttl %d", key, l[0], l[1]))
+			}
+		}
+		if l, m := leases["leader"], leases["members/"+leader]; l[0] != m[0] {
+			errs = append(errs, fmt.Errorf("leader key on lease %x, but its holder's member key on %x", l[0], m[0]))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+func memberKeys(c *testcluster.Cluster) []string {
+	var keys []string
+	for _, n := range c.Nodes() {
+		keys = append(keys, "members/"+n.Name)
+	}
+	return keys
+}
+
+// TestOperatorPendingRestart: a max_connections change in the dynamic
+// config (PATCH /config) marks every member pending_restart (member keys
+// and GET /patroni), and `regentctl restart --pending --force` over the
+// whole cluster restarts each one and clears it: first raising the value,
+// then lowering it. max_connections is not in regent.yml here, so no local
+// value competes; bootstrap.dcs sets work_mem, which every member must run
+// with from the start.
+func TestOperatorPendingRestart(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{
+		DCS: map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "5MB"}}},
+		ExtraConfig: func(_ string, cfg map[string]any) {
+			pg, _ := cfg["postgres"].(map[string]any)
+			params, _ := pg["parameters"].(map[string]any)
+			delete(params, "max_connections")
+		},
+	})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	// Not fatal: the restarts below are worth running anyway.
+	if err := eventually(t.Context(), configApplyWait, settingOn(c.Nodes(), "work_mem", "5MB")); err != nil {
+		t.Errorf("bootstrap.dcs postgresql.parameters not applied: %v", err)
+	}
+	if v := pgText(t, leader, "SHOW max_connections"); v == "200" {
+		t.Fatalf("max_connections already 200")
+	}
+	t.Log("raise max_connections to 200")
+	restartPending(t, c, leader, 200, 1)
+	// Lowering: a replica may restart before it replays the primary's
+	// parameter change, so PostgreSQL refuses its new, lower value. Patroni
+	// then starts it with the value in pg_control and leaves it
+	// pending_restart; a second restart of those members finishes the job.
+	t.Log("lower max_connections to 40")
+	restartPending(t, c, leader, 40, 2)
+}
+
+// TestOperatorPendingRestartOverLocal is the same with the harness's
+// regent.yml, whose postgres.parameters set max_connections 30 on every
+// node. Patroni ignores local values of max_connections (and of the other
+// parameters that must match on primary and replicas): the dynamic
+// config's value applies, so PATCH /config must still mark every member
+// pending_restart and the restart must bring 40.
+func TestOperatorPendingRestartOverLocal(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	waitSetting(t, c.Nodes(), "max_connections", "30", replicateTimeout)
+	patchConfig(t, leader, map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"max_connections": 40}}})
+	if err := eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
+		for _, n := range c.Nodes() {
+			t.Logf("%s's postgresql.conf:\n%s", n.Name, confLines(n, "max_connections"))
+		}
+		t.Fatalf("max_connections 40 in the dynamic config did not make every member pending_restart (the local postgres.parameters value took precedence?): %v", err)
+	}
+	restartPending(t, c, leader, 40, 1)
+}
+
+// restartPending PATCHes max_connections to value, waits for
+// pending_restart everywhere and runs `regentctl restart --pending
+// --force`, over the cluster and then, up to rounds-1 times, over the
+// members still pending; each run must succeed and leave every member
+// running. It ends with value in force everywhere, no pending_restart and
+// the leader unchanged.
+func restartPending(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node, value, rounds int) {
+	t.Helper()
+	patchConfig(t, leader, map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"max_connections": value}}})
+	patched := time.Now()
+	waitPendingRestart(t, c, c.Nodes(), true, configApplyWait)
+	t.Logf("pending_restart on every member %.1fs after the PATCH", time.Since(patched).Seconds())
+
+	before := postmasters(t, c)
+	var members []string // all
+	for round := 1; ; round++ {
+		r := regentctl(t, c, restartBound, append([]string{"restart", "--pending", "--force"}, members...)...)
+		if r.code != 0 {
+			t.Errorf("round %d: %s: want exit status 0", round, r)
+		}
+		if l := c.WaitHealthy(t, rejoinTimeout); l != leader {
+			t.Fatalf("leader changed from %s to %s: a restart must keep the leader", leader.Name, l.Name)
+		}
+		if round == rounds {
+			break
+		}
+		// A replica restarted before it replayed the primary's change keeps
+		// the primary's old value and turns pending_restart again once it
+		// has: wait for either outcome before deciding on another round.
+		_ = eventually(t.Context(), configApplyWait, func(ctx context.Context) error {
+			members = pendingMembers(t, c)
+			for _, n := range c.Nodes() {
+				if !slices.Contains(members, n.Name) && settingOn([]*testcluster.Node{n}, "max_connections", fmt.Sprint(value))(ctx) != nil {
+					return fmt.Errorf("%s neither at %d nor pending_restart yet", n.Name, value)
+				}
+			}
+			return nil
+		})
+		if len(members) == 0 {
+			break
+		}
+		t.Logf("round %d left %v pending_restart", round, members)
+	}
+	waitSetting(t, c.Nodes(), "max_connections", fmt.Sprint(value), replicateTimeout)
+	waitPendingRestart(t, c, c.Nodes(), false, configApplyWait)
+	after := postmasters(t, c)
+	for _, n := range c.Nodes() {
+		if before[n.Name] == after[n.Name] {
+			t.Errorf("%s: postmaster unchanged (%s): not restarted", n.Name, after[n.Name])
+		}
+	}
+}
+
+// pendingMembers returns the members whose key shows pending_restart.
+func pendingMembers(t *testing.T, c *testcluster.Cluster) []string {
+	t.Helper()
+	var out []string
+	for _, n := range c.Nodes() {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		v, err := memberField(ctx, c, n.Name, "pending_restart")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "true" {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// waitSetting waits until SHOW name is want on every node.
+func waitSetting(t *testing.T, nodes []*testcluster.Node, name, want string, timeout time.Duration) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("SHOW %s = %s on every node", name, want), settingOn(nodes, name, want))
+}
+
+// settingOn checks that SHOW name is want on every node.
+func settingOn(nodes []*testcluster.Node, name, want string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		var errs []error
+		for _, n := range nodes {
+			got, err := queryString(ctx, n, "SHOW "+name)
+			if err == nil && got != want {
+				err = fmt.Errorf("%s: %s = %s", n.Name, name, got)
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// waitPendingRestart waits until every member's key and GET /patroni show
+// pending_restart (want) or omit it (!want).
+func waitPendingRestart(t *testing.T, c *testcluster.Cluster, nodes []*testcluster.Node, want bool, timeout time.Duration) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("pending_restart=%t in every member key and GET /patroni", want), pendingRestartOn(c, nodes, want))
+}
+
+// pendingRestartOn checks that the member key and GET /patroni of every
+// node show pending_restart (want) or omit it (!want).
+func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bool) func(ctx context.Context) error {
+	wantStr := map[bool]string{true: "true", false: ""}[want]
+	return func(ctx context.Context) error {
+		var errs []error
+		for _, n := range nodes {
+			m, err := memberField(ctx, c, n.Name, "pending_restart")
+			if err != nil {
+				return err
+			}
+			st, err := n.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if m != wantStr || str(st["pending_restart"]) != wantStr {
+				errs = append(errs, fmt.Errorf("%s: member key %q, GET /patroni %q", n.Name, m, str(st["pending_restart"])))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// TestOperatorPause: in maintenance mode (`regentctl pause --wait`) a dead
+// PostgreSQL on the primary causes no failover and is not restarted;
+// `regentctl resume --wait` brings automatic behaviour back: a writable
+// primary within ttl + 10 s.
+func TestOperatorPause(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	old := c.WaitHealthy(t, bootstrapTimeout)
+	mustSucceed(t, regentctl(t, c, ctlBound, "pause", "--wait"))
+	testcluster.Poll(t, configApplyWait, "pause in every member key and GET /patroni", func(ctx context.Context) error {
+		return checkPause(ctx, c, "true")
+	})
+
+	before := readLeaderKey(t, c)
+	old.KillPostgres(t)
+	var released time.Duration
+	killed := time.Now()
+	holdsFor(t, c.TTL()+rtoSlack, "paused: no failover and no restart after "+old.Name+"'s PostgreSQL died", func(ctx context.Context) error {
+		k, err := leaderKey(ctx, c)
+		switch {
+		case err != nil:
+			return err
+		case k.Holder == "" && released == 0:
+			released = time.Since(killed)
+		case k.Holder != "" && k != before:
+			return fmt.Errorf("leader key %+v, was %+v", k, before)
+		}
+		if old.PostgresRunning() {
+			return fmt.Errorf("%s's PostgreSQL runs again", old.Name)
+		}
+		for _, n := range c.Others(old.Name) {
+			rec, err := n.QueryInt(ctx, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END")
+			if err != nil {
+				return err
+			}
+			if rec == 0 {
+				return fmt.Errorf("%s was promoted", n.Name)
+			}
+		}
+		return nil
+	})
+	if released > 0 {
+		t.Logf("%s released the leader key %.1fs after its PostgreSQL died (paused lock holder without a running primary, patroni-compat.md §3.9); nobody took it", old.Name, released.Seconds())
+	} else {
+		t.Logf("the leader key stayed %+v", before)
+	}
+
+	resumed := time.Now()
+	mustSucceed(t, regentctl(t, c, ctlBound, "resume", "--wait"))
+	winner, wrote := waitFirstWrite(t, c.Nodes(), failoverWait, "CREATE TABLE IF NOT EXISTS e2e_resume (id int)")
+	took := wrote.Sub(resumed)
+	t.Logf("after resume: %s accepts writes %.1fs later (restarted in place: %t)", winner.Name, took.Seconds(), winner == old)
+	if bound := c.TTL() + 10*time.Second; took > bound {
+		t.Errorf("no writable primary within ttl + 10 s = %s of resume: took %s", bound, took.Round(time.Millisecond))
+	}
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner)
+	})
+	testcluster.Poll(t, configApplyWait, "no pause in any member key or GET /patroni", func(ctx context.Context) error {
+		return checkPause(ctx, c, "")
+	})
+}
+
+// checkPause checks every running member's key and GET /patroni "pause".
+func checkPause(ctx context.Context, c *testcluster.Cluster, want string) error {
+	var errs []error
+	for _, n := range c.Nodes() {
+		m, err := memberField(ctx, c, n.Name, "pause")
+		if err != nil {
+			return err
+		}
+		st, err := n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if m != want || str(st["pause"]) != want {
+			errs = append(errs, fmt.Errorf("%s: member key pause %q, GET /patroni pause %q", n.Name, m, str(st["pause"])))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// regentctl's own commands ----------------------------------------------
+
+// TestOperatorRegentctl: `regentctl list -o json` parses into rows with
+// name/role/state, and `regentctl edit-config -s … --force` changes the
+// config key.
+func TestOperatorRegentctl(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	type row struct {
+		Name, Role, State string
+		Host              string
+		Timeline          int
+	}
+	testcluster.Poll(t, replicateTimeout, "regentctl list -o json: the leader and running replicas", func(context.Context) error {
+		r := regentctl(t, c, ctlBound, "list", "-o", "json")
+		var rows []row
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+			return fmt.Errorf("parse %q: %w", r.stdout, err)
+		}
+		if len(rows) != len(c.Nodes()) {
+			return fmt.Errorf("%d rows, want %d: %+v", len(rows), len(c.Nodes()), rows)
+		}
+		var errs []error
+		for _, rw := range rows {
+			n := c.Node(rw.Name)
+			want := map[bool]string{true: "Leader", false: "Replica"}[n == leader]
+			if n == nil || rw.Role != want || rw.State != "running" || rw.Host != fmt.Sprintf("127.0.0.1:%d", n.PGPort) || rw.Timeline < 1 {
+				errs = append(errs, fmt.Errorf("row %+v: want %s, running, its host:port, a timeline", rw, want))
+			}
+		}
+		return errors.Join(errs...)
+	})
+
+	_, rev := configRevision(t, c)
+	mustSucceed(t, regentctl(t, c, ctlBound, "edit-config", "-s", "maximum_lag_on_failover=2097152", "--force"))
+	cfg, after := configRevision(t, c)
+	if str(cfg["maximum_lag_on_failover"]) != "2097152" || str(cfg["ttl"]) != "10" || after == rev {
+		t.Errorf("config key after edit-config: %v (ModRevision %d → %d), want maximum_lag_on_failover 2097152 and ttl kept", cfg, rev, after)
+	}
+	r := regentctl(t, c, ctlBound, "show-config")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "maximum_lag_on_failover: 2097152") {
+		t.Errorf("show-config does not show the new value")
+	}
+}
+
+// TestOperatorRegentctlUnreachableEtcd: regentctl pointed at an etcd that
+// is not there (nothing listening) or that never answers (a listener that
+// accepts and stays silent) fails within its --timeout (+ 2 s).
+func TestOperatorRegentctlUnreachableEtcd(t *testing.T) {
+	const timeout = 3 * time.Second
+	bin := regentctlBinary(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	silent := silentListener(t)
+	for _, ep := range []struct{ what, addr string }{{"nothing listening", closedAddr}, {"silent listener", silent}} {
+		for _, cmd := range [][]string{{"list"}, {"pause", "--wait"}} {
+			args := append([]string{"--etcd", "http://" + ep.addr, "--scope", "e2e", "--timeout", timeout.String()}, cmd...)
+			r := runTool(t, timeout+20*time.Second, bin, args...)
+			switch {
+			case r.code == -1:
+				t.Errorf("%s, %v: still running after %s", ep.what, cmd, r.took.Round(time.Millisecond))
+			case r.code == 0:
+				t.Errorf("%s, %v: exit 0, want a failure", ep.what, cmd)
+			case r.took > timeout+2*time.Second:
+				t.Errorf("%s, %v: failed after %s, want within --timeout %s + 2 s", ep.what, cmd, r.took.Round(time.Millisecond), timeout)
+			}
+		}
+	}
+}
+
+// silentListener accepts connections and never writes to them, until the
+// test ends.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(done)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, conn)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
