@@ -7,8 +7,8 @@ BIN     := bin
 # real PostgreSQL and agent processes and would only slow down). The chaos
 # suite's short run (a few rounds per mode, in network namespaces) is part
 # of it; `make chaos` is the long run.
-E2E_PKGS  := ./internal/e2e/... ./internal/chaos/...
-UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/chaos)
+E2E_PKGS  := ./internal/e2e/...
+UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e)
 
 # make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|both] [FAULTS=kind,kind…]
 ROUNDS ?= 200
