@@ -33,7 +33,7 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 
 test-e2e:
-	$(GO) test -count=1 -p 1 -timeout 25m $(E2E_PKGS)
+	$(GO) test -count=1 -p 1 -timeout 45m $(E2E_PKGS)
 
 # The long fault-injection run (root: network namespaces). The report goes to
 # chaos-report-<mode>.txt; a failure prints the seed, the fault timeline and
