@@ -289,8 +289,11 @@ func elect(s Snapshot) Election {
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	var cands []Candidate
 	for _, p := range peers {
-		if syncOnly && !s.View.Sync.Matches(p.Name) {
-			continue // only synchronous standbys compete
+		if syncOnly && (!s.View.Sync.Matches(p.Name) || (p.Name == s.View.Sync.Leader && p.Reachable && p.InRecovery)) {
+			// Only synchronous standbys compete; the former sync leader in
+			// recovery cannot win either (Patroni skips it too). A peer still
+			// running as a primary is never skipped.
+			continue
 		}
 		c, why := comparePeer(self, p)
 		cands = append(cands, c)

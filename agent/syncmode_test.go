@@ -104,3 +104,22 @@ func TestSyncModeElection(t *testing.T) {
 		t.Errorf("sync standby must race over a more advanced async peer: %s", p.Reason)
 	}
 }
+
+// TestSyncModeIgnoresFormerSyncLeader: the fenced former leader (now in
+// recovery) is equally advanced and would win the name tie-break, but it
+// cannot take over; the sync standby races.
+func TestSyncModeIgnoresFormerSyncLeader(t *testing.T) {
+	s := snap(unlocked, func(s *Snapshot) {
+		s.Config.SynchronousMode = true
+		sb := "pg2"
+		s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &sb}
+		s.Peers = []PeerStatus{peer("pg1", 0x5000000)}
+	})
+	if p := decide(s); p.Action.Kind != ActRace {
+		t.Errorf("sync standby must not wait for the former sync leader: %s", p.Reason)
+	}
+	s.Peers[0].InRecovery = false // still a running primary: never ignored
+	if p := decide(s); p.Action.Kind == ActRace {
+		t.Errorf("raced while the former leader still runs as primary: %s", p.Reason)
+	}
+}

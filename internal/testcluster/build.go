@@ -61,11 +61,26 @@ func buildAgent(ctx context.Context) (string, error) {
 	return path, nil
 }
 
-// moduleRoot is the directory of the go.mod governing the test's package.
+// moduleRoot is the directory of the go.mod governing the test's package:
+// found by walking up from the working directory (go test runs in the
+// package directory), or else by asking the go command.
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if dir, err := os.Getwd(); err == nil {
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				return d, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, "go", "env", "GOMOD")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go env GOMOD: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {

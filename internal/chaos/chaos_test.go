@@ -1,0 +1,88 @@
+package chaos
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The short run (the default: shortRounds per mode, both modes, a seed
+// from the clock) is part of `go test ./...` and `make test`; `make chaos`
+// runs the long one (-chaos.rounds=200 -chaos.mode=sync by default).
+var (
+	flagRounds = flag.Int("chaos.rounds", 0, "rounds per mode (0: the short run's default)")
+	flagSeed   = flag.Uint64("chaos.seed", 0, "scheduler seed (0: from the clock; printed at start and on failure)")
+	flagMode   = flag.String("chaos.mode", "", "sync, async or both (default: both for the short run)")
+	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
+	flagReport = flag.String("chaos.report", "", "also write the report to this file")
+	flagTTL    = flag.Int("chaos.ttl", 0, "leader lease ttl in seconds (default 10)")
+	flagNoWD   = flag.Bool("chaos.no-watchdog", false, "do not emulate the hardware watchdog")
+	flagKeep   = flag.Bool("chaos.keep", false, "keep the logs directory even when the run passes")
+)
+
+// shortRounds is the short run's rounds per mode: a few minutes in all.
+const shortRounds = 3
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeBinaries()
+	os.Exit(code)
+}
+
+func TestChaos(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	rounds := *flagRounds
+	if rounds <= 0 {
+		rounds = shortRounds
+	}
+	modes := []string{"sync", "async"}
+	switch *flagMode {
+	case "", "both":
+	case "sync", "async":
+		modes = []string{*flagMode}
+	default:
+		t.Fatalf("-chaos.mode=%q: want sync, async or both", *flagMode)
+	}
+	var kinds []FaultKind
+	for k := range strings.SplitSeq(*flagFaults, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			kinds = append(kinds, FaultKind(k))
+		}
+	}
+	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v", seed, seed, rounds, modes)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode == "sync", Kinds: kinds,
+				Cluster: Options{TTL: *flagTTL, KeepLogs: *flagKeep}, NoWatchdog: *flagNoWD}
+			runAndCheck(t, cfg)
+		})
+	}
+}
+
+// runAndCheck runs cfg and fails the test, with the seed, the offending
+// history slices and the fault timeline, if a checker fails.
+func runAndCheck(t *testing.T, cfg Config) *Report {
+	run := NewRun(t, cfg)
+	rep := run.Finish(run.Rounds())
+	summary := rep.Summary()
+	t.Logf("\n%s", summary)
+	if *flagReport != "" {
+		path := strings.TrimSuffix(*flagReport, ".txt") + "-" + rep.Mode + ".txt"
+		text := summary
+		if !rep.OK() {
+			text += "\n" + rep.Failure()
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Errorf("write report: %v", err)
+		}
+	}
+	if !rep.OK() {
+		t.Errorf("\n%s", rep.Failure())
+	}
+	return rep
+}

@@ -1,0 +1,288 @@
+package chaos
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Fixed addresses inside the namespaces: every node and member has an IP
+// of its own, so the ports can be the same everywhere.
+const (
+	pgPort         = 15432
+	apiPort        = 18008
+	etcdClientPort = 12379
+	etcdPeerPort   = 12380
+	scope          = "chaos"
+	namespace      = "/service/"
+	superuser      = "postgres"
+	superPassword  = "supersecret"
+	replUser       = "replicator"
+	replPassword   = "replsecret"
+	// safetyMargin is the agent's default watchdog.safety_margin.
+	safetyMargin = 3 * time.Second
+	// agentStopTimeout bounds a clean agent stop at teardown.
+	agentStopTimeout = 20 * time.Second
+)
+
+// Options describe a chaos cluster: always 3 nodes and 3 etcd members.
+type Options struct {
+	// Sync turns on synchronous_mode and synchronous_mode_strict.
+	Sync bool
+	// TTL, LoopWait, RetryTimeout in seconds; default 10, 1, 3.
+	TTL, LoopWait, RetryTimeout int
+	// MaxLagOnFailover is maximum_lag_on_failover in bytes; default 1 MiB.
+	MaxLagOnFailover int64
+	// BuildTags are the agent's build tags ("regent_unsafe_nofence" for
+	// the self-test's deliberately broken agent).
+	BuildTags string
+	// KeepLogs keeps the logs directory even when the test passes.
+	KeepLogs bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.TTL <= 0 {
+		o.TTL = 10
+	}
+	if o.LoopWait <= 0 {
+		o.LoopWait = 1
+	}
+	if o.RetryTimeout <= 0 {
+		o.RetryTimeout = 3
+	}
+	if o.MaxLagOnFailover <= 0 {
+		o.MaxLagOnFailover = 1 << 20
+	}
+	return o
+}
+
+// Cluster is a running chaos cluster. Methods taking a testing.TB run on
+// the test goroutine; the others are safe for concurrent use.
+type Cluster struct {
+	t     testing.TB
+	opts  Options
+	clock *Clock
+	log   *Timeline
+	net   *Network
+	bins  binaries
+	user  testcluster.OSUser
+	base  string
+	pgBin string
+	keys  dcs.Keys
+	etcd  []*EtcdMember
+	nodes []*Node
+	cli   *clientv3.Client
+
+	// ctx lives until the end of the cleanup (not t.Context(), cancelled
+	// before cleanups run); it bounds child processes as a last resort.
+	ctx    context.Context
+	cancel context.CancelFunc
+	reaped chan struct{}
+	once   sync.Once
+}
+
+// New builds the binaries, creates the network, starts the three etcd
+// members and the three agents, and returns without waiting for a leader.
+// Everything is torn down by a t.Cleanup. It skips the test under -short,
+// when not root, or without iproute2.
+func New(t testing.TB, opts Options, clock *Clock, log *Timeline) *Cluster {
+	t.Helper()
+	requireEnvironment(t)
+	c := &Cluster{t: t, opts: opts.withDefaults(), clock: clock, log: log, keys: dcs.NewKeys(namespace, scope)}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(t.Context()))
+	var err error
+	if c.bins, err = build(c.ctx, c.opts.BuildTags); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	if err := testcluster.BecomeSubreaper(); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	if c.user, err = testcluster.LookupOSUser(); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	if c.pgBin, err = testcluster.PGBinDir(); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	if c.base, err = tempDir("run"); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	c.reaped = make(chan struct{})
+	go reapLoop(c.ctx, c.reaped)
+	t.Cleanup(c.cleanup)
+	if err := c.setup(); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	return c
+}
+
+func requireEnvironment(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("chaos: real-process fault-injection suite skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("chaos: needs root (network namespaces)")
+	}
+	if _, err := os.Stat("/usr/sbin/ip"); err != nil {
+		if _, err := os.Stat("/sbin/ip"); err != nil {
+			t.Skip("chaos: needs iproute2 (ip)")
+		}
+	}
+}
+
+func (c *Cluster) setup() error {
+	if err := testcluster.OpenPath(c.base); err != nil {
+		return err
+	}
+	var err error
+	if c.net, err = newNetwork(c.ctx, c.t.Logf); err != nil {
+		return err
+	}
+	c.log.Add(c.clock.Now(), "network: bridge %s, subnet %s0/24, base dir %s", c.net.bridge, c.net.addr(0)[:len(c.net.addr(0))-1], c.base)
+	if err := c.startEtcd(); err != nil {
+		return err
+	}
+	for i := 1; i <= 3; i++ {
+		n, err := c.newNode(i)
+		if err != nil {
+			return err
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		if err := n.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reapLoop reaps PostgreSQL orphans every second until ctx ends.
+func reapLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		testcluster.ReapOrphans()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Nodes returns the nodes pg1, pg2, pg3.
+func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
+
+// Node returns the node called name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Others returns every node but name.
+func (c *Cluster) Others(name string) []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.Name != name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TTL is the leader lease TTL.
+func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.Second }
+
+// Dir is the base directory (logs under logs/).
+func (c *Cluster) Dir() string { return c.base }
+
+// Etcd is a client of the three members, for observation.
+func (c *Cluster) Etcd() *clientv3.Client { return c.cli }
+
+// cleanup tears everything down in dependency order: agents (replicas
+// first, so teardown makes no one race), PostgreSQL, etcd, the network.
+// Logs are kept when the test failed.
+func (c *Cluster) cleanup() {
+	ctx := context.WithoutCancel(c.ctx)
+	for _, n := range c.nodes {
+		n.Thaw()
+	}
+	if c.net != nil {
+		c.net.unblockQuietly(ctx)
+	}
+	c.stopAgents(ctx)
+	for _, n := range c.nodes {
+		if err := killPostgres(n.DataDir); err != nil {
+			c.t.Errorf("chaos: %v", err)
+		}
+	}
+	for _, m := range c.etcd {
+		if err := m.kill(); err != nil {
+			c.t.Errorf("chaos: %v", err)
+		}
+	}
+	if c.cli != nil {
+		_ = c.cli.Close()
+	}
+	if c.net != nil {
+		c.net.Close(ctx)
+	}
+	c.cancel()
+	<-c.reaped
+	c.removeDirs()
+}
+
+func (c *Cluster) stopAgents(ctx context.Context) {
+	leader, _ := c.Leader(ctx)
+	stop := func(nodes []*Node) {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(func() {
+				if err := n.stop(agentStopTimeout); err != nil {
+					c.t.Logf("chaos: stop %s: %v", n.Name, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	stop(c.Others(leader))
+	if n := c.Node(leader); n != nil {
+		stop([]*Node{n})
+	}
+}
+
+// removeDirs deletes the data directories; the logs go too unless the
+// test failed, in which case their path is printed.
+func (c *Cluster) removeDirs() {
+	if !c.t.Failed() && !c.opts.KeepLogs {
+		_ = os.RemoveAll(c.base)
+		return
+	}
+	for _, n := range c.nodes {
+		// PostgreSQL's log lives in the data directory: keep it.
+		if data, err := os.ReadFile(filepath.Join(n.DataDir, "log", "postgresql.log")); err == nil {
+			_ = os.WriteFile(filepath.Join(c.base, "logs", n.Name+"-postgresql.log"), data, 0o644)
+		}
+		_ = os.RemoveAll(n.DataDir)
+	}
+	for _, m := range c.etcd {
+		_ = os.RemoveAll(m.Dir)
+	}
+	c.t.Logf("chaos: logs kept in %s", filepath.Join(c.base, "logs"))
+}
+
+func (c *Cluster) pgBinDir() string { return c.pgBin }

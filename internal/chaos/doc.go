@@ -1,0 +1,62 @@
+// Package chaos is Regent's fault-injection (Jepsen-style) suite: a real
+// three-node cluster (agent + PostgreSQL per node) and a three-member etcd,
+// every node and every etcd member in a network namespace of its own, a
+// workload that writes through every node and records each operation's
+// outcome and monotonic [invoke, complete] interval, a seeded scheduler that
+// injects faults (partitions, asymmetric partitions, process kill and
+// freeze, etcd member / leader / quorum loss), heals them and waits for
+// recovery, and checkers run on the recorded history:
+//
+//   - split brain: no two nodes acknowledged writes in overlapping
+//     intervals of being primary (tenures derived from acknowledged writes);
+//   - lost writes: every acknowledged write is present at the end
+//     (synchronous mode), or lost ones are counted and bounded by
+//     maximum_lag_on_failover (asynchronous mode);
+//   - linearizability of a single-row register (one row per round),
+//     checked with porcupine;
+//   - the lease: a primary cut from etcd but reachable by clients stops
+//     acknowledging writes before its lease can expire at etcd.
+//
+// Network: a bridge in the root namespace (named rgc<pid>-br, with the
+// address .1 of a private 10.201.N.0/24 that exists only on this bridge),
+// one veth pair per namespace. Partitions are blackhole routes installed
+// inside the namespaces (per destination address, per direction), isolation
+// detaches a veth from the bridge. The test process is the client: it
+// reaches every node's PostgreSQL and REST API through the bridge.
+//
+// It owns everything it creates and removes it at the end, failure or not:
+// namespaces, veths and the bridge (all named with the rgc<pid36> prefix; a
+// sweep at start removes those of a test process that is gone), the
+// processes it started (agents, etcd members, the PostgreSQL servers the
+// agents started) and its directories. It never touches an interface, a
+// route or a process it did not create, binds only inside its namespaces
+// and on its bridge, and never imports the agent's internals: agents are
+// driven through their binary, config file, signals, REST API and etcd.
+//
+// Agents run with watchdog mode off (no device in tests). The suite
+// emulates a hardware watchdog instead: when a fault stops the primary's
+// agent (SIGKILL or SIGSTOP) for longer than ttl − safety_margin, the node
+// is reset (agent and PostgreSQL SIGKILLed) at that moment, as the device
+// would have done. Without it, a primary whose agent is dead keeps
+// accepting writes forever, by design (see DESIGN.md §2 and §6).
+//
+// All times are read from one monotonic clock in the test process
+// (durations since the start of the run).
+//
+// Running: `go test ./internal/chaos` (part of `make test`) runs the
+// checkers' self-tests on fabricated histories, the self-test against a
+// deliberately broken agent (built with -tags regent_unsafe_nofence: the
+// split-brain and lease checkers must fail) and a short run of 3 rounds
+// in each mode with a seed from the clock. `make chaos` runs the long one:
+//
+//	make chaos                          # 200 rounds, synchronous mode
+//	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
+//
+// or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
+// -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|both
+// -chaos.faults=… -chaos.report=FILE -chaos.keep -chaos.ttl=N
+// -chaos.no-watchdog. It needs root and iproute2, and skips otherwise
+// (and under -short). A failure prints the seed, the failed checkers with
+// the offending history slice, the fault timeline and where the agent,
+// PostgreSQL and etcd logs were kept.
+package chaos

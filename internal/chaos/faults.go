@@ -1,0 +1,235 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// FaultKind names a fault the scheduler can inject.
+type FaultKind string
+
+// The faults. "primary" is the leader at injection time; "replica" one of
+// the others, at random.
+const (
+	// PartitionPrimaryEtcd cuts the primary from every etcd member (both
+	// directions); replicas and clients still reach it.
+	PartitionPrimaryEtcd FaultKind = "partition-primary-etcd"
+	// PartitionPrimaryAll cuts the primary from etcd and from the
+	// replicas; clients still reach it.
+	PartitionPrimaryAll FaultKind = "partition-primary-all"
+	// IsolatePrimary unplugs the primary's veth: no one reaches it.
+	IsolatePrimary FaultKind = "isolate-primary"
+	// AsymPrimaryToEtcd drops what the primary sends to etcd only.
+	AsymPrimaryToEtcd FaultKind = "asym-primary-to-etcd"
+	// AsymEtcdToPrimary drops what etcd sends to the primary only.
+	AsymEtcdToPrimary FaultKind = "asym-etcd-to-primary"
+	// PartitionReplica cuts a replica from etcd and from the primary.
+	PartitionReplica FaultKind = "partition-replica"
+	// KillAgentPrimary SIGKILLs the primary's agent (PostgreSQL runs on).
+	KillAgentPrimary FaultKind = "kill-agent-primary"
+	// KillPostgresPrimary SIGKILLs the primary's PostgreSQL.
+	KillPostgresPrimary FaultKind = "kill-postgres-primary"
+	// KillNodePrimary SIGKILLs both: a host crash.
+	KillNodePrimary FaultKind = "kill-node-primary"
+	// FreezeAgentPrimary SIGSTOPs the primary's agent.
+	FreezeAgentPrimary FaultKind = "freeze-agent-primary"
+	// FreezePostgresPrimary SIGSTOPs the primary's PostgreSQL.
+	FreezePostgresPrimary FaultKind = "freeze-postgres-primary"
+	// FreezeNodePrimary SIGSTOPs both: a stalled host.
+	FreezeNodePrimary FaultKind = "freeze-node-primary"
+	// KillReplica SIGKILLs a replica's agent and PostgreSQL.
+	KillReplica FaultKind = "kill-replica"
+	// FreezeReplica SIGSTOPs a replica's agent and PostgreSQL.
+	FreezeReplica FaultKind = "freeze-replica"
+	// EtcdMemberLoss SIGKILLs an etcd follower.
+	EtcdMemberLoss FaultKind = "etcd-member-loss"
+	// EtcdLeaderLoss SIGKILLs the etcd raft leader.
+	EtcdLeaderLoss FaultKind = "etcd-leader-loss"
+	// EtcdQuorumLoss SIGKILLs the etcd leader and a follower.
+	EtcdQuorumLoss FaultKind = "etcd-quorum-loss"
+)
+
+// faultSpec says how to inject and heal a kind, and what to measure.
+type faultSpec struct {
+	kind FaultKind
+	// onReplica: the target is a replica, not the primary.
+	onReplica bool
+	// leaseCheck: the primary is cut from etcd while clients still reach
+	// it; measure its last acknowledgement against its lease expiry.
+	leaseCheck bool
+	// stopsAgent: the primary's agent stops running; the emulated
+	// watchdog resets the node after ttl − safety_margin.
+	stopsAgent bool
+	inject     func(ctx context.Context, f *fault) error
+	heal       func(ctx context.Context, f *fault) error
+}
+
+// fault is one injection.
+type fault struct {
+	spec    *faultSpec
+	c       *Cluster
+	node    *Node         // the target node
+	members []*EtcdMember // the etcd members killed
+	order   []*EtcdMember // the members in a random order
+	reset   bool          // the emulated watchdog reset the node
+}
+
+// Target names what the fault hit.
+func (f *fault) Target() string {
+	if len(f.members) > 0 {
+		var names []string
+		for _, m := range f.members {
+			names = append(names, m.Name)
+		}
+		return fmt.Sprint(names)
+	}
+	return f.node.Name
+}
+
+var specs = []*faultSpec{
+	{kind: PartitionPrimaryEtcd, leaseCheck: true, inject: cutFrom(true, false), heal: unblock},
+	{kind: PartitionPrimaryAll, leaseCheck: true, inject: cutFrom(true, true), heal: unblock},
+	{kind: IsolatePrimary, inject: func(ctx context.Context, f *fault) error { return f.c.net.Detach(ctx, f.node.Host) },
+		heal: func(ctx context.Context, f *fault) error { return f.c.net.Attach(ctx, f.node.Host) }},
+	{kind: AsymPrimaryToEtcd, leaseCheck: true, inject: oneWay(true), heal: unblock},
+	{kind: AsymEtcdToPrimary, leaseCheck: true, inject: oneWay(false), heal: unblock},
+	{kind: PartitionReplica, onReplica: true, inject: cutFrom(true, true), heal: unblock},
+	{kind: KillAgentPrimary, stopsAgent: true, inject: func(_ context.Context, f *fault) error { return f.node.KillAgent() }, heal: restartOrThaw},
+	{kind: KillPostgresPrimary, inject: func(_ context.Context, f *fault) error { return f.node.KillPostgres() }, heal: nothing},
+	{kind: KillNodePrimary, inject: func(_ context.Context, f *fault) error { return f.node.Kill() }, heal: restartOrThaw},
+	{kind: FreezeAgentPrimary, stopsAgent: true, inject: freeze(true, false), heal: restartOrThaw},
+	{kind: FreezePostgresPrimary, inject: freeze(false, true), heal: restartOrThaw},
+	{kind: FreezeNodePrimary, stopsAgent: true, inject: freeze(true, true), heal: restartOrThaw},
+	{kind: KillReplica, onReplica: true, inject: func(_ context.Context, f *fault) error { return f.node.Kill() }, heal: restartOrThaw},
+	{kind: FreezeReplica, onReplica: true, inject: freeze(true, true), heal: restartOrThaw},
+	{kind: EtcdMemberLoss, inject: killMembers(0, 1), heal: restartMembers},
+	{kind: EtcdLeaderLoss, inject: killMembers(1, 0), heal: restartMembers},
+	{kind: EtcdQuorumLoss, leaseCheck: true, inject: killMembers(1, 1), heal: restartMembers},
+}
+
+// AllFaults lists every fault kind.
+func AllFaults() []FaultKind {
+	var out []FaultKind
+	for _, s := range specs {
+		out = append(out, s.kind)
+	}
+	return out
+}
+
+func specOf(k FaultKind) (*faultSpec, error) {
+	for _, s := range specs {
+		if s.kind == k {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown fault kind %q (known: %v)", k, AllFaults())
+}
+
+// cutFrom cuts the target node from the etcd members and/or the other
+// nodes, both directions.
+func cutFrom(etcd, nodes bool) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		var errs []error
+		if etcd {
+			for _, m := range f.c.etcd {
+				errs = append(errs, f.c.net.Cut(ctx, f.node.Host, m.Host))
+			}
+		}
+		if nodes {
+			for _, n := range f.c.Others(f.node.Name) {
+				errs = append(errs, f.c.net.Cut(ctx, f.node.Host, n.Host))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// oneWay drops packets from the target to etcd (out) or from etcd to it.
+func oneWay(out bool) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		var errs []error
+		for _, m := range f.c.etcd {
+			if out {
+				errs = append(errs, f.c.net.Block(ctx, f.node.Host, m.Host.IP))
+			} else {
+				errs = append(errs, f.c.net.Block(ctx, m.Host, f.node.Host.IP))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+func unblock(ctx context.Context, f *fault) error { return f.c.net.UnblockAll(ctx) }
+
+func nothing(context.Context, *fault) error { return nil }
+
+func freeze(agent, postgres bool) func(context.Context, *fault) error {
+	return func(_ context.Context, f *fault) error { return f.node.Freeze(agent, postgres) }
+}
+
+// restartOrThaw resumes what the fault stopped, and starts the agent again
+// if it is dead (killed, or reset by the emulated watchdog).
+func restartOrThaw(_ context.Context, f *fault) error {
+	f.node.Thaw()
+	if f.node.AgentRunning() {
+		return nil
+	}
+	return f.node.Start()
+}
+
+// killMembers SIGKILLs leaders (0 or 1: the raft leader) and followers
+// (chosen at random by the caller's order) etcd members.
+func killMembers(leaders, followers int) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		leader, err := f.c.EtcdLeader(ctx)
+		if err != nil {
+			return err
+		}
+		f.members = pickMembers(f.order, leader, leaders, followers)
+		var errs []error
+		for _, m := range f.members {
+			errs = append(errs, m.kill())
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// pickMembers returns the leader (if leaders > 0) and the first followers
+// non-leaders of order.
+func pickMembers(order []*EtcdMember, leader *EtcdMember, leaders, followers int) []*EtcdMember {
+	var out []*EtcdMember
+	if leaders > 0 {
+		out = append(out, leader)
+	}
+	for _, m := range order {
+		if m != leader && followers > 0 {
+			out = append(out, m)
+			followers--
+		}
+	}
+	return out
+}
+
+func restartMembers(ctx context.Context, f *fault) error {
+	var errs []error
+	for _, m := range f.members {
+		errs = append(errs, m.restart(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// newFault resolves a kind's target: the primary, a random replica, and a
+// random order of the etcd members (killMembers picks followers from it).
+func (c *Cluster) newFault(spec *faultSpec, primary *Node, rng *rand.Rand) *fault {
+	f := &fault{spec: spec, c: c, node: primary}
+	if spec.onReplica {
+		others := c.Others(primary.Name)
+		f.node = others[rng.IntN(len(others))]
+	}
+	f.order = slices.Clone(c.etcd)
+	rng.Shuffle(len(f.order), func(i, j int) { f.order[i], f.order[j] = f.order[j], f.order[i] })
+	return f
+}

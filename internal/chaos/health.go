@@ -1,0 +1,271 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+// pollInterval is how often recovery is re-checked.
+const pollInterval = 200 * time.Millisecond
+
+// errNoLeader: the leader key does not exist.
+var errNoLeader = errors.New("no leader key")
+
+// errCrashed wraps a process that exited on its own: recovery cannot come.
+var errCrashed = errors.New("crashed")
+
+// Leader returns the leader key's value (a node name).
+func (c *Cluster) Leader(ctx context.Context) (string, error) {
+	if c.cli == nil {
+		return "", errors.New("no etcd client")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.keys.Leader())
+	if err != nil {
+		return "", fmt.Errorf("etcd get leader: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", errNoLeader
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// checkHealthy returns the leader if the cluster is whole: every etcd
+// member serving, the leader key naming a node whose GET /primary is 200,
+// every other node a running replica, the leader streaming to all of them.
+func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
+	for _, m := range c.etcd {
+		if err := m.Crashed(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCrashed, err)
+		}
+		if _, _, err := m.status(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.Crashed(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCrashed, err)
+		}
+	}
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leader := c.Node(name)
+	if leader == nil {
+		return nil, fmt.Errorf("leader key names %q, not a node", name)
+	}
+	code, body, err := leader.Get(ctx, "/primary")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("leader %s: GET /primary = %d %s", name, code, compact(body))
+	}
+	for _, n := range c.Others(name) {
+		st, err := n.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st.Role != "replica" || st.State != "running" {
+			return nil, fmt.Errorf("%s: role=%s state=%s, want replica/running", n.Name, st.Role, st.State)
+		}
+	}
+	streaming, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+	if err != nil {
+		return nil, err
+	}
+	if streaming < int64(len(c.nodes)-1) {
+		return nil, fmt.Errorf("leader %s: %d streaming walsenders, want %d", name, streaming, len(c.nodes)-1)
+	}
+	if c.opts.Sync {
+		if err := c.checkSync(ctx, leader); err != nil {
+			return nil, err
+		}
+	}
+	return leader, nil
+}
+
+// checkSync: in synchronous mode a whole cluster also has a synchronous
+// standby again, named by the sync key and streaming as sync. Until then
+// no replica may be promoted (by design), so the next fault must wait.
+func (c *Cluster) checkSync(ctx context.Context, leader *Node) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.keys.Sync())
+	if err != nil {
+		return fmt.Errorf("etcd get sync: %w", err)
+	}
+	var sync dcs.Sync
+	if len(resp.Kvs) > 0 {
+		if err := json.Unmarshal(resp.Kvs[0].Value, &sync); err != nil {
+			return fmt.Errorf("sync key %q: %w", resp.Kvs[0].Value, err)
+		}
+	}
+	if sync.Leader != leader.Name || len(sync.Standbys()) == 0 {
+		return fmt.Errorf("sync key: leader %q, standbys %v; want leader %s and a standby", sync.Leader, sync.Standbys(), leader.Name)
+	}
+	n, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync' AND application_name = ANY($1)", sync.Standbys())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("leader %s: sync key names %v but none streams as sync", leader.Name, sync.Standbys())
+	}
+	return nil
+}
+
+// WaitRecovered waits until the cluster is whole (checkHealthy) and its
+// leader has acknowledged a workload write invoked after since: "a leader
+// accepting writes and all nodes healthy". It gives up after timeout, or
+// at once when a process crashed, returning the last state seen.
+func (c *Cluster) WaitRecovered(ctx context.Context, hist *History, since, timeout time.Duration) (*Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		leader, err := c.checkHealthy(cctx)
+		ccancel()
+		if err == nil && !ackedSince(hist, leader.Name, since) {
+			err = fmt.Errorf("leader %s has acknowledged no write since %s", leader.Name, fmtDur(since))
+		}
+		if err == nil {
+			return leader, nil
+		}
+		if errors.Is(err, errCrashed) {
+			return nil, err
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("not recovered within %s; last state: %w", timeout, last)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// ackedSince reports whether node acknowledged an insert or a write
+// invoked at or after since.
+func ackedSince(hist *History, node string, since time.Duration) bool {
+	hist.mu.Lock()
+	defer hist.mu.Unlock()
+	for i := len(hist.ops) - 1; i >= 0; i-- {
+		o := hist.ops[i]
+		if o.Node == node && o.Outcome == OK && o.Kind != OpRead && o.Invoke >= since {
+			return true
+		}
+	}
+	return false
+}
+
+// queryInt runs a one-integer query on a fresh superuser connection.
+func queryInt(ctx context.Context, n *Node, sql string, args ...any) (int64, error) {
+	conn, err := connect(ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	defer closeConn(ctx, conn)
+	var v int64
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		return 0, fmt.Errorf("query on %s: %w", n.Name, err)
+	}
+	return v, nil
+}
+
+// LeaderChange is one observed value of the leader key ("" = deleted).
+type LeaderChange struct {
+	At     time.Duration
+	Leader string
+}
+
+// LeaderWatch records every change of the leader key as the test process
+// sees it (receive time: an upper bound of when it happened).
+type LeaderWatch struct {
+	mu      sync.Mutex
+	changes []LeaderChange
+}
+
+// WatchLeader watches the leader key until ctx ends, logging changes to
+// the timeline. The etcd client resumes the watch across member loss.
+func (c *Cluster) WatchLeader(ctx context.Context) *LeaderWatch {
+	lw := &LeaderWatch{}
+	ctx = clientv3.WithRequireLeader(ctx)
+	go func() {
+		var rev int64 // the last revision seen: a new watch resumes after it
+		for ctx.Err() == nil {
+			opts := []clientv3.OpOption{}
+			if rev > 0 {
+				opts = append(opts, clientv3.WithRev(rev+1))
+			}
+			wch := c.cli.Watch(ctx, c.keys.Leader(), opts...)
+			for resp := range wch {
+				if resp.CompactRevision > 0 {
+					rev = 0 // compacted past us: resume from now
+				}
+				for _, ev := range resp.Events {
+					rev = ev.Kv.ModRevision
+					name := ""
+					if ev.Type == clientv3.EventTypePut {
+						name = string(ev.Kv.Value)
+					}
+					lw.add(c.clock.Now(), name, c.log)
+				}
+			}
+			select { // the watch ended (no leader at etcd): start another
+			case <-ctx.Done():
+			case <-time.After(pollInterval):
+			}
+		}
+	}()
+	return lw
+}
+
+func (lw *LeaderWatch) add(at time.Duration, name string, log *Timeline) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if n := len(lw.changes); n > 0 && lw.changes[n-1].Leader == name {
+		return
+	}
+	lw.changes = append(lw.changes, LeaderChange{At: at, Leader: name})
+	if name == "" {
+		log.Add(at, "etcd: leader key deleted")
+	} else {
+		log.Add(at, "etcd: leader key → %s", name)
+	}
+}
+
+// Between returns the changes seen in [from, to].
+func (lw *LeaderWatch) Between(from, to time.Duration) []LeaderChange {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	var out []LeaderChange
+	for _, ch := range lw.changes {
+		if ch.At >= from && ch.At <= to {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// connect opens a superuser connection to n; the caller closes it.
+func connect(ctx context.Context, n *Node) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, n.ConnConfig())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", n.Name, err)
+	}
+	return conn, nil
+}

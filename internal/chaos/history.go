@@ -1,0 +1,162 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Clock is the run's one monotonic clock: every time the suite records is
+// a duration since its start (time.Since reads the monotonic clock).
+type Clock struct{ start time.Time }
+
+// NewClock starts a clock.
+func NewClock() *Clock { return &Clock{start: time.Now()} }
+
+// Now is the time since the clock started.
+func (c *Clock) Now() time.Duration { return time.Since(c.start) }
+
+// Event is one line of the fault timeline.
+type Event struct {
+	At   time.Duration
+	Text string
+}
+
+// Timeline is the run's log of faults, heals, recoveries and leader
+// changes. Safe for concurrent use.
+type Timeline struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Add records an event.
+func (l *Timeline) Add(at time.Duration, format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, Event{At: at, Text: fmt.Sprintf(format, args...)})
+}
+
+// Events returns the events in time order.
+func (l *Timeline) Events() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.events)
+	slices.SortStableFunc(out, func(a, b Event) int { return int(a.At - b.At) })
+	return out
+}
+
+// String renders the timeline, one event a line.
+func (l *Timeline) String() string {
+	var b strings.Builder
+	for _, e := range l.Events() {
+		fmt.Fprintf(&b, "  %9s  %s\n", fmtDur(e.At), e.Text)
+	}
+	return b.String()
+}
+
+// OpKind is what an operation did.
+type OpKind uint8
+
+const (
+	// OpInsert inserts a row with a unique id into chaos_writes.
+	OpInsert OpKind = iota
+	// OpWrite sets the register (chaos_reg row Key) to Value.
+	OpWrite
+	// OpRead reads the register (chaos_reg row Key).
+	OpRead
+)
+
+func (k OpKind) String() string {
+	return [...]string{"insert", "write", "read"}[k]
+}
+
+// Outcome is what the client knows of an operation's effect.
+type Outcome uint8
+
+const (
+	// OK: acknowledged (committed; for a read, served by a primary).
+	OK Outcome = iota
+	// Fail: certainly not applied (refused before or without a commit).
+	Fail
+	// Unknown: may or may not have been applied (timeout, lost connection).
+	Unknown
+)
+
+func (o Outcome) String() string {
+	return [...]string{"ok", "fail", "unknown"}[o]
+}
+
+// Op is one client operation.
+type Op struct {
+	Kind   OpKind
+	Node   string // the node the client sent it to
+	Client int
+	// ID is the row id of an insert; Key the register row of a write/read.
+	ID, Key int64
+	// Value is the value a write wrote or a read returned.
+	Value    int64
+	Invoke   time.Duration
+	Complete time.Duration
+	Outcome  Outcome
+	// Timeline and LSN: the primary's timeline and WAL insert position
+	// at the write (acknowledged inserts and writes only).
+	Timeline int
+	LSN      uint64
+	Err      string // a short reason for Fail and Unknown
+}
+
+func (o Op) String() string {
+	what := fmt.Sprintf("%s id=%d", o.Kind, o.ID)
+	if o.Kind != OpInsert {
+		what = fmt.Sprintf("%s k=%d v=%d", o.Kind, o.Key, o.Value)
+	}
+	s := fmt.Sprintf("[%s, %s] %s c%d %s → %s", fmtDur(o.Invoke), fmtDur(o.Complete), o.Node, o.Client, what, o.Outcome)
+	if o.Outcome == OK && o.Timeline > 0 {
+		s += fmt.Sprintf(" (tl %d, lsn %s)", o.Timeline, fmtLSN(o.LSN))
+	}
+	if o.Err != "" {
+		s += " (" + o.Err + ")"
+	}
+	return s
+}
+
+// History is the record of every operation. Safe for concurrent use.
+type History struct {
+	mu  sync.Mutex
+	ops []Op
+}
+
+// Add records a completed (or abandoned) operation.
+func (h *History) Add(op Op) {
+	h.mu.Lock()
+	h.ops = append(h.ops, op)
+	h.mu.Unlock()
+}
+
+// Ops returns a copy of the history, ordered by invocation.
+func (h *History) Ops() []Op {
+	h.mu.Lock()
+	out := slices.Clone(h.ops)
+	h.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b Op) int { return int(a.Invoke - b.Invoke) })
+	return out
+}
+
+// window returns the ops of ops overlapping [from, to].
+func window(ops []Op, from, to time.Duration) []Op {
+	var out []Op
+	for _, o := range ops {
+		if o.Complete >= from && o.Invoke <= to {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.3fs", d.Seconds())
+}
+
+func fmtLSN(l uint64) string { return fmt.Sprintf("%X/%X", l>>32, uint32(l)) }

@@ -1,0 +1,286 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gopkg.in/yaml.v3"
+)
+
+// restTimeout bounds one REST request: a frozen or cut-off node must show
+// up as an error, not a hang.
+const restTimeout = 2 * time.Second
+
+var restClient = &http.Client{Timeout: restTimeout}
+
+// Node is one member: its agent process and, through it, its PostgreSQL,
+// both in the node's namespace.
+type Node struct {
+	Name       string
+	Host       *Host
+	Dir        string // owned by the agents' OS user
+	DataDir    string
+	ConfigPath string
+	LogPath    string // the agent's output
+	PGAddr     string // IP:port on the bridge
+	APIURL     string // http://IP:port
+	c          *Cluster
+
+	mu     sync.Mutex
+	p      *proc
+	frozen []int // pids SIGSTOPped by Freeze, for Thaw (the postmaster may be gone by then)
+}
+
+func (c *Cluster) newNode(i int) (*Node, error) {
+	name := fmt.Sprintf("pg%d", i)
+	h, err := c.net.AddHost(c.ctx, name, 10+i)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.base, name)
+	n := &Node{
+		Name: name, Host: h, Dir: dir, DataDir: filepath.Join(dir, "data"),
+		ConfigPath: filepath.Join(dir, "regent.yml"),
+		LogPath:    filepath.Join(c.base, "logs", name+".log"),
+		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
+		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
+		c:          c,
+	}
+	if err := c.user.MkdirOwned(dir); err != nil {
+		return nil, err
+	}
+	// The unix socket goes in the node directory: /tmp is shared by every
+	// namespace and the port is the same in all of them.
+	if err := c.user.MkdirOwned(filepath.Join(dir, "run")); err != nil {
+		return nil, err
+	}
+	data, err := yaml.Marshal(c.nodeConfig(n))
+	if err != nil {
+		return nil, fmt.Errorf("marshal config of %s: %w", name, err)
+	}
+	if err := c.user.WriteOwned(n.ConfigPath, data); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// nodeConfig is the node's regent.yml.
+func (c *Cluster) nodeConfig(n *Node) map[string]any {
+	o := c.opts
+	dcsCfg := map[string]any{
+		"ttl": o.TTL, "loop_wait": o.LoopWait, "retry_timeout": o.RetryTimeout,
+		"maximum_lag_on_failover": o.MaxLagOnFailover,
+	}
+	if o.Sync {
+		dcsCfg["synchronous_mode"] = true
+		dcsCfg["synchronous_mode_strict"] = true
+	}
+	subnet := c.net.addr(0) + "/24"
+	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
+	return map[string]any{
+		"name":      n.Name,
+		"scope":     scope,
+		"namespace": namespace,
+		"etcd":      map[string]any{"endpoints": c.EtcdEndpoints()},
+		"restapi":   map[string]any{"listen": api, "connect_address": api},
+		"postgres": map[string]any{
+			"data_dir":        n.DataDir,
+			"bin_dir":         c.pgBinDir(),
+			"listen":          n.PGAddr,
+			"connect_address": n.PGAddr,
+			"superuser":       map[string]any{"username": superuser, "password": superPassword},
+			"replication":     map[string]any{"username": replUser, "password": replPassword},
+			"parameters": map[string]any{
+				"max_connections": 40, "shared_buffers": "16MB", "fsync": "off",
+				"unix_socket_directories": filepath.Join(n.Dir, "run"),
+			},
+			"pg_hba": []string{
+				"host all all " + subnet + " scram-sha-256",
+				"host replication all " + subnet + " scram-sha-256",
+			},
+		},
+		"watchdog":  map[string]any{"mode": "off"},
+		"tags":      map[string]any{"nofailover": false},
+		"log":       map[string]any{"level": "info"},
+		"bootstrap": map[string]any{"dcs": dcsCfg},
+	}
+}
+
+// Start starts the node's agent in its namespace.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.p != nil && !n.p.exited() {
+		return fmt.Errorf("start %s: agent already running", n.Name)
+	}
+	cmd := exec.CommandContext(n.c.ctx, n.c.bins.regent, "-c", n.ConfigPath)
+	cmd.Dir = n.Dir
+	cmd.Env = n.env()
+	p, err := startProc(n.Host, cmd, n.LogPath, n.c.user.Credential())
+	if err != nil {
+		return fmt.Errorf("start agent %s: %w", n.Name, err)
+	}
+	n.p = p
+	return nil
+}
+
+// env is ours minus libpq variables, with HOME in the node directory.
+func (n *Node) env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PG") || k == "HOME" || k == "USER" || k == "LOGNAME" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+n.Dir, "USER="+superuser, "LOGNAME="+superuser)
+}
+
+func (n *Node) current() *proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.p
+}
+
+// AgentRunning reports whether the agent process is alive (maybe frozen).
+func (n *Node) AgentRunning() bool {
+	p := n.current()
+	return p != nil && !p.exited()
+}
+
+// Crashed names the exit of an agent that ended on its own.
+func (n *Node) Crashed() error {
+	p := n.current()
+	if p == nil || !p.exited() || p.ended.Load() {
+		return nil
+	}
+	return fmt.Errorf("the agent of %s exited on its own: %v (log %s)", n.Name, p.err, n.LogPath)
+}
+
+// KillAgent SIGKILLs the agent (not PostgreSQL, which runs on).
+func (n *Node) KillAgent() error { return n.current().kill() }
+
+// KillPostgres SIGKILLs PostgreSQL (the agent runs on).
+func (n *Node) KillPostgres() error { return killPostgres(n.DataDir) }
+
+// Kill SIGKILLs both: a host crash (or a watchdog reset).
+func (n *Node) Kill() error {
+	if err := n.KillAgent(); err != nil {
+		return err
+	}
+	return n.KillPostgres()
+}
+
+// Freeze SIGSTOPs the agent's process group and/or every PostgreSQL
+// process, and returns once they are stopped.
+func (n *Node) Freeze(agent, postgres bool) error {
+	var pids []int
+	if p := n.current(); agent && p != nil && !p.exited() {
+		p.signalGroup(syscall.SIGSTOP)
+		pids = append(pids, p.pid())
+	}
+	if postgres {
+		pids = append(pids, signalPostgres(n.DataDir, syscall.SIGSTOP)...)
+	}
+	n.mu.Lock()
+	n.frozen = append(n.frozen, pids...)
+	n.mu.Unlock()
+	return waitStopped(pids)
+}
+
+// Thaw SIGCONTs the agent's group, PostgreSQL, and every process Freeze
+// stopped: if the agent killed a frozen postmaster meanwhile, its children
+// are orphans that postmaster.pid no longer leads to, and would stay
+// stopped forever (holding PostgreSQL's shared memory).
+func (n *Node) Thaw() {
+	n.current().signalGroup(syscall.SIGCONT)
+	signalPostgres(n.DataDir, syscall.SIGCONT)
+	n.mu.Lock()
+	frozen := n.frozen
+	n.frozen = nil
+	n.mu.Unlock()
+	for _, pid := range frozen {
+		if syscall.Kill(-pid, syscall.SIGCONT) != nil {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+}
+
+func (n *Node) stop(timeout time.Duration) error { return n.current().stop(timeout) }
+
+// ConnConfig is a superuser connection config for the node's PostgreSQL.
+func (n *Node) ConnConfig() *pgx.ConnConfig {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf(
+		"host=%s port=%d user=%s password=%s dbname=postgres sslmode=disable",
+		n.Host.IP, pgPort, superuser, superPassword))
+	if err != nil {
+		panic(fmt.Sprintf("chaos: bad connection string: %v", err))
+	}
+	cfg.ConnectTimeout = time.Second
+	cfg.RuntimeParams["application_name"] = "chaos"
+	return cfg
+}
+
+// Get does a REST GET on the node's API.
+func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.APIURL+path, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
+	}
+	resp, err := restClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// PatroniStatus is the part of GET /patroni the suite reads.
+type PatroniStatus struct {
+	Role     string `json:"role"`
+	State    string `json:"state"`
+	Timeline int    `json:"timeline"`
+	Regent   struct {
+		LeaseRemainingMs int64 `json:"lease_remaining_ms"`
+	} `json:"regent"`
+}
+
+// Status returns the node's GET /patroni document.
+func (n *Node) Status(ctx context.Context) (PatroniStatus, error) {
+	var st PatroniStatus
+	code, body, err := n.Get(ctx, "/patroni")
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK {
+		return st, fmt.Errorf("GET /patroni on %s: %d %s", n.Name, code, compact(body))
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("GET /patroni on %s: %w", n.Name, err)
+	}
+	return st, nil
+}
+
+func compact(body []byte) string {
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

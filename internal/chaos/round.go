@@ -1,0 +1,192 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Round is the record of one fault: what, when, and what followed.
+type Round struct {
+	N      int
+	Kind   FaultKind
+	Target string
+	Hold   time.Duration
+	// Inject, Heal and Recovered are times on the run's clock.
+	Inject, Heal, Recovered time.Duration
+	LeaderBefore            string
+	LeaderAfter             string
+	// LeaderKeyLost: the leader key was deleted during the round.
+	LeaderKeyLost bool
+	// Failover: the round ended with another node leading.
+	Failover bool
+	// RTO (failover rounds): from the injection to the first write the
+	// new leader acknowledged.
+	RTO time.Duration
+	// Unavailable: the longest stretch in [Inject, Recovered] without any
+	// acknowledged write.
+	Unavailable time.Duration
+	// WatchdogReset: the emulated watchdog reset the target node.
+	WatchdogReset bool
+	Lease         *LeaseCheck
+	Err           error
+}
+
+// LeaseCheck measures, for a primary cut from etcd but reachable by
+// clients, its last acknowledged write against the earliest moment its
+// lease could expire at etcd. That moment is read from etcd itself: a
+// LeaseTimeToLive sent at t answering TTL (whole seconds, truncated) proves
+// the lease cannot expire before t + TTL, and keepalives only push expiry
+// later; Bound is the tightest of the samples taken just before and just
+// after the injection.
+type LeaseCheck struct {
+	Node string
+	// Timeline is the primary's timeline at injection (its tenure).
+	Timeline int
+	Bound    time.Duration // earliest possible expiry at etcd
+	// AgentDeadline is the agent's own fence point as GET /patroni
+	// reported it just before the injection (informational: the value is
+	// as of the agent's last tick, so it can be up to a tick late).
+	AgentDeadline time.Duration
+	// Deleted is when the test process saw the leader key deleted (by
+	// expiry, or earlier by the fenced leader's own release); 0 if not.
+	Deleted time.Duration
+	// LastAck is the completion of the last write the node acknowledged on
+	// that timeline after the injection (0: none).
+	LastAck time.Duration
+	// Applies: the fault lasted past Bound (else the lease may have been
+	// renewed after the heal and later acks are legitimate).
+	Applies bool
+	OK      bool
+}
+
+// Margin is how long before the earliest possible expiry the last
+// acknowledgement came.
+func (l *LeaseCheck) Margin() time.Duration { return l.Bound - l.LastAck }
+
+func (l *LeaseCheck) String() string {
+	if !l.Applies {
+		return "n/a (healed before the lease could expire)"
+	}
+	verdict := "ok"
+	if !l.OK {
+		verdict = "VIOLATED"
+	}
+	expiry := fmt.Sprintf("lease expiry at etcd ≥ %s", fmtDur(l.Bound))
+	if l.Deleted > 0 {
+		expiry += fmt.Sprintf(" (leader key deleted at %s)", fmtDur(l.Deleted))
+	}
+	if l.LastAck == 0 {
+		return fmt.Sprintf("%s: no ack after the injection, %s", verdict, expiry)
+	}
+	s := fmt.Sprintf("%s: last ack %s, %s, margin %s", verdict, fmtDur(l.LastAck), expiry, fmtDur(l.Margin()))
+	if l.AgentDeadline > 0 {
+		s += fmt.Sprintf(", agent's own deadline ≈ %s", fmtDur(l.AgentDeadline))
+	}
+	return s
+}
+
+// etcdLeaseBound returns a lower bound of when the leader key's lease can
+// expire at etcd, and the key's holder (0 and "" if etcd does not answer).
+func (c *Cluster) etcdLeaseBound(ctx context.Context) (time.Duration, string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.keys.Leader())
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		return 0, ""
+	}
+	sent := c.clock.Now()
+	ttl, err := c.cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil || ttl.TTL <= 0 {
+		return 0, ""
+	}
+	return sent + time.Duration(ttl.TTL)*time.Second, string(resp.Kvs[0].Value)
+}
+
+// agentDeadline reads the primary's own fence point and timeline from
+// GET /patroni (0 if unavailable).
+func (c *Cluster) agentDeadline(ctx context.Context, n *Node) (time.Duration, int) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	sent := c.clock.Now()
+	st, err := n.Status(ctx)
+	if err != nil || st.Role != "primary" || st.Regent.LeaseRemainingMs <= 0 {
+		return 0, 0
+	}
+	return sent + time.Duration(st.Regent.LeaseRemainingMs)*time.Millisecond, st.Timeline
+}
+
+// evaluate fills in the check from the history once the round is over.
+func (l *LeaseCheck) evaluate(ops []Op, r *Round, changes []LeaderChange) {
+	l.Applies = l.Bound > 0 && r.Heal >= l.Bound
+	l.OK = true
+	for _, ch := range changes {
+		if ch.Leader == "" && l.Deleted == 0 {
+			l.Deleted = ch.At
+		}
+	}
+	for _, o := range ops {
+		if o.Node != l.Node || o.Outcome != OK || o.Kind == OpRead || o.Timeline != l.Timeline || o.Complete < r.Inject {
+			continue
+		}
+		l.LastAck = max(l.LastAck, o.Complete)
+	}
+	if l.Applies && l.LastAck > l.Bound {
+		l.OK = false
+	}
+}
+
+// measure computes failover, RTO and unavailability from the history.
+func (r *Round) measure(ops []Op, changes []LeaderChange) {
+	for _, ch := range changes {
+		if ch.Leader == "" {
+			r.LeaderKeyLost = true
+		}
+	}
+	r.Failover = r.LeaderAfter != "" && r.LeaderAfter != r.LeaderBefore
+	prev := r.Inject
+	for _, o := range ops {
+		if o.Outcome != OK || o.Kind == OpRead || o.Complete <= r.Inject || o.Complete > r.Recovered {
+			continue
+		}
+		if r.Failover && r.RTO == 0 && o.Node == r.LeaderAfter && o.Invoke >= r.Inject {
+			r.RTO = o.Complete - r.Inject
+		}
+		if o.Complete > prev {
+			r.Unavailable = max(r.Unavailable, o.Complete-prev)
+			prev = o.Complete
+		}
+	}
+	if r.Lease != nil {
+		r.Lease.evaluate(ops, r, changes)
+	}
+}
+
+func (r *Round) String() string {
+	s := fmt.Sprintf("round %3d %-24s %-22s hold %5.1fs", r.N, r.Kind, r.Target, r.Hold.Seconds())
+	if r.Err != nil {
+		s += " ERROR: " + r.Err.Error()
+		if r.Lease != nil {
+			s += "  lease " + r.Lease.String()
+		}
+		return s
+	}
+	switch {
+	case r.Failover:
+		s += fmt.Sprintf("  failover %s→%s RTO %5.2fs", r.LeaderBefore, r.LeaderAfter, r.RTO.Seconds())
+	case r.LeaderKeyLost:
+		s += fmt.Sprintf("  re-elected %-6s        ", r.LeaderAfter)
+	default:
+		s += fmt.Sprintf("  no failover (%s)     ", r.LeaderAfter)
+	}
+	s += fmt.Sprintf("  unavailable %5.2fs  recovered %5.1fs after heal", r.Unavailable.Seconds(), (r.Recovered - r.Heal).Seconds())
+	if r.WatchdogReset {
+		s += "  [watchdog reset]"
+	}
+	if r.Lease != nil {
+		s += "  lease " + r.Lease.String()
+	}
+	return s
+}

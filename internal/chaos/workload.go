@@ -1,0 +1,235 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Workload pacing and bounds.
+const (
+	// clientsPerNode: two, so that register operations are concurrent on
+	// the primary (what makes a linearizability check meaningful).
+	clientsPerNode = 2
+	// clientPace is each client's interval between operations: ~60 ops/s
+	// in all, enough to time a failover to ~0.1 s, light on 2 cores.
+	clientPace = 100 * time.Millisecond
+	// opTimeout bounds one operation; past it the outcome is unknown.
+	opTimeout = 3 * time.Second
+)
+
+const (
+	schemaSQL = `CREATE TABLE IF NOT EXISTS chaos_writes (id bigint PRIMARY KEY, node text NOT NULL);
+CREATE TABLE IF NOT EXISTS chaos_reg (k bigint PRIMARY KEY, v bigint NOT NULL)`
+	insertSQL = `INSERT INTO chaos_writes (id, node) VALUES ($1, $2)
+RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
+	writeSQL = `INSERT INTO chaos_reg (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v
+RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
+	readSQL = `SELECT coalesce((SELECT v FROM chaos_reg WHERE k = $1), 0), pg_is_in_recovery()`
+)
+
+// Workload runs clientsPerNode clients against every node's PostgreSQL.
+// Each client keeps one connection (reopened after a failure) and, every
+// clientPace, inserts a row with a unique id (half the time), or writes
+// or reads the register of the current round (a quarter each), recording
+// every operation in the history.
+type Workload struct {
+	clock  *Clock
+	hist   *History
+	key    atomic.Int64 // the register row of the current round
+	nextID atomic.Int64 // insert ids and register values, unique
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartWorkload starts the clients; Stop ends them.
+func StartWorkload(ctx context.Context, nodes []*Node, clock *Clock, hist *History, seed uint64) *Workload {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Workload{clock: clock, hist: hist, cancel: cancel}
+	for i, n := range nodes {
+		for j := range clientsPerNode {
+			id := i*clientsPerNode + j
+			rng := rand.New(rand.NewPCG(seed, uint64(id)+1))
+			w.wg.Go(func() { w.client(ctx, id, n, rng) })
+		}
+	}
+	return w
+}
+
+// SetKey moves the register workload to row k (one row per round keeps
+// each linearizability check small).
+func (w *Workload) SetKey(k int64) { w.key.Store(k) }
+
+// Stop ends the clients and waits for them (at most one opTimeout).
+func (w *Workload) Stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// client is one client's loop; it owns its connection.
+func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) {
+	var warned atomic.Bool // a WARNING notice arrived during the current op
+	cfg := n.ConnConfig()
+	cfg.OnNotice = func(_ *pgconn.PgConn, nt *pgconn.Notice) {
+		if nt.Severity == "WARNING" {
+			warned.Store(true)
+		}
+	}
+	var conn *pgx.Conn
+	defer func() { closeConn(ctx, conn) }()
+	tick := time.NewTicker(clientPace)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if conn == nil {
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				continue // nothing was sent: not an operation
+			}
+			conn = c
+		}
+		op := Op{Node: n.Name, Client: id}
+		switch r := rng.IntN(4); {
+		case r < 2:
+			op.Kind, op.ID = OpInsert, w.nextID.Add(1)
+		case r == 2:
+			op.Kind, op.Key, op.Value = OpWrite, w.key.Load(), w.nextID.Add(1)
+		default:
+			op.Kind, op.Key = OpRead, w.key.Load()
+		}
+		warned.Store(false)
+		op = w.do(ctx, conn, op)
+		if op.Outcome == OK && warned.Load() {
+			// "canceling the wait for synchronous replication…": committed
+			// locally, maybe not replicated. Not an acknowledgement.
+			op.Outcome, op.Err = Unknown, "sync-rep warning"
+		}
+		w.hist.Add(op)
+		if conn.IsClosed() {
+			closeConn(ctx, conn)
+			conn = nil
+		}
+	}
+}
+
+// do runs one operation and classifies its outcome.
+func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	op.Invoke = w.clock.Now()
+	var err error
+	var lsn, walfile string
+	var inRecovery bool
+	switch op.Kind {
+	case OpInsert:
+		err = conn.QueryRow(ctx, insertSQL, op.ID, op.Node).Scan(&lsn, &walfile)
+	case OpWrite:
+		err = conn.QueryRow(ctx, writeSQL, op.Key, op.Value).Scan(&lsn, &walfile)
+	case OpRead:
+		err = conn.QueryRow(ctx, readSQL, op.Key).Scan(&op.Value, &inRecovery)
+	}
+	op.Complete = w.clock.Now()
+	op.Outcome, op.Err = classify(err)
+	switch {
+	case op.Outcome != OK:
+	case op.Kind == OpRead && inRecovery:
+		// A replica's read is not part of the register's history.
+		op.Outcome, op.Err = Fail, "replica read"
+	case op.Kind != OpRead:
+		op.LSN, _ = parseLSN(lsn)
+		op.Timeline = walfileTimeline(walfile)
+	}
+	return op
+}
+
+// classify sorts an error into Fail (certainly not applied) or Unknown.
+// A server ERROR (not FATAL) rolls the single-statement transaction back;
+// an error before anything was sent applies nothing; anything else
+// (timeout, lost connection, FATAL termination) may follow a commit.
+func classify(err error) (Outcome, string) {
+	if err == nil {
+		return OK, ""
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Severity == "ERROR" {
+			if pgErr.Code == "25006" {
+				return Fail, "read-only"
+			}
+			return Fail, "sqlstate " + pgErr.Code
+		}
+		return Unknown, pgErr.Severity + " " + pgErr.Code
+	}
+	if pgconn.SafeToRetry(err) {
+		return Fail, "not sent"
+	}
+	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		return Unknown, "timeout"
+	}
+	return Unknown, "conn: " + shortErr(err)
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	if len(s) > 60 {
+		s = s[:60]
+	}
+	return s
+}
+
+// closeConn closes conn even when ctx is done, bounded (the server may be
+// frozen).
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	if conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// parseLSN parses "16/B374D848".
+func parseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("bad LSN %q", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
+	}
+	return h<<32 | l, nil
+}
+
+// walfileTimeline reads the timeline from a WAL file name (its first 8
+// hex digits); 0 if malformed.
+func walfileTimeline(name string) int {
+	if len(name) < 8 {
+		return 0
+	}
+	tl, err := strconv.ParseUint(name[:8], 16, 32)
+	if err != nil {
+		return 0
+	}
+	return int(tl)
+}
