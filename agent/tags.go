@@ -1,10 +1,5 @@
 package agent
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Tags are the member's configured tags, published in its member key.
 // nofailover, noloadbalance, nosync and clonefrom follow Patroni; Regent adds
 // failover_priority (higher wins a tie on WAL position; 0 = default).
@@ -54,6 +49,3 @@ func truthy(v any) bool {
 	b, err := boolean(v)
 	return err == nil && b
 }
-
-// tagString formats a tag value for logs.
-func tagString(v any) string { return strings.TrimSpace(fmt.Sprint(v)) }
