@@ -237,13 +237,27 @@ func (a *Agent) tick(ctx context.Context) error {
 	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p
+	restartPending := a.restartAt != nil
 	a.driveSwitchover(ctx, snap)
 	a.runScheduledRestart(ctx)
 	a.noteRoleChange(ctx)
 	a.processFailoverKey(ctx, snap)
-	a.publish(ctx)
+	if unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == "running") == snap.PG.Running {
+		// Nothing this tick touched PostgreSQL: publish what observe read
+		// rather than query it a second time.
+		a.publishStatus(ctx, snap.PG.Status, snap.PG.Running)
+	} else {
+		a.publish(ctx)
+	}
 	a.flushDecisions(ctx)
 	return err
+}
+
+// unchangedPostgres: the plan did not act on PostgreSQL (wait, or the
+// steady leader's upkeep), and no switchover or scheduled restart could
+// have, so the observed status is still current.
+func unchangedPostgres(s Snapshot, p Plan, restartPending bool) bool {
+	return (p.Action.Kind == ActWait || p.Action.Kind == ActLead) && s.Switchover == nil && !restartPending
 }
 
 // trackLeader follows leaderless episodes: when the leader was last seen

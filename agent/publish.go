@@ -18,8 +18,15 @@ import (
 // it changed (the WAL position alone at most every memberRefresh).
 func (a *Agent) publish(ctx context.Context) {
 	pctx, cancel := a.ioContext(ctx)
-	defer cancel()
 	st, running := a.currentStatus(pctx)
+	cancel()
+	a.publishStatus(ctx, st, running)
+}
+
+// publishStatus publishes a PostgreSQL status the caller already holds.
+func (a *Agent) publishStatus(ctx context.Context, st postgres.Status, running bool) {
+	pctx, cancel := a.ioContext(ctx)
+	defer cancel()
 	snap := a.apiSnapshot(st, running)
 	a.lastPublished = snap
 	a.pub.Publish(snap)
