@@ -148,5 +148,5 @@ func (i *Instance) Reload(ctx context.Context) error {
 	return nil
 }
 
-// errStopFailed is returned when even SIGKILL did not end the postmaster.
-var errStopFailed = errors.New("postmaster did not exit")
+// errStopFailed is returned when even SIGKILL did not end the server.
+var errStopFailed = errors.New("still alive after SIGKILL")

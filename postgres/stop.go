@@ -13,13 +13,13 @@ import (
 type StopMode string
 
 // Shutdown modes, in escalation order. StopKill is not a PostgreSQL mode:
-// Stop reports it when only SIGKILL of the postmaster's process group
+// Stop reports it when only SIGKILL of the postmaster and its children
 // ended the server.
 const (
 	StopSmart     StopMode = "smart"     // wait for sessions to end (SIGTERM)
 	StopFast      StopMode = "fast"      // abort sessions, shutdown checkpoint (SIGINT)
 	StopImmediate StopMode = "immediate" // no checkpoint; crash recovery at next start (SIGQUIT)
-	StopKill      StopMode = "kill"      // SIGKILL of the process group
+	StopKill      StopMode = "kill"      // SIGKILL of the postmaster and its children
 )
 
 var stopOrder = []StopMode{StopSmart, StopFast, StopImmediate}
@@ -35,8 +35,8 @@ const killWait = 5 * time.Second
 // Stop shuts the server down, starting with mode from and escalating up to
 // immediate within budget (a non-positive budget means stop_timeout): each
 // mode gets an equal share of what is left, immediate the rest (from smart:
-// 1/3, 1/3, 1/3). If immediate does not end it either, the postmaster's
-// process group gets SIGKILL. It returns the mode that ended the server,
+// 1/3, 1/3, 1/3). If immediate does not end it either, the postmaster and
+// every child of it get SIGKILL. It returns the mode that ended the server,
 // and (from, nil) when it was not running. The persistent connection is
 // closed first: it would hold a smart shutdown forever.
 func (i *Instance) Stop(ctx context.Context, from StopMode, budget time.Duration) (reached StopMode, err error) {
@@ -75,16 +75,16 @@ func (i *Instance) Stop(ctx context.Context, from StopMode, budget time.Duration
 			return mode, nil
 		}
 	}
-	i.log.Warn("postgres ignored immediate shutdown; killing its process group", "pid", pid)
-	if err := killGroup(pid); err != nil {
+	procs := ServerProcesses(pid, true)
+	i.log.Warn("postgres ignored immediate shutdown; killing the postmaster and its children",
+		"pid", pid, "processes", len(procs))
+	if err := killProcesses(procs); err != nil {
 		return "", fmt.Errorf("stop postgres: %w", err)
 	}
-	stopped, err := i.waitExit(ctx, pid, time.Now().Add(killWait))
-	if err != nil {
+	// Every process, not only the postmaster: a surviving backend holds the
+	// shared memory the next start needs.
+	if err := i.waitGone(ctx, procs, time.Now().Add(killWait)); err != nil {
 		return "", fmt.Errorf("stop postgres (kill): %w", err)
-	}
-	if !stopped {
-		return "", fmt.Errorf("stop postgres: pid %d: %w", pid, errStopFailed)
 	}
 	return StopKill, nil
 }
@@ -97,15 +97,48 @@ func signalProcess(pid int, sig syscall.Signal) error {
 	return nil
 }
 
-// killGroup sends SIGKILL to the postmaster's process group (pg_ctl makes
-// the postmaster a session leader, so its group holds all its backends),
-// or to the postmaster alone when it does not lead a group.
-func killGroup(pid int) error {
-	target := pid
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-		target = -pid
+// killProcesses sends SIGKILL to each process's group (a backend may run
+// an archive or restore command in it) or, when it leads none, to the
+// process alone.
+func killProcesses(procs []int) error {
+	var errs []error
+	for _, pid := range procs {
+		target := pid
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			target = -pid
+		}
+		errs = append(errs, signalProcess(target, syscall.SIGKILL))
 	}
-	return signalProcess(target, syscall.SIGKILL)
+	return errors.Join(errs...)
+}
+
+// waitGone polls until none of procs exists, until deadline or until ctx
+// ends. A zombie counts as present while the deadline allows: PostgreSQL's
+// lock-file check takes a pid that answers signal 0 for a live postmaster,
+// so a start before init reaped it would fail. Zombies left at the deadline
+// are not an error (the kernel has freed what they held); a live process is
+// (errStopFailed).
+func (i *Instance) waitGone(ctx context.Context, procs []int, deadline time.Time) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		left := slices.IndexFunc(procs, processExists)
+		if left < 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			if alive := slices.IndexFunc(procs, processAlive); alive >= 0 {
+				return fmt.Errorf("pid %d: %w", procs[alive], errStopFailed)
+			}
+			i.log.Warn("postgres processes killed but not reaped yet", "pid", procs[left])
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // waitExit polls until pid is gone (true), until deadline (false), or until

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // PostgreSQL is started by the agent through pg_ctl and outlives it; we
@@ -31,47 +32,22 @@ func postmasterPID(dataDir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	_, state, _, ok := testcluster.ProcStat(pid)
-	if !ok || state == 'Z' || state == 'X' || !isPostgres(pid) {
+	_, state, _, ok := postgres.ProcStat(pid)
+	if !ok || state == 'Z' || state == 'X' || !postgres.IsPostgresBinary(pid) {
 		return 0, false
 	}
 	return pid, true
 }
 
-func isPostgres(pid int) bool {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return false
-	}
-	base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
-	return base == "postgres" || base == "postmaster"
-}
-
-// postgresProcs returns the postmaster's children, then the postmaster.
-// Unless sig is SIGCONT, the postmaster is SIGSTOPped first.
+// postgresProcs returns the postmaster's children, then the postmaster
+// (see postgres.ServerProcesses). Unless sig is SIGCONT, the postmaster is
+// SIGSTOPped first.
 func postgresProcs(dataDir string, sig syscall.Signal) []int {
 	pm, ok := postmasterPID(dataDir)
 	if !ok {
 		return nil
 	}
-	if sig != syscall.SIGCONT {
-		_ = syscall.Kill(pm, syscall.SIGSTOP)
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return []int{pm}
-	}
-	var procs []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, _, ppid, ok := testcluster.ProcStat(pid); ok && ppid == pm && isPostgres(pid) {
-			procs = append(procs, pid)
-		}
-	}
-	return append(procs, pm)
+	return postgres.ServerProcesses(pm, sig != syscall.SIGCONT)
 }
 
 // signalPostgres signals every PostgreSQL process of the data directory

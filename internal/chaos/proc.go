@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // processGoneTimeout bounds how long a SIGKILLed process takes to be gone.
@@ -169,7 +169,7 @@ func waitStopped(pids []int) error {
 	for {
 		pending := 0
 		for _, pid := range pids {
-			if _, state, _, ok := testcluster.ProcStat(pid); ok && state != 'T' && state != 't' && state != 'Z' {
+			if _, state, _, ok := postgres.ProcStat(pid); ok && state != 'T' && state != 't' && state != 'Z' {
 				pending = pid
 			}
 		}

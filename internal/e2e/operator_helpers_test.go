@@ -30,6 +30,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // regentctl is built once per test process, into a directory named after
@@ -456,7 +457,7 @@ func readHangRuns(path string) ([]hangRun, error) {
 // liveProcess reports whether pid is a live (non-zombie) process whose
 // command line contains want: a recycled pid does not count.
 func liveProcess(pid int, want string) bool {
-	_, state, _, ok := testcluster.ProcStat(pid)
+	_, state, _, ok := postgres.ProcStat(pid)
 	if !ok || state == 'Z' || state == 'X' {
 		return false
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Holding replication back: tests that need one replica behind another, or
@@ -85,7 +87,7 @@ func (n *Node) hold(t testing.TB, what, query string) func() {
 	for _, p := range pids {
 		pid := int(p)
 		// Guard against pid reuse: never signal anything but PostgreSQL.
-		if !isPostgres(pid) {
+		if !postgres.IsPostgresBinary(pid) {
 			t.Fatalf("testcluster: hold %s of %s: pid %d is not a postgres process", what, n.Name, pid)
 		}
 		if err := syscall.Kill(pid, sigstop); err != nil && !errors.Is(err, syscall.ESRCH) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/regent-ha/regent/postgres"
 )
 
 // PostmasterPID returns the pid recorded in <data_dir>/postmaster.pid and
@@ -38,46 +40,16 @@ func processAlive(pid int) bool {
 	return ok && state != 'Z' && state != 'X'
 }
 
-// isPostgres guards against pid reuse: the process must be a postgres binary.
-func isPostgres(pid int) bool {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return false
-	}
-	base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
-	return base == "postgres" || base == "postmaster"
-}
-
 // postgresProcs returns the postmaster's children and then the postmaster
-// (nil when it is not running). Every child of a postmaster is a session
-// leader of its own (PostgreSQL's InitPostmasterChild calls setsid), so
-// the postmaster's process group holds the postmaster alone: backends,
-// walsenders and auxiliary processes must be found by parent pid. With
+// (nil when it is not running); see postgres.ServerProcesses. With
 // stopFirst the postmaster is stopped (SIGSTOP) before its children are
 // listed, so that it cannot fork one we would miss.
 func (n *Node) postgresProcs(stopFirst bool) []int {
 	pm, alive := n.PostmasterPID()
-	if !alive || !isPostgres(pm) {
+	if !alive || !postgres.IsPostgresBinary(pm) {
 		return nil
 	}
-	if stopFirst {
-		_ = syscall.Kill(pm, sigstop)
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return []int{pm}
-	}
-	var procs []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, _, ppid, ok := procStat(pid); ok && ppid == pm && isPostgres(pid) {
-			procs = append(procs, pid)
-		}
-	}
-	return append(procs, pm)
+	return postgres.ServerProcesses(pm, stopFirst)
 }
 
 // signalPostgres signals every process of the node's PostgreSQL: each

@@ -1,7 +1,6 @@
 package testcluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/regent-ha/regent/postgres"
 )
 
 // PostgreSQL is started by pg_ctl, which exits once the postmaster is up:
@@ -68,26 +69,7 @@ func reapOrphans() {
 }
 
 // procStat reads a process's command name, state and parent pid.
-func procStat(pid int) (comm string, state byte, ppid int, ok bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, 0, false
-	}
-	// Format: pid (comm) state ppid …; comm may hold spaces and parentheses.
-	open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-	if open < 0 || closing < open {
-		return "", 0, 0, false
-	}
-	fields := bytes.Fields(stat[closing+1:])
-	if len(fields) < 2 || len(fields[0]) != 1 {
-		return "", 0, 0, false
-	}
-	ppid, err = strconv.Atoi(string(fields[1]))
-	if err != nil {
-		return "", 0, 0, false
-	}
-	return string(stat[open+1 : closing]), fields[0][0], ppid, true
-}
+func procStat(pid int) (comm string, state byte, ppid int, ok bool) { return postgres.ProcStat(pid) }
 
 // processGone reports that pid no longer exists, not even as a zombie.
 func processGone(pid int) bool {

@@ -8,7 +8,7 @@ import (
 // The pieces below are exported for the other real-process harness,
 // internal/chaos, which runs the same agents and PostgreSQL servers in
 // network namespaces: the OS identity they run as, the subreaper that
-// reaps orphaned PostgreSQL processes, /proc reads, and where the module
+// reaps orphaned PostgreSQL processes, and where the module
 // and the PostgreSQL binaries are.
 
 // OSUser is the identity agents (and so PostgreSQL) run as: the `postgres`
@@ -42,10 +42,6 @@ func BecomeSubreaper() error { return becomeSubreaper() }
 // ReapOrphans reaps our zombie children that are PostgreSQL processes
 // (never a process started with os/exec, whose Wait would then fail).
 func ReapOrphans() { reapOrphans() }
-
-// ProcStat reads a process's command name, state ('R', 'S', 'T', 'Z'…)
-// and parent pid from /proc.
-func ProcStat(pid int) (comm string, state byte, ppid int, ok bool) { return procStat(pid) }
 
 // ModuleRoot is the directory of the go.mod governing the test's package.
 func ModuleRoot(ctx context.Context) (string, error) { return moduleRoot(ctx) }

@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Every child of a postmaster (backends, walsenders, the checkpointer…)
+// calls setsid, so the postmaster's process group holds the postmaster
+// alone: a SIGKILL of that group leaves the children running, holding the
+// shared memory a restart needs and, if they were frozen, free to write
+// again when they thaw. The server's processes are found by parent pid.
+
+// ProcStat reads a process's command name, state and parent pid from /proc.
+func ProcStat(pid int) (comm string, state byte, ppid int, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// Format: pid (comm) state ppid …; comm may hold spaces and parentheses.
+	open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || closing < open {
+		return "", 0, 0, false
+	}
+	fields := bytes.Fields(stat[closing+1:])
+	if len(fields) < 2 || len(fields[0]) != 1 {
+		return "", 0, 0, false
+	}
+	ppid, err = strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	return string(stat[open+1 : closing]), fields[0][0], ppid, true
+}
+
+// IsPostgresBinary reports whether pid runs the postgres binary; it guards
+// signals against pid reuse.
+func IsPostgresBinary(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+	return base == "postgres" || base == "postmaster"
+}
+
+// ServerProcesses returns the postgres children of postmaster pm, then pm.
+// With freeze, pm is stopped (SIGSTOP) before its children are listed, so
+// that it cannot fork one the list would miss; the caller then kills or
+// continues it. Where /proc cannot be read the list holds pm alone.
+func ServerProcesses(pm int, freeze bool) []int {
+	if freeze {
+		_ = syscall.Kill(pm, syscall.SIGSTOP)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pm}
+	}
+	var procs []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		if _, _, ppid, ok := ProcStat(pid); ok && ppid == pm && IsPostgresBinary(pid) {
+			procs = append(procs, pid)
+		}
+	}
+	return append(procs, pm)
+}
+
+// processExists reports whether pid exists, zombie or not.
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	if !processExists(pid) {
+		return false
+	}
+	_, state, _, ok := ProcStat(pid)
+	if !ok {
+		// No /proc: a process that answers signal 0 counts as alive.
+		_, err := os.Stat("/proc/self")
+		return err != nil
+	}
+	return state != 'Z' && state != 'X'
+}

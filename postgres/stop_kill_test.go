@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestStopKillsFrozenChildren: a frozen host thaws with PostgreSQL frozen
+// (the postmaster and a backend stopped): no shutdown mode is acted on, so
+// Stop must end in SIGKILL — of the backend too, which runs in a session
+// of its own and so outside the postmaster's process group. A backend left
+// alive would hold the shared memory and could write once continued; the
+// server must start again at once.
+func TestStopKillsFrozenChildren(t *testing.T) {
+	inst := newTestInstance(t, "pg-frozen")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := inst.InitDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.ConfigurePrimary(); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, inst.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := inst.PostmasterPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := ServerProcesses(pm, false)
+	if !slices.Contains(procs, backend) || procs[len(procs)-1] != pm {
+		t.Fatalf("ServerProcesses(%d) = %v; want the backend %d among the children, the postmaster last", pm, procs, backend)
+	}
+	if pgid, err := syscall.Getpgid(backend); err != nil || pgid == pm {
+		t.Fatalf("backend %d: process group %d (%v); the test needs it outside the postmaster's", backend, pgid, err)
+	}
+	for _, pid := range []int{backend, pm} {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	reached, err := inst.Stop(ctx, StopImmediate, time.Second)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if reached != StopKill {
+		t.Errorf("Stop reached %q; a stopped postmaster cannot act on a shutdown signal, want %q", reached, StopKill)
+	}
+	for _, pid := range procs {
+		if processAlive(pid) {
+			t.Errorf("pid %d (postmaster %d, backend %d) alive after Stop returned", pid, pm, backend)
+		}
+	}
+	if _, err := inst.PostmasterPID(); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("PostmasterPID after Stop: %v, want ErrNotRunning", err)
+	}
+	if err := inst.Start(ctx); err != nil {
+		t.Fatalf("start after the kill: %v", err)
+	}
+	if n := queryInt(t, inst, "SELECT 1"); n != 1 {
+		t.Errorf("SELECT 1 = %d after the restart", n)
+	}
+	if _, err := inst.Stop(ctx, StopFast, 0); err != nil {
+		t.Errorf("final stop: %v", err)
+	}
+}
