@@ -148,7 +148,9 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		doc.DCSLastSeen = time.Now().Add(-now.Sub(lastContact)).Unix()
 	}
 	if a.leading {
+		// The REST server recomputes it per request from the deadline.
 		doc.Regent.LeaseRemainingMs = max(0, a.deadline.Sub(now).Milliseconds())
+		s.LeaseDeadline = a.deadline
 	}
 	if running && st.InRecovery && a.dyn.SynchronousMode && view != nil && view.Sync.Matches(a.name) && view.Sync.Leader != a.name {
 		doc.SyncStandby = true

@@ -22,6 +22,9 @@ func benchmarkHealth(b *testing.B, method, target string, want int) {
 	snap := primarySnap()
 	snap.LeaderUntil = snap.LeaderUntil.AddDate(100, 0, 0) // stays leader with the real clock
 	snap.ViewFreshUntil = snap.ViewFreshUntil.AddDate(100, 0, 0)
+	// As the agent publishes a leader: lease_remaining_ms written per request.
+	snap.Status.Regent = &RegentStatus{Name: "pg1", LastDecision: "holding the lease"}
+	snap.LeaseDeadline = snap.LeaderUntil
 	s.Publish(snap)
 	h := s.Handler()
 	b.ReportAllocs()

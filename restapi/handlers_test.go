@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,48 @@ func TestPatroniClusterUnlocked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeaseRemainingPerRequest: regent.lease_remaining_ms counts down with
+// the clock between snapshots (the loop publishes once per tick), in the
+// body of GET /patroni and of the health checks alike, with a matching
+// Content-Length, and stays at 0 past the deadline.
+func TestLeaseRemainingPerRequest(t *testing.T) {
+	ts := newTestServer(t, nil)
+	snap := primarySnap()
+	snap.Status.Regent = &RegentStatus{Name: "pg1", LeaseRemainingMs: 7000, LastDecision: "holding the lease"}
+	snap.LeaseDeadline = t0.Add(7 * time.Second)
+	ts.Publish(snap)
+	for _, tc := range []struct {
+		now    time.Time
+		wantMs int64
+	}{
+		{t0, 7000},
+		{t0.Add(2500 * time.Millisecond), 4500},
+		{t0.Add(31 * time.Second), 0}, // view stale too: the unlocked encoding
+	} {
+		ts.clock.Set(tc.now)
+		for _, target := range []string{"/patroni", "/health", "/primary"} {
+			r := do(t, ts.Handler(), http.MethodGet, target, nil)
+			var doc Status
+			if err := json.Unmarshal([]byte(r.body), &doc); err != nil {
+				t.Fatalf("GET %s at %s: %v: %s", target, tc.now.Sub(t0), err, r.body)
+			}
+			if doc.Regent == nil || doc.Regent.LeaseRemainingMs != tc.wantMs || doc.Regent.LastDecision != "holding the lease" {
+				t.Errorf("GET %s at t0+%s: regent = %+v, want lease_remaining_ms %d", target, tc.now.Sub(t0), doc.Regent, tc.wantMs)
+			}
+			if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+				t.Errorf("GET %s: Content-Length %s for a %d-byte body", target, cl, len(r.body))
+			}
+		}
+	}
+	// Without a deadline the published value is served as is.
+	snap = primarySnap()
+	snap.Status.Regent = &RegentStatus{Name: "pg1", LeaseRemainingMs: 1234}
+	ts.Publish(snap)
+	if r := do(t, ts.Handler(), http.MethodGet, "/patroni", nil); !strings.Contains(r.body, `"lease_remaining_ms":1234`) {
+		t.Errorf("without LeaseDeadline: %s", r.body)
 	}
 }
 

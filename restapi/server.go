@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -82,19 +83,33 @@ type Server struct {
 
 // published is a Snapshot with its Status JSON encoded once, with and
 // without cluster_unlocked, so a health check only picks and writes bytes.
+// When the snapshot carries a lease deadline, each encoding is kept split
+// around lease_remaining_ms, whose value is written per request.
 type published struct {
 	snap               *Snapshot
 	locked, unlocked   []byte
 	lockedLen, unlkLen []string // Content-Length header values
 	encErr             error
+	// lockedTail and unlkTail follow lease_remaining_ms's value; locked and
+	// unlocked then end just before it. Nil when no lease is reported.
+	lockedTail, unlkTail []byte
 }
 
-// body returns the status document as of now (cluster_unlocked recomputed).
+// body returns the status document as of now (cluster_unlocked and
+// lease_remaining_ms recomputed).
 func (p *published) body(now time.Time) ([]byte, []string) {
+	head, tail, n := p.locked, p.lockedTail, p.lockedLen
 	if p.snap.Unlocked || !now.Before(p.snap.ViewFreshUntil) {
-		return p.unlocked, p.unlkLen
+		head, tail, n = p.unlocked, p.unlkTail, p.unlkLen
 	}
-	return p.locked, p.lockedLen
+	if tail == nil {
+		return head, n
+	}
+	ms := max(0, p.snap.LeaseDeadline.Sub(now).Milliseconds())
+	b := make([]byte, 0, len(head)+len(tail)+20)
+	b = strconv.AppendInt(append(b, head...), ms, 10)
+	b = append(b, tail...)
+	return b, []string{strconv.Itoa(len(b))}
 }
 
 // New returns a Server. Unset Config fields take their defaults.
@@ -167,9 +182,19 @@ func (s *Server) Publish(snap *Snapshot) {
 		return
 	}
 	p := &published{snap: snap}
-	p.locked, p.encErr = encodeStatus(snap.Status, false)
+	st := snap.Status
+	if !snap.LeaseDeadline.IsZero() && st.Regent != nil {
+		regent := *st.Regent
+		regent.LeaseRemainingMs = leaseSentinel
+		st.Regent = &regent
+	}
+	p.locked, p.encErr = encodeStatus(st, false)
 	if p.encErr == nil {
-		p.unlocked, p.encErr = encodeStatus(snap.Status, true)
+		p.unlocked, p.encErr = encodeStatus(st, true)
+	}
+	if p.encErr == nil && st.Regent != nil && st.Regent.LeaseRemainingMs == leaseSentinel {
+		p.locked, p.lockedTail = splitAtSentinel(p.locked)
+		p.unlocked, p.unlkTail = splitAtSentinel(p.unlocked)
 	}
 	if p.encErr != nil {
 		if prev := s.state.Load(); prev == nil || prev.encErr == nil { // once per failure, not per tick
@@ -181,6 +206,19 @@ func (s *Server) Publish(snap *Snapshot) {
 	p.lockedLen = []string{strconv.Itoa(len(p.locked))}
 	p.unlkLen = []string{strconv.Itoa(len(p.unlocked))}
 	s.state.Store(p)
+}
+
+// leaseSentinel stands for lease_remaining_ms in the encoded document: no
+// lease is this long (about 285,000 years), so it occurs nowhere else.
+const leaseSentinel int64 = 1<<53 - 1
+
+// splitAtSentinel splits an encoded document around the sentinel's digits.
+func splitAtSentinel(doc []byte) (head, tail []byte) {
+	head, tail, found := bytes.Cut(doc, []byte(`"lease_remaining_ms":`+strconv.FormatInt(leaseSentinel, 10)))
+	if !found {
+		return doc, nil
+	}
+	return append(head, `"lease_remaining_ms":`...), tail
 }
 
 // encodeStatus encodes st with cluster_unlocked set as given.

@@ -31,6 +31,10 @@ type Snapshot struct {
 	StandbyCluster bool
 	// Optime is the cluster's status.optime (0 when unknown).
 	Optime uint64
+	// LeaseDeadline is the leader's own deadline; when set (and
+	// Status.Regent is), regent.lease_remaining_ms is computed per request
+	// from it rather than taken from Status.
+	LeaseDeadline time.Time
 	// LivenessUntil is the scheduled start of the next tick plus the liveness
 	// threshold (ttl on a running primary, 2·ttl otherwise); /liveness answers
 	// 503 once it has passed.
@@ -90,7 +94,8 @@ type Agent struct {
 // RegentStatus carries Regent's extra status fields.
 type RegentStatus struct {
 	Name string `json:"name"`
-	// LeaseRemainingMs is how long this leader may still serve writes.
+	// LeaseRemainingMs is how long this leader may still serve writes, as
+	// of the request when Snapshot.LeaseDeadline is set.
 	LeaseRemainingMs int64  `json:"lease_remaining_ms,omitempty"`
 	Watchdog         any    `json:"watchdog,omitempty"`
 	Synchronous      any    `json:"synchronous,omitempty"`
