@@ -21,7 +21,7 @@ FAULTS ?=
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/regent ./cmd/regentctl
+	$(GO) build -o $(BIN)/ ./cmd/regent ./cmd/regentctl ./cmd/regent-demo
 
 vet:
 	$(GO) vet ./...
@@ -46,7 +46,7 @@ chaos:
 		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
 
 demo: build
-	$(BIN)/regent demo
+	$(BIN)/regent-demo -regent $(BIN)/regent
 
 # bench runs every measurement with real processes (9 to 12 minutes; run it
 # on an otherwise idle machine) and writes bench/results/<date>.json and .md,

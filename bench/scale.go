@@ -15,6 +15,7 @@ import (
 
 	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 	"github.com/regent-ha/regent/postgres/pgtest"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -38,7 +39,7 @@ const (
 func runScale(t *testing.T, prof Profile, counts []int, window time.Duration, say sayf) []EtcdLoad {
 	ctx := t.Context()
 	sctx, cancel := context.WithTimeout(ctx, etcdStartWait)
-	e, err := dcs.StartEmbedded(sctx, dcs.EmbeddedConfig{Dir: t.TempDir()})
+	e, err := etcdembed.Start(sctx, etcdembed.Config{Dir: t.TempDir()})
 	cancel()
 	if err != nil {
 		t.Fatal(err)

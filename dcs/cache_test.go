@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // runCache runs c.Run until the end of the test and checks it returns nil.
@@ -137,7 +139,7 @@ func TestWatchCacheRecoversAfterEtcdRestart(t *testing.T) {
 	t.Parallel() // mostly waits for etcd to stop
 	e := startEtcd(t)
 	c := connect(t, e)
-	restarted := new(*Embedded) // closed after Run stops, so Close is quick
+	restarted := new(*etcdembed.Server) // closed after Run stops, so Close is quick
 	t.Cleanup(func() {
 		if *restarted != nil {
 			(*restarted).Close()
@@ -153,7 +155,7 @@ func TestWatchCacheRecoversAfterEtcdRestart(t *testing.T) {
 	e.Close() // waits for etcd's request timeout (7s) as the watch is open
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	e2, err := StartEmbedded(ctx, cfg)
+	e2, err := etcdembed.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+
+	"github.com/regent-ha/regent/internal/zapslog"
 )
 
 // Sentinel errors for the agent's decisions. Test with errors.Is.
@@ -84,7 +86,7 @@ func Connect(ctx context.Context, cfg Config, keys Keys, logger *slog.Logger) (*
 		TLS:                  tlsCfg,
 		Username:             cfg.Username,
 		Password:             cfg.Password.Reveal(),
-		Logger:               zapToSlog(logger.With("etcd_logger", "client"), zapcore.InfoLevel),
+		Logger:               zapslog.New(logger.With("etcd_logger", "client"), zapcore.InfoLevel),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: reconnect, MinConnectTimeout: cfg.DialTimeout,
 		})},

@@ -6,10 +6,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 func TestConnectToDeadEndpointFailsWithinDialTimeout(t *testing.T) {
-	port, err := FreePort()
+	port, err := etcdembed.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,10 @@
 //     other key;
 //   - a cluster-view cache fed by ONE watch on the cluster prefix, published
 //     as an immutable *Cluster through an atomic pointer, with coalescing
-//     change notifications;
-//   - an embedded etcd server for tests and `regent demo`.
+//     change notifications.
+//
+// The embedded etcd server for tests and the demo is package
+// internal/etcdembed: the agent's binary does not link etcd's server.
 //
 // dcs never touches PostgreSQL and never decides anything: it reports what
 // etcd says and performs the conditional writes it is asked to. Every write

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // testLogger writes to the test's output (shown for failing tests or -v).
@@ -50,25 +52,25 @@ func (s *logSpy) count(msg string) int {
 
 // startEtcd starts a single-member embedded etcd in t.TempDir(), closed at
 // the end of the test.
-func startEtcd(t *testing.T) *Embedded {
+func startEtcd(t *testing.T) *etcdembed.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	e, err := StartEmbedded(ctx, EmbeddedConfig{Name: "test", Dir: t.TempDir()})
+	e, err := etcdembed.Start(ctx, etcdembed.Config{Name: "test", Dir: t.TempDir()})
 	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
+		t.Fatalf("start embedded etcd: %v", err)
 	}
 	t.Cleanup(e.Close)
 	return e
 }
 
 // connect returns a client on e for a scope unique to the test.
-func connect(t *testing.T, e *Embedded) *Client {
+func connect(t *testing.T, e *etcdembed.Server) *Client {
 	t.Helper()
 	return connectKeys(t, e, NewKeys("/service/", strings.ReplaceAll(t.Name(), "/", "_")))
 }
 
-func connectKeys(t *testing.T, e *Embedded, keys Keys) *Client {
+func connectKeys(t *testing.T, e *etcdembed.Server, keys Keys) *Client {
 	t.Helper()
 	c, err := Connect(t.Context(), Config{Endpoints: e.Endpoints()}, keys, testLogger(t))
 	if err != nil {

@@ -6,21 +6,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // startCluster starts a three-member embedded etcd cluster. The members
 // must start together: each waits for a quorum to be ready.
-func startCluster(t *testing.T) []EmbeddedConfig {
+func startCluster(t *testing.T) []etcdembed.Config {
 	t.Helper()
-	cfgs := make([]EmbeddedConfig, 3)
+	cfgs := make([]etcdembed.Config, 3)
 	var initial string
 	for i := range cfgs {
-		cp, err1 := FreePort()
-		pp, err2 := FreePort()
+		cp, err1 := etcdembed.FreePort()
+		pp, err2 := etcdembed.FreePort()
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}
-		cfgs[i] = EmbeddedConfig{Name: fmt.Sprintf("m%d", i), Dir: t.TempDir(),
+		cfgs[i] = etcdembed.Config{Name: fmt.Sprintf("m%d", i), Dir: t.TempDir(),
 			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp), PeerURL: fmt.Sprintf("http://127.0.0.1:%d", pp)}
 		initial += fmt.Sprintf(",%s=%s", cfgs[i].Name, cfgs[i].PeerURL)
 	}
@@ -32,15 +34,15 @@ func startCluster(t *testing.T) []EmbeddedConfig {
 
 // startMembers starts the given members concurrently; each is closed at the
 // end of the test unless closed before.
-func startMembers(t *testing.T, cfgs ...EmbeddedConfig) []*Embedded {
+func startMembers(t *testing.T, cfgs ...etcdembed.Config) []*etcdembed.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	out := make([]*Embedded, len(cfgs))
+	out := make([]*etcdembed.Server, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
-		wg.Go(func() { out[i], errs[i] = StartEmbedded(ctx, cfg) })
+		wg.Go(func() { out[i], errs[i] = etcdembed.Start(ctx, cfg) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -52,7 +54,7 @@ func startMembers(t *testing.T, cfgs ...EmbeddedConfig) []*Embedded {
 	return out
 }
 
-func closeMembers(ms ...*Embedded) {
+func closeMembers(ms ...*etcdembed.Server) {
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		wg.Go(m.Close)

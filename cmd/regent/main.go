@@ -3,7 +3,6 @@
 //
 //	regent -c regent.yml            run the agent
 //	regent validate -c regent.yml   check a config file and exit
-//	regent demo                     run a local 3-node cluster until Ctrl-C
 //	regent version                  print the version
 package main
 
@@ -45,7 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return validate(args, stdout, stderr)
 	case "demo":
-		return runDemo(ctx, args, stdout, stderr)
+		fmt.Fprintln(stderr, "regent: the demo is its own binary now: regent-demo (make demo)")
+		return exitUsage
 	case "":
 		return runAgent(ctx, args, stderr)
 	}
@@ -56,7 +56,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   regent -c regent.yml            run the agent
   regent validate -c regent.yml   check a config file
-  regent demo                     run a local 3-node cluster until Ctrl-C
   regent version                  print the version
 `
 

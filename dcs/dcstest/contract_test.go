@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // outcome names an error by the sentinel it wraps.
@@ -91,7 +93,7 @@ func describe(c *dcs.Cluster) string {
 func TestFakeMatchesEtcd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	e, err := dcs.StartEmbedded(ctx, dcs.EmbeddedConfig{Dir: t.TempDir()})
+	e, err := etcdembed.Start(ctx, etcdembed.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // Cluster is a running demo cluster.
@@ -25,7 +26,7 @@ type Cluster struct {
 	Nodes    []*Node
 	scope    string
 	owner    runAs
-	etcd     *dcs.Embedded
+	etcd     *etcdembed.Server
 	client   *dcs.Client
 	log      *slog.Logger
 	stdout   io.Writer
@@ -49,27 +50,27 @@ type Node struct {
 // Endpoints returns the embedded etcd's client URLs.
 func (c *Cluster) Endpoints() []string { return c.etcd.Endpoints() }
 
-// installBinary copies this executable into the demo directory, where the
-// postgres user can execute it (the build cache usually is not readable).
-func (c *Cluster) installBinary() error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
+// installBinary copies the agent binary into the demo directory, where the
+// postgres user can execute it (a home or build directory usually is not
+// traversable for it).
+func (c *Cluster) installBinary(agent string) error {
+	if agent == "" {
+		return errors.New("no agent binary given")
 	}
-	data, err := os.ReadFile(self)
+	data, err := os.ReadFile(agent)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the agent binary: %w", err)
 	}
 	c.binary = filepath.Join(c.Dir, "regent")
 	return os.WriteFile(c.binary, data, 0o755)
 }
 
 func (c *Cluster) addNode(name, binDir string) (*Node, error) {
-	pgPort, err := dcs.FreePort()
+	pgPort, err := etcdembed.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	apiPort, err := dcs.FreePort()
+	apiPort, err := etcdembed.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-// Package demo runs a real local Regent cluster for `regent demo`: an
+// Package demo runs a real local Regent cluster for `regent-demo`: an
 // embedded etcd and N agents, each with its own PostgreSQL, in a temporary
 // directory. Agents and PostgreSQL run as the `postgres` OS user when the
 // demo is started as root. On return everything it started is stopped and
@@ -17,12 +17,16 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/clusterlist"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // Options configures a demo run.
 type Options struct {
-	Nodes  int
-	Scope  string
+	Nodes int
+	Scope string
+	// Agent is the regent binary the members run; it is copied into the
+	// demo directory, where the postgres OS user can execute it.
+	Agent  string
 	BinDir string // PostgreSQL binaries
 	// LogLevel is the agents' log level (default info).
 	LogLevel string
@@ -100,10 +104,10 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := owner.prepareDir(base); err != nil {
 		return c, err
 	}
-	if err := c.installBinary(); err != nil {
+	if err := c.installBinary(o.Agent); err != nil {
 		return c, err
 	}
-	etcd, err := dcs.StartEmbedded(ctx, dcs.EmbeddedConfig{Name: "demo-etcd", Dir: filepath.Join(base, "etcd"), Logger: o.Logger})
+	etcd, err := etcdembed.Start(ctx, etcdembed.Config{Name: "demo-etcd", Dir: filepath.Join(base, "etcd"), Logger: o.Logger})
 	if err != nil {
 		return c, fmt.Errorf("start embedded etcd: %w", err)
 	}

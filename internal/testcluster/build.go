@@ -13,14 +13,18 @@ import (
 )
 
 // binary is the agent binary shared by every cluster of one test process.
-// It is built at most once (the first New pays for it: ~45 s cold, since
-// the agent links etcd's server for `etcd.embedded`).
+// It is built at most once (the first New pays for it when the build cache
+// is cold).
 var binary struct {
 	once sync.Once
 	dir  string
 	path string
 	err  error
 }
+
+// AgentBinary returns the path of the regent binary, built once per test
+// process into a directory the postgres user can read and execute.
+func AgentBinary(t testing.TB) string { return agentBinary(t) }
 
 // agentBinary returns the path of the regent binary, building it on first
 // use into a directory the postgres user can read and execute.

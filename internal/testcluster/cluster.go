@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // Bounds of the teardown and of the signals-based helpers. They are upper
@@ -48,11 +49,11 @@ type Cluster struct {
 	cancel context.CancelFunc
 	reaped chan struct{} // closed when reapLoop has returned
 
-	etcdCfg       dcs.EmbeddedConfig
+	etcdCfg       etcdembed.Config
 	etcdClientURL string
 	etcdMu        sync.Mutex
-	etcd          *dcs.Embedded // nil while stopped
-	etcdClosing   chan struct{} // closed when the last StopEtcd's Close is done
+	etcd          *etcdembed.Server // nil while stopped
+	etcdClosing   chan struct{}     // closed when the last StopEtcd's Close is done
 	cli           *clientv3.Client
 }
 

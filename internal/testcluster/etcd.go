@@ -11,7 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // etcdStartTimeout bounds an embedded etcd start (a one-member cluster
@@ -23,7 +23,7 @@ type portPicker struct{ seen map[int]bool }
 
 func (p *portPicker) next() (int, error) {
 	for range 20 {
-		port, err := dcs.FreePort()
+		port, err := etcdembed.FreePort()
 		if err != nil {
 			return 0, fmt.Errorf("pick a free port: %w", err)
 		}
@@ -47,7 +47,7 @@ func (c *Cluster) startEtcd(ports *portPicker) error {
 	c.etcdClientURL = fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	w := &lineWriter{log: c.log, prefix: "[etcd]"}
-	c.etcdCfg = dcs.EmbeddedConfig{
+	c.etcdCfg = etcdembed.Config{
 		Name:           "etcd0",
 		Dir:            filepath.Join(c.base, "etcd"),
 		ClientURL:      c.etcdClientURL,
@@ -81,7 +81,7 @@ func (c *Cluster) runEtcd() error {
 	if c.etcd != nil {
 		return fmt.Errorf("embedded etcd already running")
 	}
-	e, err := dcs.StartEmbedded(ctx, c.etcdCfg)
+	e, err := etcdembed.Start(ctx, c.etcdCfg)
 	if err != nil {
 		return fmt.Errorf("start embedded etcd: %w", err)
 	}

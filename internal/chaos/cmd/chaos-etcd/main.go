@@ -1,4 +1,4 @@
-// Command chaos-etcd runs one embedded etcd member (dcs.StartEmbedded) for
+// Command chaos-etcd runs one embedded etcd member (etcdembed.Start) for
 // the chaos suite, which starts it inside a network namespace of its own.
 // It prints "chaos-etcd: ready" once the member serves clients and runs
 // until SIGTERM or SIGINT (the suite SIGKILLs it to inject member loss and
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/etcdembed"
 )
 
 // startTimeout bounds the wait for a quorum at start (the suite starts the
@@ -30,7 +30,7 @@ func main() {
 }
 
 func run() int {
-	var cfg dcs.EmbeddedConfig
+	var cfg etcdembed.Config
 	flag.StringVar(&cfg.Name, "name", "", "member name")
 	flag.StringVar(&cfg.Dir, "dir", "", "data directory")
 	flag.StringVar(&cfg.ClientURL, "client-url", "", "client URL")
@@ -46,7 +46,7 @@ func run() int {
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	e, err := dcs.StartEmbedded(startCtx, cfg)
+	e, err := etcdembed.Start(startCtx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chaos-etcd: %v\n", err)
 		return 1

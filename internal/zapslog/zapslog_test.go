@@ -1,4 +1,4 @@
-package dcs
+package zapslog
 
 import (
 	"bytes"
@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-func TestZapToSlogLogsAtDebug(t *testing.T) {
+func TestNewLogsAtDebug(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	z := zapToSlog(log, zapcore.InfoLevel).Named("raft").With(zap.String("member_id", "8e9e"))
+	z := New(log, zapcore.InfoLevel).Named("raft").With(zap.String("member_id", "8e9e"))
 	z.Debug("below the minimum")
 	z.Warn("lost leader", zap.Int("term", 3), zap.Error(errTest))
 	out := buf.String()
@@ -27,7 +27,7 @@ func TestZapToSlogLogsAtDebug(t *testing.T) {
 	if strings.Contains(out, "below the minimum") {
 		t.Errorf("entry below the minimum level was logged: %q", out)
 	}
-	zapToSlog(nil, zapcore.DebugLevel).Error("dropped") // nil logger: no-op, no panic
+	New(nil, zapcore.DebugLevel).Error("dropped") // nil logger: no-op, no panic
 }
 
 var errTest = errors.New("boom")

@@ -1,4 +1,4 @@
-package dcs
+package zapslog
 
 import (
 	"log/slog"
@@ -7,11 +7,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// zapToSlog returns a zap logger (what etcd's client and server take) that
+// New returns a zap logger (what etcd's client and server take) that
 // forwards entries at or above min to log at DEBUG: etcd's own chatter
 // (retries, elections, compactions) is diagnostic; Regent logs the outcomes
 // that matter itself. A nil log gives a no-op logger.
-func zapToSlog(log *slog.Logger, min zapcore.Level) *zap.Logger {
+func New(log *slog.Logger, min zapcore.Level) *zap.Logger {
 	if log == nil {
 		return zap.NewNop()
 	}

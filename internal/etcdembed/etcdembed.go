@@ -1,4 +1,4 @@
-package dcs
+package etcdembed
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/regent-ha/regent/internal/zapslog"
 )
 
-// EmbeddedConfig configures an in-process etcd server.
-type EmbeddedConfig struct {
+// Config configures an in-process etcd server.
+type Config struct {
 	// Name is the member name (default "regent").
 	Name string
 	// Dir is the data directory (required). Starting again with the same
@@ -28,19 +30,19 @@ type EmbeddedConfig struct {
 	Logger *slog.Logger
 }
 
-// Embedded is a running in-process etcd server, for tests and `regent demo`.
-type Embedded struct {
-	cfg   EmbeddedConfig
+// Server is a running in-process etcd server.
+type Server struct {
+	cfg   Config
 	etcd  *embed.Etcd
 	close sync.Once
 }
 
-// StartEmbedded starts an etcd server and waits until it serves clients,
+// Start starts an etcd server and waits until it serves clients,
 // bounded by ctx (on timeout the server is stopped and an error returned).
 // The server lives until Close, not until ctx ends.
-func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("dcs: embedded etcd: Dir is required")
+		return nil, errors.New("embedded etcd: Dir is required")
 	}
 	if cfg.Name == "" {
 		cfg.Name = "regent"
@@ -61,28 +63,28 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
-		return nil, fmt.Errorf("dcs: start embedded etcd %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("start embedded etcd %s: %w", cfg.Name, err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Embedded{cfg: cfg, etcd: e}, nil
+		return &Server{cfg: cfg, etcd: e}, nil
 	case err := <-e.Err():
 		e.Close()
-		return nil, fmt.Errorf("dcs: embedded etcd %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("embedded etcd %s: %w", cfg.Name, err)
 	case <-ctx.Done():
 		e.Close()
-		return nil, fmt.Errorf("dcs: embedded etcd %s not ready: %w", cfg.Name, ctx.Err())
+		return nil, fmt.Errorf("embedded etcd %s not ready: %w", cfg.Name, ctx.Err())
 	}
 }
 
-func embedConfig(cfg EmbeddedConfig) (*embed.Config, error) {
+func embedConfig(cfg Config) (*embed.Config, error) {
 	curl, err := url.Parse(cfg.ClientURL)
 	if err != nil {
-		return nil, fmt.Errorf("dcs: embedded etcd: client URL: %w", err)
+		return nil, fmt.Errorf("embedded etcd: client URL: %w", err)
 	}
 	purl, err := url.Parse(cfg.PeerURL)
 	if err != nil {
-		return nil, fmt.Errorf("dcs: embedded etcd: peer URL: %w", err)
+		return nil, fmt.Errorf("embedded etcd: peer URL: %w", err)
 	}
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
@@ -95,7 +97,7 @@ func embedConfig(cfg EmbeddedConfig) (*embed.Config, error) {
 	if cfg.Logger != nil {
 		log = cfg.Logger.With("etcd_logger", "server", "etcd_member", cfg.Name)
 	}
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapToSlog(log, zapcore.InfoLevel))
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapslog.New(log, zapcore.InfoLevel))
 	return ec, nil
 }
 
@@ -111,20 +113,20 @@ func urlOrFree(u string) (string, error) {
 }
 
 // Config returns the configuration in effect, with the chosen URLs: pass it
-// to StartEmbedded again to restart the same member.
-func (e *Embedded) Config() EmbeddedConfig { return e.cfg }
+// to Start again to restart the same member.
+func (e *Server) Config() Config { return e.cfg }
 
 // Endpoints returns the client URLs.
-func (e *Embedded) Endpoints() []string { return []string{e.cfg.ClientURL} }
+func (e *Server) Endpoints() []string { return []string{e.cfg.ClientURL} }
 
 // Close stops the server and waits for it; it is idempotent.
-func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
+func (e *Server) Close() { e.close.Do(e.etcd.Close) }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("dcs: free port: %w", err)
+		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
