@@ -83,16 +83,16 @@ func (a *Agent) History(ctx context.Context) (json.RawMessage, error) {
 	return json.Marshal(c.History)
 }
 
-// Config returns the raw config key.
-func (a *Agent) Config(ctx context.Context) (json.RawMessage, error) {
+// Config returns the raw config key and its mod revision.
+func (a *Agent) Config(ctx context.Context) (json.RawMessage, int64, error) {
 	c, err := a.dcs.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read cluster: %w", err)
+		return nil, 0, fmt.Errorf("read cluster: %w", err)
 	}
 	if c.Config == nil {
-		return nil, restapi.ErrNotFound
+		return nil, 0, restapi.ErrNotFound
 	}
-	return json.RawMessage(c.Config.Data), nil
+	return json.RawMessage(c.Config.Data), c.Config.ModRevision, nil
 }
 
 func configData(c *dcs.Cluster) []byte {

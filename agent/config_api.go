@@ -20,17 +20,20 @@ func badConfig(format string, args ...any) error {
 
 // PatchConfig merges patch into the config key (Patroni's PATCH /config:
 // null deletes, objects merge recursively) and writes it with a CAS on the
-// revision it read. An invalid result never reaches etcd.
-func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage) (json.RawMessage, error) {
+// revision it read, which must be ifRevision when that is not 0 (If-Match).
+// An invalid result never reaches etcd.
+func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevision int64) (json.RawMessage, error) {
 	var p map[string]any
 	if err := decodeObject(patch, &p); err != nil {
 		return nil, badConfig("%v", err)
 	}
 	cur, ok, err := a.dcs.Get(ctx, a.dcs.Keys().Config())
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot read the config key: " + err.Error()}
-	}
-	if !ok {
+	case ifRevision != 0 && cur.ModRevision != ifRevision: // absent: 0
+		return nil, &restapi.ConfigChangedError{Expected: ifRevision, Current: cur.ModRevision}
+	case !ok:
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "the config key does not exist"}
 	}
 	var base map[string]any
@@ -43,7 +46,10 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage) (json.Ra
 		return nil, err
 	}
 	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision); err != nil {
-		if errors.Is(err, dcs.ErrConflict) {
+		switch {
+		case errors.Is(err, dcs.ErrConflict) && ifRevision != 0:
+			return nil, a.configChanged(ctx, ifRevision)
+		case errors.Is(err, dcs.ErrConflict):
 			return nil, &restapi.HTTPError{Status: http.StatusConflict, Message: "the config key changed concurrently; retry"}
 		}
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot write the config key: " + err.Error()}
@@ -52,8 +58,9 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage) (json.Ra
 	return data, nil
 }
 
-// PutConfig replaces the config key after validating it.
-func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage) (json.RawMessage, error) {
+// PutConfig replaces the config key after validating it: a plain put, or a
+// CAS on ifRevision when that is not 0 (If-Match).
+func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision int64) (json.RawMessage, error) {
 	var m map[string]any
 	if err := decodeObject(body, &m); err != nil {
 		return nil, badConfig("%v", err)
@@ -62,11 +69,31 @@ func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	if err := a.dcs.Put(ctx, a.dcs.Keys().Config(), data); err != nil {
+	key := a.dcs.Keys().Config()
+	if ifRevision == 0 {
+		err = a.dcs.Put(ctx, key, data)
+	} else {
+		_, err = a.dcs.CAS(ctx, key, data, ifRevision)
+	}
+	switch {
+	case errors.Is(err, dcs.ErrConflict):
+		return nil, a.configChanged(ctx, ifRevision)
+	case err != nil:
 		return nil, &restapi.HTTPError{Status: http.StatusBadGateway, Message: "cannot write the config key: " + err.Error()}
 	}
 	a.log.Info("dynamic config replaced")
 	return data, nil
+}
+
+// configChanged is the refusal of a write against revision want that the
+// key no longer has; it re-reads the key for the revision it has now.
+func (a *Agent) configChanged(ctx context.Context, want int64) error {
+	cur, _, err := a.dcs.Get(ctx, a.dcs.Keys().Config())
+	if err != nil {
+		a.log.Warn("cannot read the config key's revision after a lost CAS", "err", err)
+		cur.ModRevision = 0 // unknown
+	}
+	return &restapi.ConfigChangedError{Expected: want, Current: cur.ModRevision}
 }
 
 // validatedConfig checks a would-be config key: known keys must parse and

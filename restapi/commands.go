@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,21 +62,67 @@ func (s *Server) configWrite(w http.ResponseWriter, r *http.Request, replace boo
 		writeRequestError(w, err)
 		return
 	}
+	ifRevision, err := parseIfMatch(r.Header)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
 	defer cancel()
 	op, call := "patch", s.commands.PatchConfig
 	if replace {
 		op, call = "replace", s.commands.PutConfig
 	}
-	out, err := call(ctx, body)
-	if err != nil {
+	out, err := call(ctx, body, ifRevision)
+	var changed *ConfigChangedError
+	switch {
+	case errors.As(err, &changed):
+		s.log.Info("dynamic config "+op+" refused: changed since the revision read",
+			"if_revision", changed.Expected, "revision", changed.Current, "requested_by", requester(r))
+		if changed.Current > 0 {
+			w.Header().Set("ETag", revisionETag(changed.Current))
+		}
+		WriteError(w, http.StatusPreconditionFailed, changed.Error())
+		return
+	case err != nil:
 		s.commandFailed(w, op+" config", err)
 		return
 	}
 	// The config may hold anything an operator put there: log who, not what.
-	s.log.Info("dynamic config "+op+" accepted", "requested_by", requester(r))
+	s.log.Info("dynamic config "+op+" accepted", "requested_by", requester(r), "if_revision", ifRevision)
 	s.writeRaw(w, "config", out, `{}`)
 }
+
+// errBadIfMatch refuses an If-Match that is not a config key revision.
+var errBadIfMatch = errors.New(`invalid If-Match header: want the config key's mod revision, as in "123" (the ETag of GET /config)`)
+
+// parseIfMatch reads the If-Match header of PATCH and PUT /config: the
+// config key's mod revision, quoted ("123", as GET /config's ETag) or bare.
+// 0 when the header is absent.
+func parseIfMatch(h http.Header) (int64, error) {
+	vals := h.Values("If-Match")
+	if len(vals) == 0 {
+		return 0, nil
+	}
+	if len(vals) > 1 {
+		return 0, errBadIfMatch
+	}
+	v := strings.TrimSpace(vals[0])
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return 0, errBadIfMatch
+	}
+	rev, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || rev == 0 {
+		return 0, errBadIfMatch
+	}
+	return rev, nil
+}
+
+// revisionETag is the entity tag of the config key at revision rev.
+func revisionETag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
 
 // commandFailed answers a failed Commands call: an *HTTPError with its
 // status and message, a timeout or anything else with 503 (the cause is

@@ -14,13 +14,16 @@ import (
 type Commands interface {
 	// PatchConfig merges patch into the config key (null deletes a key,
 	// objects merge recursively), validates the result and writes it with a
-	// CAS on the key's revision; it returns the merged config. Errors:
-	// *HTTPError 400 (naming the bad key or value), 409 (lost the CAS race),
-	// 503 (no config key, or etcd unreachable).
-	PatchConfig(ctx context.Context, patch json.RawMessage) (json.RawMessage, error)
-	// PutConfig validates and replaces the config key (plain put); it
-	// returns what was written. *HTTPError 400 or 502.
-	PutConfig(ctx context.Context, cfg json.RawMessage) (json.RawMessage, error)
+	// CAS on the key's revision; it returns the merged config. ifRevision,
+	// when not 0, is the mod revision the caller last read (If-Match): the
+	// key must still have it, else *ConfigChangedError. Errors: *HTTPError
+	// 400 (naming the bad key or value), 409 (lost the CAS race), 503 (no
+	// config key, or etcd unreachable).
+	PatchConfig(ctx context.Context, patch json.RawMessage, ifRevision int64) (json.RawMessage, error)
+	// PutConfig validates and replaces the config key: a plain put, or with
+	// ifRevision not 0 a CAS on it (*ConfigChangedError when the key no
+	// longer has it). It returns what was written. *HTTPError 400 or 502.
+	PutConfig(ctx context.Context, cfg json.RawMessage, ifRevision int64) (json.RawMessage, error)
 	// Restart restarts PostgreSQL now, or schedules it (202 "Restart
 	// scheduled"), with Patroni's conditions, codes and texts.
 	Restart(ctx context.Context, req RestartRequest) (code int, text string)
@@ -49,3 +52,17 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
+
+// ConfigChangedError refuses a config write made against a revision the
+// config key no longer has (If-Match): 412, with the current revision.
+type ConfigChangedError struct {
+	Expected int64 // the mod revision the caller read
+	Current  int64 // the key's mod revision now; 0 when absent or unknown
+}
+
+func (e *ConfigChangedError) Error() string {
+	if e.Current == 0 {
+		return fmt.Sprintf("the config changed since revision %d", e.Expected)
+	}
+	return fmt.Sprintf("the config changed since revision %d (now revision %d)", e.Expected, e.Current)
+}

@@ -20,8 +20,9 @@ type fakeCommands struct {
 	reload  func(ctx context.Context) (int, string)
 	reinit  func(ctx context.Context, force bool) (int, string)
 
-	mu    sync.Mutex
-	calls []string
+	mu          sync.Mutex
+	calls       []string
+	ifRevisions []int64 // the ifRevision of every config call
 }
 
 func (f *fakeCommands) called(name string, fn any) bool {
@@ -36,20 +37,35 @@ func (f *fakeCommands) called(name string, fn any) bool {
 	return true
 }
 
+func (f *fakeCommands) recordRevision(rev int64) {
+	f.mu.Lock()
+	f.ifRevisions = append(f.ifRevisions, rev)
+	f.mu.Unlock()
+}
+
+// IfRevisions lists the ifRevision of every config call, in order.
+func (f *fakeCommands) IfRevisions() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.ifRevisions...)
+}
+
 func (f *fakeCommands) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeCommands) PatchConfig(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+func (f *fakeCommands) PatchConfig(ctx context.Context, p json.RawMessage, ifRevision int64) (json.RawMessage, error) {
+	f.recordRevision(ifRevision)
 	if !f.called("PatchConfig", f.patch) {
 		return nil, nil
 	}
 	return f.patch(ctx, p)
 }
 
-func (f *fakeCommands) PutConfig(ctx context.Context, c json.RawMessage) (json.RawMessage, error) {
+func (f *fakeCommands) PutConfig(ctx context.Context, c json.RawMessage, ifRevision int64) (json.RawMessage, error) {
+	f.recordRevision(ifRevision)
 	if !f.called("PutConfig", f.put) {
 		return nil, nil
 	}

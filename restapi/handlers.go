@@ -126,14 +126,15 @@ func (s *Server) getDecisions(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
 }
 
-// getConfig serves the dynamic config; 502 when the key is absent.
+// getConfig serves the dynamic config with its mod revision as the ETag
+// (the If-Match of PATCH and PUT /config); 502 when the key is absent.
 func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel, ok := s.backendCtx(w, r)
 	if !ok {
 		return
 	}
 	defer cancel()
-	raw, err := s.backend.Config(ctx)
+	raw, rev, err := s.backend.Config(ctx)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		WriteError(w, http.StatusBadGateway, "config key not found")
@@ -148,6 +149,9 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("config key is not valid JSON")
 		WriteError(w, http.StatusBadGateway, "config key is not valid JSON")
 		return
+	}
+	if rev > 0 {
+		w.Header().Set("ETag", revisionETag(rev))
 	}
 	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
 }

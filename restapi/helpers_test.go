@@ -61,6 +61,7 @@ type fakeBackend struct {
 	cluster   func(ctx context.Context) (ClusterDoc, error)
 	history   func(ctx context.Context) (json.RawMessage, error)
 	config    func(ctx context.Context) (json.RawMessage, error)
+	configRev int64 // the config key's mod revision, returned with config
 	decisions func(ctx context.Context) (json.RawMessage, error)
 }
 
@@ -85,11 +86,12 @@ func (b *fakeBackend) History(ctx context.Context) (json.RawMessage, error) {
 	return b.history(ctx)
 }
 
-func (b *fakeBackend) Config(ctx context.Context) (json.RawMessage, error) {
+func (b *fakeBackend) Config(ctx context.Context) (json.RawMessage, int64, error) {
 	if b.config == nil {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	return b.config(ctx)
+	raw, err := b.config(ctx)
+	return raw, b.configRev, err
 }
 
 // logBuffer collects log output for assertions.

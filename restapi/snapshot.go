@@ -110,8 +110,9 @@ type Backend interface {
 	Cluster(ctx context.Context) (ClusterDoc, error)
 	// History returns the history key's array (nil or empty when absent).
 	History(ctx context.Context) (json.RawMessage, error)
-	// Config returns the raw dynamic config JSON; ErrNotFound when absent.
-	Config(ctx context.Context) (json.RawMessage, error)
+	// Config returns the raw dynamic config JSON and the key's mod
+	// revision (served as the ETag); ErrNotFound when absent.
+	Config(ctx context.Context) (json.RawMessage, int64, error)
 	// Decisions returns Regent's decision log (a JSON array, newest first).
 	Decisions(ctx context.Context) (json.RawMessage, error)
 }

@@ -42,6 +42,7 @@ func newAPIClient(bases []string, timeout time.Duration) *apiClient {
 // apiResponse is a finished call.
 type apiResponse struct {
 	status int
+	header http.Header
 	body   []byte
 	base   string // the member that answered
 }
@@ -49,6 +50,11 @@ type apiResponse struct {
 // call sends method path with body as JSON (nil: no body), bounded by
 // c.timeout per member.
 func (c *apiClient) call(ctx context.Context, method, path string, body any) (apiResponse, error) {
+	return c.callWithHeader(ctx, method, path, body, nil)
+}
+
+// callWithHeader is call with extra request headers (e.g. If-Match).
+func (c *apiClient) callWithHeader(ctx context.Context, method, path string, body any, header http.Header) (apiResponse, error) {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -58,7 +64,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) (ap
 	}
 	var errs []error
 	for _, base := range c.bases {
-		resp, err := c.callOne(ctx, method, base+path, payload)
+		resp, err := c.callOne(ctx, method, base+path, payload, header)
 		if err == nil {
 			resp.base = base
 			return resp, nil
@@ -71,7 +77,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) (ap
 	return apiResponse{}, errors.Join(errs...)
 }
 
-func (c *apiClient) callOne(ctx context.Context, method, target string, payload []byte) (apiResponse, error) {
+func (c *apiClient) callOne(ctx context.Context, method, target string, payload []byte, header http.Header) (apiResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader
@@ -81,6 +87,9 @@ func (c *apiClient) callOne(ctx context.Context, method, target string, payload 
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return apiResponse{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -98,7 +107,7 @@ func (c *apiClient) callOne(ctx context.Context, method, target string, payload 
 	if err != nil {
 		return apiResponse{}, fmt.Errorf("%s %s: read answer: %w", method, target, err)
 	}
-	return apiResponse{status: resp.StatusCode, body: data}, nil
+	return apiResponse{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
 // unreachable reports a failed dial: the request never left, so another

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -63,7 +65,10 @@ func newEditConfigCmd(s *settings) *cobra.Command {
 opens as YAML in $EDITOR (else $VISUAL, else vi). The change is shown as a
 unified diff and applied after confirmation (--force skips it) through the
 leader's PATCH /config, so the agent validates it: a refusal prints the
-agent's reason and exits non-zero. Only the keys that changed are sent.
+agent's reason and exits non-zero. Only the keys that changed are sent,
+with the revision that was read (If-Match): if someone else changed the
+config meanwhile, nothing is written and edit-config exits non-zero; run
+it again to see their change.
 
   -s ttl=30 -s postgresql.use_pg_rewind=true    values are YAML scalars
   -s synchronous_mode=null                      null (or nothing) deletes
@@ -156,19 +161,49 @@ func (e *editConfig) apply(cmd *cobra.Command, c *dcs.Cluster, before, after map
 	if err := confirm(cmd, e.s, e.force, "Apply these changes?"); err != nil {
 		return err
 	}
+	if err := e.send(cmd, c, patch); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Configuration changed")
+	return nil
+}
+
+// errConfigChanged: the config key changed between the read and the write.
+var errConfigChanged = errors.New("configuration not changed: it was changed by someone else since it was read")
+
+// send PATCHes /config on the leader with If-Match: the revision that was
+// read and shown, so a change made meanwhile by someone else is refused
+// (412) instead of overwritten.
+func (e *editConfig) send(cmd *cobra.Command, c *dcs.Cluster, patch map[string]any) error {
 	api, err := e.s.leaderFirst(c, e.s.timeout)
 	if err != nil {
 		return err
 	}
-	resp, err := api.call(cmd.Context(), http.MethodPatch, "/config", patch)
-	if err != nil {
-		return err
+	read := c.Config.ModRevision
+	var header http.Header
+	if read > 0 { // 0: a view without revisions; nothing to guard with
+		header = http.Header{"If-Match": {`"` + strconv.FormatInt(read, 10) + `"`}}
 	}
-	if resp.status != http.StatusOK {
+	resp, err := api.callWithHeader(cmd.Context(), http.MethodPatch, "/config", patch, header)
+	switch {
+	case err != nil:
+		return err
+	case resp.status == http.StatusPreconditionFailed && read > 0:
+		now := "unknown"
+		if rev, ok := etagRevision(resp.header.Get("ETag")); ok {
+			now = strconv.FormatInt(rev, 10)
+		}
+		return fmt.Errorf("%w (revision %d, now %s); run edit-config again", errConfigChanged, read, now)
+	case resp.status != http.StatusOK:
 		return fmt.Errorf("configuration not changed: %s refused it: %w", resp.base, decodeError(resp.status, resp.body))
 	}
-	fmt.Fprintln(out, "Configuration changed")
 	return nil
+}
+
+// etagRevision reads a config revision from an ETag ("123").
+func etagRevision(etag string) (int64, bool) {
+	rev, err := strconv.ParseInt(strings.Trim(etag, `"`), 10, 64)
+	return rev, err == nil && rev > 0
 }
 
 // runEditor opens text in $EDITOR (else $VISUAL, else vi) and returns the

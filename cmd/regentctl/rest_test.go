@@ -31,7 +31,7 @@ type configAgent struct {
 	patches []string
 }
 
-func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage, _ int64) (json.RawMessage, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.patches = append(a.patches, string(p))
@@ -40,7 +40,7 @@ func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage) (json.Ra
 
 func (a *configAgent) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.patches) }
 
-func (a *configAgent) PutConfig(context.Context, json.RawMessage) (json.RawMessage, error) {
+func (a *configAgent) PutConfig(context.Context, json.RawMessage, int64) (json.RawMessage, error) {
 	return nil, &restapi.HTTPError{Status: 502, Message: "not in this test"}
 }
 func (a *configAgent) Restart(context.Context, restapi.RestartRequest) (int, string) { return 503, "" }
