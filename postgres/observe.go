@@ -18,9 +18,14 @@ import (
 // LSN (pg_control_checkpoint() still says the old timeline right after a
 // promote, until the end-of-recovery checkpoint completes). In recovery it
 // is the greatest of the WAL receiver's received_tli, the last
-// checkpoint's (restartpoint's) timeline and the minimum recovery
-// timeline: timelines only grow along a history, so the greatest is the
-// one the replica has reached.
+// checkpoint's (restartpoint's) timeline, the minimum recovery timeline and
+// the newest timeline of a WAL segment in pg_wal: timelines only grow along
+// a history, so the greatest is the one the replica has reached.
+//
+// Segments, not .history files: a replica that cannot follow a promotion
+// (it replayed past the fork point: a former primary) still fetches the
+// new timeline's history file, but is only ever sent WAL of its own
+// timeline; counting the history file would hide its divergence.
 const statusSQL = `
 WITH r AS (SELECT pg_is_in_recovery() AS rec),
      c AS (SELECT CASE WHEN r.rec THEN NULL ELSE pg_current_wal_lsn() END AS lsn FROM r)
@@ -36,7 +41,7 @@ SELECT r.rec,
        (SELECT timeline_id FROM pg_control_checkpoint())::bigint,
        (SELECT min_recovery_end_timeline FROM pg_control_recovery())::bigint,
        CASE WHEN r.rec THEN (SELECT coalesce(max(('x' || substr(name, 1, 8))::bit(32)::bigint), 0)
-                              FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}[.]history$') ELSE 0 END,
+                              FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$') ELSE 0 END,
        (SELECT system_identifier FROM pg_control_system()),
        current_setting('server_version_num')::int,
        pg_postmaster_start_time(),
@@ -55,10 +60,10 @@ type statusRow struct {
 	current, walfile, receive, replay *string
 	replayedAt                        *time.Time
 	receivedTLI, checkpointTLI, minTL int64
-	// historyTL is the newest timeline with a .history file in pg_wal: a
+	// segmentTL is the newest timeline of a WAL segment in pg_wal: a
 	// replica that followed a promotion keeps it after its upstream is
 	// gone, when the receiver row and the restartpoint still say older.
-	historyTL int64
+	segmentTL int64
 	systemID  int64
 }
 
@@ -70,8 +75,8 @@ type statusRow struct {
 // Timeline: on a primary, parsed from pg_walfile_name(pg_current_wal_lsn())
 // (pg_control_checkpoint() lags right after a promote and is only the
 // fallback); in recovery, the greatest of pg_stat_wal_receiver.received_tli,
-// the last restartpoint's timeline and pg_control_recovery()'s
-// min_recovery_end_timeline.
+// the last restartpoint's timeline, pg_control_recovery()'s
+// min_recovery_end_timeline and the newest WAL segment's timeline.
 func (i *Instance) Status(ctx context.Context) (Status, error) {
 	var st Status
 	var row statusRow
@@ -81,7 +86,7 @@ func (i *Instance) Status(ctx context.Context) (Status, error) {
 		b.Queue(statusSQL).QueryRow(func(r pgx.Row) error {
 			return r.Scan(&st.InRecovery, &row.current, &row.walfile, &row.receive, &row.replay,
 				&st.ReplayPaused, &row.replayedAt, &st.Streaming, &row.receivedTLI, &row.checkpointTLI,
-				&row.minTL, &row.historyTL, &row.systemID, &st.ServerVersion, &st.PostmasterStart, &st.PendingRestart)
+				&row.minTL, &row.segmentTL, &row.systemID, &st.ServerVersion, &st.PostmasterStart, &st.PendingRestart)
 		})
 		b.Queue(replicationSQL).Query(func(rows pgx.Rows) error {
 			var err error
@@ -119,7 +124,7 @@ func fillStatus(st *Status, row statusRow) error {
 	}
 	st.SystemID = uint64(row.systemID)
 	if st.InRecovery {
-		st.Timeline = uint32(max(row.receivedTLI, row.checkpointTLI, row.minTL, row.historyTL))
+		st.Timeline = uint32(max(row.receivedTLI, row.checkpointTLI, row.minTL, row.segmentTL))
 		return nil
 	}
 	st.Timeline = uint32(row.checkpointTLI)

@@ -116,6 +116,7 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 		if err := b.EnsureSlots(ctx, []string{"pg-a", "pg-b"}); err != nil {
 			t.Fatal(err)
 		}
+		divergedStandby(t, a, b, tl)
 		if err := a.Rewind(ctx, upstreamOf(b)); err != nil {
 			t.Fatal(err)
 		}
@@ -139,6 +140,40 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 			t.Errorf("rewound replica has %d rows, want 110", n)
 		}
 	})
+}
+
+// divergedStandby starts the diverged old primary a as a standby of b, as
+// an agent that has not yet found the divergence does. PostgreSQL fetches
+// b's timeline history, cannot follow it (a replayed past the fork point)
+// and retries forever: a must keep reporting its own timeline tl, not b's,
+// or the agent's divergence check never runs and a never streams again.
+// It leaves a stopped.
+func divergedStandby(t *testing.T, a, b *Instance, tl uint32) {
+	t.Helper()
+	ctx := t.Context()
+	up := upstreamOf(b)
+	if _, err := a.ConfigureStandby(&up); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	history := filepath.Join(a.Config().DataDir, "pg_wal", "00000002.history")
+	waitFor(t, 30*time.Second, "the diverged standby to fetch timeline 2's history", func() (bool, string) {
+		_, err := os.Stat(history)
+		return err == nil, fmt.Sprint(err)
+	})
+	st, err := statusOf(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.InRecovery || st.Streaming || st.Timeline != tl {
+		t.Errorf("diverged standby: in recovery %v, streaming %v, timeline %d; want recovery, not streaming, its own timeline %d",
+			st.InRecovery, st.Streaming, st.Timeline, tl)
+	}
+	if reached, err := a.Stop(ctx, StopFast, 10*time.Second); err != nil || reached != StopFast {
+		t.Fatalf("stop the diverged standby = %q, %v", reached, err)
+	}
 }
 
 // waitStreaming waits until replica streams from primary on timeline tl
