@@ -44,9 +44,12 @@ func (a *Agent) renew(ctx context.Context) {
 			a.loseLeadership("session lease expired")
 		}
 		return
-	case err != nil:
-		a.log.Warn("lease keepalive failed", "err", err, "leading", a.leading,
+	case err != nil && a.leading:
+		a.log.Warn("lease keepalive failed", "err", err, "leading", true,
 			"fence_in", a.deadline.Sub(a.now()).Round(time.Millisecond))
+		return
+	case err != nil:
+		a.log.Warn("lease keepalive failed", "err", err, "leading", false)
 		return
 	}
 	a.lastKeepAlive = sent
