@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
@@ -108,9 +107,10 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 		t.Fatalf("create %s: %v", table, err)
 	}
 	waitTable(t, c, table)
-	w := startWriter(ctx, c.Nodes(), table)
-	defer w.stop()
-	if err := w.waitAcks(ctx, leader.Name, time.Time{}, acksAround, ackWait); err != nil {
+	w := c.StartWriter(ctx, testcluster.WriterOptions{Table: table, Route: testcluster.RouteTryAll,
+		Every: writeEvery, Timeout: writeTimeout, AppName: "regent-bench-writer"})
+	defer w.Stop()
+	if _, err := w.WaitAcked(ctx, leader.Name, time.Time{}, acksAround, ackWait); err != nil {
 		t.Fatalf("writer before the switchover: %v", err)
 	}
 	id := requestSwitchover(t, leader, target.Name)
@@ -119,15 +119,15 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 		t.Fatalf("switchover %s ended %s: %s", id, rec.State, recordJSON(rec))
 	}
 	end := rec.Events[len(rec.Events)-1].At
-	if err := w.waitAcks(ctx, target.Name, end, acksAround, ackWait); err != nil {
+	if _, err := w.WaitAcked(ctx, target.Name, end, acksAround, ackWait); err != nil {
 		t.Fatalf("writer after the switchover: %v", err)
 	}
-	w.stop()
-	acks, _, _, dual := w.snapshot()
+	w.Stop()
+	st := w.Snapshot()
 	s := SwitchoverSample{ID: id, From: leader.Name, To: target.Name, Rep: rep,
-		UnavailableMs: ms(longestGap(acks).d), TotalMs: ms(end.Sub(rec.CreatedAt)),
-		StageMs: stageDurations(rec), Acked: len(acks), DualAcks: dual}
-	s.Lost = lostWrites(t, target, table, acks)
+		UnavailableMs: ms(testcluster.LongestGap(st.Acked).Duration), TotalMs: ms(end.Sub(rec.CreatedAt)),
+		StageMs: stageDurations(rec), Acked: len(st.Acked), DualAcks: st.Dual}
+	s.Lost = lostWrites(t, target, table, st.Acked)
 	return s
 }
 
@@ -206,18 +206,12 @@ func stageDurations(rec agent.SwitchoverRecord) map[string]float64 {
 }
 
 // lostWrites counts the acknowledged ids missing from n's table.
-func lostWrites(t *testing.T, n *testcluster.Node, table string, acks []ack) int {
-	ids := make([]int64, 0, len(acks))
-	for _, a := range acks {
-		ids = append(ids, a.id)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+func lostWrites(t *testing.T, n *testcluster.Node, table string, acks []testcluster.Ack) int {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	found, err := n.QueryInt(ctx, "SELECT count(*) FROM "+table+" WHERE id = ANY($1)", ids)
+	lost, _, err := testcluster.MissingAcks(ctx, n, table, acks)
 	if err != nil {
 		t.Fatalf("verify acknowledged writes on %s: %v", n.Name, err)
 	}
-	return len(ids) - int(found)
+	return len(lost)
 }

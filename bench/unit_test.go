@@ -108,15 +108,6 @@ func TestReadProcOfSelf(t *testing.T) {
 	}
 }
 
-func TestLongestGap(t *testing.T) {
-	t0 := time.Now()
-	acks := []ack{{1, "pg1", t0}, {2, "pg1", t0.Add(10 * time.Millisecond)}, {5, "pg2", t0.Add(700 * time.Millisecond)}, {6, "pg2", t0.Add(710 * time.Millisecond)}}
-	g := longestGap(acks)
-	if g.d != 690*time.Millisecond || g.from.id != 2 || g.to.id != 5 {
-		t.Errorf("longestGap = %+v", g)
-	}
-}
-
 // TestTargetsSayByHowMuch: a missed target carries its miss; a met one
 // none; an unmeasured one is skipped.
 func TestTargetsSayByHowMuch(t *testing.T) {

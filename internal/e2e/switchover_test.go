@@ -31,7 +31,7 @@ func TestSwitchoverUnderLoad(t *testing.T) {
 	to, observer := others[0], others[1]
 	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_load"))
 	w := startWriter(t, c, "e2e_load")
-	w.waitAcked(t, old.Name, time.Time{}, 50, replicateTimeout)
+	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 
 	began := time.Now()
 	id := startSwitchover(t, observer, switchoverReq{To: to.Name, Reason: "e2e"})
@@ -73,14 +73,14 @@ func TestSwitchoverUnderLoad(t *testing.T) {
 	if name, _ := leaderRevision(t, c); name != to.Name {
 		t.Errorf("leader key names %q after the switchover, want %s", name, to.Name)
 	}
-	w.waitAcked(t, to.Name, time.Now(), 50, replicateTimeout)
-	w.stop()
-	acks := w.snapshot()
-	g := longestGap(acks)
+	waitAcked(t, w, to.Name, time.Now(), 50, replicateTimeout)
+	w.Stop()
+	acks := w.Snapshot().Acked
+	g := testcluster.LongestGap(acks)
 	t.Logf("switchover write-unavailability: %.1fs (last ack %d on %s at +%s, next %d on %s at +%s after the PATCH)",
-		g.d.Seconds(), g.from.id, g.from.node, g.from.at.Sub(began).Round(time.Millisecond), g.to.id, g.to.node, g.to.at.Sub(began).Round(time.Millisecond))
-	if g.d > unavailabilityBound {
-		t.Errorf("write-unavailability %s > %s", g.d.Round(time.Millisecond), unavailabilityBound)
+		g.Duration.Seconds(), g.From.ID, g.From.Node, g.From.At.Sub(began).Round(time.Millisecond), g.To.ID, g.To.Node, g.To.At.Sub(began).Round(time.Millisecond))
+	if g.Duration > unavailabilityBound {
+		t.Errorf("write-unavailability %s > %s", g.Duration.Round(time.Millisecond), unavailabilityBound)
 	}
 	checkAcked(t, to, "e2e_load", acks)
 
@@ -179,7 +179,7 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 	cand, third := others[0], others[1]
 	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_abort"))
 	w := startWriter(t, c, "e2e_abort")
-	w.waitAcked(t, old.Name, time.Time{}, 50, replicateTimeout)
+	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReplay(t)
@@ -221,11 +221,11 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 		t.Error(err)
 	}
 	release()
-	w.waitAcked(t, old.Name, time.Now(), 50, replicateTimeout)
-	w.stop()
-	acks := w.snapshot()
-	g := longestGap(acks)
-	t.Logf("aborted switchover write-unavailability: %.1fs", g.d.Seconds())
+	waitAcked(t, w, old.Name, time.Now(), 50, replicateTimeout)
+	w.Stop()
+	acks := w.Snapshot().Acked
+	g := testcluster.LongestGap(acks)
+	t.Logf("aborted switchover write-unavailability: %.1fs", g.Duration.Seconds())
 	checkAcked(t, old, "e2e_abort", acks)
 	waitStreamingFrom(t, cand, old, rejoinTimeout)
 }
@@ -244,7 +244,7 @@ func TestSwitchoverAbortDuringSlowQuiesce(t *testing.T) {
 	cand := c.Others(old.Name)[0]
 	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_slow"))
 	w := startWriter(t, c, "e2e_slow")
-	w.waitAcked(t, old.Name, time.Time{}, 50, replicateTimeout)
+	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReceiver(t)
@@ -289,10 +289,10 @@ func TestSwitchoverAbortDuringSlowQuiesce(t *testing.T) {
 	testcluster.Poll(t, replicateTimeout, "exactly one primary: "+leader.Name, func(ctx context.Context) error {
 		return checkOneLeader(ctx, c, leader)
 	})
-	w.waitAcked(t, leader.Name, time.Now(), 50, replicateTimeout)
-	w.stop()
-	acks := w.snapshot()
-	t.Logf("aborted slow switchover write-unavailability: %.1fs", longestGap(acks).d.Seconds())
+	waitAcked(t, w, leader.Name, time.Now(), 50, replicateTimeout)
+	w.Stop()
+	acks := w.Snapshot().Acked
+	t.Logf("aborted slow switchover write-unavailability: %.1fs", testcluster.LongestGap(acks).Duration.Seconds())
 	checkAcked(t, leader, "e2e_slow", acks)
 }
 

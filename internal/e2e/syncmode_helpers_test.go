@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -25,8 +21,8 @@ import (
 // commits locally and reports success, which is not an acknowledgement
 // the cluster can keep). No statement_timeout for the same reason.
 const (
-	syncWriteEvery   = 10 * time.Millisecond
-	syncWriteTimeout = 3 * time.Second
+	syncWriteTimeout   = 3 * time.Second
+	syncConnectTimeout = 500 * time.Millisecond
 )
 
 // syncKey is the sync key (patroni-compat.md §1.3.5).
@@ -157,176 +153,15 @@ func patchConfig(t *testing.T, n *testcluster.Node, patch map[string]any) {
 	}
 }
 
-// syncWriter inserts numbered rows into table (id bigint PRIMARY KEY,
-// node text), one at a time, on whichever node answers GET /primary with
-// 200, and records every acknowledged id: the INSERT (an implicit COMMIT)
-// returned success. A commit that came back with PostgreSQL's "canceling
-// wait for synchronous replication" warning is recorded apart, as not
-// acknowledged by the synchronous standby.
-type syncWriter struct {
-	c     *testcluster.Cluster
-	table string
-
-	mu        sync.Mutex
-	acked     []ack
-	cancelled []ack // success with a cancelled synchronous wait
-	attempts  int
-	errs      int
-	lastErr   error
-
-	stopWriting context.CancelFunc
-	done        chan struct{}
-}
-
-func startSyncWriter(t *testing.T, c *testcluster.Cluster, table string) *syncWriter {
-	ctx, cancel := context.WithCancel(t.Context())
-	w := &syncWriter{c: c, table: table, stopWriting: cancel, done: make(chan struct{})}
-	go w.run(ctx)
-	t.Cleanup(w.stop)
-	return w
-}
-
-func (w *syncWriter) run(ctx context.Context) {
-	defer close(w.done)
-	tick := time.NewTicker(syncWriteEvery)
-	defer tick.Stop()
-	var conn *pgx.Conn
-	var node string
-	var syncCancelled atomic.Bool
-	defer func() {
-		if conn != nil {
-			closeQuietly(ctx, conn)
-		}
-	}()
-	for id := int64(1); ; id++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if conn == nil {
-			var err error
-			if conn, node, err = w.connect(ctx, &syncCancelled); err != nil {
-				w.note(err)
-				continue
-			}
-		}
-		syncCancelled.Store(false)
-		sctx, cancel := context.WithTimeout(ctx, syncWriteTimeout)
-		_, err := conn.Exec(sctx, "INSERT INTO "+w.table+" (id, node) VALUES ($1, $2)", id, node)
-		cancel()
-		if err != nil {
-			w.note(fmt.Errorf("insert %d on %s: %w", id, node, err))
-			closeQuietly(ctx, conn)
-			conn = nil
-			continue
-		}
-		a := ack{id: id, node: node, at: time.Now()}
-		w.mu.Lock()
-		w.attempts++
-		if syncCancelled.Load() {
-			w.cancelled = append(w.cancelled, a)
-		} else {
-			w.acked = append(w.acked, a)
-		}
-		w.mu.Unlock()
-	}
-}
-
-// connect connects to the first node that answers GET /primary with 200.
-func (w *syncWriter) connect(ctx context.Context, syncCancelled *atomic.Bool) (*pgx.Conn, string, error) {
-	for _, n := range w.c.Nodes() {
-		rctx, cancel := context.WithTimeout(ctx, routerTimeout)
-		code, _, err := n.Get(rctx, "/primary")
-		cancel()
-		if err != nil || code != http.StatusOK {
-			continue
-		}
-		cfg := n.ConnConfig()
-		cfg.ConnectTimeout = writeTimeout
-		cfg.RuntimeParams["application_name"] = "e2e-sync-writer"
-		cfg.OnNotice = func(_ *pgconn.PgConn, nt *pgconn.Notice) {
-			if strings.Contains(nt.Message, "synchronous replication") {
-				syncCancelled.Store(true)
-			}
-		}
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return nil, "", fmt.Errorf("connect to %s: %w", n.Name, err)
-		}
-		return conn, n.Name, nil
-	}
-	return nil, "", errors.New("no node answers GET /primary with 200")
-}
-
-func (w *syncWriter) note(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.attempts++
-	w.errs++
-	w.lastErr = err
-}
-
-// stop ends the writer and waits for it (a commit in flight finishes or
-// times out first); idempotent.
-func (w *syncWriter) stop() {
-	w.stopWriting()
-	select {
-	case <-w.done:
-	case <-time.After(syncWriteTimeout + writerStopWait):
-	}
-}
-
-func (w *syncWriter) snapshot() (acked, cancelled []ack) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acked), slices.Clone(w.cancelled)
-}
-
-// waitAcked waits until node acknowledged n writes after since, and
-// returns when the first of them was acknowledged.
-func (w *syncWriter) waitAcked(t *testing.T, node string, since time.Time, n int, timeout time.Duration) time.Time {
-	t.Helper()
-	var first time.Time
-	testcluster.Poll(t, timeout, fmt.Sprintf("the writer to get %d writes acknowledged by %s", n, node), func(context.Context) error {
-		acked, _ := w.snapshot()
-		got := 0
-		for _, a := range acked {
-			if a.node == node && a.at.After(since) {
-				if got == 0 {
-					first = a.at
-				}
-				got++
-			}
-		}
-		if got < n {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return fmt.Errorf("%d so far; %d attempts, %d failed, last error: %v", got, w.attempts, w.errs, w.lastErr)
-		}
-		return nil
-	})
-	return first
-}
-
-// missing returns the acknowledged writes absent from n's table and how
-// many rows n has.
-func missing(ctx context.Context, n *testcluster.Node, table string, acks []ack) ([]ack, int, error) {
-	ids, err := n.QueryInts(ctx, "SELECT id FROM "+table)
-	if err != nil {
-		return nil, 0, err
-	}
-	have := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		have[id] = true
-	}
-	var lost []ack
-	for _, a := range acks {
-		if !have[a.id] {
-			lost = append(lost, a)
-		}
-	}
-	return lost, len(ids), nil
+// startSyncWriter starts a writer on table (id bigint PRIMARY KEY, node
+// text): a row every 10 ms on whichever node answers GET /primary with
+// 200. An acknowledged id is one whose INSERT (an implicit COMMIT)
+// returned success; a commit that came back with PostgreSQL's "canceling
+// wait for synchronous replication" warning is recorded apart
+// (SyncCancelled), as not acknowledged by the synchronous standby.
+func startSyncWriter(t *testing.T, c *testcluster.Cluster, table string) *testcluster.Writer {
+	return runWriter(t, c, testcluster.WriterOptions{Table: table, AppName: "e2e-sync-writer",
+		Timeout: syncWriteTimeout, ConnectTimeout: syncConnectTimeout})
 }
 
 // blockedWrite is one statement run in its own goroutine on its own

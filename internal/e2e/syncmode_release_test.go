@@ -23,7 +23,7 @@ func TestSyncStandbyStopReleasesFirst(t *testing.T) {
 	sb := waitSyncStandby(t, c, leader, replicateTimeout)
 	mustExec(t, leader, "CREATE TABLE e2e_release (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_release")
-	w.waitAcked(t, leader.Name, time.Now(), 20, replicateTimeout)
+	waitAcked(t, w, leader.Name, time.Now(), 20, replicateTimeout)
 
 	obs := observeRelease(t, leader, sb)
 	stopping := time.Now()
@@ -40,12 +40,10 @@ func TestSyncStandbyStopReleasesFirst(t *testing.T) {
 		return nil
 	})
 	samples, bad := obs.stop()
-	w.waitAcked(t, leader.Name, time.Now(), 20, replicateTimeout)
-	acked, _ := w.snapshot()
-	w.mu.Lock()
+	waitAcked(t, w, leader.Name, time.Now(), 20, replicateTimeout)
+	st := w.Snapshot()
 	t.Logf("%s's agent stopped in %.1fs; %d samples, %d of them with its PostgreSQL gone while %s's synchronous_standby_names named it; writer: longest gap %s, %d failed attempts, last error %v",
-		sb.Name, stopped.Sub(stopping).Seconds(), samples, len(bad), leader.Name, longestGap(acked).d.Round(time.Millisecond), w.errs, w.lastErr)
-	w.mu.Unlock()
+		sb.Name, stopped.Sub(stopping).Seconds(), samples, len(bad), leader.Name, testcluster.LongestGap(st.Acked).Duration.Round(time.Millisecond), st.Errors, st.LastErr)
 	if len(bad) > 0 {
 		t.Errorf("commits waited for a stopped standby: %s's PostgreSQL was down while %s's synchronous_standby_names named it (first at %s, last at %s, %d samples); the stopping standby was not released first",
 			sb.Name, leader.Name, bad[0].Format("15:04:05.000"), bad[len(bad)-1].Format("15:04:05.000"), len(bad))

@@ -48,21 +48,22 @@ func TestSyncFailoverKeepsAckedWrites(t *testing.T) {
 		leader, rto = syncFailoverRound(t, c, w, leader, round)
 		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
 	}
-	w.stop()
-	acked, cancelled := w.snapshot()
+	w.Stop()
+	st := w.Snapshot()
+	acked, cancelled := st.Acked, st.SyncCancelled
 	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
 	defer cancel()
-	lost, rows, err := missing(ctx, leader, "e2e_sync", acked)
+	lost, rows, err := testcluster.MissingAcks(ctx, leader, "e2e_sync", acked)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("summary: %d rounds, %d writes acknowledged, %d present on the last primary %s (%d rows), %d lost, RTOs %v",
 		syncRounds, len(acked), len(acked)-len(lost), leader.Name, rows, len(lost), rtos)
 	if len(lost) > 0 {
-		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, describeAcks(lost, 20))
+		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, testcluster.DescribeAcks(lost, 20))
 	}
 	if len(cancelled) > 0 {
-		t.Errorf("%d commits returned after PostgreSQL cancelled their synchronous wait: %s", len(cancelled), describeAcks(cancelled, 20))
+		t.Errorf("%d commits returned after PostgreSQL cancelled their synchronous wait: %s", len(cancelled), testcluster.DescribeAcks(cancelled, 20))
 	}
 }
 
@@ -71,22 +72,22 @@ func TestSyncFailoverKeepsAckedWrites(t *testing.T) {
 // checks the new leader and the acknowledged writes, restarts old and
 // waits for it to stream from the new leader. It returns the new leader
 // and the RTO (kill to first write acknowledged by the new leader).
-func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *syncWriter, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
+func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
 	t.Helper()
 	since := time.Now()
 	waitSyncStandby(t, c, old, rejoinTimeout)
-	w.waitAcked(t, old.Name, since, syncAcksPerRound, replicateTimeout)
+	waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
 
 	ctx := t.Context()
 	k, ok, err := readSyncKey(ctx, c)
 	if err != nil || !ok || k.Leader != old.Name || len(k.standbys()) != 1 {
 		t.Fatalf("round %d: right before the kill the sync key is %s (exists %t, err %v), want %s and one standby", round, k, ok, err, old.Name)
 	}
-	ackedBefore, _ := w.snapshot()
+	ackedBefore := w.Snapshot().Acked
 	killed := time.Now()
 	old.Kill(t)
 	winner := waitNewLeader(t, c, old.Name, failoverWait)
-	first := w.waitAcked(t, winner.Name, killed, 1, failoverWait)
+	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
 	rto := first.Sub(killed)
 	if winner.Name != k.standbys()[0] {
 		t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.standbys()[0], old.Name)
@@ -95,23 +96,23 @@ func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *syncWriter, old 
 		t.Errorf("round %d: first write acknowledged by %s %s after the kill, want < ttl + %s = %s", round, winner.Name, rto.Round(time.Millisecond), rtoSlack, bound)
 	}
 
-	acked, _ := w.snapshot()
+	acked := w.Snapshot().Acked
 	cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
-	lost, rows, err := missing(cctx, winner, "e2e_sync", acked)
+	lost, rows, err := testcluster.MissingAcks(cctx, winner, "e2e_sync", acked)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	thisRound := 0
 	for _, a := range ackedBefore {
-		if a.node == old.Name && a.at.After(since) {
+		if a.Node == old.Name && a.At.After(since) {
 			thisRound++
 		}
 	}
 	t.Logf("round %d: killed %s, promoted %s (sync key %s); acked %d in total (%d by %s this round), present %d, lost %d, %d rows on %s; RTO %.1fs",
 		round, old.Name, winner.Name, k, len(acked), thisRound, old.Name, len(acked)-len(lost), len(lost), rows, winner.Name, rto.Seconds())
 	if len(lost) > 0 {
-		t.Errorf("round %d: %d acknowledged writes missing on the new primary %s: %s", round, len(lost), winner.Name, describeAcks(lost, 20))
+		t.Errorf("round %d: %d acknowledged writes missing on the new primary %s: %s", round, len(lost), winner.Name, testcluster.DescribeAcks(lost, 20))
 	}
 
 	restarted := time.Now()
@@ -274,7 +275,7 @@ func TestSyncNonStrictDegrades(t *testing.T) {
 	waitSyncStandby(t, c, leader, replicateTimeout)
 	mustExec(t, leader, "CREATE TABLE e2e_degraded (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_degraded")
-	w.waitAcked(t, leader.Name, time.Now(), 20, replicateTimeout)
+	waitAcked(t, w, leader.Name, time.Now(), 20, replicateTimeout)
 
 	logs := leader.CaptureLog(t) // from here on: the bootstrap's own degradation is not counted
 	stopped := time.Now()
@@ -293,7 +294,7 @@ func TestSyncNonStrictDegrades(t *testing.T) {
 		return nil
 	})
 	waitSSN(t, leader, replicateTimeout, "")
-	w.waitAcked(t, leader.Name, time.Now(), 50, replicateTimeout)
+	waitAcked(t, w, leader.Name, time.Now(), 50, replicateTimeout)
 	warn := logs.Wait(t, replicateTimeout, "WARN about degraded synchronous mode", func(l string) bool {
 		return strings.Contains(l, "level=WARN") && strings.Contains(strings.ToLower(l), "degraded")
 	})
@@ -301,17 +302,16 @@ func TestSyncNonStrictDegrades(t *testing.T) {
 	if k, ok, err := readSyncKey(t.Context(), c); err != nil || !ok || k.Leader != leader.Name || len(k.standbys()) != 0 {
 		t.Errorf("degraded: sync key %s (exists %t, err %v), want %s with no standby", k, ok, err, leader.Name)
 	}
-	acked, _ := w.snapshot()
-	var during []ack
+	st := w.Snapshot()
+	acked := st.Acked
+	var during []testcluster.Ack
 	for _, a := range acked {
-		if a.at.After(stopped) {
+		if a.At.After(stopped) {
 			during = append(during, a)
 		}
 	}
-	w.mu.Lock()
 	t.Logf("writer: %d writes acknowledged since the replicas began stopping, longest gap %s; %d failed attempts, last error %v",
-		len(during), longestGap(acked).d.Round(time.Millisecond), w.errs, w.lastErr)
-	w.mu.Unlock()
+		len(during), testcluster.LongestGap(acked).Duration.Round(time.Millisecond), st.Errors, st.LastErr)
 
 	back := replicas[0]
 	back.Start(t)

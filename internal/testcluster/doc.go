@@ -15,7 +15,14 @@
 // REST requests (Get, Do) and Server-Sent Event streams (OpenEvents),
 // superuser SQL connections, a node's agent log lines (CaptureLog), and
 // Wait*/Poll helpers that poll a condition until a deadline and fail the
-// test naming what they waited for and the last state they saw. Nothing here sleeps in place of an event.
+// test naming what they waited for and the last state they saw. Nothing
+// here sleeps in place of an event.
+//
+// Writer is the acknowledged-writes client of the e2e tests and the
+// benchmarks: numbered INSERTs routed by GET /primary (or tried on every
+// node, counting ids two nodes accepted), with every acknowledgement
+// recorded, so a test can check that none was lost (MissingAcks) and how
+// long writes stopped (LongestGap).
 //
 // It must never touch a PostgreSQL it did not start (nothing on 5432, no
 // system cluster), never open /dev/watchdog (agents run with watchdog off),
