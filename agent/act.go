@@ -147,6 +147,11 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
 		// standby that needs WAL from the slot could not start without it.
+		// The key needs a lease: this tick may just have found ours
+		// expired (a member cut off long enough to be rewound).
+		lctx, lcancel := a.ioContext(ctx)
+		a.ensureLease(lctx)
+		lcancel()
 		a.publish(ctx)
 	}
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)

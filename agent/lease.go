@@ -17,15 +17,9 @@ func (a *Agent) renew(ctx context.Context) {
 	ctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	if a.dcs.Lease() == 0 {
-		if a.leading {
-			a.loseLeadership("no session lease")
-		}
-		if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
-			a.log.Warn("cannot grant a session lease", "err", err)
+		if !a.ensureLease(ctx) {
 			return
 		}
-		a.leaseTTL = a.dyn.TTL
-		a.memberWritten = memberRecord{} // the member key must be re-put on the new lease
 	} else if a.leaseTTL != a.dyn.TTL {
 		a.rotateLease(ctx)
 	}
@@ -78,6 +72,25 @@ func (a *Agent) extendDeadline(sent time.Time) {
 		ttl = a.dyn.TTL
 	}
 	a.deadline = sent.Add(ttl - a.cfg.Watchdog.SafetyMargin)
+}
+
+// ensureLease grants a session lease when there is none (it expired at
+// etcd, or none was granted yet); a leader without one has lost the
+// leadership. It reports whether there is a lease now.
+func (a *Agent) ensureLease(ctx context.Context) bool {
+	if a.dcs.Lease() != 0 {
+		return true
+	}
+	if a.leading {
+		a.loseLeadership("no session lease")
+	}
+	if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
+		a.log.Warn("cannot grant a session lease", "err", err)
+		return false
+	}
+	a.leaseTTL = a.dyn.TTL
+	a.memberWritten = memberRecord{} // the member key must be re-put on the new lease
+	return true
 }
 
 // rotateLease moves this member to a lease with the new ttl: grant, move

@@ -257,3 +257,37 @@ func TestFencedLeaderReleasesItsKeyWhenEtcdReturns(t *testing.T) {
 		t.Fatalf("fenced leader never released its key after etcd returned: %v (last plan: %s)", ev, h.agent.lastPlan.Reason)
 	}
 }
+
+// TestReplicaStartPublishesItsMemberKeyOnAFreshLease: a member cut off
+// long enough for its lease to expire at etcd (and its replication slot to
+// be dropped by the leader) is rewound and restarted in the same tick. Its
+// member key must reach etcd, on a new lease, before pg_ctl waits for
+// consistency: the leader recreates the slot from that key, and without
+// the slot the standby cannot get the WAL it needs to become consistent.
+func TestReplicaStartPublishesItsMemberKeyOnAFreshLease(t *testing.T) {
+	store := newStore()
+	pg := pgtest.New(7000000000000000001)
+	pg.SetReplica(0x3000000)
+	h := newLoopHarness(t, store, pg)
+	ctx := t.Context()
+	if !h.agent.ensureLease(ctx) {
+		t.Fatal("no lease granted")
+	}
+	store.ExpireLease(store.Lease())
+	h.agent.renew(ctx) // the keepalive finds the lease gone at etcd
+	if store.Lease() != 0 {
+		t.Fatalf("lease %x still current after it expired at etcd", store.Lease())
+	}
+	h.takeEvents()
+	if err := h.agent.startPG(ctx, "replica"); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.takeEvents()
+	grant, put, start := slices.Index(ev, "dcs GrantLease"), slices.Index(ev, "dcs PutMember"), slices.Index(ev, "pg start")
+	if grant < 0 || put < grant || start < put {
+		t.Fatalf("events %v: want GrantLease, then PutMember, then the start", ev)
+	}
+	if _, ok := store.View().Members[h.agent.name]; !ok {
+		t.Errorf("no member key for %s in etcd after the start", h.agent.name)
+	}
+}
