@@ -29,6 +29,8 @@ const (
 	replPassword   = "replsecret"
 	// safetyMargin is the agent's default watchdog.safety_margin.
 	safetyMargin = 3 * time.Second
+	// journalFile is the journal watchdog device's file in a node directory.
+	journalFile = "watchdog.journal"
 	// agentStopTimeout bounds a clean agent stop at teardown.
 	agentStopTimeout = 20 * time.Second
 )
@@ -46,6 +48,11 @@ type Options struct {
 	BuildTags string
 	// KeepLogs keeps the logs directory even when the test passes.
 	KeepLogs bool
+	// Watchdog gives every agent a required watchdog on the journal device
+	// (fencing.JournalPrefix) in its node directory: the agent arms, pings
+	// and disarms it exactly as it would a hardware device, and the suite
+	// resets the node when a real device would have fired.
+	Watchdog bool
 }
 
 func (o Options) withDefaults() Options {

@@ -33,12 +33,15 @@
 // and on its bridge, and never imports the agent's internals: agents are
 // driven through their binary, config file, signals, REST API and etcd.
 //
-// Agents run with watchdog mode off (no device in tests). The suite
-// emulates a hardware watchdog instead: when a fault stops the primary's
-// agent (SIGKILL or SIGSTOP) for longer than ttl − safety_margin, the node
-// is reset (agent and PostgreSQL SIGKILLed) at that moment, as the device
-// would have done. Without it, a primary whose agent is dead keeps
-// accepting writes forever, by design (see DESIGN.md §2 and §6).
+// Agents run with a required watchdog on the journal device
+// (fencing.JournalPrefix): instead of a hardware device, a file in the node
+// directory records what a device would see (arming with its timeout,
+// keepalives, the disarming close). When a fault stops the primary's agent
+// (SIGKILL or SIGSTOP) while its device is armed, the suite resets the node
+// (agent and PostgreSQL SIGKILLed) at the moment the device would fire:
+// the last keepalive in the journal plus the timeout. Without it, a primary
+// whose agent is dead keeps accepting writes forever, by design (see
+// DESIGN.md §2 and §6); -chaos.no-watchdog runs the agents without one.
 //
 // All times are read from one monotonic clock in the test process
 // (durations since the start of the run).

@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
+
+	"github.com/regent-ha/regent/fencing"
 )
 
 // restTimeout bounds one REST request: a frozen or cut-off node must show
@@ -110,12 +112,25 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 				"host replication all " + subnet + " scram-sha-256",
 			},
 		},
-		"watchdog":  map[string]any{"mode": "off"},
+		"watchdog":  c.watchdogConfig(n),
 		"tags":      map[string]any{"nofailover": false},
 		"log":       map[string]any{"level": "info"},
 		"bootstrap": map[string]any{"dcs": dcsCfg},
 	}
 }
+
+// watchdogConfig is the node's watchdog section: off, or required on the
+// journal device (see Options.Watchdog).
+func (c *Cluster) watchdogConfig(n *Node) map[string]any {
+	if !c.opts.Watchdog {
+		return map[string]any{"mode": "off"}
+	}
+	return map[string]any{"mode": "required", "device": fencing.JournalPrefix + n.JournalPath(),
+		"safety_margin": safetyMargin.String()}
+}
+
+// JournalPath is the node's journal watchdog device file.
+func (n *Node) JournalPath() string { return filepath.Join(n.Dir, journalFile) }
 
 // Start starts the node's agent in its namespace.
 func (n *Node) Start() error {

@@ -2,10 +2,14 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/fencing"
 )
 
 // Bounds of the run's waits: upper bounds on events, never sleeps.
@@ -76,6 +80,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	}
 	r.log.Add(0, "seed %d, mode %s, %d rounds, faults %v; clock zero is %s (UTC, for the logs)",
 		cfg.Seed, modeName(cfg.Sync), cfg.Rounds, cfg.Kinds, r.clock.start.UTC().Format("15:04:05.000"))
+	cfg.Cluster.Watchdog = !cfg.NoWatchdog
 	r.c = New(t, cfg.Cluster, r.clock, r.log)
 	ctx := t.Context()
 	leader, err := r.waitHealthy(ctx, bootstrapTimeout)
@@ -216,19 +221,20 @@ func (r *Run) inject(ctx context.Context, f *fault, rd *Round) error {
 }
 
 // hold keeps the fault for rd.Hold. If the fault stopped the primary's
-// agent and lasts past the watchdog timeout (ttl − safety_margin from the
-// injection, the latest the device could fire), the node is reset then.
+// agent while its watchdog was armed, the node is reset when the device
+// would fire (its last keepalive plus its timeout, read from the journal
+// the stopped agent can no longer write), if the fault still holds then.
 func (r *Run) hold(ctx context.Context, f *fault, rd *Round) error {
 	end := rd.Inject + rd.Hold
-	wd := time.Duration(-1)
+	wd, why := time.Duration(-1), ""
 	if f.spec.stopsAgent && !r.cfg.NoWatchdog {
-		wd = rd.Inject + r.c.TTL() - safetyMargin
+		wd, why = r.deviceDeadline(f.node)
 	}
 	for {
 		now := r.clock.Now()
 		if wd >= 0 && !f.reset && now >= wd && now < end {
 			f.reset, rd.WatchdogReset = true, true
-			r.log.Add(now, "round %d: emulated watchdog resets %s (agent stopped for ttl − safety_margin)", rd.N, f.node.Name)
+			r.log.Add(now, "round %d: emulated watchdog resets %s (%s)", rd.N, f.node.Name, why)
 			if err := f.node.Kill(); err != nil {
 				return fmt.Errorf("watchdog reset of %s: %w", f.node.Name, err)
 			}
@@ -247,6 +253,25 @@ func (r *Run) hold(ctx context.Context, f *fault, rd *Round) error {
 		case <-time.After(next - now):
 		}
 	}
+}
+
+// deviceDeadline returns when n's watchdog device would fire, on the run's
+// clock, and why; -1 when it is not armed (a replica, or an agent that
+// fenced and disarmed). Unreadable journals are a harness failure.
+func (r *Run) deviceDeadline(n *Node) (time.Duration, string) {
+	sessions, err := fencing.ReadJournal(n.JournalPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return -1, "" // never armed
+	}
+	if err != nil {
+		r.fail("watchdog journal of %s: %v", n.Name, err)
+	}
+	if len(sessions) == 0 || !sessions[len(sessions)-1].Armed() {
+		return -1, ""
+	}
+	s := sessions[len(sessions)-1]
+	at := r.clock.Now() + time.Until(s.Deadline())
+	return at, fmt.Sprintf("device armed, last keepalive at %s + timeout %s", fmtDur(at-s.Timeout), s.Timeout)
 }
 
 // execSQL runs statements on a fresh superuser connection.

@@ -1,21 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -42,91 +39,23 @@ func journalWatchdog(cfg map[string]any, safetyMargin time.Duration) {
 	}
 }
 
-// wdSession is one arming of a journal device: from "open" to "close".
-type wdSession struct {
-	Open    time.Time
-	Timeout time.Duration // the last "timeout N" line; 0 if none
-	Pings   []time.Time
-	Close   time.Time // zero while still armed
-}
-
-// LastPing is the last keepalive (the arming ping included); zero if none.
-func (s wdSession) LastPing() time.Time {
-	if len(s.Pings) == 0 {
-		return time.Time{}
-	}
-	return s.Pings[len(s.Pings)-1]
-}
-
-// Deadline is when a real device would reset the host: last ping + timeout.
-func (s wdSession) Deadline() time.Time { return s.LastPing().Add(s.Timeout) }
-
-// readJournal parses a journal device file ("<unixnano> open|timeout N|
-// ping|close" lines) into sessions, oldest first. A last line still being
-// written (no newline) is ignored.
-func readJournal(path string) ([]wdSession, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read watchdog journal: %w", err)
-	}
-	text := string(data)
-	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
-		text = text[:i+1]
-	} else {
-		text = ""
-	}
-	var sessions []wdSession
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for line := 1; sc.Scan(); line++ {
-		ts, event, _ := strings.Cut(sc.Text(), " ")
-		ns, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: bad time %q", path, line, ts)
-		}
-		at := time.Unix(0, ns)
-		if event == "open" {
-			sessions = append(sessions, wdSession{Open: at})
-			continue
-		}
-		if len(sessions) == 0 || !sessions[len(sessions)-1].Close.IsZero() {
-			return nil, fmt.Errorf("%s:%d: %q outside an open session", path, line, event)
-		}
-		s := &sessions[len(sessions)-1]
-		switch kind, arg, _ := strings.Cut(event, " "); kind {
-		case "timeout":
-			secs, err := strconv.Atoi(arg)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: bad timeout %q", path, line, arg)
-			}
-			s.Timeout = time.Duration(secs) * time.Second
-		case "ping":
-			s.Pings = append(s.Pings, at)
-		case "close":
-			s.Close = at
-		default:
-			return nil, fmt.Errorf("%s:%d: unknown event %q", path, line, event)
-		}
-	}
-	return sessions, nil
-}
-
 // lastSession returns the newest session of n's journal.
-func lastSession(n *testcluster.Node) (wdSession, error) {
-	sessions, err := readJournal(filepath.Join(n.Dir, journalFile))
+func lastSession(n *testcluster.Node) (fencing.JournalSession, error) {
+	sessions, err := fencing.ReadJournal(filepath.Join(n.Dir, journalFile))
 	if err != nil {
-		return wdSession{}, err
+		return fencing.JournalSession{}, err
 	}
 	if len(sessions) == 0 {
-		return wdSession{}, errors.New("watchdog journal has no session")
+		return fencing.JournalSession{}, errors.New("watchdog journal has no session")
 	}
 	return sessions[len(sessions)-1], nil
 }
 
 // waitArmed waits until n's watchdog is armed and has been pinged at least
 // pings times in the current session, and returns that session.
-func waitArmed(t *testing.T, n *testcluster.Node, pings int, timeout time.Duration) wdSession {
+func waitArmed(t *testing.T, n *testcluster.Node, pings int, timeout time.Duration) fencing.JournalSession {
 	t.Helper()
-	var s wdSession
+	var s fencing.JournalSession
 	testcluster.Poll(t, timeout, fmt.Sprintf("%s's watchdog armed with %d pings", n.Name, pings), func(context.Context) error {
 		var err error
 		if s, err = lastSession(n); err != nil {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/regent-ha/regent/fencing"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/fencing"
 
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -85,7 +86,7 @@ func TestWatchdogResetsFrozenPrimaryBeforeFailover(t *testing.T) {
 
 // checkPingCadence: a healthy leader pings about every loop_wait, never
 // near the device timeout, and asked for ttl − safety_margin.
-func checkPingCadence(t *testing.T, name string, s wdSession, wantTimeout time.Duration) {
+func checkPingCadence(t *testing.T, name string, s fencing.JournalSession, wantTimeout time.Duration) {
 	t.Helper()
 	if s.Timeout != wantTimeout {
 		t.Errorf("%s's watchdog timeout line says %s, want %s (fencing.DeviceTimeout)", name, s.Timeout, wantTimeout)
@@ -148,7 +149,7 @@ func awaitFailover(t *testing.T, c *testcluster.Cluster, old *testcluster.Node, 
 
 // resetHost is what the watchdog does at its deadline: it checks the frozen
 // agent sent no ping since s, then kills PostgreSQL and the agent.
-func resetHost(t *testing.T, n *testcluster.Node, s wdSession) {
+func resetHost(t *testing.T, n *testcluster.Node, s fencing.JournalSession) {
 	t.Helper()
 	now, err := lastSession(n)
 	if err != nil {
@@ -208,7 +209,7 @@ func TestWatchdogLeaseLossDemotesAndDisarms(t *testing.T) {
 		t.Errorf("%s acknowledged a write %s after etcd stopped, past ttl − safety_margin + 1 s (%s)", leader.Name, p.lastOK, limit)
 	}
 
-	var s wdSession
+	var s fencing.JournalSession
 	testcluster.Poll(t, 2*c.TTL(), leader.Name+"'s watchdog disarmed (close)", func(context.Context) error {
 		var err error
 		if s, err = lastSession(leader); err != nil {
