@@ -52,12 +52,9 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 	case ActLead:
 		err = a.lead(ctx, s)
 	case ActRelease:
-		if s.PG.Running && !s.PG.Status.InRecovery && !s.Config.Pause {
-			// Fence before giving the key away: nobody may promote while
-			// this PostgreSQL can still accept writes.
-			err = a.demote(ctx, "")
+		if err = a.fenceBeforeRelease(ctx, s); err == nil {
+			a.release(ctx)
 		}
-		a.release(ctx)
 	case ActRefuse:
 		return fmt.Errorf("%w: %s", ErrRefused, p.Reason)
 	}
@@ -65,6 +62,26 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 		a.log.Error("action failed", "action", p.Action.Kind, "err", err)
 	}
 	a.syncHBA(ctx, s)
+	return nil
+}
+
+// fenceBeforeRelease stops PostgreSQL before the leader key is given away
+// (nobody may promote while it can still accept writes), unless it is
+// known to be a replica: a running primary, and one that does not answer —
+// hung or frozen, it looks "not running" from here, and would serve as a
+// primary again when it wakes. Immediate stop, up to SIGKILL of every
+// server process; if even that fails the key is kept. Not in maintenance
+// mode: nobody promotes automatically then, and Regent leaves PostgreSQL
+// alone. The next tick starts it again as a replica.
+func (a *Agent) fenceBeforeRelease(ctx context.Context, s Snapshot) error {
+	if s.Config.Pause || (s.PG.Running && s.PG.Status.InRecovery) {
+		return nil
+	}
+	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+		return fmt.Errorf("keeping the leader key: PostgreSQL could not be stopped: %w", err)
+	}
+	a.disarmWatchdog()
+	a.pgState, a.role = "stopped", "demoted"
 	return nil
 }
 

@@ -127,7 +127,7 @@ func decideRunning(s Snapshot) Plan {
 			return plan(ActWait, "", "switchover: writes quiesced; stopping PostgreSQL")
 		}
 		if !s.WatchdogUsable {
-			return plan(ActRelease, "", "watchdog is required but unusable; stepping down: demote, then release the leader key")
+			return plan(ActRelease, "", "watchdog is required but unusable; stepping down: stop PostgreSQL, then release the leader key")
 		}
 		if st.InRecovery {
 			return plan(ActPromote, "", "I hold the leader key and PostgreSQL is in recovery; promoting")

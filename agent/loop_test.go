@@ -291,3 +291,32 @@ func TestReplicaStartPublishesItsMemberKeyOnAFreshLease(t *testing.T) {
 		t.Errorf("no member key for %s in etcd after the start", h.agent.name)
 	}
 }
+
+// TestHungPrimaryIsStoppedBeforeTheKeyIsReleased: a leader whose
+// PostgreSQL stops answering (frozen, hung) sees it as not running, tries a
+// restart in place (which finds it "already running") and, past
+// primary_start_timeout, gives the key up. The server must be stopped
+// before that — found by the chaos suite: a frozen primary left running
+// woke up after the new primary was promoted and served a read of a write
+// nobody had acknowledged.
+func TestHungPrimaryIsStoppedBeforeTheKeyIsReleased(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.pg.Hang()
+	h.takeEvents()
+	for i := 0; i < 15 && h.agent.leading; i++ {
+		h.advance(time.Second)
+		h.tick()
+	}
+	if h.agent.leading {
+		t.Fatalf("still leading with PostgreSQL hung past primary_start_timeout: %s", h.agent.lastPlan.Reason)
+	}
+	ev := h.takeEvents()
+	stop, release := slices.Index(ev, "pg stop immediate"), slices.Index(ev, "dcs ReleaseLeader")
+	if stop < 0 || release < stop {
+		t.Fatalf("events %v: want the immediate stop before ReleaseLeader", ev)
+	}
+	if h.pg.Writable() {
+		t.Error("the hung server still runs as a primary after the key was released")
+	}
+}

@@ -24,6 +24,7 @@ type Fake struct {
 	sysID      uint64
 	upstream   *postgres.Upstream
 	ssn        string
+	hung       bool
 	ops        []string
 	// StartErr, when set, makes Start fail.
 	StartErr error
@@ -57,6 +58,14 @@ func (f *Fake) Crash() {
 	f.running = false
 }
 
+// Hang makes the running server stop answering (a frozen or hung
+// postmaster): Status fails with a timeout, not ErrNotRunning, until Stop.
+func (f *Fake) Hang() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hung = true
+}
+
 // Writable reports whether the fake would accept writes now.
 func (f *Fake) Writable() bool {
 	f.mu.Lock()
@@ -83,6 +92,9 @@ func (f *Fake) Status(ctx context.Context) (postgres.Status, error) {
 	defer f.mu.Unlock()
 	if !f.running {
 		return postgres.Status{}, postgres.ErrNotRunning
+	}
+	if f.hung {
+		return postgres.Status{}, fmt.Errorf("postgres status: %w", context.DeadlineExceeded)
 	}
 	st := postgres.Status{Running: true, InRecovery: f.inRecovery, Timeline: f.timeline, SystemID: f.sysID, Streaming: f.inRecovery && f.upstream != nil}
 	if f.inRecovery {
@@ -148,7 +160,7 @@ func (f *Fake) Stop(ctx context.Context, from postgres.StopMode, budget time.Dur
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("stop " + string(from))
-	f.running = false
+	f.running, f.hung = false, false
 	return from, nil
 }
 
