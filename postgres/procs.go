@@ -75,6 +75,35 @@ func ServerProcesses(pm int, freeze bool) []int {
 	return append(procs, pm)
 }
 
+// postmasterIn finds a running postmaster of dataDir without reading its
+// postmaster.pid: a postgres process whose working directory is dataDir
+// (PostgreSQL chdirs there) and whose parent is not a postgres process.
+// Where /proc cannot tell, it reports none.
+func postmasterIn(dataDir string) (int, bool) {
+	want := filepath.Clean(dataDir)
+	if abs, err := filepath.Abs(want); err == nil {
+		want = abs
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		if err != nil || strings.TrimSuffix(cwd, " (deleted)") != want || !IsPostgresBinary(pid) {
+			continue
+		}
+		if _, state, ppid, ok := ProcStat(pid); ok && state != 'Z' && state != 'X' && !IsPostgresBinary(ppid) {
+			return pid, true
+		}
+	}
+	return 0, false
+}
+
 // processExists reports whether pid exists, zombie or not.
 func processExists(pid int) bool {
 	err := syscall.Kill(pid, 0)

@@ -49,7 +49,14 @@ func (i *Instance) Stop(ctx context.Context, from StopMode, budget time.Duration
 		return from, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("stop postgres: %w", err)
+		// postmaster.pid cannot be read (an unreadable data directory):
+		// find the server by its working directory instead.
+		found, ok := postmasterIn(i.cfg.DataDir)
+		if !ok {
+			i.log.Warn("cannot read postmaster.pid, and no PostgreSQL server runs in the data directory", "err", err)
+			return from, nil
+		}
+		pid = found
 	}
 	if budget <= 0 {
 		budget = i.cfg.StopTimeout

@@ -43,6 +43,14 @@ func TestStopKillsFrozenChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Without postmaster.pid (an unreadable data directory) the server is
+	// found by its working directory.
+	if got, ok := postmasterIn(inst.Config().DataDir); !ok || got != pm {
+		t.Errorf("postmasterIn(data dir) = %d, %v; want the postmaster %d", got, ok, pm)
+	}
+	if got, ok := postmasterIn(t.TempDir()); ok {
+		t.Errorf("postmasterIn(an empty directory) = %d, want none", got)
+	}
 	procs := ServerProcesses(pm, false)
 	if !slices.Contains(procs, backend) || procs[len(procs)-1] != pm {
 		t.Fatalf("ServerProcesses(%d) = %v; want the backend %d among the children, the postmaster last", pm, procs, backend)
