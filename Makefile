@@ -35,8 +35,8 @@ test-unit:
 test-e2e:
 	$(GO) test -count=1 -p 1 -timeout 45m $(E2E_PKGS)
 
-# The long fault-injection run (root: network namespaces; ~30 s a round, so
-# about 2 hours for 200), then the self-test against a deliberately broken
+# The long fault-injection run (root: network namespaces; 13–20 s a round, so
+# about an hour for 200), then the self-test against a deliberately broken
 # agent. The report goes to $(BIN)/chaos-report-<mode>.txt; a failure prints
 # the seed, the fault timeline and the offending history.
 chaos:
