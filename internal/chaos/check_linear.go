@@ -47,8 +47,8 @@ var registerModel = porcupine.Model{
 // acknowledged writes and primary reads with their intervals; a write of
 // unknown outcome may take effect at any time after its invocation (its
 // return is at infinity); failed writes and replica or failed reads are
-// left out.
-func registerOps(ops []Op, key int64) []porcupine.Operation {
+// left out, and so are plain reads unless withPlain.
+func registerOps(ops []Op, key int64, withPlain bool) []porcupine.Operation {
 	var out []porcupine.Operation
 	for _, o := range ops {
 		if o.Kind == OpInsert || o.Key != key {
@@ -60,7 +60,7 @@ func registerOps(ops []Op, key int64) []porcupine.Operation {
 			p.Input = regInput{write: true, value: o.Value}
 		case o.Kind == OpWrite && o.Outcome == Unknown:
 			p.Input, p.Return = regInput{write: true, value: o.Value}, math.MaxInt64
-		case o.Kind == OpRead && o.Outcome == OK:
+		case o.Kind == OpRead && o.Outcome == OK && (withPlain || !o.Plain):
 			p.Input = regInput{}
 		default:
 			continue
@@ -70,10 +70,29 @@ func registerOps(ops []Op, key int64) []porcupine.Operation {
 	return out
 }
 
-// CheckLinearizable checks every register row with porcupine. A row that
-// times out is reported, not failed. When dir is set, a failing row's
-// visualization is written there (an HTML file).
+// CheckLinearizable checks every register row with porcupine: the writes
+// and the durable reads, whose commits waited for the synchronous standby.
+// A row that times out is reported, not failed. When dir is set, a failing
+// row's visualization is written there (an HTML file).
 func CheckLinearizable(ops []Op, dir string) Verdict {
+	return checkRegister(ops, dir, false)
+}
+
+// CheckPlainReads runs the same check with the plain reads added. It is
+// informational in every mode: a client that cancels a commit's wait for
+// the synchronous standby (a timeout, statement_timeout) makes PostgreSQL
+// expose the commit at once, replicated or not, so a plain read on a
+// primary cut from its standby can return a write that the failover then
+// loses. No agent can prevent that (docs/testing.md); the count says how
+// often it happened.
+func CheckPlainReads(ops []Op, dir string) Verdict {
+	v := checkRegister(ops, dir, true)
+	v.Name += " (informational)"
+	v.OK, v.Details = true, ""
+	return v
+}
+
+func checkRegister(ops []Op, dir string, withPlain bool) Verdict {
 	var keys []int64
 	for _, o := range ops {
 		if o.Kind != OpInsert && !slices.Contains(keys, o.Key) {
@@ -82,11 +101,15 @@ func CheckLinearizable(ops []Op, dir string) Verdict {
 	}
 	slices.Sort(keys)
 	v := Verdict{Name: "linearizable-register", OK: true}
+	file := "porcupine-row-%d.html"
+	if withPlain {
+		v.Name, file = "linearizable-register-with-plain-reads", "porcupine-plain-row-%d.html"
+	}
 	var bad, unknown []int64
 	var details strings.Builder
 	checked := 0
 	for _, k := range keys {
-		pops := registerOps(ops, k)
+		pops := registerOps(ops, k, withPlain)
 		if len(pops) == 0 {
 			continue
 		}
@@ -102,10 +125,10 @@ func CheckLinearizable(ops []Op, dir string) Verdict {
 		bad = append(bad, k)
 		fmt.Fprintf(&details, "register row %d is not linearizable:\n", k)
 		details.WriteString(sliceOf(ops, 0, math.MaxInt64, func(o Op) bool {
-			return o.Kind != OpInsert && o.Key == k && o.Outcome != Fail
+			return o.Kind != OpInsert && o.Key == k && o.Outcome != Fail && (withPlain || !o.Plain)
 		}, 60))
 		if dir != "" {
-			path := filepath.Join(dir, fmt.Sprintf("porcupine-row-%d.html", k))
+			path := filepath.Join(dir, fmt.Sprintf(file, k))
 			if f, err := os.Create(path); err == nil {
 				if porcupine.Visualize(registerModel, info, f) == nil {
 					fmt.Fprintf(&details, "  visualization: %s\n", path)

@@ -25,30 +25,40 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("%s %s: %s", mark, v.Name, v.Summary)
 }
 
-// Tenure is one stretch of a node being primary, derived from its
-// acknowledged writes (inserts and register writes) on one timeline: a
-// node serves one timeline as primary only while it holds the leader key
-// (a restart in place keeps both; any failover away and back makes a new
-// timeline), so no other node may be primary anywhere inside it.
+// Tenure is one stretch of a node being primary, derived from what it
+// acknowledged on one timeline: writes (inserts and register writes) and
+// reads that a server out of recovery answered. A node serves one timeline
+// as primary only while it holds the leader key (a restart in place keeps
+// both; any failover away and back makes a new timeline), so no other node
+// may be primary anywhere inside it. Reads count because in synchronous
+// mode a primary cut from its standbys acknowledges no write at all: a
+// late fence shows only in the reads it still answers.
 type Tenure struct {
 	Node     string
 	Timeline int
-	Acks     int
+	Acks     int // acknowledged writes
+	Reads    int // reads answered as primary
 	// MinComplete and MaxInvoke bound the span where the node was
-	// certainly primary: each write committed at some instant within its
-	// [invoke, complete], so whatever those instants, the node was primary
-	// from the first commit (≤ MinComplete) to the last (≥ MaxInvoke).
+	// certainly primary: each operation took effect at some instant within
+	// its [invoke, complete], so whatever those instants, the node was
+	// primary from the first (≤ MinComplete) to the last (≥ MaxInvoke).
 	MinComplete, MaxInvoke time.Duration
 	// FirstInvoke and LastComplete bound where it may have been primary.
 	FirstInvoke, LastComplete time.Duration
 }
 
 func (t Tenure) String() string {
-	return fmt.Sprintf("%s on timeline %d: %d acknowledged writes in [%s, %s], certainly primary across [%s, %s]",
-		t.Node, t.Timeline, t.Acks, fmtDur(t.FirstInvoke), fmtDur(t.LastComplete), fmtDur(t.MinComplete), fmtDur(t.MaxInvoke))
+	return fmt.Sprintf("%s on timeline %d: %d acknowledged writes and %d primary reads in [%s, %s], certainly primary across [%s, %s]",
+		t.Node, t.Timeline, t.Acks, t.Reads, fmtDur(t.FirstInvoke), fmtDur(t.LastComplete), fmtDur(t.MinComplete), fmtDur(t.MaxInvoke))
 }
 
-// Tenures groups the acknowledged writes of ops by (node, timeline).
+// servedAsPrimary: an acknowledged write, or a read answered by a server
+// out of recovery (the read reports its timeline only then).
+func servedAsPrimary(o Op) bool {
+	return o.Outcome == OK && (o.Kind != OpRead || o.Timeline > 0)
+}
+
+// Tenures groups what ops a primary acknowledged by (node, timeline).
 func Tenures(ops []Op) []Tenure {
 	type key struct {
 		node string
@@ -56,7 +66,7 @@ func Tenures(ops []Op) []Tenure {
 	}
 	m := map[key]*Tenure{}
 	for _, o := range ops {
-		if o.Outcome != OK || o.Kind == OpRead {
+		if !servedAsPrimary(o) {
 			continue
 		}
 		k := key{o.Node, o.Timeline}
@@ -66,7 +76,11 @@ func Tenures(ops []Op) []Tenure {
 				FirstInvoke: o.Invoke, LastComplete: o.Complete}
 			m[k] = t
 		}
-		t.Acks++
+		if o.Kind == OpRead {
+			t.Reads++
+		} else {
+			t.Acks++
+		}
 		t.MinComplete = min(t.MinComplete, o.Complete)
 		t.MaxInvoke = max(t.MaxInvoke, o.Invoke)
 		t.FirstInvoke = min(t.FirstInvoke, o.Invoke)
@@ -104,17 +118,17 @@ func FindSplitBrains(ops []Op) []SplitBrain {
 	return out
 }
 
-// CheckSplitBrain is checker (a): no two nodes acknowledged writes in
-// overlapping intervals of being primary.
+// CheckSplitBrain is checker (a): no two nodes acknowledged writes or
+// answered reads as primary in overlapping intervals.
 func CheckSplitBrain(ops []Op) Verdict {
 	sbs := FindSplitBrains(ops)
 	v := Verdict{Name: "split-brain", OK: len(sbs) == 0}
 	ts := Tenures(ops)
 	if v.OK {
-		v.Summary = fmt.Sprintf("0 split-brain intervals (%d primary tenures derived from acknowledged writes)", len(ts))
+		v.Summary = fmt.Sprintf("0 split-brain intervals (%d primary tenures derived from acknowledged writes and primary reads)", len(ts))
 		return v
 	}
-	v.Summary = fmt.Sprintf("%d split-brain intervals: nodes acknowledged writes while another node was certainly primary", len(sbs))
+	v.Summary = fmt.Sprintf("%d split-brain intervals: nodes acknowledged writes or reads while another node was certainly primary", len(sbs))
 	var b strings.Builder
 	for i, sb := range sbs {
 		if i == 5 {
@@ -151,16 +165,16 @@ func sliceOf(ops []Op, from, to time.Duration, keep func(Op) bool, limit int) st
 	return b.String()
 }
 
-// splitBrainEvidence renders the acknowledgements of the earlier tenure
-// invoked after the later one had certainly committed (each proves both
-// were primary), and the history where the later tenure begins.
+// splitBrainEvidence renders the operations the earlier tenure answered
+// after the later one had certainly begun (each proves both were
+// primary), and the history where the later tenure begins.
 func splitBrainEvidence(ops []Op, sb SplitBrain) string {
 	early, late := sb.A, sb.B
 	if late.FirstInvoke < early.FirstInvoke {
 		early, late = late, early
 	}
 	in := func(t Tenure, o Op) bool {
-		return o.Outcome == OK && o.Kind != OpRead && o.Node == t.Node && o.Timeline == t.Timeline
+		return servedAsPrimary(o) && o.Node == t.Node && o.Timeline == t.Timeline
 	}
 	var b strings.Builder
 	var late1 []Op
@@ -169,7 +183,7 @@ func splitBrainEvidence(ops []Op, sb SplitBrain) string {
 			late1 = append(late1, o)
 		}
 	}
-	fmt.Fprintf(&b, "  %d writes acknowledged by %s (timeline %d) invoked after %s had committed on timeline %d (by %s):\n",
+	fmt.Fprintf(&b, "  %d operations answered by %s (timeline %d) invoked after %s was primary on timeline %d (by %s):\n",
 		len(late1), early.Node, early.Timeline, late.Node, late.Timeline, fmtDur(late.MinComplete))
 	for i, o := range late1 {
 		if i == 10 {

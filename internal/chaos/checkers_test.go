@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,6 +65,27 @@ func TestSplitBrainCheckerCatchesOneWriteInsideAnotherTenure(t *testing.T) {
 	ops := append(failover(), ack(6, "pg3", 2, 14000, 14100))
 	if v := CheckSplitBrain(ops); v.OK {
 		t.Fatalf("a write inside another node's tenure not caught: %s", v)
+	}
+}
+
+func TestSplitBrainCheckerCatchesReadsOfALatePrimary(t *testing.T) {
+	// In synchronous mode a primary cut from its standbys acknowledges no
+	// write; if it fenced late, only the reads it answered show it.
+	read := func(node string, tl, inv, comp int) Op {
+		return Op{Kind: OpRead, Plain: true, Key: 1, Node: node, Timeline: tl, Invoke: ms(inv), Complete: ms(comp), Outcome: OK}
+	}
+	ops := append(failover(), read("pg1", 1, 15000, 15001))
+	v := CheckSplitBrain(ops)
+	if v.OK {
+		t.Fatalf("a read answered as primary inside another tenure not caught: %s", v)
+	}
+	if !strings.Contains(v.Details, "plain read k=1") {
+		t.Errorf("details lack the read:\n%s", v.Details)
+	}
+	// The same read answered by a replica (no timeline) is no tenure.
+	replica := read("pg1", 0, 15000, 15001)
+	if v := CheckSplitBrain(append(failover(), replica)); !v.OK {
+		t.Fatalf("a replica's read counted as primary: %s\n%s", v, v.Details)
 	}
 }
 
@@ -153,6 +175,38 @@ func TestLinearizabilityChecker(t *testing.T) {
 	}
 }
 
+// TestPlainReadsAreCheckedApart: the partitioned-primary history the long
+// runs found. A write whose synchronous wait a timeout cancelled is seen
+// by a plain read on the old primary, then lost in the failover. The
+// durable register (writes and durable reads) stays linearizable and
+// gates; the check with plain reads reports the row without failing.
+func TestPlainReadsAreCheckedApart(t *testing.T) {
+	plain := func(op Op) Op { op.Plain = true; return op }
+	ops := []Op{
+		reg(OpWrite, 0, 1, 10, 0, 100, OK),
+		reg(OpRead, 1, 1, 10, 200, 300, OK),
+		reg(OpWrite, 0, 1, 11, 400, 3400, Unknown),     // cancelled wait on the old primary
+		plain(reg(OpRead, 1, 1, 11, 3410, 3411, OK)),   // the old primary exposes it
+		reg(OpRead, 2, 1, 10, 12000, 12001, OK),        // the new primary never had it
+		reg(OpWrite, 2, 1, 12, 12100, 12200, OK),       // and moves on
+		plain(reg(OpRead, 3, 1, 12, 12300, 12301, OK)), // a plain read of an acknowledged write
+	}
+	if v := CheckLinearizable(ops, ""); !v.OK {
+		t.Fatalf("the durable register failed on a plain read: %s\n%s", v, v.Details)
+	}
+	v := CheckPlainReads(ops, "")
+	if !v.OK || !strings.Contains(v.Summary, "1 not linearizable") || !strings.Contains(v.Name, "informational") {
+		t.Fatalf("plain-read verdict = %s, want informational, OK, 1 row not linearizable", v)
+	}
+	// A durable read of the cancelled write is a failure: its commit
+	// waited for the standby, so the value had to survive.
+	durable := slices.Clone(ops)
+	durable[3].Plain = false
+	if v := CheckLinearizable(durable, ""); v.OK {
+		t.Fatalf("a durable read of a lost write passed: %s", v)
+	}
+}
+
 func TestLeaseCheck(t *testing.T) {
 	ops := []Op{ack(1, "pg1", 1, 900, 1000), ack(2, "pg1", 1, 7900, 8000), ack(3, "pg2", 2, 20000, 20100)}
 	r := &Round{N: 1, Kind: PartitionPrimaryEtcd, Inject: ms(500), Heal: ms(25000), Recovered: ms(26000)}
@@ -169,6 +223,13 @@ func TestLeaseCheck(t *testing.T) {
 	}
 	if v := CheckLease([]*Round{{N: 1, Kind: PartitionPrimaryEtcd, Lease: l}}); v.OK || !strings.Contains(v.Details, "VIOLATED") {
 		t.Fatalf("lease verdict: %s\n%s", v, v.Details)
+	}
+	// A read answered as primary after the earliest expiry violates it too.
+	lateRead := append(ops, Op{Kind: OpRead, Plain: true, Key: 1, Node: "pg1", Timeline: 1, Invoke: ms(10400), Complete: ms(10401), Outcome: OK})
+	l = &LeaseCheck{Node: "pg1", Timeline: 1, Bound: ms(10000)}
+	l.evaluate(lateRead, r, nil)
+	if l.OK || l.LastAck != ms(10401) || l.LastWrite != ms(8000) {
+		t.Fatalf("a read answered after the earliest lease expiry: %+v, want violated, last ack 10.401 s, last write 8 s", l)
 	}
 	short := &Round{N: 2, Inject: ms(500), Heal: ms(4000)}
 	l = &LeaseCheck{Node: "pg1", Timeline: 1, Bound: ms(10000)}

@@ -65,7 +65,7 @@ func (r *Run) CheckHistory(rounds []*Round) *Report {
 		lin.Name += " (informational in async mode)"
 		lin.OK = true
 	}
-	rep.Verdicts = []Verdict{CheckSplitBrain(ops), lin, CheckLease(rounds), checkRounds(rounds)}
+	rep.Verdicts = []Verdict{CheckSplitBrain(ops), lin, CheckPlainReads(ops, r.c.Dir()+"/logs"), CheckLease(rounds), checkRounds(rounds)}
 	rep.Elapsed = time.Since(r.Start)
 	return rep
 }
@@ -208,11 +208,13 @@ func (r *Run) finalReads(ctx context.Context, leader *Node) error {
 	for k := range keys {
 		op := Op{Kind: OpRead, Node: leader.Name, Client: client, Key: k, Invoke: r.clock.Now()}
 		var inRecovery bool
-		err := conn.QueryRow(ctx, readSQL, k).Scan(&op.Value, &inRecovery)
+		var walfile string
+		err := conn.QueryRow(ctx, readSQL, k).Scan(&op.Value, &inRecovery, &walfile)
 		op.Complete = r.clock.Now()
 		if err != nil || inRecovery {
 			return fmt.Errorf("final read of row %d on %s: %v (in recovery %v)", k, leader.Name, err, inRecovery)
 		}
+		op.Timeline = walfileTimeline(walfile)
 		r.hist.Add(op)
 	}
 	return nil

@@ -64,7 +64,8 @@ const (
 	OpInsert OpKind = iota
 	// OpWrite sets the register (chaos_reg row Key) to Value.
 	OpWrite
-	// OpRead reads the register (chaos_reg row Key).
+	// OpRead reads the register (chaos_reg row Key): durably (its commit
+	// waits for the synchronous standby), or plainly (Op.Plain).
 	OpRead
 )
 
@@ -100,8 +101,10 @@ type Op struct {
 	Invoke   time.Duration
 	Complete time.Duration
 	Outcome  Outcome
-	// Timeline and LSN: the primary's timeline and WAL insert position
-	// at the write (acknowledged inserts and writes only).
+	// Plain: a read that does not wait for the synchronous standby.
+	Plain bool
+	// Timeline: the primary's timeline at the operation; LSN: its WAL
+	// insert position at a write (acknowledged operations only).
 	Timeline int
 	LSN      uint64
 	Err      string // a short reason for Fail and Unknown
@@ -112,8 +115,14 @@ func (o Op) String() string {
 	if o.Kind != OpInsert {
 		what = fmt.Sprintf("%s k=%d v=%d", o.Kind, o.Key, o.Value)
 	}
+	if o.Plain {
+		what = "plain " + what
+	}
 	s := fmt.Sprintf("[%s, %s] %s c%d %s → %s", fmtDur(o.Invoke), fmtDur(o.Complete), o.Node, o.Client, what, o.Outcome)
-	if o.Outcome == OK && o.Timeline > 0 {
+	switch {
+	case o.Outcome == OK && o.Kind == OpRead && o.Timeline > 0:
+		s += fmt.Sprintf(" (tl %d)", o.Timeline)
+	case o.Outcome == OK && o.Timeline > 0:
 		s += fmt.Sprintf(" (tl %d, lsn %s)", o.Timeline, fmtLSN(o.LSN))
 	}
 	if o.Err != "" {

@@ -53,9 +53,12 @@ type LeaseCheck struct {
 	// Deleted is when the test process saw the leader key deleted (by
 	// expiry, or earlier by the fenced leader's own release); 0 if not.
 	Deleted time.Duration
-	// LastAck is the completion of the last write the node acknowledged on
-	// that timeline after the injection (0: none).
-	LastAck time.Duration
+	// LastAck is the completion of the last operation the node answered
+	// as primary on that timeline after the injection: a write, or a read
+	// (in synchronous mode a primary cut from its standbys acknowledges no
+	// write, so its reads are what shows when it stopped); 0: none.
+	// LastWrite is the same for writes alone.
+	LastAck, LastWrite time.Duration
 	// Applies: the fault lasted past Bound (else the lease may have been
 	// renewed after the heal and later acks are legitimate).
 	Applies bool
@@ -82,6 +85,11 @@ func (l *LeaseCheck) String() string {
 		return fmt.Sprintf("%s: no ack after the injection, %s", verdict, expiry)
 	}
 	s := fmt.Sprintf("%s: last ack %s, %s, margin %s", verdict, fmtDur(l.LastAck), expiry, fmtDur(l.Margin()))
+	if l.LastWrite == 0 {
+		s += " (reads only)"
+	} else if l.LastWrite < l.LastAck {
+		s += fmt.Sprintf(" (last write %s)", fmtDur(l.LastWrite))
+	}
 	if l.AgentDeadline > 0 {
 		s += fmt.Sprintf(", agent's own deadline ≈ %s", fmtDur(l.AgentDeadline))
 	}
@@ -128,10 +136,13 @@ func (l *LeaseCheck) evaluate(ops []Op, r *Round, changes []LeaderChange) {
 		}
 	}
 	for _, o := range ops {
-		if o.Node != l.Node || o.Outcome != OK || o.Kind == OpRead || o.Timeline != l.Timeline || o.Complete < r.Inject {
+		if o.Node != l.Node || !servedAsPrimary(o) || o.Timeline != l.Timeline || o.Complete < r.Inject {
 			continue
 		}
 		l.LastAck = max(l.LastAck, o.Complete)
+		if o.Kind != OpRead {
+			l.LastWrite = max(l.LastWrite, o.Complete)
+		}
 	}
 	if l.Applies && l.LastAck > l.Bound {
 		l.OK = false

@@ -34,14 +34,25 @@ CREATE TABLE IF NOT EXISTS chaos_reg (k bigint PRIMARY KEY, v bigint NOT NULL)`
 RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
 	writeSQL = `INSERT INTO chaos_reg (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v
 RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
-	readSQL = `SELECT coalesce((SELECT v FROM chaos_reg WHERE k = $1), 0), pg_is_in_recovery()`
+	// readSQL is a durable read: FOR KEY SHARE gives the transaction an
+	// xid and a WAL record, so its commit waits for the synchronous
+	// standby like a write's, and it is acknowledged only once everything
+	// it saw is flushed there. plainReadSQL reads without that wait: it can
+	// return a commit whose synchronous wait was cancelled (PostgreSQL makes
+	// it visible at once, replicated or not), which a failover then loses.
+	// Both report the timeline of a primary ('' on a replica, where the
+	// durable read fails as read-only).
+	readSQL = `SELECT coalesce((SELECT v FROM chaos_reg WHERE k = $1 FOR KEY SHARE), 0), pg_is_in_recovery(),
+CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_walfile_name(pg_current_wal_lsn()) END`
+	plainReadSQL = `SELECT coalesce((SELECT v FROM chaos_reg WHERE k = $1), 0), pg_is_in_recovery(),
+CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_walfile_name(pg_current_wal_lsn()) END`
 )
 
 // Workload runs clientsPerNode clients against every node's PostgreSQL.
 // Each client keeps one connection (reopened after a failure) and, every
-// clientPace, inserts a row with a unique id (half the time), or writes
-// or reads the register of the current round (a quarter each), recording
-// every operation in the history.
+// clientPace, inserts a row with a unique id (3 in 8), writes the register
+// of the current round (2 in 8), reads it durably (2 in 8) or plainly (1 in
+// 8), recording every operation in the history.
 type Workload struct {
 	clock  *Clock
 	hist   *History
@@ -102,13 +113,13 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 			conn = c
 		}
 		op := Op{Node: n.Name, Client: id}
-		switch r := rng.IntN(4); {
-		case r < 2:
+		switch r := rng.IntN(8); {
+		case r < 3:
 			op.Kind, op.ID = OpInsert, w.nextID.Add(1)
-		case r == 2:
+		case r < 5:
 			op.Kind, op.Key, op.Value = OpWrite, w.key.Load(), w.nextID.Add(1)
 		default:
-			op.Kind, op.Key = OpRead, w.key.Load()
+			op.Kind, op.Key, op.Plain = OpRead, w.key.Load(), r == 7
 		}
 		warned.Store(false)
 		op = w.do(ctx, conn, op)
@@ -139,7 +150,11 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
 	case OpWrite:
 		err = conn.QueryRow(ctx, writeSQL, op.Key, op.Value).Scan(&lsn, &walfile)
 	case OpRead:
-		err = conn.QueryRow(ctx, readSQL, op.Key).Scan(&op.Value, &inRecovery)
+		query := readSQL
+		if op.Plain {
+			query = plainReadSQL
+		}
+		err = conn.QueryRow(ctx, query, op.Key).Scan(&op.Value, &inRecovery, &walfile)
 	}
 	op.Complete = w.clock.Now()
 	op.Outcome, op.Err = classify(err)
@@ -148,7 +163,9 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
 	case op.Kind == OpRead && inRecovery:
 		// A replica's read is not part of the register's history.
 		op.Outcome, op.Err = Fail, "replica read"
-	case op.Kind != OpRead:
+	case op.Kind == OpRead:
+		op.Timeline = walfileTimeline(walfile)
+	default:
 		op.LSN, _ = parseLSN(lsn)
 		op.Timeline = walfileTimeline(walfile)
 	}
