@@ -140,7 +140,7 @@ func checkRegister(ops []Op, dir string, withPlain bool) Verdict {
 	v.Summary = fmt.Sprintf("%d register rows checked, %d not linearizable, %d inconclusive (timeout %s)", checked, len(bad), len(unknown), linearTimeout)
 	if len(bad) > 0 {
 		v.OK = false
-		v.Summary += fmt.Sprintf("; failing rows %v", bad)
+		v.Summary += fmt.Sprintf("; failing rows %v (row n is round n's register)", bad)
 		v.Details = details.String()
 	}
 	return v

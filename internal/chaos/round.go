@@ -87,7 +87,7 @@ func (l *LeaseCheck) String() string {
 	s := fmt.Sprintf("%s: last ack %s, %s, margin %s", verdict, fmtDur(l.LastAck), expiry, fmtDur(l.Margin()))
 	if l.LastWrite == 0 {
 		s += " (reads only)"
-	} else if l.LastWrite < l.LastAck {
+	} else if l.LastAck-l.LastWrite >= time.Millisecond {
 		s += fmt.Sprintf(" (last write %s)", fmtDur(l.LastWrite))
 	}
 	if l.AgentDeadline > 0 {
