@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -13,6 +14,12 @@ import (
 // acknowledged keepalive AND a confirmed leader key: etcd cannot expire
 // the lease before t_send + ttl. Replicas renew every ttl/3, enough to keep
 // their member key.
+//
+// The leader sends the keepalive and the leader-key read together, both
+// after t_send: one round trip, not two, must fit in retry_timeout (the
+// chaos suite's slow-etcd faults fenced a leader whose etcd answered in
+// 1.5 s, half of retry_timeout, because the two were sequential). Order
+// does not matter for safety: both results postdate t_send.
 func (a *Agent) renew(ctx context.Context) {
 	ctx, cancel := a.ioContext(ctx)
 	defer cancel()
@@ -29,7 +36,13 @@ func (a *Agent) renew(ctx context.Context) {
 	// The send time comes from our own clock, read before the request:
 	// etcd cannot expire the lease before sent + ttl.
 	sent := a.now()
+	var leaderErr error
+	var checked sync.WaitGroup
+	if a.leading {
+		checked.Go(func() { leaderErr = a.dcs.CheckLeader(ctx, a.name) })
+	}
 	_, err := a.dcs.KeepAlive(ctx)
+	checked.Wait()
 	switch {
 	case errors.Is(err, dcs.ErrLeaseLost):
 		a.log.Warn("session lease expired at etcd")
@@ -50,7 +63,7 @@ func (a *Agent) renew(ctx context.Context) {
 	if !a.leading {
 		return
 	}
-	switch err := a.dcs.CheckLeader(ctx, a.name); {
+	switch err := leaderErr; {
 	case errors.Is(err, dcs.ErrNotLeader):
 		a.loseLeadership("the leader key is no longer mine")
 	case err != nil:

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,13 @@ func (noPeers) Fetch(context.Context, map[string]dcs.Member) []PeerStatus { retu
 
 func newLoopHarness(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake) *loopHarness {
 	t.Helper()
+	return newLoopHarnessVia(t, store, pg, store)
+}
+
+// newLoopHarnessVia gives the agent via as its DCS (a double wrapping
+// store); the harness still inspects store.
+func newLoopHarnessVia(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake, via DCS) *loopHarness {
+	t.Helper()
 	t.Setenv("PGSUPERPASS", "x")
 	t.Setenv("PGREPLPASS", "y")
 	cfg, err := ParseConfig([]byte(goodConfig))
@@ -52,7 +61,7 @@ func newLoopHarness(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake) *loopHar
 	h := &loopHarness{t: t, now: time.Now(), dcs: store, pg: pg, pub: &lastSnapshot{}}
 	store.Intercept(func(op, key string) error { h.record("dcs " + op); return nil })
 	pg.OnOp = func(op string) { h.record("pg " + op) }
-	h.agent, err = New(Options{Config: cfg, DCS: store, Postgres: pg, Publisher: h.pub, Peers: noPeers{},
+	h.agent, err = New(Options{Config: cfg, DCS: via, Postgres: pg, Publisher: h.pub, Peers: noPeers{},
 		Clock: func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +143,71 @@ func TestLeaderFencesBeforeTheLeaseCanExpire(t *testing.T) {
 	}
 	if s := h.pub.get(); !s.LeaderUntil.IsZero() {
 		t.Errorf("published LeaderUntil = %v after fencing, want zero", s.LeaderUntil)
+	}
+}
+
+// rendezvousDCS answers KeepAlive and CheckLeader only once both are in
+// flight (or after rendezvousWait, failing): a leader that sends them one
+// after the other cannot renew through it.
+type rendezvousDCS struct {
+	*dcstest.Fake
+	on                   atomic.Bool
+	keepalive, checkLead chan struct{}
+}
+
+const rendezvousWait = 2 * time.Second
+
+func newRendezvousDCS(store *dcstest.Fake) *rendezvousDCS {
+	return &rendezvousDCS{Fake: store, keepalive: make(chan struct{}, 1), checkLead: make(chan struct{}, 1)}
+}
+
+func (r *rendezvousDCS) meet(mine, other chan struct{}) error {
+	mine <- struct{}{}
+	select {
+	case <-other:
+		return nil
+	case <-time.After(rendezvousWait):
+		return errors.New("rendezvous: the other request was not in flight")
+	}
+}
+
+func (r *rendezvousDCS) KeepAlive(ctx context.Context) (time.Time, error) {
+	if r.on.Load() {
+		sent := time.Now()
+		if err := r.meet(r.keepalive, r.checkLead); err != nil {
+			return sent, err
+		}
+	}
+	return r.Fake.KeepAlive(ctx)
+}
+
+func (r *rendezvousDCS) CheckLeader(ctx context.Context, name string) error {
+	if r.on.Load() {
+		if err := r.meet(r.checkLead, r.keepalive); err != nil {
+			return err
+		}
+	}
+	return r.Fake.CheckLeader(ctx, name)
+}
+
+// TestLeaderRenewalIsOneRoundTrip: the leader's keepalive and its leader
+// key check are in flight together, so an etcd that answers in just under
+// retry_timeout still renews the lease (sequential, they needed two round
+// trips within it; the chaos suite's slow-etcd faults found it).
+func TestLeaderRenewalIsOneRoundTrip(t *testing.T) {
+	store := newStore()
+	via := newRendezvousDCS(store)
+	h := newLoopHarnessVia(t, store, pgtest.NewEmpty(7000000000000000001), via)
+	h.bootstrapLeader()
+	via.on.Store(true)
+	h.advance(time.Second)
+	renewAt := h.now
+	h.tick()
+	if !h.agent.leading {
+		t.Fatal("the leader lost leadership on a renewal")
+	}
+	if want := renewAt.Add(10*time.Second - 3*time.Second); !h.agent.deadline.Equal(want) {
+		t.Fatalf("deadline = %v, want the renewal's send time + ttl − safety_margin = %v: the keepalive and the leader check were not in flight together", h.agent.deadline, want)
 	}
 }
 

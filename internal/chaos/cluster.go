@@ -236,6 +236,7 @@ func (c *Cluster) cleanup() {
 		if err := killPostgres(n.DataDir); err != nil {
 			c.t.Errorf("chaos: %v", err)
 		}
+		n.closeLinks()
 	}
 	for _, m := range c.etcd {
 		if err := m.kill(); err != nil {

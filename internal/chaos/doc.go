@@ -4,7 +4,8 @@
 // workload that writes through every node and records each operation's
 // outcome and monotonic [invoke, complete] interval, a seeded scheduler that
 // injects faults (partitions, asymmetric partitions, process kill and
-// freeze, etcd member / leader / quorum loss), heals them and waits for
+// freeze, etcd member / leader / quorum loss, delay and loss of etcd
+// traffic), heals them and waits for
 // recovery, and checkers run on the recorded history:
 //
 //   - split brain: no two nodes acknowledged writes or answered reads as
@@ -25,7 +26,11 @@
 // one veth pair per namespace. Partitions are blackhole routes installed
 // inside the namespaces (per destination address, per direction), isolation
 // detaches a veth from the bridge. The test process is the client: it
-// reaches every node's PostgreSQL and REST API through the bridge.
+// reaches every node's PostgreSQL and REST API through the bridge. An
+// agent reaches etcd through proxies of the test process (linkproxy.go),
+// listening and dialing inside the node's namespace (so partitions still
+// apply), which add latency or emulated loss on demand: the kernel has no
+// netem qdisc.
 //
 // It owns everything it creates and removes it at the end, failure or not:
 // namespaces, veths and the bridge (all named with the rgc<pid36> prefix; a

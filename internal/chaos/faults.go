@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // FaultKind names a fault the scheduler can inject.
@@ -50,6 +51,15 @@ const (
 	EtcdLeaderLoss FaultKind = "etcd-leader-loss"
 	// EtcdQuorumLoss SIGKILLs the etcd leader and a follower.
 	EtcdQuorumLoss FaultKind = "etcd-quorum-loss"
+	// SlowEtcdPrimary delays the primary's etcd traffic, each way, by 0.2
+	// to 2 s: from slower than usual to past retry_timeout.
+	SlowEtcdPrimary FaultKind = "slow-etcd-primary"
+	// LossyEtcdPrimary loses 10–50 % of the primary's etcd traffic, each
+	// lost chunk arriving a retransmission timeout (0.2–1.5 s) late.
+	LossyEtcdPrimary FaultKind = "lossy-etcd-primary"
+	// SlowEtcdAll delays every node's etcd traffic by 0.2 to 1.5 s each
+	// way (an overloaded etcd, as its clients see it).
+	SlowEtcdAll FaultKind = "slow-etcd-all"
 )
 
 // faultSpec says how to inject and heal a kind, and what to measure.
@@ -63,8 +73,10 @@ type faultSpec struct {
 	// stopsAgent: the primary's agent stops running; the emulated
 	// watchdog resets the node after ttl − safety_margin.
 	stopsAgent bool
-	inject     func(ctx context.Context, f *fault) error
-	heal       func(ctx context.Context, f *fault) error
+	// shape draws the shaping of a delay or loss fault.
+	shape  func(rng *rand.Rand) shaping
+	inject func(ctx context.Context, f *fault) error
+	heal   func(ctx context.Context, f *fault) error
 }
 
 // fault is one injection.
@@ -75,6 +87,7 @@ type fault struct {
 	members []*EtcdMember // the etcd members killed
 	order   []*EtcdMember // the members in a random order
 	reset   bool          // the emulated watchdog reset the node
+	shape   shaping       // of a delay or loss fault
 }
 
 // Target names what the fault hit.
@@ -85,6 +98,12 @@ func (f *fault) Target() string {
 			names = append(names, m.Name)
 		}
 		return fmt.Sprint(names)
+	}
+	switch {
+	case f.spec.kind == SlowEtcdAll:
+		return "all " + f.shape.String()
+	case f.spec.shape != nil:
+		return f.node.Name + " " + f.shape.String()
 	}
 	return f.node.Name
 }
@@ -108,6 +127,40 @@ var specs = []*faultSpec{
 	{kind: EtcdMemberLoss, inject: killMembers(0, 1), heal: restartMembers},
 	{kind: EtcdLeaderLoss, inject: killMembers(1, 0), heal: restartMembers},
 	{kind: EtcdQuorumLoss, leaseCheck: true, inject: killMembers(1, 1), heal: restartMembers},
+	{kind: SlowEtcdPrimary, shape: func(rng *rand.Rand) shaping { return shaping{Latency: between(rng, 200, 2000)} },
+		inject: shapeLinks(false), heal: unshapeLinks},
+	{kind: LossyEtcdPrimary, shape: func(rng *rand.Rand) shaping {
+		return shaping{Loss: 0.1 + 0.4*rng.Float64(), RTO: between(rng, 200, 1500)}
+	}, inject: shapeLinks(false), heal: unshapeLinks},
+	{kind: SlowEtcdAll, shape: func(rng *rand.Rand) shaping { return shaping{Latency: between(rng, 200, 1500)} },
+		inject: shapeLinks(true), heal: unshapeLinks},
+}
+
+// between draws a duration in [lo, hi] milliseconds.
+func between(rng *rand.Rand, lo, hi int) time.Duration {
+	return time.Duration(lo+rng.IntN(hi-lo+1)) * time.Millisecond
+}
+
+// shapeLinks applies the fault's shaping to the target's etcd links, or
+// to every node's.
+func shapeLinks(all bool) func(context.Context, *fault) error {
+	return func(_ context.Context, f *fault) error {
+		nodes := []*Node{f.node}
+		if all {
+			nodes = f.c.Nodes()
+		}
+		for _, n := range nodes {
+			n.ShapeLinks(f.shape)
+		}
+		return nil
+	}
+}
+
+func unshapeLinks(_ context.Context, f *fault) error {
+	for _, n := range f.c.Nodes() {
+		n.ShapeLinks(shaping{})
+	}
+	return nil
 }
 
 // AllFaults lists every fault kind.
@@ -228,6 +281,9 @@ func (c *Cluster) newFault(spec *faultSpec, primary *Node, rng *rand.Rand) *faul
 	if spec.onReplica {
 		others := c.Others(primary.Name)
 		f.node = others[rng.IntN(len(others))]
+	}
+	if spec.shape != nil {
+		f.shape = spec.shape(rng)
 	}
 	f.order = slices.Clone(c.etcd)
 	rng.Shuffle(len(f.order), func(i, j int) { f.order[i], f.order[j] = f.order[j], f.order[i] })

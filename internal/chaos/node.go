@@ -39,9 +39,54 @@ type Node struct {
 	APIURL     string // http://IP:port
 	c          *Cluster
 
+	// links carry the agent's etcd traffic, one per etcd member (see
+	// linkproxy.go).
+	links []*linkProxy
+
 	mu     sync.Mutex
 	p      *proc
 	frozen []int // pids SIGSTOPped by Freeze, for Thaw (the postmaster may be gone by then)
+}
+
+// etcdLinkPort is the port of the node's link to etcd member i (0-based),
+// on 127.0.0.1 inside the node's namespace.
+func etcdLinkPort(i int) int { return etcdClientPort + 100 + i }
+
+// openLinks starts the node's proxies to the etcd members.
+func (n *Node) openLinks() error {
+	for i, m := range n.c.etcd {
+		up := strings.TrimPrefix(m.ClientURL, "http://")
+		l, err := newLinkProxy(n.Host.nsPath, fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i)), up, uint64(i+1)<<8|uint64(n.Name[len(n.Name)-1]))
+		if err != nil {
+			n.closeLinks()
+			return err
+		}
+		n.links = append(n.links, l)
+	}
+	return nil
+}
+
+func (n *Node) closeLinks() {
+	for _, l := range n.links {
+		l.Close()
+	}
+	n.links = nil
+}
+
+// ShapeLinks sets the shaping of the node's etcd traffic (zero: none).
+func (n *Node) ShapeLinks(s shaping) {
+	for _, l := range n.links {
+		l.Shape(s)
+	}
+}
+
+// etcdEndpoints are the node's links, as the agent's etcd endpoints.
+func (n *Node) etcdEndpoints() []string {
+	var eps []string
+	for i := range n.c.etcd {
+		eps = append(eps, fmt.Sprintf("http://127.0.0.1:%d", etcdLinkPort(i)))
+	}
+	return eps
 }
 
 func (c *Cluster) newNode(i int) (*Node, error) {
@@ -58,6 +103,9 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
+	}
+	if err := n.openLinks(); err != nil {
+		return nil, err
 	}
 	if err := c.user.MkdirOwned(dir); err != nil {
 		return nil, err
@@ -94,7 +142,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		"name":      n.Name,
 		"scope":     scope,
 		"namespace": namespace,
-		"etcd":      map[string]any{"endpoints": c.EtcdEndpoints()},
+		"etcd":      map[string]any{"endpoints": n.etcdEndpoints()},
 		"restapi":   map[string]any{"listen": api, "connect_address": api},
 		"postgres": map[string]any{
 			"data_dir":        n.DataDir,

@@ -18,20 +18,43 @@ import (
 // processGoneTimeout bounds how long a SIGKILLed process takes to be gone.
 const processGoneTimeout = 10 * time.Second
 
-// startIn starts cmd inside h's network namespace: a goroutine locked to
-// its OS thread moves that thread into the namespace, forks from it (the
-// child inherits the thread's namespace), and moves the thread back before
-// unlocking it. Go spawns new threads from a clean template thread while
-// one is locked, so no other goroutine ever runs in the namespace.
+// startIn starts cmd inside h's network namespace (see inNetns: the
+// child inherits the forking thread's namespace).
 //
-// Pdeathsig follows the forking thread: it must outlive the child, so the
-// thread is returned to the runtime rather than ended (if it cannot be
-// moved back, the child is killed and the thread ends with the goroutine).
+// Pdeathsig follows the forking thread: it must outlive the child, which
+// is why inNetns returns threads to the runtime rather than ending them. If
+// the thread cannot be moved back it ends, and the child with it: kill it
+// outright.
 func (h *Host) startIn(cmd *exec.Cmd) error {
+	err := inNetns(h.nsPath, cmd.Start)
+	if errors.Is(err, errNetnsNotRestored) && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	return err
+}
+
+// errNetnsNotRestored: the thread could not be moved back to its own
+// namespace (it ends with its goroutine).
+var errNetnsNotRestored = errors.New("cannot move the thread back to its own network namespace")
+
+// inNetns runs fn on an OS thread moved into the network namespace at
+// nsPath: a goroutine locked to its thread moves the thread in, runs fn
+// and moves the thread back before unlocking it. Sockets fn creates, and
+// children it forks, belong to that namespace for good. Go spawns new
+// threads from a clean template thread while one is locked, so no other
+// goroutine ever runs in the namespace. The thread must be moved back, not
+// ended: it may be one that earlier forked a child with Pdeathsig (an
+// agent, an etcd member), which dies with it. An empty nsPath runs fn
+// where it is (the link proxy's own tests).
+func inNetns(nsPath string, fn func() error) error {
+	if nsPath == "" {
+		return fn()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		err, restored := forkInNetns(h.nsPath, cmd)
+		err, restored := runInNetns(nsPath, fn)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -40,9 +63,9 @@ func (h *Host) startIn(cmd *exec.Cmd) error {
 	return <-errc
 }
 
-// forkInNetns runs on a locked thread; restored says whether the thread is
+// runInNetns runs on a locked thread; restored says whether the thread is
 // back in its own namespace.
-func forkInNetns(nsPath string, cmd *exec.Cmd) (err error, restored bool) {
+func runInNetns(nsPath string, fn func() error) (err error, restored bool) {
 	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
 		return fmt.Errorf("open own netns: %w", err), true
@@ -56,15 +79,11 @@ func forkInNetns(nsPath string, cmd *exec.Cmd) (err error, restored bool) {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("setns %s: %w", nsPath, err), true
 	}
-	startErr := cmd.Start()
+	fnErr := fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		if startErr == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		return fmt.Errorf("setns back from %s: %w", nsPath, err), false
+		return fmt.Errorf("%w: setns back from %s: %v", errNetnsNotRestored, nsPath, err), false
 	}
-	return startErr, true
+	return fnErr, true
 }
 
 // proc is one run of a child process we started (an agent or an etcd
