@@ -73,6 +73,13 @@ func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("leader %s: GET /primary = %d %s", name, code, compact(body))
 	}
+	// The leader has renewed its lease since the heal: a fault injected
+	// right after must not inherit the renewals the previous one cost it
+	// (a 3.5 s partition, then an isolation 40 ms after the heal, had the
+	// lease expire 6 s into the second fault).
+	if left := c.leaseLeft(ctx, name); left < c.TTL()-leaseFreshSlack {
+		return nil, fmt.Errorf("leader %s: its lease expires in %s, not renewed since the heal", name, left.Round(time.Millisecond))
+	}
 	for _, n := range c.Others(name) {
 		st, err := n.Status(ctx)
 		if err != nil {
@@ -268,4 +275,19 @@ func connect(ctx context.Context, n *Node) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", n.Name, err)
 	}
 	return conn, nil
+}
+
+// leaseFreshSlack: a leader renews every loop_wait, and etcd reports whole
+// seconds; a lease with less than ttl − leaseFreshSlack left was not
+// renewed lately.
+const leaseFreshSlack = 3 * time.Second
+
+// leaseLeft is how long the leader key's lease has left at least, if it is
+// held by name (0 otherwise).
+func (c *Cluster) leaseLeft(ctx context.Context, name string) time.Duration {
+	bound, holder := c.etcdLeaseBound(ctx)
+	if holder != name || bound == 0 {
+		return 0
+	}
+	return bound - c.clock.Now()
 }
