@@ -9,6 +9,10 @@
 //   - the leader key (create-only acquire, linearizable check, fenced
 //     release), member keys, the initialize key and CAS helpers for every
 //     other key;
+//   - leader-guarded writes (PutAsLeader, CASAsLeader, DeleteAsLeader) for
+//     the keys only the leader writes (status, history, sync, failover):
+//     one transaction that also requires the leader key to hold our name on
+//     our current lease, so a deposed leader cannot overwrite them;
 //   - a cluster-view cache fed by ONE watch on the cluster prefix, published
 //     as an immutable *Cluster through an atomic pointer, with coalescing
 //     change notifications.

@@ -72,8 +72,10 @@ func (c *Client) CAS(ctx context.Context, key string, value []byte, modRev int64
 	return resp.Header.Revision, nil
 }
 
-// Put writes key with a plain put, for keys only the caller writes (status,
-// history, config at bootstrap).
+// Put writes key with a plain put, for keys only the caller writes (config
+// at bootstrap, the initialize key). Leader-only keys (status, history,
+// sync, failover) go through PutAsLeader or CASAsLeader instead, so that a
+// deposed leader cannot overwrite them.
 func (c *Client) Put(ctx context.Context, key string, value []byte) error {
 	if _, err := c.cli.Put(ctx, key, string(value)); err != nil {
 		return fmt.Errorf("dcs: put %s: %w", key, err)

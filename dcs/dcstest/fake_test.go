@@ -3,6 +3,7 @@ package dcstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ type agentDCS interface {
 	AcquireLeader(ctx context.Context, name string) (bool, error)
 	CheckLeader(ctx context.Context, name string) error
 	ReleaseLeader(ctx context.Context, name string) error
+	ReattachLeader(ctx context.Context, name string, oldLease int64) error
 	PutMember(ctx context.Context, name string, m dcs.Member) error
 	CreateInitialize(ctx context.Context) (bool, error)
 	SetInitialize(ctx context.Context, sysid string) error
@@ -27,6 +29,9 @@ type agentDCS interface {
 	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string, modRev int64) error
+	PutAsLeader(ctx context.Context, name, key string, value []byte) error
+	CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (int64, error)
+	DeleteAsLeader(ctx context.Context, name, key string, modRev int64) error
 	Get(ctx context.Context, key string) (dcs.Value, bool, error)
 	Load(ctx context.Context) (*dcs.Cluster, error)
 	View() *dcs.Cluster
@@ -205,5 +210,42 @@ func TestFakeIntercept(t *testing.T) {
 	f.Intercept(nil)
 	if _, err := f.CAS(t.Context(), f.Keys().Config(), nil, 0); err != nil {
 		t.Errorf("CAS after removing the hook = %v", err)
+	}
+}
+
+func TestFakeLeaderWritesInterceptAndDown(t *testing.T) {
+	f := New(dcs.NewKeys("service", "demo"))
+	ctx := t.Context()
+	if _, err := f.GrantLease(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if won, _ := f.AcquireLeader(ctx, "pg1"); !won {
+		t.Fatal("acquire lost")
+	}
+	var ops []string
+	f.Intercept(func(op, key string) error {
+		ops = append(ops, op+" "+f.s.keys.Name(key))
+		return nil
+	})
+	status := f.Keys().Status()
+	if err := f.PutAsLeader(ctx, "pg1", status, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ := f.Get(ctx, status)
+	rev, err := f.CASAsLeader(ctx, "pg1", status, []byte(`{"optime":1}`), v.ModRevision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DeleteAsLeader(ctx, "pg1", status, rev); err != nil {
+		t.Fatal(err)
+	}
+	f.Intercept(nil)
+	want := "[PutAsLeader status Get status CASAsLeader status DeleteAsLeader status]"
+	if got := fmt.Sprint(ops); got != want {
+		t.Errorf("intercepted %s, want %s", got, want)
+	}
+	f.SetDown(true)
+	if err := f.PutAsLeader(ctx, "pg1", status, nil); !errors.Is(err, ErrDown) {
+		t.Errorf("PutAsLeader while down = %v, want ErrDown", err)
 	}
 }

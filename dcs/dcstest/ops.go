@@ -95,15 +95,19 @@ func (f *Fake) CheckLeader(ctx context.Context, name string) error {
 	return f.ownsLeader(key, name)
 }
 
-func (f *Fake) ownsLeader(key, name string) error {
+func (f *Fake) ownsLeader(key, name string) error { return f.ownsLeaderOn(key, name, f.lease) }
+
+// ownsLeaderOn returns ErrNotLeader unless key holds name on lease id (not
+// 0). Caller holds the lock.
+func (f *Fake) ownsLeaderOn(key, name string, id int64) error {
 	kv, ok := f.s.kvs[key]
 	switch {
 	case !ok:
 		return fmt.Errorf("%w: leader key is absent", dcs.ErrNotLeader)
 	case string(kv.Value) != name:
 		return fmt.Errorf("%w: leader key names %q", dcs.ErrNotLeader, kv.Value)
-	case f.lease == 0 || kv.Lease != f.lease:
-		return fmt.Errorf("%w: leader key is on lease %x, ours is %x", dcs.ErrNotLeader, kv.Lease, f.lease)
+	case id == 0 || kv.Lease != id:
+		return fmt.Errorf("%w: leader key is on lease %x, ours is %x", dcs.ErrNotLeader, kv.Lease, id)
 	}
 	return nil
 }
