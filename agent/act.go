@@ -16,8 +16,6 @@ const (
 	startTimeout   = 60 * time.Second
 	cloneTimeout   = 30 * time.Minute
 	promoteTimeout = 30 * time.Second
-	// fenceStopBudget bounds the immediate stop of a fencing leader.
-	fenceStopBudget = 5 * time.Second
 	// rewindCheckEvery throttles the divergence check of a replica that is
 	// not streaming, which costs a query to the leader.
 	rewindCheckEvery = 5 * time.Second
@@ -77,7 +75,7 @@ func (a *Agent) fenceBeforeRelease(ctx context.Context, s Snapshot) error {
 	if s.Config.Pause || (s.PG.Running && s.PG.Status.InRecovery) {
 		return nil
 	}
-	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+	if err := a.stopForSafety(ctx); err != nil {
 		return fmt.Errorf("keeping the leader key: PostgreSQL could not be stopped: %w", err)
 	}
 	a.disarmWatchdog()
@@ -85,20 +83,32 @@ func (a *Agent) fenceBeforeRelease(ctx context.Context, s Snapshot) error {
 	return nil
 }
 
-// fence stops a leader that is past its deadline: immediate stop first, no
-// etcd call before it, then a read-only restart and a best-effort release
-// of the key (guarded by value and lease, so it never touches a key that
-// someone else holds now).
+// stopForSafety is the stop of every path that must end writes: immediate,
+// escalating to SIGKILL of every server process (at once for a stopped
+// postmaster), all within the fence budget (leadership.fenceBudget, at
+// most safety_margin).
+func (a *Agent) stopForSafety(ctx context.Context) error {
+	_, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceBudget(a.dyn.TTL, a.cfg.Watchdog.SafetyMargin))
+	return err
+}
+
+// fence stops a leader that is past its deadline (or whose earlier fence
+// failed): immediate stop first, no etcd call before it, then a read-only
+// restart and a best-effort release of the key (guarded by value and
+// lease, so it never touches a key that someone else holds now). A failed
+// stop keeps every protection: the key is not released, the watchdog stays
+// armed (it fires if the agent hangs now), and the next tick fences again.
 func (a *Agent) fence(ctx context.Context) {
-	a.leading, a.deadline = false, time.Time{}
 	a.role = "demoted"
-	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
-		a.log.Error("fence: stopping PostgreSQL failed", "err", err)
-	} else {
-		// Writes are impossible now: disarm before anything slower (the
-		// read-only restart, the key release) so the host is not reset.
-		a.disarmWatchdog()
+	if err := a.stopForSafety(ctx); err != nil {
+		a.log.Error("fence: stopping PostgreSQL failed; keeping the leader key and the watchdog, retrying next tick", "err", err)
+		a.setLease(a.lease.fenceFailed())
+		return
 	}
+	// Writes are impossible now: disarm before anything slower (the
+	// read-only restart, the key release) so the host is not reset.
+	a.setLease(a.lease.lost())
+	a.disarmWatchdog()
 	a.pgState = "stopped"
 	if _, err := a.pg.ConfigureStandby(nil); err != nil {
 		a.log.Error("fence: cannot write standby configuration", "err", err)
@@ -115,7 +125,7 @@ func (a *Agent) fence(ctx context.Context) {
 // immediate-nolock, because someone else may already be writing.
 func (a *Agent) demote(ctx context.Context, leader string) error {
 	a.role = "demoted"
-	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+	if err := a.stopForSafety(ctx); err != nil {
 		return fmt.Errorf("demote: stop: %w", err)
 	}
 	a.disarmWatchdog()
@@ -172,7 +182,7 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 		a.publish(ctx)
 	}
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	if a.leading {
+	if a.lease.leading {
 		// A leader must not outlive its deadline inside pg_ctl start.
 		sctx, cancel = a.ioContextUntilDeadline(ctx)
 	}
@@ -187,7 +197,7 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 }
 
 func (a *Agent) ioContextUntilDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, a.deadline)
+	return context.WithDeadline(ctx, a.lease.deadline())
 }
 
 func (a *Agent) clone(ctx context.Context, leader string) error {
@@ -214,7 +224,7 @@ func (a *Agent) release(ctx context.Context) {
 	if err := a.dcs.ReleaseLeader(rctx, a.name); err != nil {
 		a.log.Warn("releasing the leader key failed", "err", err)
 	}
-	a.leading, a.deadline = false, time.Time{}
+	a.setLease(a.lease.lost())
 }
 
 // upstream resolves a member's PostgreSQL address from its conn_url.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -57,10 +58,8 @@ type Agent struct {
 
 	// Loop-owned state.
 	dyn            DynamicConfig
-	leading        bool
-	deadline       time.Time
+	lease          leadership // assigned only through setLease
 	lastKeepAlive  time.Time
-	leaseTTL       time.Duration // TTL of the lease currently held
 	pgDownSince    time.Time
 	pgState        string // Patroni's state vocabulary: running, stopped, starting, creating replica…
 	role           string // primary, replica, uninitialized, demoted
@@ -95,6 +94,10 @@ type Agent struct {
 	restartAt     *scheduledRestart
 	callbackRole  string // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
+
+	// limits is what every etcd and PostgreSQL call is bounded by
+	// (ioDeadline), published by the loop for every goroutine.
+	limits atomic.Pointer[ioLimits]
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -123,12 +126,20 @@ func New(o Options) (*Agent, error) {
 	if err := o.Postgres.SetDynamicParameters(dyn.PostgresParameters); err != nil {
 		return nil, fmt.Errorf("agent: bootstrap.dcs postgresql.parameters: %w", err)
 	}
-	return &Agent{
-		cfg: o.Config, name: o.Config.Name, dcs: o.DCS, pg: o.Postgres, pub: o.Publisher, peers: o.Peers,
+	a := &Agent{
+		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
 		wd: o.Watchdog, fenceHook: o.Fence, metrics: o.Metrics,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
-		dyn: dyn, pgState: "stopped", role: "uninitialized", commands: make(chan command),
-	}, nil
+		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
+		pgState: "stopped", role: "uninitialized", commands: make(chan command),
+	}
+	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
+	// no path (the loop's, a switchover step's, a command's) can wait past
+	// retry_timeout or the lease deadline.
+	a.dcs = boundedDCS{inner: o.DCS, bound: a.ioDeadline}
+	a.pg = boundedPostgres{Postgres: o.Postgres, bound: a.ioDeadline}
+	a.publishLimits()
+	return a, nil
 }
 
 // Run runs the HA loop until ctx ends, then shuts down cleanly: PostgreSQL
@@ -162,9 +173,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		}
 	}
 	wake := a.nextTick
-	if a.leading && a.deadline.Before(wake) {
+	if d := a.lease.deadline(); a.lease.leading && d.Before(wake) {
 		// Fence at the deadline itself, not at the next tick after it.
-		wake = a.deadline
+		wake = d
 	}
 	var stopped <-chan error
 	if q := a.quiesce; q != nil {
@@ -194,7 +205,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			}
 			// A synchronous leader reacts at once to a member asking to be
 			// released (nosync) or a standby coming or going.
-			if a.leading && a.dyn.SynchronousMode && changes&dcs.ChangeMembers != 0 {
+			if a.lease.leading && a.dyn.SynchronousMode && changes&dcs.ChangeMembers != 0 {
 				return
 			}
 		}
@@ -227,11 +238,13 @@ func (a *Agent) tick(ctx context.Context) error {
 	p := decide(snap)
 	a.note(p)
 	err := a.act(ctx, snap, p)
-	if !a.leading || a.dyn.Pause {
-		// Disarm on every path out of leadership and in maintenance mode.
+	if (!a.lease.leading || a.dyn.Pause) && !a.lease.unfenced {
+		// Disarm on every path out of leadership and in maintenance mode,
+		// but never while a failed fence may leave PostgreSQL writable:
+		// then the device must still fire if the agent hangs.
 		a.disarmWatchdog()
 	}
-	if !a.leading {
+	if !a.lease.leading {
 		// The next leadership must create the replication slots afresh.
 		a.slotsFor = ""
 	}
@@ -298,7 +311,7 @@ func (a *Agent) recordPlan(s Snapshot, p Plan) {
 }
 
 func (a *Agent) leaseState() LeaseState {
-	return LeaseState{Leading: a.leading, Deadline: a.deadline, ID: a.dcs.Lease()}
+	return a.lease.state(a.dcs.Lease())
 }
 
 // note logs a plan once per transition (INFO), and at DEBUG while it repeats.
@@ -333,6 +346,7 @@ func (a *Agent) applyConfig(ctx context.Context) {
 		a.applyParameters(ctx, dyn.PostgresParameters)
 	}
 	a.dyn = dyn
+	a.publishLimits()
 }
 
 // applyParameters writes cluster-wide PostgreSQL parameters and reloads;
@@ -359,11 +373,8 @@ func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
 
 // ioContext bounds one etcd or PostgreSQL call: by retry_timeout, and while
 // leading also by the lease deadline, so no call can carry the leader past
-// the moment it must fence.
+// the moment it must fence. The bounded wrappers apply the same bound to
+// every call; ioContext is for a group of calls that share one budget.
 func (a *Agent) ioContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := a.now().Add(a.dyn.RetryTimeout)
-	if a.leading && a.deadline.Before(d) {
-		d = a.deadline
-	}
-	return context.WithDeadline(ctx, d)
+	return context.WithDeadline(ctx, a.ioDeadline())
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -72,14 +73,8 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	if _, err := a.dcs.CAS(ictx, keys.Config(), cfgJSON, 0); err != nil {
 		a.log.Warn("config key already present; keeping it", "err", err)
 	}
-	if a.dcs.Lease() == 0 {
-		if _, err := a.dcs.GrantLease(ictx, a.dyn.TTL); err != nil {
-			return err
-		}
-		a.leaseTTL = a.dyn.TTL
-	}
-	sent := a.now()
-	if _, err := a.dcs.KeepAlive(ictx); err != nil {
+	sent, err := a.liveLease(ictx)
+	if err != nil {
 		return err
 	}
 	won, err := a.dcs.AcquireLeader(ictx, a.name)
@@ -89,8 +84,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	if !won {
 		return errors.New("the leader key was taken during bootstrap")
 	}
-	a.leading = true
-	a.extendDeadline(sent)
+	a.setLease(a.lease.won(sent))
 	if err := a.armWatchdog(); err != nil {
 		return fmt.Errorf("watchdog required but cannot be armed: %w", err)
 	}
@@ -98,11 +92,37 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	return nil
 }
 
+// liveLease makes sure the session lease is alive before the bootstrap
+// takes the leader key, and returns the send time its expiry counts from.
+// initdb can outlast the lease (a slow disk, a loaded host): nothing but
+// the member key is on it, so a fresh lease replaces an expired one rather
+// than failing the bootstrap.
+func (a *Agent) liveLease(ctx context.Context) (time.Time, error) {
+	sent := a.now()
+	if a.dcs.Lease() != 0 {
+		_, err := a.dcs.KeepAlive(ctx)
+		if err == nil {
+			return sent, nil
+		}
+		if !errors.Is(err, dcs.ErrLeaseLost) {
+			return time.Time{}, err
+		}
+		a.log.Info("the session lease expired during initdb; granting a fresh one")
+	}
+	sent = a.now()
+	if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
+		return time.Time{}, err
+	}
+	a.setLease(a.lease.granted(a.dyn.TTL))
+	a.memberWritten = memberRecord{}
+	return sent, nil
+}
+
 // abortBootstrap undoes a failed bootstrap so another attempt can start
 // clean: PostgreSQL stopped, data directory wiped, initialize deleted.
 func (a *Agent) abortBootstrap(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+	if err := a.stopForSafety(ctx); err != nil {
 		a.log.Warn("abort bootstrap: stop", "err", err)
 	}
 	if err := a.pg.WipeDataDir(); err != nil {
@@ -113,7 +133,7 @@ func (a *Agent) abortBootstrap(ctx context.Context) {
 	if err := a.dcs.DeleteInitialize(dctx); err != nil {
 		a.log.Warn("abort bootstrap: delete initialize key", "err", err)
 	}
-	if a.leading {
+	if a.lease.leading {
 		a.release(dctx)
 	}
 }
@@ -136,6 +156,18 @@ func (a *Agent) shutdown(ctx context.Context) {
 	a.leaveSyncDuty(sctx)
 	a.pgState = "stopping"
 	mode, err := a.pg.Stop(sctx, postgres.StopFast, a.cfg.Postgres.StopTimeout)
+	if err != nil && a.lease.leading {
+		// One rule for every release: the key goes only once writes are
+		// impossible. A last immediate stop, then keep the key and the
+		// watchdog (it resets the host) rather than hand over a writable
+		// primary.
+		a.log.Error("stopping PostgreSQL failed; trying an immediate stop", "err", err)
+		if err = a.stopForSafety(context.WithoutCancel(ctx)); err != nil {
+			a.log.Error("PostgreSQL could not be stopped: keeping the leader key and the watchdog armed", "err", err)
+			return
+		}
+		mode = postgres.StopImmediate
+	}
 	if err != nil {
 		a.log.Error("stopping PostgreSQL failed", "err", err)
 	} else {
@@ -146,7 +178,7 @@ func (a *Agent) shutdown(ctx context.Context) {
 	// The member key says "stopped" before the leader key goes: a candidate
 	// reads it as a clean step-down and skips fence.command.
 	a.publish(sctx)
-	if a.leading {
+	if a.lease.leading {
 		a.release(sctx)
 	}
 	a.log.Info("agent stopped")

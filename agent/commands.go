@@ -192,11 +192,11 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		switch {
 		case leader == "":
 			return http.StatusServiceUnavailable, "Cluster has no leader, can not reinitialize"
-		case leader == a.name || a.leading:
+		case leader == a.name || a.lease.leading:
 			return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
 		}
 		a.log.Warn("reinitializing on request: wiping the data directory and cloning", "leader", leader, "force", force)
-		if _, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceStopBudget); err != nil {
+		if err := a.stopForSafety(ctx); err != nil {
 			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
 		}
 		if err := a.pg.WipeDataDir(); err != nil {

@@ -43,7 +43,13 @@ func decide(s Snapshot) Plan {
 // its lease. The loop also calls it first thing on every tick, before any
 // I/O, so a process waking from a freeze fences before doing anything else.
 func fenceCheck(l LeaseState, now time.Time) (Plan, bool) {
-	if skipSelfFencing || !l.Leading || now.Before(l.Deadline) {
+	if skipSelfFencing {
+		return Plan{}, false
+	}
+	if l.Unfenced {
+		return plan(ActFence, "", "an earlier fence could not stop PostgreSQL; fencing again (leader key and watchdog kept)"), true
+	}
+	if !l.Leading || now.Before(l.Deadline) {
 		return Plan{}, false
 	}
 	return plan(ActFence, "", "lease deadline passed %s ago (no acknowledged renewal in time); fencing: immediate stop, restart read-only",

@@ -28,6 +28,13 @@ type DCS interface {
 	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string, modRev int64) error
+	// Leader-only keys (status, history, sync, the leader's failover
+	// writes) go through these: one transaction guarded by the leader key
+	// naming name on the current lease, so a deposed leader cannot
+	// overwrite them (dcs.ErrNotLeader).
+	PutAsLeader(ctx context.Context, name, key string, value []byte) error
+	CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (int64, error)
+	DeleteAsLeader(ctx context.Context, name, key string, modRev int64) error
 	Get(ctx context.Context, key string) (dcs.Value, bool, error)
 	Load(ctx context.Context) (*dcs.Cluster, error)
 	View() *dcs.Cluster

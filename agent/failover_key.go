@@ -17,7 +17,7 @@ import (
 // patronictl's fallback write it; the leader turns it into the same
 // staged switchover PATCH /switchover starts, when it is due.
 func (a *Agent) processFailoverKey(ctx context.Context, s Snapshot) {
-	if s.View == nil || !a.leading || s.View.Failover.Empty() || s.Switchover != nil || a.quiesce != nil {
+	if s.View == nil || !a.lease.leading || s.View.Failover.Empty() || s.Switchover != nil || a.quiesce != nil {
 		return
 	}
 	f := s.View.Failover

@@ -42,8 +42,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		a.log.Info("lost the leader race")
 		return nil
 	}
-	a.leading = true
-	a.extendDeadline(sent)
+	a.setLease(a.lease.won(sent))
 	electedAt := time.Now()
 	if err := a.armWatchdog(); err != nil {
 		a.release(ctx)
@@ -97,8 +96,7 @@ func (a *Agent) acquire(ctx context.Context) error {
 	if err != nil || !won {
 		return err
 	}
-	a.leading = true
-	a.extendDeadline(sent)
+	a.setLease(a.lease.won(sent))
 	a.log.Info("took the leader key for the running primary (paused)")
 	return nil
 }
@@ -109,7 +107,7 @@ func (a *Agent) acquire(ctx context.Context) error {
 func (a *Agent) promote(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, promoteTimeout)
 	defer cancel()
-	pctx, cancel2 := context.WithDeadline(pctx, a.deadline)
+	pctx, cancel2 := context.WithDeadline(pctx, a.lease.deadline())
 	defer cancel2()
 	start := a.now()
 	if err := a.prepareSyncPromotion(pctx); err != nil {
@@ -161,7 +159,7 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 		PromotedAt: time.Now().UTC().Format("2006-01-02T15:04:05.999999+00:00"), NewLeader: a.name,
 	})
 	data, _ := json.Marshal(history)
-	if err := a.dcs.Put(hctx, a.dcs.Keys().History(), data); err != nil {
+	if err := a.dcs.PutAsLeader(hctx, a.name, a.dcs.Keys().History(), data); err != nil {
 		a.log.Warn("cannot write the history key", "err", err)
 	}
 }
@@ -179,7 +177,7 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	optime := uint64(s.PG.Status.CurrentLSN)
 	if a.statusWritten.due(optime, a.now()) {
 		data, _ := json.Marshal(dcs.Status{Optime: optime})
-		if err := a.dcs.Put(lctx, a.dcs.Keys().Status(), data); err != nil {
+		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
 			a.log.Warn("cannot write the status key", "err", err)
 		} else {
 			a.statusWritten = statusRecord{optime: optime, at: a.now()}

@@ -27,10 +27,10 @@ func (a *Agent) renew(ctx context.Context) {
 		if !a.ensureLease(ctx) {
 			return
 		}
-	} else if a.leaseTTL != a.dyn.TTL {
+	} else if a.lease.ttl != a.dyn.TTL {
 		a.rotateLease(ctx)
 	}
-	if !a.leading && a.now().Sub(a.lastKeepAlive) < a.dyn.TTL/3 {
+	if !a.lease.leading && a.now().Sub(a.lastKeepAlive) < a.dyn.TTL/3 {
 		return
 	}
 	// The send time comes from our own clock, read before the request:
@@ -38,7 +38,7 @@ func (a *Agent) renew(ctx context.Context) {
 	sent := a.now()
 	var leaderErr error
 	var checked sync.WaitGroup
-	if a.leading {
+	if a.lease.leading {
 		checked.Go(func() { leaderErr = a.dcs.CheckLeader(ctx, a.name) })
 	}
 	_, err := a.dcs.KeepAlive(ctx)
@@ -47,20 +47,20 @@ func (a *Agent) renew(ctx context.Context) {
 	case errors.Is(err, dcs.ErrLeaseLost):
 		a.log.Warn("session lease expired at etcd")
 		a.memberWritten = memberRecord{}
-		if a.leading {
+		if a.lease.leading {
 			a.loseLeadership("session lease expired")
 		}
 		return
-	case err != nil && a.leading:
+	case err != nil && a.lease.leading:
 		a.log.Warn("lease keepalive failed", "err", err, "leading", true,
-			"fence_in", a.deadline.Sub(a.now()).Round(time.Millisecond))
+			"fence_in", a.lease.deadline().Sub(a.now()).Round(time.Millisecond))
 		return
 	case err != nil:
 		a.log.Warn("lease keepalive failed", "err", err, "leading", false)
 		return
 	}
 	a.lastKeepAlive = sent
-	if !a.leading {
+	if !a.lease.leading {
 		return
 	}
 	switch err := leaderErr; {
@@ -69,22 +69,12 @@ func (a *Agent) renew(ctx context.Context) {
 	case err != nil:
 		a.log.Warn("cannot confirm the leader key", "err", err)
 	default:
-		a.extendDeadline(sent)
-		if !a.dyn.Pause {
-			a.keepaliveWatchdog(sent)
+		next, extended := a.lease.renewed(sent)
+		a.setLease(next)
+		if extended && !a.dyn.Pause {
+			a.pingWatchdog()
 		}
 	}
-}
-
-// extendDeadline records an acknowledged renewal sent at sent. It uses
-// the TTL of the lease actually held, which differs from the configured
-// ttl until the lease is rotated.
-func (a *Agent) extendDeadline(sent time.Time) {
-	ttl := a.leaseTTL
-	if ttl == 0 {
-		ttl = a.dyn.TTL
-	}
-	a.deadline = sent.Add(ttl - a.cfg.Watchdog.SafetyMargin)
 }
 
 // ensureLease grants a session lease when there is none (it expired at
@@ -94,14 +84,14 @@ func (a *Agent) ensureLease(ctx context.Context) bool {
 	if a.dcs.Lease() != 0 {
 		return true
 	}
-	if a.leading {
+	if a.lease.leading {
 		a.loseLeadership("no session lease")
 	}
 	if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
 		a.log.Warn("cannot grant a session lease", "err", err)
 		return false
 	}
-	a.leaseTTL = a.dyn.TTL
+	a.setLease(a.lease.granted(a.dyn.TTL))
 	a.memberWritten = memberRecord{} // the member key must be re-put on the new lease
 	return true
 }
@@ -109,17 +99,20 @@ func (a *Agent) ensureLease(ctx context.Context) bool {
 // rotateLease moves this member to a lease with the new ttl: grant, move
 // the leader key (guarded by value and old lease, never created), and let
 // the member key follow on the next publish. The old lease is left to
-// expire: nothing is attached to it any more.
+// expire: nothing is attached to it any more. The deadline drops at once
+// to the new lease's (leadership.rotated): a shorter ttl must not leave
+// the leader writable on the old lease's schedule.
 func (a *Agent) rotateLease(ctx context.Context) {
 	old := a.dcs.Lease()
+	sent := a.now()
 	if _, err := a.dcs.GrantLease(ctx, a.dyn.TTL); err != nil {
 		a.log.Warn("cannot grant a lease with the new ttl", "err", err, "ttl", a.dyn.TTL)
 		return
 	}
 	a.log.Info("session lease rotated for the new ttl", "ttl", a.dyn.TTL)
-	a.leaseTTL = a.dyn.TTL
+	a.setLease(a.lease.rotated(sent, a.dyn.TTL))
 	a.memberWritten = memberRecord{}
-	if !a.leading {
+	if !a.lease.leading {
 		return
 	}
 	if err := a.dcs.ReattachLeader(ctx, a.name, old); err != nil {
@@ -131,6 +124,13 @@ func (a *Agent) rotateLease(ctx context.Context) {
 // decide demotes a primary that does not hold it.
 func (a *Agent) loseLeadership(why string) {
 	a.log.Warn("lost leadership", "reason", why)
-	a.leading = false
-	a.deadline = time.Time{}
+	a.setLease(a.lease.lost())
+}
+
+// setLease is the only assignment of the leadership value; it also
+// publishes the bound every etcd and PostgreSQL call must respect
+// (boundedDCS, ioDeadline), readable from any goroutine.
+func (a *Agent) setLease(l leadership) {
+	a.lease = l
+	a.publishLimits()
 }

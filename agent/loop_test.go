@@ -99,12 +99,12 @@ func (h *loopHarness) tick() {
 // bootstrapLeader runs ticks until the agent leads a fresh cluster.
 func (h *loopHarness) bootstrapLeader() {
 	h.t.Helper()
-	for i := 0; i < 3 && !h.agent.leading; i++ {
+	for i := 0; i < 3 && !h.agent.lease.leading; i++ {
 		h.tick()
 		h.advance(time.Second)
 	}
-	if !h.agent.leading || !h.pg.Writable() {
-		h.t.Fatalf("agent did not bootstrap and lead: leading=%v writable=%v", h.agent.leading, h.pg.Writable())
+	if !h.agent.lease.leading || !h.pg.Writable() {
+		h.t.Fatalf("agent did not bootstrap and lead: leading=%v writable=%v", h.agent.lease.leading, h.pg.Writable())
 	}
 }
 
@@ -118,7 +118,7 @@ func TestLeaderFencesBeforeTheLeaseCanExpire(t *testing.T) {
 	h.bootstrapLeader()
 	h.tick() // one more acknowledged renewal
 	lastAck := h.now
-	deadline := h.agent.deadline
+	deadline := h.agent.lease.deadline()
 	if want := lastAck.Add(10*time.Second - 3*time.Second); !deadline.Equal(want) {
 		t.Fatalf("deadline = %v after an ack at %v, want ack + ttl − safety_margin = %v", deadline, lastAck, want)
 	}
@@ -138,7 +138,7 @@ func TestLeaderFencesBeforeTheLeaseCanExpire(t *testing.T) {
 	if fencedAt < 7*time.Second || fencedAt > 7*time.Second+step {
 		t.Errorf("fenced %s after the last ack, want at ttl − safety_margin = 7s", fencedAt)
 	}
-	if h.agent.leading {
+	if h.agent.lease.leading {
 		t.Error("agent still believes it leads after fencing")
 	}
 	if s := h.pub.get(); !s.LeaderUntil.IsZero() {
@@ -203,11 +203,11 @@ func TestLeaderRenewalIsOneRoundTrip(t *testing.T) {
 	h.advance(time.Second)
 	renewAt := h.now
 	h.tick()
-	if !h.agent.leading {
+	if !h.agent.lease.leading {
 		t.Fatal("the leader lost leadership on a renewal")
 	}
-	if want := renewAt.Add(10*time.Second - 3*time.Second); !h.agent.deadline.Equal(want) {
-		t.Fatalf("deadline = %v, want the renewal's send time + ttl − safety_margin = %v: the keepalive and the leader check were not in flight together", h.agent.deadline, want)
+	if want := renewAt.Add(10*time.Second - 3*time.Second); !h.agent.lease.deadline().Equal(want) {
+		t.Fatalf("deadline = %v, want the renewal's send time + ttl − safety_margin = %v: the keepalive and the leader check were not in flight together", h.agent.lease.deadline(), want)
 	}
 }
 
@@ -290,16 +290,16 @@ func TestCrashedPrimaryRestartsInPlaceThenReleases(t *testing.T) {
 	h.bootstrapLeader()
 	h.pg.Crash()
 	h.tick()
-	if !h.pg.Writable() || !h.agent.leading {
-		t.Fatalf("crashed primary not restarted in place (writable %v, leading %v): %s", h.pg.Writable(), h.agent.leading, h.agent.lastPlan.Reason)
+	if !h.pg.Writable() || !h.agent.lease.leading {
+		t.Fatalf("crashed primary not restarted in place (writable %v, leading %v): %s", h.pg.Writable(), h.agent.lease.leading, h.agent.lastPlan.Reason)
 	}
 	h.pg.Crash()
 	h.pg.StartErr = fmt.Errorf("data directory unreadable")
-	for i := 0; i < 15 && h.agent.leading; i++ {
+	for i := 0; i < 15 && h.agent.lease.leading; i++ {
 		h.advance(time.Second)
 		h.tick()
 	}
-	if h.agent.leading {
+	if h.agent.lease.leading {
 		t.Fatalf("still leading with PostgreSQL down past primary_start_timeout: %s", h.agent.lastPlan.Reason)
 	}
 	if v := h.dcs.View(); v.Leader != nil {
@@ -378,11 +378,11 @@ func TestHungPrimaryIsStoppedBeforeTheKeyIsReleased(t *testing.T) {
 	h.bootstrapLeader()
 	h.pg.Hang()
 	h.takeEvents()
-	for i := 0; i < 15 && h.agent.leading; i++ {
+	for i := 0; i < 15 && h.agent.lease.leading; i++ {
 		h.advance(time.Second)
 		h.tick()
 	}
-	if h.agent.leading {
+	if h.agent.lease.leading {
 		t.Fatalf("still leading with PostgreSQL hung past primary_start_timeout: %s", h.agent.lastPlan.Reason)
 	}
 	ev := h.takeEvents()

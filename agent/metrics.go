@@ -87,8 +87,8 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 		m.role.WithLabelValues(r).Set(v)
 	}
 	remaining := 0.0
-	if a.leading {
-		remaining = max(0, a.deadline.Sub(a.now()).Seconds())
+	if a.lease.leading {
+		remaining = max(0, a.lease.deadline().Sub(a.now()).Seconds())
 	}
 	m.leaseRemaining.Set(remaining)
 	m.lagBytes.Set(float64(lag))

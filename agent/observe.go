@@ -24,7 +24,7 @@ func (a *Agent) observe(ctx context.Context) Snapshot {
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
-	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.leading {
+	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading {
 		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 		others := make(map[string]dcs.Member, len(s.View.Members))
 		for name, m := range s.View.Members {

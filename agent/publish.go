@@ -131,10 +131,10 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		s.Unlocked = view.Leader == nil
 		s.Optime = view.Status.Optime
 	}
-	if a.leading && a.quiesce == nil && running && !st.InRecovery {
+	if a.lease.leading && a.quiesce == nil && running && !st.InRecovery {
 		// Quiescing for a switchover turns /primary 503 at once, before
 		// PostgreSQL stops, so routers drain first.
-		s.LeaderUntil = a.deadline
+		s.LeaderUntil = a.lease.deadline()
 	}
 	doc := restapi.Status{
 		State:   a.pgState,
@@ -147,16 +147,16 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 	if !lastContact.IsZero() {
 		doc.DCSLastSeen = time.Now().Add(-now.Sub(lastContact)).Unix()
 	}
-	if a.leading {
+	if a.lease.leading {
 		// The REST server recomputes it per request from the deadline.
-		doc.Regent.LeaseRemainingMs = max(0, a.deadline.Sub(now).Milliseconds())
-		s.LeaseDeadline = a.deadline
+		doc.Regent.LeaseRemainingMs = max(0, a.lease.deadline().Sub(now).Milliseconds())
+		s.LeaseDeadline = a.lease.deadline()
 	}
 	if running && st.InRecovery && a.dyn.SynchronousMode && view != nil && view.Sync.Matches(a.name) && view.Sync.Leader != a.name {
 		doc.SyncStandby = true
 	}
 	if a.dyn.SynchronousMode {
-		sync := &SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.leading && a.syncDegraded}
+		sync := &SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
 		if view != nil {
 			sync.Standbys = view.Sync.Standbys()
 		}

@@ -56,9 +56,13 @@ type LeaseState struct {
 	Leading bool
 	// ID is the agent's current session lease (0 when none).
 	ID int64
-	// Deadline is t_send_of_last_acked_renewal + ttl − safety_margin: past
-	// it, etcd may expire the lease at any moment, so writes must stop.
+	// Deadline is t_send_of_last_acked_renewal + ttl − safety_margin (or
+	// earlier, see leadership.deadline): past it, etcd may expire the lease
+	// at any moment, so writes must stop.
 	Deadline time.Time
+	// Unfenced: an earlier fence could not stop PostgreSQL; it may still
+	// accept writes and must be fenced again before anything else.
+	Unfenced bool
 }
 
 // PeerStatus is another member's GET /patroni answer, reduced to what the

@@ -34,7 +34,7 @@ func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 		}
 		return
 	}
-	if !a.leading {
+	if !a.lease.leading {
 		return
 	}
 	var err error
@@ -180,7 +180,7 @@ func (a *Agent) handOver(ctx context.Context, r *SwitchoverRecord, cand PeerStat
 	data, _ := json.Marshal(dcs.Failover{Leader: a.name, Member: r.To})
 	hctx, cancel := a.ioContext(ctx)
 	defer cancel()
-	if err := a.dcs.Put(hctx, a.dcs.Keys().Failover(), data); err != nil {
+	if err := a.dcs.PutAsLeader(hctx, a.name, a.dcs.Keys().Failover(), data); err != nil {
 		return fmt.Errorf("write failover key: %w", err)
 	}
 	a.log.Info("switchover: handing over", "switchover_id", r.ID, "to", r.To)
@@ -385,7 +385,7 @@ func (a *Agent) clearFailoverKey(ctx context.Context) {
 	}
 	cctx, cancel := a.ioContext(ctx)
 	defer cancel()
-	if _, err := a.dcs.CAS(cctx, a.dcs.Keys().Failover(), []byte("{}"), v.FailoverRev); err != nil {
+	if _, err := a.dcs.CASAsLeader(cctx, a.name, a.dcs.Keys().Failover(), []byte("{}"), v.FailoverRev); err != nil {
 		a.log.Warn("cannot clear the failover key", "err", err)
 	}
 }

@@ -136,7 +136,7 @@ func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
 	if !a.dyn.SynchronousMode {
 		a.syncDegraded = false
 		if v.SyncRev != 0 && v.Sync.Leader != "" {
-			if err := a.dcs.Delete(ctx, a.dcs.Keys().Sync(), v.SyncRev); err != nil {
+			if err := a.dcs.DeleteAsLeader(ctx, a.name, a.dcs.Keys().Sync(), v.SyncRev); err != nil {
 				return fmt.Errorf("delete sync key: %w", err)
 			}
 		}
@@ -197,7 +197,7 @@ func (a *Agent) writeSyncKey(ctx context.Context, v *dcs.Cluster, standbys []str
 		sync.SyncStandby = &joined
 	}
 	data, _ := json.Marshal(sync)
-	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Sync(), data, v.SyncRev); err != nil {
+	if _, err := a.dcs.CASAsLeader(ctx, a.name, a.dcs.Keys().Sync(), data, v.SyncRev); err != nil {
 		return fmt.Errorf("write sync key: %w", err)
 	}
 	a.log.Info("sync key updated", "sync_standby", standbys)
@@ -238,7 +238,7 @@ func (a *Agent) prepareSyncPromotion(ctx context.Context) error {
 // so commits do not hang on a standby that is going away.
 func (a *Agent) leaveSyncDuty(ctx context.Context) {
 	v := a.dcs.View()
-	if !a.dyn.SynchronousMode || a.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
+	if !a.dyn.SynchronousMode || a.lease.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
 		return
 	}
 	a.log.Info("stopping: asking the leader to release me from synchronous duty")

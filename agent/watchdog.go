@@ -28,28 +28,55 @@ func (a *Agent) probeWatchdog() {
 }
 
 // armWatchdog arms the device before this member serves writes. In
-// required mode a failure means it must not lead.
+// required mode a failure means it must not lead. Arming pings, so it
+// obeys the one ping rule (pingWatchdog): right after a renewal young
+// enough; otherwise it waits for the next one.
 func (a *Agent) armWatchdog() error {
-	return a.wd.Arm(a.watchdogTimeout())
+	if !a.lease.pingable(a.now()) {
+		return nil
+	}
+	if err := a.wd.Arm(a.watchdogTimeout()); err != nil {
+		return err
+	}
+	a.notePing()
+	return nil
 }
 
-// keepaliveWatchdog pings the device after an acknowledged renewal sent at
-// sent — only while that renewal is young enough (fencing.KeepaliveWindow)
-// that the device still fires before sent + ttl.
-func (a *Agent) keepaliveWatchdog(sent time.Time) {
-	if a.now().Sub(sent) >= fencing.KeepaliveWindow(a.leaseTTL, a.cfg.Watchdog.SafetyMargin) {
-		a.log.Warn("renewal took too long to count for the watchdog; not pinging it", "renewal_age", a.now().Sub(sent))
+// pingWatchdog is the one watchdog rule: ping only right after a renewal
+// that extended the deadline (leadership.renewed), and only while that
+// renewal is young enough (leadership.pingable, fencing.KeepaliveWindow)
+// that the device still fires before the lease can expire. When no ping
+// can come in time, the deadline (leadership.deadline) falls before the
+// device fires: the agent fences first, and the device resets the host
+// only if the fence failed or the loop hung.
+func (a *Agent) pingWatchdog() {
+	if !a.lease.pingable(a.now()) {
+		a.log.Warn("renewal took too long to count for the watchdog; not pinging it (the agent fences before the device fires)",
+			"renewal_age", a.now().Sub(a.lease.lastAck), "fence_in", a.lease.deadline().Sub(a.now()).Round(time.Millisecond))
 		return
 	}
 	if err := a.wd.Keepalive(); err != nil {
 		a.log.Error("watchdog keepalive failed", "err", err)
+		return
+	}
+	a.notePing()
+}
+
+// notePing records when the armed device was last pinged, as the device
+// reports it (Arm is a no-op when already armed, so "just called" is not
+// "just pinged"), with the timeout it read back.
+func (a *Agent) notePing() {
+	if st := a.wd.Status(); st.Armed && !st.LastKeepalive.IsZero() {
+		a.setLease(a.lease.pinged(st.LastKeepalive, st.Timeout))
 	}
 }
 
 func (a *Agent) disarmWatchdog() {
 	if err := a.wd.Disarm(); err != nil {
 		a.log.Error("watchdog disarm failed", "err", err)
+		return
 	}
+	a.setLease(a.lease.disarmed())
 }
 
 // releasedCleanly: a leader that stepped down on purpose stops PostgreSQL

@@ -28,6 +28,14 @@ type Fake struct {
 	ops        []string
 	// StartErr, when set, makes Start fail.
 	StartErr error
+	// StopErr, when set, makes Stop fail and leaves the server running (a
+	// stop that could not end the processes).
+	StopErr error
+	// StopGate, when set, makes Stop wait until it is closed (or ctx
+	// ends): a slow stop, for work that runs beside the loop.
+	StopGate chan struct{}
+	// StopBudgets records the budget of every Stop, in order.
+	StopBudgets []time.Duration
 	// OnOp, when set, is called with every operation name as it happens.
 	OnOp func(op string)
 }
@@ -160,6 +168,21 @@ func (f *Fake) Stop(ctx context.Context, from postgres.StopMode, budget time.Dur
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("stop " + string(from))
+	f.StopBudgets = append(f.StopBudgets, budget)
+	if gate := f.StopGate; gate != nil {
+		f.mu.Unlock()
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		if ctx.Err() != nil {
+			return from, fmt.Errorf("pgtest: stop: %w", ctx.Err())
+		}
+	}
+	if f.StopErr != nil {
+		return from, f.StopErr
+	}
 	f.running, f.hung = false, false
 	return from, nil
 }

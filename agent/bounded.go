@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// ioLimits is what bounds one etcd or PostgreSQL call, published by the
+// loop (setLease, applyConfig) so that any goroutine can read it.
+type ioLimits struct {
+	retry time.Duration
+	// deadline is the lease deadline while leading, zero otherwise.
+	deadline time.Time
+	// loopWait is published for the REST goroutines (awaitNewLeader), which
+	// must not read the loop-owned dynamic config.
+	loopWait time.Duration
+}
+
+// publishLimits publishes the current bounds; loop goroutine only.
+func (a *Agent) publishLimits() {
+	l := &ioLimits{retry: a.dyn.RetryTimeout, loopWait: a.dyn.LoopWait}
+	if a.lease.leading {
+		l.deadline = a.lease.deadline()
+	}
+	a.limits.Store(l)
+}
+
+// ioDeadline is the latest moment a call started now may still run:
+// now + retry_timeout, and while leading no later than the lease deadline.
+// Safe for concurrent use.
+func (a *Agent) ioDeadline() time.Time {
+	l := a.limits.Load()
+	d := a.now().Add(l.retry)
+	if !l.deadline.IsZero() && l.deadline.Before(d) {
+		d = l.deadline
+	}
+	return d
+}
+
+// boundedDCS is the only DCS the agent holds: every call that takes a
+// context gets one bounded by ioDeadline, so no path (a tick, a switchover
+// step, a command, a REST handler) can wait on etcd past retry_timeout or
+// past the moment the leader must fence — etcd's client otherwise waits for
+// a connection forever. It embeds nothing: a method added to DCS does not
+// compile until it is written here, bounded.
+type boundedDCS struct {
+	inner DCS
+	bound func() time.Time
+}
+
+func (b boundedDCS) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, b.bound())
+}
+
+func (b boundedDCS) Keys() dcs.Keys                   { return b.inner.Keys() }
+func (b boundedDCS) Lease() int64                     { return b.inner.Lease() }
+func (b boundedDCS) View() *dcs.Cluster               { return b.inner.View() }
+func (b boundedDCS) Notify() <-chan struct{}          { return b.inner.Notify() }
+func (b boundedDCS) Subscribe() (<-chan struct{}, func()) { return b.inner.Subscribe() }
+func (b boundedDCS) TakeChanges() dcs.Change          { return b.inner.TakeChanges() }
+func (b boundedDCS) LastContact() time.Time           { return b.inner.LastContact() }
+
+func (b boundedDCS) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.GrantLease(ctx, ttl)
+}
+
+func (b boundedDCS) KeepAlive(ctx context.Context) (time.Time, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.KeepAlive(ctx)
+}
+
+func (b boundedDCS) AcquireLeader(ctx context.Context, name string) (bool, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.AcquireLeader(ctx, name)
+}
+
+func (b boundedDCS) CheckLeader(ctx context.Context, name string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.CheckLeader(ctx, name)
+}
+
+func (b boundedDCS) ReleaseLeader(ctx context.Context, name string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.ReleaseLeader(ctx, name)
+}
+
+func (b boundedDCS) ReattachLeader(ctx context.Context, name string, oldLease int64) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.ReattachLeader(ctx, name, oldLease)
+}
+
+func (b boundedDCS) PutMember(ctx context.Context, name string, m dcs.Member) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.PutMember(ctx, name, m)
+}
+
+func (b boundedDCS) CreateInitialize(ctx context.Context) (bool, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.CreateInitialize(ctx)
+}
+
+func (b boundedDCS) SetInitialize(ctx context.Context, sysid string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.SetInitialize(ctx, sysid)
+}
+
+func (b boundedDCS) DeleteInitialize(ctx context.Context) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.DeleteInitialize(ctx)
+}
+
+func (b boundedDCS) CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.CAS(ctx, key, value, modRev)
+}
+
+func (b boundedDCS) Put(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.Put(ctx, key, value)
+}
+
+func (b boundedDCS) Delete(ctx context.Context, key string, modRev int64) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.Delete(ctx, key, modRev)
+}
+
+func (b boundedDCS) PutAsLeader(ctx context.Context, name, key string, value []byte) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.PutAsLeader(ctx, name, key, value)
+}
+
+func (b boundedDCS) CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (int64, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.CASAsLeader(ctx, name, key, value, modRev)
+}
+
+func (b boundedDCS) DeleteAsLeader(ctx context.Context, name, key string, modRev int64) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.DeleteAsLeader(ctx, name, key, modRev)
+}
+
+func (b boundedDCS) Get(ctx context.Context, key string) (dcs.Value, bool, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.Get(ctx, key)
+}
+
+func (b boundedDCS) Load(ctx context.Context) (*dcs.Cluster, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.inner.Load(ctx)
+}
+
+// boundedPostgres bounds the PostgreSQL calls that are queries or short
+// commands by ioDeadline, like boundedDCS. The long operations (InitDB,
+// Start, Stop, Promote, Clone, Rewind) pass through: each caller gives
+// them an explicit budget (a stop budget, the lease deadline for a
+// leader's start and promote, cloneTimeout), and the ones that can outlast
+// a lease run beside the loop (restart, the switchover's stop).
+type boundedPostgres struct {
+	Postgres
+	bound func() time.Time
+}
+
+func (b boundedPostgres) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, b.bound())
+}
+
+func (b boundedPostgres) Status(ctx context.Context) (postgres.Status, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.Status(ctx)
+}
+
+func (b boundedPostgres) ControlData(ctx context.Context) (postgres.ControlData, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.ControlData(ctx)
+}
+
+func (b boundedPostgres) SetupRoles(ctx context.Context) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.SetupRoles(ctx)
+}
+
+func (b boundedPostgres) Checkpoint(ctx context.Context) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.Checkpoint(ctx)
+}
+
+func (b boundedPostgres) ProbeWrite(ctx context.Context) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.ProbeWrite(ctx)
+}
+
+func (b boundedPostgres) Reload(ctx context.Context) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.Reload(ctx)
+}
+
+func (b boundedPostgres) TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.TimelineHistory(ctx, from, timeline)
+}
+
+func (b boundedPostgres) EnsureSlots(ctx context.Context, members []string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.Postgres.EnsureSlots(ctx, members)
+}

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"github.com/regent-ha/regent/fencing"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/postgres/pgtest"
+)
+
+// setDynamic writes the cluster's dynamic config (the config key) in the
+// fake store and lets the agent's next tick apply it.
+func (h *loopHarness) setDynamic(cfg map[string]any) {
+	h.t.Helper()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.dcs.Put(h.t.Context(), h.dcs.Keys().Config(), data); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+var errInjected = errors.New("injected etcd failure")
+
+// TestLoweredTTLMovesTheDeadlineAtOnce (#15 item 1): lowering ttl moves the
+// leader key to a shorter lease; if no renewal succeeds after the move, the
+// leader must fence before the NEW lease can expire (grant send time + new
+// ttl), not at the old lease's deadline.
+func TestLoweredTTLMovesTheDeadlineAtOnce(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.setDynamic(map[string]any{"ttl": 30, "loop_wait": 1, "retry_timeout": 3, "maximum_lag_on_failover": 1048576})
+	h.advance(time.Second)
+	h.tick() // rotates to a 30 s lease
+	h.advance(time.Second)
+	h.tick() // renews it: deadline = send + 30 − 3
+	if !h.agent.lease.leading {
+		t.Fatal("not leading after the ttl raise")
+	}
+	h.setDynamic(map[string]any{"ttl": 10, "loop_wait": 1, "retry_timeout": 3, "maximum_lag_on_failover": 1048576})
+	h.advance(time.Second)
+	rotatedAt := h.now
+	granted := false
+	h.dcs.Intercept(func(op, key string) error {
+		switch {
+		case op == "GrantLease":
+			granted = true
+		case granted && (op == "KeepAlive" || op == "CheckLeader"):
+			return errInjected // every renewal after the move fails
+		}
+		return nil
+	})
+	h.tick()
+	if !granted {
+		t.Fatal("the lease was not rotated for the new ttl")
+	}
+	newExpiry := rotatedAt.Add(10 * time.Second) // earliest expiry of the new lease
+	step := 250 * time.Millisecond
+	for h.pg.Writable() {
+		h.advance(step)
+		h.tick()
+		if h.pg.Writable() && !h.now.Before(newExpiry.Add(-3*time.Second)) {
+			t.Fatalf("still writable %s after the rotation to a 10 s lease (must fence by grant + ttl − safety_margin = 7s)", h.now.Sub(rotatedAt))
+		}
+	}
+}
+
+// journalWatchdog gives the harness's agent a required watchdog on a
+// journal device (never a real one) driven by the harness clock.
+func (h *loopHarness) journalWatchdog() *fencing.Watchdog {
+	h.t.Helper()
+	file := filepath.Join(h.t.TempDir(), "watchdog.journal")
+	open := func(string) (fencing.Device, error) { return fencing.OpenJournal(file) }
+	wd := fencing.NewWatchdog(fencing.Config{Mode: fencing.ModeRequired, Device: fencing.JournalPrefix + file}, open, nil,
+		func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now })
+	h.agent.wd = wd
+	h.t.Cleanup(func() { _ = wd.Disarm() })
+	return wd
+}
+
+// TestFailedFenceKeepsTheKeyAndTheWatchdog (#15 item 4): a leader past its
+// deadline whose stop fails keeps the leader key (nobody may promote over
+// a primary that may still accept writes) and keeps the watchdog armed
+// (the device must reset the host if the agent hangs now); it retries the
+// stop every tick and lets go only once PostgreSQL is down.
+func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	wd := h.journalWatchdog()
+	h.bootstrapLeader()
+	h.advance(time.Second)
+	h.tick()
+	if !wd.Status().Armed {
+		t.Fatal("the leader's watchdog is not armed")
+	}
+	h.pg.StopErr = errors.New("processes would not die")
+	h.advance(30 * time.Second) // a frozen agent wakes past its deadline; etcd still has the key
+	for i := 0; i < 3; i++ {
+		h.tick()
+		if !wd.Status().Armed {
+			t.Fatalf("tick %d: the watchdog was disarmed although PostgreSQL could not be stopped", i)
+		}
+		if l := h.dcs.View().LeaderName(); l != "pg1" {
+			t.Fatalf("tick %d: leader key = %q after a failed fence, want it kept by pg1", i, l)
+		}
+		h.advance(time.Second)
+	}
+	if n := strings.Count(strings.Join(h.pg.Ops(), ","), "stop immediate"); n < 3 {
+		t.Errorf("the fence was not retried every tick: %d immediate stops", n)
+	}
+	h.pg.StopErr = nil
+	h.tick()
+	if h.pg.Writable() {
+		t.Fatal("still writable after the stop succeeded")
+	}
+	if wd.Status().Armed {
+		t.Error("the watchdog is still armed after a successful fence")
+	}
+	if budgets := h.pg.StopBudgets; budgets[len(budgets)-1] > 3*time.Second {
+		t.Errorf("fencing stop budget %s exceeds safety_margin 3s", budgets[len(budgets)-1])
+	}
+}
+
+// TestDeposedLeaderCannotOverwriteLeaderOnlyKeys (#15 item 11): a leader
+// whose lease lapsed and whose key another member took cannot write the
+// status key any more, even from a tick that still believes it leads.
+func TestDeposedLeaderCannotOverwriteLeaderOnlyKeys(t *testing.T) {
+	store := newStore()
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	ctx := t.Context()
+	other := store.Peer()
+	if _, err := other.GrantLease(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	store.ExpireLease(store.Lease())
+	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
+		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
+	}
+	before, _, _ := store.Get(ctx, store.Keys().Status())
+	snap := h.agent.observe(ctx)
+	snap.PG.Status.CurrentLSN += 0x100000
+	h.agent.statusWritten = statusRecord{} // due now
+	_ = h.agent.lead(ctx, snap)
+	after, _, _ := store.Get(ctx, store.Keys().Status())
+	if after.ModRevision != before.ModRevision {
+		t.Fatalf("a deposed leader overwrote the status key: %s → %s", before.Data, after.Data)
+	}
+}
+
+// TestSlowInitdbKeepsTheBootstrap (#15 item 9): initdb outlasting the
+// session lease does not fail the bootstrap; the agent takes a fresh lease.
+func TestSlowInitdbKeepsTheBootstrap(t *testing.T) {
+	store := newStore()
+	pg := pgtest.NewEmpty(7000000000000000001)
+	h := newLoopHarness(t, store, pg)
+	pg.OnOp = func(op string) {
+		h.record("pg " + op)
+		if op == "initdb" {
+			store.ExpireLease(store.Lease()) // 10 s of initdb on a slow disk
+		}
+	}
+	for i := 0; i < 3 && !h.agent.lease.leading; i++ {
+		if err := h.agent.tick(t.Context()); err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+		h.advance(time.Second)
+	}
+	if !h.agent.lease.leading || !pg.Writable() {
+		t.Fatalf("not leading after a slow initdb: leading=%v writable=%v", h.agent.lease.leading, pg.Writable())
+	}
+}
