@@ -174,3 +174,41 @@ func TestSlowInitdbKeepsTheBootstrap(t *testing.T) {
 		t.Fatalf("not leading after a slow initdb: leading=%v writable=%v", h.agent.lease.leading, pg.Writable())
 	}
 }
+
+// TestSlowRenewalsFenceBeforeTheWatchdogFires (#15 item 6): renewals that
+// etcd acknowledges too late to ping the watchdog (each 2 s after it was
+// sent; the keepalive window at ttl 10 s is 1.5 s) still extend the
+// lease, but the device was last pinged long ago: the agent must fence
+// itself before the device fires, never leave a healthy host to be reset
+// with PostgreSQL writable.
+func TestSlowRenewalsFenceBeforeTheWatchdogFires(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	wd := h.journalWatchdog()
+	h.bootstrapLeader()
+	h.advance(time.Second)
+	h.tick()
+	if !wd.Status().Armed {
+		t.Fatal("the leader's watchdog is not armed")
+	}
+	h.dcs.Intercept(func(op, key string) error {
+		if op == "KeepAlive" {
+			h.advance(2 * time.Second) // the answer arrives 2 s after the request
+		}
+		return nil
+	})
+	for i := 0; i < 20 && h.pg.Writable(); i++ {
+		h.advance(500 * time.Millisecond)
+		h.tick()
+		st := wd.Status()
+		if fires := st.LastKeepalive.Add(st.Timeout); st.Armed && !h.now.Before(fires) {
+			t.Fatalf("the watchdog fired at %v (last ping %v) with PostgreSQL still writable: a healthy host reset",
+				fires.Sub(st.LastKeepalive), st.LastKeepalive)
+		}
+	}
+	if h.pg.Writable() {
+		t.Fatal("still writable after 20 slow renewals that never pinged the watchdog")
+	}
+	if wd.Status().Armed {
+		t.Error("the watchdog is still armed after the fence")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -28,6 +29,8 @@ type Fake struct {
 	subMu   sync.Mutex
 	subs    []chan struct{}
 	contact time.Time
+	// hang makes every call wait for its context (SetHang).
+	hang atomic.Bool
 }
 
 // New returns a Fake on a new, empty store. Unlike the real client, its
@@ -111,6 +114,12 @@ func (f *Fake) SetDown(down bool) {
 	f.down = down
 }
 
+// SetHang makes every call that talks to the store block until its
+// context ends (true), as etcd's client does while it cannot reach a
+// member, or answer again (false). A call whose context has no deadline
+// then blocks forever: what the agent's bounded calls must never allow.
+func (f *Fake) SetHang(hang bool) { f.hang.Store(hang) }
+
 // Intercept installs fn, called with the operation name (the method name,
 // e.g. "CAS") and key before every call that talks to the store; a non-nil
 // return fails the call with that error. fn runs under the Fake's lock and
@@ -149,6 +158,10 @@ func (f *Fake) Revision() int64 {
 func (f *Fake) begin(ctx context.Context, op, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("dcstest: %s %s: %w", op, key, err)
+	}
+	if f.hang.Load() {
+		<-ctx.Done()
+		return fmt.Errorf("dcstest: %s %s: %w", op, key, ctx.Err())
 	}
 	f.s.mu.Lock()
 	if f.down {

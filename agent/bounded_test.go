@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/postgres/pgtest"
+)
+
+// TestEveryDCSCallIsBounded (#15 item 2): with etcd unreachable (every
+// call waits for its context, as etcd's client does), every method of the
+// agent's DCS that takes a context returns by the bound, even when the
+// caller passes a context without a deadline. Methods are found by
+// reflection, so a method added later is covered too.
+func TestEveryDCSCallIsBounded(t *testing.T) {
+	store := newStore()
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
+	h.agent.setLease(h.agent.lease.lost()) // the retry bound alone
+	store.SetHang(true)
+	ctxType := reflect.TypeFor[context.Context]()
+	v := reflect.ValueOf(h.agent.dcs)
+	checked := 0
+	for i := 0; i < v.NumMethod(); i++ {
+		m, mt := v.Method(i), v.Type().Method(i)
+		if m.Type().NumIn() == 0 || m.Type().In(0) != ctxType {
+			continue
+		}
+		args := []reflect.Value{reflect.ValueOf(context.Background())}
+		for j := 1; j < m.Type().NumIn(); j++ {
+			args = append(args, reflect.Zero(m.Type().In(j)))
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); m.Call(args) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still blocked 5s into an etcd outage (bound: retry_timeout 100ms)", mt.Name)
+		}
+		checked++
+	}
+	if checked < 15 {
+		t.Fatalf("checked %d context-taking methods, want every one of the DCS interface's", checked)
+	}
+}
+
+// TestSwitchoverStepCannotHoldTheLoop (#15 item 2): a switchover step on
+// the new primary (PROMOTE_STANDBY → REPOINT) whose etcd stops answering
+// returns within the bound, so the loop goes on to fence-check and renew.
+func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
+	store := newStore()
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	rec := SwitchoverRecord{ID: "s1", From: "pg0", To: "pg1", CreatedAt: h.now, Timeout: "30s", Stage: StagePromote, State: StateRunning}
+	rec.event(StagePromote, "started", "handing over")
+	data, _ := json.Marshal(rec)
+	if err := store.Put(t.Context(), store.Keys().Switchover("s1"), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(t.Context(), store.Keys().SwitchoverLock(), []byte("s1")); err != nil {
+		t.Fatal(err)
+	}
+	snap := h.agent.observe(t.Context())
+	if snap.Switchover == nil {
+		t.Fatal("the switchover record is not in the view")
+	}
+	h.agent.dyn.RetryTimeout = 200 * time.Millisecond
+	h.agent.publishLimits()
+	store.SetHang(true)
+	done := make(chan struct{})
+	go func() { defer close(done); h.agent.driveSwitchover(context.Background(), snap) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the switchover step still holds the loop 5s into an etcd outage (retry_timeout 200ms)")
+	}
+}
