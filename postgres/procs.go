@@ -123,3 +123,16 @@ func processAlive(pid int) bool {
 	}
 	return state != 'Z' && state != 'X'
 }
+
+// stoppedState reports whether a /proc state letter is a stopped process:
+// T (job control: SIGSTOP, SIGTSTP…) or t (stopped by a tracer).
+// Such a process acts on no signal until continued, except SIGKILL.
+func stoppedState(state byte) bool {
+	return state == 'T' || state == 't'
+}
+
+// processStopped reports whether pid exists and is stopped (stoppedState).
+func processStopped(pid int) bool {
+	_, state, _, ok := ProcStat(pid)
+	return ok && stoppedState(state)
+}

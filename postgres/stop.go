@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -28,73 +29,171 @@ var stopSignal = map[StopMode]syscall.Signal{
 	StopSmart: syscall.SIGTERM, StopFast: syscall.SIGINT, StopImmediate: syscall.SIGQUIT,
 }
 
-// killWait bounds the wait after SIGKILL, which the kernel acts on at once;
-// it only covers reaping and a loaded host.
-const killWait = 5 * time.Second
+// The wait after SIGKILL is planned inside the budget, so that a fencing
+// leader's Stop ends within its safety margin. The kernel acts on SIGKILL
+// at once (on a stopped process too); the wait covers the exit of every
+// server process (unmapping shared memory) on a loaded host. A quarter of
+// the budget, at least minKillWait (a shorter wait would report a process
+// still exiting as a failure) and at most maxKillWait (ample on any host: a
+// longer budget is better spent on the shutdown modes).
+const (
+	killWaitShare = 4
+	minKillWait   = 100 * time.Millisecond
+	maxKillWait   = 5 * time.Second
+)
+
+// reapWait is how long Stop waits, once every killed process is dead, for
+// their parents (init, for the postmaster) to reap them. A zombie holds no
+// memory and cannot write; some inits reap only every few seconds, and the
+// budget is not to be spent on them.
+const reapWait = 100 * time.Millisecond
+
+// stopStage is one shutdown mode of a stop and when to signal it, as an
+// offset from the start of the stop.
+type stopStage struct {
+	Mode StopMode
+	At   time.Duration
+}
+
+// stopPlan is the escalation schedule of one stop, as offsets from its
+// start: the shutdown modes in order, SIGKILL of every server process at
+// KillAt at the latest, and End by when every process must be dead.
+type stopPlan struct {
+	Stages []stopStage
+	KillAt time.Duration
+	End    time.Duration
+}
+
+// planStop plans a stop from mode from (a mode of stopOrder) within budget:
+// killWait (a quarter of the budget, within [minKillWait, maxKillWait]) is
+// kept for the end, and the modes from from to immediate share the rest
+// equally. End is the budget, or minKillWait when the budget is shorter.
+func planStop(from StopMode, budget time.Duration) stopPlan {
+	killWait := min(max(budget/killWaitShare, minKillWait), maxKillWait)
+	killAt := max(budget-killWait, 0)
+	modes := stopOrder[max(slices.Index(stopOrder, from), 0):]
+	plan := stopPlan{KillAt: killAt, End: killAt + killWait}
+	for n, mode := range modes {
+		plan.Stages = append(plan.Stages, stopStage{Mode: mode, At: killAt * time.Duration(n) / time.Duration(len(modes))})
+	}
+	return plan
+}
 
 // Stop shuts the server down, starting with mode from and escalating up to
-// immediate within budget (a non-positive budget means stop_timeout): each
-// mode gets an equal share of what is left, immediate the rest (from smart:
-// 1/3, 1/3, 1/3). If immediate does not end it either, the postmaster and
-// every child of it get SIGKILL. It returns the mode that ended the server,
-// and (from, nil) when it was not running. The persistent connection is
-// closed first: it would hold a smart shutdown forever.
+// immediate, then SIGKILL of the postmaster and every child of it, on a
+// schedule planned inside budget (a non-positive budget means
+// stop_timeout; see planStop). From immediate with 5 s: SIGQUIT at once,
+// SIGKILL at 3.75 s at the latest. From smart with 4 s: SIGTERM, SIGINT at
+// 1 s, SIGQUIT at 2 s, SIGKILL at 3 s.
+//
+// Stop returns within the budget (minKillWait when it is shorter) plus one
+// poll, the wait after SIGKILL included, or earlier with ctx's error when
+// ctx ends. A stopped postmaster (state T or t: SIGSTOP, a debugger) acts
+// on no signal but SIGKILL: once Stop sees one it kills at once. After a
+// kill, processes dead but not yet reaped by their parent are not waited
+// for beyond reapWait, and a postmaster.pid naming the dead postmaster is
+// removed; PostgreSQL's socket lock file may still name it until init
+// reaps it, and a start fails until then.
+//
+// It returns the mode that ended the server, and (from, nil) when it was
+// not running. The persistent connection is closed first: it would hold a
+// smart shutdown forever.
 func (i *Instance) Stop(ctx context.Context, from StopMode, budget time.Duration) (reached StopMode, err error) {
-	start := slices.Index(stopOrder, from)
-	if start < 0 {
+	if !slices.Contains(stopOrder, from) {
 		return "", fmt.Errorf("stop postgres: unknown mode %q", from)
 	}
-	pid, err := i.PostmasterPID()
-	if errors.Is(err, ErrNotRunning) {
+	pid, running := i.findPostmaster()
+	if !running {
 		return from, nil
-	}
-	if err != nil {
-		// postmaster.pid cannot be read (an unreadable data directory):
-		// find the server by its working directory instead.
-		found, ok := postmasterIn(i.cfg.DataDir)
-		if !ok {
-			i.log.Warn("cannot read postmaster.pid, and no PostgreSQL server runs in the data directory", "err", err)
-			return from, nil
-		}
-		pid = found
 	}
 	if budget <= 0 {
 		budget = i.cfg.StopTimeout
 	}
 	i.Close()
-	deadline := time.Now().Add(budget)
-	modes := stopOrder[start:]
-	for n, mode := range modes {
-		stageEnd := deadline
-		if n < len(modes)-1 {
-			stageEnd = time.Now().Add(time.Until(deadline) / time.Duration(len(modes)-n))
+	start := time.Now()
+	plan := planStop(from, budget)
+	for n, stage := range plan.Stages {
+		stageEnd := start.Add(plan.KillAt)
+		if n+1 < len(plan.Stages) {
+			stageEnd = start.Add(plan.Stages[n+1].At)
 		}
-		i.log.Info("stopping postgres", "mode", string(mode), "pid", pid, "wait", time.Until(stageEnd).Round(time.Millisecond))
-		if err := signalProcess(pid, stopSignal[mode]); err != nil {
-			return "", fmt.Errorf("stop postgres (%s): %w", mode, err)
+		if processStopped(pid) {
+			break
 		}
-		stopped, err := i.waitExit(ctx, pid, stageEnd)
+		i.log.Info("stopping postgres", "mode", string(stage.Mode), "pid", pid, "wait", time.Until(stageEnd).Round(time.Millisecond))
+		if err := signalProcess(pid, stopSignal[stage.Mode]); err != nil {
+			return "", fmt.Errorf("stop postgres (%s): %w", stage.Mode, err)
+		}
+		exited, err := i.waitExit(ctx, pid, stageEnd)
 		if err != nil {
-			return "", fmt.Errorf("stop postgres (%s): %w", mode, err)
+			return "", fmt.Errorf("stop postgres (%s): %w", stage.Mode, err)
 		}
-		if stopped {
-			i.log.Info("postgres stopped", "mode", string(mode))
-			return mode, nil
+		if exited {
+			i.log.Info("postgres stopped", "mode", string(stage.Mode))
+			return stage.Mode, nil
 		}
 	}
-	procs := ServerProcesses(pid, true)
-	i.log.Warn("postgres ignored immediate shutdown; killing the postmaster and its children",
-		"pid", pid, "processes", len(procs))
-	if err := killProcesses(procs); err != nil {
-		return "", fmt.Errorf("stop postgres: %w", err)
-	}
-	// Every process, not only the postmaster: a surviving backend holds the
-	// shared memory the next start needs.
-	if err := i.waitGone(ctx, procs, time.Now().Add(killWait)); err != nil {
+	if err := i.kill(ctx, pid, start.Add(plan.End)); err != nil {
 		return "", fmt.Errorf("stop postgres (kill): %w", err)
 	}
 	return StopKill, nil
 }
+
+// findPostmaster returns the postmaster's pid, from postmaster.pid or, when
+// that cannot be read (an unreadable data directory), by the working
+// directory of the server's processes; false when none runs.
+func (i *Instance) findPostmaster() (int, bool) {
+	pid, err := i.PostmasterPID()
+	if errors.Is(err, ErrNotRunning) {
+		return 0, false
+	}
+	if err == nil {
+		return pid, true
+	}
+	found, ok := postmasterIn(i.cfg.DataDir)
+	if !ok {
+		i.log.Warn("cannot read postmaster.pid, and no PostgreSQL server runs in the data directory", "err", err)
+	}
+	return found, ok
+}
+
+// kill sends SIGKILL to the postmaster pm and every child of it and waits
+// until deadline for them to be dead. Every process, not only the
+// postmaster: a surviving backend holds the shared memory the next start
+// needs and, if it was frozen, could write once continued. A postmaster.pid
+// left naming the dead postmaster is removed (as Start would), so that
+// neither a start nor pg_rewind's single-user recovery takes a zombie not
+// reaped yet for a running server.
+func (i *Instance) kill(ctx context.Context, pm int, deadline time.Time) error {
+	_, state, _, ok := ProcStat(pm)
+	procs := ServerProcesses(pm, true)
+	reason, stateName := "shutdown_ignored", "unknown"
+	if ok {
+		stateName = string(state)
+	}
+	if stoppedState(state) {
+		// SIGSTOP, a debugger: pending shutdown signals wait for a
+		// SIGCONT, SIGKILL does not.
+		reason = "postmaster_stopped"
+	}
+	i.log.Warn("killing postgres: the postmaster and its children", "reason", reason, "pid", pm,
+		"state", stateName, "processes", len(procs), "wait", time.Until(deadline).Round(time.Millisecond))
+	if err := killProcesses(procs); err != nil {
+		return err
+	}
+	if err := i.waitGone(ctx, procs, deadline); err != nil {
+		return err
+	}
+	if _, err := i.PostmasterPID(); errors.Is(err, ErrNotRunning) {
+		if _, err := removeFile(i.lockFile()); err != nil {
+			i.log.Warn("cannot remove the stale postmaster.pid", "err", err)
+		}
+	}
+	return nil
+}
+
+// lockFile is the postmaster's lock file in the data directory.
+func (i *Instance) lockFile() string { return filepath.Join(i.cfg.DataDir, "postmaster.pid") }
 
 // signalProcess sends sig to pid; a process already gone is not an error.
 func signalProcess(pid int, sig syscall.Signal) error {
@@ -119,26 +218,31 @@ func killProcesses(procs []int) error {
 	return errors.Join(errs...)
 }
 
-// waitGone polls until none of procs exists, until deadline or until ctx
-// ends. A zombie counts as present while the deadline allows: PostgreSQL's
-// lock-file check takes a pid that answers signal 0 for a live postmaster,
-// so a start before init reaped it would fail. Zombies left at the deadline
-// are not an error (the kernel has freed what they held); a live process is
-// (errStopFailed).
+// waitGone polls until none of procs exists (nil), until ctx ends, or until
+// deadline, when one still alive is errStopFailed. Once every process is
+// dead, zombies are given reapWait to be reaped and are then not an error.
 func (i *Instance) waitGone(ctx context.Context, procs []int, deadline time.Time) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	var deadSince time.Time
 	for {
 		left := slices.IndexFunc(procs, processExists)
 		if left < 0 {
 			return nil
 		}
-		if !time.Now().Before(deadline) {
-			if alive := slices.IndexFunc(procs, processAlive); alive >= 0 {
+		now := time.Now()
+		if alive := slices.IndexFunc(procs, processAlive); alive >= 0 {
+			if !now.Before(deadline) {
 				return fmt.Errorf("pid %d: %w", procs[alive], errStopFailed)
 			}
-			i.log.Warn("postgres processes killed but not reaped yet", "pid", procs[left])
-			return nil
+		} else {
+			if deadSince.IsZero() {
+				deadSince = now
+			}
+			if now.Sub(deadSince) >= reapWait || !now.Before(deadline) {
+				i.log.Warn("postgres processes killed but not reaped yet", "pid", procs[left])
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -148,8 +252,9 @@ func (i *Instance) waitGone(ctx context.Context, procs []int, deadline time.Time
 	}
 }
 
-// waitExit polls until pid is gone (true), until deadline (false), or until
-// ctx ends (error).
+// waitExit polls until pid is gone (true), until deadline or until the
+// postmaster is stopped (false: only SIGKILL can end it), or until ctx ends
+// (error).
 func (i *Instance) waitExit(ctx context.Context, pid int, deadline time.Time) (bool, error) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
@@ -157,7 +262,7 @@ func (i *Instance) waitExit(ctx context.Context, pid int, deadline time.Time) (b
 		if !i.postmasterAlive(pid) {
 			return true, nil
 		}
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(deadline) || processStopped(pid) {
 			return false, nil
 		}
 		select {

@@ -16,7 +16,7 @@ import (
 // Stop must end in SIGKILL — of the backend too, which runs in a session
 // of its own and so outside the postmaster's process group. A backend left
 // alive would hold the shared memory and could write once continued; the
-// server must start again at once.
+// server must start again once init has reaped them.
 func TestStopKillsFrozenChildren(t *testing.T) {
 	inst := newTestInstance(t, "pg-frozen")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -79,6 +79,7 @@ func TestStopKillsFrozenChildren(t *testing.T) {
 	if _, err := inst.PostmasterPID(); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("PostmasterPID after Stop: %v, want ErrNotRunning", err)
 	}
+	waitReaped(t, procs)
 	if err := inst.Start(ctx); err != nil {
 		t.Fatalf("start after the kill: %v", err)
 	}
