@@ -21,6 +21,10 @@ func decide(s Snapshot) Plan {
 		return plan(ActWait, "", "no cluster view from etcd yet")
 	}
 	if s.PG.DataDirEmpty {
+		if s.Config.Pause && !s.Lease.Leading {
+			// Maintenance mode creates nothing: no clone, no bootstrap.
+			return decidePaused(s)
+		}
 		return decideEmptyDataDir(s)
 	}
 	if p, ok := checkSystemID(s); ok {

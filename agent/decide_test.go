@@ -66,6 +66,26 @@ func TestDecide(t *testing.T) {
 				s.View = nil // even without a view
 			}),
 			Action{Kind: ActFence}, "lease deadline passed"},
+		{"a failed fence is retried before anything else (#15 item 4)",
+			snap(func(s *Snapshot) {
+				s.PG = primary(0x5000000)
+				s.Lease = LeaseState{Unfenced: true}
+				s.View = nil
+			}),
+			Action{Kind: ActFence}, "earlier fence could not stop"},
+		{"paused: an empty data directory is not cloned (#15 item 8)",
+			snap(func(s *Snapshot) {
+				s.Config.Pause = true
+				s.PG = PGState{DataDirEmpty: true}
+			}),
+			Action{Kind: ActWait}, "paused: data directory is empty"},
+		{"paused: an uninitialized cluster is not bootstrapped (#15 item 8)",
+			snap(func(s *Snapshot) {
+				s.Config.Pause = true
+				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+				s.PG = PGState{DataDirEmpty: true}
+			}),
+			Action{Kind: ActWait}, "paused: data directory is empty"},
 		{"leader exactly at its deadline fences",
 			snap(func(s *Snapshot) {
 				s.PG = primary(0x5000000)

@@ -122,7 +122,9 @@ func (a *Agent) feasible(ctx context.Context, c *dcs.Cluster, req restapi.Patron
 // awaitNewLeader polls (on every view change, at most 2·max(10 s,
 // loop_wait)) for a leader other than the one at request time.
 func (a *Agent) awaitNewLeader(ctx context.Context, title, oldLeader, candidate string) (int, string) {
-	wait := 2 * max(10*time.Second, a.dyn.LoopWait)
+	// A REST goroutine: loop_wait comes from the published limits, never
+	// from the loop-owned dynamic config.
+	wait := 2 * max(10*time.Second, a.limits.Load().loopWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	changed, unsubscribe := a.dcs.Subscribe()

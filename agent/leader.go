@@ -175,7 +175,7 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	optime := uint64(s.PG.Status.CurrentLSN)
-	if a.statusWritten.due(optime, a.now()) {
+	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) {
 		data, _ := json.Marshal(dcs.Status{Optime: optime})
 		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
 			a.log.Warn("cannot write the status key", "err", err)
@@ -208,8 +208,22 @@ type statusRecord struct {
 	at     time.Time
 }
 
-func (r statusRecord) due(optime uint64, now time.Time) bool {
-	return r.at.IsZero() || (optime != r.optime && now.Sub(r.at) >= memberRefresh)
+// due: the leader's position is what replicas measure their lag against
+// for maximum_lag_on_failover, so it may not fall far behind: written at
+// once when it moved by a quarter of that limit since the last write, at
+// most every memberRefresh for smaller moves, never when idle. The key
+// then trails the real position by under maxLag/4 plus one tick's WAL
+// (the lag check cannot see WAL written after the leader's last tick).
+func (r statusRecord) due(optime uint64, now time.Time, maxLag int64) bool {
+	switch {
+	case r.at.IsZero():
+		return true
+	case optime == r.optime:
+		return false
+	case optime > r.optime && int64(optime-r.optime) >= max(maxLag/4, 1):
+		return true
+	}
+	return now.Sub(r.at) >= memberRefresh
 }
 
 // follow keeps a running replica pointed at the leader. A replica that is

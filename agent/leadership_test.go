@@ -105,3 +105,33 @@ func TestFenceBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusKeyFollowsTheLeaderClosely (#15 item 10): the status key the
+// replicas judge maximum_lag_on_failover against is rewritten as soon as
+// the leader moved by a quarter of the limit, not only every 10 s.
+func TestStatusKeyFollowsTheLeaderClosely(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const maxLag = 1 << 20
+	last := statusRecord{optime: 0x5000000, at: t0}
+	for _, tt := range []struct {
+		name   string
+		optime uint64
+		after  time.Duration
+		want   bool
+	}{
+		{"never written", 0x5000000, 0, true},
+		{"idle", 0x5000000, time.Hour, false},
+		{"small move, recently written", 0x5000000 + 100, time.Second, false},
+		{"small move, refresh due", 0x5000000 + 100, memberRefresh, true},
+		{"a quarter of the limit at once", 0x5000000 + maxLag/4, 100 * time.Millisecond, true},
+		{"far past the limit at once", 0x5000000 + 8*maxLag, 100 * time.Millisecond, true},
+	} {
+		r := last
+		if tt.name == "never written" {
+			r = statusRecord{}
+		}
+		if got := r.due(tt.optime, t0.Add(tt.after), maxLag); got != tt.want {
+			t.Errorf("%s: due = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

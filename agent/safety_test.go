@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"github.com/regent-ha/regent/fencing"
@@ -211,4 +212,25 @@ func TestSlowRenewalsFenceBeforeTheWatchdogFires(t *testing.T) {
 	if wd.Status().Armed {
 		t.Error("the watchdog is still armed after the fence")
 	}
+}
+
+// TestPatroniSwitchoverWaitReadsNoLoopState (#15 item 7): POST /switchover
+// waits for the new leader on a REST goroutine while the loop applies a
+// new dynamic config; under -race a read of the loop's own config there
+// is reported.
+func TestPatroniSwitchoverWaitReadsNoLoopState(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.agent.awaitNewLeader(ctx, "Switchover", "pg1", "")
+	}()
+	for i := 0; i < 5; i++ {
+		h.setDynamic(map[string]any{"ttl": 10 + i, "loop_wait": 1, "retry_timeout": 3, "maximum_lag_on_failover": 1048576})
+		h.tick()
+	}
+	<-done
 }
