@@ -81,6 +81,8 @@ type Agent struct {
 
 	// quiesce is set while this leader has stopped PostgreSQL for a switchover.
 	quiesce *quiesceState
+	// soClock times the running switchover on this host's clock.
+	soClock switchoverClock
 
 	// Synchronous mode: the WAL position when synchronous_standby_names
 	// last changed, and whether the leader runs degraded (asynchronous).

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"github.com/regent-ha/regent/dcs"
 	"reflect"
 	"testing"
 	"time"
@@ -77,5 +78,51 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the switchover step still holds the loop 5s into an etcd outage (retry_timeout 200ms)")
+	}
+}
+
+// TestSwitchoverTimeoutUsesThisHostsClock (#15 item 12): the record was
+// created by a member whose clock runs an hour behind ours; the
+// old leader waiting for its candidate to catch up must not call the
+// switchover expired at once, and must expire it once its own clock has
+// seen the timeout go by.
+func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
+	store := newStore()
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	ctx := t.Context()
+	peer := store.Peer()
+	if _, err := peer.GrantLease(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.PutMember(ctx, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := SwitchoverRecord{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: StageCatchUp, State: StateRunning, FinalLSN: 0x9000000}
+	data, _ := json.Marshal(rec)
+	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
+		if err := store.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r SwitchoverRecord
+		if err := json.Unmarshal(v.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
+	h.agent.driveSwitchover(ctx, h.agent.observe(ctx))
+	if got := state(); got != StateRunning {
+		t.Fatalf("switchover %s at once: its CreatedAt comes from another host's clock", got)
+	}
+	h.advance(31 * time.Second)
+	h.agent.driveSwitchover(ctx, h.agent.observe(ctx))
+	if got := state(); got != StateFailed {
+		t.Fatalf("switchover %s after 31 s on this host's clock with a 30 s timeout, want failed", got)
 	}
 }

@@ -41,7 +41,9 @@ func (a *Agent) processFailoverKey(ctx context.Context, s Snapshot) {
 			return
 		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, 2*peerTimeout+a.dyn.RetryTimeout)
+	// The pre-flight asks the peers over REST, which the bounded DCS does
+	// not cover: the lease deadline caps it as well.
+	sctx, cancel := context.WithDeadline(ctx, minTime(a.now().Add(2*peerTimeout+a.dyn.RetryTimeout), a.lease.deadline()))
 	defer cancel()
 	started, err := a.StartSwitchover(sctx, restapi.SwitchoverRequest{To: f.Member, Reason: "failover key (POST /switchover, /failover or patronictl)", RequestedBy: "failover key"})
 	if err != nil {
@@ -151,6 +153,14 @@ func (a *Agent) awaitNewLeader(ctx context.Context, title, oldLeader, candidate 
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// minTime is the earlier of two times, ignoring a zero one.
+func minTime(a, b time.Time) time.Time {
+	if b.IsZero() || (!a.IsZero() && a.Before(b)) {
+		return a
+	}
+	return b
 }
 
 func upperFirst(s string) string {

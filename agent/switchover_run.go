@@ -55,7 +55,8 @@ func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 }
 
 func (a *Agent) driveOldLeader(ctx context.Context, r *SwitchoverRecord) error {
-	expired := time.Since(r.CreatedAt) > r.timeout()
+	total, _ := a.soClock.observe(r, a.now())
+	expired := total > r.timeout()
 	switch {
 	case r.AbortRequested:
 		return a.failBeforePromote(ctx, r, StateAborted, "aborted on request at "+r.Stage, "")
@@ -87,7 +88,8 @@ func (a *Agent) startQuiesce(ctx context.Context, r *SwitchoverRecord) error {
 		a.log.Warn("checkpoint before switchover stop failed", "err", err)
 	}
 	cancel()
-	budget := max(time.Until(r.CreatedAt.Add(r.timeout())), 2*time.Second)
+	total, _ := a.soClock.observe(r, a.now())
+	budget := max(r.timeout()-total, 2*time.Second)
 	go func() {
 		// Bounded by budget inside Stop (fast, then immediate); the loop
 		// keeps renewing the lease meanwhile.
@@ -291,8 +293,8 @@ func (a *Agent) driveNewLeader(ctx context.Context, s Snapshot, r *SwitchoverRec
 	if !s.PG.Running || s.PG.Status.InRecovery {
 		return nil // promotion still under way
 	}
-	started, _ := r.startedStage(r.Stage)
-	late := time.Since(started) > r.timeout()
+	_, inStage := a.soClock.observe(r, a.now())
+	late := inStage > r.timeout()
 	switch r.Stage {
 	case StagePromote:
 		_, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
