@@ -94,6 +94,7 @@ type Agent struct {
 	// Operator commands run by the loop between ticks.
 	commands      chan command
 	restartAt     *scheduledRestart
+	restart       *restartJob // a restart whose stop runs beside the loop
 	callbackRole  string // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
@@ -179,7 +180,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = d
 	}
-	var stopped <-chan error
+	var stopped, restartStopped <-chan error
+	if j := a.restart; j != nil && !j.stopDone {
+		restartStopped = j.stopped // start PostgreSQL again as soon as the stop ends
+	}
 	if q := a.quiesce; q != nil {
 		if !q.done {
 			stopped = q.stopped // a switchover moves on as soon as the stop ends
@@ -197,6 +201,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-stopped:
 			a.quiesce.err, a.quiesce.done = err, true
+			return
+		case err := <-restartStopped:
+			a.restartStopped(err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -234,12 +241,15 @@ func (a *Agent) tick(ctx context.Context) error {
 	}
 	a.applyConfig(ctx)
 	a.renew(ctx)
+	restart := a.restartProgress()
 	snap := a.observe(ctx)
+	snap.Restart = restart
 	a.trackLeader(snap)
 	snap.LeaderlessSince = a.leaderlessSince
 	p := decide(snap)
 	a.note(p)
 	err := a.act(ctx, snap, p)
+	a.settleRestart()
 	if (!a.lease.leading || a.dyn.Pause) && !a.lease.unfenced {
 		// Disarm on every path out of leadership and in maintenance mode,
 		// but never while a failed fence may leave PostgreSQL writable:
@@ -252,7 +262,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p
-	restartPending := a.restartAt != nil
+	restartPending := a.restartAt != nil || a.restart != nil
 	a.driveSwitchover(ctx, snap)
 	a.runScheduledRestart(ctx)
 	a.noteRoleChange(ctx)

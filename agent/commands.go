@@ -15,9 +15,14 @@ import (
 // command is an operator request the HA loop runs between ticks, so it
 // never races the loop's own actions on PostgreSQL.
 type command struct {
-	run   func(ctx context.Context) (int, string)
+	// run answers with a code and text, or with replyLater when it started
+	// work beside the loop that answers reply itself.
+	run   func(ctx context.Context, reply chan commandResult) (int, string)
 	reply chan commandResult
 }
+
+// replyLater is the code of a command whose answer comes later (restart).
+const replyLater = 0
 
 type commandResult struct {
 	code int
@@ -26,6 +31,12 @@ type commandResult struct {
 
 // submit queues fn to the loop and waits for its answer.
 func (a *Agent) submit(ctx context.Context, fn func(ctx context.Context) (int, string)) (int, string) {
+	return a.submitAsync(ctx, func(ctx context.Context, _ chan commandResult) (int, string) { return fn(ctx) })
+}
+
+// submitAsync queues fn, which may answer replyLater and send the answer
+// on reply itself, and waits for the answer.
+func (a *Agent) submitAsync(ctx context.Context, fn func(ctx context.Context, reply chan commandResult) (int, string)) (int, string) {
 	c := command{run: fn, reply: make(chan commandResult, 1)}
 	select {
 	case a.commands <- c:
@@ -42,8 +53,9 @@ func (a *Agent) submit(ctx context.Context, fn func(ctx context.Context) (int, s
 
 // runCommand executes one queued command in the loop goroutine.
 func (a *Agent) runCommand(ctx context.Context, c command) {
-	code, text := c.run(ctx)
-	c.reply <- commandResult{code, text}
+	if code, text := c.run(ctx, c.reply); code != replyLater {
+		c.reply <- commandResult{code, text}
+	}
 	a.publish(ctx)
 }
 
@@ -67,12 +79,19 @@ func (a *Agent) Restart(ctx context.Context, req restapi.RestartRequest) (int, s
 			return http.StatusAccepted, "Restart scheduled"
 		})
 	}
-	return a.submit(ctx, func(ctx context.Context) (int, string) { return a.restartNow(ctx, req) })
+	return a.submitAsync(ctx, func(ctx context.Context, reply chan commandResult) (int, string) {
+		return a.restartNow(ctx, req, reply)
+	})
 }
 
 // restartNow checks Patroni's conditions and restarts PostgreSQL in its
-// current role, keeping the lease when leading.
-func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest) (int, string) {
+// current role, keeping the lease when leading: the stop runs beside the
+// loop (restartJob), which goes on renewing; reply (nil for a scheduled
+// restart) gets the answer once PostgreSQL runs again.
+func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, reply chan commandResult) (int, string) {
+	if a.restart != nil || a.quiesce != nil {
+		return http.StatusServiceUnavailable, "a restart or a switchover is already in progress"
+	}
 	st, err := a.pg.Status(ctx)
 	if err != nil && a.pgState == "starting" {
 		return http.StatusServiceUnavailable, "postgres is still starting"
@@ -84,22 +103,11 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest) (int
 	if err == nil && !st.InRecovery {
 		role = "primary"
 	}
-	a.log.Info("restarting PostgreSQL on request", "role", role)
-	a.runCallback(ctx, "on_stop", role)
 	budget := a.cfg.Postgres.StopTimeout
 	if req.Timeout > 0 {
 		budget = req.Timeout
 	}
-	a.pgState = "restarting"
-	if _, err := a.pg.Stop(ctx, postgres.StopFast, budget); err != nil {
-		a.pgState = "restart failed (stop)"
-		return http.StatusServiceUnavailable, "restart failed"
-	}
-	if err := a.startPG(ctx, role); err != nil {
-		a.log.Error("restart: start failed", "err", err)
-		return http.StatusServiceUnavailable, "restart failed"
-	}
-	return http.StatusOK, "restarted successfully"
+	return a.beginRestart(ctx, role, budget, reply)
 }
 
 func (a *Agent) restartConditionsMet(req restapi.RestartRequest, st postgres.Status, running bool) bool {
@@ -163,8 +171,9 @@ func (a *Agent) runScheduledRestart(ctx context.Context) {
 	}
 	req := r.req
 	req.Schedule = nil
-	code, text := a.restartNow(ctx, req)
-	a.log.Info("scheduled restart", "code", code, "result", text)
+	if code, text := a.restartNow(ctx, req, nil); code != replyLater {
+		a.log.Info("scheduled restart", "code", code, "result", text)
+	}
 }
 
 // Reload re-applies the configuration files and reloads PostgreSQL.

@@ -33,6 +33,18 @@ func decide(s Snapshot) Plan {
 	if s.Lease.Leading && s.Quiescing {
 		return plan(ActWait, "", "switchover: writes quiesced; PostgreSQL stopped on purpose while the lease is held")
 	}
+	switch {
+	case s.Restart == RestartStopping:
+		return plan(ActWait, "", "restart: PostgreSQL is stopping beside the loop; the lease is renewed meanwhile, then it starts again")
+	case s.Restart == RestartStarting && !s.PG.Running && s.Lease.Leading:
+		return plan(ActStartPrimary, "", "restart: stopped; starting PostgreSQL again as the primary (the lease is held)")
+	case s.Restart == RestartStarting && !s.PG.Running:
+		leader := s.leaderName()
+		if leader == s.Name {
+			leader = "" // a key from an earlier session: no upstream
+		}
+		return plan(ActStartReplica, leader, "restart: stopped; starting PostgreSQL again read-only (I do not hold the lease)")
+	}
 	if s.Config.Pause {
 		return decidePaused(s)
 	}

@@ -86,6 +86,29 @@ func TestDecide(t *testing.T) {
 				s.PG = PGState{DataDirEmpty: true}
 			}),
 			Action{Kind: ActWait}, "paused: data directory is empty"},
+		{"restart: the stop runs beside the loop, nothing starts PostgreSQL meanwhile",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.PG = PGState{SystemID: 7000000000000000001}
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+				s.Restart = RestartStopping
+			}),
+			Action{Kind: ActWait}, "restart: PostgreSQL is stopping"},
+		{"restart: stopped, the leader starts again as the primary, even paused",
+			snap(func(s *Snapshot) {
+				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				s.Config.Pause = true
+				s.PG = PGState{SystemID: 7000000000000000001}
+				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+				s.Restart = RestartStarting
+			}),
+			Action{Kind: ActStartPrimary}, "starting PostgreSQL again as the primary"},
+		{"restart: stopped, a replica starts again following the leader",
+			snap(func(s *Snapshot) {
+				s.PG = PGState{SystemID: 7000000000000000001}
+				s.Restart = RestartStarting
+			}),
+			Action{Kind: ActStartReplica, Leader: "pg1"}, "starting PostgreSQL again read-only"},
 		{"leader exactly at its deadline fences",
 			snap(func(s *Snapshot) {
 				s.PG = primary(0x5000000)

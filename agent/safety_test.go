@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/restapi"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -233,4 +234,57 @@ func TestPatroniSwitchoverWaitReadsNoLoopState(t *testing.T) {
 		h.tick()
 	}
 	<-done
+}
+
+// TestLeaderRestartLongerThanTheLeaseKeepsLeading (#15 item 3, "must
+// show" 5): POST /restart on the leader whose stop takes longer than ttl.
+// The stop runs beside the loop: the loop keeps renewing (the leader keeps
+// its key and its deadline stays ahead), and once the stop ends the loop
+// starts PostgreSQL again as the primary and answers the request.
+func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	gate := make(chan struct{})
+	h.pg.StopGate = gate
+	reply := make(chan commandResult, 1)
+	begun := make(chan int, 1)
+	go func() {
+		code, _ := h.agent.restartNow(t.Context(), restapi.RestartRequest{}, reply)
+		begun <- code
+	}()
+	select {
+	case code := <-begun:
+		if code != replyLater {
+			t.Fatalf("restart answered %d at once, want it to run beside the loop", code)
+		}
+	case <-time.After(2 * time.Second):
+		close(gate)
+		t.Fatal("the restart holds the loop while PostgreSQL stops")
+	}
+	for i := 0; i < 25; i++ { // 25 s > ttl 10 s
+		h.advance(time.Second)
+		h.tick()
+		if !h.agent.lease.leading || !h.agent.lease.deadline().After(h.now) {
+			t.Fatalf("after %d s of a slow restart: leading=%v deadline in %s", i+1, h.agent.lease.leading, h.agent.lease.deadline().Sub(h.now))
+		}
+		if h.agent.lastPlan.Action.Kind != ActWait {
+			t.Fatalf("plan during the stop = %s (%s), want wait", h.agent.lastPlan.Action.Kind, h.agent.lastPlan.Reason)
+		}
+	}
+	close(gate)
+	job := h.agent.restart
+	err := <-job.stopped // wait for the background stop to end, then hand its result back to the loop
+	job.stopped <- err
+	h.tick()
+	select {
+	case r := <-reply:
+		if r.code != 200 {
+			t.Fatalf("restart answered %d %s", r.code, r.text)
+		}
+	default:
+		t.Fatal("no answer after PostgreSQL started again")
+	}
+	if !h.pg.Writable() || !h.agent.lease.leading {
+		t.Fatalf("after the restart: writable=%v leading=%v", h.pg.Writable(), h.agent.lease.leading)
+	}
 }

@@ -29,6 +29,8 @@ type Snapshot struct {
 	Switchover *SwitchoverRecord
 	// Quiescing: this leader stopped PostgreSQL on purpose for a switchover.
 	Quiescing bool
+	// Restart is the phase of a requested restart (restartJob).
+	Restart RestartPhase
 	// LeaderlessSince is when this agent first saw the cluster without a
 	// leader (zero while there is one).
 	LeaderlessSince time.Time
