@@ -95,7 +95,7 @@ type Agent struct {
 	commands      chan command
 	restartAt     *scheduledRestart
 	restart       *restartJob // a restart whose stop runs beside the loop
-	callbackRole  string // the role on_role_change last reported
+	callbackRole  string      // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by

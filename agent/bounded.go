@@ -55,13 +55,13 @@ func (b boundedDCS) ctx(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithDeadline(ctx, b.bound())
 }
 
-func (b boundedDCS) Keys() dcs.Keys                   { return b.inner.Keys() }
-func (b boundedDCS) Lease() int64                     { return b.inner.Lease() }
-func (b boundedDCS) View() *dcs.Cluster               { return b.inner.View() }
-func (b boundedDCS) Notify() <-chan struct{}          { return b.inner.Notify() }
+func (b boundedDCS) Keys() dcs.Keys                       { return b.inner.Keys() }
+func (b boundedDCS) Lease() int64                         { return b.inner.Lease() }
+func (b boundedDCS) View() *dcs.Cluster                   { return b.inner.View() }
+func (b boundedDCS) Notify() <-chan struct{}              { return b.inner.Notify() }
 func (b boundedDCS) Subscribe() (<-chan struct{}, func()) { return b.inner.Subscribe() }
-func (b boundedDCS) TakeChanges() dcs.Change          { return b.inner.TakeChanges() }
-func (b boundedDCS) LastContact() time.Time           { return b.inner.LastContact() }
+func (b boundedDCS) TakeChanges() dcs.Change              { return b.inner.TakeChanges() }
+func (b boundedDCS) LastContact() time.Time               { return b.inner.LastContact() }
 
 func (b boundedDCS) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
 	ctx, cancel := b.ctx(ctx)

@@ -213,7 +213,7 @@ func decidePaused(s Snapshot) Plan {
 	case primary && leader != s.Name:
 		return plan(ActWait, "", "paused: PostgreSQL is a primary while %s holds the leader key (parallel primaries: resolve by hand)", orUnknown(leader))
 	case leader == "" && s.View.Failover.Member == s.Name:
-		return decideDesignated(s)
+		return decidePausedFailover(s)
 	case leader != "" && leader != s.Name:
 		return plan(ActFollow, leader, "paused: following leader %s", leader)
 	}
@@ -232,6 +232,35 @@ func (s *Snapshot) designatedOther() bool {
 		return false
 	}
 	return s.LeaderlessSince.IsZero() || s.Now.Sub(s.LeaderlessSince) < 2*s.Config.TTL
+}
+
+// decidePausedFailover: a manual failover to this member while paused and
+// leaderless. Nothing fenced the former primary: in maintenance mode its
+// agent does not stop PostgreSQL, and may itself be stopped with
+// PostgreSQL left writable (Patroni's behaviour too). So promote only when
+// its stop is confirmed — its live agent publishes it as not running, or
+// fence.command will run against it first (race: exit 0 or no promotion) —
+// or when the operator vouches for it (assume_old_primary_down). A member
+// seen running as a primary refuses even that.
+func decidePausedFailover(s Snapshot) Plan {
+	for _, p := range s.Peers {
+		if p.Reachable && !p.InRecovery && p.State == "running" {
+			return plan(ActWait, "", "paused: failover to me requested, but %s runs as a primary; stop it first", p.Name)
+		}
+	}
+	prev := s.PreviousLeader
+	m, seen := s.member(prev)
+	switch {
+	case s.View.Failover.AssumeOldPrimaryDown:
+		return decideDesignated(s)
+	case prev == "":
+		return plan(ActWait, "", "paused: failover to me requested, but I cannot tell which member was the primary, so nobody confirmed it stopped; stop it and repeat the failover with assume_old_primary_down")
+	case prev == s.Name || (seen && m.State != "running"):
+		return decideDesignated(s) // its own agent reports PostgreSQL down
+	case s.FenceConfigured:
+		return decideDesignated(s) // race runs fence.command against it first
+	}
+	return plan(ActWait, "", "paused: failover to me requested, but the former primary %s may still accept writes (nobody confirmed it stopped: its agent is gone or reports it running); stop it and repeat the failover with assume_old_primary_down", prev)
 }
 
 // decideDesignated: this member is the named candidate of a switchover or

@@ -370,7 +370,39 @@ func TestDecidePaused(t *testing.T) {
 		}), ActRelease, "releasing"},
 		{"stopped replica is not started", snap(paused, func(s *Snapshot) { s.PG = PGState{} }), ActWait, "not starting it"},
 		{"replicas never race", snap(paused, unlocked), ActWait, "no automatic action"},
-		{"named candidate races", snap(paused, unlocked, func(s *Snapshot) { s.View.Failover = dcs.Failover{Member: "pg2"} }), ActRace, "designated"},
+		{"named candidate races once the former primary's agent reports it down", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+			s.PreviousLeader = "pg1"
+			s.View.Members["pg1"] = dcs.Member{State: "stopped"}
+		}), ActRace, "designated"},
+		// #15 item 13: nothing fenced a paused former primary.
+		{"named candidate waits while nobody confirmed the former primary stopped", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+			s.PreviousLeader = "pg1"
+			delete(s.View.Members, "pg1") // its agent was stopped; the member key expired
+		}), ActWait, "pg1 may still accept writes"},
+		{"named candidate waits when the former primary's agent reports it running", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+			s.PreviousLeader = "pg1"
+			s.View.Members["pg1"] = dcs.Member{State: "running"}
+		}), ActWait, "may still accept writes"},
+		{"named candidate waits when it cannot tell who was primary", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+		}), ActWait, "cannot tell which member was the primary"},
+		{"named candidate races when fence.command will run first", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+			s.PreviousLeader, s.FenceConfigured = "pg1", true
+			delete(s.View.Members, "pg1")
+		}), ActRace, "designated"},
+		{"named candidate races when the operator vouches the former primary is down", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2", AssumeOldPrimaryDown: true}
+			s.PreviousLeader = "pg1"
+			delete(s.View.Members, "pg1")
+		}), ActRace, "designated"},
+		{"named candidate never races over a member running as a primary", snap(paused, unlocked, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2", AssumeOldPrimaryDown: true}
+			s.Peers = []PeerStatus{{Name: "pg1", Reachable: true, State: "running"}}
+		}), ActWait, "pg1 runs as a primary"},
 		{"running primary takes the free key without promoting", snap(paused, unlocked, func(s *Snapshot) { s.PG = primary(0x5000000) }), ActAcquire, "taking the leader key"},
 		{"primary under another leader is left alone", snap(paused, func(s *Snapshot) { s.PG = primary(0x5000000) }), ActWait, "parallel primaries"},
 		{"deadline still fences when paused", snap(paused, func(s *Snapshot) {

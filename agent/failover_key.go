@@ -70,7 +70,7 @@ func (a *Agent) PatroniSwitchover(ctx context.Context, req restapi.PatroniSwitch
 	if code, text := a.feasible(ctx, c, req); code != 0 {
 		return code, text
 	}
-	f := dcs.Failover{Leader: req.Leader, Member: req.Candidate}
+	f := dcs.Failover{Leader: req.Leader, Member: req.Candidate, AssumeOldPrimaryDown: req.AssumeOldPrimaryDown}
 	if req.ScheduledAt != nil {
 		f.ScheduledAt = req.ScheduledAt.Format("2006-01-02T15:04:05.999999-07:00")
 	}

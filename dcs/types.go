@@ -49,6 +49,11 @@ type Failover struct {
 	Leader      string `json:"leader,omitempty"`
 	Member      string `json:"member,omitempty"`
 	ScheduledAt string `json:"scheduled_at,omitempty"`
+	// AssumeOldPrimaryDown is Regent's extension (Patroni ignores it): in
+	// maintenance mode the operator vouches that the former primary can no
+	// longer accept writes, so the candidate may promote without anyone
+	// having confirmed it (see agent decidePausedFailover).
+	AssumeOldPrimaryDown bool `json:"assume_old_primary_down,omitempty"`
 }
 
 // Empty reports a cleared request.

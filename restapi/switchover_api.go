@@ -96,6 +96,10 @@ type PatroniSwitchoverRequest struct {
 	Leader      string     // "" when absent or null
 	Candidate   string     // "candidate", or its alias "member"
 	ScheduledAt *time.Time // nil when not scheduled; always has a zone
+	// AssumeOldPrimaryDown (Regent's extension, "assume_old_primary_down"):
+	// in maintenance mode, promote even though nobody confirmed that the
+	// former primary stopped. The operator vouches for it.
+	AssumeOldPrimaryDown bool
 }
 
 // Duration is a time.Duration that reads and writes Go duration strings.

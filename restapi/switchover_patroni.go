@@ -84,6 +84,11 @@ func (s *Server) parsePatroni(r *http.Request, action string) (PatroniSwitchover
 	if bad != "" {
 		return req, http.StatusBadRequest, bad + " must be a string"
 	}
+	if raw, ok := body["assume_old_primary_down"]; ok && !absent(raw) {
+		if json.Unmarshal(raw, &req.AssumeOldPrimaryDown) != nil {
+			return req, http.StatusBadRequest, "assume_old_primary_down must be a boolean"
+		}
+	}
 	switch {
 	case action == "failover" && req.Candidate == "":
 		return req, http.StatusBadRequest, textNoCandidate

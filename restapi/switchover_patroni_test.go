@@ -68,6 +68,10 @@ func TestPatroniSwitchoverValidation(t *testing.T) {
 			code: 200, text: "called", want: &PatroniSwitchoverRequest{Action: "switchover", Leader: "pg1", Candidate: "pg2"}},
 		{name: "scheduled", action: "switchover", body: `{"leader":"pg1","candidate":"pg2","scheduled_at":"2024-05-01T13:00+00"}`,
 			code: 200, text: "called", want: &PatroniSwitchoverRequest{Action: "switchover", Leader: "pg1", Candidate: "pg2", ScheduledAt: &future}},
+		{name: "paused failover vouching the old primary is down", action: "failover", paused: true, body: `{"candidate":"pg2","assume_old_primary_down":true}`,
+			code: 200, text: "called", want: &PatroniSwitchoverRequest{Action: "failover", Candidate: "pg2", AssumeOldPrimaryDown: true}},
+		{name: "assume_old_primary_down must be a boolean", action: "failover", body: `{"candidate":"pg2","assume_old_primary_down":"yes"}`,
+			code: 400, text: "assume_old_primary_down must be a boolean"},
 		{name: "empty schedule is no schedule", action: "switchover", body: `{"leader":"pg1","scheduled_at":""}`,
 			code: 200, text: "called", want: &PatroniSwitchoverRequest{Action: "switchover", Leader: "pg1"}},
 	}

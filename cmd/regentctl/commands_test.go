@@ -27,6 +27,19 @@ func TestFailover(t *testing.T) {
 	}
 }
 
+func TestFailoverAssumeOldPrimaryDown(t *testing.T) {
+	cand := newFakeMember(t, map[string][]answer{"POST /failover": {{200, `Successfully failed over to "pg3"`}}})
+	c := threeMembers(map[string]string{"pg3": cand.URL}, "")
+	c.Leader = nil
+	r := ctlRun{loader: fixed(c)}.run(t, "failover", "--candidate", "pg3", "--force", "--assume-old-primary-down")
+	if r.err != nil {
+		t.Fatalf("failover: %v", r.err)
+	}
+	if d := cmp.Diff([]string{`{"leader":null,"candidate":"pg3","assume_old_primary_down":true}`}, cand.bodies("POST /failover")); d != "" {
+		t.Errorf("body (-want +got):\n%s", d)
+	}
+}
+
 func TestFailoverWithoutLeaderGoesToTheCandidate(t *testing.T) {
 	cand := newFakeMember(t, map[string][]answer{"POST /failover": {{200, `Successfully failed over to "pg3"`}}})
 	c := threeMembers(map[string]string{"pg3": cand.URL}, "")

@@ -21,18 +21,25 @@ const failoverCallTimeout = 60 * time.Second
 type failoverBody struct {
 	Leader    *string `json:"leader"`
 	Candidate string  `json:"candidate"`
+	// AssumeOldPrimaryDown is Regent's extension for maintenance mode.
+	AssumeOldPrimaryDown bool `json:"assume_old_primary_down,omitempty"`
 }
 
 func newFailoverCmd(s *settings) *cobra.Command {
 	var candidate string
-	var force bool
+	var force, assumeDown bool
 	cmd := &cobra.Command{
 		Use:   "failover --candidate <member>",
 		Short: "Promote a named replica now, as patronictl failover does (POST /failover)",
 		Long: `Promote --candidate through Patroni's POST /failover, sent to the leader
 (to the candidate when the cluster has no leader), and print the agent's
 answer. Unlike "switchover", it works without a healthy leader. Each call
-is bounded by --timeout (default 60s for failover).`,
+is bounded by --timeout (default 60s for failover).
+
+In maintenance mode with no leader, the candidate promotes only once the
+former primary is confirmed stopped (its agent reports PostgreSQL down, or
+fence.command succeeded against it): an agent stopped while paused leaves
+PostgreSQL writable. --assume-old-primary-down vouches that you stopped it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if candidate == "" {
@@ -46,6 +53,7 @@ is bounded by --timeout (default 60s for failover).`,
 			if err != nil {
 				return err
 			}
+			body.AssumeOldPrimaryDown = assumeDown
 			question := fmt.Sprintf("Fail over cluster %s to %s, demoting the current leader %s?", s.scope, candidate, orDefault(api.leader, "(none)"))
 			if err := confirm(cmd, s, force, question); err != nil {
 				return err
@@ -65,6 +73,8 @@ is bounded by --timeout (default 60s for failover).`,
 	f := cmd.Flags()
 	f.StringVar(&candidate, "candidate", "", "the member to promote (required)")
 	f.BoolVar(&force, "force", false, "do not ask for confirmation")
+	f.BoolVar(&assumeDown, "assume-old-primary-down", false,
+		"paused, leaderless cluster: promote although nobody confirmed the former primary stopped (you vouch that it cannot accept writes)")
 	return cmd
 }
 
