@@ -206,15 +206,18 @@ func (a *Agent) clone(ctx context.Context, leader string) error {
 		return fmt.Errorf("clone: %w", err)
 	}
 	a.pgState, a.role = "creating replica", "replica"
-	cctx, cancel := context.WithTimeout(ctx, cloneTimeout)
-	defer cancel()
-	if err := a.pg.Clone(cctx, *up); err != nil {
-		a.pgState = "stopped"
-		return fmt.Errorf("clone from %s: %w", leader, err)
-	}
-	a.log.Info("cloned data directory", "leader", leader)
-	a.pgState = "stopped"
-	return a.startPG(ctx, "replica")
+	// Minutes for a large database: beside the loop. The next tick starts
+	// the new replica (or clones again after a failure: Clone removes a
+	// partial copy).
+	a.startJob(ctx, "clone", func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+		defer cancel()
+		if err := a.pg.Clone(cctx, *up); err != nil {
+			return fmt.Errorf("clone from %s: %w", leader, err)
+		}
+		return nil
+	}, func(error) { a.pgState = "stopped" })
+	return nil
 }
 
 // release gives up the leader key (guarded by value and lease).

@@ -95,6 +95,7 @@ type Agent struct {
 	commands      chan command
 	restartAt     *scheduledRestart
 	restart       *restartJob // a restart whose stop runs beside the loop
+	job           *pgJob      // a clone or rewind running beside the loop
 	callbackRole  string      // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
@@ -159,6 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.waitNextTick(ctx)
 	}
+	a.settleJob()
 	a.shutdown(context.WithoutCancel(ctx))
 	return runErr
 }
@@ -180,7 +182,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = d
 	}
-	var stopped, restartStopped <-chan error
+	var stopped, restartStopped, jobDone <-chan error
+	if j := a.job; j != nil {
+		jobDone = j.done // act on the result as soon as the work ends
+	}
 	if j := a.restart; j != nil && !j.stopDone {
 		restartStopped = j.stopped // start PostgreSQL again as soon as the stop ends
 	}
@@ -204,6 +209,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-restartStopped:
 			a.restartStopped(err)
+			return
+		case err := <-jobDone:
+			a.endJob(err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -239,11 +247,17 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.recordPlan(Snapshot{View: a.dcs.View()}, p)
 		a.lastPlan = p
 	}
-	a.applyConfig(ctx)
+	a.collectJob()
+	if a.job == nil {
+		// A clone or rewind owns the data directory while it runs: the
+		// config (and its file writes) waits until it ends.
+		a.applyConfig(ctx)
+	}
 	a.renew(ctx)
 	restart := a.restartProgress()
 	snap := a.observe(ctx)
 	snap.Restart = restart
+	snap.Busy = a.busy()
 	a.trackLeader(snap)
 	snap.LeaderlessSince = a.leaderlessSince
 	p := decide(snap)

@@ -17,6 +17,9 @@ func decide(s Snapshot) Plan {
 	if p, ok := fenceCheck(s.Lease, s.Now); ok {
 		return p
 	}
+	if s.Busy != "" {
+		return plan(ActWait, "", "%s running beside the loop; PostgreSQL and its data directory are its own until it ends", s.Busy)
+	}
 	if s.View == nil {
 		return plan(ActWait, "", "no cluster view from etcd yet")
 	}

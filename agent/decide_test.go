@@ -109,6 +109,13 @@ func TestDecide(t *testing.T) {
 				s.Restart = RestartStarting
 			}),
 			Action{Kind: ActStartReplica, Leader: "pg1"}, "starting PostgreSQL again read-only"},
+		{"a clone or rewind beside the loop: nothing else is decided",
+			snap(func(s *Snapshot) {
+				s.View.Leader = nil // even a leaderless cluster does not make it race
+				s.PG = PGState{SystemID: 7000000000000000001}
+				s.Busy = "rewind"
+			}),
+			Action{Kind: ActWait}, "rewind running beside the loop"},
 		{"leader exactly at its deadline fences",
 			snap(func(s *Snapshot) {
 				s.PG = primary(0x5000000)

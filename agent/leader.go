@@ -281,21 +281,27 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 // re-clones: never stuck "waiting for WAL" forever.
 func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
 	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
-	if _, err := a.pg.Stop(ctx, postgres.StopFast, a.cfg.Postgres.StopTimeout); err != nil {
-		return fmt.Errorf("rewind: stop: %w", err)
-	}
-	a.pgState = "stopped"
-	rctx, cancel := context.WithTimeout(ctx, cloneTimeout)
-	defer cancel()
-	if err := a.pg.Rewind(rctx, up); err != nil {
-		a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
-		if werr := a.pg.WipeDataDir(); werr != nil {
-			return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
+	a.pgState = "stopping"
+	stopTimeout := a.cfg.Postgres.StopTimeout
+	// Stop and pg_rewind can take minutes: beside the loop. The next tick
+	// starts the rewound replica, or clones after a wipe.
+	a.startJob(ctx, "rewind", func(ctx context.Context) error {
+		if _, err := a.pg.Stop(ctx, postgres.StopFast, stopTimeout); err != nil {
+			return fmt.Errorf("rewind: stop: %w", err)
 		}
+		rctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+		defer cancel()
+		if err := a.pg.Rewind(rctx, up); err != nil {
+			a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
+			if werr := a.pg.WipeDataDir(); werr != nil {
+				return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
+			}
+			return nil
+		}
+		a.log.Info("rewound", "leader", up.Member)
 		return nil
-	}
-	a.log.Info("rewound", "leader", up.Member)
-	return a.startPG(ctx, "replica")
+	}, func(error) { a.pgState = "stopped" })
+	return nil
 }
 
 // selfUpstream is this member's own PostgreSQL address (connect_address).
@@ -314,8 +320,8 @@ func (a *Agent) selfUpstream() (*postgres.Upstream, error) {
 // syncHBA keeps the replication entries for every member's host in
 // pg_hba.conf, reloading PostgreSQL when they change.
 func (a *Agent) syncHBA(ctx context.Context, s Snapshot) {
-	if s.View == nil || s.PG.DataDirEmpty {
-		return
+	if s.View == nil || s.PG.DataDirEmpty || a.job != nil {
+		return // a clone or rewind owns the data directory meanwhile
 	}
 	var hosts []string
 	for _, m := range s.View.Members {

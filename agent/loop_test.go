@@ -27,6 +27,9 @@ type loopHarness struct {
 	agent *Agent
 	pub   *lastSnapshot
 
+	// manualJobs: the test itself decides when work beside the loop ends.
+	manualJobs bool
+
 	mu     sync.Mutex
 	events []string // DCS and PostgreSQL operations, in order
 }
@@ -69,6 +72,23 @@ func newLoopHarnessVia(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake, via D
 	return h
 }
 
+// awaitJob waits for work running beside the loop (a clone, a rewind) to
+// end and hands its result back for the next tick to collect: the real
+// loop is woken by that event, and the fakes' work ends at once.
+func (h *loopHarness) awaitJob() {
+	h.t.Helper()
+	j := h.agent.job
+	if j == nil || h.manualJobs {
+		return
+	}
+	select {
+	case err := <-j.done:
+		j.done <- err
+	case <-time.After(5 * time.Second):
+		h.t.Fatalf("%s beside the loop did not end", j.kind)
+	}
+}
+
 func (h *loopHarness) record(e string) {
 	h.mu.Lock()
 	h.events = append(h.events, e)
@@ -91,6 +111,7 @@ func (h *loopHarness) takeEvents() []string {
 
 func (h *loopHarness) tick() {
 	h.t.Helper()
+	h.awaitJob()
 	if err := h.agent.tick(h.t.Context()); err != nil {
 		h.t.Fatalf("tick: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/restapi"
 	"path/filepath"
@@ -286,5 +287,54 @@ func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
 	}
 	if !h.pg.Writable() || !h.agent.lease.leading {
 		t.Fatalf("after the restart: writable=%v leading=%v", h.pg.Writable(), h.agent.lease.leading)
+	}
+}
+
+// TestCloneRunsBesideTheLoop (#15 "long work runs beside the loop"): a
+// replica cloning for longer than ttl keeps renewing its lease (its member
+// key stays), decides nothing else meanwhile, and starts as a replica once
+// the clone ends.
+func TestCloneRunsBesideTheLoop(t *testing.T) {
+	store := newStore()
+	ctx := t.Context()
+	leader := store.Peer()
+	if _, err := leader.GrantLease(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.PutMember(ctx, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"}); err != nil {
+		t.Fatal(err)
+	}
+	if won, err := leader.AcquireLeader(ctx, "pg0"); err != nil || !won {
+		t.Fatalf("AcquireLeader = %v, %v", won, err)
+	}
+	if err := store.Put(ctx, store.Keys().Initialize(), []byte("7000000000000000001")); err != nil {
+		t.Fatal(err)
+	}
+	pg := pgtest.NewEmpty(7000000000000000001)
+	gate := make(chan struct{})
+	pg.CloneGate = gate
+	h := newLoopHarness(t, store, pg)
+	h.manualJobs = true
+	h.tick()
+	if h.agent.job == nil || h.agent.job.kind != "clone" {
+		t.Fatalf("no clone beside the loop after the first tick (plan %s: %s)", h.agent.lastPlan.Action.Kind, h.agent.lastPlan.Reason)
+	}
+	lease := store.Lease()
+	for i := 0; i < 30; i++ { // 30 s of cloning, ttl 10 s
+		h.advance(time.Second)
+		h.tick()
+		if h.agent.lastPlan.Action.Kind != ActWait {
+			t.Fatalf("plan during the clone = %s (%s), want wait", h.agent.lastPlan.Action.Kind, h.agent.lastPlan.Reason)
+		}
+	}
+	if !store.LeaseAlive(lease) || store.Lease() != lease {
+		t.Fatal("the member's lease was not kept alive during the clone")
+	}
+	close(gate)
+	h.manualJobs = false
+	h.tick() // collects the clone
+	h.tick() // starts the replica
+	if ev := strings.Join(pg.Ops(), ","); !strings.Contains(ev, "clone pg0") || !strings.HasSuffix(ev, "start") {
+		t.Fatalf("operations %s: want the clone, then a start", ev)
 	}
 }

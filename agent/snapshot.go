@@ -29,6 +29,9 @@ type Snapshot struct {
 	Switchover *SwitchoverRecord
 	// Quiescing: this leader stopped PostgreSQL on purpose for a switchover.
 	Quiescing bool
+	// Busy names long work running beside the loop (a clone, a rewind;
+	// "" when none): PostgreSQL and its data directory belong to it.
+	Busy string
 	// Restart is the phase of a requested restart (restartJob).
 	Restart RestartPhase
 	// LeaderlessSince is when this agent first saw the cluster without a

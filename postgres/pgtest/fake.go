@@ -34,6 +34,9 @@ type Fake struct {
 	// StopGate, when set, makes Stop wait until it is closed (or ctx
 	// ends): a slow stop, for work that runs beside the loop.
 	StopGate chan struct{}
+	// CloneGate, when set, makes Clone wait until it is closed (or ctx
+	// ends): a long clone, for work that runs beside the loop.
+	CloneGate chan struct{}
 	// StopBudgets records the budget of every Stop, in order.
 	StopBudgets []time.Duration
 	// OnOp, when set, is called with every operation name as it happens.
@@ -200,6 +203,13 @@ func (f *Fake) Checkpoint(ctx context.Context) error { return nil }
 func (f *Fake) Reload(ctx context.Context) error     { return nil }
 
 func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
+	if gate := f.CloneGate; gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return fmt.Errorf("pgtest: clone: %w", ctx.Err())
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("clone " + from.Member)
