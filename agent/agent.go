@@ -281,11 +281,16 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.runScheduledRestart(ctx)
 	a.noteRoleChange(ctx)
 	a.processFailoverKey(ctx, snap)
-	if unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == "running") == snap.PG.Running {
+	switch {
+	case unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == "running") == snap.PG.Running:
 		// Nothing this tick touched PostgreSQL: publish what observe read
 		// rather than query it a second time.
 		a.publishStatus(ctx, snap.PG.Status, snap.PG.Running)
-	} else {
+	case snap.PG.Unresponsive:
+		// It did not answer this tick: a second query would only wait out
+		// retry_timeout again and slow every tick of a hung primary.
+		a.publishStatus(ctx, snap.PG.Status, false)
+	default:
 		a.publish(ctx)
 	}
 	a.flushDecisions(ctx)

@@ -172,6 +172,13 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 			return fmt.Errorf("watchdog: %w", err)
 		}
 	}
+	// Replication slots first, each call with its own bound: a slow or
+	// unreachable etcd must not keep the replicas from following this
+	// primary (they need their slots to stream; without them they stay
+	// behind on the old timeline and cannot take over if it is cut off).
+	if err := a.ensureSlots(ctx, s); err != nil {
+		return err
+	}
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	optime := uint64(s.PG.Status.CurrentLSN)
@@ -188,6 +195,11 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	if err := a.manageSync(sctx, s); err != nil {
 		a.log.Warn("synchronous mode", "err", err)
 	}
+	return nil
+}
+
+// ensureSlots keeps a physical replication slot for every other member.
+func (a *Agent) ensureSlots(ctx context.Context, s Snapshot) error {
 	var others []string
 	for _, n := range s.View.MemberNames() {
 		if n != a.name {
@@ -195,7 +207,7 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 		}
 	}
 	if key := strings.Join(others, ","); key != a.slotsFor {
-		if err := a.pg.EnsureSlots(lctx, others); err != nil {
+		if err := a.pg.EnsureSlots(ctx, others); err != nil {
 			return fmt.Errorf("replication slots: %w", err)
 		}
 		a.slotsFor = key

@@ -47,9 +47,13 @@ func (a *Agent) observePostgres(ctx context.Context) PGState {
 		a.log.Warn("cannot read the data directory", "err", err)
 	}
 	st.DataDirEmpty = empty && err == nil
+	asked := a.now()
 	if !st.DataDirEmpty {
 		qctx, cancel := a.ioContext(ctx)
 		status, err := a.pg.Status(qctx)
+		// Out of time, whatever the error says (a connect that timed out
+		// reads as "not running"): the server is there but hung or frozen.
+		st.Unresponsive = err != nil && qctx.Err() != nil
 		cancel()
 		if err == nil {
 			st.Running, st.Status, st.SystemID = true, status, status.SystemID
@@ -69,7 +73,9 @@ func (a *Agent) observePostgres(ctx context.Context) PGState {
 		a.pgDownSince = time.Time{}
 		a.pgState = "running"
 	case a.pgDownSince.IsZero():
-		a.pgDownSince = a.now()
+		// Down since the query that went unanswered was sent, not since it
+		// timed out: a hung server is detected retry_timeout sooner.
+		a.pgDownSince = asked
 		if a.pgState == "running" {
 			a.pgState = "crashed"
 		}

@@ -59,6 +59,9 @@ type PGState struct {
 	// DownSince is when the agent first saw PostgreSQL not running (zero
 	// while it runs); it bounds an in-place restart of a crashed primary.
 	DownSince time.Time
+	// Unresponsive: the status query went unanswered (a hung or frozen
+	// server, not a stopped one).
+	Unresponsive bool
 }
 
 // LeaseState is this agent's hold on the leader key.
