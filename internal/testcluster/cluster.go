@@ -109,11 +109,9 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 		t.Fatalf("testcluster: %v", err)
 	}
 	for i := 1; i <= opts.Nodes; i++ {
-		n, err := c.newNode(fmt.Sprintf("pg%d", i), ports)
-		if err != nil {
+		if _, err := c.newNode(fmt.Sprintf("pg%d", i), ports); err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
-		c.nodes = append(c.nodes, n)
 	}
 	return c
 }
@@ -138,6 +136,12 @@ func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
 	if err := c.user.mkdirOwned(dir); err != nil {
 		return nil, err
 	}
+	link, err := newEtcdLink(name, hostPort(c.etcdClientURL), c.log)
+	if err != nil {
+		return nil, err
+	}
+	n.link = link
+	c.nodes = append(c.nodes, n) // before anything else can fail: the cleanup closes its link
 	if err := c.writeConfig(n); err != nil {
 		return nil, err
 	}
@@ -189,7 +193,9 @@ func (c *Cluster) cleanup() {
 	for _, n := range c.nodes {
 		n.signalAll(sigcont)
 	}
+	c.healLinks()
 	c.stopAgents()
+	c.closeLinks()
 	for _, n := range c.nodes {
 		if err := n.killPostgres(); err != nil {
 			c.t.Errorf("testcluster: %v", err)

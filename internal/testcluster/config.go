@@ -101,7 +101,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		"name":      n.Name,
 		"scope":     o.Scope,
 		"namespace": Namespace,
-		"etcd":      map[string]any{"endpoints": []string{c.etcdClientURL}},
+		"etcd":      map[string]any{"endpoints": []string{n.EtcdEndpoint()}},
 		"restapi":   map[string]any{"listen": n.apiAddr(), "connect_address": n.apiAddr()},
 		"postgres": map[string]any{
 			"data_dir":        n.DataDir,

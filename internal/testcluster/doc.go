@@ -11,6 +11,14 @@
 // PostgreSQL left behind is killed: the postmaster named by postmaster.pid
 // and its children).
 //
+// Each agent reaches etcd only through its own link, a TCP proxy on
+// 127.0.0.1 run by the test process (etcdlink.go): Node.CutEtcd
+// blackholes one agent's etcd traffic while the others and the test's own
+// client still reach etcd (Cluster.CutEtcdAll cuts every agent),
+// HealEtcd ends it, SetEtcdLatency slows it. Healthy links are
+// transparent; the cleanup heals them before stopping the agents and
+// closes them after.
+//
 // It also offers the observation helpers tests assert with: an etcd client,
 // REST requests (Get, Do) and Server-Sent Event streams (OpenEvents),
 // superuser SQL connections, a node's agent log lines (CaptureLog), and

@@ -33,6 +33,7 @@ type Node struct {
 	APIURL     string // http://127.0.0.1:APIPort (no path)
 
 	c    *Cluster
+	link *etcdLink // the agent's only way to etcd (see CutEtcd)
 	mu   sync.Mutex
 	proc *agentProc // the last started agent; nil before the first Start
 }

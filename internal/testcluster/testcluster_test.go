@@ -71,7 +71,7 @@ func TestConfigFiles(t *testing.T) {
 		t.Fatalf("%v in\n%s", err, data)
 	}
 	want := []string{cfg.Name, cfg.Scope, cfg.Etcd.Endpoints[0], cfg.Restapi.ConnectAddress, cfg.Postgres.DataDir, cfg.Postgres.Listen, cfg.Watchdog.Mode, cfg.Log.Level}
-	got := []string{"pg2", "e2e", c.EtcdEndpoints()[0], n.apiAddr(), n.DataDir, n.pgAddr(), "off", "info"}
+	got := []string{"pg2", "e2e", n.EtcdEndpoint(), n.apiAddr(), n.DataDir, n.pgAddr(), "off", "info"}
 	if strings.Join(want, " ") != strings.Join(got, " ") {
 		t.Errorf("config fields %q, want %q\n%s", want, got, data)
 	}
