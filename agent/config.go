@@ -124,7 +124,8 @@ func (c *Config) Validate() error {
 }
 
 // checkSafetyMargin: the leader fences at t_renew + ttl − safety_margin and
-// the watchdog fires ttl − safety_margin after its last keepalive; both must
+// the watchdog fires ttl − safety_margin/2 (fencing.DeviceTimeout) after its
+// last keepalive; both must
 // come before etcd can expire the lease, and a healthy leader must renew
 // (every loop_wait) well inside its own window.
 func checkSafetyMargin(dyn DynamicConfig, wd fencing.Config) error {

@@ -12,9 +12,10 @@ import (
 // for it.
 const minPingSlack = time.Second
 
-// minSafetyMargin is the smallest gap between the moment the device fires
-// (ttl − safety_margin after the last keepalive) and the earliest moment
-// etcd can expire the lease (ttl after the renewal was sent). It absorbs the
+// minSafetyMargin is the smallest safety_margin: the device fires
+// DeviceTimeout (ttl − safety_margin/2) after the last keepalive, so at
+// least half of it separates that moment from the earliest moment etcd can
+// expire the lease (ttl after the renewal was sent). It absorbs the
 // renewal round trip before the keepalive, clock-rate drift and the reset
 // itself. Zero would let the device fire at the very instant another node
 // may take the lease.

@@ -70,7 +70,7 @@ with the revision that was read (If-Match): if someone else changed the
 config meanwhile, nothing is written and edit-config exits non-zero; run
 it again to see their change.
 
-  -s ttl=30 -s postgresql.use_pg_rewind=true    values are YAML scalars
+  -s ttl=30 -s maximum_lag_on_failover=1048576  values are YAML scalars
   -s synchronous_mode=null                      null (or nothing) deletes
   -p max_connections=200                        = -s postgresql.parameters.max_connections=200`,
 		Args: noArgs,

@@ -196,7 +196,7 @@ func newReloadCmd(s *settings) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "reload [member…]",
-		Short: "Make members (all by default) re-read their configuration and reload PostgreSQL",
+		Short: "Make members (all by default) rewrite PostgreSQL's configuration and reload it (regent.yml is not re-read: restart the agent for that)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := s.cluster(cmd.Context())
 			if err != nil {
