@@ -7,37 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
 )
 
-// agentDCS is every method the agent uses; both the real client and the
-// Fake must have them with the same signatures.
+// agentDCS is the agent's own DCS interface (not a copy that can drift),
+// plus RevokeLease, which the contract scenario uses to end a session:
+// both the real client and the Fake must have every method with the same
+// signature.
 type agentDCS interface {
-	Keys() dcs.Keys
-	Lease() int64
-	GrantLease(ctx context.Context, ttl time.Duration) (int64, error)
-	KeepAlive(ctx context.Context) (time.Time, error)
+	agent.DCS
 	RevokeLease(ctx context.Context) error
-	AcquireLeader(ctx context.Context, name string) (bool, error)
-	CheckLeader(ctx context.Context, name string) error
-	ReleaseLeader(ctx context.Context, name string) error
-	ReattachLeader(ctx context.Context, name string, oldLease int64) error
-	PutMember(ctx context.Context, name string, m dcs.Member) error
-	CreateInitialize(ctx context.Context) (bool, error)
-	SetInitialize(ctx context.Context, sysid string) error
-	DeleteInitialize(ctx context.Context) error
-	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
-	Put(ctx context.Context, key string, value []byte) error
-	Delete(ctx context.Context, key string, modRev int64) error
-	PutAsLeader(ctx context.Context, name, key string, value []byte) error
-	CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (int64, error)
-	DeleteAsLeader(ctx context.Context, name, key string, modRev int64) error
-	Get(ctx context.Context, key string) (dcs.Value, bool, error)
-	Load(ctx context.Context) (*dcs.Cluster, error)
-	View() *dcs.Cluster
-	Notify() <-chan struct{}
-	TakeChanges() dcs.Change
-	LastContact() time.Time
 }
 
 var (
