@@ -18,11 +18,15 @@ var (
 	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
 	flagReport = flag.String("chaos.report", "", "also write the report to this file")
 	flagTTL    = flag.Int("chaos.ttl", 0, "leader lease ttl in seconds (default 10)")
-	flagNoWD   = flag.Bool("chaos.no-watchdog", false, "do not emulate the hardware watchdog")
+	flagWD     = flag.String("chaos.watchdog", "half", "rounds with the emulated watchdog: half (seeded), on or off")
+	flagNoWD   = flag.Bool("chaos.no-watchdog", false, "every round without the watchdog (-chaos.watchdog=off)")
+	flagActs   = flag.String("chaos.actions", "", "comma-separated operator actions to pair faults with (default: all; none: no actions)")
 	flagKeep   = flag.Bool("chaos.keep", false, "keep the logs directory even when the run passes")
 )
 
 // shortRounds is the short run's rounds per mode: a few minutes in all.
+// The plan gives each mode at least one round without the watchdog and
+// one with an operator action (planRounds).
 const shortRounds = 3
 
 func TestMain(m *testing.M) {
@@ -54,11 +58,22 @@ func TestChaos(t *testing.T) {
 			kinds = append(kinds, FaultKind(k))
 		}
 	}
+	wd, err := ParseWatchdogPolicy(*flagWD)
+	if err != nil {
+		t.Fatalf("-chaos.watchdog: %v", err)
+	}
+	if *flagNoWD {
+		wd = WatchdogOff
+	}
+	actions, err := ParseActions(*flagActs)
+	if err != nil {
+		t.Fatalf("-chaos.actions: %v", err)
+	}
 	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v", seed, seed, rounds, modes)
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode == "sync", Kinds: kinds,
-				Cluster: Options{TTL: *flagTTL, KeepLogs: *flagKeep}, NoWatchdog: *flagNoWD}
+			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode == "sync", Kinds: kinds, Actions: actions,
+				Cluster: Options{TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
 			runAndCheck(t, cfg)
 		})
 	}

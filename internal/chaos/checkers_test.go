@@ -239,6 +239,29 @@ func TestLeaseCheck(t *testing.T) {
 	}
 }
 
+func TestLeaseCheckTimelineWithoutPatroniStatus(t *testing.T) {
+	ops := []Op{ack(1, "pg1", 1, 900, 1000), ack(2, "pg2", 2, 2000, 2100), ack(3, "pg2", 2, 400, 3000), ack(4, "pg2", 3, 9000, 9100)}
+	for _, tc := range []struct {
+		node string
+		want int
+	}{
+		{"pg1", 1}, // its last tenure before the injection
+		{"pg2", 2}, // none before the injection: its first after (it had just taken over)
+		{"pg3", 0},
+	} {
+		if got := tenureTimeline(ops, tc.node, ms(1500)); got != tc.want {
+			t.Errorf("tenureTimeline(%s) = %d, want %d", tc.node, got, tc.want)
+		}
+	}
+	// A check whose GET /patroni failed still measures the tenure.
+	r := &Round{N: 1, Inject: ms(500), Heal: ms(25000), Recovered: ms(26000)}
+	l := &LeaseCheck{Node: "pg1", Bound: ms(10000)}
+	l.evaluate([]Op{ack(1, "pg1", 1, 100, 200), ack(2, "pg1", 1, 10500, 10600)}, r, nil)
+	if l.Timeline != 1 || l.OK {
+		t.Fatalf("got %+v, want timeline 1 and a violation", l)
+	}
+}
+
 func TestFailureReportShowsSeedTimelineAndSlice(t *testing.T) {
 	ops := append(failover(), ack(6, "pg1", 1, 15000, 15050))
 	tl := &Timeline{}

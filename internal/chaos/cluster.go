@@ -51,7 +51,9 @@ type Options struct {
 	// Watchdog gives every agent a required watchdog on the journal device
 	// (fencing.JournalPrefix) in its node directory: the agent arms, pings
 	// and disarms it exactly as it would a hardware device, and the suite
-	// resets the node when a real device would have fired.
+	// resets the node when a real device would have fired. Without it the
+	// config has no watchdog section (the default: mode off). A run
+	// switches it between rounds (Cluster.SetWatchdog).
 	Watchdog bool
 }
 
@@ -213,6 +215,22 @@ func (c *Cluster) Others(name string) []*Node {
 
 // TTL is the leader lease TTL.
 func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.Second }
+
+// Watchdog reports whether agents start with the watchdog.
+func (c *Cluster) Watchdog() bool { return c.opts.Watchdog }
+
+// SetWatchdog rewrites every node's config file for agents with (on) or
+// without the watchdog; running agents read it at their next start (see
+// Run.switchWatchdog). Test goroutine only.
+func (c *Cluster) SetWatchdog(on bool) error {
+	c.opts.Watchdog = on
+	for _, n := range c.nodes {
+		if err := n.writeConfig(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Dir is the base directory (logs under logs/).
 func (c *Cluster) Dir() string { return c.base }

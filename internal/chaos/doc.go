@@ -4,9 +4,10 @@
 // workload that writes through every node and records each operation's
 // outcome and monotonic [invoke, complete] interval, a seeded scheduler that
 // injects faults (partitions, asymmetric partitions, process kill and
-// freeze, etcd member / leader / quorum loss, delay and loss of etcd
-// traffic), heals them and waits for
-// recovery, and checkers run on the recorded history:
+// freeze, a freeze of the postmaster alone, etcd member / leader / quorum
+// loss, delay and loss of etcd traffic), pairs some of them with an
+// operator action, heals them and waits for recovery, and checkers run on
+// the recorded history:
 //
 //   - split brain: no two nodes acknowledged writes or answered reads as
 //     primary in overlapping intervals (tenures derived from both);
@@ -18,8 +19,22 @@
 //     SHARE: their commits wait for the synchronous standby); plain reads,
 //     which can see a commit whose synchronous wait a client cancelled,
 //     are checked apart and reported, not failed;
-//   - the lease: a primary cut from etcd but reachable by clients stops
-//     answering writes and reads before its lease can expire at etcd.
+//   - the lease: the primary of each round stops answering writes and
+//     reads before its lease can expire at etcd (leasetrack.go follows the
+//     leader key from lease to lease: a ttl change moves it to a lease of
+//     the new ttl).
+//
+// Operator actions (actions.go): a round whose fault cuts the leader from
+// etcd, slows or loses etcd traffic, loses etcd's quorum or freezes the
+// leader's agent may pair it with an action started just before the
+// injection or while the fault holds: ttl raised or lowered (PATCH
+// /config, within the agent's timing rules, restored at the heal), a
+// switchover through Regent's PATCH /switchover, Patroni's POST
+// /switchover or a scheduled one, POST /restart of the leader, pause
+// (resumed at the heal), POST /reinitialize of a replica. Actions may fail
+// under the fault; their answers are recorded, and the checkers must hold
+// whatever they are. The rounds are planned from the seed before the run
+// (schedule.go).
 //
 // Network: a bridge in the root namespace (named rgc<pid>-br, with the
 // address .1 of a private 10.201.N.0/24 that exists only on this bridge),
@@ -41,15 +56,20 @@
 // and on its bridge, and never imports the agent's internals: agents are
 // driven through their binary, config file, signals, REST API and etcd.
 //
-// Agents run with a required watchdog on the journal device
+// In half of the rounds (by default; the seed decides which half comes
+// first) agents run with a required watchdog on the journal device
 // (fencing.JournalPrefix): instead of a hardware device, a file in the node
 // directory records what a device would see (arming with its timeout,
 // keepalives, the disarming close). When a fault stops the primary's agent
 // (SIGKILL or SIGSTOP) while its device is armed, the suite resets the node
 // (agent and PostgreSQL SIGKILLed) at the moment the device would fire:
-// the last keepalive in the journal plus the timeout. Without it, a primary
-// whose agent is dead keeps accepting writes forever, by design (see
-// DESIGN.md §2 and §6); -chaos.no-watchdog runs the agents without one.
+// the last keepalive in the journal plus the timeout. The other half run
+// the default configuration (no watchdog section: mode off), where the
+// agent's own deadline alone must keep the lease check; they draw only
+// faults that leave the primary's agent running, since a primary whose
+// agent is dead keeps accepting writes forever without a watchdog, by
+// design (see DESIGN.md §2 and §6). The two halves are two blocks of
+// rounds: switching restarts every agent, one at a time.
 //
 // All times are read from one monotonic clock in the test process
 // (durations since the start of the run).
@@ -58,15 +78,18 @@
 // checkers' self-tests on fabricated histories, the self-test against a
 // deliberately broken agent (built with -tags regent_unsafe_nofence: the
 // split-brain and lease checkers must fail) and a short run of 3 rounds
-// in each mode with a seed from the clock. `make chaos` runs the long one:
+// in each mode with a seed from the clock (each mode with at least one
+// round without the watchdog and one operator action). `make chaos` runs
+// the long one:
 //
 //	make chaos                          # 200 rounds, synchronous mode
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|both
-// -chaos.faults=… -chaos.report=FILE -chaos.keep -chaos.ttl=N
-// -chaos.no-watchdog. It needs root and iproute2, and skips otherwise
+// -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
+// -chaos.report=FILE -chaos.keep -chaos.ttl=N (-chaos.no-watchdog is
+// -chaos.watchdog=off). It needs root and iproute2, and skips otherwise
 // (and under -short). A failure prints the seed, the failed checkers with
 // the offending history slice, the fault timeline and where the agent,
 // PostgreSQL and etcd logs were kept.

@@ -80,6 +80,11 @@ func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
 	if left := c.leaseLeft(ctx, name); left < c.TTL()-leaseFreshSlack {
 		return nil, fmt.Errorf("leader %s: its lease expires in %s, not renewed since the heal", name, left.Round(time.Millisecond))
 	}
+	// A ttl changed by a round's action is restored at its heal: the next
+	// round starts once the leader's key is on a lease of the base ttl.
+	if s := c.readLeaderLease(ctx); s.Holder == name && s.Granted != c.TTL() {
+		return nil, fmt.Errorf("leader %s: its key is on a lease of ttl %s, want %s", name, s.Granted, c.TTL())
+	}
 	for _, n := range c.Others(name) {
 		st, err := n.Status(ctx)
 		if err != nil {
@@ -285,9 +290,9 @@ const leaseFreshSlack = 3 * time.Second
 // leaseLeft is how long the leader key's lease has left at least, if it is
 // held by name (0 otherwise).
 func (c *Cluster) leaseLeft(ctx context.Context, name string) time.Duration {
-	bound, holder := c.etcdLeaseBound(ctx)
-	if holder != name || bound == 0 {
+	s := c.readLeaderLease(ctx)
+	if s.Holder != name || s.Bound == 0 {
 		return 0
 	}
-	return bound - c.clock.Now()
+	return s.Bound - c.clock.Now()
 }

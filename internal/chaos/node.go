@@ -18,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // restTimeout bounds one REST request: a frozen or cut-off node must show
@@ -115,14 +117,20 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 	if err := c.user.MkdirOwned(filepath.Join(dir, "run")); err != nil {
 		return nil, err
 	}
-	data, err := yaml.Marshal(c.nodeConfig(n))
-	if err != nil {
-		return nil, fmt.Errorf("marshal config of %s: %w", name, err)
-	}
-	if err := c.user.WriteOwned(n.ConfigPath, data); err != nil {
+	if err := n.writeConfig(); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// writeConfig writes the node's regent.yml from the cluster's options; a
+// running agent reads it at its next start.
+func (n *Node) writeConfig() error {
+	data, err := yaml.Marshal(n.c.nodeConfig(n))
+	if err != nil {
+		return fmt.Errorf("marshal config of %s: %w", n.Name, err)
+	}
+	return n.c.user.WriteOwned(n.ConfigPath, data)
 }
 
 // nodeConfig is the node's regent.yml.
@@ -138,7 +146,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 	}
 	subnet := c.net.addr(0) + "/24"
 	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
-	return map[string]any{
+	cfg := map[string]any{
 		"name":      n.Name,
 		"scope":     scope,
 		"namespace": namespace,
@@ -160,21 +168,18 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 				"host replication all " + subnet + " scram-sha-256",
 			},
 		},
-		"watchdog":  c.watchdogConfig(n),
 		"tags":      map[string]any{"nofailover": false},
 		"log":       map[string]any{"level": "info"},
 		"bootstrap": map[string]any{"dcs": dcsCfg},
 	}
-}
-
-// watchdogConfig is the node's watchdog section: off, or required on the
-// journal device (see Options.Watchdog).
-func (c *Cluster) watchdogConfig(n *Node) map[string]any {
-	if !c.opts.Watchdog {
-		return map[string]any{"mode": "off"}
+	if c.opts.Watchdog {
+		// Required, on the journal device (see Options.Watchdog). Without
+		// it the section is left out: the default configuration (mode off,
+		// default safety_margin).
+		cfg["watchdog"] = map[string]any{"mode": "required", "device": fencing.JournalPrefix + n.JournalPath(),
+			"safety_margin": safetyMargin.String()}
 	}
-	return map[string]any{"mode": "required", "device": fencing.JournalPrefix + n.JournalPath(),
-		"safety_margin": safetyMargin.String()}
+	return cfg
 }
 
 // JournalPath is the node's journal watchdog device file.
@@ -261,6 +266,22 @@ func (n *Node) Freeze(agent, postgres bool) error {
 	n.frozen = append(n.frozen, pids...)
 	n.mu.Unlock()
 	return waitStopped(pids)
+}
+
+// FreezePostmaster SIGSTOPs the postmaster alone (not its process group,
+// not its children) and returns once it is stopped.
+func (n *Node) FreezePostmaster() error {
+	pm, alive := testcluster.ServerPID(n.DataDir)
+	if !alive || !postgres.IsPostgresBinary(pm) {
+		return fmt.Errorf("freeze postmaster of %s: no running postmaster", n.Name)
+	}
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("freeze postmaster of %s (pid %d): %w", n.Name, pm, err)
+	}
+	n.mu.Lock()
+	n.frozen = append(n.frozen, pm)
+	n.mu.Unlock()
+	return waitStopped([]int{pm})
 }
 
 // Thaw SIGCONTs the agent's group, PostgreSQL, and every process Freeze

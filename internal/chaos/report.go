@@ -34,35 +34,89 @@ func (rep *Report) OK() bool {
 	return true
 }
 
-// CheckLease is the verdict over every round's LeaseCheck.
+// CheckLease is the verdict over every round's LeaseCheck. Its summary
+// gives the smallest margin apart for rounds with and without the
+// watchdog: without it, the agent's own deadline is all that holds.
 func CheckLease(rounds []*Round) Verdict {
 	v := Verdict{Name: "lease", OK: true}
-	applied, worst := 0, time.Duration(1<<62)
+	applied := 0
+	var on, off margins
 	var bad []string
 	for _, r := range rounds {
 		if r.Lease == nil || !r.Lease.Applies {
 			continue
 		}
 		applied++
-		if r.Lease.LastAck > 0 { // else: no ack at all after the injection
-			worst = min(worst, r.Lease.Margin())
+		if r.Watchdog {
+			on.add(r.Lease)
+		} else {
+			off.add(r.Lease)
 		}
 		if !r.Lease.OK {
-			bad = append(bad, fmt.Sprintf("round %d (%s on %s): %s", r.N, r.Kind, r.Lease.Node, r.Lease))
+			bad = append(bad, fmt.Sprintf("round %d (%s%s on %s, %s): %s", r.N, r.Kind, actionSuffix(r), r.Lease.Node, watchdogWord(r.Watchdog), r.Lease))
 		}
 	}
-	v.Summary = fmt.Sprintf("%d rounds cut a reachable primary from etcd past its lease; ", applied)
-	if applied > 0 && worst < 1<<62 {
-		v.Summary += fmt.Sprintf("smallest margin between its last ack and the earliest lease expiry %s", fmtDur(worst))
-	} else {
-		v.Summary += "no ack after an injection to compare"
-	}
+	v.Summary = fmt.Sprintf("%d rounds where the primary's lease could expire before the heal; smallest margin between its last ack and the earliest lease expiry: with the watchdog %s, without %s",
+		applied, on, off)
 	if len(bad) > 0 {
 		v.OK = false
 		v.Summary += fmt.Sprintf("; %d violations", len(bad))
 		v.Details = "  " + strings.Join(bad, "\n  ") + "\n"
 	}
 	return v
+}
+
+// margins aggregates lease margins: how many rounds the check applied to,
+// how many of them had an ack to measure, and the smallest margin.
+type margins struct {
+	applied, measured int
+	min               time.Duration
+}
+
+func (m *margins) add(l *LeaseCheck) {
+	if l == nil || !l.Applies {
+		return
+	}
+	m.applied++
+	if l.LastAck == 0 {
+		return
+	}
+	if m.measured == 0 || l.Margin() < m.min {
+		m.min = l.Margin()
+	}
+	m.measured++
+}
+
+func (m margins) String() string {
+	switch {
+	case m.applied == 0:
+		return "n/a (0 rounds)"
+	case m.measured == 0:
+		return fmt.Sprintf("n/a (%d rounds, no ack after the injection)", m.applied)
+	}
+	return fmt.Sprintf("%s (%d rounds, %d with acks)", fmtDur(m.min), m.applied, m.measured)
+}
+
+// column is the margin as a report column: "lease ≥ 2.12s (3)", or "".
+func (m margins) column() string {
+	if m.measured == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  lease margin ≥ %s (%d)", fmtDur(m.min), m.measured)
+}
+
+func watchdogWord(on bool) string {
+	if on {
+		return "watchdog"
+	}
+	return "no watchdog"
+}
+
+func actionSuffix(r *Round) string {
+	if r.Action == nil {
+		return ""
+	}
+	return " + " + string(r.Action.Kind)
 }
 
 // checkRounds fails when a round did not recover (liveness).
@@ -100,6 +154,8 @@ func (rep *Report) Summary() string {
 	fmt.Fprintf(&b, "chaos report — seed %d, mode %s, %d rounds, %d operations, %s\n",
 		rep.Seed, rep.Mode, len(rep.Rounds), rep.Ops, rep.Elapsed.Round(time.Second))
 	b.WriteString(rep.byKind())
+	b.WriteString(rep.byAction())
+	b.WriteString(rep.watchdogRounds())
 	b.WriteString("rounds:\n")
 	for _, r := range rep.Rounds {
 		fmt.Fprintf(&b, "  %s", r)
@@ -116,45 +172,109 @@ func (rep *Report) Summary() string {
 	return b.String()
 }
 
-func (rep *Report) byKind() string {
-	type agg struct {
-		n, failovers, resets int
-		rtos                 []time.Duration
+// kindStats aggregates the rounds of one fault or action kind.
+type kindStats struct {
+	n, failovers, resets int
+	rtos                 []time.Duration
+	lease                margins
+	outcomes             map[string]int // actions: answers by outcome
+}
+
+func (a *kindStats) add(r *Round) {
+	a.n++
+	if r.Failover {
+		a.failovers++
+		a.rtos = append(a.rtos, r.RTO)
 	}
-	kinds := map[FaultKind]*agg{}
+	if r.WatchdogReset {
+		a.resets++
+	}
+	a.lease.add(r.Lease)
+}
+
+// rto is "RTO min / median / max s", padded to a fixed width.
+func (a *kindStats) rto() string {
+	if len(a.rtos) == 0 {
+		return strings.Repeat(" ", len("  RTO 00.00 / 00.00 / 00.00 s"))
+	}
+	slices.Sort(a.rtos)
+	return fmt.Sprintf("  RTO %5.2f / %5.2f / %5.2f s", a.rtos[0].Seconds(), a.rtos[len(a.rtos)/2].Seconds(), a.rtos[len(a.rtos)-1].Seconds())
+}
+
+func (rep *Report) byKind() string {
+	kinds := map[FaultKind]*kindStats{}
 	var order []FaultKind
 	for _, r := range rep.Rounds {
 		a, ok := kinds[r.Kind]
 		if !ok {
-			a = &agg{}
+			a = &kindStats{}
 			kinds[r.Kind] = a
 			order = append(order, r.Kind)
 		}
-		a.n++
-		if r.Failover {
-			a.failovers++
-			a.rtos = append(a.rtos, r.RTO)
-		}
-		if r.WatchdogReset {
-			a.resets++
-		}
+		a.add(r)
 	}
 	slices.Sort(order)
 	var b strings.Builder
-	b.WriteString("faults by kind (count, failovers, RTO min/median/max, watchdog resets):\n")
+	b.WriteString("faults by kind (count, failovers, RTO min/median/max, smallest lease margin (rounds measured), watchdog resets):\n")
 	for _, k := range order {
 		a := kinds[k]
-		fmt.Fprintf(&b, "  %-24s %3d  failovers %3d", k, a.n, a.failovers)
-		if len(a.rtos) > 0 {
-			slices.Sort(a.rtos)
-			fmt.Fprintf(&b, "  RTO %5.2f / %5.2f / %5.2f s", a.rtos[0].Seconds(), a.rtos[len(a.rtos)/2].Seconds(), a.rtos[len(a.rtos)-1].Seconds())
-		}
+		line := fmt.Sprintf("  %-25s %3d  failovers %3d%s%s", k, a.n, a.failovers, a.rto(), a.lease.column())
 		if a.resets > 0 {
-			fmt.Fprintf(&b, "  resets %d", a.resets)
+			line += fmt.Sprintf("  resets %d", a.resets)
 		}
-		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	return b.String()
+}
+
+// byAction aggregates the rounds by their operator action.
+func (rep *Report) byAction() string {
+	acts := map[ActionKind]*kindStats{}
+	var order []ActionKind
+	for _, r := range rep.Rounds {
+		if r.Action == nil {
+			continue
+		}
+		a, ok := acts[r.Action.Kind]
+		if !ok {
+			a = &kindStats{outcomes: map[string]int{}}
+			acts[r.Action.Kind] = a
+			order = append(order, r.Action.Kind)
+		}
+		a.add(r)
+		a.outcomes[r.Action.Outcome()]++
+	}
+	if len(order) == 0 {
+		return "operator actions: none\n"
+	}
+	slices.Sort(order)
+	var b strings.Builder
+	b.WriteString("operator actions (count, answers, failovers, RTO min/median/max, smallest lease margin (rounds measured)):\n")
+	for _, k := range order {
+		a := acts[k]
+		var outs []string
+		for o, n := range a.outcomes {
+			outs = append(outs, fmt.Sprintf("%s×%d", o, n))
+		}
+		slices.Sort(outs)
+		line := fmt.Sprintf("  %-25s %3d  answers %-22s failovers %3d%s%s", k, a.n, strings.Join(outs, " "), a.failovers, a.rto(), a.lease.column())
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	return b.String()
+}
+
+// watchdogRounds says which rounds ran without the watchdog.
+func (rep *Report) watchdogRounds() string {
+	var off []string
+	for _, r := range rep.Rounds {
+		if !r.Watchdog {
+			off = append(off, fmt.Sprint(r.N))
+		}
+	}
+	if len(off) == 0 {
+		return "watchdog: every round with the (journal) watchdog\n"
+	}
+	return fmt.Sprintf("watchdog: %d of %d rounds without it (default configuration): %s\n", len(off), len(rep.Rounds), strings.Join(off, " "))
 }
 
 // Failure renders what a failing run must show: the seed, the failed

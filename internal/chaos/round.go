@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Round is the record of one fault: what, when, and what followed.
@@ -14,6 +12,11 @@ type Round struct {
 	Kind   FaultKind
 	Target string
 	Hold   time.Duration
+	// Watchdog: the agents ran with the (journal) watchdog device this
+	// round; without it, the default configuration (watchdog off).
+	Watchdog bool
+	// Action is the operator action paired with the fault, if any.
+	Action *Action
 	// Inject, Heal and Recovered are times on the run's clock.
 	Inject, Heal, Recovered time.Duration
 	LeaderBefore            string
@@ -34,18 +37,25 @@ type Round struct {
 	Err           error
 }
 
-// LeaseCheck measures, for a primary cut from etcd but reachable by
-// clients, its last acknowledged write against the earliest moment its
-// lease could expire at etcd. That moment is read from etcd itself: a
-// LeaseTimeToLive sent at t answering TTL (whole seconds, truncated) proves
-// the lease cannot expire before t + TTL, and keepalives only push expiry
-// later; Bound is the tightest of the samples taken just before and just
-// after the injection.
+// LeaseCheck measures, for the primary at the start of the round, its
+// last acknowledgement against the earliest moment its leadership could
+// expire at etcd. That moment is read from etcd itself, every
+// leaseSampleInterval from before the round's action and injection until
+// its heal (see leaseBound): a LeaseTimeToLive sent at t answering TTL
+// (whole seconds, truncated) proves the lease cannot expire before t +
+// TTL, and keepalives only push expiry later. The key may move to a lease
+// of another ttl meanwhile (a ttl change): only the lease it was last seen
+// on counts.
 type LeaseCheck struct {
 	Node string
 	// Timeline is the primary's timeline at injection (its tenure).
 	Timeline int
 	Bound    time.Duration // earliest possible expiry at etcd
+	// TTL is the granted ttl of the lease Bound comes from: the ttl in
+	// force for it.
+	TTL time.Duration
+	// Note explains a conservative Bound (see leaseBound); "" otherwise.
+	Note string
 	// AgentDeadline is the agent's own fence point as GET /patroni
 	// reported it just before the injection (informational: the value is
 	// as of the agent's last tick, so it can be up to a tick late).
@@ -69,15 +79,21 @@ type LeaseCheck struct {
 // acknowledgement came.
 func (l *LeaseCheck) Margin() time.Duration { return l.Bound - l.LastAck }
 
+// Measured reports whether the check applies and has an ack to measure.
+func (l *LeaseCheck) Measured() bool { return l != nil && l.Applies && l.LastAck > 0 }
+
 func (l *LeaseCheck) String() string {
 	if !l.Applies {
-		return "n/a (healed before the lease could expire)"
+		return "n/a (the lease could not expire before the heal)"
 	}
 	verdict := "ok"
 	if !l.OK {
 		verdict = "VIOLATED"
 	}
-	expiry := fmt.Sprintf("lease expiry at etcd ≥ %s", fmtDur(l.Bound))
+	expiry := fmt.Sprintf("lease expiry at etcd ≥ %s (ttl %s)", fmtDur(l.Bound), l.TTL)
+	if l.Note != "" {
+		expiry += " [" + l.Note + "]"
+	}
 	if l.Deleted > 0 {
 		expiry += fmt.Sprintf(" (leader key deleted at %s)", fmtDur(l.Deleted))
 	}
@@ -94,23 +110,6 @@ func (l *LeaseCheck) String() string {
 		s += fmt.Sprintf(", agent's own deadline ≈ %s", fmtDur(l.AgentDeadline))
 	}
 	return s
-}
-
-// etcdLeaseBound returns a lower bound of when the leader key's lease can
-// expire at etcd, and the key's holder (0 and "" if etcd does not answer).
-func (c *Cluster) etcdLeaseBound(ctx context.Context) (time.Duration, string) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	resp, err := c.cli.Get(ctx, c.keys.Leader())
-	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
-		return 0, ""
-	}
-	sent := c.clock.Now()
-	ttl, err := c.cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
-	if err != nil || ttl.TTL <= 0 {
-		return 0, ""
-	}
-	return sent + time.Duration(ttl.TTL)*time.Second, string(resp.Kvs[0].Value)
 }
 
 // agentDeadline reads the primary's own fence point and timeline from
@@ -130,6 +129,9 @@ func (c *Cluster) agentDeadline(ctx context.Context, n *Node) (time.Duration, in
 func (l *LeaseCheck) evaluate(ops []Op, r *Round, changes []LeaderChange) {
 	l.Applies = l.Bound > 0 && r.Heal >= l.Bound
 	l.OK = true
+	if l.Timeline == 0 {
+		l.Timeline = tenureTimeline(ops, l.Node, r.Inject)
+	}
 	for _, ch := range changes {
 		if ch.Leader == "" && l.Deleted == 0 {
 			l.Deleted = ch.At
@@ -147,6 +149,26 @@ func (l *LeaseCheck) evaluate(ops []Op, r *Round, changes []LeaderChange) {
 	if l.Applies && l.LastAck > l.Bound {
 		l.OK = false
 	}
+}
+
+// tenureTimeline is the timeline of node's tenure at inject when GET
+// /patroni did not say: the last one it served on as primary before
+// inject, or else (a leader that had just taken over) the first one after.
+func tenureTimeline(ops []Op, node string, inject time.Duration) int {
+	var before, after Op
+	for _, o := range ops {
+		switch {
+		case o.Node != node || !servedAsPrimary(o):
+		case o.Complete < inject && o.Complete >= before.Complete:
+			before = o
+		case o.Complete >= inject && (after.Timeline == 0 || o.Complete < after.Complete):
+			after = o
+		}
+	}
+	if before.Timeline != 0 {
+		return before.Timeline
+	}
+	return after.Timeline
 }
 
 // measure computes failover, RTO and unavailability from the history.
@@ -176,7 +198,13 @@ func (r *Round) measure(ops []Op, changes []LeaderChange) {
 }
 
 func (r *Round) String() string {
-	s := fmt.Sprintf("round %3d %-24s %-22s hold %5.1fs", r.N, r.Kind, r.Target, r.Hold.Seconds())
+	s := fmt.Sprintf("round %3d %-25s %-22s hold %5.1fs", r.N, r.Kind, r.Target, r.Hold.Seconds())
+	if !r.Watchdog {
+		s += "  [no watchdog]"
+	}
+	if r.Action != nil {
+		s += "  action " + r.Action.String()
+	}
 	if r.Err != nil {
 		s += " ERROR: " + r.Err.Error()
 		if r.Lease != nil {

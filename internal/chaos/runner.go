@@ -2,14 +2,11 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/regent-ha/regent/fencing"
 )
 
 // Bounds of the run's waits: upper bounds on events, never sleeps.
@@ -25,13 +22,18 @@ type Config struct {
 	Sync   bool
 	// Kinds are the faults to draw from (default: all).
 	Kinds []FaultKind
+	// Actions are the operator actions to pair faults with (nil: all;
+	// empty: none).
+	Actions []ActionKind
 	// MinHold and MaxHold bound how long a fault is held (default 3 s and
 	// 2·ttl + 5 s: short faults must not fail over, long ones must).
 	MinHold, MaxHold time.Duration
-	// Cluster options (Sync is taken from above).
+	// Cluster options (Sync and Watchdog are taken from here and from
+	// the plan).
 	Cluster Options
-	// NoWatchdog turns the emulated watchdog off.
-	NoWatchdog bool
+	// Watchdog says which rounds run with the emulated watchdog (default:
+	// half of them).
+	Watchdog WatchdogPolicy
 	// RecoveryTimeout bounds each wait for recovery (default 180 s).
 	RecoveryTimeout time.Duration
 }
@@ -47,18 +49,21 @@ type Run struct {
 	c     *Cluster
 	wl    *Workload
 	lw    *LeaderWatch
-	specs []*faultSpec
+	plans []RoundPlan
 	Start time.Time
 }
 
-// NewRun starts the cluster, waits for it to bootstrap, creates the
-// schema and starts the workload and the leader watch.
+// NewRun plans the rounds, starts the cluster, waits for it to bootstrap,
+// creates the schema and starts the workload and the leader watch.
 func NewRun(t testing.TB, cfg Config) *Run {
 	t.Helper()
 	cfg.Cluster.Sync = cfg.Sync
 	cfg.Cluster = cfg.Cluster.withDefaults()
 	if len(cfg.Kinds) == 0 {
 		cfg.Kinds = AllFaults()
+	}
+	if cfg.Actions == nil {
+		cfg.Actions = AllActions()
 	}
 	if cfg.RecoveryTimeout <= 0 {
 		cfg.RecoveryTimeout = defaultRecoveryTimeout
@@ -72,15 +77,23 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	r := &Run{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		clock: NewClock(), log: &Timeline{}, hist: &History{}, Start: time.Now()}
 	for _, k := range cfg.Kinds {
-		s, err := specOf(k)
-		if err != nil {
+		if _, err := specOf(k); err != nil {
 			t.Fatalf("chaos: %v", err)
 		}
-		r.specs = append(r.specs, s)
 	}
-	r.log.Add(0, "seed %d, mode %s, %d rounds, faults %v; clock zero is %s (UTC, for the logs)",
-		cfg.Seed, modeName(cfg.Sync), cfg.Rounds, cfg.Kinds, r.clock.start.UTC().Format("15:04:05.000"))
-	cfg.Cluster.Watchdog = !cfg.NoWatchdog
+	// The plan has an rng of its own: the rounds' draws (targets, shaping,
+	// action requests) do not shift it.
+	plans, err := planRounds(rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), schedule{
+		Rounds: cfg.Rounds, Kinds: cfg.Kinds, Actions: cfg.Actions,
+		MinHold: cfg.MinHold, MaxHold: cfg.MaxHold, Watchdog: cfg.Watchdog})
+	if err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	r.plans = plans
+	r.log.Add(0, "seed %d, mode %s, %d rounds, faults %v, actions %v; clock zero is %s (UTC, for the logs)",
+		cfg.Seed, modeName(cfg.Sync), cfg.Rounds, cfg.Kinds, cfg.Actions, r.clock.start.UTC().Format("15:04:05.000"))
+	r.log.Add(0, "plan: %s", planSummary(plans))
+	cfg.Cluster.Watchdog = len(plans) == 0 || plans[0].Watchdog
 	r.c = New(t, cfg.Cluster, r.clock, r.log)
 	ctx := t.Context()
 	leader, err := r.waitHealthy(ctx, bootstrapTimeout)
@@ -98,6 +111,21 @@ func NewRun(t testing.TB, cfg Config) *Run {
 		r.fail("first writes: %v", err)
 	}
 	return r
+}
+
+// planSummary is the plan in one line: which rounds run without the
+// watchdog and which pair an action.
+func planSummary(plans []RoundPlan) string {
+	var off, acts []string
+	for i, p := range plans {
+		if !p.Watchdog {
+			off = append(off, fmt.Sprint(i+1))
+		}
+		if p.Action != "" {
+			acts = append(acts, fmt.Sprintf("%d:%s", i+1, p.Action))
+		}
+	}
+	return fmt.Sprintf("rounds without the watchdog [%s]; actions [%s]", strings.Join(off, " "), strings.Join(acts, " "))
 }
 
 func modeName(sync bool) string {
@@ -130,13 +158,21 @@ func (r *Run) waitHealthy(ctx context.Context, timeout time.Duration) (*Node, er
 	}
 }
 
-// Rounds runs the configured number of rounds and returns their records.
-// A round that does not recover ends the run (the test fails with the
-// seed, the timeline and the logs' location).
+// Rounds runs the planned rounds and returns their records. A round that
+// does not recover ends the run (the test fails with the seed, the
+// timeline and the logs' location).
 func (r *Run) Rounds() []*Round {
 	var rounds []*Round
-	for i := 1; i <= r.cfg.Rounds; i++ {
-		rd := r.round(r.t.Context(), i)
+	for i, p := range r.plans {
+		var rd *Round
+		if p.Watchdog != r.c.Watchdog() {
+			if err := r.switchWatchdog(r.t.Context(), p.Watchdog, i+1); err != nil {
+				rd = &Round{N: i + 1, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog, Err: err}
+			}
+		}
+		if rd == nil {
+			rd = r.round(r.t.Context(), i+1, p)
+		}
 		rounds = append(rounds, rd)
 		r.t.Logf("%s", rd)
 		if rd.Err != nil {
@@ -146,132 +182,41 @@ func (r *Run) Rounds() []*Round {
 	return rounds
 }
 
-// round injects one fault, holds it, heals it and waits for recovery.
-func (r *Run) round(ctx context.Context, n int) *Round {
-	r.wl.SetKey(int64(n))
-	spec := r.specs[r.rng.IntN(len(r.specs))]
-	hold := r.cfg.MinHold + time.Duration(r.rng.Int64N(int64(r.cfg.MaxHold-r.cfg.MinHold)))
-	rd := &Round{N: n, Kind: spec.kind, Hold: hold}
-	name, err := r.c.Leader(ctx)
-	primary := r.c.Node(name)
-	if err != nil || primary == nil {
-		rd.Err = fmt.Errorf("no leader before the round: %v", err)
-		return rd
+// switchWatchdog restarts every agent with (on) or without the watchdog,
+// one at a time, replicas first, each time waiting until the cluster is
+// whole again: a stopped agent stops its PostgreSQL (and a leader's
+// releases the key), so only a rolling restart keeps a leader.
+func (r *Run) switchWatchdog(ctx context.Context, on bool, round int) error {
+	what := "with the watchdog"
+	if !on {
+		what = "without the watchdog (default configuration)"
 	}
-	rd.LeaderBefore = name
-	f := r.c.newFault(spec, primary, r.rng)
-	if err := r.inject(ctx, f, rd); err != nil {
-		rd.Err = err
-		return rd
+	r.log.Add(r.clock.Now(), "before round %d: restarting every agent %s, replicas first", round, what)
+	if err := r.c.SetWatchdog(on); err != nil {
+		return fmt.Errorf("switch watchdog: %w", err)
 	}
-	if err := r.hold(ctx, f, rd); err != nil {
-		rd.Err = err
-		return rd
-	}
-	rd.Heal = r.clock.Now()
-	if err := spec.heal(ctx, f); err != nil {
-		rd.Err = fmt.Errorf("heal %s: %w", spec.kind, err)
-		return rd
-	}
-	r.log.Add(rd.Heal, "round %d: healed %s", n, spec.kind)
-	leader, err := r.c.WaitRecovered(ctx, r.hist, rd.Heal, r.cfg.RecoveryTimeout)
-	rd.Recovered = r.clock.Now()
+	leader, err := r.c.Leader(ctx)
 	if err != nil {
-		rd.Err = fmt.Errorf("recovery: %w", err)
-		r.log.Add(rd.Recovered, "round %d: NOT RECOVERED: %v", n, err)
-	} else {
-		rd.LeaderAfter = leader.Name
-		r.log.Add(rd.Recovered, "round %d: recovered, %s leads", n, leader.Name)
+		return fmt.Errorf("switch watchdog: %w", err)
 	}
-	rd.measure(r.hist.Ops(), r.lw.Between(rd.Inject, rd.Recovered))
-	return rd
-}
-
-// inject injects f, sampling the primary's lease at etcd just before and
-// just after when the kind calls for the lease check. A failed injection
-// is healed at once.
-func (r *Run) inject(ctx context.Context, f *fault, rd *Round) error {
-	primary := r.c.Node(rd.LeaderBefore)
-	var lease *LeaseCheck
-	if f.spec.leaseCheck {
-		lease = &LeaseCheck{Node: primary.Name}
-		lease.AgentDeadline, lease.Timeline = r.c.agentDeadline(ctx, primary)
-		if b, holder := r.c.etcdLeaseBound(ctx); holder == primary.Name {
-			lease.Bound = b
+	order := r.c.Others(leader)
+	if n := r.c.Node(leader); n != nil {
+		order = append(order, n)
+	}
+	for _, n := range order {
+		since := r.clock.Now()
+		if err := n.stop(agentStopTimeout); err != nil {
+			return fmt.Errorf("switch watchdog: stop %s: %w", n.Name, err)
+		}
+		if err := n.Start(); err != nil {
+			return fmt.Errorf("switch watchdog: %w", err)
+		}
+		if _, err := r.c.WaitRecovered(ctx, r.hist, since, r.cfg.RecoveryTimeout); err != nil {
+			return fmt.Errorf("switch watchdog: after restarting %s: %w", n.Name, err)
 		}
 	}
-	rd.Inject = r.clock.Now()
-	err := f.spec.inject(ctx, f)
-	rd.Target = f.Target()
-	r.log.Add(rd.Inject, "round %d: inject %s on %s (hold %s)", rd.N, f.spec.kind, rd.Target, rd.Hold.Round(time.Millisecond))
-	if err != nil {
-		err = fmt.Errorf("inject %s: %w", f.spec.kind, err)
-		if herr := f.spec.heal(ctx, f); herr != nil {
-			err = fmt.Errorf("%w (and heal: %v)", err, herr)
-		}
-		return err
-	}
-	if lease != nil {
-		if b, holder := r.c.etcdLeaseBound(ctx); holder == primary.Name {
-			lease.Bound = max(lease.Bound, b)
-		}
-		rd.Lease = lease
-	}
+	r.log.Add(r.clock.Now(), "every agent runs %s", what)
 	return nil
-}
-
-// hold keeps the fault for rd.Hold. If the fault stopped the primary's
-// agent while its watchdog was armed, the node is reset when the device
-// would fire (its last keepalive plus its timeout, read from the journal
-// the stopped agent can no longer write), if the fault still holds then.
-func (r *Run) hold(ctx context.Context, f *fault, rd *Round) error {
-	end := rd.Inject + rd.Hold
-	wd, why := time.Duration(-1), ""
-	if f.spec.stopsAgent && !r.cfg.NoWatchdog {
-		wd, why = r.deviceDeadline(f.node)
-	}
-	for {
-		now := r.clock.Now()
-		if wd >= 0 && !f.reset && now >= wd && now < end {
-			f.reset, rd.WatchdogReset = true, true
-			r.log.Add(now, "round %d: emulated watchdog resets %s (%s)", rd.N, f.node.Name, why)
-			if err := f.node.Kill(); err != nil {
-				return fmt.Errorf("watchdog reset of %s: %w", f.node.Name, err)
-			}
-			continue
-		}
-		next := end
-		if wd >= 0 && !f.reset && wd < next {
-			next = wd
-		}
-		if now >= end {
-			return nil
-		}
-		select { // holding the fault is the experiment, not a wait for an event
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(next - now):
-		}
-	}
-}
-
-// deviceDeadline returns when n's watchdog device would fire, on the run's
-// clock, and why; -1 when it is not armed (a replica, or an agent that
-// fenced and disarmed). Unreadable journals are a harness failure.
-func (r *Run) deviceDeadline(n *Node) (time.Duration, string) {
-	sessions, err := fencing.ReadJournal(n.JournalPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return -1, "" // never armed
-	}
-	if err != nil {
-		r.fail("watchdog journal of %s: %v", n.Name, err)
-	}
-	if len(sessions) == 0 || !sessions[len(sessions)-1].Armed() {
-		return -1, ""
-	}
-	s := sessions[len(sessions)-1]
-	at := r.clock.Now() + time.Until(s.Deadline())
-	return at, fmt.Sprintf("device armed, last keepalive at %s + timeout %s", fmtDur(at-s.Timeout), s.Timeout)
 }
 
 // execSQL runs statements on a fresh superuser connection.

@@ -15,6 +15,7 @@ import (
 func TestChaosCatchesUnsafeBuild(t *testing.T) {
 	cfg := Config{
 		Seed: 1, Rounds: 1, Sync: false, Kinds: []FaultKind{PartitionPrimaryAll},
+		Actions: []ActionKind{}, Watchdog: WatchdogOn,
 		MinHold: 20 * time.Second, MaxHold: 21 * time.Second,
 		RecoveryTimeout: 20 * time.Second,
 		Cluster:         Options{BuildTags: "regent_unsafe_nofence", KeepLogs: *flagKeep},
