@@ -83,6 +83,8 @@ type Agent struct {
 	quiesce *quiesceState
 	// soClock times the running switchover on this host's clock.
 	soClock switchoverClock
+	// soStaleLock: a switchover lock seen without a running record.
+	soStaleLock staleLock
 
 	// Synchronous mode: the WAL position when synchronous_standby_names
 	// last changed, and whether the leader runs degraded (asynchronous).
