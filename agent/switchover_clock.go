@@ -1,11 +1,6 @@
 package agent
 
-import (
-	"encoding/json"
-	"time"
-
-	"github.com/regent-ha/regent/dcs"
-)
+import "time"
 
 // switchoverClock measures a switchover's timeouts on this host's own
 // monotonic clock. The record's CreatedAt and event times are written by
@@ -31,41 +26,4 @@ func (c *switchoverClock) observe(r *SwitchoverRecord, now time.Time) (total, in
 		c.stage, c.stageSeenAt = r.Stage, now
 	}
 	return now.Sub(c.firstSeen), now.Sub(c.stageSeenAt)
-}
-
-// staleLockGrace is how long a switchover lock without a record must stay
-// unchanged before the leader removes it: StartSwitchover takes the lock
-// and writes the record in two steps, a few round trips apart.
-const staleLockGrace = 10 * time.Second
-
-// staleLock remembers a lock seen without a running record.
-type staleLock struct {
-	id    string
-	rev   int64
-	since time.Time
-}
-
-// lockVerdict classifies the switchover lock for the leader's cleanup:
-// remove it now (its record is finished: a close whose lock delete failed,
-// e.g. under a slow etcd), remove it once it has stayed unchanged for
-// staleLockGrace (no record: a start that failed between its two writes),
-// or keep it.
-func lockVerdict(v *dcs.Cluster, seen staleLock, now time.Time) (remove bool, next staleLock) {
-	lock, ok := v.Extra["switchover"]
-	if !ok {
-		return false, staleLock{}
-	}
-	id := string(lock.Data)
-	raw, hasRecord := v.Extra["switchovers/"+id]
-	if hasRecord {
-		var r SwitchoverRecord
-		if json.Unmarshal(raw.Data, &r) == nil && !r.Terminal() {
-			return false, staleLock{}
-		}
-		return true, staleLock{}
-	}
-	if seen.id != id || seen.rev != lock.ModRevision {
-		return false, staleLock{id: id, rev: lock.ModRevision, since: now}
-	}
-	return now.Sub(seen.since) >= staleLockGrace, seen
 }

@@ -279,23 +279,6 @@ func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint str
 	return nil
 }
 
-// cleanStaleLock removes a switchover lock that no running record backs
-// (lockVerdict), so a failed close or start under a slow etcd does not
-// leave the cluster looking busy. Guarded by the leader key and the lock's
-// revision: a lock taken again meanwhile stays.
-func (a *Agent) cleanStaleLock(ctx context.Context, v *dcs.Cluster) {
-	remove, next := lockVerdict(v, a.soStaleLock, a.now())
-	a.soStaleLock = next
-	if !remove {
-		return
-	}
-	lock := v.Extra["switchover"]
-	a.log.Warn("removing a stale switchover lock", "switchover_id", string(lock.Data))
-	if err := a.dcs.DeleteAsLeader(ctx, a.name, a.dcs.Keys().SwitchoverLock(), lock.ModRevision); err != nil {
-		a.log.Warn("cannot remove the stale switchover lock", "switchover_id", string(lock.Data), "err", err)
-	}
-}
-
 func (a *Agent) trimSwitchovers(ctx context.Context) {
 	v := a.dcs.View()
 	if v == nil {
