@@ -192,8 +192,34 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
 	a.pgState, a.role = "running", role
+	if role == "replica" {
+		a.dropStandbyFloor(ctx)
+	}
 	a.runCallback(ctx, "on_start", role)
 	return nil
+}
+
+// dropStandbyFloor removes the start-time floor once the standby runs: the
+// running server keeps the values it started with, and the file says what
+// is configured, so a setting below the primary's shows as pending_restart
+// (as in Patroni) instead of being hidden; the next start applies the
+// floor again from pg_control.
+func (a *Agent) dropStandbyFloor(ctx context.Context) {
+	if !a.floorRaises {
+		a.pg.SetStandbyFloor(nil)
+		return
+	}
+	a.floorRaises = a.pg.SetStandbyFloor(nil)
+	changed, err := a.pg.Reconfigure()
+	if err != nil {
+		a.log.Warn("cannot rewrite postgresql.conf without the standby floor", "err", err)
+		return
+	}
+	if changed {
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		_ = a.pg.Reload(rctx)
+	}
 }
 
 func (a *Agent) ioContextUntilDeadline(ctx context.Context) (context.Context, context.CancelFunc) {

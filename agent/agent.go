@@ -57,20 +57,19 @@ type Agent struct {
 	now       func() time.Time
 
 	// Loop-owned state.
-	dyn            DynamicConfig
-	lease          leadership // assigned only through setLease
-	lastKeepAlive  time.Time
-	pgDownSince    time.Time
-	pgState        string // Patroni's state vocabulary: running, stopped, starting, creating replica…
-	role           string // primary, replica, uninitialized, demoted
-	lastPlan       Plan
-	lastRewindTry  time.Time
-	lastFloorCheck time.Time
-	floorRaises    bool // the standby runs above its configured settings until it replays the primary\'s
-	memberWritten  memberRecord
-	statusWritten  statusRecord
-	slotsFor       string
-	nextTick       time.Time
+	dyn           DynamicConfig
+	lease         leadership // assigned only through setLease
+	lastKeepAlive time.Time
+	pgDownSince   time.Time
+	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
+	role          string // primary, replica, uninitialized, demoted
+	lastPlan      Plan
+	lastRewindTry time.Time
+	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
+	memberWritten memberRecord
+	statusWritten statusRecord
+	slotsFor      string
+	nextTick      time.Time
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time

@@ -263,16 +263,6 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 			return a.rewind(ctx, *up, st)
 		}
 	}
-	if a.floorRaises || a.now().Sub(a.lastFloorCheck) >= memberRefresh {
-		// Once the primary's lower settings are replayed, drop the floor:
-		// the change then shows as pending_restart.
-		a.lastFloorCheck = a.now()
-		if a.applyStandbyFloor(ctx) {
-			rctx, cancel := a.ioContext(ctx)
-			_ = a.pg.Reload(rctx)
-			cancel()
-		}
-	}
 	changed, err := a.pg.ConfigureStandby(up)
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", leader, err)
