@@ -79,7 +79,7 @@ func (a *Agent) fenceBeforeRelease(ctx context.Context, s Snapshot) error {
 		return fmt.Errorf("keeping the leader key: PostgreSQL could not be stopped: %w", err)
 	}
 	a.disarmWatchdog()
-	a.pgState, a.role = "stopped", "demoted"
+	a.pgState, a.role = PGStopped, RoleDemoted
 	return nil
 }
 
@@ -99,7 +99,7 @@ func (a *Agent) stopForSafety(ctx context.Context) error {
 // stop keeps every protection: the key is not released, the watchdog stays
 // armed (it fires if the agent hangs now), and the next tick fences again.
 func (a *Agent) fence(ctx context.Context) {
-	a.role = "demoted"
+	a.role = RoleDemoted
 	if err := a.stopForSafety(ctx); err != nil {
 		a.log.Error("fence: stopping PostgreSQL failed; keeping the leader key and the watchdog, retrying next tick", "err", err)
 		a.setLease(a.lease.fenceFailed())
@@ -109,12 +109,12 @@ func (a *Agent) fence(ctx context.Context) {
 	// read-only restart, the key release) so the host is not reset.
 	a.setLease(a.lease.lost())
 	a.disarmWatchdog()
-	a.pgState = "stopped"
+	a.pgState = PGStopped
 	if _, err := a.pg.ConfigureStandby(nil); err != nil {
 		a.log.Error("fence: cannot write standby configuration", "err", err)
 		return
 	}
-	a.startPG(ctx, "replica")
+	a.startPG(ctx, RoleReplica)
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_ = a.dcs.ReleaseLeader(rctx, a.name)
@@ -124,12 +124,12 @@ func (a *Agent) fence(ctx context.Context) {
 // of leader ("" = no upstream yet): immediate stop, as Patroni's
 // immediate-nolock, because someone else may already be writing.
 func (a *Agent) demote(ctx context.Context, leader string) error {
-	a.role = "demoted"
+	a.role = RoleDemoted
 	if err := a.stopForSafety(ctx); err != nil {
 		return fmt.Errorf("demote: stop: %w", err)
 	}
 	a.disarmWatchdog()
-	a.pgState = "stopped"
+	a.pgState = PGStopped
 	return a.startReplica(ctx, leader)
 }
 
@@ -137,7 +137,7 @@ func (a *Agent) startPrimary(ctx context.Context) error {
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		return fmt.Errorf("start primary: %w", err)
 	}
-	return a.startPG(ctx, "primary")
+	return a.startPG(ctx, RolePrimary)
 }
 
 // startReplica starts PostgreSQL in recovery. With a leader on another
@@ -156,7 +156,7 @@ func (a *Agent) startReplica(ctx context.Context, leader string) error {
 	if _, err := a.pg.ConfigureStandby(up); err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
-	return a.startPG(ctx, "replica")
+	return a.startPG(ctx, RoleReplica)
 }
 
 // sameTimeline reports whether the stopped local server is on timeline tl.
@@ -167,9 +167,9 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 	return err == nil && int(cd.Timeline) == tl
 }
 
-func (a *Agent) startPG(ctx context.Context, role string) error {
-	a.pgState = "starting"
-	if role == "replica" {
+func (a *Agent) startPG(ctx context.Context, role Role) error {
+	a.pgState = PGStarting
+	if role == RoleReplica {
 		a.applyStandbyFloor(ctx)
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
@@ -188,11 +188,11 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 	}
 	defer cancel()
 	if err := a.pg.Start(sctx); err != nil {
-		a.pgState = "start failed"
+		a.pgState = PGStartFailed
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
-	a.pgState, a.role = "running", role
-	if role == "replica" {
+	a.pgState, a.role = PGRunning, role
+	if role == RoleReplica {
 		a.dropStandbyFloor(ctx)
 	}
 	a.runCallback(ctx, "on_start", role)
@@ -231,7 +231,7 @@ func (a *Agent) clone(ctx context.Context, leader string) error {
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
-	a.pgState, a.role = "creating replica", "replica"
+	a.pgState, a.role = PGCreatingReplica, RoleReplica
 	// Minutes for a large database: beside the loop. The next tick starts
 	// the new replica (or clones again after a failure: Clone removes a
 	// partial copy).
@@ -242,7 +242,7 @@ func (a *Agent) clone(ctx context.Context, leader string) error {
 			return fmt.Errorf("clone from %s: %w", leader, err)
 		}
 		return nil
-	}, func(error) { a.pgState = "stopped" })
+	}, func(error) { a.pgState = PGStopped })
 	return nil
 }
 

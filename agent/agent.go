@@ -61,8 +61,8 @@ type Agent struct {
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
-	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
-	role          string // primary, replica, uninitialized, demoted
+	pgState       PGRunState
+	role          Role
 	lastPlan      Plan
 	lastRewindTry time.Time
 	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
@@ -97,7 +97,7 @@ type Agent struct {
 	restartAt     *scheduledRestart
 	restart       *restartJob // a restart whose stop runs beside the loop
 	job           *pgJob      // a clone or rewind running beside the loop
-	callbackRole  string      // the role on_role_change last reported
+	callbackRole  Role        // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -136,7 +136,7 @@ func New(o Options) (*Agent, error) {
 		wd: o.Watchdog, fenceHook: o.Fence, metrics: o.Metrics,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
-		pgState: "stopped", role: "uninitialized", commands: make(chan command),
+		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
 	}
 	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
 	// no path (the loop's, a switchover step's, a command's) can wait past
@@ -283,7 +283,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.noteRoleChange(ctx)
 	a.processFailoverKey(ctx, snap)
 	switch {
-	case unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == "running") == snap.PG.Running:
+	case unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == PGRunning) == snap.PG.Running:
 		// Nothing this tick touched PostgreSQL: publish what observe read
 		// rather than query it a second time.
 		a.publishStatus(ctx, snap.PG.Status, snap.PG.Running)
@@ -393,7 +393,7 @@ func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
 		a.log.Warn("cannot rewrite postgresql.conf", "err", err)
 		return
 	}
-	if changed && a.pgState == "running" {
+	if changed && a.pgState == PGRunning {
 		a.log.Info("cluster-wide PostgreSQL parameters changed; reloading")
 		rctx, cancel := a.ioContext(ctx)
 		defer cancel()

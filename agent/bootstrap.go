@@ -39,7 +39,7 @@ func (a *Agent) bootstrap(ctx context.Context) error {
 }
 
 func (a *Agent) initCluster(ctx context.Context) error {
-	a.pgState, a.role = "initializing new cluster", "uninitialized"
+	a.pgState, a.role = PGInitializing, RoleUninitialized
 	ictx, cancel := context.WithTimeout(ctx, initdbTimeout)
 	defer cancel()
 	if err := a.pg.InitDB(ictx); err != nil {
@@ -54,7 +54,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	if err := a.pg.Start(ictx); err != nil {
 		return err
 	}
-	a.pgState, a.role = "running", "primary"
+	a.pgState, a.role = PGRunning, RolePrimary
 	if err := a.pg.SetupRoles(ictx); err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (a *Agent) shutdown(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Postgres.StopTimeout+5*time.Second)
 	defer cancel()
 	a.leaveSyncDuty(sctx)
-	a.pgState = "stopping"
+	a.pgState = PGStopping
 	mode, err := a.pg.Stop(sctx, postgres.StopFast, a.cfg.Postgres.StopTimeout)
 	if err != nil && a.lease.leading {
 		// One rule for every release: the key goes only once writes are
@@ -172,7 +172,7 @@ func (a *Agent) shutdown(ctx context.Context) {
 		a.log.Error("stopping PostgreSQL failed", "err", err)
 	} else {
 		a.log.Info("PostgreSQL stopped", "mode", mode)
-		a.pgState = "stopped"
+		a.pgState = PGStopped
 	}
 	a.disarmWatchdog()
 	// The member key says "stopped" before the leader key goes: a candidate

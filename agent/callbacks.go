@@ -46,7 +46,7 @@ func (c CallbacksConfig) Validate() error {
 }
 
 // runCallback starts the callback for action in the background.
-func (a *Agent) runCallback(ctx context.Context, action, role string) {
+func (a *Agent) runCallback(ctx context.Context, action string, role Role) {
 	var argv []string
 	switch action {
 	case "on_role_change":
@@ -59,7 +59,7 @@ func (a *Agent) runCallback(ctx context.Context, action, role string) {
 	if len(argv) == 0 {
 		return
 	}
-	args := append(append([]string{}, argv[1:]...), action, role, a.cfg.Scope)
+	args := append(append([]string{}, argv[1:]...), action, string(role), a.cfg.Scope)
 	timeout := a.cfg.Callbacks.Timeout
 	go func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -85,7 +85,7 @@ func (a *Agent) runCallback(ctx context.Context, action, role string) {
 // noteRoleChange fires on_role_change when the published role changed.
 func (a *Agent) noteRoleChange(ctx context.Context) {
 	role := a.role
-	if role != "primary" && role != "replica" {
+	if role != RolePrimary && role != RoleReplica {
 		return
 	}
 	if a.callbackRole != "" && a.callbackRole != role {

@@ -93,15 +93,15 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 		return http.StatusServiceUnavailable, "a restart or a switchover is already in progress"
 	}
 	st, err := a.pg.Status(ctx)
-	if err != nil && a.pgState == "starting" {
+	if err != nil && a.pgState == PGStarting {
 		return http.StatusServiceUnavailable, "postgres is still starting"
 	}
 	if !a.restartConditionsMet(req, st, err == nil) {
 		return http.StatusServiceUnavailable, "restart conditions are not satisfied"
 	}
-	role := "replica"
+	role := RoleReplica
 	if err == nil && !st.InRecovery {
-		role = "primary"
+		role = RolePrimary
 	}
 	budget := a.cfg.Postgres.StopTimeout
 	if req.Timeout > 0 {
@@ -115,13 +115,13 @@ func (a *Agent) restartConditionsMet(req restapi.RestartRequest, st postgres.Sta
 		return false
 	}
 	if req.Role != "" {
-		role := "replica"
+		role := RoleReplica
 		if running && !st.InRecovery {
-			role = "primary"
+			role = RolePrimary
 		}
-		want := req.Role
+		want := Role(req.Role)
 		if want == "master" {
-			want = "primary"
+			want = RolePrimary
 		}
 		if want != role {
 			return false
@@ -182,7 +182,7 @@ func (a *Agent) Reload(ctx context.Context) (int, string) {
 		if _, err := a.pg.Reconfigure(); err != nil {
 			a.log.Error("reload: rewriting the configuration failed", "err", err)
 		}
-		if a.pgState == "running" {
+		if a.pgState == PGRunning {
 			rctx, cancel := a.ioContext(ctx)
 			defer cancel()
 			if err := a.pg.Reload(rctx); err != nil {
@@ -211,7 +211,7 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		if err := a.pg.WipeDataDir(); err != nil {
 			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
 		}
-		a.pgState = "creating replica"
+		a.pgState = PGCreatingReplica
 		// The next ticks clone from the leader (empty data directory).
 		return http.StatusOK, "reinitialize started"
 	})

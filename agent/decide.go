@@ -247,7 +247,7 @@ func (s *Snapshot) designatedOther() bool {
 // seen running as a primary refuses even that.
 func decidePausedFailover(s Snapshot) Plan {
 	for _, p := range s.Peers {
-		if p.Reachable && !p.InRecovery && p.State == "running" {
+		if p.Reachable && !p.InRecovery && PGRunState(p.State) == PGRunning {
 			return plan(ActWait, "", "paused: failover to me requested, but %s runs as a primary; stop it first", p.Name)
 		}
 	}
@@ -258,7 +258,7 @@ func decidePausedFailover(s Snapshot) Plan {
 		return decideDesignated(s)
 	case prev == "":
 		return plan(ActWait, "", "paused: failover to me requested, but I cannot tell which member was the primary, so nobody confirmed it stopped; stop it and repeat the failover with assume_old_primary_down")
-	case prev == s.Name || (seen && m.State != "running"):
+	case prev == s.Name || (seen && PGRunState(m.State) != PGRunning):
 		return decideDesignated(s) // its own agent reports PostgreSQL down
 	case s.FenceConfigured:
 		return decideDesignated(s) // race runs fence.command against it first

@@ -116,7 +116,7 @@ func (a *Agent) promote(ctx context.Context) error {
 	if err := a.pg.Promote(pctx); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
-	a.role = "primary"
+	a.role = RolePrimary
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}
@@ -166,7 +166,7 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 
 // lead is the steady primary's upkeep: the status key and replication slots.
 func (a *Agent) lead(ctx context.Context, s Snapshot) error {
-	a.role = "primary"
+	a.role = RolePrimary
 	if !a.dyn.Pause { // the watchdog is disarmed in maintenance mode
 		if err := a.armWatchdog(); err != nil {
 			return fmt.Errorf("watchdog: %w", err)
@@ -246,7 +246,7 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 	if err != nil {
 		return err
 	}
-	a.role = "replica"
+	a.role = RoleReplica
 	st := s.PG.Status
 	lm := s.View.Members[leader]
 	if !st.Streaming && lm.Timeline > int(st.Timeline) && a.now().Sub(a.lastRewindTry) >= rewindCheckEvery {
@@ -283,7 +283,7 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 // re-clones: never stuck "waiting for WAL" forever.
 func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
 	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
-	a.pgState = "stopping"
+	a.pgState = PGStopping
 	stopTimeout := a.cfg.Postgres.StopTimeout
 	// Stop and pg_rewind can take minutes: beside the loop. The next tick
 	// starts the rewound replica, or clones after a wipe.
@@ -302,7 +302,7 @@ func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.St
 		}
 		a.log.Info("rewound", "leader", up.Member)
 		return nil
-	}, func(error) { a.pgState = "stopped" })
+	}, func(error) { a.pgState = PGStopped })
 	return nil
 }
 

@@ -71,13 +71,13 @@ func (a *Agent) observePostgres(ctx context.Context) PGState {
 	switch {
 	case st.Running:
 		a.pgDownSince = time.Time{}
-		a.pgState = "running"
+		a.pgState = PGRunning
 	case a.pgDownSince.IsZero():
 		// Down since the query that went unanswered was sent, not since it
 		// timed out: a hung server is detected retry_timeout sooner.
 		a.pgDownSince = asked
-		if a.pgState == "running" {
-			a.pgState = "crashed"
+		if a.pgState == PGRunning {
+			a.pgState = PGCrashed
 		}
 	}
 	st.DownSince = a.pgDownSince

@@ -27,12 +27,12 @@ type restartJob struct {
 
 // beginRestart starts the background stop. It returns replyLater: the
 // loop answers reply when PostgreSQL runs again (or failed to).
-func (a *Agent) beginRestart(ctx context.Context, role string, budget time.Duration, reply chan commandResult) (int, string) {
+func (a *Agent) beginRestart(ctx context.Context, role Role, budget time.Duration, reply chan commandResult) (int, string) {
 	a.log.Info("restarting PostgreSQL on request: stopping beside the loop", "role", role, "budget", budget)
 	a.runCallback(ctx, "on_stop", role)
 	job := &restartJob{stopped: make(chan error, 1), reply: reply}
 	a.restart = job
-	a.pgState = "restarting"
+	a.pgState = PGRestarting
 	go func() {
 		// Bounded inside Stop (fast, escalating within budget).
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget+stopSlack)
@@ -88,11 +88,11 @@ func (a *Agent) restartStopped(err error) {
 	job.stopDone = true
 	if err != nil {
 		a.log.Error("restart: stop failed", "err", err)
-		a.pgState = "restart failed (stop)"
+		a.pgState = PGRestartFailed
 		a.finishRestart(http.StatusServiceUnavailable, "restart failed")
 		return
 	}
-	a.pgState = "stopped"
+	a.pgState = PGStopped
 	a.pgDownSince = time.Time{}
 }
 
@@ -104,9 +104,9 @@ func (a *Agent) settleRestart() {
 		return
 	}
 	switch a.pgState {
-	case "running":
+	case PGRunning:
 		a.finishRestart(http.StatusOK, "restarted successfully")
-	case "start failed":
+	case PGStartFailed:
 		a.finishRestart(http.StatusServiceUnavailable, "restart failed")
 	}
 }

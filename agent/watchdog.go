@@ -85,7 +85,7 @@ func (a *Agent) disarmWatchdog() {
 // frozen, partitioned) or that still claims to run did not.
 func releasedCleanly(v *dcs.Cluster, leader string) bool {
 	m, ok := v.Members[leader]
-	return ok && m.State == "stopped"
+	return ok && PGRunState(m.State) == PGStopped
 }
 
 // FenceRecord is the fence hook's outcome, kept in the decision record.
