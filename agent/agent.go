@@ -32,8 +32,8 @@ type Options struct {
 	Peers     PeerFetcher
 	// Watchdog is the hardware watchdog; nil means mode off.
 	Watchdog Watchdog
-	// Fence runs fence.command; nil uses Config.Fence.
-	Fence FenceHook
+	// Stonith runs fence.command (the STONITH hook); nil uses Config.Fence.
+	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -44,17 +44,17 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg       *Config
-	name      string
-	log       *slog.Logger
-	dcs       DCS
-	pg        Postgres
-	pub       Publisher
-	peers     PeerFetcher
-	wd        Watchdog
-	fenceHook FenceHook
-	metrics   *Metrics
-	now       func() time.Time
+	cfg     *Config
+	name    string
+	log     *slog.Logger
+	dcs     DCS
+	pg      Postgres
+	pub     Publisher
+	peers   PeerFetcher
+	wd      Watchdog
+	stonith StonithHook
+	metrics *Metrics
+	now     func() time.Time
 
 	// Loop-owned state.
 	dyn           DynamicConfig
@@ -119,8 +119,8 @@ func New(o Options) (*Agent, error) {
 	if o.Watchdog == nil {
 		o.Watchdog = fencing.NewWatchdog(fencing.Config{Mode: fencing.ModeOff}, nil, o.Logger, o.Clock)
 	}
-	if o.Fence == nil {
-		o.Fence = o.Config.Fence
+	if o.Stonith == nil {
+		o.Stonith = o.Config.Fence
 	}
 	dyn, err := o.Config.BootstrapDynamic()
 	if err != nil {
@@ -133,7 +133,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, fenceHook: o.Fence, metrics: o.Metrics,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),

@@ -3,10 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"github.com/regent-ha/regent/dcs"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/dcs"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
 )

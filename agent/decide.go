@@ -260,7 +260,7 @@ func decidePausedFailover(s Snapshot) Plan {
 		return plan(ActWait, "", "paused: failover to me requested, but I cannot tell which member was the primary, so nobody confirmed it stopped; stop it and repeat the failover with assume_old_primary_down")
 	case prev == s.Name || (seen && PGRunState(m.State) != PGRunning):
 		return decideDesignated(s) // its own agent reports PostgreSQL down
-	case s.FenceConfigured:
+	case s.StonithConfigured:
 		return decideDesignated(s) // race runs fence.command against it first
 	}
 	return plan(ActWait, "", "paused: failover to me requested, but the former primary %s may still accept writes (nobody confirmed it stopped: its agent is gone or reports it running); stop it and repeat the failover with assume_old_primary_down", prev)

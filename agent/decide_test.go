@@ -398,7 +398,7 @@ func TestDecidePaused(t *testing.T) {
 		}), ActWait, "cannot tell which member was the primary"},
 		{"named candidate races when fence.command will run first", snap(paused, unlocked, func(s *Snapshot) {
 			s.View.Failover = dcs.Failover{Member: "pg2"}
-			s.PreviousLeader, s.FenceConfigured = "pg1", true
+			s.PreviousLeader, s.StonithConfigured = "pg1", true
 			delete(s.View.Members, "pg1")
 		}), ActRace, "designated"},
 		{"named candidate races when the operator vouches the former primary is down", snap(paused, unlocked, func(s *Snapshot) {

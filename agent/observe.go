@@ -20,7 +20,7 @@ func (a *Agent) observe(ctx context.Context) Snapshot {
 		Lease:          a.leaseState(),
 		WatchdogUsable: a.wd.Usable(),
 	}
-	s.PreviousLeader, s.FenceConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
+	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
 	s.Switchover = activeSwitchover(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)

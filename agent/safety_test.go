@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/regent-ha/regent/dcs"
-	"github.com/regent-ha/regent/fencing"
-	"github.com/regent-ha/regent/restapi"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/restapi"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
 )

@@ -40,9 +40,9 @@ type Snapshot struct {
 	// PreviousLeader is the last leader this agent saw ("" when it saw
 	// none since it started).
 	PreviousLeader string
-	// FenceConfigured: fence.command is set, so a race over a former
+	// StonithConfigured: fence.command is set, so a race over a former
 	// leader that did not step down cleanly runs it first.
-	FenceConfigured bool
+	StonithConfigured bool
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus
