@@ -96,7 +96,7 @@ type Agent struct {
 	commands      chan command
 	restartAt     *scheduledRestart
 	restart       *restartJob // a restart whose stop runs beside the loop
-	job           *pgJob      // a clone or rewind running beside the loop
+	job           *job        // a clone or rewind running beside the loop
 	callbackRole  Role        // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
@@ -187,8 +187,8 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if j := a.job; j != nil {
 		jobDone = j.done // act on the result as soon as the work ends
 	}
-	if j := a.restart; j != nil && !j.stopDone {
-		restartStopped = j.stopped // start PostgreSQL again as soon as the stop ends
+	if r := a.restart; r != nil && r.stop != nil {
+		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
 	}
 	if q := a.quiesce; q != nil {
 		if !q.done {
@@ -209,10 +209,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			a.quiesce.err, a.quiesce.done = err, true
 			return
 		case err := <-restartStopped:
-			a.restartStopped(err)
+			a.endJob(a.restart.stop, err)
 			return
 		case err := <-jobDone:
-			a.endJob(err)
+			a.endJob(a.job, err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)

@@ -274,9 +274,9 @@ func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
 		}
 	}
 	close(gate)
-	job := h.agent.restart
-	err := <-job.stopped // wait for the background stop to end, then hand its result back to the loop
-	job.stopped <- err
+	stop := h.agent.restart.stop
+	err := <-stop.done // wait for the background stop to end, then hand its result back to the loop
+	stop.done <- err
 	h.tick()
 	select {
 	case r := <-reply:
