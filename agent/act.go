@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -30,21 +31,21 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 	case ActFence:
 		a.fence(ctx)
 	case ActDemote:
-		err = a.demote(ctx, p.Action.Leader)
+		err = a.demote(ctx, s.View, p.Action.Leader)
 	case ActBootstrap:
 		return a.bootstrap(ctx)
 	case ActClone:
-		err = a.clone(ctx, p.Action.Leader)
+		err = a.clone(ctx, s.View, p.Action.Leader)
 	case ActStartPrimary:
 		err = a.startPrimary(ctx)
 	case ActStartReplica:
-		err = a.startReplica(ctx, p.Action.Leader)
+		err = a.startReplica(ctx, s.View, p.Action.Leader)
 	case ActFollow:
 		err = a.follow(ctx, s, p.Action.Leader)
 	case ActRace:
 		err = a.race(ctx, s, p)
 	case ActPromote:
-		err = a.promote(ctx)
+		err = a.promote(ctx, s.View)
 	case ActAcquire:
 		err = a.acquire(ctx)
 	case ActLead:
@@ -70,16 +71,17 @@ func (a *Agent) startPrimary(ctx context.Context) error {
 	return a.startPG(ctx, RolePrimary)
 }
 
-// startReplica starts PostgreSQL in recovery. With a leader on another
+// startReplica starts PostgreSQL in recovery, following leader's member
+// key in the view the plan was decided on. With a leader on another
 // timeline it starts without an upstream first: the running replica's
 // replay position then tells follow whether a rewind is needed.
-func (a *Agent) startReplica(ctx context.Context, leader string) error {
-	up, err := a.upstream(leader)
+func (a *Agent) startReplica(ctx context.Context, v *dcs.Cluster, leader string) error {
+	up, err := a.upstream(v, leader)
 	if err != nil {
 		a.log.Warn("cannot follow leader yet", "leader", leader, "err", err)
 	}
 	if up != nil {
-		if m, ok := a.dcs.View().Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
+		if m, ok := v.Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
 			up = nil
 		}
 	}
@@ -156,8 +158,8 @@ func (a *Agent) ioContextUntilDeadline(ctx context.Context) (context.Context, co
 	return context.WithDeadline(ctx, a.lease.deadline())
 }
 
-func (a *Agent) clone(ctx context.Context, leader string) error {
-	up, err := a.upstream(leader)
+func (a *Agent) clone(ctx context.Context, v *dcs.Cluster, leader string) error {
+	up, err := a.upstream(v, leader)
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
@@ -186,12 +188,13 @@ func (a *Agent) release(ctx context.Context) {
 	a.setLease(a.lease.lost())
 }
 
-// upstream resolves a member's PostgreSQL address from its conn_url.
-func (a *Agent) upstream(leader string) (*postgres.Upstream, error) {
+// upstream resolves a member's PostgreSQL address from its conn_url in v
+// (the snapshot's view: act works from what decide saw).
+func (a *Agent) upstream(v *dcs.Cluster, leader string) (*postgres.Upstream, error) {
 	if leader == "" {
 		return nil, nil
 	}
-	m, ok := a.dcs.View().Members[leader]
+	m, ok := v.Members[leader]
 	if !ok {
 		return nil, fmt.Errorf("leader %s has no member key", leader)
 	}

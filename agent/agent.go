@@ -255,12 +255,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.applyConfig(ctx)
 	}
 	a.renew(ctx)
-	restart := a.restartProgress()
-	snap := a.observe(ctx)
-	snap.Restart = restart
-	snap.Busy = a.busy()
-	a.trackLeader(snap)
-	snap.LeaderlessSince = a.leaderlessSince
+	snap := a.observe(ctx, a.restartProgress())
 	p := decide(snap)
 	a.note(p)
 	err := a.act(ctx, snap, p)
@@ -307,17 +302,17 @@ func unchangedPostgres(s Snapshot, p Plan, restartPending bool) bool {
 
 // trackLeader follows leaderless episodes: when the leader was last seen
 // and when its absence was first observed.
-func (a *Agent) trackLeader(s Snapshot) {
-	if s.View == nil {
+func (a *Agent) trackLeader(v *dcs.Cluster, now time.Time) {
+	if v == nil {
 		return
 	}
-	if l := s.View.LeaderName(); l != "" {
-		a.leaderLastSeen, a.previousLeader = s.Now, l
+	if l := v.LeaderName(); l != "" {
+		a.leaderLastSeen, a.previousLeader = now, l
 		a.leaderlessSince, a.episodeRecorded = time.Time{}, false
 		return
 	}
 	if a.leaderlessSince.IsZero() {
-		a.leaderlessSince = s.Now
+		a.leaderlessSince = now
 	}
 }
 

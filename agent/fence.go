@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -73,12 +74,12 @@ func (a *Agent) fence(ctx context.Context) {
 // demote turns a primary that does not hold the leader key into a replica
 // of leader ("" = no upstream yet): immediate stop, as Patroni's
 // immediate-nolock, because someone else may already be writing.
-func (a *Agent) demote(ctx context.Context, leader string) error {
+func (a *Agent) demote(ctx context.Context, v *dcs.Cluster, leader string) error {
 	a.role = RoleDemoted
 	if err := a.stopForSafety(ctx); err != nil {
 		return fmt.Errorf("demote: stop: %w", err)
 	}
 	a.disarmWatchdog()
 	a.pgState = PGStopped
-	return a.startReplica(ctx, leader)
+	return a.startReplica(ctx, v, leader)
 }

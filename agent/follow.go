@@ -14,7 +14,7 @@ import (
 // not streaming from a leader on a newer timeline is checked for divergence
 // and rewound (or re-cloned when rewind fails).
 func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
-	up, err := a.upstream(leader)
+	up, err := a.upstream(s.View, leader)
 	if err != nil {
 		return err
 	}

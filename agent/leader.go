@@ -59,7 +59,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return fmt.Errorf("race: state moved before promote (in recovery %t, lsn %s, decided at %s); released the leader key",
 			st.InRecovery, st.WALPosition(), s.PG.Status.WALPosition())
 	}
-	if err := a.promote(ctx); err != nil {
+	if err := a.promote(ctx, s.View); err != nil {
 		return err
 	}
 	promotedAt := time.Now()
@@ -104,13 +104,13 @@ func (a *Agent) acquire(ctx context.Context) error {
 // promote finishes a promotion while holding the leader key, bounded by
 // the lease deadline, then checkpoints (so the old primary can pg_rewind
 // against us) and records the new timeline.
-func (a *Agent) promote(ctx context.Context) error {
+func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	pctx, cancel := context.WithTimeout(ctx, promoteTimeout)
 	defer cancel()
 	pctx, cancel2 := context.WithDeadline(pctx, a.lease.deadline())
 	defer cancel2()
 	start := a.now()
-	if err := a.prepareSyncPromotion(pctx); err != nil {
+	if err := a.prepareSyncPromotion(pctx, v); err != nil {
 		return fmt.Errorf("promote: synchronous mode: %w", err)
 	}
 	if err := a.pg.Promote(pctx); err != nil {
@@ -124,14 +124,14 @@ func (a *Agent) promote(ctx context.Context) error {
 		a.log.Warn("checkpoint after promote failed", "err", err)
 	}
 	a.log.Info("promoted", "took", a.now().Sub(start).Round(time.Millisecond))
-	a.recordPromotion(ctx)
+	a.recordPromotion(ctx, v)
 	a.statusWritten = statusRecord{}
 	return nil
 }
 
 // recordPromotion appends the timeline switch to the history key
 // (patroni-compat.md §1.3.6).
-func (a *Agent) recordPromotion(ctx context.Context) {
+func (a *Agent) recordPromotion(ctx context.Context, v *dcs.Cluster) {
 	hctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	st, err := a.pg.Status(hctx)
@@ -150,7 +150,7 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 	}
 	last := switches[len(switches)-1]
 	var history []dcs.HistoryEntry
-	if v := a.dcs.View(); v != nil {
+	if v != nil {
 		history = slices.Clone(v.History)
 	}
 	history = slices.DeleteFunc(history, func(h dcs.HistoryEntry) bool { return h.Timeline >= int(last.Timeline) })

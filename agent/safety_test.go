@@ -146,7 +146,7 @@ func TestDeposedLeaderCannotOverwriteLeaderOnlyKeys(t *testing.T) {
 		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
 	}
 	before, _, _ := store.Get(ctx, store.Keys().Status())
-	snap := h.agent.observe(ctx)
+	snap := h.agent.observe(ctx, RestartNone)
 	snap.PG.Status.CurrentLSN += 0x100000
 	h.agent.statusWritten = statusRecord{} // due now
 	_ = h.agent.lead(ctx, snap)

@@ -34,6 +34,8 @@ type Snapshot struct {
 	Busy string
 	// Restart is the phase of a requested restart (restartJob).
 	Restart RestartPhase
+	// ScheduledRestart is when a scheduled restart is due (zero when none).
+	ScheduledRestart time.Time
 	// LeaderlessSince is when this agent first saw the cluster without a
 	// leader (zero while there is one).
 	LeaderlessSince time.Time

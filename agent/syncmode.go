@@ -220,11 +220,10 @@ func (a *Agent) reportDegraded(none bool) {
 
 // prepareSyncPromotion: before promoting in synchronous mode, the sync key
 // names only this member and PostgreSQL starts with "*" (strict) or "".
-func (a *Agent) prepareSyncPromotion(ctx context.Context) error {
+func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error {
 	if !a.dyn.SynchronousMode {
 		return nil
 	}
-	v := a.dcs.View()
 	if err := a.writeSyncKey(ctx, v, nil); err != nil {
 		return err
 	}
