@@ -274,7 +274,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.lastPlan = p
 	restartPending := a.restartAt != nil || a.restart != nil
 	a.driveSwitchover(ctx, snap)
-	a.runScheduledRestart(ctx)
+	a.runScheduledRestart(ctx, decideScheduledRestart(snap))
 	a.noteRoleChange(ctx)
 	a.processFailoverKey(ctx, snap)
 	switch {

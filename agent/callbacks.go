@@ -82,16 +82,26 @@ func (a *Agent) runCallback(ctx context.Context, action string, role Role) {
 	}()
 }
 
-// noteRoleChange fires on_role_change when the published role changed.
-func (a *Agent) noteRoleChange(ctx context.Context) {
-	role := a.role
+// decideRoleChange: on_role_change fires when the role this tick settled
+// on (primary or replica; a demoted or uninitialized member is between
+// roles) differs from the one last reported; the first role seen is only
+// remembered. It returns whether to fire and the role to remember.
+func decideRoleChange(reported, role Role) (fire bool, remember Role) {
 	if role != RolePrimary && role != RoleReplica {
-		return
+		return false, reported
 	}
-	if a.callbackRole != "" && a.callbackRole != role {
-		a.runCallback(ctx, "on_role_change", role)
+	return reported != "" && reported != role, role
+}
+
+// noteRoleChange fires on_role_change when the published role changed.
+// The role is the one act left, so this runs after act, not over the
+// snapshot.
+func (a *Agent) noteRoleChange(ctx context.Context) {
+	fire, remember := decideRoleChange(a.callbackRole, a.role)
+	if fire {
+		a.runCallback(ctx, "on_role_change", a.role)
 	}
-	a.callbackRole = role
+	a.callbackRole = remember
 }
 
 func tail(s string, n int) string {

@@ -158,14 +158,40 @@ func (a *Agent) CancelRestart(ctx context.Context) (int, string) {
 	})
 }
 
-// runScheduledRestart runs a due scheduled restart (called every tick).
-func (a *Agent) runScheduledRestart(ctx context.Context) {
+// scheduledRestartStep is what the loop does with a scheduled restart.
+type scheduledRestartStep int
+
+const (
+	// restartNotDue: none is scheduled, or its time has not come.
+	restartNotDue scheduledRestartStep = iota
+	// restartDue: run it now.
+	restartDue
+	// restartOverdue: its time passed long ago (the agent was down or
+	// stuck); drop it rather than restart at a moment nobody chose.
+	restartOverdue
+)
+
+// decideScheduledRestart: due once its time has come, overdue past
+// 1.5·loop_wait + 1 min after it.
+func decideScheduledRestart(s Snapshot) scheduledRestartStep {
+	at := s.ScheduledRestart
+	switch {
+	case at.IsZero() || at.After(s.Now):
+		return restartNotDue
+	case s.Now.Sub(at) > 3*s.Config.LoopWait/2+time.Minute:
+		return restartOverdue
+	}
+	return restartDue
+}
+
+// runScheduledRestart carries out decideScheduledRestart (every tick).
+func (a *Agent) runScheduledRestart(ctx context.Context, step scheduledRestartStep) {
 	r := a.restartAt
-	if r == nil || time.Until(*r.req.Schedule) > 0 {
+	if step == restartNotDue || r == nil { // commands run between ticks: r is the snapshot's
 		return
 	}
 	a.restartAt = nil
-	if time.Since(*r.req.Schedule) > 3*a.dyn.LoopWait/2+time.Minute {
+	if step == restartOverdue {
 		a.log.Warn("dropping an overdue scheduled restart", "schedule", r.req.Schedule)
 		return
 	}
