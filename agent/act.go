@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -30,21 +31,21 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 	case ActFence:
 		a.fence(ctx)
 	case ActDemote:
-		err = a.demote(ctx, p.Action.Leader)
+		err = a.demote(ctx, s.View, p.Action.Leader)
 	case ActBootstrap:
 		return a.bootstrap(ctx)
 	case ActClone:
-		err = a.clone(ctx, p.Action.Leader)
+		err = a.clone(ctx, s.View, p.Action.Leader)
 	case ActStartPrimary:
 		err = a.startPrimary(ctx)
 	case ActStartReplica:
-		err = a.startReplica(ctx, p.Action.Leader)
+		err = a.startReplica(ctx, s.View, p.Action.Leader)
 	case ActFollow:
 		err = a.follow(ctx, s, p.Action.Leader)
 	case ActRace:
 		err = a.race(ctx, s, p)
 	case ActPromote:
-		err = a.promote(ctx)
+		err = a.promote(ctx, s.View)
 	case ActAcquire:
 		err = a.acquire(ctx)
 	case ActLead:
@@ -63,100 +64,31 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 	return nil
 }
 
-// fenceBeforeRelease stops PostgreSQL before the leader key is given away
-// (nobody may promote while it can still accept writes), unless it is
-// known to be a replica: a running primary, and one that does not answer —
-// hung or frozen, it looks "not running" from here, and would serve as a
-// primary again when it wakes. Immediate stop, up to SIGKILL of every
-// server process; if even that fails the key is kept. Not in maintenance
-// mode: nobody promotes automatically then, and Regent leaves PostgreSQL
-// alone. The next tick starts it again as a replica.
-func (a *Agent) fenceBeforeRelease(ctx context.Context, s Snapshot) error {
-	if s.Config.Pause || (s.PG.Running && s.PG.Status.InRecovery) {
-		return nil
-	}
-	if err := a.stopForSafety(ctx); err != nil {
-		return fmt.Errorf("keeping the leader key: PostgreSQL could not be stopped: %w", err)
-	}
-	a.disarmWatchdog()
-	a.pgState, a.role = "stopped", "demoted"
-	return nil
-}
-
-// stopForSafety is the stop of every path that must end writes: immediate,
-// escalating to SIGKILL of every server process (at once for a stopped
-// postmaster), all within the fence budget (leadership.fenceBudget, at
-// most safety_margin).
-func (a *Agent) stopForSafety(ctx context.Context) error {
-	_, err := a.pg.Stop(ctx, postgres.StopImmediate, fenceBudget(a.dyn.TTL, a.cfg.Watchdog.SafetyMargin))
-	return err
-}
-
-// fence stops a leader that is past its deadline (or whose earlier fence
-// failed): immediate stop first, no etcd call before it, then a read-only
-// restart and a best-effort release of the key (guarded by value and
-// lease, so it never touches a key that someone else holds now). A failed
-// stop keeps every protection: the key is not released, the watchdog stays
-// armed (it fires if the agent hangs now), and the next tick fences again.
-func (a *Agent) fence(ctx context.Context) {
-	a.role = "demoted"
-	if err := a.stopForSafety(ctx); err != nil {
-		a.log.Error("fence: stopping PostgreSQL failed; keeping the leader key and the watchdog, retrying next tick", "err", err)
-		a.setLease(a.lease.fenceFailed())
-		return
-	}
-	// Writes are impossible now: disarm before anything slower (the
-	// read-only restart, the key release) so the host is not reset.
-	a.setLease(a.lease.lost())
-	a.disarmWatchdog()
-	a.pgState = "stopped"
-	if _, err := a.pg.ConfigureStandby(nil); err != nil {
-		a.log.Error("fence: cannot write standby configuration", "err", err)
-		return
-	}
-	a.startPG(ctx, "replica")
-	rctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	_ = a.dcs.ReleaseLeader(rctx, a.name)
-}
-
-// demote turns a primary that does not hold the leader key into a replica
-// of leader ("" = no upstream yet): immediate stop, as Patroni's
-// immediate-nolock, because someone else may already be writing.
-func (a *Agent) demote(ctx context.Context, leader string) error {
-	a.role = "demoted"
-	if err := a.stopForSafety(ctx); err != nil {
-		return fmt.Errorf("demote: stop: %w", err)
-	}
-	a.disarmWatchdog()
-	a.pgState = "stopped"
-	return a.startReplica(ctx, leader)
-}
-
 func (a *Agent) startPrimary(ctx context.Context) error {
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		return fmt.Errorf("start primary: %w", err)
 	}
-	return a.startPG(ctx, "primary")
+	return a.startPG(ctx, RolePrimary)
 }
 
-// startReplica starts PostgreSQL in recovery. With a leader on another
+// startReplica starts PostgreSQL in recovery, following leader's member
+// key in the view the plan was decided on. With a leader on another
 // timeline it starts without an upstream first: the running replica's
 // replay position then tells follow whether a rewind is needed.
-func (a *Agent) startReplica(ctx context.Context, leader string) error {
-	up, err := a.upstream(leader)
+func (a *Agent) startReplica(ctx context.Context, v *dcs.Cluster, leader string) error {
+	up, err := a.upstream(v, leader)
 	if err != nil {
 		a.log.Warn("cannot follow leader yet", "leader", leader, "err", err)
 	}
 	if up != nil {
-		if m, ok := a.dcs.View().Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
+		if m, ok := v.Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
 			up = nil
 		}
 	}
 	if _, err := a.pg.ConfigureStandby(up); err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
-	return a.startPG(ctx, "replica")
+	return a.startPG(ctx, RoleReplica)
 }
 
 // sameTimeline reports whether the stopped local server is on timeline tl.
@@ -167,9 +99,9 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 	return err == nil && int(cd.Timeline) == tl
 }
 
-func (a *Agent) startPG(ctx context.Context, role string) error {
-	a.pgState = "starting"
-	if role == "replica" {
+func (a *Agent) startPG(ctx context.Context, role Role) error {
+	a.pgState = PGStarting
+	if role == RoleReplica {
 		a.applyStandbyFloor(ctx)
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
@@ -188,11 +120,11 @@ func (a *Agent) startPG(ctx context.Context, role string) error {
 	}
 	defer cancel()
 	if err := a.pg.Start(sctx); err != nil {
-		a.pgState = "start failed"
+		a.pgState = PGStartFailed
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
-	a.pgState, a.role = "running", role
-	if role == "replica" {
+	a.pgState, a.role = PGRunning, role
+	if role == RoleReplica {
 		a.dropStandbyFloor(ctx)
 	}
 	a.runCallback(ctx, "on_start", role)
@@ -226,12 +158,12 @@ func (a *Agent) ioContextUntilDeadline(ctx context.Context) (context.Context, co
 	return context.WithDeadline(ctx, a.lease.deadline())
 }
 
-func (a *Agent) clone(ctx context.Context, leader string) error {
-	up, err := a.upstream(leader)
+func (a *Agent) clone(ctx context.Context, v *dcs.Cluster, leader string) error {
+	up, err := a.upstream(v, leader)
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
-	a.pgState, a.role = "creating replica", "replica"
+	a.pgState, a.role = PGCreatingReplica, RoleReplica
 	// Minutes for a large database: beside the loop. The next tick starts
 	// the new replica (or clones again after a failure: Clone removes a
 	// partial copy).
@@ -242,7 +174,7 @@ func (a *Agent) clone(ctx context.Context, leader string) error {
 			return fmt.Errorf("clone from %s: %w", leader, err)
 		}
 		return nil
-	}, func(error) { a.pgState = "stopped" })
+	}, func(error) { a.pgState = PGStopped })
 	return nil
 }
 
@@ -256,12 +188,13 @@ func (a *Agent) release(ctx context.Context) {
 	a.setLease(a.lease.lost())
 }
 
-// upstream resolves a member's PostgreSQL address from its conn_url.
-func (a *Agent) upstream(leader string) (*postgres.Upstream, error) {
+// upstream resolves a member's PostgreSQL address from its conn_url in v
+// (the snapshot's view: act works from what decide saw).
+func (a *Agent) upstream(v *dcs.Cluster, leader string) (*postgres.Upstream, error) {
 	if leader == "" {
 		return nil, nil
 	}
-	m, ok := a.dcs.View().Members[leader]
+	m, ok := v.Members[leader]
 	if !ok {
 		return nil, fmt.Errorf("leader %s has no member key", leader)
 	}

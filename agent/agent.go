@@ -32,8 +32,8 @@ type Options struct {
 	Peers     PeerFetcher
 	// Watchdog is the hardware watchdog; nil means mode off.
 	Watchdog Watchdog
-	// Fence runs fence.command; nil uses Config.Fence.
-	Fence FenceHook
+	// Stonith runs fence.command (the STONITH hook); nil uses Config.Fence.
+	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -44,25 +44,25 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg       *Config
-	name      string
-	log       *slog.Logger
-	dcs       DCS
-	pg        Postgres
-	pub       Publisher
-	peers     PeerFetcher
-	wd        Watchdog
-	fenceHook FenceHook
-	metrics   *Metrics
-	now       func() time.Time
+	cfg     *Config
+	name    string
+	log     *slog.Logger
+	dcs     DCS
+	pg      Postgres
+	pub     Publisher
+	peers   PeerFetcher
+	wd      Watchdog
+	stonith StonithHook
+	metrics *Metrics
+	now     func() time.Time
 
 	// Loop-owned state.
 	dyn           DynamicConfig
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
-	pgState       string // Patroni's state vocabulary: running, stopped, starting, creating replica…
-	role          string // primary, replica, uninitialized, demoted
+	pgState       PGRunState
+	role          Role
 	lastPlan      Plan
 	lastRewindTry time.Time
 	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
@@ -96,8 +96,8 @@ type Agent struct {
 	commands      chan command
 	restartAt     *scheduledRestart
 	restart       *restartJob // a restart whose stop runs beside the loop
-	job           *pgJob      // a clone or rewind running beside the loop
-	callbackRole  string      // the role on_role_change last reported
+	job           *job        // a clone or rewind running beside the loop
+	callbackRole  Role        // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -119,8 +119,8 @@ func New(o Options) (*Agent, error) {
 	if o.Watchdog == nil {
 		o.Watchdog = fencing.NewWatchdog(fencing.Config{Mode: fencing.ModeOff}, nil, o.Logger, o.Clock)
 	}
-	if o.Fence == nil {
-		o.Fence = o.Config.Fence
+	if o.Stonith == nil {
+		o.Stonith = o.Config.Fence
 	}
 	dyn, err := o.Config.BootstrapDynamic()
 	if err != nil {
@@ -133,10 +133,10 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, fenceHook: o.Fence, metrics: o.Metrics,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
-		pgState: "stopped", role: "uninitialized", commands: make(chan command),
+		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
 	}
 	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
 	// no path (the loop's, a switchover step's, a command's) can wait past
@@ -187,8 +187,8 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if j := a.job; j != nil {
 		jobDone = j.done // act on the result as soon as the work ends
 	}
-	if j := a.restart; j != nil && !j.stopDone {
-		restartStopped = j.stopped // start PostgreSQL again as soon as the stop ends
+	if r := a.restart; r != nil && r.stop != nil {
+		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
 	}
 	if q := a.quiesce; q != nil {
 		if !q.done {
@@ -209,10 +209,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			a.quiesce.err, a.quiesce.done = err, true
 			return
 		case err := <-restartStopped:
-			a.restartStopped(err)
+			a.endJob(a.restart.stop, err)
 			return
 		case err := <-jobDone:
-			a.endJob(err)
+			a.endJob(a.job, err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -255,12 +255,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.applyConfig(ctx)
 	}
 	a.renew(ctx)
-	restart := a.restartProgress()
-	snap := a.observe(ctx)
-	snap.Restart = restart
-	snap.Busy = a.busy()
-	a.trackLeader(snap)
-	snap.LeaderlessSince = a.leaderlessSince
+	snap := a.observe(ctx, a.restartProgress())
 	p := decide(snap)
 	a.note(p)
 	err := a.act(ctx, snap, p)
@@ -279,11 +274,11 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.lastPlan = p
 	restartPending := a.restartAt != nil || a.restart != nil
 	a.driveSwitchover(ctx, snap)
-	a.runScheduledRestart(ctx)
+	a.runScheduledRestart(ctx, decideScheduledRestart(snap))
 	a.noteRoleChange(ctx)
 	a.processFailoverKey(ctx, snap)
 	switch {
-	case unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == "running") == snap.PG.Running:
+	case unchangedPostgres(snap, p, restartPending) && a.quiesce == nil && (a.pgState == PGRunning) == snap.PG.Running:
 		// Nothing this tick touched PostgreSQL: publish what observe read
 		// rather than query it a second time.
 		a.publishStatus(ctx, snap.PG.Status, snap.PG.Running)
@@ -307,17 +302,17 @@ func unchangedPostgres(s Snapshot, p Plan, restartPending bool) bool {
 
 // trackLeader follows leaderless episodes: when the leader was last seen
 // and when its absence was first observed.
-func (a *Agent) trackLeader(s Snapshot) {
-	if s.View == nil {
+func (a *Agent) trackLeader(v *dcs.Cluster, now time.Time) {
+	if v == nil {
 		return
 	}
-	if l := s.View.LeaderName(); l != "" {
-		a.leaderLastSeen, a.previousLeader = s.Now, l
+	if l := v.LeaderName(); l != "" {
+		a.leaderLastSeen, a.previousLeader = now, l
 		a.leaderlessSince, a.episodeRecorded = time.Time{}, false
 		return
 	}
 	if a.leaderlessSince.IsZero() {
-		a.leaderlessSince = s.Now
+		a.leaderlessSince = now
 	}
 }
 
@@ -393,7 +388,7 @@ func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
 		a.log.Warn("cannot rewrite postgresql.conf", "err", err)
 		return
 	}
-	if changed && a.pgState == "running" {
+	if changed && a.pgState == PGRunning {
 		a.log.Info("cluster-wide PostgreSQL parameters changed; reloading")
 		rctx, cancel := a.ioContext(ctx)
 		defer cancel()

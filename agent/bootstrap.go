@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
-	"github.com/regent-ha/regent/postgres"
 )
 
 // initdbTimeout bounds initdb, the first start and role setup.
@@ -39,7 +38,7 @@ func (a *Agent) bootstrap(ctx context.Context) error {
 }
 
 func (a *Agent) initCluster(ctx context.Context) error {
-	a.pgState, a.role = "initializing new cluster", "uninitialized"
+	a.pgState, a.role = PGInitializing, RoleUninitialized
 	ictx, cancel := context.WithTimeout(ctx, initdbTimeout)
 	defer cancel()
 	if err := a.pg.InitDB(ictx); err != nil {
@@ -54,7 +53,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	if err := a.pg.Start(ictx); err != nil {
 		return err
 	}
-	a.pgState, a.role = "running", "primary"
+	a.pgState, a.role = PGRunning, RolePrimary
 	if err := a.pg.SetupRoles(ictx); err != nil {
 		return err
 	}
@@ -136,50 +135,4 @@ func (a *Agent) abortBootstrap(ctx context.Context) {
 	if a.lease.leading {
 		a.release(dctx)
 	}
-}
-
-// shutdown stops PostgreSQL (fast, escalating within stop_timeout) and only
-// then releases the leader key, so the replicas have the shutdown
-// checkpoint when they race. The member key is left to expire with the
-// lease, as Patroni does, showing state "stopped" meanwhile.
-func (a *Agent) shutdown(ctx context.Context) {
-	if a.dyn.Pause {
-		// Maintenance mode: PostgreSQL and the lock stay as the operator
-		// left them (Patroni does the same); the lease lapses on its own.
-		a.disarmWatchdog()
-		a.log.Info("shutting down in maintenance mode: PostgreSQL left running")
-		return
-	}
-	a.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(ctx, a.cfg.Postgres.StopTimeout+5*time.Second)
-	defer cancel()
-	a.leaveSyncDuty(sctx)
-	a.pgState = "stopping"
-	mode, err := a.pg.Stop(sctx, postgres.StopFast, a.cfg.Postgres.StopTimeout)
-	if err != nil && a.lease.leading {
-		// One rule for every release: the key goes only once writes are
-		// impossible. A last immediate stop, then keep the key and the
-		// watchdog (it resets the host) rather than hand over a writable
-		// primary.
-		a.log.Error("stopping PostgreSQL failed; trying an immediate stop", "err", err)
-		if err = a.stopForSafety(context.WithoutCancel(ctx)); err != nil {
-			a.log.Error("PostgreSQL could not be stopped: keeping the leader key and the watchdog armed", "err", err)
-			return
-		}
-		mode = postgres.StopImmediate
-	}
-	if err != nil {
-		a.log.Error("stopping PostgreSQL failed", "err", err)
-	} else {
-		a.log.Info("PostgreSQL stopped", "mode", mode)
-		a.pgState = "stopped"
-	}
-	a.disarmWatchdog()
-	// The member key says "stopped" before the leader key goes: a candidate
-	// reads it as a clean step-down and skips fence.command.
-	a.publish(sctx)
-	if a.lease.leading {
-		a.release(sctx)
-	}
-	a.log.Info("agent stopped")
 }

@@ -3,10 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"github.com/regent-ha/regent/dcs"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/dcs"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
 )
@@ -65,7 +66,7 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 	if err := store.Put(t.Context(), store.Keys().SwitchoverLock(), []byte("s1")); err != nil {
 		t.Fatal(err)
 	}
-	snap := h.agent.observe(t.Context())
+	snap := h.agent.observe(t.Context(), RestartNone)
 	if snap.Switchover == nil {
 		t.Fatal("the switchover record is not in the view")
 	}
@@ -116,12 +117,12 @@ func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
 		}
 		return r.State
 	}
-	h.agent.driveSwitchover(ctx, h.agent.observe(ctx))
+	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
 	if got := state(); got != StateRunning {
 		t.Fatalf("switchover %s at once: its CreatedAt comes from another host's clock", got)
 	}
 	h.advance(31 * time.Second)
-	h.agent.driveSwitchover(ctx, h.agent.observe(ctx))
+	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
 	if got := state(); got != StateFailed {
 		t.Fatalf("switchover %s after 31 s on this host's clock with a 30 s timeout, want failed", got)
 	}

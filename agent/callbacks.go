@@ -46,7 +46,7 @@ func (c CallbacksConfig) Validate() error {
 }
 
 // runCallback starts the callback for action in the background.
-func (a *Agent) runCallback(ctx context.Context, action, role string) {
+func (a *Agent) runCallback(ctx context.Context, action string, role Role) {
 	var argv []string
 	switch action {
 	case "on_role_change":
@@ -59,7 +59,7 @@ func (a *Agent) runCallback(ctx context.Context, action, role string) {
 	if len(argv) == 0 {
 		return
 	}
-	args := append(append([]string{}, argv[1:]...), action, role, a.cfg.Scope)
+	args := append(append([]string{}, argv[1:]...), action, string(role), a.cfg.Scope)
 	timeout := a.cfg.Callbacks.Timeout
 	go func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -82,16 +82,26 @@ func (a *Agent) runCallback(ctx context.Context, action, role string) {
 	}()
 }
 
+// decideRoleChange: on_role_change fires when the role this tick settled
+// on (primary or replica; a demoted or uninitialized member is between
+// roles) differs from the one last reported; the first role seen is only
+// remembered. It returns whether to fire and the role to remember.
+func decideRoleChange(reported, role Role) (fire bool, remember Role) {
+	if role != RolePrimary && role != RoleReplica {
+		return false, reported
+	}
+	return reported != "" && reported != role, role
+}
+
 // noteRoleChange fires on_role_change when the published role changed.
+// The role is the one act left, so this runs after act, not over the
+// snapshot.
 func (a *Agent) noteRoleChange(ctx context.Context) {
-	role := a.role
-	if role != "primary" && role != "replica" {
-		return
+	fire, remember := decideRoleChange(a.callbackRole, a.role)
+	if fire {
+		a.runCallback(ctx, "on_role_change", a.role)
 	}
-	if a.callbackRole != "" && a.callbackRole != role {
-		a.runCallback(ctx, "on_role_change", role)
-	}
-	a.callbackRole = role
+	a.callbackRole = remember
 }
 
 func tail(s string, n int) string {

@@ -93,15 +93,15 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 		return http.StatusServiceUnavailable, "a restart or a switchover is already in progress"
 	}
 	st, err := a.pg.Status(ctx)
-	if err != nil && a.pgState == "starting" {
+	if err != nil && a.pgState == PGStarting {
 		return http.StatusServiceUnavailable, "postgres is still starting"
 	}
 	if !a.restartConditionsMet(req, st, err == nil) {
 		return http.StatusServiceUnavailable, "restart conditions are not satisfied"
 	}
-	role := "replica"
+	role := RoleReplica
 	if err == nil && !st.InRecovery {
-		role = "primary"
+		role = RolePrimary
 	}
 	budget := a.cfg.Postgres.StopTimeout
 	if req.Timeout > 0 {
@@ -115,13 +115,13 @@ func (a *Agent) restartConditionsMet(req restapi.RestartRequest, st postgres.Sta
 		return false
 	}
 	if req.Role != "" {
-		role := "replica"
+		role := RoleReplica
 		if running && !st.InRecovery {
-			role = "primary"
+			role = RolePrimary
 		}
-		want := req.Role
+		want := Role(req.Role)
 		if want == "master" {
-			want = "primary"
+			want = RolePrimary
 		}
 		if want != role {
 			return false
@@ -158,14 +158,40 @@ func (a *Agent) CancelRestart(ctx context.Context) (int, string) {
 	})
 }
 
-// runScheduledRestart runs a due scheduled restart (called every tick).
-func (a *Agent) runScheduledRestart(ctx context.Context) {
+// scheduledRestartStep is what the loop does with a scheduled restart.
+type scheduledRestartStep int
+
+const (
+	// restartNotDue: none is scheduled, or its time has not come.
+	restartNotDue scheduledRestartStep = iota
+	// restartDue: run it now.
+	restartDue
+	// restartOverdue: its time passed long ago (the agent was down or
+	// stuck); drop it rather than restart at a moment nobody chose.
+	restartOverdue
+)
+
+// decideScheduledRestart: due once its time has come, overdue past
+// 1.5·loop_wait + 1 min after it.
+func decideScheduledRestart(s Snapshot) scheduledRestartStep {
+	at := s.ScheduledRestart
+	switch {
+	case at.IsZero() || at.After(s.Now):
+		return restartNotDue
+	case s.Now.Sub(at) > 3*s.Config.LoopWait/2+time.Minute:
+		return restartOverdue
+	}
+	return restartDue
+}
+
+// runScheduledRestart carries out decideScheduledRestart (every tick).
+func (a *Agent) runScheduledRestart(ctx context.Context, step scheduledRestartStep) {
 	r := a.restartAt
-	if r == nil || time.Until(*r.req.Schedule) > 0 {
+	if step == restartNotDue || r == nil { // commands run between ticks: r is the snapshot's
 		return
 	}
 	a.restartAt = nil
-	if time.Since(*r.req.Schedule) > 3*a.dyn.LoopWait/2+time.Minute {
+	if step == restartOverdue {
 		a.log.Warn("dropping an overdue scheduled restart", "schedule", r.req.Schedule)
 		return
 	}
@@ -182,7 +208,7 @@ func (a *Agent) Reload(ctx context.Context) (int, string) {
 		if _, err := a.pg.Reconfigure(); err != nil {
 			a.log.Error("reload: rewriting the configuration failed", "err", err)
 		}
-		if a.pgState == "running" {
+		if a.pgState == PGRunning {
 			rctx, cancel := a.ioContext(ctx)
 			defer cancel()
 			if err := a.pg.Reload(rctx); err != nil {
@@ -211,7 +237,7 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		if err := a.pg.WipeDataDir(); err != nil {
 			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
 		}
-		a.pgState = "creating replica"
+		a.pgState = PGCreatingReplica
 		// The next ticks clone from the leader (empty data directory).
 		return http.StatusOK, "reinitialize started"
 	})

@@ -52,6 +52,17 @@ func peer(name string, wal postgres.LSN) PeerStatus {
 
 func unlocked(s *Snapshot) { s.View.Leader = nil }
 
+// keyNamesMe: the leader key names pg2 (this member), from this session
+// only together with leading.
+func keyNamesMe(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"} }
+
+func leading(s *Snapshot) {
+	keyNamesMe(s)
+	s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
+}
+
+func stoppedPG(s *Snapshot) { s.PG = PGState{SystemID: 7000000000000000001} }
+
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -247,6 +258,73 @@ func TestDecide(t *testing.T) {
 				s.Peers = []PeerStatus{peer("pg3", 0x6000000)}
 			}),
 			Action{Kind: ActWait}, "pg3 is more advanced"},
+		{"a leader quiescing for a switchover waits, PostgreSQL running or not",
+			snap(leading, stoppedPG, func(s *Snapshot) { s.Quiescing = true }),
+			Action{Kind: ActWait}, "writes quiesced"},
+		{"restart: stopped, under a leader key naming me from an earlier session: no upstream",
+			snap(keyNamesMe, stoppedPG, func(s *Snapshot) { s.Restart = RestartStarting }),
+			Action{Kind: ActStartReplica}, "starting PostgreSQL again read-only"},
+		{"empty data dir while holding the lease releases the key",
+			snap(leading, func(s *Snapshot) { s.PG = PGState{DataDirEmpty: true} }),
+			Action{Kind: ActRelease}, "data directory is empty; releasing"},
+		{"empty data dir under a leader key naming me from an earlier session waits",
+			snap(keyNamesMe, func(s *Snapshot) { s.PG = PGState{DataDirEmpty: true} }),
+			Action{Kind: ActWait}, "waiting for the key to expire"},
+		{"unlocked: the member the failover key names races",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Leader: "pg1", Member: "pg2"}
+				s.Peers = []PeerStatus{peer("pg3", 0x9000000)} // even behind a peer
+			}),
+			Action{Kind: ActRace}, "designated candidate (failover key names me, requested by pg1)"},
+		{"unlocked: another member is named and can still take over",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg3"}
+				s.LeaderlessSince = t0.Add(-19 * time.Second) // < 2·ttl
+			}),
+			Action{Kind: ActWait}, "only it may take the leader key"},
+		{"unlocked: the named member has had 2·ttl; the others elect",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg3"}
+				s.LeaderlessSince = t0.Add(-20 * time.Second)
+			}),
+			Action{Kind: ActRace}, "most advanced"},
+		{"unlocked: the named member has no member key; the others elect",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg9"}
+			}),
+			Action{Kind: ActRace}, "most advanced"},
+		{"designated candidate of a switchover waits to replay past the final LSN",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg2"}
+				s.Switchover = &SwitchoverRecord{To: "pg2", FinalLSN: 0x5000000}
+			}),
+			Action{Kind: ActWait}, "waiting to pass the old primary's final LSN 0/5000000"},
+		{"designated candidate of a switchover races once past the final LSN",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg2"}
+				s.Switchover = &SwitchoverRecord{To: "pg2", FinalLSN: 0x4FFFFFF}
+			}),
+			Action{Kind: ActRace}, "designated candidate"},
+		{"designated candidate tagged nofailover does not race",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg2"}
+				s.Tags = Tags{"nofailover": true}
+			}),
+			Action{Kind: ActWait}, "tagged nofailover"},
+		{"designated candidate that is not a synchronous standby does not race",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg2"}
+				s.Config.SynchronousMode = true
+				standby := "pg3"
+				s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &standby}
+			}),
+			Action{Kind: ActWait}, "not a synchronous standby"},
+		{"designated candidate whose required watchdog is unusable does not race",
+			snap(unlocked, func(s *Snapshot) {
+				s.View.Failover = dcs.Failover{Member: "pg2"}
+				s.WatchdogUsable = false
+			}),
+			Action{Kind: ActWait}, "watchdog is unusable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,14 +440,29 @@ func TestOnlyOneRacerAmongEqualPeers(t *testing.T) {
 	}
 }
 
+// kindCase is a decide table row checked by action kind and reason.
+type kindCase struct {
+	name string
+	snap Snapshot
+	want ActionKind
+	why  string // substring of the reason
+}
+
+func checkKinds(t *testing.T, tests []kindCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide(tt.snap)
+			if got.Action.Kind != tt.want || !strings.Contains(got.Reason, tt.why) {
+				t.Errorf("got %s %q, want %s containing %q", got.Action.Kind, got.Reason, tt.want, tt.why)
+			}
+		})
+	}
+}
+
 func TestDecidePaused(t *testing.T) {
 	paused := func(s *Snapshot) { s.Config.Pause = true }
-	tests := []struct {
-		name string
-		snap Snapshot
-		want ActionKind
-		why  string
-	}{
+	checkKinds(t, []kindCase{
 		{"crashed primary is not restarted", snap(paused, func(s *Snapshot) {
 			s.View.Leader = &dcs.Leader{Name: "pg2"}
 			s.PG = PGState{DownSince: t0.Add(-time.Second)}
@@ -398,7 +491,7 @@ func TestDecidePaused(t *testing.T) {
 		}), ActWait, "cannot tell which member was the primary"},
 		{"named candidate races when fence.command will run first", snap(paused, unlocked, func(s *Snapshot) {
 			s.View.Failover = dcs.Failover{Member: "pg2"}
-			s.PreviousLeader, s.FenceConfigured = "pg1", true
+			s.PreviousLeader, s.StonithConfigured = "pg1", true
 			delete(s.View.Members, "pg1")
 		}), ActRace, "designated"},
 		{"named candidate races when the operator vouches the former primary is down", snap(paused, unlocked, func(s *Snapshot) {
@@ -417,13 +510,40 @@ func TestDecidePaused(t *testing.T) {
 			s.Lease = LeaseState{Leading: true, Deadline: t0.Add(-time.Second)}
 		}), ActFence, "deadline"},
 		{"replica keeps following", snap(paused), ActFollow, "following"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := decide(tt.snap)
-			if got.Action.Kind != tt.want || !strings.Contains(got.Reason, tt.why) {
-				t.Errorf("got %s %q, want %s containing %q", got.Action.Kind, got.Reason, tt.want, tt.why)
-			}
-		})
+		{"leading primary leads", snap(paused, leading, func(s *Snapshot) { s.PG = primary(0x5000000) }), ActLead, "paused: leading"},
+		{"leading replica promotes on an explicit failover to it", snap(paused, leading, func(s *Snapshot) {
+			s.View.Failover = dcs.Failover{Member: "pg2"}
+		}), ActPromote, "explicit failover to me"},
+		{"the leader key still on my lease is released", snap(paused, func(s *Snapshot) {
+			s.View.Leader = &dcs.Leader{Name: "pg2", Lease: 77}
+			s.Lease = LeaseState{ID: 77}
+		}), ActRelease, "still on my lease"},
+	})
+}
+
+// TestUnsafeBuildKeepsAPrimary: the chaos suite's broken build
+// (skipSelfFencing) neither fences past the deadline nor demotes a primary
+// without the lease; the suite must catch the split brain that follows.
+func TestUnsafeBuildKeepsAPrimary(t *testing.T) {
+	skipSelfFencing = true
+	t.Cleanup(func() { skipSelfFencing = false })
+	checkKinds(t, []kindCase{
+		{"past its deadline: leads on", snap(leading, func(s *Snapshot) {
+			s.PG = primary(0x5000000)
+			s.Lease.Deadline = t0.Add(-time.Second)
+		}), ActLead, "leading"},
+		{"a failed fence is not retried", snap(leading, func(s *Snapshot) {
+			s.PG = primary(0x5000000)
+			s.Lease.Unfenced = true
+		}), ActLead, "leading"},
+		{"without the lease: not demoted", snap(func(s *Snapshot) { s.PG = primary(0x5000000) }), ActWait, "UNSAFE build"},
+	})
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{1023: "1023 B", 1 << 10: "1.0 kB", 3 << 19: "1.5 MB", 5 << 30: "5.0 GB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

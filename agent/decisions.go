@@ -26,7 +26,9 @@ type Decision struct {
 	PreviousLeader string            `json:"previous_leader,omitempty"`
 	Candidates     []CandidateRecord `json:"candidates,omitempty"`
 	Timings        *Timings          `json:"timings,omitempty"`
-	Fence          *FenceRecord      `json:"fence,omitempty"`
+	// Stonith is fence.command's run against the former leader (the
+	// record's "fence" field, as published since the first release).
+	Stonith *StonithRecord `json:"fence,omitempty"`
 }
 
 // CandidateRecord is one member's standing in an election.

@@ -84,8 +84,8 @@ type Watchdog interface {
 	Status() fencing.Status
 }
 
-// FenceHook runs the operator's STONITH command against a former leader.
-type FenceHook interface {
+// StonithHook runs the operator's STONITH command against a former leader.
+type StonithHook interface {
 	Run(ctx context.Context, target, targetConnURL, scope string) (fencing.HookResult, error)
 }
 

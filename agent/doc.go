@@ -10,6 +10,11 @@
 // every tick, before any I/O, so a process waking from a freeze fences
 // before anything else — and never re-creates a leader key it lost.
 //
+// Two words are kept apart: "fence" is the agent stopping its own
+// PostgreSQL (fence.go: past the lease deadline, without the key);
+// "STONITH" is fence.command, the operator's hook a candidate runs against
+// a former leader before promoting over it (stonith.go).
+//
 // agent also composes regent.yml (Config) from the sections owned by dcs,
 // postgres, restapi and fencing, and parses the dynamic config key.
 // It talks to etcd and PostgreSQL only through the DCS and Postgres

@@ -12,35 +12,67 @@ import (
 	"github.com/regent-ha/regent/restapi"
 )
 
-// processFailoverKey is the leader's side of Patroni's failover key
+// failoverKeyStep is what the leader does with the failover key.
+type failoverKeyStep int
+
+const (
+	// failoverKeyIdle: nothing to do (not the leader, no request, a
+	// switchover already running, or a scheduled one not due yet).
+	failoverKeyIdle failoverKeyStep = iota
+	// failoverKeyClear: the request cannot be carried out; clear it.
+	failoverKeyClear
+	// failoverKeyStart: start the staged switchover it asks for.
+	failoverKeyStart
+)
+
+// failoverKeyDecision is decideFailoverKey's answer; Why says why a
+// request is cleared.
+type failoverKeyDecision struct {
+	Step failoverKeyStep
+	Why  string
+}
+
+// decideFailoverKey is the leader's side of Patroni's failover key
 // (patroni-compat.md §3.6): POST /switchover, POST /failover and
 // patronictl's fallback write it; the leader turns it into the same
-// staged switchover PATCH /switchover starts, when it is due.
-func (a *Agent) processFailoverKey(ctx context.Context, s Snapshot) {
-	if s.View == nil || !a.lease.leading || s.View.Failover.Empty() || s.Switchover != nil || a.quiesce != nil {
-		return
+// staged switchover PATCH /switchover starts, when it is due. leading and
+// quiescing are the loop's state after this tick's act and switchover
+// step, which may have changed them since the snapshot.
+func decideFailoverKey(s Snapshot, leading, quiescing bool) failoverKeyDecision {
+	if s.View == nil || !leading || s.View.Failover.Empty() || s.Switchover != nil || quiescing {
+		return failoverKeyDecision{Step: failoverKeyIdle}
 	}
 	f := s.View.Failover
-	if f.Member == a.name || (f.Leader != "" && f.Leader != a.name) {
-		a.log.Info("clearing a failover request that does not apply", "leader", f.Leader, "candidate", f.Member)
-		a.clearFailoverKey(ctx)
-		return
+	if f.Member == s.Name || (f.Leader != "" && f.Leader != s.Name) {
+		return failoverKeyDecision{failoverKeyClear, "the request does not apply (it names me as candidate, or another leader)"}
 	}
 	if f.ScheduledAt != "" {
 		at, err := parseISO8601(f.ScheduledAt)
 		switch {
 		case err != nil:
-			a.log.Warn("clearing a failover request with an unparsable scheduled_at", "scheduled_at", f.ScheduledAt)
-			a.clearFailoverKey(ctx)
-			return
-		case time.Until(at) > a.dyn.LoopWait:
-			return // not due yet
-		case time.Since(at) > a.dyn.LoopWait*3/2:
-			a.log.Warn("clearing an overdue scheduled switchover", "scheduled_at", f.ScheduledAt)
-			a.clearFailoverKey(ctx)
-			return
+			return failoverKeyDecision{failoverKeyClear, "scheduled_at is unparsable"}
+		case at.Sub(s.Now) > s.Config.LoopWait:
+			return failoverKeyDecision{Step: failoverKeyIdle} // not due yet
+		case s.Now.Sub(at) > s.Config.LoopWait*3/2:
+			return failoverKeyDecision{failoverKeyClear, "the scheduled switchover is overdue"}
 		}
 	}
+	return failoverKeyDecision{Step: failoverKeyStart}
+}
+
+// processFailoverKey carries out decideFailoverKey.
+func (a *Agent) processFailoverKey(ctx context.Context, s Snapshot) {
+	d := decideFailoverKey(s, a.lease.leading, a.quiesce != nil)
+	switch d.Step {
+	case failoverKeyIdle:
+		return
+	case failoverKeyClear:
+		f := s.View.Failover
+		a.log.Warn("clearing a failover request", "reason", d.Why, "leader", f.Leader, "candidate", f.Member, "scheduled_at", f.ScheduledAt)
+		a.clearFailoverKey(ctx)
+		return
+	}
+	f := s.View.Failover
 	// The pre-flight asks the peers over REST, which the bounded DCS does
 	// not cover: the lease deadline caps it as well.
 	sctx, cancel := context.WithDeadline(ctx, minTime(a.now().Add(2*peerTimeout+a.dyn.RetryTimeout), a.lease.deadline()))

@@ -22,10 +22,10 @@ const memberRefresh = 10 * time.Second
 // keepalive right before the attempt gives a fresh deadline; the local
 // state is re-checked after winning and before promoting.
 func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
-	fenced, ok := a.fenceOldLeader(ctx, s)
+	fenced, ok := a.stonithOldLeader(ctx, s)
 	if !ok {
 		a.record(Decision{Kind: "fence_failed", Reason: fmt.Sprintf("fence.command against %s failed (%s); not promoting over a leader that may still be alive", fenced.Target, fenced.Error),
-			PreviousLeader: a.previousLeader, Candidates: electionRecord(p.Election), Fence: fenced})
+			PreviousLeader: a.previousLeader, Candidates: electionRecord(p.Election), Stonith: fenced})
 		return fmt.Errorf("race: fence.command against %s failed: %s", fenced.Target, fenced.Error)
 	}
 	rctx, cancel := a.ioContext(ctx)
@@ -59,7 +59,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return fmt.Errorf("race: state moved before promote (in recovery %t, lsn %s, decided at %s); released the leader key",
 			st.InRecovery, st.WALPosition(), s.PG.Status.WALPosition())
 	}
-	if err := a.promote(ctx); err != nil {
+	if err := a.promote(ctx, s.View); err != nil {
 		return err
 	}
 	promotedAt := time.Now()
@@ -75,7 +75,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		kind = "promotion_on_request" // designated by a switchover or failover request
 	}
 	a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: a.previousLeader,
-		Candidates: electionRecord(p.Election), Fence: fenced,
+		Candidates: electionRecord(p.Election), Stonith: fenced,
 		Timings: &Timings{
 			LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
 			ElectedAt: electedAt, PromotedAt: promotedAt,
@@ -104,19 +104,19 @@ func (a *Agent) acquire(ctx context.Context) error {
 // promote finishes a promotion while holding the leader key, bounded by
 // the lease deadline, then checkpoints (so the old primary can pg_rewind
 // against us) and records the new timeline.
-func (a *Agent) promote(ctx context.Context) error {
+func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	pctx, cancel := context.WithTimeout(ctx, promoteTimeout)
 	defer cancel()
 	pctx, cancel2 := context.WithDeadline(pctx, a.lease.deadline())
 	defer cancel2()
 	start := a.now()
-	if err := a.prepareSyncPromotion(pctx); err != nil {
+	if err := a.prepareSyncPromotion(pctx, v); err != nil {
 		return fmt.Errorf("promote: synchronous mode: %w", err)
 	}
 	if err := a.pg.Promote(pctx); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
-	a.role = "primary"
+	a.role = RolePrimary
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}
@@ -124,14 +124,14 @@ func (a *Agent) promote(ctx context.Context) error {
 		a.log.Warn("checkpoint after promote failed", "err", err)
 	}
 	a.log.Info("promoted", "took", a.now().Sub(start).Round(time.Millisecond))
-	a.recordPromotion(ctx)
+	a.recordPromotion(ctx, v)
 	a.statusWritten = statusRecord{}
 	return nil
 }
 
 // recordPromotion appends the timeline switch to the history key
 // (patroni-compat.md §1.3.6).
-func (a *Agent) recordPromotion(ctx context.Context) {
+func (a *Agent) recordPromotion(ctx context.Context, v *dcs.Cluster) {
 	hctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	st, err := a.pg.Status(hctx)
@@ -150,7 +150,7 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 	}
 	last := switches[len(switches)-1]
 	var history []dcs.HistoryEntry
-	if v := a.dcs.View(); v != nil {
+	if v != nil {
 		history = slices.Clone(v.History)
 	}
 	history = slices.DeleteFunc(history, func(h dcs.HistoryEntry) bool { return h.Timeline >= int(last.Timeline) })
@@ -166,7 +166,7 @@ func (a *Agent) recordPromotion(ctx context.Context) {
 
 // lead is the steady primary's upkeep: the status key and replication slots.
 func (a *Agent) lead(ctx context.Context, s Snapshot) error {
-	a.role = "primary"
+	a.role = RolePrimary
 	if !a.dyn.Pause { // the watchdog is disarmed in maintenance mode
 		if err := a.armWatchdog(); err != nil {
 			return fmt.Errorf("watchdog: %w", err)
@@ -236,74 +236,6 @@ func (r statusRecord) due(optime uint64, now time.Time, maxLag int64) bool {
 		return true
 	}
 	return now.Sub(r.at) >= memberRefresh
-}
-
-// follow keeps a running replica pointed at the leader. A replica that is
-// not streaming from a leader on a newer timeline is checked for divergence
-// and rewound (or re-cloned when rewind fails).
-func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
-	up, err := a.upstream(leader)
-	if err != nil {
-		return err
-	}
-	a.role = "replica"
-	st := s.PG.Status
-	lm := s.View.Members[leader]
-	if !st.Streaming && lm.Timeline > int(st.Timeline) && a.now().Sub(a.lastRewindTry) >= rewindCheckEvery {
-		a.lastRewindTry = a.now()
-		hctx, cancel := a.ioContext(ctx)
-		history, err := a.pg.TimelineHistory(hctx, *up, uint32(lm.Timeline))
-		cancel()
-		if err != nil {
-			return fmt.Errorf("read %s's timeline history: %w", leader, err)
-		}
-		// The replay position, not the receive position: received WAL past
-		// the switch point that was never replayed does not need a rewind.
-		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) {
-			return a.rewind(ctx, *up, st)
-		}
-	}
-	changed, err := a.pg.ConfigureStandby(up)
-	if err != nil {
-		return fmt.Errorf("follow %s: %w", leader, err)
-	}
-	if changed {
-		a.log.Info("following new upstream", "leader", leader)
-		rctx, cancel := a.ioContext(ctx)
-		defer cancel()
-		if err := a.pg.Reload(rctx); err != nil {
-			return fmt.Errorf("reload after repointing: %w", err)
-		}
-	}
-	return nil
-}
-
-// rewind brings a diverged former primary back onto the leader's history.
-// When pg_rewind fails the data directory is wiped and the next tick
-// re-clones: never stuck "waiting for WAL" forever.
-func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
-	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
-	a.pgState = "stopping"
-	stopTimeout := a.cfg.Postgres.StopTimeout
-	// Stop and pg_rewind can take minutes: beside the loop. The next tick
-	// starts the rewound replica, or clones after a wipe.
-	a.startJob(ctx, "rewind", func(ctx context.Context) error {
-		if _, err := a.pg.Stop(ctx, postgres.StopFast, stopTimeout); err != nil {
-			return fmt.Errorf("rewind: stop: %w", err)
-		}
-		rctx, cancel := context.WithTimeout(ctx, cloneTimeout)
-		defer cancel()
-		if err := a.pg.Rewind(rctx, up); err != nil {
-			a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
-			if werr := a.pg.WipeDataDir(); werr != nil {
-				return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
-			}
-			return nil
-		}
-		a.log.Info("rewound", "leader", up.Member)
-		return nil
-	}, func(error) { a.pgState = "stopped" })
-	return nil
 }
 
 // selfUpstream is this member's own PostgreSQL address (connect_address).

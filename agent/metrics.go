@@ -26,9 +26,6 @@ type Metrics struct {
 	decisionsRecorded *prometheus.CounterVec
 }
 
-// Roles are the values of regent_role's role label (one-hot).
-var Roles = []string{"primary", "replica", "demoted", "uninitialized"}
-
 // NewMetrics creates and registers the agent's series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -67,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
 		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded)
 	for _, r := range Roles {
-		m.role.WithLabelValues(r)
+		m.role.WithLabelValues(string(r))
 	}
 	return m
 }
@@ -84,7 +81,7 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 		if r == a.role {
 			v = 1
 		}
-		m.role.WithLabelValues(r).Set(v)
+		m.role.WithLabelValues(string(r)).Set(v)
 	}
 	remaining := 0.0
 	if a.lease.leading {

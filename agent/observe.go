@@ -9,9 +9,11 @@ import (
 	"github.com/regent-ha/regent/postgres"
 )
 
-// observe builds the tick's Snapshot. The only I/O is the PostgreSQL status
-// query and, when the cluster has no leader, the peers' status.
-func (a *Agent) observe(ctx context.Context) Snapshot {
+// observe builds the tick's Snapshot, complete: nothing modifies it
+// afterwards. The only I/O is the PostgreSQL status query and, when the
+// cluster has no leader, the peers' status. restart is the phase of a
+// requested restart, collected before (restartProgress).
+func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	now := a.now()
 	s := Snapshot{
 		Now: now, Name: a.name, Tags: a.cfg.Tags, Config: a.dyn,
@@ -19,8 +21,13 @@ func (a *Agent) observe(ctx context.Context) Snapshot {
 		ViewFresh:      now.Sub(a.dcs.LastContact()) < a.dyn.TTL,
 		Lease:          a.leaseState(),
 		WatchdogUsable: a.wd.Usable(),
+		Restart:        restart,
+		Busy:           a.busy(),
 	}
-	s.PreviousLeader, s.FenceConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
+	if r := a.restartAt; r != nil {
+		s.ScheduledRestart = *r.req.Schedule
+	}
+	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
 	s.Switchover = activeSwitchover(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
@@ -37,6 +44,10 @@ func (a *Agent) observe(ctx context.Context) Snapshot {
 		cancel()
 		s.Now = a.now()
 	}
+	// The leaderless episode, as of this snapshot (PreviousLeader above is
+	// the leader seen before it).
+	a.trackLeader(s.View, s.Now)
+	s.LeaderlessSince = a.leaderlessSince
 	return s
 }
 
@@ -71,13 +82,13 @@ func (a *Agent) observePostgres(ctx context.Context) PGState {
 	switch {
 	case st.Running:
 		a.pgDownSince = time.Time{}
-		a.pgState = "running"
+		a.pgState = PGRunning
 	case a.pgDownSince.IsZero():
 		// Down since the query that went unanswered was sent, not since it
 		// timed out: a hung server is detected retry_timeout sooner.
 		a.pgDownSince = asked
-		if a.pgState == "running" {
-			a.pgState = "crashed"
+		if a.pgState == PGRunning {
+			a.pgState = PGCrashed
 		}
 	}
 	st.DownSince = a.pgDownSince

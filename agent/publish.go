@@ -46,7 +46,7 @@ func (a *Agent) publishStatus(ctx context.Context, st postgres.Status, running b
 
 // currentStatus re-reads PostgreSQL after the act step changed it.
 func (a *Agent) currentStatus(ctx context.Context) (postgres.Status, bool) {
-	if a.pgState != "running" {
+	if a.pgState != PGRunning {
 		return postgres.Status{}, false
 	}
 	st, err := a.pg.Status(ctx)
@@ -60,8 +60,8 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 	m := dcs.Member{
 		ConnURL: fmt.Sprintf("postgres://%s/postgres", a.cfg.Postgres.ConnectAddress),
 		APIURL:  a.cfg.RestAPI.APIURL(),
-		State:   a.pgState,
-		Role:    a.role,
+		State:   string(a.pgState),
+		Role:    string(a.role),
 		Version: Version,
 		Tags:    a.cfg.Tags.Published(),
 		Pause:   a.dyn.Pause,
@@ -81,11 +81,7 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		m.XLogLocation = &wal
 		m.Timeline = int(st.Timeline)
 		m.PendingRestart = st.PendingRestart
-		if st.InRecovery {
-			m.Role = "replica"
-		} else {
-			m.Role = "primary"
-		}
+		m.Role = string(statusRole(st.InRecovery))
 	}
 	return m
 }
@@ -137,8 +133,8 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		s.LeaderUntil = a.lease.deadline()
 	}
 	doc := restapi.Status{
-		State:   a.pgState,
-		Role:    a.role,
+		State:   string(a.pgState),
+		Role:    string(a.role),
 		Tags:    maps.Clone(a.cfg.Tags.Published()),
 		Patroni: restapi.Agent{Version: Version, Scope: a.cfg.Scope},
 		Pause:   a.dyn.Pause,
@@ -191,7 +187,7 @@ func fillPostgresStatus(doc *restapi.Status, st postgres.Status) {
 		doc.DatabaseSystemIdentifier = strconv.FormatUint(st.SystemID, 10)
 	}
 	if st.InRecovery {
-		doc.Role = "replica"
+		doc.Role = string(RoleReplica)
 		recv, replay := uint64(st.ReceiveLSN), uint64(st.ReplayLSN)
 		if recv == 0 {
 			recv = replay
@@ -204,7 +200,7 @@ func fillPostgresStatus(doc *restapi.Status, st postgres.Status) {
 		}
 		doc.XLog = x
 	} else {
-		doc.Role = "primary"
+		doc.Role = string(RolePrimary)
 		loc := uint64(st.CurrentLSN)
 		doc.XLog = &restapi.XLog{Location: &loc}
 	}

@@ -18,28 +18,28 @@ import (
 // or does not hold the lease at that moment, decides what PostgreSQL
 // becomes.
 type restartJob struct {
-	stopped chan error // receives the background stop's result once
-	// stopDone is set once the stop ended; then the loop starts PostgreSQL.
-	stopDone bool
+	// stop is the background stop; nil once it ended, and then the loop
+	// starts PostgreSQL.
+	stop *job
 	// reply, when set, answers the waiting POST /restart.
 	reply chan commandResult
 }
 
 // beginRestart starts the background stop. It returns replyLater: the
 // loop answers reply when PostgreSQL runs again (or failed to).
-func (a *Agent) beginRestart(ctx context.Context, role string, budget time.Duration, reply chan commandResult) (int, string) {
+func (a *Agent) beginRestart(ctx context.Context, role Role, budget time.Duration, reply chan commandResult) (int, string) {
 	a.log.Info("restarting PostgreSQL on request: stopping beside the loop", "role", role, "budget", budget)
 	a.runCallback(ctx, "on_stop", role)
-	job := &restartJob{stopped: make(chan error, 1), reply: reply}
-	a.restart = job
-	a.pgState = "restarting"
-	go func() {
+	r := &restartJob{reply: reply}
+	a.restart = r
+	a.pgState = PGRestarting
+	r.stop = a.goBeside(context.WithoutCancel(ctx), "restart stop", func(ctx context.Context) error {
 		// Bounded inside Stop (fast, escalating within budget).
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget+stopSlack)
+		sctx, cancel := context.WithTimeout(ctx, budget+stopSlack)
 		defer cancel()
 		_, err := a.pg.Stop(sctx, postgres.StopFast, budget)
-		job.stopped <- err
-	}()
+		return err
+	}, a.restartStopped)
 	return replyLater, ""
 }
 
@@ -64,14 +64,8 @@ const stopSlack = 5 * time.Second
 // restartProgress collects the background stop's result without blocking
 // (the loop calls it at the start of every tick) and reports the phase.
 func (a *Agent) restartProgress() RestartPhase {
-	job := a.restart
-	if job != nil && !job.stopDone {
-		select {
-		case err := <-job.stopped:
-			a.restartStopped(err)
-		default:
-			return RestartStopping
-		}
+	if r := a.restart; r != nil && r.stop != nil && !a.collect(r.stop) {
+		return RestartStopping
 	}
 	if a.restart != nil {
 		return RestartStarting
@@ -84,29 +78,26 @@ func (a *Agent) restartProgress() RestartPhase {
 // with a fresh down-since (the in-place start of a leader is measured
 // from now against primary_start_timeout, not from the stop's start).
 func (a *Agent) restartStopped(err error) {
-	job := a.restart
-	job.stopDone = true
+	a.restart.stop = nil
 	if err != nil {
-		a.log.Error("restart: stop failed", "err", err)
-		a.pgState = "restart failed (stop)"
+		a.pgState = PGRestartFailed
 		a.finishRestart(http.StatusServiceUnavailable, "restart failed")
 		return
 	}
-	a.pgState = "stopped"
+	a.pgState = PGStopped
 	a.pgDownSince = time.Time{}
 }
 
 // settleRestart answers a restart whose stop ended, once this tick's act
 // started PostgreSQL (or failed to).
 func (a *Agent) settleRestart() {
-	job := a.restart
-	if job == nil || !job.stopDone {
+	if r := a.restart; r == nil || r.stop != nil {
 		return
 	}
 	switch a.pgState {
-	case "running":
+	case PGRunning:
 		a.finishRestart(http.StatusOK, "restarted successfully")
-	case "start failed":
+	case PGStartFailed:
 		a.finishRestart(http.StatusServiceUnavailable, "restart failed")
 	}
 }

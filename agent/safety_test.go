@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/regent-ha/regent/dcs"
-	"github.com/regent-ha/regent/fencing"
-	"github.com/regent-ha/regent/restapi"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/restapi"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
 )
@@ -145,7 +146,7 @@ func TestDeposedLeaderCannotOverwriteLeaderOnlyKeys(t *testing.T) {
 		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
 	}
 	before, _, _ := store.Get(ctx, store.Keys().Status())
-	snap := h.agent.observe(ctx)
+	snap := h.agent.observe(ctx, RestartNone)
 	snap.PG.Status.CurrentLSN += 0x100000
 	h.agent.statusWritten = statusRecord{} // due now
 	_ = h.agent.lead(ctx, snap)
@@ -273,9 +274,9 @@ func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
 		}
 	}
 	close(gate)
-	job := h.agent.restart
-	err := <-job.stopped // wait for the background stop to end, then hand its result back to the loop
-	job.stopped <- err
+	stop := h.agent.restart.stop
+	err := <-stop.done // wait for the background stop to end, then hand its result back to the loop
+	stop.done <- err
 	h.tick()
 	select {
 	case r := <-reply:

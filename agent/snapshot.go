@@ -34,15 +34,17 @@ type Snapshot struct {
 	Busy string
 	// Restart is the phase of a requested restart (restartJob).
 	Restart RestartPhase
+	// ScheduledRestart is when a scheduled restart is due (zero when none).
+	ScheduledRestart time.Time
 	// LeaderlessSince is when this agent first saw the cluster without a
 	// leader (zero while there is one).
 	LeaderlessSince time.Time
 	// PreviousLeader is the last leader this agent saw ("" when it saw
 	// none since it started).
 	PreviousLeader string
-	// FenceConfigured: fence.command is set, so a race over a former
+	// StonithConfigured: fence.command is set, so a race over a former
 	// leader that did not step down cleanly runs it first.
-	FenceConfigured bool
+	StonithConfigured bool
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus

@@ -78,7 +78,7 @@ func (a *Agent) driveOldLeader(ctx context.Context, r *SwitchoverRecord) error {
 func (a *Agent) startQuiesce(ctx context.Context, r *SwitchoverRecord) error {
 	q := &quiesceState{id: r.ID, stopped: make(chan error, 1)}
 	a.quiesce = q
-	a.pgState = "stopping"
+	a.pgState = PGStopping
 	a.publish(ctx)
 	if _, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
 		r.event(StageQuiesce, "started", "%s: /primary answers 503; checkpoint, then fast stop (bounded by %s)", a.name, r.Timeout)
@@ -121,7 +121,7 @@ func (a *Agent) pollQuiesce(ctx context.Context, r *SwitchoverRecord, expired bo
 			return nil
 		}
 	}
-	a.pgState = "stopped"
+	a.pgState = PGStopped
 	if q.err != nil {
 		return a.failBeforePromote(ctx, r, StateFailed, "stopping the old primary failed: "+q.err.Error(), "see the agent log of "+a.name)
 	}
@@ -190,7 +190,7 @@ func (a *Agent) handOver(ctx context.Context, r *SwitchoverRecord, cand PeerStat
 	}
 	a.log.Info("switchover: handing over", "switchover_id", r.ID, "to", r.To)
 	a.quiesce = nil
-	a.role = "demoted"
+	a.role = RoleDemoted
 	a.release(ctx)
 	return nil
 }

@@ -35,7 +35,7 @@ func pickSyncStandbys(repl []postgres.Replica, members map[string]dcs.Member, co
 	var cands []cand
 	for _, r := range repl {
 		m, ok := members[r.ApplicationName]
-		if !ok || r.State != "streaming" || m.State != "running" || truthy(m.Tags["nosync"]) {
+		if !ok || r.State != "streaming" || PGRunState(m.State) != PGRunning || truthy(m.Tags["nosync"]) {
 			continue
 		}
 		cands = append(cands, cand{r.ApplicationName, r.SyncState == "sync" || r.SyncState == "quorum", r.FlushLSN, m.NoFailover()})
@@ -130,47 +130,87 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// manageSync runs on the leader every tick.
-func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
+// syncDecision is one tick of the leader's synchronous-mode upkeep, in
+// the order manageSync carries it out.
+type syncDecision struct {
+	// Off: synchronous mode is off; the sync key is deleted (DeleteKey,
+	// when one exists) and SSN is "".
+	Off       bool
+	DeleteKey bool
+	// Shrink: write the sync key naming Shrunk before the setting changes
+	// (the key names a standby no longer picked and confirmed, or another
+	// leader). Growing then waits for the next tick's view.
+	Shrink bool
+	Shrunk []string
+	// SSN is the synchronous_standby_names value to set.
+	SSN string
+	// Degraded: non-strict mode with no standby picked runs asynchronously
+	// (reported once the setting is written, not on a shrink tick).
+	Degraded bool
+	// Grow: after the setting, write the sync key naming Grown (standbys
+	// confirmed synchronous under the setting that was already in force).
+	Grow  bool
+	Grown []string
+}
+
+// decideSync is the leader's synchronous-mode rule over the snapshot:
+// current is the synchronous_standby_names in force (names), changedAt
+// the WAL position when it last changed.
+func decideSync(s Snapshot, current []string, changedAt postgres.LSN) syncDecision {
 	v := s.View
-	if !a.dyn.SynchronousMode {
-		a.syncDegraded = false
-		if v.SyncRev != 0 && v.Sync.Leader != "" {
-			if err := a.dcs.DeleteAsLeader(ctx, a.name, a.dcs.Keys().Sync(), v.SyncRev); err != nil {
-				return fmt.Errorf("delete sync key: %w", err)
-			}
-		}
-		return a.setSSN(ctx, "", s)
+	if !s.Config.SynchronousMode {
+		return syncDecision{Off: true, DeleteKey: v.SyncRev != 0 && v.Sync.Leader != ""}
 	}
 	repl := s.PG.Status.Replication
-	current := ssnNames(a.pg.SynchronousStandbyNames())
-	picked := pickSyncStandbys(repl, v.Members, a.dyn.SynchronousNodeCount)
-	confirmed := confirmedSync(repl, current, a.ssnChangedAt)
+	picked := pickSyncStandbys(repl, v.Members, s.Config.SynchronousNodeCount)
+	confirmed := confirmedSync(repl, current, changedAt)
+	d := syncDecision{SSN: ssnValue(picked, s.Config.SynchronousModeStrict)}
 	var inKey []string
-	if v.Sync.Leader == a.name {
+	if v.Sync.Leader == s.Name {
 		inKey = v.Sync.Standbys()
 	}
 	// 1. Shrink first: the key keeps only standbys still picked and confirmed.
 	shrunk := intersect(intersect(inKey, picked), confirmed)
-	if v.Sync.Leader != a.name || !slices.Equal(shrunk, inKey) {
-		if err := a.writeSyncKey(ctx, v, shrunk); err != nil {
-			return err
-		}
-		// The key is shrunk: the setting may change in this same tick;
-		// growing waits for the next view.
-		return a.setSSN(ctx, ssnValue(picked, a.dyn.SynchronousModeStrict), s)
+	if v.Sync.Leader != s.Name || !slices.Equal(shrunk, inKey) {
+		d.Shrink, d.Shrunk = true, shrunk
+		return d
 	}
 	// 2. Then the setting.
-	if err := a.setSSN(ctx, ssnValue(picked, a.dyn.SynchronousModeStrict), s); err != nil {
-		return err
-	}
-	a.reportDegraded(len(picked) == 0)
-	if !slices.Equal(ssnNames(a.pg.SynchronousStandbyNames()), current) {
-		return nil // grow only once PostgreSQL reports under the new setting
+	d.Degraded = len(picked) == 0 && !s.Config.SynchronousModeStrict
+	if !slices.Equal(ssnNames(d.SSN), current) {
+		return d // grow only once PostgreSQL reports under the new setting
 	}
 	// 3. Grow: standbys confirmed synchronous under the current setting.
 	if grown := intersect(picked, confirmed); !slices.Equal(grown, shrunk) {
-		return a.writeSyncKey(ctx, v, grown)
+		d.Grow, d.Grown = true, grown
+	}
+	return d
+}
+
+// manageSync carries out decideSync on the leader every tick.
+func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
+	d := decideSync(s, ssnNames(a.pg.SynchronousStandbyNames()), a.ssnChangedAt)
+	switch {
+	case d.Off:
+		a.syncDegraded = false
+		if d.DeleteKey {
+			if err := a.dcs.DeleteAsLeader(ctx, a.name, a.dcs.Keys().Sync(), s.View.SyncRev); err != nil {
+				return fmt.Errorf("delete sync key: %w", err)
+			}
+		}
+		return a.setSSN(ctx, d.SSN, s)
+	case d.Shrink:
+		if err := a.writeSyncKey(ctx, s.View, d.Shrunk); err != nil {
+			return err
+		}
+		return a.setSSN(ctx, d.SSN, s)
+	}
+	if err := a.setSSN(ctx, d.SSN, s); err != nil {
+		return err
+	}
+	a.reportDegraded(d.Degraded)
+	if d.Grow {
+		return a.writeSyncKey(ctx, s.View, d.Grown)
 	}
 	return nil
 }
@@ -206,8 +246,7 @@ func (a *Agent) writeSyncKey(ctx context.Context, v *dcs.Cluster, standbys []str
 
 // reportDegraded logs the transition into and out of asynchronous
 // operation in non-strict synchronous mode.
-func (a *Agent) reportDegraded(none bool) {
-	degraded := none && !a.dyn.SynchronousModeStrict
+func (a *Agent) reportDegraded(degraded bool) {
 	if degraded != a.syncDegraded {
 		if degraded {
 			a.log.Warn("synchronous mode degraded: no synchronous standby available; running asynchronously (synchronous_mode_strict is off)")
@@ -220,11 +259,10 @@ func (a *Agent) reportDegraded(none bool) {
 
 // prepareSyncPromotion: before promoting in synchronous mode, the sync key
 // names only this member and PostgreSQL starts with "*" (strict) or "".
-func (a *Agent) prepareSyncPromotion(ctx context.Context) error {
+func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error {
 	if !a.dyn.SynchronousMode {
 		return nil
 	}
-	v := a.dcs.View()
 	if err := a.writeSyncKey(ctx, v, nil); err != nil {
 		return err
 	}

@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"context"
 	"time"
 
-	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 )
 
@@ -77,45 +75,4 @@ func (a *Agent) disarmWatchdog() {
 		return
 	}
 	a.setLease(a.lease.disarmed())
-}
-
-// releasedCleanly: a leader that stepped down on purpose stops PostgreSQL
-// before deleting its key, and its member key stays, saying "stopped". A
-// leader whose key vanished with its member key (lease expiry: host dead,
-// frozen, partitioned) or that still claims to run did not.
-func releasedCleanly(v *dcs.Cluster, leader string) bool {
-	m, ok := v.Members[leader]
-	return ok && m.State == "stopped"
-}
-
-// FenceRecord is the fence hook's outcome, kept in the decision record.
-type FenceRecord struct {
-	Target     string `json:"target"`
-	Ran        bool   `json:"ran"`
-	ExitCode   int    `json:"exit_code"`
-	DurationMs int64  `json:"duration_ms"`
-	Output     string `json:"output,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
-// fenceOldLeader runs fence.command against the former leader before this
-// member races to replace it, unless that leader stepped down cleanly.
-// It returns false when the promotion must not go ahead.
-func (a *Agent) fenceOldLeader(ctx context.Context, s Snapshot) (*FenceRecord, bool) {
-	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader) {
-		return nil, true
-	}
-	target := a.previousLeader
-	var connURL string
-	if m, ok := s.View.Members[target]; ok {
-		connURL = m.ConnURL
-	}
-	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
-	res, err := a.fenceHook.Run(ctx, target, connURL, a.cfg.Scope)
-	rec := &FenceRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
-	if err != nil {
-		rec.Error = err.Error()
-		return rec, false
-	}
-	return rec, true
 }

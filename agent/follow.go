@@ -1,0 +1,79 @@
+package agent
+
+// A running replica follows the leader: repointed by a reload, rewound
+// beside the loop when its timeline diverged.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/regent-ha/regent/postgres"
+)
+
+// follow keeps a running replica pointed at the leader. A replica that is
+// not streaming from a leader on a newer timeline is checked for divergence
+// and rewound (or re-cloned when rewind fails).
+func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
+	up, err := a.upstream(s.View, leader)
+	if err != nil {
+		return err
+	}
+	a.role = RoleReplica
+	st := s.PG.Status
+	lm := s.View.Members[leader]
+	if !st.Streaming && lm.Timeline > int(st.Timeline) && a.now().Sub(a.lastRewindTry) >= rewindCheckEvery {
+		a.lastRewindTry = a.now()
+		hctx, cancel := a.ioContext(ctx)
+		history, err := a.pg.TimelineHistory(hctx, *up, uint32(lm.Timeline))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read %s's timeline history: %w", leader, err)
+		}
+		// The replay position, not the receive position: received WAL past
+		// the switch point that was never replayed does not need a rewind.
+		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) {
+			return a.rewind(ctx, *up, st)
+		}
+	}
+	changed, err := a.pg.ConfigureStandby(up)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", leader, err)
+	}
+	if changed {
+		a.log.Info("following new upstream", "leader", leader)
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.pg.Reload(rctx); err != nil {
+			return fmt.Errorf("reload after repointing: %w", err)
+		}
+	}
+	return nil
+}
+
+// rewind brings a diverged former primary back onto the leader's history.
+// When pg_rewind fails the data directory is wiped and the next tick
+// re-clones: never stuck "waiting for WAL" forever.
+func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
+	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
+	a.pgState = PGStopping
+	stopTimeout := a.cfg.Postgres.StopTimeout
+	// Stop and pg_rewind can take minutes: beside the loop. The next tick
+	// starts the rewound replica, or clones after a wipe.
+	a.startJob(ctx, "rewind", func(ctx context.Context) error {
+		if _, err := a.pg.Stop(ctx, postgres.StopFast, stopTimeout); err != nil {
+			return fmt.Errorf("rewind: stop: %w", err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+		defer cancel()
+		if err := a.pg.Rewind(rctx, up); err != nil {
+			a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
+			if werr := a.pg.WipeDataDir(); werr != nil {
+				return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
+			}
+			return nil
+		}
+		a.log.Info("rewound", "leader", up.Member)
+		return nil
+	}, func(error) { a.pgState = PGStopped })
+	return nil
+}

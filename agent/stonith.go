@@ -1,0 +1,52 @@
+package agent
+
+// STONITH: fence.command, the operator's hook that a candidate runs
+// against a former leader that did not step down cleanly, before it
+// promotes over it. (The agent's own self-stop is "fence", in fence.go.)
+
+import (
+	"context"
+
+	"github.com/regent-ha/regent/dcs"
+)
+
+// releasedCleanly: a leader that stepped down on purpose stops PostgreSQL
+// before deleting its key, and its member key stays, saying "stopped". A
+// leader whose key vanished with its member key (lease expiry: host dead,
+// frozen, partitioned) or that still claims to run did not.
+func releasedCleanly(v *dcs.Cluster, leader string) bool {
+	m, ok := v.Members[leader]
+	return ok && PGRunState(m.State) == PGStopped
+}
+
+// StonithRecord is fence.command's outcome, kept in the decision record.
+type StonithRecord struct {
+	Target     string `json:"target"`
+	Ran        bool   `json:"ran"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMs int64  `json:"duration_ms"`
+	Output     string `json:"output,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// stonithOldLeader runs fence.command against the former leader before this
+// member races to replace it, unless that leader stepped down cleanly.
+// It returns false when the promotion must not go ahead.
+func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*StonithRecord, bool) {
+	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader) {
+		return nil, true
+	}
+	target := a.previousLeader
+	var connURL string
+	if m, ok := s.View.Members[target]; ok {
+		connURL = m.ConnURL
+	}
+	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
+	res, err := a.stonith.Run(ctx, target, connURL, a.cfg.Scope)
+	rec := &StonithRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
+	if err != nil {
+		rec.Error = err.Error()
+		return rec, false
+	}
+	return rec, true
+}
