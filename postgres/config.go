@@ -85,9 +85,19 @@ var managedGUCs = map[string]string{
 	"data_directory":            "managed by Regent",
 	"hba_file":                  "managed by Regent",
 	"config_file":               "managed by Regent",
+	"ident_file":                "managed by Regent",
+	"hot_standby":               "managed by Regent (replicas are always readable)",
+	"unix_socket_directories":   "managed by Regent (its own connections use the socket directory)",
+	"recovery_target":           "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_lsn":       "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_name":      "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_time":      "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_xid":       "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_action":    "managed by Regent: a recovery target would stop a replica's replay",
+	"recovery_target_inclusive": "managed by Regent: a recovery target would stop a replica's replay",
 }
 
-var gucName = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
+var gucName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 
 // Validate checks the section; every error names its key with the
 // "postgres." prefix. Several errors are joined with errors.Join.
@@ -172,15 +182,7 @@ func validateParameters(key string, params map[string]any) []error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if !gucName.MatchString(name) {
-			errs = append(errs, fmt.Errorf("postgres.%s.%s: not a valid setting name", key, name))
-			continue
-		}
-		if why, ok := managedGUCs[name]; ok {
-			errs = append(errs, fmt.Errorf("postgres.%s.%s: %s", key, name, why))
-			continue
-		}
-		if _, err := QuoteGUC(params[name]); err != nil {
+		if err := CheckSetting(name, params[name]); err != nil {
 			errs = append(errs, fmt.Errorf("postgres.%s.%s: %w", key, name, err))
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,12 +115,24 @@ func (i *Instance) Close() {
 // SetDynamicParameters sets GUCs from the cluster's dynamic configuration.
 // They are rendered after Regent's defaults and before Config.Parameters
 // (the local file wins) by the next InitDB, Clone, Rewind or Configure*.
+// A parameter PostgreSQL or Regent would refuse does not take the others
+// down with it: the valid ones apply, a refused one keeps the value it had
+// (or stays unset), and the error names each refused parameter.
 func (i *Instance) SetDynamicParameters(params map[string]any) error {
-	if err := errors.Join(validateParameters("dynamic_parameters", params)...); err != nil {
-		return err
+	next := make(map[string]any, len(params))
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if err := CheckSetting(name, params[name]); err != nil {
+			errs = append(errs, fmt.Errorf("postgresql.parameters.%s: %w", name, err))
+			if old, ok := i.dynamic[name]; ok {
+				next[name] = old
+			}
+			continue
+		}
+		next[name] = params[name]
 	}
-	i.dynamic = params
-	return nil
+	i.dynamic = next
+	return errors.Join(errs...)
 }
 
 // DataDirEmpty reports whether data_dir is absent or holds no cluster

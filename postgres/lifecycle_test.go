@@ -208,7 +208,8 @@ func TestPrimaryLifecycle(t *testing.T) {
 	})
 
 	t.Run("StartFailureShowsLog", func(t *testing.T) {
-		if err := inst.SetDynamicParameters(map[string]any{"wal_buffers": "lots"}); err != nil {
+		// A value the catalogue accepts but the postmaster refuses at start.
+		if err := inst.SetDynamicParameters(map[string]any{"shared_preload_libraries": "regent_no_such_library"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := inst.ConfigurePrimary(); err != nil {
@@ -217,7 +218,7 @@ func TestPrimaryLifecycle(t *testing.T) {
 		startCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		err := inst.Start(startCtx)
-		if err == nil || !strings.Contains(err.Error(), `invalid value for parameter "wal_buffers"`) {
+		if err == nil || !strings.Contains(err.Error(), `"regent_no_such_library"`) {
 			t.Fatalf("Start with a bad setting = %v, want the log's complaint", err)
 		}
 		if err := inst.SetDynamicParameters(nil); err != nil {
