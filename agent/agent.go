@@ -11,12 +11,10 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
-
-// Version is the agent's version, published in member keys and /patroni.
-var Version = "0.1.0"
 
 // ErrRefused is returned by Run when this node must not join the cluster
 // (e.g. its data directory belongs to another cluster).
@@ -151,7 +149,7 @@ func New(o Options) (*Agent, error) {
 // is stopped and the leader key released. It returns ErrRefused (wrapped)
 // when the node must not join, and nil after a clean shutdown.
 func (a *Agent) Run(ctx context.Context) error {
-	a.log.Info("agent starting", "version", Version, "watchdog", a.cfg.Watchdog.Mode)
+	a.log.Info("agent starting", "version", buildinfo.Version, "watchdog", a.cfg.Watchdog.Mode)
 	a.probeWatchdog()
 	var runErr error
 	for ctx.Err() == nil {

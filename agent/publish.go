@@ -10,6 +10,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -62,7 +63,7 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		APIURL:  a.cfg.RestAPI.APIURL(),
 		State:   a.pgState,
 		Role:    a.role,
-		Version: Version,
+		Version: buildinfo.Version,
 		Tags:    a.cfg.Tags.Published(),
 		Pause:   a.dyn.Pause,
 	}
@@ -140,7 +141,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		State:   a.pgState,
 		Role:    a.role,
 		Tags:    maps.Clone(a.cfg.Tags.Published()),
-		Patroni: restapi.Agent{Version: Version, Scope: a.cfg.Scope},
+		Patroni: restapi.Agent{Version: buildinfo.Version, Scope: a.cfg.Scope},
 		Pause:   a.dyn.Pause,
 		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason},
 	}

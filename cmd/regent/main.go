@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/internal/buildinfo"
 )
 
 // Exit codes.
@@ -39,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "regent", agent.Version)
+		fmt.Fprintln(stdout, "regent", buildinfo.Version)
 		return exitOK
 	case "validate":
 		return validate(args, stdout, stderr)

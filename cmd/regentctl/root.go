@@ -14,6 +14,7 @@ import (
 
 	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -167,7 +168,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print regentctl's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", agent.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", buildinfo.Version)
 			return nil
 		},
 	}
