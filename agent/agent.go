@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/buildinfo"
@@ -23,7 +24,7 @@ var ErrRefused = errors.New("agent: refusing to run")
 // Options wires an Agent. Every dependency is an interface the agent
 // declares, so the loop runs against fakes in unit tests.
 type Options struct {
-	Config    *Config
+	Config    *config.Config
 	DCS       DCS
 	Postgres  Postgres
 	Publisher Publisher
@@ -42,7 +43,7 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg       *Config
+	cfg       *config.Config
 	name      string
 	log       *slog.Logger
 	dcs       DCS
@@ -55,7 +56,7 @@ type Agent struct {
 	now       func() time.Time
 
 	// Loop-owned state.
-	dyn           DynamicConfig
+	dyn           config.Dynamic
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
@@ -360,12 +361,12 @@ func (a *Agent) applyConfig(ctx context.Context) {
 	if v == nil || v.Config == nil {
 		return
 	}
-	dyn, err := ParseDynamicConfig(v.Config.Data)
+	dyn, err := config.ParseDynamic(v.Config.Data)
 	if err != nil {
 		a.log.Warn("ignoring invalid dynamic config", "err", err)
 		return
 	}
-	if err := checkSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
+	if err := config.CheckSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
 		a.log.Warn("ignoring dynamic config that breaks the safety margin", "err", err)
 		return
 	}

@@ -10,8 +10,8 @@
 // every tick, before any I/O, so a process waking from a freeze fences
 // before anything else — and never re-creates a leader key it lost.
 //
-// agent also composes regent.yml (Config) from the sections owned by dcs,
-// postgres, restapi and fencing, and parses the dynamic config key.
-// It talks to etcd and PostgreSQL only through the DCS and Postgres
-// interfaces it declares.
+// Its configuration (regent.yml and the dynamic config key) is package
+// config's; the agent reads and writes the config key and runs the
+// callbacks config describes. It talks to etcd and PostgreSQL only
+// through the DCS and Postgres interfaces it declares.
 package agent

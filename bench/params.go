@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 )
 
 // Profile is a set of HA timings (seconds, as in bootstrap.dcs and
@@ -49,7 +49,7 @@ func (p Profile) Check() error {
 // Its PostgreSQL and REST sections are placeholders (the fake-PostgreSQL
 // agents of the scale measurement use neither), but validation wants the
 // PostgreSQL binaries to exist: the real ones are used.
-func (p Profile) agentConfig(name, scope, etcdURL string) (*agent.Config, error) {
+func (p Profile) agentConfig(name, scope, etcdURL string) (*config.Config, error) {
 	binDir, err := pgBinDir()
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ log: {level: warn}
 bootstrap:
   dcs: {ttl: %d, loop_wait: %d, retry_timeout: %d}
 `, name, scope, etcdURL, binDir, p.SafetyMargin, p.TTL, p.LoopWait, p.RetryTimeout)
-	return agent.ParseConfig([]byte(yml))
+	return config.Parse([]byte(yml))
 }
 
 // pgBinDir finds the PostgreSQL binaries as the test harness does:

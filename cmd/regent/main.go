@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/internal/buildinfo"
 )
 
@@ -80,7 +80,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, err := agent.LoadConfig(path); err != nil {
+	if _, err := config.Load(path); err != nil {
 		printConfigError(stderr, path, err)
 		return exitUsage
 	}

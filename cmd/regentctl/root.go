@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/restapi"
@@ -81,7 +81,7 @@ func (s *settings) resolve(cmd *cobra.Command) error {
 	}
 	var fileREST *restapi.Config
 	if s.configPath != "" {
-		cfg, err := agent.LoadConfig(s.configPath)
+		cfg, err := config.Load(s.configPath)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.configPath, err)
 		}
