@@ -75,7 +75,7 @@ type Agent struct {
 	leaderlessSince  time.Time
 	previousLeader   string
 	episodeRecorded  bool
-	pendingDecisions []Decision
+	pendingDecisions []restapi.Decision
 
 	// quiesce is set while this leader has stopped PostgreSQL for a switchover.
 	quiesce *quiesceState
@@ -330,14 +330,14 @@ func (a *Agent) recordPlan(s Snapshot, p Plan) {
 			return
 		}
 		a.episodeRecorded = true
-		a.record(Decision{Kind: "stood_down", Reason: p.Reason, PreviousLeader: a.previousLeader,
-			Candidates: electionRecord(p.Election), Timings: &Timings{LeaderLastSeen: a.leaderLastSeen, DetectedAt: a.leaderlessSince}})
+		a.record(restapi.Decision{Kind: "stood_down", Reason: p.Reason, PreviousLeader: a.previousLeader,
+			Candidates: electionRecord(p.Election), Timings: &restapi.FailoverTimings{LeaderLastSeen: a.leaderLastSeen, DetectedAt: a.leaderlessSince}})
 	case ActFence, ActDemote, ActStartPrimary, ActRelease:
 		if p.Action == a.lastPlan.Action && p.Reason == a.lastPlan.Reason {
 			return // once per transition
 		}
 		kind := map[ActionKind]string{ActFence: "fence", ActDemote: "demote", ActStartPrimary: "restart_primary", ActRelease: "release"}[p.Action.Kind]
-		a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: s.View.LeaderName()})
+		a.record(restapi.Decision{Kind: kind, Reason: p.Reason, PreviousLeader: s.View.LeaderName()})
 	}
 }
 

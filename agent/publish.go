@@ -157,7 +157,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		doc.SyncStandby = true
 	}
 	if a.dyn.SynchronousMode {
-		sync := &SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
+		sync := &restapi.SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
 		if view != nil {
 			sync.Standbys = view.Sync.Standbys()
 		}
@@ -217,32 +217,13 @@ func fillPostgresStatus(doc *restapi.Status, st postgres.Status) {
 	}
 }
 
-// WatchdogStatus is the watchdog block of GET /patroni (Regent's part).
-type WatchdogStatus struct {
-	Mode               string `json:"mode"`
-	Armed              bool   `json:"armed"`
-	TimeoutSeconds     int    `json:"timeout_s,omitempty"`
-	LastKeepaliveAgeMs *int64 `json:"last_keepalive_age_ms,omitempty"`
-	Failed             bool   `json:"failed,omitempty"`
-	Reason             string `json:"reason,omitempty"`
-}
-
-func watchdogDoc(st fencing.Status, now time.Time) *WatchdogStatus {
-	d := &WatchdogStatus{Mode: string(st.Mode), Armed: st.Armed, TimeoutSeconds: int(st.Timeout.Seconds()), Failed: st.Failed, Reason: st.Reason}
+func watchdogDoc(st fencing.Status, now time.Time) *restapi.WatchdogStatus {
+	d := &restapi.WatchdogStatus{Mode: string(st.Mode), Armed: st.Armed, TimeoutSeconds: int(st.Timeout.Seconds()), Failed: st.Failed, Reason: st.Reason}
 	if !st.LastKeepalive.IsZero() {
 		age := now.Sub(st.LastKeepalive).Milliseconds()
 		d.LastKeepaliveAgeMs = &age
 	}
 	return d
-}
-
-// SyncStatus is the synchronous-mode block of GET /patroni (Regent's part).
-type SyncStatus struct {
-	Strict bool `json:"strict"`
-	// Degraded: non-strict mode with no synchronous standby, running
-	// asynchronously (acknowledged commits may be lost on failover).
-	Degraded bool     `json:"degraded,omitempty"`
-	Standbys []string `json:"sync_standby,omitempty"`
 }
 
 // observeMetrics updates the gauges from the state this tick published.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // watchdogTimeout is the device timeout (fencing.DeviceTimeout): after the
@@ -88,20 +89,10 @@ func releasedCleanly(v *dcs.Cluster, leader string) bool {
 	return ok && m.State == "stopped"
 }
 
-// FenceRecord is the fence hook's outcome, kept in the decision record.
-type FenceRecord struct {
-	Target     string `json:"target"`
-	Ran        bool   `json:"ran"`
-	ExitCode   int    `json:"exit_code"`
-	DurationMs int64  `json:"duration_ms"`
-	Output     string `json:"output,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
 // fenceOldLeader runs fence.command against the former leader before this
 // member races to replace it, unless that leader stepped down cleanly.
 // It returns false when the promotion must not go ahead.
-func (a *Agent) fenceOldLeader(ctx context.Context, s Snapshot) (*FenceRecord, bool) {
+func (a *Agent) fenceOldLeader(ctx context.Context, s Snapshot) (*restapi.FenceRecord, bool) {
 	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader) {
 		return nil, true
 	}
@@ -112,7 +103,7 @@ func (a *Agent) fenceOldLeader(ctx context.Context, s Snapshot) (*FenceRecord, b
 	}
 	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
 	res, err := a.fenceHook.Run(ctx, target, connURL, a.cfg.Scope)
-	rec := &FenceRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
+	rec := &restapi.FenceRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
 	if err != nil {
 		rec.Error = err.Error()
 		return rec, false
