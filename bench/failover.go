@@ -171,7 +171,7 @@ func rejoin(t *testing.T, c *testcluster.Cluster, kind string, victim *testclust
 // decision record (or says why it could not).
 func splitFromDecision(ctx context.Context, winner *testcluster.Node, t0, firstAck time.Time, s *FailoverSample) {
 	var d restapi.Decision
-	err := pollUntil(ctx, decisionWait, 200*time.Millisecond, func() error {
+	err := PollUntil(ctx, decisionWait, 200*time.Millisecond, func() error {
 		ds, err := readDecisions(ctx, winner)
 		if err != nil {
 			return err
