@@ -9,14 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
-
-// Version is the agent's version, published in member keys and /patroni.
-var Version = "0.1.0"
 
 // ErrRefused is returned by Run when this node must not join the cluster
 // (e.g. its data directory belongs to another cluster).
@@ -25,7 +24,7 @@ var ErrRefused = errors.New("agent: refusing to run")
 // Options wires an Agent. Every dependency is an interface the agent
 // declares, so the loop runs against fakes in unit tests.
 type Options struct {
-	Config    *Config
+	Config    *config.Config
 	DCS       DCS
 	Postgres  Postgres
 	Publisher Publisher
@@ -44,7 +43,7 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg     *Config
+	cfg     *config.Config
 	name    string
 	log     *slog.Logger
 	dcs     DCS
@@ -57,7 +56,7 @@ type Agent struct {
 	now     func() time.Time
 
 	// Loop-owned state.
-	dyn           DynamicConfig
+	dyn           config.Dynamic
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
@@ -76,7 +75,7 @@ type Agent struct {
 	leaderlessSince  time.Time
 	previousLeader   string
 	episodeRecorded  bool
-	pendingDecisions []Decision
+	pendingDecisions []restapi.Decision
 
 	// quiesce is set while this leader has stopped PostgreSQL for a switchover.
 	quiesce *quiesceState
@@ -151,7 +150,7 @@ func New(o Options) (*Agent, error) {
 // is stopped and the leader key released. It returns ErrRefused (wrapped)
 // when the node must not join, and nil after a clean shutdown.
 func (a *Agent) Run(ctx context.Context) error {
-	a.log.Info("agent starting", "version", Version, "watchdog", a.cfg.Watchdog.Mode)
+	a.log.Info("agent starting", "version", buildinfo.Version, "watchdog", a.cfg.Watchdog.Mode)
 	a.probeWatchdog()
 	var runErr error
 	for ctx.Err() == nil {
@@ -326,14 +325,14 @@ func (a *Agent) recordPlan(s Snapshot, p Plan) {
 			return
 		}
 		a.episodeRecorded = true
-		a.record(Decision{Kind: "stood_down", Reason: p.Reason, PreviousLeader: a.previousLeader,
-			Candidates: electionRecord(p.Election), Timings: &Timings{LeaderLastSeen: a.leaderLastSeen, DetectedAt: a.leaderlessSince}})
+		a.record(restapi.Decision{Kind: "stood_down", Reason: p.Reason, PreviousLeader: a.previousLeader,
+			Candidates: electionRecord(p.Election), Timings: &restapi.FailoverTimings{LeaderLastSeen: a.leaderLastSeen, DetectedAt: a.leaderlessSince}})
 	case ActFence, ActDemote, ActStartPrimary, ActRelease:
 		if p.Action == a.lastPlan.Action && p.Reason == a.lastPlan.Reason {
 			return // once per transition
 		}
 		kind := map[ActionKind]string{ActFence: "fence", ActDemote: "demote", ActStartPrimary: "restart_primary", ActRelease: "release"}[p.Action.Kind]
-		a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: s.View.LeaderName()})
+		a.record(restapi.Decision{Kind: kind, Reason: p.Reason, PreviousLeader: s.View.LeaderName()})
 	}
 }
 
@@ -357,12 +356,12 @@ func (a *Agent) applyConfig(ctx context.Context) {
 	if v == nil || v.Config == nil {
 		return
 	}
-	dyn, err := ParseDynamicConfig(v.Config.Data)
+	dyn, err := config.ParseDynamic(v.Config.Data)
 	if err != nil {
 		a.log.Warn("ignoring invalid dynamic config", "err", err)
 		return
 	}
-	if err := checkSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
+	if err := config.CheckSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
 		a.log.Warn("ignoring dynamic config that breaks the safety margin", "err", err)
 		return
 	}

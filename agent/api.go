@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -19,13 +20,13 @@ func (a *Agent) Cluster(ctx context.Context) (restapi.ClusterDoc, error) {
 	if err != nil {
 		return restapi.ClusterDoc{}, fmt.Errorf("read cluster: %w", err)
 	}
-	dyn, _ := ParseDynamicConfig(configData(c))
+	dyn, _ := config.ParseDynamic(configData(c))
 	return ClusterDoc(c, dyn), nil
 }
 
 // ClusterDoc derives the /cluster document from a view: roles come from
 // the keys (leader, sync), not from the members' own role field.
-func ClusterDoc(c *dcs.Cluster, dyn DynamicConfig) restapi.ClusterDoc {
+func ClusterDoc(c *dcs.Cluster, dyn config.Dynamic) restapi.ClusterDoc {
 	doc := restapi.ClusterDoc{Members: []restapi.ClusterMember{}, Pause: dyn.Pause}
 	leader := c.LeaderName()
 	for _, name := range c.MemberNames() {

@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -23,8 +23,8 @@ func badConfig(format string, args ...any) error {
 // revision it read, which must be ifRevision when that is not 0 (If-Match).
 // An invalid result never reaches etcd.
 func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevision int64) (json.RawMessage, error) {
-	var p map[string]any
-	if err := decodeObject(patch, &p); err != nil {
+	p, err := config.DecodeObject(patch)
+	if err != nil {
 		return nil, badConfig("%v", err)
 	}
 	cur, ok, err := a.dcs.Get(ctx, a.dcs.Keys().Config())
@@ -36,14 +36,13 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 	case !ok:
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "the config key does not exist"}
 	}
-	var base map[string]any
-	if decodeObject(cur.Data, &base) != nil {
+	base, err := config.DecodeObject(cur.Data)
+	if err != nil {
 		base = map[string]any{} // Patroni reads an unparsable value as {}
 	}
-	merged := mergePatch(base, p)
-	data, err := a.validatedConfig(merged)
+	data, err := config.EncodeDynamic(config.MergePatch(base, p), a.cfg.Watchdog)
 	if err != nil {
-		return nil, err
+		return nil, badConfig("%v", err)
 	}
 	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision); err != nil {
 		switch {
@@ -61,13 +60,13 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 // PutConfig replaces the config key after validating it: a plain put, or a
 // CAS on ifRevision when that is not 0 (If-Match).
 func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision int64) (json.RawMessage, error) {
-	var m map[string]any
-	if err := decodeObject(body, &m); err != nil {
+	m, err := config.DecodeObject(body)
+	if err != nil {
 		return nil, badConfig("%v", err)
 	}
-	data, err := a.validatedConfig(m)
+	data, err := config.EncodeDynamic(m, a.cfg.Watchdog)
 	if err != nil {
-		return nil, err
+		return nil, badConfig("%v", err)
 	}
 	key := a.dcs.Keys().Config()
 	if ifRevision == 0 {
@@ -94,75 +93,4 @@ func (a *Agent) configChanged(ctx context.Context, want int64) error {
 		cur.ModRevision = 0 // unknown
 	}
 	return &restapi.ConfigChangedError{Expected: want, Current: cur.ModRevision}
-}
-
-// validatedConfig checks a would-be config key: known keys must parse and
-// the timing rules must hold, against this member's safety margin too.
-func (a *Agent) validatedConfig(m map[string]any) ([]byte, error) {
-	dyn, err := dynamicConfigFromMap(m, false)
-	if err != nil {
-		return nil, badConfig("invalid config: %v", flattenErr(err))
-	}
-	if err := checkSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
-		return nil, badConfig("invalid config: %v", flattenErr(err))
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return nil, badConfig("not representable as JSON: %v", err)
-	}
-	return data, nil
-}
-
-// mergePatch applies a JSON merge patch (RFC 7386, as Patroni does).
-func mergePatch(base, patch map[string]any) map[string]any {
-	out := make(map[string]any, len(base))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range patch {
-		switch pv := v.(type) {
-		case nil:
-			delete(out, k)
-		case map[string]any:
-			bv, _ := out[k].(map[string]any)
-			out[k] = mergePatch(bv, pv)
-		default:
-			out[k] = v
-		}
-	}
-	return out
-}
-
-func decodeObject(data []byte, v *map[string]any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("not a JSON object: %v", err)
-	}
-	if *v == nil {
-		return errors.New("not a JSON object")
-	}
-	normalizeNumbers(*v)
-	return nil
-}
-
-// normalizeNumbers turns json.Number into int64 or float64 so values keep
-// their integer form when written back.
-func normalizeNumbers(m map[string]any) {
-	for k, v := range m {
-		switch t := v.(type) {
-		case json.Number:
-			if i, err := t.Int64(); err == nil {
-				m[k] = i
-			} else if f, err := t.Float64(); err == nil {
-				m[k] = f
-			}
-		case map[string]any:
-			normalizeNumbers(t)
-		}
-	}
-}
-
-func flattenErr(err error) string {
-	return string(bytes.ReplaceAll([]byte(err.Error()), []byte("\n"), []byte("; ")))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
@@ -39,7 +40,7 @@ func primary(wal postgres.LSN) PGState {
 }
 
 func snap(mut ...func(*Snapshot)) Snapshot {
-	s := Snapshot{Now: t0, Name: "pg2", Config: DefaultDynamicConfig(), View: view("pg1", "pg1", "pg2", "pg3"), ViewFresh: true, PG: replica(0x5000000), WatchdogUsable: true}
+	s := Snapshot{Now: t0, Name: "pg2", Config: config.DefaultDynamic(), View: view("pg1", "pg1", "pg2", "pg3"), ViewFresh: true, PG: replica(0x5000000), WatchdogUsable: true}
 	for _, m := range mut {
 		m(&s)
 	}
@@ -167,7 +168,7 @@ func TestDecide(t *testing.T) {
 			snap(func(s *Snapshot) {
 				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
 				s.PG = PGState{DataDirEmpty: true}
-				s.Tags = Tags{"nofailover": true}
+				s.Tags = config.Tags{"nofailover": true}
 			}),
 			Action{Kind: ActWait}, "nofailover"},
 		{"empty data dir, unusable required watchdog does not bootstrap",
@@ -308,7 +309,7 @@ func TestDecide(t *testing.T) {
 		{"designated candidate tagged nofailover does not race",
 			snap(unlocked, func(s *Snapshot) {
 				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Tags = Tags{"nofailover": true}
+				s.Tags = config.Tags{"nofailover": true}
 			}),
 			Action{Kind: ActWait}, "tagged nofailover"},
 		{"designated candidate that is not a synchronous standby does not race",
@@ -355,7 +356,7 @@ func TestElection(t *testing.T) {
 			s.Peers = []PeerStatus{peer("pg1", 0x5000000)}
 		}, false, "pg1 is equally advanced (0/5000000) and wins the tie-break by name"},
 		{"equal LSN, higher failover_priority wins over name", func(s *Snapshot) {
-			s.Tags = Tags{"failover_priority": 2}
+			s.Tags = config.Tags{"failover_priority": 2}
 			s.Peers = []PeerStatus{peer("pg1", 0x5000000)}
 		}, true, "racing"},
 		{"equal LSN, peer with higher failover_priority wins", func(s *Snapshot) {
@@ -382,7 +383,7 @@ func TestElection(t *testing.T) {
 			s.Peers = []PeerStatus{p}
 		}, false, "pg1 is running as a primary"},
 		{"nofailover never races", func(s *Snapshot) {
-			s.Tags = Tags{"nofailover": "true"}
+			s.Tags = config.Tags{"nofailover": "true"}
 		}, false, "tag nofailover"},
 		{"lag beyond maximum_lag_on_failover never races", func(s *Snapshot) {
 			s.View.Status.Optime = 0x5000000 + 2<<20

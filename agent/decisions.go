@@ -9,50 +9,8 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/restapi"
 )
-
-// Decision is one automatic decision with its reasons and inputs, kept in
-// etcd under decisions/ (the last maxDecisions of the cluster) and served
-// by GET /decisions (DESIGN §3).
-type Decision struct {
-	ID     string    `json:"id"`
-	At     time.Time `json:"at"`
-	Member string    `json:"member"`
-	// Kind: failover (won the race and promoted), stood_down (did not race
-	// while the cluster had no leader), fence, demote, restart_primary,
-	// release.
-	Kind           string            `json:"kind"`
-	Reason         string            `json:"reason"`
-	PreviousLeader string            `json:"previous_leader,omitempty"`
-	Candidates     []CandidateRecord `json:"candidates,omitempty"`
-	Timings        *Timings          `json:"timings,omitempty"`
-	// Stonith is fence.command's run against the former leader (the
-	// record's "fence" field, as published since the first release).
-	Stonith *StonithRecord `json:"fence,omitempty"`
-}
-
-// CandidateRecord is one member's standing in an election.
-type CandidateRecord struct {
-	Name      string   `json:"name"`
-	Self      bool     `json:"self,omitempty"`
-	Reachable bool     `json:"reachable"`
-	LSN       string   `json:"lsn,omitempty"`
-	Timeline  int      `json:"timeline,omitempty"`
-	Priority  int      `json:"failover_priority,omitempty"`
-	Eligible  bool     `json:"eligible"`
-	Reasons   []string `json:"reasons,omitempty"`
-}
-
-// Timings of a failover as this member saw it: the leader was last seen,
-// its key's absence was detected, the key was won, PostgreSQL promoted.
-type Timings struct {
-	LeaderLastSeen time.Time `json:"leader_last_seen,omitempty"`
-	DetectedAt     time.Time `json:"detected_at"`
-	ElectedAt      time.Time `json:"elected_at,omitempty"`
-	PromotedAt     time.Time `json:"promoted_at,omitempty"`
-	ElectionMs     int64     `json:"election_ms,omitempty"`
-	PromotionMs    int64     `json:"promotion_ms,omitempty"`
-}
 
 const (
 	// maxDecisions bounds the log in etcd; the oldest go first.
@@ -63,7 +21,7 @@ const (
 
 // record queues a decision; flushDecisions writes it when etcd answers.
 // The log line carries the same reason.
-func (a *Agent) record(d Decision) {
+func (a *Agent) record(d restapi.Decision) {
 	d.At = time.Now().UTC()
 	d.Member = a.name
 	d.ID = fmt.Sprintf("%020d-%s", d.At.UnixNano(), a.name)
@@ -76,19 +34,19 @@ func (a *Agent) record(d Decision) {
 }
 
 // electionRecord turns an Election into the record's candidate list.
-func electionRecord(e *Election) []CandidateRecord {
+func electionRecord(e *Election) []restapi.CandidateRecord {
 	if e == nil {
 		return nil
 	}
-	out := []CandidateRecord{candidateRecord(e.Self, true)}
+	out := []restapi.CandidateRecord{candidateRecord(e.Self, true)}
 	for _, c := range e.Candidates {
 		out = append(out, candidateRecord(c, false))
 	}
 	return out
 }
 
-func candidateRecord(c Candidate, self bool) CandidateRecord {
-	r := CandidateRecord{Name: c.Name, Self: self, Reachable: c.Reachable, Timeline: c.Timeline,
+func candidateRecord(c Candidate, self bool) restapi.CandidateRecord {
+	r := restapi.CandidateRecord{Name: c.Name, Self: self, Reachable: c.Reachable, Timeline: c.Timeline,
 		Priority: c.Priority, Eligible: c.Eligible, Reasons: c.Reasons}
 	if c.Reachable {
 		r.LSN = c.WAL.String()

@@ -15,8 +15,8 @@
 // "STONITH" is fence.command, the operator's hook a candidate runs against
 // a former leader before promoting over it (stonith.go).
 //
-// agent also composes regent.yml (Config) from the sections owned by dcs,
-// postgres, restapi and fencing, and parses the dynamic config key.
-// It talks to etcd and PostgreSQL only through the DCS and Postgres
-// interfaces it declares.
+// Its configuration (regent.yml and the dynamic config key) is package
+// config's; the agent reads and writes the config key and runs the
+// callbacks config describes. It talks to etcd and PostgreSQL only
+// through the DCS and Postgres interfaces it declares.
 package agent

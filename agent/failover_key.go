@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -122,7 +123,7 @@ func (a *Agent) feasible(ctx context.Context, c *dcs.Cluster, req restapi.Patron
 	if req.Leader != "" && req.Leader != leader {
 		return http.StatusPreconditionFailed, "leader name does not match"
 	}
-	dyn, _ := ParseDynamicConfig(configData(c))
+	dyn, _ := config.ParseDynamic(configData(c))
 	members := map[string]dcs.Member{}
 	if req.Candidate != "" {
 		m, ok := c.Members[req.Candidate]

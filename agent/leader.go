@@ -12,6 +12,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // memberRefresh bounds how often a changing WAL position alone causes an
@@ -24,7 +25,7 @@ const memberRefresh = 10 * time.Second
 func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	fenced, ok := a.stonithOldLeader(ctx, s)
 	if !ok {
-		a.record(Decision{Kind: "fence_failed", Reason: fmt.Sprintf("fence.command against %s failed (%s); not promoting over a leader that may still be alive", fenced.Target, fenced.Error),
+		a.record(restapi.Decision{Kind: "fence_failed", Reason: fmt.Sprintf("fence.command against %s failed (%s); not promoting over a leader that may still be alive", fenced.Target, fenced.Error),
 			PreviousLeader: a.previousLeader, Candidates: electionRecord(p.Election), Stonith: fenced})
 		return fmt.Errorf("race: fence.command against %s failed: %s", fenced.Target, fenced.Error)
 	}
@@ -74,9 +75,9 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	if p.Election == nil {
 		kind = "promotion_on_request" // designated by a switchover or failover request
 	}
-	a.record(Decision{Kind: kind, Reason: p.Reason, PreviousLeader: a.previousLeader,
+	a.record(restapi.Decision{Kind: kind, Reason: p.Reason, PreviousLeader: a.previousLeader,
 		Candidates: electionRecord(p.Election), Stonith: fenced,
-		Timings: &Timings{
+		Timings: &restapi.FailoverTimings{
 			LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
 			ElectedAt: electedAt, PromotedAt: promotedAt,
 			ElectionMs: electedAt.Sub(detected).Milliseconds(), PromotionMs: promotedAt.Sub(electedAt).Milliseconds(),

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/dcs/dcstest"
 	"github.com/regent-ha/regent/postgres/pgtest"
@@ -51,13 +52,30 @@ func newLoopHarness(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake) *loopHar
 	return newLoopHarnessVia(t, store, pg, store)
 }
 
+// harnessConfig is the agents' regent.yml: only the timings matter, the
+// fakes ignore the addresses (bin_dir must exist for validation).
+const harnessConfig = `
+name: pg1
+scope: demo
+etcd: {endpoints: [http://127.0.0.1:2379]}
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+postgres:
+  data_dir: /var/lib/regent/pg1
+  bin_dir: /usr/lib/postgresql/15/bin
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  superuser: {username: postgres, password: x}
+  replication: {username: replicator, password: y}
+watchdog: {mode: off}
+bootstrap:
+  dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
+`
+
 // newLoopHarnessVia gives the agent via as its DCS (a double wrapping
 // store); the harness still inspects store.
 func newLoopHarnessVia(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake, via DCS) *loopHarness {
 	t.Helper()
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
-	cfg, err := ParseConfig([]byte(goodConfig))
+	cfg, err := config.Parse([]byte(harnessConfig))
 	if err != nil {
 		t.Fatal(err)
 	}

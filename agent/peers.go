@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
@@ -85,7 +86,7 @@ type peerDoc struct {
 	} `json:"xlog"`
 	WAL            json.RawMessage `json:"wal"`
 	Timeline       int             `json:"timeline"`
-	Tags           Tags            `json:"tags"`
+	Tags           config.Tags     `json:"tags"`
 	WatchdogFailed bool            `json:"watchdog_failed"`
 	State          string          `json:"state"`
 	Replication    []struct {

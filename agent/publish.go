@@ -10,6 +10,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -62,7 +63,7 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		APIURL:  a.cfg.RestAPI.APIURL(),
 		State:   string(a.pgState),
 		Role:    string(a.role),
-		Version: Version,
+		Version: buildinfo.Version,
 		Tags:    a.cfg.Tags.Published(),
 		Pause:   a.dyn.Pause,
 	}
@@ -136,7 +137,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		State:   string(a.pgState),
 		Role:    string(a.role),
 		Tags:    maps.Clone(a.cfg.Tags.Published()),
-		Patroni: restapi.Agent{Version: Version, Scope: a.cfg.Scope},
+		Patroni: restapi.Agent{Version: buildinfo.Version, Scope: a.cfg.Scope},
 		Pause:   a.dyn.Pause,
 		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason},
 	}
@@ -152,7 +153,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		doc.SyncStandby = true
 	}
 	if a.dyn.SynchronousMode {
-		sync := &SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
+		sync := &restapi.SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
 		if view != nil {
 			sync.Standbys = view.Sync.Standbys()
 		}
@@ -212,32 +213,13 @@ func fillPostgresStatus(doc *restapi.Status, st postgres.Status) {
 	}
 }
 
-// WatchdogStatus is the watchdog block of GET /patroni (Regent's part).
-type WatchdogStatus struct {
-	Mode               string `json:"mode"`
-	Armed              bool   `json:"armed"`
-	TimeoutSeconds     int    `json:"timeout_s,omitempty"`
-	LastKeepaliveAgeMs *int64 `json:"last_keepalive_age_ms,omitempty"`
-	Failed             bool   `json:"failed,omitempty"`
-	Reason             string `json:"reason,omitempty"`
-}
-
-func watchdogDoc(st fencing.Status, now time.Time) *WatchdogStatus {
-	d := &WatchdogStatus{Mode: string(st.Mode), Armed: st.Armed, TimeoutSeconds: int(st.Timeout.Seconds()), Failed: st.Failed, Reason: st.Reason}
+func watchdogDoc(st fencing.Status, now time.Time) *restapi.WatchdogStatus {
+	d := &restapi.WatchdogStatus{Mode: string(st.Mode), Armed: st.Armed, TimeoutSeconds: int(st.Timeout.Seconds()), Failed: st.Failed, Reason: st.Reason}
 	if !st.LastKeepalive.IsZero() {
 		age := now.Sub(st.LastKeepalive).Milliseconds()
 		d.LastKeepaliveAgeMs = &age
 	}
 	return d
-}
-
-// SyncStatus is the synchronous-mode block of GET /patroni (Regent's part).
-type SyncStatus struct {
-	Strict bool `json:"strict"`
-	// Degraded: non-strict mode with no synchronous standby, running
-	// asynchronously (acknowledged commits may be lost on failover).
-	Degraded bool     `json:"degraded,omitempty"`
-	Standbys []string `json:"sync_standby,omitempty"`
 }
 
 // observeMetrics updates the gauges from the state this tick published.

@@ -3,6 +3,7 @@ package agent
 import (
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
@@ -13,8 +14,8 @@ type Snapshot struct {
 	// Now is a monotonic clock reading taken when the snapshot was built.
 	Now    time.Time
 	Name   string
-	Tags   Tags
-	Config DynamicConfig
+	Tags   config.Tags
+	Config config.Dynamic
 	// View is the cached cluster view; nil before the first successful read.
 	View *dcs.Cluster
 	// ViewFresh is true while the last successful etcd contact is younger

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // releasedCleanly: a leader that stepped down on purpose stops PostgreSQL
@@ -19,20 +20,10 @@ func releasedCleanly(v *dcs.Cluster, leader string) bool {
 	return ok && PGRunState(m.State) == PGStopped
 }
 
-// StonithRecord is fence.command's outcome, kept in the decision record.
-type StonithRecord struct {
-	Target     string `json:"target"`
-	Ran        bool   `json:"ran"`
-	ExitCode   int    `json:"exit_code"`
-	DurationMs int64  `json:"duration_ms"`
-	Output     string `json:"output,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
 // stonithOldLeader runs fence.command against the former leader before this
 // member races to replace it, unless that leader stepped down cleanly.
 // It returns false when the promotion must not go ahead.
-func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*StonithRecord, bool) {
+func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*restapi.StonithRecord, bool) {
 	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader) {
 		return nil, true
 	}
@@ -43,7 +34,7 @@ func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*StonithRecor
 	}
 	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
 	res, err := a.stonith.Run(ctx, target, connURL, a.cfg.Scope)
-	rec := &StonithRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
+	rec := &restapi.StonithRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
 	if err != nil {
 		rec.Error = err.Error()
 		return rec, false

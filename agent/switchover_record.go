@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 )
 
@@ -84,7 +85,7 @@ func (r *SwitchoverRecord) Terminal() bool { return r.State != StateRunning }
 func (r *SwitchoverRecord) timeout() time.Duration {
 	d, err := time.ParseDuration(r.Timeout)
 	if err != nil || d <= 0 {
-		return DefaultSwitchoverTimeout
+		return config.DefaultSwitchoverTimeout
 	}
 	return d
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -44,7 +45,7 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 	if req.To == leader {
 		return restapi.SwitchoverStarted{}, refuse(http.StatusBadRequest, "%s is already the leader", leader)
 	}
-	dyn, _ := ParseDynamicConfig(configData(c))
+	dyn, _ := config.ParseDynamic(configData(c))
 	if dyn.Pause && req.To == "" {
 		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "the cluster is paused: only a switchover to a named candidate is allowed")
 	}
@@ -126,7 +127,7 @@ func runningSwitchoverID(c *dcs.Cluster) string {
 // reachable, running in recovery, streaming from the leader, same
 // timeline, lag within maximum_lag_on_failover, no nofailover tag, no
 // failed watchdog. It returns each verdict and each candidate's lag.
-func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn DynamicConfig, leader, to string) ([]restapi.CandidateVerdict, map[string]int64) {
+func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn config.Dynamic, leader, to string) ([]restapi.CandidateVerdict, map[string]int64) {
 	members := map[string]dcs.Member{}
 	for name, m := range c.Members {
 		if name == leader || to == "" || name == to {
@@ -169,7 +170,7 @@ func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn DynamicConfig
 	return verdicts, lags
 }
 
-func checkCandidate(p, leader PeerStatus, leaderName string, dyn DynamicConfig, lags map[string]int64) []string {
+func checkCandidate(p, leader PeerStatus, leaderName string, dyn config.Dynamic, lags map[string]int64) []string {
 	var reasons []string
 	if p.State != "running" {
 		reasons = append(reasons, "PostgreSQL is "+p.State)

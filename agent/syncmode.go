@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/lenient"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -35,7 +36,7 @@ func pickSyncStandbys(repl []postgres.Replica, members map[string]dcs.Member, co
 	var cands []cand
 	for _, r := range repl {
 		m, ok := members[r.ApplicationName]
-		if !ok || r.State != "streaming" || PGRunState(m.State) != PGRunning || truthy(m.Tags["nosync"]) {
+		if !ok || r.State != "streaming" || PGRunState(m.State) != PGRunning || lenient.Truthy(m.Tags["nosync"]) {
 			continue
 		}
 		cands = append(cands, cand{r.ApplicationName, r.SyncState == "sync" || r.SyncState == "quorum", r.FlushLSN, m.NoFailover()})

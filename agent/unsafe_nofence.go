@@ -2,8 +2,10 @@
 
 package agent
 
+import "github.com/regent-ha/regent/internal/buildinfo"
+
 // A deliberately broken build for the chaos suite's self-test.
 func init() {
 	skipSelfFencing = true
-	Version += "-UNSAFE-NOFENCE"
+	buildinfo.Version += "-UNSAFE-NOFENCE"
 }

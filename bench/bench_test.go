@@ -1,4 +1,4 @@
-package bench
+package bench_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/bench"
+	"github.com/regent-ha/regent/bench/scale"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -37,16 +39,17 @@ func TestBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Progress = os.Stdout
-	r := Run(t, p)
-	jsonPath, mdPath, err := Write(*benchOut, r)
+	r := bench.Run(t, p)
+	jsonPath, mdPath, err := bench.Write(*benchOut, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("\n%s\nwritten: %s, %s\n", Markdown(r), jsonPath, mdPath)
+	fmt.Printf("\n%s\nwritten: %s, %s\n", bench.Markdown(r), jsonPath, mdPath)
 }
 
-func flagParams() (Params, error) {
-	p := DefaultParams()
+func flagParams() (bench.Params, error) {
+	p := bench.DefaultParams()
+	p.Scale = scale.Run
 	if n := *benchReps; n > 0 {
 		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps = n, n, n, n, n
 	}
@@ -87,7 +90,9 @@ func TestSmoke(t *testing.T) {
 		t.Skip("the smoke test starts real clusters; skipped with -short")
 	}
 	start := time.Now()
-	r := Run(t, SmokeParams())
+	p := bench.SmokeParams()
+	p.Scale = scale.Run
+	r := bench.Run(t, p)
 	t.Logf("smoke run took %s", time.Since(start).Round(time.Second))
 	if t.Failed() {
 		return
@@ -95,14 +100,14 @@ func TestSmoke(t *testing.T) {
 	if len(r.Problems) > 0 {
 		t.Errorf("problems: %q", r.Problems)
 	}
-	t.Logf("summary:\n%s", Markdown(r))
+	t.Logf("summary:\n%s", bench.Markdown(r))
 	checkSmokeReport(t, r)
 	dir := t.TempDir()
-	jsonPath, mdPath, err := Write(dir, r)
+	jsonPath, mdPath, err := bench.Write(dir, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Report
+	var back bench.Report
 	if data, err := os.ReadFile(jsonPath); err != nil || json.Unmarshal(data, &back) != nil {
 		t.Fatalf("%s does not read back as a report: %v", jsonPath, err)
 	}
@@ -118,7 +123,7 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-func checkSmokeReport(t *testing.T, r *Report) {
+func checkSmokeReport(t *testing.T, r *bench.Report) {
 	t.Helper()
 	kinds := map[string]bool{}
 	for _, f := range r.Failover {
@@ -126,7 +131,7 @@ func checkSmokeReport(t *testing.T, r *Report) {
 		if f.Failed > 0 || f.RTO.N != 1 || f.RTO.Median <= 0 {
 			t.Errorf("%s: %d failed, RTO %+v", f.Kind, f.Failed, f.RTO)
 		}
-		if f.Kind != KindCrash && f.Detection.N != 1 {
+		if f.Kind != bench.KindCrash && f.Detection.N != 1 {
 			t.Errorf("%s: no split from the decision record: %+v", f.Kind, f.Samples)
 		}
 	}

@@ -14,8 +14,11 @@
 // Results go to <out>/<date>.json and <out>/<date>.md (see Write).
 //
 // It owns: the fault-injecting measurement loops, the write probers and
-// the load generator, the /proc and etcd /metrics readers, the fake-
-// PostgreSQL clusters of the etcd scale measurement, and the report.
+// the load generator, the /proc and etcd /metrics readers, and the report.
+// The etcd scale measurement (fake-PostgreSQL clusters of in-process
+// agents) is the subpackage bench/scale, because it links the agent and
+// this package reads the agents only as a client does (REST, etcd);
+// TestBench and TestSmoke hand scale.Run to Run as Params.Scale.
 //
 // It must never assert a performance target (targets are compared and
 // reported, never turned into test failures: a slow machine is not a

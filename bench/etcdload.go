@@ -128,6 +128,23 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 	return out, nil
 }
 
+// MeasureEtcd is etcd's load over window, per node of the clusters and
+// nodes it serves: a scrape of clientURL's /metrics before and after.
+func MeasureEtcd(ctx context.Context, clientURL string, window time.Duration, clusters, nodes int) (EtcdLoad, error) {
+	e0, err := scrapeEtcd(ctx, clientURL)
+	if err != nil {
+		return EtcdLoad{}, err
+	}
+	if err := WaitFor(ctx, window); err != nil {
+		return EtcdLoad{}, err
+	}
+	e1, err := scrapeEtcd(ctx, clientURL)
+	if err != nil {
+		return EtcdLoad{}, err
+	}
+	return loadBetween(e0, e1, clusters, nodes), nil
+}
+
 // loadBetween turns two scrapes into per-node rates.
 func loadBetween(a, b etcdCounters, clusters, nodes int) EtcdLoad {
 	secs := b.at.Sub(a.at).Seconds()

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // Fault kinds of the RTO measurements.
@@ -170,8 +170,8 @@ func rejoin(t *testing.T, c *testcluster.Cluster, kind string, victim *testclust
 // splitFromDecision fills the sample's split from the winner's failover
 // decision record (or says why it could not).
 func splitFromDecision(ctx context.Context, winner *testcluster.Node, t0, firstAck time.Time, s *FailoverSample) {
-	var d agent.Decision
-	err := pollUntil(ctx, decisionWait, 200*time.Millisecond, func() error {
+	var d restapi.Decision
+	err := PollUntil(ctx, decisionWait, 200*time.Millisecond, func() error {
 		ds, err := readDecisions(ctx, winner)
 		if err != nil {
 			return err
@@ -204,7 +204,7 @@ func splitFromDecision(ctx context.Context, winner *testcluster.Node, t0, firstA
 }
 
 // readDecisions reads GET /decisions (newest first) from n.
-func readDecisions(ctx context.Context, n *testcluster.Node) ([]agent.Decision, error) {
+func readDecisions(ctx context.Context, n *testcluster.Node) ([]restapi.Decision, error) {
 	code, body, err := n.Get(ctx, "/decisions")
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func readDecisions(ctx context.Context, n *testcluster.Node) ([]agent.Decision, 
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("GET /decisions on %s = %d: %s", n.Name, code, body)
 	}
-	var ds []agent.Decision
+	var ds []restapi.Decision
 	if err := json.Unmarshal(body, &ds); err != nil {
 		return nil, fmt.Errorf("GET /decisions on %s: %w", n.Name, err)
 	}

@@ -42,7 +42,7 @@ type IdleResult struct {
 func measureIdle(t *testing.T, c *testcluster.Cluster, warmup, window time.Duration) IdleResult {
 	ctx := t.Context()
 	leader := c.WaitHealthy(t, healthyWait)
-	if err := waitFor(ctx, warmup); err != nil {
+	if err := WaitFor(ctx, warmup); err != nil {
 		t.Fatal(err)
 	}
 	nodes := c.Nodes()
@@ -114,9 +114,9 @@ func sampleRSS(ctx context.Context, pids []string, maxRSS []int64, window time.D
 	}
 }
 
-// waitFor lets d pass (a measurement window or a warm-up, not a stand-in
+// WaitFor lets d pass (a measurement window or a warm-up, not a stand-in
 // for an event), or returns early with ctx's error.
-func waitFor(ctx context.Context, d time.Duration) error {
+func WaitFor(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}

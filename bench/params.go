@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"testing"
 	"time"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 )
 
 // Profile is a set of HA timings (seconds, as in bootstrap.dcs and
@@ -39,17 +40,17 @@ func (p Profile) String() string {
 // timings, so a profile the agent would refuse fails before any cluster
 // starts, naming the broken rule.
 func (p Profile) Check() error {
-	if _, err := p.agentConfig("pg1", "bench", "http://127.0.0.1:2379"); err != nil {
+	if _, err := p.AgentConfig("pg1", "bench", "http://127.0.0.1:2379"); err != nil {
 		return fmt.Errorf("profile %s (%s): %w", p.Name, p, err)
 	}
 	return nil
 }
 
-// agentConfig is a minimal, validated agent config with these timings.
+// AgentConfig is a minimal, validated agent config with these timings.
 // Its PostgreSQL and REST sections are placeholders (the fake-PostgreSQL
 // agents of the scale measurement use neither), but validation wants the
 // PostgreSQL binaries to exist: the real ones are used.
-func (p Profile) agentConfig(name, scope, etcdURL string) (*agent.Config, error) {
+func (p Profile) AgentConfig(name, scope, etcdURL string) (*config.Config, error) {
 	binDir, err := pgBinDir()
 	if err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ log: {level: warn}
 bootstrap:
   dcs: {ttl: %d, loop_wait: %d, retry_timeout: %d}
 `, name, scope, etcdURL, binDir, p.SafetyMargin, p.TTL, p.LoopWait, p.RetryTimeout)
-	return agent.ParseConfig([]byte(yml))
+	return config.Parse([]byte(yml))
 }
 
 // pgBinDir finds the PostgreSQL binaries as the test harness does:
@@ -125,10 +126,19 @@ type Params struct {
 	// ScaleWindow is the window at each count. Empty skips it.
 	ScaleClusters []int         `json:"scale_clusters"`
 	ScaleWindow   time.Duration `json:"-"`
+	// Scale runs the scale measurement: bench/scale.Run, which links the
+	// agent (this package does not, so a client's dependencies stay
+	// free of it). Unset, the scale step fails, naming it.
+	Scale ScaleFunc `json:"-"`
 
 	// Progress, when set, receives a line per step and repetition.
 	Progress io.Writer `json:"-"`
 }
+
+// ScaleFunc measures etcd's load per node for each cluster count (3
+// agents each) at prof's timings, each point over window; say reports
+// progress. It fails t on an error.
+type ScaleFunc func(t *testing.T, prof Profile, counts []int, window time.Duration, say func(format string, args ...any)) []EtcdLoad
 
 // DefaultParams is what `make bench` runs: about 9 minutes on 2 cores,
 // up to 12 when a thawed host's rejoin stalls for pg_ctl's minute (it

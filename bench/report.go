@@ -18,7 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/version"
 	"golang.org/x/sys/unix"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/internal/buildinfo"
 )
 
 // Report is everything a run measured, and the conditions it ran in.
@@ -72,7 +72,7 @@ func gatherConditions(ctx context.Context, p Params) Conditions {
 	c := Conditions{
 		CPUs: runtime.NumCPU(), CPUModel: "unknown", Kernel: "unknown", LoadAvgAtStart: "unknown",
 		GoVersion: runtime.Version(), PostgresVersion: "unknown", EtcdVersion: version.Version,
-		RegentVersion: agent.Version, Commit: gitCommit(ctx), Params: p,
+		RegentVersion: buildinfo.Version, Commit: gitCommit(ctx), Params: p,
 	}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(data)) {

@@ -42,7 +42,12 @@ func Run(t *testing.T, p Params) *Report {
 		})
 	}
 	if len(p.ScaleClusters) > 0 {
-		step("etcd_scale", func(t *testing.T) { r.EtcdScale = runScale(t, p.Main, p.ScaleClusters, p.ScaleWindow, say) })
+		step("etcd_scale", func(t *testing.T) {
+			if p.Scale == nil {
+				t.Fatal("Params.Scale is unset: pass bench/scale.Run to measure scale_clusters")
+			}
+			r.EtcdScale = p.Scale(t, p.Main, p.ScaleClusters, p.ScaleWindow, say)
+		})
 	}
 	r.DurationS = time.Since(r.StartedAt).Seconds()
 	r.Conditions.LoadAvgAtEnd = loadAvg()

@@ -14,9 +14,9 @@ const (
 	writeTimeout = 250 * time.Millisecond
 )
 
-// pollUntil calls check every `every` until it returns nil, and returns
+// PollUntil calls check every `every` until it returns nil, and returns
 // its last error if that does not happen within timeout.
-func pollUntil(ctx context.Context, timeout, every time.Duration, check func() error) error {
+func PollUntil(ctx context.Context, timeout, every time.Duration, check func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(every)

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/regent-ha/regent/internal/lenient"
 )
 
 // Member is the JSON value of members/<name> (patroni-compat.md §1.3.1).
@@ -30,7 +32,7 @@ type Member struct {
 }
 
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).
-func (m Member) NoFailover() bool { return truthy(m.Tags["nofailover"]) }
+func (m Member) NoFailover() bool { return lenient.Truthy(m.Tags["nofailover"]) }
 
 // Tag returns a tag value and whether it is set.
 func (m Member) Tag(name string) (any, bool) { v, ok := m.Tags[name]; return v, ok }
@@ -191,21 +193,4 @@ func (c *Cluster) Timeline() int {
 		return 1
 	}
 	return c.History[len(c.History)-1].Timeline + 1
-}
-
-func truthy(v any) bool {
-	switch t := v.(type) {
-	case bool:
-		return t
-	case string:
-		switch strings.ToLower(t) {
-		case "true", "on", "yes", "1", "y":
-			return true
-		}
-	case float64:
-		return t != 0
-	case int:
-		return t != 0
-	}
-	return false
 }

@@ -13,14 +13,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
 
-// envRef matches ${VAR} as agent.ParseConfig expands it.
+// envRef matches ${VAR} as config.Parse expands it.
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // readExample reads a file of this directory.
@@ -42,15 +42,15 @@ func setEnvRefs(t *testing.T, data []byte) {
 	}
 }
 
-// TestRegentYMLParses: examples/regent.yml is accepted by agent.ParseConfig
+// TestRegentYMLParses: examples/regent.yml is accepted by config.Parse
 // (strict keys, types and cross-field rules), and every value it annotates
 // as the default is the default the code applies.
 func TestRegentYMLParses(t *testing.T) {
 	data := readExample(t, "regent.yml")
 	setEnvRefs(t, data)
-	cfg, err := agent.ParseConfig(data)
+	cfg, err := config.Parse(data)
 	if err != nil {
-		t.Fatalf("agent.ParseConfig(examples/regent.yml):\n%v", err)
+		t.Fatalf("config.Parse(examples/regent.yml):\n%v", err)
 	}
 	if got := cfg.Postgres.Superuser.Password.Reveal(); got != "example-pgsuperpass" {
 		t.Errorf("postgres.superuser.password = %q, want ${PGSUPERPASS} expanded", got)
@@ -59,7 +59,7 @@ func TestRegentYMLParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bootstrap.dcs: %v", err)
 	}
-	def := agent.DefaultDynamicConfig()
+	def := config.DefaultDynamic()
 	checks := []struct {
 		key       string
 		got, want any
@@ -74,7 +74,7 @@ func TestRegentYMLParses(t *testing.T) {
 		{"watchdog.device", cfg.Watchdog.Device, "/dev/watchdog"},
 		{"watchdog.safety_margin", cfg.Watchdog.SafetyMargin, fencing.DefaultSafetyMargin},
 		{"fence.timeout", cfg.Fence.Timeout, fencing.DefaultHookTimeout},
-		{"callbacks.timeout", cfg.Callbacks.Timeout, agent.DefaultCallbackTimeout},
+		{"callbacks.timeout", cfg.Callbacks.Timeout, config.DefaultCallbackTimeout},
 		{"log.level", cfg.Log.Level, "info"},
 		{"log.format", cfg.Log.Format, "text"},
 		{"bootstrap.dcs.ttl", dyn.TTL, def.TTL},
@@ -101,7 +101,7 @@ func TestRegentYMLParses(t *testing.T) {
 	}
 }
 
-// TestRegentYMLDocumentsEveryKey: every key of agent.Config (its yaml
+// TestRegentYMLDocumentsEveryKey: every key of config.Config (its yaml
 // tags, recursively), every cluster-wide bootstrap.dcs key Regent acts on
 // and every tag with a meaning appears in examples/regent.yml, set or
 // commented out ("# key: value" at the key's indentation).
@@ -110,7 +110,7 @@ func TestRegentYMLDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := configKeys(reflect.TypeOf(agent.Config{}), "")
+	want := configKeys(reflect.TypeOf(config.Config{}), "")
 	for _, k := range dynamicKeys(t) {
 		want = append(want, "bootstrap.dcs."+k)
 	}
@@ -128,7 +128,7 @@ func TestRegentYMLDocumentsEveryKey(t *testing.T) {
 }
 
 // TestRegentYMLCommentedKeysAreReal: with every commented-out setting
-// uncommented, the file still decodes strictly into agent.Config: no
+// uncommented, the file still decodes strictly into config.Config: no
 // misspelt key, no wrongly typed value hides in a comment.
 func TestRegentYMLCommentedKeysAreReal(t *testing.T) {
 	data := readExample(t, "regent.yml")
@@ -142,7 +142,7 @@ func TestRegentYMLCommentedKeysAreReal(t *testing.T) {
 	})
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
-	var cfg agent.Config
+	var cfg config.Config
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatalf("examples/regent.yml with its commented-out keys uncommented does not decode strictly: %v", err)
 	}
@@ -219,8 +219,8 @@ func configKeys(t reflect.Type, prefix string) []string {
 	return keys
 }
 
-// dynamicKeys are the bootstrap.dcs keys, one per agent.DynamicConfig
-// field (Patroni's names). A field added to DynamicConfig fails the test
+// dynamicKeys are the bootstrap.dcs keys, one per config.Dynamic
+// field (Patroni's names). A field added to config.Dynamic fails the test
 // until it is named here and documented in the example.
 func dynamicKeys(t *testing.T) []string {
 	t.Helper()
@@ -233,11 +233,11 @@ func dynamicKeys(t *testing.T) []string {
 		"PostgresParameters": {"postgresql", "postgresql.parameters"},
 	}
 	var keys []string
-	dt := reflect.TypeOf(agent.DynamicConfig{})
+	dt := reflect.TypeOf(config.Dynamic{})
 	for i := range dt.NumField() {
 		names, ok := byField[dt.Field(i).Name]
 		if !ok {
-			t.Errorf("agent.DynamicConfig.%s has no bootstrap.dcs key in this test: name it here and document it in examples/regent.yml", dt.Field(i).Name)
+			t.Errorf("config.Dynamic.%s has no bootstrap.dcs key in this test: name it here and document it in examples/regent.yml", dt.Field(i).Name)
 			continue
 		}
 		keys = append(keys, names...)

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 )
 
@@ -47,7 +47,7 @@ func readVIP(t *testing.T, name string) vipConfig {
 func TestVIPManagerMatchesRegent(t *testing.T) {
 	data := readExample(t, "regent.yml")
 	setEnvRefs(t, data)
-	cfg, err := agent.ParseConfig(data)
+	cfg, err := config.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/regent-ha/regent/internal/lenient"
 )
 
 const (
@@ -228,26 +230,12 @@ func (s *Server) postReinitialize(w http.ResponseWriter, r *http.Request) {
 	s.writeAction(w, "reinitialize", code, text)
 }
 
-// lenientBool is Patroni's parse_bool on a JSON value: true, "true", "on",
-// "yes" and 1 (any case) are true; anything else, absent included, false.
+// lenientBool reads a JSON value as Regent reads every flag
+// (lenient.Truthy: true, "on", "yes", 1…); absent or unparsable is false.
 func lenientBool(raw json.RawMessage) bool {
-	if len(raw) == 0 {
-		return false
-	}
 	var v any
-	if json.Unmarshal(raw, &v) != nil {
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
 		return false
 	}
-	switch t := v.(type) {
-	case bool:
-		return t
-	case float64:
-		return t == 1
-	case string:
-		switch strings.ToLower(t) {
-		case "true", "on", "yes", "1":
-			return true
-		}
-	}
-	return false
+	return lenient.Truthy(v)
 }

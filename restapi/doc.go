@@ -6,7 +6,10 @@
 // It owns the `restapi:` section of regent.yml (Config), the health-check
 // decision rules of §2.3, the JSON error format ({"error": …,
 // "reasons": […]}) and the request-body rules that later command endpoints
-// share (DecodeJSON).
+// share (DecodeJSON), and the typed documents that cross the API to
+// clients (records.go: the decision log of GET /decisions, the watchdog
+// and synchronous-mode blocks of GET /patroni), so a client reads them
+// without linking the agent.
 //
 // The HA loop publishes an immutable Snapshot once per tick through
 // Server.Publish (an atomic.Pointer store). Health checks and GET /patroni

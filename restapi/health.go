@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regent-ha/regent/internal/lenient"
 )
 
 // This file holds the health-check decision rules of patroni-compat.md §2.3.
@@ -47,7 +49,7 @@ func (p probe) intermediate(lagLimit uint64) codes {
 	role := st.Role
 	lagging := p.snap.Optime > 0 && p.snap.Optime > satAdd(replayed(st), lagLimit)
 	var c codes
-	c.replica = codeIf(!truthy(st.Tags["noloadbalance"]) && !lagging && role == "replica" && st.State == "running")
+	c.replica = codeIf(!lenient.Truthy(st.Tags["noloadbalance"]) && !lagging && role == "replica" && st.State == "running")
 	switch {
 	case !p.c && p.snap.Paused:
 		c.leader = codeIf(role == "master" || role == "primary" || role == "standby_leader")
@@ -198,26 +200,6 @@ func tagText(v any) string {
 	default:
 		return strings.ToLower(fmt.Sprint(v))
 	}
-}
-
-// truthy reads a boolean tag leniently, as the rest of Regent does.
-func truthy(v any) bool {
-	switch t := v.(type) {
-	case bool:
-		return t
-	case string:
-		switch strings.ToLower(strings.TrimSpace(t)) {
-		case "true", "on", "yes", "y", "1":
-			return true
-		}
-	case int:
-		return t != 0
-	case int64:
-		return t != 0
-	case float64:
-		return t != 0
-	}
-	return false
 }
 
 // parseSize parses lag=: an integer is bytes; B, kB, MB, GB and TB are

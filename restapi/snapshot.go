@@ -96,10 +96,10 @@ type RegentStatus struct {
 	Name string `json:"name"`
 	// LeaseRemainingMs is how long this leader may still serve writes, as
 	// of the request when Snapshot.LeaseDeadline is set.
-	LeaseRemainingMs int64  `json:"lease_remaining_ms,omitempty"`
-	Watchdog         any    `json:"watchdog,omitempty"`
-	Synchronous      any    `json:"synchronous,omitempty"`
-	LastDecision     string `json:"last_decision,omitempty"`
+	LeaseRemainingMs int64           `json:"lease_remaining_ms,omitempty"`
+	Watchdog         *WatchdogStatus `json:"watchdog,omitempty"`
+	Synchronous      *SyncStatus     `json:"synchronous,omitempty"`
+	LastDecision     string          `json:"last_decision,omitempty"`
 }
 
 // Backend is what the server needs from the agent beyond the published

@@ -3,6 +3,7 @@
 // temporary directory that is removed on exit.
 //
 //	regent-demo [-nodes 3] [-regent bin/regent] [-bin-dir /usr/lib/postgresql/15/bin]
+//	regent-demo -version
 //
 // It is a binary of its own because it links etcd's server, which the
 // agent does not need: `regent` stays small.
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/internal/demo"
 )
 
@@ -43,8 +45,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	agentBin := fs.String("regent", "", "the regent agent binary (default: regent next to this binary, else on PATH)")
 	binDir := fs.String("bin-dir", "/usr/lib/postgresql/15/bin", "PostgreSQL binaries")
 	logLevel := fs.String("log-level", "info", "agents' log level: debug, info, warn, error")
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *version {
+		fmt.Fprintln(stdout, "regent-demo", buildinfo.Version)
+		return exitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "regent-demo: unexpected argument %q\n", fs.Arg(0))

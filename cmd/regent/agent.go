@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/postgres"
@@ -32,7 +33,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	cfg, err := agent.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		printConfigError(stderr, path, err)
 		return exitUsage
@@ -50,7 +51,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serve wires the parts and runs them until ctx ends or the agent stops.
-func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	client, err := connectDCS(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -102,7 +103,7 @@ func serve(ctx context.Context, cfg *agent.Config, log *slog.Logger) error {
 
 // connectDCS retries until etcd answers: an agent started before etcd
 // waits for it rather than exiting.
-func connectDCS(ctx context.Context, cfg *agent.Config, log *slog.Logger) (*dcs.Client, error) {
+func connectDCS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dcs.Client, error) {
 	keys := dcs.NewKeys(cfg.Namespace, cfg.Scope)
 	for {
 		client, err := dcs.Connect(ctx, cfg.Etcd, keys, log.With("component", "dcs"))

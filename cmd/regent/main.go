@@ -16,7 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
+	"github.com/regent-ha/regent/internal/buildinfo"
 )
 
 // Exit codes.
@@ -39,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "regent", agent.Version)
+		fmt.Fprintln(stdout, "regent", buildinfo.Version)
 		return exitOK
 	case "validate":
 		return validate(args, stdout, stderr)
@@ -79,7 +80,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, err := agent.LoadConfig(path); err != nil {
+	if _, err := config.Load(path); err != nil {
 		printConfigError(stderr, path, err)
 		return exitUsage
 	}

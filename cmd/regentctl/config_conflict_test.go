@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/dcs/dcstest"
 	"github.com/regent-ha/regent/postgres/pgtest"
@@ -41,18 +42,18 @@ func (a *realConfigAgent) ifMatches() []string {
 	return append([]string(nil), a.match...)
 }
 
-func newRealConfigAgent(t *testing.T, config string) *realConfigAgent {
+func newRealConfigAgent(t *testing.T, configKey string) *realConfigAgent {
 	t.Helper()
 	data, err := os.ReadFile(writeRegentYAML(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := agent.ParseConfig(data)
+	cfg, err := config.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := dcstest.New(dcs.NewKeys("/service/", "demo"))
-	if err := store.Put(t.Context(), store.Keys().Config(), []byte(config)); err != nil {
+	if err := store.Put(t.Context(), store.Keys().Config(), []byte(configKey)); err != nil {
 		t.Fatal(err)
 	}
 	ag, err := agent.New(agent.Options{Config: cfg, DCS: store, Postgres: pgtest.New(7000000000000000001),

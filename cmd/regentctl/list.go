@@ -13,6 +13,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/clusterlist"
+	"github.com/regent-ha/regent/internal/lenient"
 )
 
 // defaultWatch is the redraw interval of a bare --watch (patronictl's -W).
@@ -101,22 +102,7 @@ func configPaused(c *dcs.Cluster) bool {
 	if json.Unmarshal(c.Config.Data, &cfg) != nil {
 		return false
 	}
-	return lenientTrue(cfg["pause"])
-}
-
-func lenientTrue(v any) bool {
-	switch t := v.(type) {
-	case bool:
-		return t
-	case float64:
-		return t != 0
-	case string:
-		switch strings.ToLower(t) {
-		case "true", "on", "yes", "1", "y":
-			return true
-		}
-	}
-	return false
+	return lenient.Truthy(cfg["pause"])
 }
 
 // watch redraws show every interval until the command's context ends

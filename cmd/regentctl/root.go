@@ -12,8 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -80,7 +81,7 @@ func (s *settings) resolve(cmd *cobra.Command) error {
 	}
 	var fileREST *restapi.Config
 	if s.configPath != "" {
-		cfg, err := agent.LoadConfig(s.configPath)
+		cfg, err := config.Load(s.configPath)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.configPath, err)
 		}
@@ -167,7 +168,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print regentctl's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", agent.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", buildinfo.Version)
 			return nil
 		},
 	}

@@ -98,7 +98,7 @@ func ParseActions(list string) ([]ActionKind, error) {
 }
 
 // validTTL checks a ttl (seconds) against the rules the agent applies to
-// PATCH /config (agent.DynamicConfig.Validate and checkSafetyMargin):
+// PATCH /config (config.Dynamic.Validate and config.CheckSafetyMargin):
 // loop_wait + 2·retry_timeout ≤ ttl, fencing.CheckTiming, safety_margin ≥
 // loop_wait + 1 s and safety_margin < ttl − loop_wait. The suite does not
 // import the agent: this mirrors it, and the agent's refusal (400) would

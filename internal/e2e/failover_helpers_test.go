@@ -30,7 +30,7 @@ const (
 	writeAttempt = time.Second
 )
 
-// decisionEntry is one record of GET /decisions (agent.Decision on the wire).
+// decisionEntry is one record of GET /decisions (restapi.Decision on the wire).
 type decisionEntry struct {
 	ID             string           `json:"id"`
 	At             time.Time        `json:"at"`

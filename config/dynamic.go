@@ -1,20 +1,19 @@
-package agent
+package config
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/regent-ha/regent/internal/lenient"
 )
 
-// DynamicConfig is the cluster-wide configuration kept in the `config` key
+// Dynamic is the cluster-wide configuration kept in the `config` key
 // (patroni-compat.md §1.3.3), with Patroni's names. Durations are whole
 // seconds on the wire.
-type DynamicConfig struct {
+type Dynamic struct {
 	TTL                   time.Duration
 	LoopWait              time.Duration
 	RetryTimeout          time.Duration
@@ -43,9 +42,9 @@ const (
 	DefaultSwitchoverTimeout   = 30 * time.Second
 )
 
-// DefaultDynamicConfig returns the defaults applied to absent keys.
-func DefaultDynamicConfig() DynamicConfig {
-	return DynamicConfig{
+// DefaultDynamic returns the defaults applied to absent keys.
+func DefaultDynamic() Dynamic {
+	return Dynamic{
 		TTL:                  DefaultTTL,
 		LoopWait:             DefaultLoopWait,
 		RetryTimeout:         DefaultRetryTimeout,
@@ -70,24 +69,24 @@ var knownDynamicKeys = map[string]bool{
 	"permanent_slots": true, "permanent_replication_slots": true, "ignore_slots": true,
 }
 
-// ParseDynamicConfig reads the config key's JSON leniently, as Patroni does:
+// ParseDynamic reads the config key's JSON leniently, as Patroni does:
 // integer-like strings work, booleans accept true/on/yes/1, unknown keys are
 // ignored. Bad values of known keys are errors naming the key.
-func ParseDynamicConfig(raw []byte) (DynamicConfig, error) {
+func ParseDynamic(raw []byte) (Dynamic, error) {
 	if len(raw) == 0 {
-		return DefaultDynamicConfig(), nil
+		return DefaultDynamic(), nil
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		// Patroni treats an unparsable value as {}.
-		return DefaultDynamicConfig(), nil
+		return DefaultDynamic(), nil
 	}
-	return dynamicConfigFromMap(m, false)
+	return dynamicFromMap(m, false)
 }
 
-// dynamicConfigFromMap applies m over the defaults. strict refuses unknown keys.
-func dynamicConfigFromMap(m map[string]any, strict bool) (DynamicConfig, error) {
-	c := DefaultDynamicConfig()
+// dynamicFromMap applies m over the defaults. strict refuses unknown keys.
+func dynamicFromMap(m map[string]any, strict bool) (Dynamic, error) {
+	c := DefaultDynamic()
 	var errs []error
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -108,23 +107,23 @@ func dynamicConfigFromMap(m map[string]any, strict bool) (DynamicConfig, error) 
 		case "retry_timeout":
 			c.RetryTimeout, err = seconds(v)
 		case "maximum_lag_on_failover":
-			c.MaximumLagOnFailover, err = integer(v)
+			c.MaximumLagOnFailover, err = lenient.Integer(v)
 		case "primary_start_timeout", "master_start_timeout":
 			c.PrimaryStartTimeout, err = seconds(v)
 		case "switchover_timeout":
 			c.SwitchoverTimeout, err = seconds(v)
 		case "check_timeline":
-			c.CheckTimeline, err = boolean(v)
+			c.CheckTimeline, err = lenient.Bool(v)
 		case "synchronous_mode":
-			c.SynchronousMode, err = boolean(v)
+			c.SynchronousMode, err = lenient.Bool(v)
 		case "synchronous_mode_strict":
-			c.SynchronousModeStrict, err = boolean(v)
+			c.SynchronousModeStrict, err = lenient.Bool(v)
 		case "synchronous_node_count":
 			var n int64
-			n, err = integer(v)
+			n, err = lenient.Integer(v)
 			c.SynchronousNodeCount = int(n)
 		case "pause":
-			c.Pause, err = boolean(v)
+			c.Pause, err = lenient.Bool(v)
 		case "postgresql":
 			c.PostgresParameters, err = postgresParameters(v)
 		default:
@@ -144,7 +143,7 @@ func dynamicConfigFromMap(m map[string]any, strict bool) (DynamicConfig, error) 
 
 // Validate checks the timing rules (DESIGN §2): a leader that cannot reach
 // etcd must give up before its lease can expire.
-func (c DynamicConfig) Validate() error {
+func (c Dynamic) Validate() error {
 	var errs []error
 	if c.TTL < 2*time.Second {
 		errs = append(errs, fmt.Errorf("ttl: %s is below the minimum of 2s", c.TTL))
@@ -172,7 +171,7 @@ func (c DynamicConfig) Validate() error {
 }
 
 func seconds(v any) (time.Duration, error) {
-	n, err := number(v)
+	n, err := lenient.Number(v)
 	if err != nil {
 		return 0, err
 	}
@@ -180,56 +179,6 @@ func seconds(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("%v seconds is out of range (0 to 86400)", v)
 	}
 	return time.Duration(n * float64(time.Second)), nil
-}
-
-func integer(v any) (int64, error) {
-	n, err := number(v)
-	if err != nil {
-		return 0, err
-	}
-	if n != math.Trunc(n) {
-		return 0, fmt.Errorf("%v is not a whole number", v)
-	}
-	return int64(n), nil
-}
-
-func number(v any) (float64, error) {
-	switch t := v.(type) {
-	case float64:
-		return t, nil
-	case int:
-		return float64(t), nil
-	case int64:
-		return float64(t), nil
-	case uint64:
-		return float64(t), nil
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a number", t)
-		}
-		return f, nil
-	}
-	return 0, fmt.Errorf("%v (%T) is not a number", v, v)
-}
-
-func boolean(v any) (bool, error) {
-	switch t := v.(type) {
-	case bool:
-		return t, nil
-	case float64:
-		return t != 0, nil
-	case int:
-		return t != 0, nil
-	case string:
-		switch strings.ToLower(strings.TrimSpace(t)) {
-		case "true", "on", "yes", "1", "y":
-			return true, nil
-		case "false", "off", "no", "0", "n", "":
-			return false, nil
-		}
-	}
-	return false, fmt.Errorf("%v is not a boolean", v)
 }
 
 func postgresParameters(v any) (map[string]any, error) {

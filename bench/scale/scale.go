@@ -1,4 +1,4 @@
-package bench
+package scale
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/bench"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/etcdembed"
 	"github.com/regent-ha/regent/postgres/pgtest"
@@ -33,10 +34,11 @@ const (
 	nodesPerCluster = 3
 )
 
-// runScale runs N clusters of 3 in-process agents with fake PostgreSQL
+// Run runs N clusters of 3 in-process agents with fake PostgreSQL
 // against one embedded etcd, for each N of counts (ascending; clusters
-// are added between points), and measures etcd's load per node.
-func runScale(t *testing.T, prof Profile, counts []int, window time.Duration, say sayf) []EtcdLoad {
+// are added between points), and measures etcd's load per node. It is a
+// bench.ScaleFunc.
+func Run(t *testing.T, prof bench.Profile, counts []int, window time.Duration, say func(format string, args ...any)) []bench.EtcdLoad {
 	ctx := t.Context()
 	sctx, cancel := context.WithTimeout(ctx, etcdStartWait)
 	e, err := etcdembed.Start(sctx, etcdembed.Config{Dir: t.TempDir()})
@@ -55,7 +57,7 @@ func runScale(t *testing.T, prof Profile, counts []int, window time.Duration, sa
 	}
 	defer check.Close()
 	counts = slices.Sorted(slices.Values(counts))
-	var out []EtcdLoad
+	var out []bench.EtcdLoad
 	for _, n := range counts {
 		say("etcd scale: starting clusters up to %d (3 fake-PostgreSQL agents each)", n)
 		for len(f.scopes) < n {
@@ -63,24 +65,16 @@ func runScale(t *testing.T, prof Profile, counts []int, window time.Duration, sa
 				t.Fatal(err)
 			}
 		}
-		if err := pollUntil(ctx, fleetUpWait, 250*time.Millisecond, func() error { return fleetUp(ctx, check.Raw(), f.scopes) }); err != nil {
+		if err := bench.PollUntil(ctx, fleetUpWait, 250*time.Millisecond, func() error { return fleetUp(ctx, check.Raw(), f.scopes) }); err != nil {
 			t.Fatalf("%d clusters: %v", n, err)
 		}
-		if err := waitFor(ctx, scaleWarmup); err != nil {
+		if err := bench.WaitFor(ctx, scaleWarmup); err != nil {
 			t.Fatal(err)
 		}
-		e0, err := scrapeEtcd(ctx, f.endpoint)
+		l, err := bench.MeasureEtcd(ctx, f.endpoint, window, n, n*nodesPerCluster)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := waitFor(ctx, window); err != nil {
-			t.Fatal(err)
-		}
-		e1, err := scrapeEtcd(ctx, f.endpoint)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := loadBetween(e0, e1, n, n*nodesPerCluster)
 		out = append(out, l)
 		say("etcd scale, %d clusters: %.3f writes/s, %.3f keep-alives/s per node", n, l.WritesPerNodeS, l.KeepAlivesPerNodeS)
 	}
@@ -91,7 +85,7 @@ const testNamespace = "/service/"
 
 // fleet is the in-process agents of the scale measurement.
 type fleet struct {
-	prof     Profile
+	prof     bench.Profile
 	endpoint string
 	log      *slog.Logger
 
@@ -110,7 +104,7 @@ func (f *fleet) addCluster(ctx context.Context) error {
 		fakes[fmt.Sprintf("pg%d", i)] = pgtest.NewEmpty(sysID)
 	}
 	for name, pg := range fakes {
-		cfg, err := f.prof.agentConfig(name, scope, f.endpoint)
+		cfg, err := f.prof.AgentConfig(name, scope, f.endpoint)
 		if err != nil {
 			return fmt.Errorf("config of %s/%s: %w", scope, name, err)
 		}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"encoding/json"
@@ -27,20 +27,20 @@ type Config struct {
 	Postgres  postgres.Config    `yaml:"postgres"`
 	Watchdog  fencing.Config     `yaml:"watchdog"`
 	Fence     fencing.HookConfig `yaml:"fence"`
-	Callbacks CallbacksConfig    `yaml:"callbacks"`
+	Callbacks Callbacks          `yaml:"callbacks"`
 	Tags      Tags               `yaml:"tags"`
-	Bootstrap BootstrapConfig    `yaml:"bootstrap"`
-	Log       LogConfig          `yaml:"log"`
+	Bootstrap Bootstrap          `yaml:"bootstrap"`
+	Log       Log                `yaml:"log"`
 }
 
-// BootstrapConfig is used once, by the member that initializes the cluster.
-type BootstrapConfig struct {
+// Bootstrap is used once, by the member that initializes the cluster.
+type Bootstrap struct {
 	// DCS is written verbatim to the config key (as Patroni does).
 	DCS map[string]any `yaml:"dcs"`
 }
 
-// LogConfig selects the log level and format.
-type LogConfig struct {
+// Log selects the log level and format.
+type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
 }
@@ -48,17 +48,17 @@ type LogConfig struct {
 // memberName: no "/" (it is part of a key), nothing that breaks a conninfo.
 var memberName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$`)
 
-// LoadConfig reads, decodes strictly, defaults and validates a config file.
-func LoadConfig(path string) (*Config, error) {
+// Load reads, decodes strictly, defaults and validates a config file.
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(data)
+	return Parse(data)
 }
 
-// ParseConfig is LoadConfig on bytes.
-func ParseConfig(data []byte) (*Config, error) {
+// Parse is Load on bytes.
+func Parse(data []byte) (*Config, error) {
 	var c Config
 	if err := decodeStrict(data, &c); err != nil {
 		return nil, err
@@ -118,17 +118,17 @@ func (c *Config) Validate() error {
 	if err != nil {
 		errs = append(errs, prefixErrors("bootstrap.dcs.", err))
 	} else {
-		errs = append(errs, checkSafetyMargin(dyn, c.Watchdog))
+		errs = append(errs, CheckSafetyMargin(dyn, c.Watchdog))
 	}
 	return errors.Join(errs...)
 }
 
-// checkSafetyMargin: the leader fences at t_renew + ttl − safety_margin and
+// CheckSafetyMargin: the leader fences at t_renew + ttl − safety_margin and
 // the watchdog fires ttl − safety_margin/2 (fencing.DeviceTimeout) after its
 // last keepalive; both must
 // come before etcd can expire the lease, and a healthy leader must renew
 // (every loop_wait) well inside its own window.
-func checkSafetyMargin(dyn DynamicConfig, wd fencing.Config) error {
+func CheckSafetyMargin(dyn Dynamic, wd fencing.Config) error {
 	if err := fencing.CheckTiming(dyn.TTL, dyn.LoopWait, wd.SafetyMargin); err != nil {
 		return err
 	}
@@ -142,20 +142,20 @@ func checkSafetyMargin(dyn DynamicConfig, wd fencing.Config) error {
 }
 
 // BootstrapDynamic parses bootstrap.dcs strictly (unknown keys are errors).
-func (c *Config) BootstrapDynamic() (DynamicConfig, error) {
+func (c *Config) BootstrapDynamic() (Dynamic, error) {
 	if c.Bootstrap.DCS == nil {
-		return DefaultDynamicConfig(), nil
+		return DefaultDynamic(), nil
 	}
 	// Round-trip through JSON so values have the types the config key will hold.
 	raw, err := json.Marshal(normalizeYAML(c.Bootstrap.DCS))
 	if err != nil {
-		return DynamicConfig{}, fmt.Errorf("not representable as JSON: %w", err)
+		return Dynamic{}, fmt.Errorf("not representable as JSON: %w", err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return DynamicConfig{}, err
+		return Dynamic{}, err
 	}
-	return dynamicConfigFromMap(m, true)
+	return dynamicFromMap(m, true)
 }
 
 // BootstrapDCSJSON is the JSON written to the config key at bootstrap.
@@ -199,7 +199,7 @@ func prefixErrors(prefix string, err error) error {
 	return errors.Join(parts...)
 }
 
-func (l LogConfig) level() (slog.Level, error) {
+func (l Log) level() (slog.Level, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
 		return 0, fmt.Errorf("%q is not debug, info, warn or error", l.Level)
@@ -208,7 +208,7 @@ func (l LogConfig) level() (slog.Level, error) {
 }
 
 // NewLogger builds the agent's logger from the log section.
-func (l LogConfig) NewLogger(w *os.File) *slog.Logger {
+func (l Log) NewLogger(w *os.File) *slog.Logger {
 	lv, _ := l.level()
 	opts := &slog.HandlerOptions{Level: lv}
 	if l.Format == "json" {

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"strings"
@@ -34,9 +34,9 @@ bootstrap:
 func TestParseConfigAcceptsTheDocumentedShape(t *testing.T) {
 	t.Setenv("PGSUPERPASS", "s3cret$x")
 	t.Setenv("PGREPLPASS", "r3pl")
-	c, err := ParseConfig([]byte(goodConfig))
+	c, err := Parse([]byte(goodConfig))
 	if err != nil {
-		t.Fatalf("ParseConfig: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
 	if got := c.Postgres.Superuser.Password.Reveal(); got != "s3cret$x" {
 		t.Errorf("superuser password = %q, want the environment's value", got)
@@ -96,9 +96,9 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("PGSUPERPASS", "x")
 			t.Setenv("PGREPLPASS", "y")
-			_, err := ParseConfig([]byte(tt.edit(goodConfig)))
+			_, err := Parse([]byte(tt.edit(goodConfig)))
 			if err == nil {
-				t.Fatal("ParseConfig accepted a bad config")
+				t.Fatal("Parse accepted a bad config")
 			}
 			for _, want := range tt.wantParts {
 				if !strings.Contains(err.Error(), want) {
@@ -113,24 +113,24 @@ func TestSafetyMarginMustFitTheTimings(t *testing.T) {
 	t.Setenv("PGSUPERPASS", "x")
 	t.Setenv("PGREPLPASS", "y")
 	cfg := strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off, safety_margin: 9s}", 1)
-	_, err := ParseConfig([]byte(cfg))
+	_, err := Parse([]byte(cfg))
 	if err == nil || !strings.Contains(err.Error(), "watchdog.safety_margin") {
 		t.Fatalf("err = %v, want a watchdog.safety_margin error", err)
 	}
 }
 
-func TestParseDynamicConfigIsLenientLikePatroni(t *testing.T) {
-	c, err := ParseDynamicConfig([]byte(`{"ttl": "20", "loop_wait": 2, "pause": "on", "unknown_key": {"x": 1}, "postgresql": {"parameters": {"work_mem": "8MB"}}}`))
+func TestParseDynamicIsLenientLikePatroni(t *testing.T) {
+	c, err := ParseDynamic([]byte(`{"ttl": "20", "loop_wait": 2, "pause": "on", "unknown_key": {"x": 1}, "postgresql": {"parameters": {"work_mem": "8MB"}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.TTL != 20*time.Second || c.LoopWait != 2*time.Second || !c.Pause || c.PostgresParameters["work_mem"] != "8MB" {
 		t.Errorf("parsed %+v", c)
 	}
-	if c, err := ParseDynamicConfig([]byte(`not json`)); err != nil || c.TTL != DefaultTTL {
+	if c, err := ParseDynamic([]byte(`not json`)); err != nil || c.TTL != DefaultTTL {
 		t.Errorf("unparsable value must count as {}: %+v, %v", c, err)
 	}
-	if _, err := ParseDynamicConfig([]byte(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 3}`)); err == nil {
+	if _, err := ParseDynamic([]byte(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 3}`)); err == nil {
 		t.Error("ttl 5 with retry_timeout 3 must break the timing rule")
 	}
 }

@@ -1,4 +1,6 @@
-package agent
+package config
+
+import "github.com/regent-ha/regent/internal/lenient"
 
 // Tags are the member's configured tags, published in its member key.
 // nofailover, noloadbalance, nosync and clonefrom follow Patroni; Regent adds
@@ -6,14 +8,14 @@ package agent
 type Tags map[string]any
 
 // NoFailover: this member never becomes leader on its own.
-func (t Tags) NoFailover() bool { return truthy(t["nofailover"]) }
+func (t Tags) NoFailover() bool { return lenient.Truthy(t["nofailover"]) }
 
 func (t Tags) failoverPriority() (int, error) {
 	v, ok := t["failover_priority"]
 	if !ok || v == nil {
 		return 0, nil
 	}
-	n, err := integer(v)
+	n, err := lenient.Integer(v)
 	if err != nil {
 		return 0, err
 	}
@@ -33,7 +35,7 @@ func (t Tags) Published() map[string]any {
 	for k, v := range t {
 		switch k {
 		case "nofailover", "noloadbalance", "nosync", "clonefrom":
-			if !truthy(v) {
+			if !lenient.Truthy(v) {
 				continue
 			}
 		}
@@ -43,9 +45,4 @@ func (t Tags) Published() map[string]any {
 		return nil
 	}
 	return out
-}
-
-func truthy(v any) bool {
-	b, err := boolean(v)
-	return err == nil && b
 }

@@ -1,0 +1,26 @@
+// Package config is Regent's configuration: regent.yml, the member's
+// local settings, and the dynamic config in the cluster's `config` key.
+//
+// It owns:
+//   - regent.yml decoded strictly (yamlstrict.go): unknown or duplicate
+//     keys are errors naming the dotted key, with a "did you mean" for a
+//     typo; ${VAR} in a value is the environment variable, an unset one
+//     an error naming the key (Load, Parse);
+//   - the dynamic config (Dynamic): Patroni's keys, read leniently from
+//     etcd (ParseDynamic) but strictly from bootstrap.dcs, and the pure
+//     half of PATCH and PUT /config (DecodeObject, MergePatch,
+//     EncodeDynamic);
+//   - the member's tags (Tags) and the callbacks section (Callbacks);
+//   - the rules that cross sections: loop_wait + 2·retry_timeout ≤ ttl,
+//     and the safety margin against ttl and loop_wait (CheckSafetyMargin).
+//
+// The sections' types stay owned by the packages that consume them —
+// dcs.Config, restapi.Config, postgres.Config, fencing.Config and
+// fencing.HookConfig — each with its SetDefaults and Validate; Config
+// composes them and calls both.
+//
+// It never does I/O beyond reading the file it is given: the agent reads
+// and writes the config key, runs the callbacks and builds the logger's
+// output. Loosely typed values ("on", "20") are read with
+// internal/lenient, as everywhere else in Regent.
+package config
