@@ -124,7 +124,7 @@ func (a *Agent) abortBootstrap(ctx context.Context) {
 	if err := a.stopForSafety(ctx); err != nil {
 		a.log.Warn("abort bootstrap: stop", "err", err)
 	}
-	if err := a.pg.WipeDataDir(); err != nil {
+	if err := a.wipeDataDir(ctx); err != nil {
 		a.log.Warn("abort bootstrap: wipe data directory", "err", err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeout)

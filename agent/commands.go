@@ -230,12 +230,21 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		case leader == a.name || a.lease.leading:
 			return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
 		}
+		// The guard first, so a refusal leaves PostgreSQL running too.
+		rctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.checkWipe(rctx); err != nil {
+			a.log.Error("reinitialize refused", "err", err)
+			return reinitializeFailed(err)
+		}
 		a.log.Warn("reinitializing on request: wiping the data directory and cloning", "leader", leader, "force", force)
 		if err := a.stopForSafety(ctx); err != nil {
 			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
 		}
-		if err := a.pg.WipeDataDir(); err != nil {
-			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
+		wctx, cancel := a.ioContext(ctx)
+		defer cancel()
+		if err := a.wipeDataDir(wctx); err != nil {
+			return reinitializeFailed(err)
 		}
 		a.pgState = PGCreatingReplica
 		// The next ticks clone from the leader (empty data directory).

@@ -62,7 +62,8 @@ type Postgres interface {
 	Reload(ctx context.Context) error
 	Clone(ctx context.Context, from postgres.Upstream) error
 	Rewind(ctx context.Context, from postgres.Upstream) error
-	WipeDataDir() error
+	CheckWipe(ctx context.Context, systemID uint64) error
+	WipeDataDir(ctx context.Context, systemID uint64) error
 	TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error)
 	EnsureSlots(ctx context.Context, members []string) error
 	WriteHBA(memberHosts []string) (bool, error)

@@ -67,7 +67,7 @@ func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.St
 		defer cancel()
 		if err := a.pg.Rewind(rctx, up); err != nil {
 			a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
-			if werr := a.pg.WipeDataDir(); werr != nil {
+			if werr := a.wipeDataDir(ctx); werr != nil {
 				return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
 			}
 			return nil

@@ -39,7 +39,8 @@ type Config struct {
 	// Parameters are extra GUCs; they override Regent's defaults. Strings
 	// are written quoted, numbers and booleans bare.
 	Parameters map[string]any `yaml:"parameters"`
-	// PgHBA lines are appended after Regent's own pg_hba.conf lines.
+	// PgHBA lines come first in pg_hba.conf, verbatim, before Regent's own
+	// lines (PostgreSQL uses the first match): see WriteHBA, HBAWarnings.
 	PgHBA []string `yaml:"pg_hba"`
 	// StopTimeout is the budget of the smart → fast → immediate escalation.
 	StopTimeout time.Duration `yaml:"stop_timeout"`

@@ -21,7 +21,7 @@
 //	postgresql.base.conf  initdb's postgresql.conf, kept as is
 //	postgresql.conf       include of the base file, Regent's defaults,
 //	                      postgres.parameters, then the recovery block
-//	pg_hba.conf           Regent's lines first, then postgres.pg_hba
+//	pg_hba.conf           postgres.pg_hba first, then Regent's own lines
 //	standby.signal        present while the instance is configured as standby
 //
 // Every file is written atomically (temporary file + rename) with mode 0600

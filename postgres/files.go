@@ -85,26 +85,3 @@ func (i *Instance) ensureDir(dir string, mode os.FileMode) error {
 func (i *Instance) ensureDataDir() error {
 	return i.ensureDir(i.cfg.DataDir, 0o700)
 }
-
-// WipeDataDir removes the contents of data_dir (keeping the directory, which
-// may be a mount point), e.g. before a re-clone. It refuses while a
-// postmaster is running.
-func (i *Instance) WipeDataDir() error {
-	if pid, err := i.PostmasterPID(); err == nil {
-		return fmt.Errorf("wipe data dir: postmaster %d is running", pid)
-	}
-	entries, err := os.ReadDir(i.cfg.DataDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("wipe data dir: %w", err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(i.cfg.DataDir, e.Name())); err != nil {
-			return fmt.Errorf("wipe data dir: %w", err)
-		}
-	}
-	i.log.Info("wiped data directory", "data_dir", i.cfg.DataDir)
-	return nil
-}

@@ -8,13 +8,17 @@ import (
 	"strings"
 )
 
-// WriteHBA writes pg_hba.conf atomically: Regent's lines first —
-// `local all <superuser>`, then for the loopback addresses and each member
-// host (IPv4 as /32, IPv6 as /128, CIDRs and host names as given)
-// `host replication <replication user> H` and `host all <superuser> H`,
-// all scram-sha-256 — then the user's postgres.pg_hba lines. memberHosts
-// should include this member's own connect host. changed reports whether
-// the content differs; the agent then reloads.
+// WriteHBA writes pg_hba.conf atomically: the user's postgres.pg_hba lines
+// first, verbatim, then Regent's own — `local all <superuser>`, then for
+// the loopback addresses and each member host (IPv4 as /32, IPv6 as /128,
+// CIDRs and host names as given) `host replication <replication user> H`
+// and `host all <superuser> H`, all scram-sha-256. PostgreSQL uses the first
+// line that matches a connection, so a configured line is never shadowed
+// (Debian's `local all postgres peer`, a `trust` line, a `reject`), and
+// Regent's lines serve its own connections that no configured line takes
+// (HBAWarnings reports configured lines that would turn them away).
+// memberHosts should include this member's own connect host. changed
+// reports whether the content differs; the agent then reloads.
 func (i *Instance) WriteHBA(memberHosts []string) (changed bool, err error) {
 	changed, err = i.writeFileAtomic(filepath.Join(i.cfg.DataDir, hbaFile), []byte(i.renderHBA(memberHosts)), 0o600)
 	if err != nil {
@@ -28,7 +32,15 @@ func (i *Instance) renderHBA(memberHosts []string) string {
 	repl := hbaIdent(i.cfg.Replication.Username)
 	var b strings.Builder
 	b.WriteString(managedHeader + ": rewritten when members change. Do not edit;\n")
-	b.WriteString("# add lines with postgres.pg_hba in regent.yml.\n")
+	b.WriteString("# set lines with postgres.pg_hba in regent.yml. PostgreSQL uses the first\n")
+	b.WriteString("# matching line: the configured lines come first, Regent's after them.\n")
+	if len(i.cfg.PgHBA) > 0 {
+		b.WriteString("\n# postgres.pg_hba\n")
+		for _, line := range i.cfg.PgHBA {
+			b.WriteString(strings.TrimSpace(line) + "\n")
+		}
+	}
+	b.WriteString("\n# Regent: its own connections (local superuser, members' replication and pg_rewind)\n")
 	fmt.Fprintf(&b, "local all %s scram-sha-256\n", su)
 	seen := map[string]bool{}
 	for _, h := range append([]string{"127.0.0.1", "::1"}, memberHosts...) {
@@ -39,12 +51,6 @@ func (i *Instance) renderHBA(memberHosts []string) string {
 		seen[addr] = true
 		fmt.Fprintf(&b, "host replication %s %s scram-sha-256\n", repl, addr)
 		fmt.Fprintf(&b, "host all %s %s scram-sha-256\n", su, addr)
-	}
-	if len(i.cfg.PgHBA) > 0 {
-		b.WriteString("\n# postgres.pg_hba\n")
-		for _, line := range i.cfg.PgHBA {
-			b.WriteString(strings.TrimSpace(line) + "\n")
-		}
 	}
 	return b.String()
 }

@@ -25,7 +25,14 @@ func TestWriteHBA(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `# Managed by Regent: rewritten when members change. Do not edit;
-# add lines with postgres.pg_hba in regent.yml.
+# set lines with postgres.pg_hba in regent.yml. PostgreSQL uses the first
+# matching line: the configured lines come first, Regent's after them.
+
+# postgres.pg_hba
+host all app 10.0.0.0/8 scram-sha-256
+hostssl all all ::/0 scram-sha-256
+
+# Regent: its own connections (local superuser, members' replication and pg_rewind)
 local all postgres scram-sha-256
 host replication "repl user" 127.0.0.1/32 scram-sha-256
 host all postgres 127.0.0.1/32 scram-sha-256
@@ -41,10 +48,6 @@ host replication "repl user" db3.example.com scram-sha-256
 host all postgres db3.example.com scram-sha-256
 host replication "repl user" 192.168.0.0/24 scram-sha-256
 host all postgres 192.168.0.0/24 scram-sha-256
-
-# postgres.pg_hba
-host all app 10.0.0.0/8 scram-sha-256
-hostssl all all ::/0 scram-sha-256
 `
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("pg_hba.conf (-want +got):\n%s", diff)

@@ -87,6 +87,9 @@ func New(opts Options) (*Instance, error) {
 			i.home = u.HomeDir
 		}
 	}
+	for _, w := range cfg.HBAWarnings() {
+		log.Warn("pg_hba: a configured line may lock Regent out", "warning", w)
+	}
 	return i, nil
 }
 

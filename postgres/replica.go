@@ -28,7 +28,7 @@ func (i *Instance) Clone(ctx context.Context, from Upstream) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			if werr := i.WipeDataDir(); werr != nil {
+			if werr := i.removeContents(); werr != nil { // it was empty: all ours
 				i.log.Error("could not remove a partial clone", "err", werr)
 			}
 		}

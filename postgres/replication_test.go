@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,10 +234,11 @@ func TestCloneFailureLeavesEmptyDataDir(t *testing.T) {
 	if err := inst.Clone(ctx, Upstream{Member: "nobody", Host: "127.0.0.1", Port: 1}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("Clone into a non-empty data dir = %v", err)
 	}
-	if err := inst.WipeDataDir(); err != nil {
-		t.Fatal(err)
+	// Not a data directory: the wipe refuses and the file stays.
+	if err := inst.WipeDataDir(ctx, AnySystem); !errors.Is(err, ErrWipeRefused) {
+		t.Errorf("WipeDataDir of a directory holding junk = %v, want ErrWipeRefused", err)
 	}
-	if entries, _ := os.ReadDir(inst.Config().DataDir); len(entries) != 0 {
-		t.Errorf("WipeDataDir left %d entries", len(entries))
+	if _, err := os.Stat(filepath.Join(inst.Config().DataDir, "junk")); err != nil {
+		t.Errorf("the refused wipe deleted junk: %v", err)
 	}
 }

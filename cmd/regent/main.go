@@ -80,9 +80,14 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		printConfigError(stderr, path, err)
 		return exitUsage
+	}
+	// Warnings do not fail the check: the operator may mean the line.
+	for _, w := range cfg.Postgres.HBAWarnings() {
+		fmt.Fprintf(stderr, "regent: warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return exitOK

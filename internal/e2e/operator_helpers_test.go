@@ -111,9 +111,19 @@ func (r ctlResult) String() string {
 // runTool runs bin with args, bounded by bound (then killed: code -1).
 func runTool(t *testing.T, bound time.Duration, bin string, args ...string) ctlResult {
 	t.Helper()
+	return runToolWith(t, bound, nil, bin, args...)
+}
+
+// runToolWith is runTool with setup, if set, editing the command (its
+// environment, its OS user) before it starts.
+func runToolWith(t *testing.T, bound time.Duration, setup func(*exec.Cmd), bin string, args ...string) ctlResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), bound)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if setup != nil {
+		setup(cmd)
+	}
 	cmd.Stdin = nil // not a terminal: commands that would prompt need --force
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -224,9 +224,28 @@ func (f *Fake) Rewind(ctx context.Context, from postgres.Upstream) error {
 	return nil
 }
 
-func (f *Fake) WipeDataDir() error {
+// CheckWipe refuses, as the real guard does, another cluster's data
+// directory (the fake's system identifier differs from systemID).
+func (f *Fake) CheckWipe(ctx context.Context, systemID uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.checkWipeLocked(systemID)
+}
+
+func (f *Fake) checkWipeLocked(systemID uint64) error {
+	if f.empty || systemID == postgres.AnySystem || systemID == f.sysID {
+		return nil
+	}
+	return fmt.Errorf("%w (pgtest): system identifier %d is not %d", postgres.ErrWipeRefused, f.sysID, systemID)
+}
+
+func (f *Fake) WipeDataDir(ctx context.Context, systemID uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkWipeLocked(systemID); err != nil {
+		f.record("wipe refused")
+		return err
+	}
 	f.record("wipe")
 	f.empty = true
 	return nil
