@@ -214,10 +214,10 @@ func oldLeader(in Inputs) Step {
 		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: fencing writes"}
 	case r.Stage == StageQuiesce:
 		return quiesce(in, expired)
-	case r.Stage == StageCatchUp:
-		return catchUp(in, expired)
 	}
-	return Step{Kind: Wait, Reason: "no old-leader step at " + string(r.Stage)}
+	// WAIT_FOR_REPLICATION_CATCHUP: the only stage left before the point of
+	// no return (RoleOf).
+	return catchUp(in, expired)
 }
 
 func quiesce(in Inputs, expired bool) Step {
@@ -231,13 +231,13 @@ func quiesce(in Inputs, expired bool) Step {
 	case !q.Stopped:
 		return Step{Kind: Wait, Reason: "waiting for the old primary to stop"}
 	}
-	s := stopped(in)
+	s := afterStop(in)
 	s.Stopped = true
 	return s
 }
 
-// stopped: the old leader's stop ended; read and record the final LSN.
-func stopped(in Inputs) Step {
+// afterStop: the old leader's stop ended; read and record the final LSN.
+func afterStop(in Inputs) Step {
 	switch f := in.Final; {
 	case in.Quiesce.StopErr != nil:
 		return failBeforePromote(in, StateFailed, "stopping the old primary failed: "+in.Quiesce.StopErr.Error(), "see the agent log of "+in.Self)
