@@ -15,6 +15,7 @@ import (
 	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // ErrRefused is returned by Run when this node must not join the cluster
@@ -80,9 +81,9 @@ type Agent struct {
 	// quiesce is set while this leader has stopped PostgreSQL for a switchover.
 	quiesce *quiesceState
 	// soClock times the running switchover on this host's clock.
-	soClock switchoverClock
+	soClock switchover.Clock
 	// soStaleLock: a switchover lock seen without a running record.
-	soStaleLock staleLock
+	soStaleLock switchover.StaleLock
 
 	// Synchronous mode: the WAL position when synchronous_standby_names
 	// last changed, and whether the leader runs degraded (asynchronous).

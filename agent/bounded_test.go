@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/switchover"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
 )
@@ -57,8 +58,8 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 	store := newStore()
 	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
 	h.bootstrapLeader()
-	rec := SwitchoverRecord{ID: "s1", From: "pg0", To: "pg1", CreatedAt: h.now, Timeout: "30s", Stage: StagePromote, State: StateRunning}
-	rec.event(StagePromote, "started", "handing over")
+	rec := switchover.Record{ID: "s1", From: "pg0", To: "pg1", CreatedAt: h.now, Timeout: "30s", Stage: switchover.StagePromote, State: switchover.StateRunning}
+	rec.Append(switchover.StagePromote, switchover.KindStarted, "handing over")
 	data, _ := json.Marshal(rec)
 	if err := store.Put(t.Context(), store.Keys().Switchover("s1"), data); err != nil {
 		t.Fatal(err)
@@ -99,62 +100,32 @@ func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
 	if err := peer.PutMember(ctx, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"}); err != nil {
 		t.Fatal(err)
 	}
-	rec := SwitchoverRecord{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: StageCatchUp, State: StateRunning, FinalLSN: 0x9000000}
+	rec := switchover.Record{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: switchover.StageCatchUp, State: switchover.StateRunning, FinalLSN: 0x9000000}
 	data, _ := json.Marshal(rec)
 	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
 		if err := store.Put(ctx, key, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	state := func() string {
+	state := func() switchover.State {
 		v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r SwitchoverRecord
-		if err := json.Unmarshal(v.Data, &r); err != nil {
+		r, err := switchover.Decode(v.Data)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return r.State
 	}
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
-	if got := state(); got != StateRunning {
+	if got := state(); got != switchover.StateRunning {
 		t.Fatalf("switchover %s at once: its CreatedAt comes from another host's clock", got)
 	}
 	h.advance(31 * time.Second)
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
-	if got := state(); got != StateFailed {
+	if got := state(); got != switchover.StateFailed {
 		t.Fatalf("switchover %s after 31 s on this host's clock with a 30 s timeout, want failed", got)
-	}
-}
-
-// TestLockVerdict: which switchover locks the leader removes.
-func TestLockVerdict(t *testing.T) {
-	t0 := time.Unix(1_000_000, 0)
-	rec := func(state string) dcs.Value {
-		data, _ := json.Marshal(SwitchoverRecord{ID: "s1", State: state})
-		return dcs.Value{Data: data}
-	}
-	lock := dcs.Value{Data: []byte("s1"), ModRevision: 7}
-	for _, tt := range []struct {
-		name   string
-		extra  map[string]dcs.Value
-		seen   staleLock
-		after  time.Duration
-		remove bool
-	}{
-		{"no lock", map[string]dcs.Value{}, staleLock{}, 0, false},
-		{"running record", map[string]dcs.Value{"switchover": lock, "switchovers/s1": rec(StateRunning)}, staleLock{}, time.Hour, false},
-		{"finished record: at once", map[string]dcs.Value{"switchover": lock, "switchovers/s1": rec(StateFailed)}, staleLock{}, 0, true},
-		{"no record, first seen", map[string]dcs.Value{"switchover": lock}, staleLock{}, 0, false},
-		{"no record, within the grace", map[string]dcs.Value{"switchover": lock}, staleLock{id: "s1", rev: 7, since: t0}, staleLockGrace - time.Second, false},
-		{"no record, past the grace", map[string]dcs.Value{"switchover": lock}, staleLock{id: "s1", rev: 7, since: t0}, staleLockGrace, true},
-		{"no record, lock taken again meanwhile", map[string]dcs.Value{"switchover": {Data: []byte("s1"), ModRevision: 9}}, staleLock{id: "s1", rev: 7, since: t0}, time.Hour, false},
-	} {
-		remove, _ := lockVerdict(&dcs.Cluster{Extra: tt.extra}, tt.seen, t0.Add(tt.after))
-		if remove != tt.remove {
-			t.Errorf("%s: remove = %v, want %v", tt.name, remove, tt.remove)
-		}
 	}
 }
 
@@ -166,7 +137,7 @@ func TestLeaderRemovesALockItsCloseLeftBehind(t *testing.T) {
 	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
 	h.bootstrapLeader()
 	ctx := t.Context()
-	data, _ := json.Marshal(SwitchoverRecord{ID: "s1", From: "pg1", To: "pg2", State: StateFailed, Stage: StagePreFlight})
+	data, _ := json.Marshal(switchover.Record{ID: "s1", From: "pg1", To: "pg2", State: switchover.StateFailed, Stage: switchover.StagePreFlight})
 	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
 		if err := store.Put(ctx, key, v); err != nil {
 			t.Fatal(err)

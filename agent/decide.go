@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regent-ha/regent/internal/bytesize"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -341,7 +342,7 @@ func elect(s Snapshot) Election {
 	}
 	if optime := s.View.Status.Optime; optime > uint64(self.WAL) && int64(optime-uint64(self.WAL)) > s.Config.MaximumLagOnFailover {
 		block = append(block, fmt.Sprintf("lag %s > maximum_lag_on_failover %s (last known leader position %d, mine %s)",
-			formatBytes(int64(optime-uint64(self.WAL))), formatBytes(s.Config.MaximumLagOnFailover), optime, self.WAL))
+			bytesize.Format(int64(optime-uint64(self.WAL))), bytesize.Format(s.Config.MaximumLagOnFailover), optime, self.WAL))
 	}
 	peers := append([]PeerStatus(nil), s.Peers...)
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
@@ -394,16 +395,4 @@ func comparePeer(self Candidate, p PeerStatus) (Candidate, string) {
 		return c, fmt.Sprintf("%s is equally advanced (%s) and wins the tie-break by name", p.Name, p.WAL)
 	}
 	return c, ""
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/switchover"
 )
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -297,13 +298,13 @@ func TestDecide(t *testing.T) {
 		{"designated candidate of a switchover waits to replay past the final LSN",
 			snap(unlocked, func(s *Snapshot) {
 				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Switchover = &SwitchoverRecord{To: "pg2", FinalLSN: 0x5000000}
+				s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x5000000}
 			}),
 			Action{Kind: ActWait}, "waiting to pass the old primary's final LSN 0/5000000"},
 		{"designated candidate of a switchover races once past the final LSN",
 			snap(unlocked, func(s *Snapshot) {
 				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Switchover = &SwitchoverRecord{To: "pg2", FinalLSN: 0x4FFFFFF}
+				s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x4FFFFFF}
 			}),
 			Action{Kind: ActRace}, "designated candidate"},
 		{"designated candidate tagged nofailover does not race",
@@ -539,12 +540,4 @@ func TestUnsafeBuildKeepsAPrimary(t *testing.T) {
 		}), ActLead, "leading"},
 		{"without the lease: not demoted", snap(func(s *Snapshot) { s.PG = primary(0x5000000) }), ActWait, "UNSAFE build"},
 	})
-}
-
-func TestFormatBytes(t *testing.T) {
-	for n, want := range map[int64]string{1023: "1023 B", 1 << 10: "1.0 kB", 3 << 19: "1.5 MB", 5 << 30: "5.0 GB"} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
 }

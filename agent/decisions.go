@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/boundedlog"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -83,26 +82,13 @@ func (a *Agent) trimDecisions(ctx context.Context) {
 	if v == nil {
 		return
 	}
-	ids := decisionNames(v)
-	for len(ids) > maxDecisions {
-		if err := a.dcs.Delete(ctx, a.dcs.Keys().Decision(ids[0]), 0); err != nil {
-			return
-		}
-		ids = ids[1:]
-	}
+	_ = boundedlog.Trim(ctx, decisionNames(v), maxDecisions, func(ctx context.Context, id string) error {
+		return a.dcs.Delete(ctx, a.dcs.Keys().Decision(id), 0)
+	})
 }
 
 // decisionNames returns the decision ids in the view, oldest first.
-func decisionNames(v *dcs.Cluster) []string {
-	var ids []string
-	for name := range v.Extra {
-		if id, ok := strings.CutPrefix(name, "decisions/"); ok {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
+func decisionNames(v *dcs.Cluster) []string { return boundedlog.Names(v.Extra, "decisions/") }
 
 // Decisions serves GET /decisions from a fresh read, newest first.
 func (a *Agent) Decisions(ctx context.Context) (json.RawMessage, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // failoverKeyStep is what the leader does with the failover key.
@@ -168,14 +169,14 @@ func (a *Agent) awaitNewLeader(ctx context.Context, title, oldLeader, candidate 
 	seen := false // the request must be seen in the view before its absence means failure
 	for {
 		if v := a.dcs.View(); v != nil {
-			seen = seen || !v.Failover.Empty() || activeSwitchover(v) != nil
+			seen = seen || !v.Failover.Empty() || switchover.Active(v) != nil
 			if l := v.LeaderName(); l != "" && l != oldLeader {
 				if candidate != "" && l != candidate {
 					return http.StatusOK, fmt.Sprintf("%s to %q instead of %q", upperFirst(past), l, candidate)
 				}
 				return http.StatusOK, fmt.Sprintf("Successfully %s to %q", past, l)
 			}
-			if seen && v.Failover.Empty() && activeSwitchover(v) == nil {
+			if seen && v.Failover.Empty() && switchover.Active(v) == nil {
 				return http.StatusServiceUnavailable, title + " failed"
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regent-ha/regent/switchover"
 )
 
 // Metrics are the HA loop's Prometheus series, registered on an injected
@@ -118,24 +120,19 @@ func (m *Metrics) unavailable(event string, d time.Duration) {
 }
 
 // switchoverFinished records a closed switchover and its stage durations.
-func (m *Metrics) switchoverFinished(r *SwitchoverRecord) {
+func (m *Metrics) switchoverFinished(r *switchover.Record) {
 	if m == nil {
 		return
 	}
-	m.switchovers.WithLabelValues(r.State).Inc()
+	m.switchovers.WithLabelValues(string(r.State)).Inc()
 	for _, e := range r.Events {
-		if e.Kind == "completed" {
-			m.stageDuration.WithLabelValues(e.Stage).Observe(float64(e.DurationMs) / 1000)
+		if e.Kind == switchover.KindCompleted {
+			m.stageDuration.WithLabelValues(string(e.Stage)).Observe(float64(e.DurationMs) / 1000)
 		}
 	}
-	quiesced, ok1 := r.startedStage(StageQuiesce)
-	var promoted time.Time
-	for _, e := range r.Events {
-		if e.Stage == StagePromote && e.Kind == "completed" {
-			promoted = e.At
-		}
-	}
-	if ok1 && !promoted.IsZero() {
+	quiesced, ok1 := r.StartedAt(switchover.StageQuiesce)
+	promoted, ok2 := r.CompletedAt(switchover.StagePromote)
+	if ok1 && ok2 {
 		m.unavailable("switchover", promoted.Sub(quiesced))
 	}
 }

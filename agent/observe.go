@@ -7,6 +7,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // observe builds the tick's Snapshot, complete: nothing modifies it
@@ -28,7 +29,7 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 		s.ScheduledRestart = *r.req.Schedule
 	}
 	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
-	s.Switchover = activeSwitchover(s.View)
+	s.Switchover = switchover.Active(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()

@@ -6,6 +6,7 @@ import (
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // Snapshot is everything decide needs, observed at one instant. It is built
@@ -27,7 +28,7 @@ type Snapshot struct {
 	// cannot be armed: such a member must not lead.
 	WatchdogUsable bool
 	// Switchover is the running switchover record (nil when none).
-	Switchover *SwitchoverRecord
+	Switchover *switchover.Record
 	// Quiescing: this leader stopped PostgreSQL on purpose for a switchover.
 	Quiescing bool
 	// Busy names long work running beside the loop (a clone, a rewind;

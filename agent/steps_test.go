@@ -8,6 +8,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // The steps after decide in tick (scheduled restart, on_role_change, the
@@ -81,7 +82,7 @@ func TestDecideFailoverKey(t *testing.T) {
 		{"no view", snap(func(s *Snapshot) { s.View = nil }), true, false, failoverKeyIdle},
 		{"not leading (after act)", snap(withKey(dcs.Failover{Member: "pg3"})), false, false, failoverKeyIdle},
 		{"no request", snap(withKey(dcs.Failover{})), true, false, failoverKeyIdle},
-		{"a switchover already runs", snap(withKey(dcs.Failover{Member: "pg3"}), func(s *Snapshot) { s.Switchover = &SwitchoverRecord{ID: "x"} }), true, false, failoverKeyIdle},
+		{"a switchover already runs", snap(withKey(dcs.Failover{Member: "pg3"}), func(s *Snapshot) { s.Switchover = &switchover.Record{ID: "x"} }), true, false, failoverKeyIdle},
 		{"quiescing (after the switchover step)", snap(withKey(dcs.Failover{Member: "pg3"})), true, true, failoverKeyIdle},
 		{"names me as candidate", snap(withKey(dcs.Failover{Member: "pg2"})), true, false, failoverKeyClear},
 		{"names another leader", snap(withKey(dcs.Failover{Leader: "pg1", Member: "pg3"})), true, false, failoverKeyClear},

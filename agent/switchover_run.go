@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/bytesize"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // quiesceState is the old leader's local part of a switchover: PostgreSQL
@@ -22,66 +24,132 @@ type quiesceState struct {
 }
 
 // driveSwitchover advances the running switchover by one step. It runs in
-// the HA loop after act and never blocks longer than one bounded call: the
-// PostgreSQL stop runs in the background so the lease keeps being renewed.
+// the HA loop after act: it builds the inputs from the snapshot, lets
+// switchover.Next classify (after at most one bounded read the step asks
+// for: the candidate's position, the final LSN, a write probe), and acts.
+// It never blocks longer than one bounded call: the PostgreSQL stop runs
+// in the background so the lease keeps being renewed.
 func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
-	r := s.Switchover
-	if r == nil {
-		if a.quiesce != nil && a.stopSettled() {
-			// The record was closed or removed under us: never stay quiesced.
-			a.log.Warn("switchover record gone while quiesced; restoring the primary", "switchover_id", a.quiesce.id)
-			a.restorePrimary(ctx)
-		}
-		if a.lease.leading && s.View != nil {
-			a.cleanStaleLock(ctx, s.View)
-		}
-		return
+	in := a.switchoverInputs(s)
+	step := switchover.Next(in)
+	if a.readForSwitchover(ctx, step.Kind, &in) {
+		step = switchover.Next(in)
 	}
-	if !a.lease.leading {
-		return
+	if err := a.actSwitchover(ctx, s, in, step); err != nil {
+		a.log.Error("switchover step failed", "switchover_id", in.Record.ID, "stage", in.Record.Stage, "step", step.Kind, "err", err)
 	}
-	var err error
-	switch {
-	case r.From == a.name && !r.pastPointOfNoReturn():
-		err = a.driveOldLeader(ctx, r)
-	case r.To == a.name && r.pastPointOfNoReturn():
-		err = a.driveNewLeader(ctx, s, r)
-	default:
-		// I lead, but not as this switchover's driver: its orchestrator is
-		// gone and an automatic failover (or the old leader again) won.
-		err = a.closeSwitchover(ctx, r.ID, StateFailed, fmt.Sprintf("%s leads now, but the switchover %s → %s was at %s: its orchestrator stopped driving it (crash or lost lease) and an automatic election chose %s", a.name, r.From, r.To, r.Stage, a.name),
-			"the cluster has exactly one primary ("+a.name+"); see GET /decisions for the election; request a new switchover if still wanted")
-	}
-	if err != nil {
-		a.log.Error("switchover step failed", "switchover_id", r.ID, "stage", r.Stage, "err", err)
+	if in.Record == nil && a.lease.leading && s.View != nil {
+		a.cleanStaleLock(ctx, s.View)
 	}
 }
 
-func (a *Agent) driveOldLeader(ctx context.Context, r *SwitchoverRecord) error {
-	total, _ := a.soClock.observe(r, a.now())
-	expired := total > r.timeout()
-	switch {
-	case r.AbortRequested:
-		return a.failBeforePromote(ctx, r, StateAborted, "aborted on request at "+r.Stage, "")
-	case r.Stage == StagePreFlight:
+// switchoverInputs gathers what switchover.Next reads: the snapshot, the
+// lease, this agent's quiesce (collecting its stop's result without
+// blocking) and the switchover's timings on this host's clock.
+func (a *Agent) switchoverInputs(s Snapshot) switchover.Inputs {
+	in := switchover.Inputs{Record: s.Switchover, Self: a.name, Leading: a.lease.leading, View: s.View,
+		PGRunning: s.PG.Running, PGInRecovery: s.PG.Status.InRecovery, Streaming: streamingNames(s)}
+	if q := a.quiesce; q != nil {
+		a.stopSettled()
+		in.Quiesce = switchover.Quiesce{Active: true, ID: q.id, Stopped: q.done, StopErr: q.err}
+	}
+	if r := in.Record; r != nil && in.Leading {
+		in.Timeout = r.TimeoutOr(config.DefaultSwitchoverTimeout)
+		in.Elapsed, in.InStage = a.soClock.Observe(r, a.now())
+	}
+	return in
+}
+
+// readForSwitchover performs the bounded read a step asks for and stores
+// the fact in in; false when the step reads nothing (or could not).
+func (a *Agent) readForSwitchover(ctx context.Context, kind switchover.StepKind, in *switchover.Inputs) bool {
+	switch kind {
+	case switchover.ReadFinalLSN:
+		cctx, cancel := a.ioContext(ctx)
+		cd, err := a.pg.ControlData(cctx)
+		cancel()
+		in.Final = &switchover.Final{LSN: cd.CheckpointLSN, State: cd.State, Err: err}
+	case switchover.PollCatchUp:
+		c, ok := a.candidatePosition(ctx, in.Record.To)
+		if !ok {
+			return false
+		}
+		in.CatchUp = &c
+	case switchover.Validate:
+		pctx, cancel := a.ioContext(ctx)
+		in.Probe = &switchover.Probe{Err: a.pg.ProbeWrite(pctx)}
+		cancel()
+	default:
+		return false
+	}
+	return true
+}
+
+// candidatePosition asks the candidate for its replay position; false
+// without a cluster view.
+func (a *Agent) candidatePosition(ctx context.Context, to string) (switchover.CatchUp, bool) {
+	v := a.dcs.View()
+	if v == nil {
+		return switchover.CatchUp{}, false
+	}
+	m, ok := v.Members[to]
+	if !ok {
+		return switchover.CatchUp{}, true
+	}
+	fctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	peers := a.peers.Fetch(fctx, map[string]dcs.Member{to: m})
+	cancel()
+	c := switchover.CatchUp{InView: true}
+	if len(peers) == 1 && peers[0].Reachable {
+		c.Reachable, c.Replayed = true, peers[0].Replayed
+	}
+	return c, true
+}
+
+// actSwitchover executes the step switchover.Next chose.
+func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inputs, step switchover.Step) error {
+	r := in.Record
+	if step.Stopped {
+		a.pgState = PGStopped
+	}
+	switch step.Kind {
+	case switchover.RestorePrimary:
+		// The record was closed or removed under us: never stay quiesced.
+		a.log.Warn("switchover record gone while quiesced; restoring the primary", "switchover_id", a.quiesce.id)
+		a.restorePrimary(ctx)
+	case switchover.StartQuiesce:
 		return a.startQuiesce(ctx, r)
-	case r.Stage == StageQuiesce:
-		return a.pollQuiesce(ctx, r, expired)
-	case r.Stage == StageCatchUp:
-		return a.pollCatchUp(ctx, r, expired)
+	case switchover.FinishQuiesce:
+		return a.finishQuiesce(ctx, r, *in.Final)
+	case switchover.HandOver:
+		return a.handOver(ctx, r, *in.CatchUp)
+	case switchover.AwaitStop:
+		a.log.Info("switchover: waiting for the old primary's stop to finish before restoring it", "switchover_id", r.ID, "outcome", step.State)
+	case switchover.FailBeforePromote:
+		return a.failBeforePromote(ctx, r, step.State, *step.Failure)
+	case switchover.RecordPromotion, switchover.FinishRepoint:
+		return a.advanceNewLeader(ctx, s, r, step)
+	case switchover.FinishValidation:
+		return a.finishValidation(ctx, r, in.Probe.Err, step.Missing)
+	case switchover.Close:
+		f := switchover.Failure{}
+		if step.Failure != nil {
+			f = *step.Failure
+		}
+		return a.closeSwitchover(ctx, r.ID, step.State, f)
 	}
 	return nil
 }
 
 // startQuiesce fences writes: /primary turns 503 at once (published now),
 // then a checkpoint and a fast stop in the background.
-func (a *Agent) startQuiesce(ctx context.Context, r *SwitchoverRecord) error {
+func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 	q := &quiesceState{id: r.ID, stopped: make(chan error, 1)}
 	a.quiesce = q
 	a.pgState = PGStopping
 	a.publish(ctx)
-	if _, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-		r.event(StageQuiesce, "started", "%s: /primary answers 503; checkpoint, then fast stop (bounded by %s)", a.name, r.Timeout)
+	if _, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		r.Append(switchover.StageQuiesce, switchover.KindStarted, "%s: /primary answers 503; checkpoint, then fast stop (bounded by %s)", a.name, r.Timeout)
 		return nil
 	}); err != nil {
 		return err
@@ -91,8 +159,8 @@ func (a *Agent) startQuiesce(ctx context.Context, r *SwitchoverRecord) error {
 		a.log.Warn("checkpoint before switchover stop failed", "err", err)
 	}
 	cancel()
-	total, _ := a.soClock.observe(r, a.now())
-	budget := max(r.timeout()-total, 2*time.Second)
+	total, _ := a.soClock.Observe(r, a.now())
+	budget := max(r.TimeoutOr(config.DefaultSwitchoverTimeout)-total, 2*time.Second)
 	go func() {
 		// Bounded by budget inside Stop (fast, then immediate); the loop
 		// keeps renewing the lease meanwhile.
@@ -104,80 +172,29 @@ func (a *Agent) startQuiesce(ctx context.Context, r *SwitchoverRecord) error {
 	return nil
 }
 
-func (a *Agent) pollQuiesce(ctx context.Context, r *SwitchoverRecord, expired bool) error {
-	q := a.quiesce
-	if q == nil || q.id != r.ID {
-		// This agent restarted mid-switchover: it cannot vouch for the stop.
-		return a.failBeforePromote(ctx, r, StateFailed, "the old primary's agent restarted during QUIESCE_WRITES", "request the switchover again")
-	}
-	if !q.done {
-		select {
-		case q.err = <-q.stopped:
-			q.done = true
-		default:
-			if expired {
-				return a.failBeforePromote(ctx, r, StateFailed, "the old primary did not stop within "+r.Timeout, "look for long transactions or a slow archive_command; raise the timeout")
-			}
-			return nil
-		}
-	}
-	a.pgState = PGStopped
-	if q.err != nil {
-		return a.failBeforePromote(ctx, r, StateFailed, "stopping the old primary failed: "+q.err.Error(), "see the agent log of "+a.name)
-	}
-	cctx, cancel := a.ioContext(ctx)
-	cd, err := a.pg.ControlData(cctx)
-	cancel()
-	if err != nil {
-		return a.failBeforePromote(ctx, r, StateFailed, "cannot read the final LSN: "+err.Error(), "")
-	}
-	_, err = a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-		r.FinalLSN = uint64(cd.CheckpointLSN)
-		r.event(StageQuiesce, "completed", "%s stopped; final LSN %s (%s)", a.name, cd.CheckpointLSN, cd.State)
-		r.event(StageCatchUp, "started", "waiting for %s to receive and replay past %s", r.To, cd.CheckpointLSN)
+// finishQuiesce records the old primary's final LSN and starts the
+// catch-up.
+func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) error {
+	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		r.FinalLSN = uint64(final.LSN)
+		r.Append(switchover.StageQuiesce, switchover.KindCompleted, "%s stopped; final LSN %s (%s)", a.name, final.LSN, final.State)
+		r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to receive and replay past %s", r.To, final.LSN)
 		return nil
 	})
 	return err
 }
 
-// pollCatchUp checks the candidate's replay position; once past the final
-// LSN the old leader hands over: the failover key names the candidate (so
-// only it races), then the leader key is released.
-func (a *Agent) pollCatchUp(ctx context.Context, r *SwitchoverRecord, expired bool) error {
-	v := a.dcs.View()
-	if v == nil {
-		return nil
-	}
-	m, ok := v.Members[r.To]
-	if !ok {
-		return a.failBeforePromote(ctx, r, StateFailed, "candidate "+r.To+" disappeared during catch-up", "check the candidate's agent")
-	}
-	fctx, cancel := context.WithTimeout(ctx, peerTimeout)
-	peers := a.peers.Fetch(fctx, map[string]dcs.Member{r.To: m})
-	cancel()
-	if len(peers) == 1 && peers[0].Reachable && uint64(peers[0].Replayed) > r.FinalLSN {
-		return a.handOver(ctx, r, peers[0])
-	}
-	if expired {
-		got := "unreachable"
-		if len(peers) == 1 && peers[0].Reachable {
-			got = "replayed " + peers[0].Replayed.String()
-		}
-		return a.failBeforePromote(ctx, r, StateFailed, fmt.Sprintf("candidate %s did not catch up within %s (%s, final LSN %s)", r.To, r.Timeout, got, postgres.LSN(r.FinalLSN)),
-			"check the candidate's replication (pg_stat_wal_receiver) and retry")
-	}
-	return nil
-}
-
-func (a *Agent) handOver(ctx context.Context, r *SwitchoverRecord, cand PeerStatus) error {
-	caught, _ := r.startedStage(StageCatchUp)
-	if _, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-		r.event(StageCatchUp, "completed", "%s replayed %s, past the final LSN %s", r.To, cand.Replayed, postgres.LSN(r.FinalLSN))
+// handOver: the candidate is past the final LSN. The failover key names
+// it (so only it races), then the leader key is released.
+func (a *Agent) handOver(ctx context.Context, r *switchover.Record, cand switchover.CatchUp) error {
+	caught, _ := r.StartedAt(switchover.StageCatchUp)
+	if _, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		r.Append(switchover.StageCatchUp, switchover.KindCompleted, "%s replayed %s, past the final LSN %s", r.To, cand.Replayed, postgres.LSN(r.FinalLSN))
 		if r.PreflightLagBytes > 0 {
-			r.event(StageCatchUp, "warning", "candidate lag was %s at pre-flight; caught up in %s",
-				formatBytes(r.PreflightLagBytes), time.Since(caught).Round(time.Millisecond))
+			r.Append(switchover.StageCatchUp, switchover.KindWarning, "candidate lag was %s at pre-flight; caught up in %s",
+				bytesize.Format(r.PreflightLagBytes), time.Since(caught).Round(time.Millisecond))
 		}
-		r.event(StagePromote, "started", "%s releases the leader key naming %s as the only candidate", a.name, r.To)
+		r.Append(switchover.StagePromote, switchover.KindStarted, "%s releases the leader key naming %s as the only candidate", a.name, r.To)
 		return nil
 	}); err != nil {
 		return err
@@ -197,17 +214,12 @@ func (a *Agent) handOver(ctx context.Context, r *SwitchoverRecord, cand PeerStat
 
 // failBeforePromote closes the switchover (failed or aborted) and restores
 // this member as primary: it still holds the lease, so nothing is lost.
-// While the background stop is still running it only waits: the loop keeps
-// renewing the lease and retries on the next tick (blocking here would let
-// the lease lapse and turn an abort into a failover).
-func (a *Agent) failBeforePromote(ctx context.Context, r *SwitchoverRecord, state, reason, hint string) error {
-	if !a.stopSettled() {
-		a.log.Info("switchover: waiting for the old primary's stop to finish before restoring it", "switchover_id", r.ID, "outcome", state)
-		return nil
-	}
+// switchover.Next chooses it only once the background stop has ended
+// (before that it waits: switchover.AwaitStop).
+func (a *Agent) failBeforePromote(ctx context.Context, r *switchover.Record, state switchover.State, f switchover.Failure) error {
 	a.restorePrimary(ctx)
 	a.clearFailoverKey(ctx)
-	return a.closeSwitchover(ctx, r.ID, state, reason, hint)
+	return a.closeSwitchover(ctx, r.ID, state, f)
 }
 
 // stopSettled reports whether the quiesce's background stop has finished
@@ -238,23 +250,20 @@ func (a *Agent) restorePrimary(ctx context.Context) {
 // errAlreadyClosed: the record was terminal before this close.
 var errAlreadyClosed = errors.New("switchover already closed")
 
-// closeSwitchover ends the record and releases the lock.
-func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint string) error {
+// closeSwitchover ends the record (f says why, unless completed) and
+// releases the lock.
+func (a *Agent) closeSwitchover(ctx context.Context, id string, state switchover.State, f switchover.Failure) error {
 	changed := false
-	_, err := a.updateRecord(ctx, id, func(r *SwitchoverRecord) error {
+	_, err := a.updateRecord(ctx, id, func(r *switchover.Record) error {
 		if r.Terminal() {
 			return errAlreadyClosed
 		}
 		changed = true
-		kind := "failed"
-		if state == StateCompleted {
-			kind = "completed"
-		}
-		if state == StateCompleted {
-			r.event(StageCleanup, "completed", "%s → %s done; releasing the switchover lock", r.From, r.To)
+		if state == switchover.StateCompleted {
+			r.Append(switchover.StageCleanup, switchover.KindCompleted, "%s → %s done; releasing the switchover lock", r.From, r.To)
 		} else {
-			r.event(r.Stage, kind, "%s", reason)
-			r.Failure = &Failure{Reason: reason, Hint: hint}
+			r.Append(r.Stage, switchover.KindFailed, "%s", f.Reason)
+			r.Failure = &f
 		}
 		r.State = state
 		return nil
@@ -262,11 +271,11 @@ func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint str
 	if closed, _, rerr := a.readRecord(ctx, id); rerr == nil && closed.Terminal() {
 		a.metrics.switchoverFinished(closed)
 	}
-	if err != nil && !errors.Is(err, errRecordGone) && !errors.Is(err, errAlreadyClosed) {
+	if err != nil && !errors.Is(err, switchover.ErrNotFound) && !errors.Is(err, errAlreadyClosed) {
 		return err
 	}
 	if changed {
-		a.log.Info("switchover closed", "switchover_id", id, "state", state, "reason", reason)
+		a.log.Info("switchover closed", "switchover_id", id, "state", state, "reason", f.Reason)
 	}
 	dctx, cancel := a.ioContext(ctx)
 	defer cancel()
@@ -279,99 +288,49 @@ func (a *Agent) closeSwitchover(ctx context.Context, id, state, reason, hint str
 	return nil
 }
 
-func (a *Agent) trimSwitchovers(ctx context.Context) {
-	v := a.dcs.View()
-	if v == nil {
-		return
-	}
-	ids := switchoverIDs(v)
-	for len(ids) > maxSwitchoverRecords {
-		_ = a.dcs.Delete(ctx, a.dcs.Keys().Switchover(ids[0]), 0)
-		ids = ids[1:]
-	}
-}
-
-// driveNewLeader runs the stages after the promotion, on the new leader.
-func (a *Agent) driveNewLeader(ctx context.Context, s Snapshot, r *SwitchoverRecord) error {
-	if !s.PG.Running || s.PG.Status.InRecovery {
-		return nil // promotion still under way
-	}
-	_, inStage := a.soClock.observe(r, a.now())
-	late := inStage > r.timeout()
-	switch r.Stage {
-	case StagePromote:
-		_, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-			r.event(StagePromote, "completed", "%s promoted (timeline %d)", a.name, s.PG.Status.Timeline)
-			r.event(StageRepoint, "started", "%s answers /primary; waiting for the other replicas to stream from it", a.name)
-			return nil
-		})
-		return err
-	case StageRepoint:
-		missing := a.notStreaming(s, r.From)
-		if len(missing) > 0 && !late {
+// advanceNewLeader records the new leader's stages after the promotion:
+// PROMOTE_STANDBY done and REPOINT_CLIENT_TRAFFIC started, or the repoint
+// done (step.Missing: who does not stream yet) and validation started.
+func (a *Agent) advanceNewLeader(ctx context.Context, s Snapshot, r *switchover.Record, step switchover.Step) error {
+	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		if step.Kind == switchover.RecordPromotion {
+			r.Append(switchover.StagePromote, switchover.KindCompleted, "%s promoted (timeline %d)", a.name, s.PG.Status.Timeline)
+			r.Append(switchover.StageRepoint, switchover.KindStarted, "%s answers /primary; waiting for the other replicas to stream from it", a.name)
 			return nil
 		}
-		_, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-			if len(missing) > 0 {
-				r.event(StageRepoint, "warning", "not streaming yet: %v", missing)
-			}
-			r.event(StageRepoint, "completed", "replicas repointed to %s", a.name)
-			r.event(StageValidation, "started", "write probe on %s; waiting for %s to stream from it", a.name, r.From)
-			return nil
-		})
-		return err
-	case StageValidation:
-		return a.validateSwitchover(ctx, s, r, late)
-	case StageCleanup:
-		return a.closeSwitchover(ctx, r.ID, StateCompleted, "", "")
-	}
-	return nil
-}
-
-func (a *Agent) validateSwitchover(ctx context.Context, s Snapshot, r *SwitchoverRecord, late bool) error {
-	pctx, cancel := a.ioContext(ctx)
-	werr := a.pg.ProbeWrite(pctx)
-	cancel()
-	oldStreams := slices.Contains(streamingNames(s), r.From)
-	if (werr != nil || !oldStreams) && !late {
+		if len(step.Missing) > 0 {
+			r.Append(switchover.StageRepoint, switchover.KindWarning, "not streaming yet: %v", step.Missing)
+		}
+		r.Append(switchover.StageRepoint, switchover.KindCompleted, "replicas repointed to %s", a.name)
+		r.Append(switchover.StageValidation, switchover.KindStarted, "write probe on %s; waiting for %s to stream from it", a.name, r.From)
 		return nil
-	}
-	_, err := a.updateRecord(ctx, r.ID, func(r *SwitchoverRecord) error {
-		if werr != nil {
-			r.event(StageValidation, "warning", "write probe failed: %v", werr)
+	})
+	return err
+}
+
+// finishValidation records the validation (the write probe's error, and
+// whether the old leader streams yet) and closes the switchover completed.
+func (a *Agent) finishValidation(ctx context.Context, r *switchover.Record, probeErr error, missing []string) error {
+	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		if probeErr != nil {
+			r.Append(switchover.StageValidation, switchover.KindWarning, "write probe failed: %v", probeErr)
 		}
-		if !oldStreams {
-			r.event(StageValidation, "warning", "%s is not streaming from %s yet", r.From, a.name)
+		if len(missing) > 0 {
+			r.Append(switchover.StageValidation, switchover.KindWarning, "%s is not streaming from %s yet", r.From, a.name)
 		} else {
-			r.event(StageValidation, "info", "%s streams from %s", r.From, a.name)
+			r.Append(switchover.StageValidation, switchover.KindInfo, "%s streams from %s", r.From, a.name)
 		}
-		r.event(StageValidation, "completed", "a write succeeded on %s", a.name)
-		r.event(StageCleanup, "started", "releasing the switchover lock")
+		r.Append(switchover.StageValidation, switchover.KindCompleted, "a write succeeded on %s", a.name)
+		r.Append(switchover.StageCleanup, switchover.KindStarted, "releasing the switchover lock")
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return a.closeSwitchover(ctx, r.ID, StateCompleted, "", "")
+	return a.closeSwitchover(ctx, r.ID, switchover.StateCompleted, switchover.Failure{})
 }
 
-// notStreaming lists running members (other than self and skip) that do
-// not stream from this primary.
-func (a *Agent) notStreaming(s Snapshot, skip string) []string {
-	streaming := streamingNames(s)
-	var missing []string
-	for _, name := range s.View.MemberNames() {
-		m := s.View.Members[name]
-		if name == a.name || name == skip || m.State != "running" {
-			continue
-		}
-		if !slices.Contains(streaming, name) {
-			missing = append(missing, name)
-		}
-	}
-	return missing
-}
-
+// streamingNames lists the members streaming from this PostgreSQL.
 func streamingNames(s Snapshot) []string {
 	var out []string
 	for _, r := range s.PG.Status.Replication {

@@ -6,20 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 var _ restapi.Switchovers = (*Agent)(nil)
-
-// maxSwitchoverRecords bounds the kept history of switchover records.
-const maxSwitchoverRecords = 50
 
 func refuse(status int, format string, args ...any) error {
 	return &restapi.SwitchoverError{Status: status, Message: fmt.Sprintf(format, args...)}
@@ -35,7 +30,7 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 	if err != nil {
 		return restapi.SwitchoverStarted{}, refuse(http.StatusServiceUnavailable, "cannot read the cluster from etcd: %v", err)
 	}
-	if id := runningSwitchoverID(c); id != "" {
+	if id := switchover.ActiveID(c); id != "" {
 		return restapi.SwitchoverStarted{}, &restapi.SwitchoverError{Status: http.StatusConflict, ID: id, Message: "switchover " + id + " is already running"}
 	}
 	leader := c.LeaderName()
@@ -50,23 +45,23 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "the cluster is paused: only a switchover to a named candidate is allowed")
 	}
 	verdicts, lags := a.preflight(ctx, c, dyn, leader, req.To)
-	to, err := chooseCandidate(verdicts, lags, req.To)
-	if err != nil {
+	to, err := switchover.ChooseCandidate(verdicts, lags, req.To)
+	if nc, ok := errors.AsType[*switchover.NoCandidateError](err); ok {
+		return restapi.SwitchoverStarted{}, &restapi.SwitchoverError{Status: http.StatusPreconditionFailed, Message: nc.Message, Rejected: restVerdicts(nc.Rejected)}
+	} else if err != nil {
 		return restapi.SwitchoverStarted{}, err
 	}
 	if req.DryRun {
-		return restapi.SwitchoverStarted{DryRun: true, From: leader, To: to, Candidates: verdicts}, nil
+		return restapi.SwitchoverStarted{DryRun: true, From: leader, To: to, Candidates: restVerdicts(verdicts)}, nil
 	}
 	timeout := time.Duration(req.Timeout)
 	if timeout == 0 {
 		timeout = dyn.SwitchoverTimeout
 	}
-	r := &SwitchoverRecord{ID: newSwitchoverID(), From: leader, To: to, Reason: req.Reason, RequestedBy: req.RequestedBy,
-		CreatedAt: began, Timeout: timeout.String(), State: StateRunning, PreflightLagBytes: lags[to]}
-	r.Events = append(r.Events, SwitchoverEvent{Seq: 1, Stage: StagePreFlight, Kind: "started", At: began,
-		Message: fmt.Sprintf("checking %s → %s", leader, candidateList(req.To, verdicts))})
-	r.event(StagePreFlight, "completed", "%s", verdictSummary(verdicts, to))
-	r.Stage = StagePreFlight
+	r := &switchover.Record{ID: switchover.NewID(time.Now()), From: leader, To: to, Reason: req.Reason, RequestedBy: req.RequestedBy,
+		CreatedAt: began, Timeout: timeout.String(), State: switchover.StateRunning, PreflightLagBytes: lags[to]}
+	r.AppendAt(began, switchover.StagePreFlight, switchover.KindStarted, "checking %s → %s", leader, switchover.CandidateList(req.To, verdicts))
+	r.Append(switchover.StagePreFlight, switchover.KindCompleted, "%s", switchover.VerdictSummary(verdicts, to))
 	if err := a.createSwitchover(ctx, r); err != nil {
 		return restapi.SwitchoverStarted{}, err
 	}
@@ -75,7 +70,7 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 }
 
 // createSwitchover takes the lock (CreateRevision == 0) and writes the record.
-func (a *Agent) createSwitchover(ctx context.Context, r *SwitchoverRecord) error {
+func (a *Agent) createSwitchover(ctx context.Context, r *switchover.Record) error {
 	keys := a.dcs.Keys()
 	a.dropStaleLock(ctx)
 	if _, err := a.dcs.CAS(ctx, keys.SwitchoverLock(), []byte(r.ID), 0); err != nil {
@@ -88,46 +83,43 @@ func (a *Agent) createSwitchover(ctx context.Context, r *SwitchoverRecord) error
 		}
 		return refuse(http.StatusServiceUnavailable, "cannot take the switchover lock: %v", err)
 	}
-	data, _ := json.Marshal(r)
-	if _, err := a.dcs.CAS(ctx, keys.Switchover(r.ID), data, 0); err != nil {
+	if err := switchover.Create(ctx, a.records(), r); err != nil {
 		_ = a.dcs.Delete(ctx, keys.SwitchoverLock(), 0)
 		return refuse(http.StatusServiceUnavailable, "cannot write the switchover record: %v", err)
 	}
 	return nil
 }
 
-// dropStaleLock removes a lock whose record is finished or missing (a
-// driver that crashed between closing the record and deleting the lock).
+// dropStaleLock removes a lock whose record is finished (a driver that
+// crashed between closing the record and deleting the lock), by the
+// leader's verdict (switchover.LockVerdict) on fresh reads. A lock
+// without a record stays: it may be a start between its two writes; the
+// leader removes it after switchover.StaleLockGrace.
 func (a *Agent) dropStaleLock(ctx context.Context) {
 	keys := a.dcs.Keys()
 	lock, ok, err := a.dcs.Get(ctx, keys.SwitchoverLock())
 	if err != nil || !ok {
 		return
 	}
-	r, _, err := a.readRecord(ctx, string(lock.Data))
-	if err == nil && !r.Terminal() {
+	l := switchover.Lock{ID: string(lock.Data), Rev: lock.ModRevision}
+	var rerr error
+	l.Record, _, l.HasRecord, rerr = a.records().Get(ctx, l.ID)
+	if rerr != nil {
 		return
 	}
-	if err != nil && !errors.Is(err, errRecordGone) {
+	if remove, _ := switchover.LockVerdict(l, switchover.StaleLock{}, a.now()); !remove {
 		return
 	}
-	a.log.Warn("removing a stale switchover lock", "switchover_id", string(lock.Data))
+	a.log.Warn("removing a stale switchover lock", "switchover_id", l.ID)
 	_ = a.dcs.Delete(ctx, keys.SwitchoverLock(), lock.ModRevision)
 }
 
-// runningSwitchoverID returns the lock holder when its record is still running.
-func runningSwitchoverID(c *dcs.Cluster) string {
-	if r := activeSwitchover(c); r != nil {
-		return r.ID
-	}
-	return ""
-}
-
-// preflight checks every candidate (or the named one) against the leader:
-// reachable, running in recovery, streaming from the leader, same
+// preflight fetches the status of the leader and the candidates (or the
+// named one) and runs the pre-flight checks (switchover.Preflight) on
+// them: reachable, running in recovery, streaming from the leader, same
 // timeline, lag within maximum_lag_on_failover, no nofailover tag, no
 // failed watchdog. It returns each verdict and each candidate's lag.
-func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn config.Dynamic, leader, to string) ([]restapi.CandidateVerdict, map[string]int64) {
+func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn config.Dynamic, leader, to string) ([]switchover.Verdict, map[string]int64) {
 	members := map[string]dcs.Member{}
 	for name, m := range c.Members {
 		if name == leader || to == "" || name == to {
@@ -136,113 +128,29 @@ func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn config.Dynami
 	}
 	fctx, cancel := context.WithTimeout(ctx, 2*peerTimeout)
 	defer cancel()
-	status := map[string]PeerStatus{}
+	peers := map[string]switchover.Peer{}
 	for _, p := range a.peers.Fetch(fctx, members) {
-		status[p.Name] = p
+		peers[p.Name] = switchoverPeer(p)
 	}
-	ls := status[leader]
-	lags := map[string]int64{}
-	var verdicts []restapi.CandidateVerdict
-	names := c.MemberNames()
-	if to != "" && !slices.Contains(names, to) {
-		return []restapi.CandidateVerdict{{Member: to, Reasons: []string{"not a member of the cluster"}}}, lags
-	}
-	for _, name := range names {
-		if name == leader || (to != "" && name != to) {
-			continue
-		}
-		var reasons []string
-		if c.Members[name].NoFailover() {
-			reasons = append(reasons, "tag nofailover")
-		}
-		if dyn.SynchronousMode && c.Sync.Leader != "" && !c.Sync.Matches(name) {
-			reasons = append(reasons, "not a synchronous standby")
-		}
-		p := status[name]
-		switch {
-		case !p.Reachable:
-			reasons = append(reasons, "unreachable: "+p.Err)
-		default:
-			reasons = append(reasons, checkCandidate(p, ls, leader, dyn, lags)...)
-		}
-		verdicts = append(verdicts, restapi.CandidateVerdict{Member: name, OK: len(reasons) == 0, Reasons: reasons})
-	}
-	return verdicts, lags
+	return switchover.Preflight(c, peers, switchover.Policy{MaximumLag: dyn.MaximumLagOnFailover, SynchronousMode: dyn.SynchronousMode}, leader, to)
 }
 
-func checkCandidate(p, leader PeerStatus, leaderName string, dyn config.Dynamic, lags map[string]int64) []string {
-	var reasons []string
-	if p.State != "running" {
-		reasons = append(reasons, "PostgreSQL is "+p.State)
-	}
-	if !p.InRecovery {
-		reasons = append(reasons, "running as a primary")
-	}
-	if p.WatchdogFailed {
-		reasons = append(reasons, "watchdog failed")
-	}
-	if !leader.Reachable {
-		return append(reasons, fmt.Sprintf("leader %s unreachable: %s", leaderName, leader.Err))
-	}
-	if !slices.Contains(leader.Streaming, p.Name) {
-		reasons = append(reasons, "not streaming from "+leaderName)
-	}
-	if p.Timeline != leader.Timeline {
-		reasons = append(reasons, fmt.Sprintf("timeline %d differs from the leader's %d", p.Timeline, leader.Timeline))
-	}
-	lag := int64(leader.WAL) - int64(p.WAL)
-	lags[p.Name] = max(lag, 0)
-	if lag > dyn.MaximumLagOnFailover {
-		reasons = append(reasons, fmt.Sprintf("lag %s > %s", formatBytes(lag), formatBytes(dyn.MaximumLagOnFailover)))
-	}
-	return reasons
+// switchoverPeer is a peer's status as the switchover checks read it.
+func switchoverPeer(p PeerStatus) switchover.Peer {
+	return switchover.Peer{Name: p.Name, Reachable: p.Reachable, Err: p.Err, State: p.State, InRecovery: p.InRecovery,
+		WatchdogFailed: p.WatchdogFailed, Timeline: p.Timeline, WAL: p.WAL, Replayed: p.Replayed, Streaming: p.Streaming}
 }
 
-// chooseCandidate returns the named candidate if it passed, or the best
-// passing one: least lag, then name; a 412 lists every rejection.
-func chooseCandidate(verdicts []restapi.CandidateVerdict, lags map[string]int64, to string) (string, error) {
-	var ok []string
-	var rejected []restapi.CandidateVerdict
-	for _, v := range verdicts {
-		if v.OK {
-			ok = append(ok, v.Member)
-		} else {
-			rejected = append(rejected, v)
-		}
+// restVerdicts converts the verdicts for the REST answer (same JSON).
+func restVerdicts(vs []switchover.Verdict) []restapi.CandidateVerdict {
+	if vs == nil {
+		return nil
 	}
-	if len(ok) == 0 {
-		msg := "no member qualifies as switchover candidate"
-		if to != "" {
-			msg = "candidate " + to + " does not qualify"
-		}
-		if len(verdicts) == 0 {
-			msg = "the cluster has no member except the leader"
-		}
-		return "", &restapi.SwitchoverError{Status: http.StatusPreconditionFailed, Message: msg, Rejected: rejected}
+	out := make([]restapi.CandidateVerdict, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, restapi.CandidateVerdict(v))
 	}
-	sort.SliceStable(ok, func(i, j int) bool { return lags[ok[i]] < lags[ok[j]] })
-	return ok[0], nil
-}
-
-func candidateList(to string, verdicts []restapi.CandidateVerdict) string {
-	if to != "" {
-		return to
-	}
-	var names []string
-	for _, v := range verdicts {
-		names = append(names, v.Member)
-	}
-	return "best of [" + strings.Join(names, ", ") + "]"
-}
-
-func verdictSummary(verdicts []restapi.CandidateVerdict, chosen string) string {
-	parts := []string{"candidate " + chosen + " qualifies"}
-	for _, v := range verdicts {
-		if !v.OK {
-			parts = append(parts, v.Member+" rejected: "+strings.Join(v.Reasons, ", "))
-		}
-	}
-	return strings.Join(parts, "; ")
+	return out
 }
 
 // Switchover returns one record.
@@ -263,40 +171,30 @@ func (a *Agent) ListSwitchovers(ctx context.Context) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := switchoverIDs(c)
+	ids := switchover.IDs(c)
 	out := make([]json.RawMessage, 0, len(ids))
 	for i := len(ids) - 1; i >= 0; i-- {
-		out = append(out, c.Extra["switchovers/"+ids[i]].Data)
+		data, _ := switchover.RecordData(c, ids[i])
+		out = append(out, data)
 	}
 	return json.Marshal(out)
-}
-
-func switchoverIDs(c *dcs.Cluster) []string {
-	var ids []string
-	for name := range c.Extra {
-		if id, ok := strings.CutPrefix(name, "switchovers/"); ok {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // AbortSwitchover asks the running switchover to stop; the old leader
 // honours it before PROMOTE_STANDBY and restores itself as primary.
 func (a *Agent) AbortSwitchover(ctx context.Context, id string) error {
-	_, err := a.updateRecord(ctx, id, func(r *SwitchoverRecord) error {
+	_, err := a.updateRecord(ctx, id, func(r *switchover.Record) error {
 		switch {
 		case r.Terminal():
 			return refuse(http.StatusConflict, "switchover %s is already %s", id, r.State)
-		case r.pastPointOfNoReturn():
+		case r.PastPointOfNoReturn():
 			return refuse(http.StatusConflict, "switchover %s is at %s: past PROMOTE_STANDBY it only goes forward", id, r.Stage)
 		}
 		r.AbortRequested = true
-		r.event(r.Stage, "info", "abort requested")
+		r.Append(r.Stage, switchover.KindInfo, "abort requested")
 		return nil
 	})
-	if errors.Is(err, errRecordGone) {
+	if errors.Is(err, switchover.ErrNotFound) {
 		return restapi.ErrNotFound
 	}
 	return err
@@ -322,8 +220,7 @@ func (a *Agent) WatchSwitchover(ctx context.Context, id string) (<-chan json.Raw
 			case <-ctx.Done():
 				return
 			}
-			var r SwitchoverRecord
-			if json.Unmarshal(last, &r) == nil && r.Terminal() {
+			if r, err := switchover.Decode(last); err == nil && r.Terminal() {
 				return
 			}
 			last = a.waitRecordChange(ctx, changed, id, last)
@@ -339,8 +236,8 @@ func (a *Agent) WatchSwitchover(ctx context.Context, id string) (<-chan json.Raw
 func (a *Agent) waitRecordChange(ctx context.Context, changed <-chan struct{}, id string, prev json.RawMessage) json.RawMessage {
 	for {
 		if v := a.dcs.View(); v != nil {
-			if cur, ok := v.Extra["switchovers/"+id]; ok && string(cur.Data) != string(prev) {
-				return cur.Data
+			if cur, ok := switchover.RecordData(v, id); ok && string(cur) != string(prev) {
+				return cur
 			}
 		}
 		select {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // Bounds of a switchover repetition.
@@ -69,7 +69,7 @@ func (r *SwitchoverResult) summarize() {
 	r.Unavailable = summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { return s.UnavailableMs, true })
 	r.Total = summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { return s.TotalMs, true })
 	r.Stages = nil
-	for _, st := range agent.Stages {
+	for _, st := range switchover.StageNames() {
 		sum := summarizeOf(r.Samples, func(s SwitchoverSample) (float64, bool) { v, ok := s.StageMs[st]; return v, ok })
 		if sum.N > 0 {
 			r.Stages = append(r.Stages, StageSummary{Stage: st, Ms: sum})
@@ -115,7 +115,7 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 	}
 	id := requestSwitchover(t, leader, target.Name)
 	rec := waitSwitchover(t, c, id)
-	if rec.State != agent.StateCompleted {
+	if rec.State != switchover.StateCompleted {
 		t.Fatalf("switchover %s ended %s: %s", id, rec.State, recordJSON(rec))
 	}
 	end := rec.Events[len(rec.Events)-1].At
@@ -150,8 +150,8 @@ func requestSwitchover(t *testing.T, n *testcluster.Node, to string) string {
 
 // waitSwitchover polls GET /switchover/<id> (on any node that answers)
 // until the record is terminal.
-func waitSwitchover(t *testing.T, c *testcluster.Cluster, id string) agent.SwitchoverRecord {
-	var rec agent.SwitchoverRecord
+func waitSwitchover(t *testing.T, c *testcluster.Cluster, id string) switchover.Record {
+	var rec switchover.Record
 	testcluster.Poll(t, switchoverWait, "switchover "+id+" to finish", func(ctx context.Context) error {
 		var errs []error
 		for _, n := range c.Nodes() {
@@ -174,8 +174,8 @@ func waitSwitchover(t *testing.T, c *testcluster.Cluster, id string) agent.Switc
 	return rec
 }
 
-func readSwitchover(ctx context.Context, n *testcluster.Node, id string) (agent.SwitchoverRecord, error) {
-	var rec agent.SwitchoverRecord
+func readSwitchover(ctx context.Context, n *testcluster.Node, id string) (switchover.Record, error) {
+	var rec switchover.Record
 	code, body, err := n.Get(ctx, "/switchover/"+id)
 	if err != nil {
 		return rec, err
@@ -189,17 +189,17 @@ func readSwitchover(ctx context.Context, n *testcluster.Node, id string) (agent.
 	return rec, nil
 }
 
-func recordJSON(rec agent.SwitchoverRecord) string {
+func recordJSON(rec switchover.Record) string {
 	data, _ := json.Marshal(rec)
 	return string(data)
 }
 
 // stageDurations returns each stage's duration from its completed event.
-func stageDurations(rec agent.SwitchoverRecord) map[string]float64 {
+func stageDurations(rec switchover.Record) map[string]float64 {
 	out := map[string]float64{}
 	for _, e := range rec.Events {
-		if e.Kind == "completed" {
-			out[e.Stage] = float64(e.DurationMs)
+		if e.Kind == switchover.KindCompleted {
+			out[string(e.Stage)] = float64(e.DurationMs)
 		}
 	}
 	return out

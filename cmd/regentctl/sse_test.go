@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/switchover"
 )
 
 func TestReadFrames(t *testing.T) {
@@ -51,7 +50,8 @@ func TestReadFrames(t *testing.T) {
 // eventJSON is the data of event seq of a run (stages alternate
 // started/completed).
 func eventJSON(seq int64) string {
-	stage := agent.Stages[int((seq-1)/2)%len(agent.Stages)]
+	stages := switchover.StageNames()
+	stage := stages[int((seq-1)/2)%len(stages)]
 	kind := "started"
 	if seq%2 == 0 {
 		kind = "completed"

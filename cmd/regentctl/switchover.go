@@ -15,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // switchoverCallTimeout is the default bound of each REST call of the
@@ -49,7 +49,7 @@ type switchoverCmd struct {
 
 func newSwitchoverCmd(s *settings) *cobra.Command {
 	o := &switchoverCmd{
-		s: s, load: s.cluster, isTTY: fileIsTTY, width: fileWidth, stages: agent.Stages, now: time.Now,
+		s: s, load: s.cluster, isTTY: fileIsTTY, width: fileWidth, stages: switchover.StageNames(), now: time.Now,
 		callTimeout: switchoverCallTimeout, idle: streamIdle, budget: reconnectBudget, spin: spinEvery,
 	}
 	return o.command()

@@ -18,9 +18,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 const testID = "20261122-030512-4f2a"
@@ -117,7 +117,7 @@ func runSwitchover(t *testing.T, cluster *dcs.Cluster, in string, tty bool, args
 		s:     &settings{scope: "demo", timeout: 5 * time.Second},
 		load:  func(context.Context) (*dcs.Cluster, error) { return cluster, nil },
 		isTTY: func(v any) bool { return tty && v == stdin },
-		width: func(any) int { return 120 }, stages: agent.Stages, now: time.Now,
+		width: func(any) int { return 120 }, stages: switchover.StageNames(), now: time.Now,
 		callTimeout: 2 * time.Second, idle: 5 * time.Second, budget: 2 * time.Second, spin: time.Hour,
 	}
 	cmd := o.command()
@@ -144,12 +144,12 @@ func TestSwitchoverCompleted(t *testing.T) {
 	if lines[0] != "Switchover "+testID+" started: pg1 → pg2" || lines[len(lines)-1] != "Switchover "+testID+" completed." {
 		t.Errorf("output:\n%s", r.out)
 	}
-	for _, s := range agent.Stages { // one running and one done line per stage, in order
+	for _, s := range switchover.StageNames() { // one running and one done line per stage, in order
 		if strings.Count(r.out, s+" ") != 2 {
 			t.Errorf("stage %s appears %d times:\n%s", s, strings.Count(r.out, s+" "), r.out)
 		}
 	}
-	if i, j := strings.Index(r.out, agent.StagePreFlight), strings.Index(r.out, agent.StageCleanup); i < 0 || j < i {
+	if i, j := strings.Index(r.out, string(switchover.StagePreFlight)), strings.Index(r.out, string(switchover.StageCleanup)); i < 0 || j < i {
 		t.Errorf("stages out of order:\n%s", r.out)
 	}
 }
@@ -423,7 +423,7 @@ func TestSwitchoverAgainstRESTServer(t *testing.T) {
 	if req := <-sw.started; req.To != "pg2" || req.Reason != "patching" || !strings.HasPrefix(req.RequestedBy, "127.0.0.1:") {
 		t.Errorf("request = %+v", req)
 	}
-	for _, s := range agent.Stages {
+	for _, s := range switchover.StageNames() {
 		if !regexp.MustCompile(`(?m)^` + s + ` +done `).MatchString(r.out) {
 			t.Errorf("stage %s not done:\n%s", s, r.out)
 		}

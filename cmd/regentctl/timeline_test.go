@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/regent-ha/regent/agent"
+	"github.com/regent-ha/regent/switchover"
 )
 
 var tStart = time.Date(2026, 11, 22, 3, 5, 12, 0, time.UTC)
@@ -23,7 +22,7 @@ func (c *fixedClock) now() time.Time { return c.t }
 // start; every stage before it completed in (i+1)·10 ms.
 func runEvents(upTo int) []stageEvent {
 	var evs []stageEvent
-	for i, s := range agent.Stages[:upTo+1] {
+	for i, s := range switchover.StageNames()[:upTo+1] {
 		at := tStart.Add(time.Duration(i) * time.Second)
 		evs = append(evs, stageEvent{Seq: int64(len(evs) + 1), Stage: s, Kind: "started", At: at})
 		if i < upTo {
@@ -37,13 +36,13 @@ func runEvents(upTo int) []stageEvent {
 func TestTimelinePlain(t *testing.T) {
 	var out bytes.Buffer
 	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, false, 80, clk.now, agent.Stages)
+	tl := newTimeline(&out, false, 80, clk.now, switchover.StageNames())
 	for _, e := range runEvents(2) {
 		tl.event(e)
 	}
-	tl.event(stageEvent{Seq: 6, Stage: agent.StageCatchUp, Kind: "warning", Message: "pg3 lags 20 MB"})
+	tl.event(stageEvent{Seq: 6, Stage: string(switchover.StageCatchUp), Kind: "warning", Message: "pg3 lags 20 MB"})
 	tl.note("event stream interrupted (EOF); reconnecting in 250ms")
-	tl.event(stageEvent{Seq: 7, Stage: agent.StageCatchUp, Kind: "failed", DurationMs: 30000, Message: "pg2 did not catch up"})
+	tl.event(stageEvent{Seq: 7, Stage: string(switchover.StageCatchUp), Kind: "failed", DurationMs: 30000, Message: "pg2 did not catch up"})
 	tl.end(endEvent{State: "failed", Failure: &failure{Reason: "pg2 did not catch up within 30s", Hint: "pg1 is primary again; check replication"}})
 
 	want := []string{
@@ -115,7 +114,7 @@ func screen(t *testing.T, s string) []string {
 func TestTimelineTerminal(t *testing.T) {
 	var out bytes.Buffer
 	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, true, 80, clk.now, agent.Stages)
+	tl := newTimeline(&out, true, 80, clk.now, switchover.StageNames())
 	for _, e := range runEvents(1) {
 		tl.event(e)
 	}
@@ -144,14 +143,14 @@ func TestTimelineTerminal(t *testing.T) {
 	for _, e := range runEvents(6)[len(runEvents(1)):] {
 		tl.event(e)
 	}
-	tl.event(stageEvent{Seq: 99, Stage: agent.StageValidation, Kind: "warning", Message: "pg3 not streaming yet"})
-	tl.event(stageEvent{Seq: 100, Stage: agent.StageCleanup, Kind: "completed", DurationMs: 5})
+	tl.event(stageEvent{Seq: 99, Stage: string(switchover.StageValidation), Kind: "warning", Message: "pg3 not streaming yet"})
+	tl.event(stageEvent{Seq: 100, Stage: string(switchover.StageCleanup), Kind: "completed", DurationMs: 5})
 	tl.end(endEvent{State: "completed"})
 	got = screen(t, out.String())
 	if len(got) != 8 {
 		t.Fatalf("screen has %d lines, want 7 stages and 1 warning:\n%s", len(got), strings.Join(got, "\n"))
 	}
-	for i, s := range agent.Stages {
+	for i, s := range switchover.StageNames() {
 		if !strings.HasPrefix(got[i], "✓ "+s+" ") || !strings.Contains(got[i], " done ") {
 			t.Errorf("line %d = %q, want %s done", i, got[i], s)
 		}
@@ -163,8 +162,8 @@ func TestTimelineTerminal(t *testing.T) {
 
 func TestTimelineTerminalCutsLongLines(t *testing.T) {
 	var out bytes.Buffer
-	tl := newTimeline(&out, true, 40, time.Now, agent.Stages)
-	tl.event(stageEvent{Seq: 1, Stage: agent.StagePreFlight, Kind: "info", Message: strings.Repeat("é", 100)})
+	tl := newTimeline(&out, true, 40, time.Now, switchover.StageNames())
+	tl.event(stageEvent{Seq: 1, Stage: string(switchover.StagePreFlight), Kind: "info", Message: strings.Repeat("é", 100)})
 	for _, l := range screen(t, out.String()) {
 		if n := len([]rune(l)); n > 39 {
 			t.Errorf("line of %d runes on a 40-column terminal: %q", n, l)
@@ -175,7 +174,7 @@ func TestTimelineTerminalCutsLongLines(t *testing.T) {
 func TestTimelineAbortMarksRunningStage(t *testing.T) {
 	var out bytes.Buffer
 	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, false, 80, clk.now, agent.Stages)
+	tl := newTimeline(&out, false, 80, clk.now, switchover.StageNames())
 	for _, e := range runEvents(1) {
 		tl.event(e)
 	}

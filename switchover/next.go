@@ -1,0 +1,346 @@
+package switchover
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// Role is an agent's part in a switchover.
+type Role int
+
+const (
+	// RoleNone: neither the old leader before the point of no return nor
+	// the new leader after it. A leader in this role found the switchover
+	// without its driver (a crash, a lost lease, an automatic election).
+	RoleNone Role = iota
+	// RoleOldLeader drives PRE_FLIGHT_CHECKS to PROMOTE_STANDBY.
+	RoleOldLeader
+	// RoleNewLeader drives PROMOTE_STANDBY to CLEANUP.
+	RoleNewLeader
+)
+
+func (r Role) String() string {
+	return [...]string{"none", "old_leader", "new_leader"}[r]
+}
+
+// RoleOf is self's part in the switchover r.
+func RoleOf(r *Record, self string) Role {
+	switch {
+	case r.From == self && !r.PastPointOfNoReturn():
+		return RoleOldLeader
+	case r.To == self && r.PastPointOfNoReturn():
+		return RoleNewLeader
+	}
+	return RoleNone
+}
+
+// StepKind is what the agent does next with a switchover.
+type StepKind int
+
+const (
+	// Wait: nothing to do this tick.
+	Wait StepKind = iota
+	// RestorePrimary: the record is gone while this leader is quiesced;
+	// start PostgreSQL again as the primary (never stay quiesced).
+	RestorePrimary
+	// StartQuiesce: /primary turns 503, checkpoint, fast stop in the
+	// background; the record enters QUIESCE_WRITES.
+	StartQuiesce
+	// ReadFinalLSN: the stop ended; read the shutdown checkpoint from the
+	// control data, then call Next again with Inputs.Final set.
+	ReadFinalLSN
+	// FinishQuiesce: record the final LSN and enter
+	// WAIT_FOR_REPLICATION_CATCHUP.
+	FinishQuiesce
+	// PollCatchUp: read the candidate's replay position, then call Next
+	// again with Inputs.CatchUp set.
+	PollCatchUp
+	// HandOver: the candidate is past the final LSN; enter PROMOTE_STANDBY,
+	// name it in the failover key and release the leader key.
+	HandOver
+	// AwaitStop: the switchover must end before the promotion, but the
+	// background stop is still running: wait for it (the loop keeps
+	// renewing), then FailBeforePromote.
+	AwaitStop
+	// FailBeforePromote: restore this leader as the primary, clear the
+	// failover key and close the record with Step.State and Step.Failure.
+	FailBeforePromote
+	// RecordPromotion: the new leader is out of recovery; PROMOTE_STANDBY
+	// is done and REPOINT_CLIENT_TRAFFIC starts.
+	RecordPromotion
+	// FinishRepoint: the replicas stream from the new leader (or the stage
+	// timed out: Step.Missing are the ones that do not); validation starts.
+	FinishRepoint
+	// Validate: probe a write on the new leader, then call Next again with
+	// Inputs.Probe set.
+	Validate
+	// FinishValidation: record the validation (Step.Missing holds the old
+	// leader when it does not stream yet) and close the record completed.
+	FinishValidation
+	// Close: close the record with Step.State (and Step.Failure) and
+	// release the lock.
+	Close
+)
+
+func (k StepKind) String() string {
+	return [...]string{"wait", "restore_primary", "start_quiesce", "read_final_lsn", "finish_quiesce", "poll_catch_up", "hand_over",
+		"await_stop", "fail_before_promote", "record_promotion", "finish_repoint", "validate", "finish_validation", "close"}[k]
+}
+
+// Inputs is what Next needs, observed by the agent at one instant.
+type Inputs struct {
+	// Record is the running switchover from the view (nil when none).
+	Record *Record
+	// Self is this agent's member name.
+	Self string
+	// Leading: this agent holds the leader key.
+	Leading bool
+	// Timeout is the record's timeout (Record.TimeoutOr).
+	Timeout time.Duration
+	// Elapsed and InStage are Clock.Observe's readings: how long this
+	// agent has seen the switchover, and its current stage.
+	Elapsed, InStage time.Duration
+	// Quiesce is this agent's own quiesce (its background stop).
+	Quiesce Quiesce
+	// PGRunning and PGInRecovery are the local PostgreSQL's state.
+	PGRunning, PGInRecovery bool
+	// View is the cluster view the record came from (members' states).
+	View *dcs.Cluster
+	// Streaming lists the members streaming from this agent's PostgreSQL.
+	Streaming []string
+	// Final is the old leader's shutdown checkpoint; nil until
+	// ReadFinalLSN read it.
+	Final *Final
+	// CatchUp is the candidate's position; nil until PollCatchUp read it.
+	CatchUp *CatchUp
+	// Probe is the new leader's write probe; nil until Validate ran it.
+	Probe *Probe
+}
+
+// Quiesce is the old leader's local part of a switchover: PostgreSQL
+// being (or having been) stopped on purpose while the lease is held.
+type Quiesce struct {
+	// Active: a quiesce is under way; ID is its switchover.
+	Active bool
+	ID     string
+	// Stopped: its background stop has ended, with StopErr.
+	Stopped bool
+	StopErr error
+}
+
+// settled: no background stop is running.
+func (q Quiesce) settled() bool { return !q.Active || q.Stopped }
+
+// Final is the old leader's control data after its stop.
+type Final struct {
+	LSN postgres.LSN
+	// State is the cluster state pg_control reports ("shut down", …).
+	State string
+	Err   error
+}
+
+// CatchUp is the candidate as the old leader reads it during catch-up.
+type CatchUp struct {
+	// InView: the candidate still has a member key.
+	InView bool
+	// Reachable: it answered GET /patroni; Replayed is its replay LSN.
+	Reachable bool
+	Replayed  postgres.LSN
+}
+
+// Probe is the new leader's write probe result.
+type Probe struct {
+	Err error
+}
+
+// Step is what to do next, with why.
+type Step struct {
+	Kind   StepKind
+	Reason string
+	// State and Failure are the outcome for FailBeforePromote, AwaitStop
+	// and Close (Failure nil when completed).
+	State   State
+	Failure *Failure
+	// Missing: FinishRepoint's and FinishValidation's members that do not
+	// stream from the new leader yet.
+	Missing []string
+	// Stopped: the quiesce's stop has ended, so PostgreSQL counts as
+	// stopped (every step once the stop ended during QUIESCE_WRITES).
+	Stopped bool
+}
+
+// Next classifies what this agent does next with the switchover; it does
+// no I/O and reads no clock (Inputs carries the readings). The leader
+// drives: the old one up to PROMOTE_STANDBY, the new one after it; a
+// leader in neither role closes the switchover failed.
+func Next(in Inputs) Step {
+	r := in.Record
+	if r == nil {
+		switch {
+		case !in.Quiesce.Active:
+			return Step{Kind: Wait, Reason: "no switchover running"}
+		case in.Quiesce.settled():
+			return Step{Kind: RestorePrimary, Reason: "switchover record gone while quiesced; restoring the primary"}
+		}
+		return Step{Kind: Wait, Reason: "switchover record gone while quiesced; waiting for the stop to end"}
+	}
+	if !in.Leading {
+		return Step{Kind: Wait, Reason: "not leading: the leader drives the switchover"}
+	}
+	switch RoleOf(r, in.Self) {
+	case RoleOldLeader:
+		return oldLeader(in)
+	case RoleNewLeader:
+		return newLeader(in)
+	}
+	return Step{Kind: Close, State: StateFailed, Failure: &Failure{
+		Reason: fmt.Sprintf("%s leads now, but the switchover %s → %s was at %s: its orchestrator stopped driving it (crash or lost lease) and an automatic election chose %s", in.Self, r.From, r.To, r.Stage, in.Self),
+		Hint:   "the cluster has exactly one primary (" + in.Self + "); see GET /decisions for the election; request a new switchover if still wanted",
+	}, Reason: "leading outside the switchover's roles"}
+}
+
+// oldLeader: PRE_FLIGHT_CHECKS → QUIESCE_WRITES → catch-up → hand over.
+func oldLeader(in Inputs) Step {
+	r := in.Record
+	expired := in.Elapsed > in.Timeout
+	switch {
+	case r.AbortRequested:
+		return failBeforePromote(in, StateAborted, "aborted on request at "+string(r.Stage), "")
+	case r.Stage == StagePreFlight:
+		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: fencing writes"}
+	case r.Stage == StageQuiesce:
+		return quiesce(in, expired)
+	}
+	// WAIT_FOR_REPLICATION_CATCHUP: the only stage left before the point of
+	// no return (RoleOf).
+	return catchUp(in, expired)
+}
+
+func quiesce(in Inputs, expired bool) Step {
+	r, q := in.Record, in.Quiesce
+	switch {
+	case !q.Active || q.ID != r.ID:
+		// This agent restarted mid-switchover: it cannot vouch for the stop.
+		return failBeforePromote(in, StateFailed, "the old primary's agent restarted during QUIESCE_WRITES", "request the switchover again")
+	case !q.Stopped && expired:
+		return failBeforePromote(in, StateFailed, "the old primary did not stop within "+r.Timeout, "look for long transactions or a slow archive_command; raise the timeout")
+	case !q.Stopped:
+		return Step{Kind: Wait, Reason: "waiting for the old primary to stop"}
+	}
+	s := afterStop(in)
+	s.Stopped = true
+	return s
+}
+
+// afterStop: the old leader's stop ended; read and record the final LSN.
+func afterStop(in Inputs) Step {
+	switch f := in.Final; {
+	case in.Quiesce.StopErr != nil:
+		return failBeforePromote(in, StateFailed, "stopping the old primary failed: "+in.Quiesce.StopErr.Error(), "see the agent log of "+in.Self)
+	case f == nil:
+		return Step{Kind: ReadFinalLSN, Reason: "the old primary stopped; reading its final LSN"}
+	case f.Err != nil:
+		return failBeforePromote(in, StateFailed, "cannot read the final LSN: "+f.Err.Error(), "")
+	default:
+		return Step{Kind: FinishQuiesce, Reason: fmt.Sprintf("the old primary stopped at %s (%s)", f.LSN, f.State)}
+	}
+}
+
+func catchUp(in Inputs, expired bool) Step {
+	r, c := in.Record, in.CatchUp
+	switch {
+	case c == nil:
+		return Step{Kind: PollCatchUp, Reason: "reading " + r.To + "'s replay position"}
+	case !c.InView:
+		return failBeforePromote(in, StateFailed, "candidate "+r.To+" disappeared during catch-up", "check the candidate's agent")
+	case c.Reachable && uint64(c.Replayed) > r.FinalLSN:
+		return Step{Kind: HandOver, Reason: fmt.Sprintf("%s replayed %s, past the final LSN %s", r.To, c.Replayed, postgres.LSN(r.FinalLSN))}
+	}
+	got := "unreachable"
+	if c.Reachable {
+		got = "replayed " + c.Replayed.String()
+	}
+	if expired {
+		return failBeforePromote(in, StateFailed, fmt.Sprintf("candidate %s did not catch up within %s (%s, final LSN %s)", r.To, r.Timeout, got, postgres.LSN(r.FinalLSN)),
+			"check the candidate's replication (pg_stat_wal_receiver) and retry")
+	}
+	return Step{Kind: Wait, Reason: fmt.Sprintf("candidate %s %s, final LSN %s", r.To, got, postgres.LSN(r.FinalLSN))}
+}
+
+// failBeforePromote ends the switchover before the point of no return;
+// while the background stop still runs it waits for it (blocking would
+// let the lease lapse and turn an abort into a failover).
+func failBeforePromote(in Inputs, state State, reason, hint string) Step {
+	f := &Failure{Reason: reason, Hint: hint}
+	if !in.Quiesce.settled() {
+		return Step{Kind: AwaitStop, State: state, Failure: f, Reason: "waiting for the old primary's stop to finish before restoring it: " + reason}
+	}
+	return Step{Kind: FailBeforePromote, State: state, Failure: f, Reason: reason}
+}
+
+// newLeader: PROMOTE_STANDBY → REPOINT_CLIENT_TRAFFIC → validation → CLEANUP.
+func newLeader(in Inputs) Step {
+	r := in.Record
+	if !in.PGRunning || in.PGInRecovery {
+		return Step{Kind: Wait, Reason: "promotion still under way"}
+	}
+	late := in.InStage > in.Timeout
+	switch r.Stage {
+	case StagePromote:
+		return Step{Kind: RecordPromotion, Reason: in.Self + " is out of recovery"}
+	case StageRepoint:
+		missing := NotStreaming(in.View, in.Self, r.From, in.Streaming)
+		if len(missing) == 0 {
+			return Step{Kind: FinishRepoint, Reason: "every running replica streams from " + in.Self}
+		}
+		if !late {
+			return Step{Kind: Wait, Reason: fmt.Sprintf("waiting for %v to stream from %s", missing, in.Self)}
+		}
+		return Step{Kind: FinishRepoint, Missing: missing, Reason: fmt.Sprintf("%v not streaming after %s; going on", missing, r.Timeout)}
+	case StageValidation:
+		return validation(in, late)
+	case StageCleanup:
+		return Step{Kind: Close, State: StateCompleted, Reason: "cleanup"}
+	}
+	return Step{Kind: Wait, Reason: "no new-leader step at " + string(r.Stage)}
+}
+
+func validation(in Inputs, late bool) Step {
+	r := in.Record
+	if in.Probe == nil {
+		return Step{Kind: Validate, Reason: "probing a write on " + in.Self}
+	}
+	var missing []string
+	if !slices.Contains(in.Streaming, r.From) {
+		missing = []string{r.From}
+	}
+	switch {
+	case in.Probe.Err == nil && missing == nil:
+		return Step{Kind: FinishValidation, Reason: "a write succeeded and " + r.From + " streams from " + in.Self}
+	case !late:
+		return Step{Kind: Wait, Reason: fmt.Sprintf("validation pending (write probe: %v, %s streaming: %t)", in.Probe.Err, r.From, missing == nil)}
+	}
+	return Step{Kind: FinishValidation, Missing: missing, Reason: "validation timed out after " + r.Timeout + "; going on with warnings"}
+}
+
+// NotStreaming lists the running members of v (other than self and skip)
+// that are not among streaming.
+func NotStreaming(v *dcs.Cluster, self, skip string, streaming []string) []string {
+	if v == nil {
+		return nil
+	}
+	var missing []string
+	for _, name := range v.MemberNames() {
+		if name == self || name == skip || v.Members[name].State != "running" {
+			continue
+		}
+		if !slices.Contains(streaming, name) {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
