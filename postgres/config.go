@@ -41,7 +41,8 @@ type Config struct {
 	Parameters map[string]any `yaml:"parameters"`
 	// PgHBA lines are appended after Regent's own pg_hba.conf lines.
 	PgHBA []string `yaml:"pg_hba"`
-	// StopTimeout is the budget of the smart → fast → immediate escalation.
+	// StopTimeout is the budget of the agent's stops: fast, then immediate,
+	// then SIGKILL of every server process (the agent never starts smart).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 }
 
