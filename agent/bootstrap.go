@@ -99,7 +99,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 func (a *Agent) liveLease(ctx context.Context) (time.Time, error) {
 	sent := a.now()
 	if a.dcs.Lease() != 0 {
-		_, err := a.dcs.KeepAlive(ctx)
+		err := a.dcs.KeepAlive(ctx)
 		if err == nil {
 			return sent, nil
 		}

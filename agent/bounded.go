@@ -69,7 +69,7 @@ func (b boundedDCS) GrantLease(ctx context.Context, ttl time.Duration) (int64, e
 	return b.inner.GrantLease(ctx, ttl)
 }
 
-func (b boundedDCS) KeepAlive(ctx context.Context) (time.Time, error) {
+func (b boundedDCS) KeepAlive(ctx context.Context) error {
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
 	return b.inner.KeepAlive(ctx)

@@ -16,7 +16,7 @@ type DCS interface {
 	Keys() dcs.Keys
 	Lease() int64
 	GrantLease(ctx context.Context, ttl time.Duration) (int64, error)
-	KeepAlive(ctx context.Context) (sent time.Time, err error)
+	KeepAlive(ctx context.Context) error
 	AcquireLeader(ctx context.Context, name string) (bool, error)
 	CheckLeader(ctx context.Context, name string) error
 	ReleaseLeader(ctx context.Context, name string) error

@@ -32,7 +32,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	rctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	sent := a.now()
-	if _, err := a.dcs.KeepAlive(rctx); err != nil {
+	if err := a.dcs.KeepAlive(rctx); err != nil {
 		return fmt.Errorf("race: keepalive: %w", err)
 	}
 	won, err := a.dcs.AcquireLeader(rctx, a.name)
@@ -90,7 +90,7 @@ func (a *Agent) acquire(ctx context.Context) error {
 	rctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	sent := a.now()
-	if _, err := a.dcs.KeepAlive(rctx); err != nil {
+	if err := a.dcs.KeepAlive(rctx); err != nil {
 		return fmt.Errorf("acquire: keepalive: %w", err)
 	}
 	won, err := a.dcs.AcquireLeader(rctx, a.name)

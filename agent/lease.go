@@ -41,7 +41,7 @@ func (a *Agent) renew(ctx context.Context) {
 	if a.lease.leading {
 		checked.Go(func() { leaderErr = a.dcs.CheckLeader(ctx, a.name) })
 	}
-	_, err := a.dcs.KeepAlive(ctx)
+	err := a.dcs.KeepAlive(ctx)
 	checked.Wait()
 	switch {
 	case errors.Is(err, dcs.ErrLeaseLost):

@@ -210,11 +210,10 @@ func (r *rendezvousDCS) meet(mine, other chan struct{}) error {
 	}
 }
 
-func (r *rendezvousDCS) KeepAlive(ctx context.Context) (time.Time, error) {
+func (r *rendezvousDCS) KeepAlive(ctx context.Context) error {
 	if r.on.Load() {
-		sent := time.Now()
 		if err := r.meet(r.keepalive, r.checkLead); err != nil {
-			return sent, err
+			return err
 		}
 	}
 	return r.Fake.KeepAlive(ctx)

@@ -106,7 +106,8 @@ func Connect(ctx context.Context, cfg Config, keys Keys, logger *slog.Logger) (*
 }
 
 // Close closes the connection. Cancel Run's ctx first. It does not revoke
-// the lease: call RevokeLease for a clean shutdown.
+// the lease: the keys on it stay until it expires, so release the leader
+// key (ReleaseLeader) before a clean shutdown.
 func (c *Client) Close() error { return c.cli.Close() }
 
 // Keys returns the cluster's key layout.

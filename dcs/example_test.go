@@ -47,7 +47,8 @@ func ExampleClient_KeepAlive() {
 	}
 	var lastRenewOK time.Time
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second) // retry_timeout
-	sent, err := c.KeepAlive(rctx)
+	sent := time.Now()                                      // before the request: the lease lives at least until sent + ttl
+	err = c.KeepAlive(rctx)
 	cancel()
 	switch {
 	case err == nil:

@@ -66,20 +66,7 @@ func (c *Client) ReleaseLeader(ctx context.Context, name string) error {
 	if id == 0 {
 		return fmt.Errorf("%w: no current lease", ErrNotLeader)
 	}
-	key := c.keys.Leader()
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", name),
-			clientv3.Compare(clientv3.LeaseValue(key), "=", id)).
-		Then(clientv3.OpDelete(key)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("dcs: release leader: %w", err)
-	}
-	c.touch()
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, id)
-	}
-	return nil
+	return c.ifLeaderOn(ctx, "release leader", name, id, clientv3.OpDelete(c.keys.Leader()))
 }
 
 // ReattachLeader moves the leader key from lease oldLease to the current
@@ -90,18 +77,25 @@ func (c *Client) ReattachLeader(ctx context.Context, name string, oldLease int64
 	if id == 0 || oldLease == 0 {
 		return fmt.Errorf("%w: no lease to move the key between", ErrNotLeader)
 	}
+	return c.ifLeaderOn(ctx, "reattach leader", name, oldLease,
+		clientv3.OpPut(c.keys.Leader(), name, clientv3.WithLease(clientv3.LeaseID(id))))
+}
+
+// ifLeaderOn runs then in one transaction if the leader key holds name on
+// lease; ErrNotLeader when it does not.
+func (c *Client) ifLeaderOn(ctx context.Context, op, name string, lease int64, then clientv3.Op) error {
 	key := c.keys.Leader()
 	resp, err := c.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.Value(key), "=", name),
-			clientv3.Compare(clientv3.LeaseValue(key), "=", oldLease)).
-		Then(clientv3.OpPut(key, name, clientv3.WithLease(clientv3.LeaseID(id)))).
+			clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).
+		Then(then).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("dcs: reattach leader: %w", err)
+		return fmt.Errorf("dcs: %s: %w", op, err)
 	}
 	c.touch()
 	if !resp.Succeeded {
-		return fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, oldLease)
+		return fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, lease)
 	}
 	return nil
 }

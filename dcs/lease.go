@@ -13,7 +13,7 @@ func (c *Client) Lease() int64 { return c.lease.Load() }
 
 // GrantLease grants a new lease of ttl (rounded up to whole seconds, as
 // etcd counts them) and makes it the current lease. A previous lease is not
-// revoked: its keys stay until it expires or RevokeLease is called on it.
+// revoked: its keys stay until it expires.
 // etcd may raise a very short ttl to its minimum (about 2s by default).
 func (c *Client) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
@@ -30,49 +30,30 @@ func (c *Client) GrantLease(ctx context.Context, ttl time.Duration) (int64, erro
 	return int64(resp.ID), nil
 }
 
-// KeepAlive renews the current lease with ONE KeepAliveOnce and returns
-// sent, the local monotonic time taken just before the request was sent:
-// etcd cannot expire the lease before sent + ttl, which is the bound the
-// leader fences itself by (DESIGN.md §2). It never uses the KeepAlive
-// stream, whose channel reports a dead lease only after a full TTL.
+// KeepAlive renews the current lease with ONE KeepAliveOnce. The caller
+// reads its own clock just before the call: on success etcd cannot expire
+// the lease before that instant + ttl, which is the bound the leader fences
+// itself by (DESIGN.md §2). It never uses the KeepAlive stream, whose
+// channel reports a dead lease only after a full TTL.
 //
 // When etcd answers that the lease does not exist (or has TTL <= 0) it
 // clears the current lease and returns ErrLeaseLost; so it does when there
 // is no current lease. Other errors (etcd unreachable, ctx ended) leave the
 // lease current: the caller's own deadline decides. It blocks until etcd
 // answers or ctx ends.
-func (c *Client) KeepAlive(ctx context.Context) (sent time.Time, err error) {
+func (c *Client) KeepAlive(ctx context.Context) error {
 	id, err := c.currentLease()
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
-	sent = time.Now()
 	resp, err := c.cli.KeepAliveOnce(ctx, clientv3.LeaseID(id))
 	if isLeaseNotFound(err) || (err == nil && resp.TTL <= 0) {
-		return sent, c.leaseGone(id)
+		return c.leaseGone(id)
 	}
 	if err != nil {
-		return sent, fmt.Errorf("dcs: keepalive lease %x: %w", id, err)
+		return fmt.Errorf("dcs: keepalive lease %x: %w", id, err)
 	}
 	c.touch()
-	return sent, nil
-}
-
-// RevokeLease revokes the current lease, which deletes the keys attached to
-// it (the member key and, if held, the leader key), and clears it. Without
-// a current lease it does nothing. A lease etcd no longer knows counts as
-// revoked.
-func (c *Client) RevokeLease(ctx context.Context) error {
-	id := c.lease.Load()
-	if id == 0 {
-		return nil
-	}
-	_, err := c.cli.Revoke(ctx, clientv3.LeaseID(id))
-	if err != nil && !isLeaseNotFound(err) {
-		return fmt.Errorf("dcs: revoke lease %x: %w", id, err)
-	}
-	c.touch()
-	c.lease.CompareAndSwap(id, 0)
 	return nil
 }
 

@@ -14,13 +14,9 @@ func TestKeepAliveAfterExpiryIsLeaseLost(t *testing.T) {
 	if err := c.PutMember(ctxT(t), "pg1", Member{State: "running", Role: "replica"}); err != nil {
 		t.Fatal(err)
 	}
-	before := time.Now()
-	sent, err := c.KeepAlive(ctxT(t))
-	if err != nil {
+	sent := time.Now()
+	if err := c.KeepAlive(ctxT(t)); err != nil {
 		t.Fatalf("KeepAlive on a live lease: %v", err)
-	}
-	if sent.Before(before) || sent.After(time.Now()) {
-		t.Errorf("sent = %v, not taken during the call", sent)
 	}
 	if lc := c.LastContact(); lc.Before(sent) {
 		t.Errorf("LastContact %v before the renewal was sent %v", lc, sent)
@@ -31,7 +27,7 @@ func TestKeepAliveAfterExpiryIsLeaseLost(t *testing.T) {
 		resp, err := c.Raw().TimeToLive(ctxT(t), clientv3.LeaseID(id))
 		return err == nil && resp.TTL == -1
 	})
-	if _, err := c.KeepAlive(ctxT(t)); !errors.Is(err, ErrLeaseLost) {
+	if err := c.KeepAlive(ctxT(t)); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("KeepAlive after expiry = %v, want ErrLeaseLost", err)
 	}
 	if c.Lease() != 0 {
@@ -40,7 +36,7 @@ func TestKeepAliveAfterExpiryIsLeaseLost(t *testing.T) {
 	if _, found, _ := c.Get(ctxT(t), c.Keys().Member("pg1")); found {
 		t.Error("member key survived its lease")
 	}
-	if _, err := c.KeepAlive(ctxT(t)); !errors.Is(err, ErrLeaseLost) {
+	if err := c.KeepAlive(ctxT(t)); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("KeepAlive without lease = %v, want ErrLeaseLost", err)
 	}
 	if err := c.PutMember(ctxT(t), "pg1", Member{}); !errors.Is(err, ErrLeaseLost) {
@@ -48,7 +44,7 @@ func TestKeepAliveAfterExpiryIsLeaseLost(t *testing.T) {
 	}
 	// A new lease works again.
 	mustGrant(t, c, 10*time.Second)
-	if _, err := c.KeepAlive(ctxT(t)); err != nil {
+	if err := c.KeepAlive(ctxT(t)); err != nil {
 		t.Errorf("KeepAlive on the new lease: %v", err)
 	}
 }
@@ -65,9 +61,6 @@ func TestWriteOnExpiredLeaseIsLeaseLost(t *testing.T) {
 	}
 	if c.Lease() != 0 {
 		t.Errorf("Lease() = %s, want 0", hex(c.Lease()))
-	}
-	if err := c.RevokeLease(ctxT(t)); err != nil {
-		t.Errorf("RevokeLease without lease = %v", err)
 	}
 }
 

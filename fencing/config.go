@@ -24,10 +24,10 @@ type Config struct {
 	Device string `yaml:"device"`
 	// SafetyMargin is how long before the lease could expire at etcd the
 	// leader stops serving writes: it demotes at t_renew + ttl − SafetyMargin,
-	// and the watchdog device fires at ttl − SafetyMargin after the last
-	// keepalive. It covers clock-rate drift, scheduling delay and the time an
-	// immediate shutdown takes. CheckTiming checks it against ttl and
-	// loop_wait.
+	// and the watchdog device fires DeviceTimeout (ttl − SafetyMargin/2)
+	// after the last keepalive, between that fence and the lease's expiry.
+	// It covers clock-rate drift, scheduling delay and the time an immediate
+	// shutdown takes. CheckTiming checks it against ttl and loop_wait.
 	SafetyMargin time.Duration `yaml:"safety_margin"`
 }
 

@@ -85,7 +85,7 @@ func CheckTiming(ttl, loopWait, safetyMargin time.Duration) error {
 	}
 	if t := DeviceTimeout(ttl, safetyMargin); t < loopWait+minPingSlack {
 		return fmt.Errorf(
-			"watchdog.safety_margin: ttl %s − watchdog.safety_margin %s gives a device timeout of %s, below loop_wait %s + %s: the watchdog could reset a healthy leader; raise ttl or lower loop_wait or watchdog.safety_margin",
+			"watchdog.safety_margin: ttl %s and watchdog.safety_margin %s give a device timeout (ttl − safety_margin/2) of %s, below loop_wait %s + %s: the watchdog could reset a healthy leader; raise ttl or lower loop_wait or watchdog.safety_margin",
 			ttl, safetyMargin, t, loopWait, minPingSlack)
 	}
 	return nil

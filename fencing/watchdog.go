@@ -210,17 +210,27 @@ func (w *Watchdog) fail(err error) error {
 	if cerr := w.closeDevice(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("disarm: %w", cerr))
 	}
+	return w.failed(err, true, "watchdog unusable in required mode", "watchdog not armed; leading without it")
+}
+
+// failed records err in the status (disarmed: the device is closed too).
+// In required mode the watchdog is unusable: it logs requiredMsg and
+// returns an error wrapping ErrUnusable. In automatic mode it logs
+// automaticMsg once per run of failures and returns nil.
+func (w *Watchdog) failed(err error, disarmed bool, requiredMsg, automaticMsg string) error {
 	required := w.cfg.Mode == ModeRequired
 	w.mu.Lock()
-	w.st.Armed, w.st.Timeout = false, 0
+	if disarmed {
+		w.st.Armed, w.st.Timeout = false, 0
+	}
 	w.st.Failed, w.st.Reason = required, err.Error()
 	w.mu.Unlock()
 	if required {
-		w.log.Error("watchdog unusable in required mode", "err", err)
+		w.log.Error(requiredMsg, "err", err)
 		return fmt.Errorf("%w: %w", ErrUnusable, err)
 	}
 	if !w.warned {
-		w.log.Warn("watchdog not armed; leading without it", "err", err)
+		w.log.Warn(automaticMsg, "err", err)
 		w.warned = true
 	}
 	return nil
@@ -240,20 +250,8 @@ func (w *Watchdog) Keepalive() error {
 		return nil
 	}
 	if err := w.dev.Ping(); err != nil {
-		err = fmt.Errorf("keepalive on %s: %w", w.cfg.Device, err)
-		required := w.cfg.Mode == ModeRequired
-		w.mu.Lock()
-		w.st.Failed, w.st.Reason = required, err.Error()
-		w.mu.Unlock()
-		if required {
-			w.log.Error("watchdog keepalive failed in required mode", "err", err)
-			return fmt.Errorf("%w: %w", ErrUnusable, err)
-		}
-		if !w.warned {
-			w.log.Warn("watchdog keepalive failed", "err", err)
-			w.warned = true
-		}
-		return nil
+		return w.failed(fmt.Errorf("keepalive on %s: %w", w.cfg.Device, err), false,
+			"watchdog keepalive failed in required mode", "watchdog keepalive failed")
 	}
 	w.warned = false
 	at := w.now()

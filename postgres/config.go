@@ -42,7 +42,8 @@ type Config struct {
 	// PgHBA lines come first in pg_hba.conf, verbatim, before Regent's own
 	// lines (PostgreSQL uses the first match): see WriteHBA, HBAWarnings.
 	PgHBA []string `yaml:"pg_hba"`
-	// StopTimeout is the budget of the smart → fast → immediate escalation.
+	// StopTimeout is the budget of the agent's stops: fast, then immediate,
+	// then SIGKILL of every server process (the agent never starts smart).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 }
 

@@ -8,15 +8,16 @@ import (
 	"strings"
 )
 
-// Cluster states as pg_controldata prints them (LC_ALL=C).
+// Cluster states as pg_controldata prints them (LC_ALL=C): the clean
+// shutdown states WALEnd tells apart, and the two a crashed primary or
+// standby leaves behind. Other states ("in crash recovery", "shutting
+// down", "starting up") need no name: every state but the two shut-down
+// ones counts as unclean.
 const (
 	StateInProduction       = "in production"
 	StateShutDown           = "shut down"
 	StateShutDownInRecovery = "shut down in recovery"
 	StateInArchiveRecovery  = "in archive recovery"
-	StateInCrashRecovery    = "in crash recovery"
-	StateShuttingDown       = "shutting down"
-	StateStarting           = "starting up"
 )
 
 // ControlData is the part of pg_controldata's output Regent uses.

@@ -121,24 +121,29 @@ func upstreamOf(inst *Instance) Upstream {
 	return Upstream{Member: inst.name, Host: host, Port: port}
 }
 
-// exec runs one statement on a fresh superuser connection to inst.
+// execSQL runs one statement on inst.
 func execSQL(t *testing.T, inst *Instance, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, inst.ConnString())
-	if err != nil {
-		t.Fatalf("connect to %s: %v", inst.name, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s on %s: %v", sql, inst.name, err)
-	}
+	onConn(t, inst, sql, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql, args...)
+		return err
+	})
 }
 
 // queryInt runs a query returning one integer on inst.
 func queryInt(t *testing.T, inst *Instance, sql string, args ...any) int64 {
 	t.Helper()
+	var n int64
+	onConn(t, inst, sql, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql, args...).Scan(&n)
+	})
+	return n
+}
+
+// onConn runs fn on a fresh superuser connection to inst, bounded by 10 s;
+// an error fails the test naming sql.
+func onConn(t *testing.T, inst *Instance, sql string, fn func(ctx context.Context, conn *pgx.Conn) error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, inst.ConnString())
@@ -146,11 +151,9 @@ func queryInt(t *testing.T, inst *Instance, sql string, args ...any) int64 {
 		t.Fatalf("connect to %s: %v", inst.name, err)
 	}
 	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+	if err := fn(ctx, conn); err != nil {
 		t.Fatalf("%s on %s: %v", sql, inst.name, err)
 	}
-	return n
 }
 
 // waitFor polls cond until it reports true or the timeout passes; cond's

@@ -47,6 +47,20 @@ func openBackend(t *testing.T, ctx context.Context, inst *Instance) int {
 	return backend
 }
 
+// busyPrimary starts a primary with one open session; it returns the
+// instance, the session's backend pid, the postmaster's pid and every
+// server process (the postmaster last).
+func busyPrimary(t *testing.T, ctx context.Context, name string) (inst *Instance, backend, pm int, procs []int) {
+	t.Helper()
+	inst = startPrimary(t, ctx, name)
+	backend = openBackend(t, ctx, inst)
+	pm, err := inst.PostmasterPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst, backend, pm, ServerProcesses(pm, false)
+}
+
 // timedStop runs inst.Stop and checks the budget: it must return within
 // budget + stopSlack, SIGKILL and reaping included.
 func timedStop(t *testing.T, ctx context.Context, inst *Instance, from StopMode, budget time.Duration) (StopMode, time.Duration) {
@@ -108,13 +122,7 @@ func waitReaped(t *testing.T, procs []int) {
 func TestStopImmediateFrozenPostmaster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	inst := startPrimary(t, ctx, "pg-frozen-budget")
-	backend := openBackend(t, ctx, inst)
-	pm, err := inst.PostmasterPID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs := ServerProcesses(pm, false)
+	inst, backend, pm, procs := busyPrimary(t, ctx, "pg-frozen-budget")
 	if !slices.Contains(procs, backend) {
 		t.Fatalf("ServerProcesses(%d) = %v; want the backend %d among them", pm, procs, backend)
 	}
@@ -146,13 +154,7 @@ func TestStopImmediateFrozenPostmaster(t *testing.T) {
 func TestStopImmediateFrozenBackend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	inst := startPrimary(t, ctx, "pg-frozen-backend")
-	backend := openBackend(t, ctx, inst)
-	pm, err := inst.PostmasterPID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs := ServerProcesses(pm, false)
+	inst, backend, _, procs := busyPrimary(t, ctx, "pg-frozen-backend")
 	if err := syscall.Kill(backend, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

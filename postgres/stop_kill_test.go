@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestStopKillsFrozenChildren: a frozen host thaws with PostgreSQL frozen
@@ -18,31 +16,9 @@ import (
 // alive would hold the shared memory and could write once continued; the
 // server must start again once init has reaped them.
 func TestStopKillsFrozenChildren(t *testing.T) {
-	inst := newTestInstance(t, "pg-frozen")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	if err := inst.InitDB(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := inst.ConfigurePrimary(); err != nil {
-		t.Fatal(err)
-	}
-	if err := inst.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, inst.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var backend int
-	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
-		t.Fatal(err)
-	}
-	pm, err := inst.PostmasterPID()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst, backend, pm, procs := busyPrimary(t, ctx, "pg-frozen")
 	// Without postmaster.pid (an unreadable data directory) the server is
 	// found by its working directory.
 	if got, ok := postmasterIn(inst.Config().DataDir); !ok || got != pm {
@@ -51,7 +27,6 @@ func TestStopKillsFrozenChildren(t *testing.T) {
 	if got, ok := postmasterIn(t.TempDir()); ok {
 		t.Errorf("postmasterIn(an empty directory) = %d, want none", got)
 	}
-	procs := ServerProcesses(pm, false)
 	if !slices.Contains(procs, backend) || procs[len(procs)-1] != pm {
 		t.Fatalf("ServerProcesses(%d) = %v; want the backend %d among the children, the postmaster last", pm, procs, backend)
 	}

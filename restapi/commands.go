@@ -20,7 +20,7 @@ const (
 	// to the HA loop, which takes it within one tick.
 	DefaultCommandTimeout = 10 * time.Second
 	// DefaultRestartTimeout bounds a restart: PostgreSQL's stop (30 s by
-	// default, the smart → fast → immediate escalation) plus its start and
+	// default: fast, then immediate, then SIGKILL) plus its start and
 	// recovery. The restart goes on in the HA loop if the client stops
 	// waiting.
 	DefaultRestartTimeout = 2 * time.Minute

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +91,50 @@ func selectMembers(c *dcs.Cluster, scope string, names []string) ([]string, map[
 		return nil, nil, fmt.Errorf("cluster %s has no members", scope)
 	}
 	return names, bases, nil
+}
+
+// memberCommand is a command sent to members one after the other
+// (restart, reload, reinit): the named members, all by default, after one
+// confirmation. A failure on one member does not stop the others.
+type memberCommand struct {
+	action  string        // "reload": "Are you sure you want to reload members …?", "reload failed on …"
+	ask     string        // the confirmation's verb when it differs from action
+	force   bool          // no confirmation
+	timeout time.Duration // bound of each member's call
+	// pick narrows the selected members (nil keeps them all).
+	pick func(c *dcs.Cluster, names []string) ([]string, error)
+	// one runs the command on one member and reports success.
+	one func(c *dcs.Cluster, name string, api *apiClient) bool
+}
+
+func (m memberCommand) run(cmd *cobra.Command, s *settings, args []string) error {
+	c, err := s.cluster(cmd.Context())
+	if err != nil {
+		return err
+	}
+	names, bases, err := selectMembers(c, s.scope, args)
+	if err != nil {
+		return err
+	}
+	if m.pick != nil {
+		if names, err = m.pick(c, names); err != nil {
+			return err
+		}
+	}
+	ask := cmp.Or(m.ask, m.action)
+	if err := confirm(cmd, s, m.force, fmt.Sprintf("Are you sure you want to %s members %s?", ask, strings.Join(names, ", "))); err != nil {
+		return err
+	}
+	failed := 0
+	for _, name := range names {
+		if !m.one(c, name, s.rest.apiClient([]string{bases[name]}, m.timeout)) {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s failed on %d of %d members", m.action, failed, len(names))
+	}
+	return nil
 }
 
 // leaderFirst returns a client for the cluster's members' APIs, the

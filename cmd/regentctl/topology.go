@@ -14,10 +14,12 @@ import (
 func newTopologyCmd(s *settings) *cobra.Command {
 	return &cobra.Command{
 		Use:   "topology",
-		Short: "Show the members as a replication tree (leader, then who replicates from whom)",
+		Short: "Show the members as a tree by their replicatefrom tags, as patronictl topology does",
 		Long: `Show the members as patronictl's topology does: the leader first, each
 replica under the member its replicatefrom tag names (the leader when the
-tag is absent, names no other replica, or makes a loop).`,
+tag is absent, names no other replica, or makes a loop). The tree shows the
+tag only: Regent does not set up cascading replication, and every replica
+streams from the leader.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := s.cluster(cmd.Context())

@@ -9,5 +9,10 @@
 // and refreshed synchronously on every write: no watch, no goroutine, no
 // clock of its own (time.Now, so testing/synctest controls it).
 //
-// dcstest never talks to etcd.
+// Its tests hold the Fake to etcd: TestFakeMatchesEtcd plays the same
+// scenarios on two Fakes and on two *dcs.Client against an embedded etcd,
+// compares every outcome, and fails unless the scenarios call every method
+// of agent.DCS.
+//
+// The Fake itself never talks to etcd.
 package dcstest

@@ -1,28 +1,12 @@
 package dcstest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/regent-ha/regent/agent"
 	"github.com/regent-ha/regent/dcs"
-)
-
-// agentDCS is the agent's own DCS interface (not a copy that can drift),
-// plus RevokeLease, which the contract scenario uses to end a session:
-// both the real client and the Fake must have every method with the same
-// signature.
-type agentDCS interface {
-	agent.DCS
-	RevokeLease(ctx context.Context) error
-}
-
-var (
-	_ agentDCS = (*dcs.Client)(nil)
-	_ agentDCS = (*Fake)(nil)
 )
 
 func notified(f *Fake) bool {
@@ -66,7 +50,7 @@ func TestFakeLeaseExpiryDeletesKeysAndNotifies(t *testing.T) {
 	if f.Lease() != id {
 		t.Error("the Fake learnt of the expiry before asking")
 	}
-	if _, err := f.KeepAlive(t.Context()); !errors.Is(err, dcs.ErrLeaseLost) {
+	if err := f.KeepAlive(t.Context()); !errors.Is(err, dcs.ErrLeaseLost) {
 		t.Errorf("KeepAlive after expiry = %v, want ErrLeaseLost", err)
 	}
 	if f.Lease() != 0 || f.LeaseAlive(id) {

@@ -10,7 +10,7 @@ import (
 )
 
 // GrantLease grants a new lease and makes it current (ttl is not enforced:
-// leases end only by ExpireLease or RevokeLease).
+// leases end only by ExpireLease).
 func (f *Fake) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
 		return 0, fmt.Errorf("dcstest: grant lease: ttl %s is not positive", ttl)
@@ -25,18 +25,15 @@ func (f *Fake) GrantLease(ctx context.Context, ttl time.Duration) (int64, error)
 	return f.lease, nil
 }
 
-// KeepAlive returns sent = now, or ErrLeaseLost (clearing the current
-// lease) when the lease was expired or revoked or there is none.
-func (f *Fake) KeepAlive(ctx context.Context) (time.Time, error) {
-	sent := time.Now()
+// KeepAlive answers ErrLeaseLost (clearing the current lease) when the
+// lease was expired or there is none.
+func (f *Fake) KeepAlive(ctx context.Context) error {
 	if err := f.begin(ctx, "KeepAlive", ""); err != nil {
-		return time.Time{}, err
+		return err
 	}
 	defer f.end()
-	if _, err := f.liveLease(); err != nil {
-		return sent, err
-	}
-	return sent, nil
+	_, err := f.liveLease()
+	return err
 }
 
 // liveLease returns the current lease, or ErrLeaseLost (clearing it) when
@@ -51,19 +48,6 @@ func (f *Fake) liveLease() (int64, error) {
 		return 0, fmt.Errorf("%w: lease %x not found", dcs.ErrLeaseLost, id)
 	}
 	return id, nil
-}
-
-// RevokeLease revokes the current lease and deletes its keys.
-func (f *Fake) RevokeLease(ctx context.Context) error {
-	if err := f.begin(ctx, "RevokeLease", ""); err != nil {
-		return err
-	}
-	defer f.end()
-	if f.lease != 0 {
-		f.s.dropLease(f.lease)
-		f.lease = 0
-	}
-	return nil
 }
 
 // AcquireLeader creates the leader key on the current lease if absent.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -56,37 +58,21 @@ func (o *restartOpts) run(cmd *cobra.Command, s *settings, args []string) error 
 	if err != nil {
 		return err
 	}
-	c, err := s.cluster(cmd.Context())
-	if err != nil {
-		return err
+	m := memberCommand{action: "restart", force: o.force, timeout: s.callTimeout(cmd, restartCallTimeout+o.restartTimeout),
+		pick: func(c *dcs.Cluster, names []string) ([]string, error) {
+			if names = filterRole(c, names, role); len(names) == 0 {
+				return nil, fmt.Errorf("no member of cluster %s has role %s", s.scope, o.role)
+			}
+			return names, nil
+		},
+		one: func(c *dcs.Cluster, name string, api *apiClient) bool {
+			return o.restartOne(cmd, api, name, c.Members[name], body)
+		},
 	}
-	names, bases, err := selectMembers(c, s.scope, args)
-	if err != nil {
-		return err
-	}
-	names = filterRole(c, names, role)
-	if len(names) == 0 {
-		return fmt.Errorf("no member of cluster %s has role %s", s.scope, o.role)
-	}
-	verb := "restart"
 	if _, ok := body["schedule"]; ok {
-		verb = "schedule a restart of"
+		m.ask = "schedule a restart of"
 	}
-	if err := confirm(cmd, s, o.force, fmt.Sprintf("Are you sure you want to %s members %s?", verb, strings.Join(names, ", "))); err != nil {
-		return err
-	}
-	timeout := s.callTimeout(cmd, restartCallTimeout+o.restartTimeout)
-	failed := 0
-	for _, name := range names {
-		api := s.rest.apiClient([]string{bases[name]}, timeout)
-		if !o.restartOne(cmd, api, name, c.Members[name], body) {
-			failed++
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("restart failed on %d of %d members", failed, len(names))
-	}
-	return nil
+	return m.run(cmd, s, args)
 }
 
 // body builds POST /restart's body from the flags; role is the cluster
@@ -198,36 +184,141 @@ func newReloadCmd(s *settings) *cobra.Command {
 		Use:   "reload [member…]",
 		Short: "Make members (all by default) rewrite PostgreSQL's configuration and reload it (regent.yml is not re-read: restart the agent for that)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := s.cluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			names, bases, err := selectMembers(c, s.scope, args)
-			if err != nil {
-				return err
-			}
-			if err := confirm(cmd, s, force, "Are you sure you want to reload members "+strings.Join(names, ", ")+"?"); err != nil {
-				return err
-			}
-			out, failed := cmd.OutOrStdout(), 0
-			for _, name := range names {
-				resp, err := s.rest.apiClient([]string{bases[name]}, s.timeout).call(cmd.Context(), http.MethodPost, "/reload", nil)
-				switch {
-				case err == nil && resp.status == http.StatusOK:
-					fmt.Fprintf(out, "No changes to apply on member %s\n", name)
-				case err == nil && resp.status == http.StatusAccepted:
-					fmt.Fprintf(out, "Reload request received for member %s and will be processed within one HA cycle\n", name)
-				default:
-					fmt.Fprintf(out, "Failed: reload for member %s, %s\n", name, callFailure(resp, err))
-					failed++
-				}
-			}
-			if failed > 0 {
-				return fmt.Errorf("reload failed on %d of %d members", failed, len(names))
-			}
-			return nil
+			return memberCommand{action: "reload", force: force, timeout: s.timeout,
+				one: func(_ *dcs.Cluster, name string, api *apiClient) bool { return reloadOne(cmd, api, name) },
+			}.run(cmd, s, args)
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "do not ask for confirmation")
 	return cmd
+}
+
+// reloadOne reloads one member and prints the outcome as patronictl does;
+// it reports success.
+func reloadOne(cmd *cobra.Command, api *apiClient, name string) bool {
+	out := cmd.OutOrStdout()
+	resp, err := api.call(cmd.Context(), http.MethodPost, "/reload", nil)
+	switch {
+	case err == nil && resp.status == http.StatusOK:
+		fmt.Fprintf(out, "No changes to apply on member %s\n", name)
+	case err == nil && resp.status == http.StatusAccepted:
+		fmt.Fprintf(out, "Reload request received for member %s and will be processed within one HA cycle\n", name)
+	default:
+		fmt.Fprintf(out, "Failed: reload for member %s, %s\n", name, callFailure(resp, err))
+		return false
+	}
+	return true
+}
+
+const (
+	// defaultReinitWait bounds --wait: a re-clone copies the whole data
+	// directory, which takes as long as the database is large.
+	defaultReinitWait = 30 * time.Minute
+	// reinitGrace is how long --wait waits to see the member leave
+	// "running" (the agent publishes "creating replica" right after
+	// answering); a member still running after it never started over.
+	reinitGrace = 10 * time.Second
+)
+
+// reinitBody is POST /reinitialize's body.
+type reinitBody struct {
+	Force bool `json:"force"`
+}
+
+// reinitOpts are reinit's flags.
+type reinitOpts struct {
+	force, wait bool
+	waitFor     time.Duration
+}
+
+func newReinitCmd(s *settings) *cobra.Command {
+	o := &reinitOpts{}
+	cmd := &cobra.Command{
+		Use:   "reinit <member>…",
+		Short: "Wipe replicas' data directories and clone them again from the leader",
+		Long: `Wipe the named replicas' data directories and clone them again from the
+leader (POST /reinitialize; the agent refuses on the leader). --force skips
+the confirmation and asks the agent to go on even if another action is in
+progress. --wait polls each member's GET /patroni until it runs again.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s needs at least one member", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, s, args) },
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.force, "force", false, "do not ask for confirmation; go on even if another action is in progress")
+	f.BoolVar(&o.wait, "wait", false, "wait until each member runs again")
+	f.DurationVar(&o.waitFor, "wait-timeout", defaultReinitWait, "give up waiting after this long")
+	return cmd
+}
+
+func (o *reinitOpts) run(cmd *cobra.Command, s *settings, args []string) error {
+	return memberCommand{action: "reinitialize", force: o.force, timeout: s.timeout,
+		one: func(_ *dcs.Cluster, name string, api *apiClient) bool { return o.reinitOne(cmd, s, api, name) },
+	}.run(cmd, s, args)
+}
+
+// reinitOne reinitializes one member (and waits for it with --wait); it
+// reports success.
+func (o *reinitOpts) reinitOne(cmd *cobra.Command, s *settings, api *apiClient, name string) bool {
+	out := cmd.OutOrStdout()
+	resp, err := api.call(cmd.Context(), http.MethodPost, "/reinitialize", reinitBody{Force: o.force})
+	if err != nil || resp.status != http.StatusOK {
+		fmt.Fprintf(out, "Failed: reinitialize for member %s, %s\n", name, callFailure(resp, err))
+		return false
+	}
+	fmt.Fprintf(out, "Success: reinitialize for member %s\n", name)
+	if !o.wait {
+		return true
+	}
+	fmt.Fprintf(out, "Waiting for reinitialize to complete on: %s\n", name)
+	if err := waitRunning(cmd.Context(), s, api, o.waitFor); err != nil {
+		fmt.Fprintf(out, "Failed: reinitialize of member %s: %v\n", name, err)
+		return false
+	}
+	fmt.Fprintf(out, "Reinitialize is completed on: %s\n", name)
+	return true
+}
+
+// waitRunning polls the member's state until it runs again after having
+// left "running" (or stays running through reinitGrace), for at most
+// bound. A state ending in "failed" ends the wait with an error.
+func waitRunning(parent context.Context, s *settings, api *apiClient, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, bound)
+	defer cancel()
+	start, left, state := time.Now(), false, ""
+	var lastErr error
+	for {
+		resp, err := api.call(ctx, http.MethodGet, "/patroni", nil)
+		lastErr = err
+		if err == nil {
+			var st struct {
+				State string `json:"state"`
+			}
+			if json.Unmarshal(resp.body, &st) == nil && st.State != "" {
+				state = st.State
+				switch {
+				case strings.HasSuffix(state, "failed"):
+					return fmt.Errorf("state %q", state)
+				case state != "running":
+					left = true
+				case left || time.Since(start) > reinitGrace:
+					return nil
+				}
+			}
+		}
+		if !sleepCtx(ctx, s.pollEvery()) {
+			break
+		}
+	}
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	if state == "" && lastErr != nil {
+		return fmt.Errorf("no answer within %s: %w", bound, lastErr)
+	}
+	return fmt.Errorf("still %q after %s", state, bound)
 }
