@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
@@ -45,7 +46,8 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision); err != nil {
+	rev, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision)
+	if err != nil {
 		switch {
 		case errors.Is(err, dcs.ErrConflict) && ifRevision != 0:
 			return nil, a.configChanged(ctx, ifRevision)
@@ -54,7 +56,9 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 		}
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot write the config key: " + err.Error()}
 	}
-	a.log.Info("dynamic config patched", "patch", string(patch))
+	a.api.wrote(rev) // GET /config shows this revision or a later one
+	// Key names only: values may be secrets (passwords in parameters).
+	a.log.Info("dynamic config patched", "keys", patchKeys(p, ""), "revision", rev)
 	return data, nil
 }
 
@@ -70,10 +74,11 @@ func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision 
 		return nil, err
 	}
 	key := a.dcs.Keys().Config()
+	var rev int64
 	if ifRevision == 0 {
 		err = a.dcs.Put(ctx, key, data)
 	} else {
-		_, err = a.dcs.CAS(ctx, key, data, ifRevision)
+		rev, err = a.dcs.CAS(ctx, key, data, ifRevision)
 	}
 	switch {
 	case errors.Is(err, dcs.ErrConflict):
@@ -81,7 +86,13 @@ func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision 
 	case err != nil:
 		return nil, &restapi.HTTPError{Status: http.StatusBadGateway, Message: "cannot write the config key: " + err.Error()}
 	}
-	a.log.Info("dynamic config replaced")
+	if rev == 0 { // a plain put says no revision: read the key's once
+		if v, ok, gerr := a.dcs.Get(ctx, key); gerr == nil && ok {
+			rev = v.ModRevision
+		}
+	}
+	a.api.wrote(rev) // GET /config shows this revision or a later one
+	a.log.Info("dynamic config replaced", "keys", patchKeys(m, ""), "revision", rev)
 	return data, nil
 }
 
@@ -111,6 +122,21 @@ func (a *Agent) validatedConfig(m map[string]any) ([]byte, error) {
 		return nil, badConfig("not representable as JSON: %v", err)
 	}
 	return data, nil
+}
+
+// patchKeys lists the dotted paths of a patch's leaves, sorted
+// ("postgresql.parameters.work_mem", "ttl"): what changed, never a value.
+func patchKeys(m map[string]any, prefix string) []string {
+	var keys []string
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+			keys = append(keys, patchKeys(sub, prefix+k+".")...)
+			continue
+		}
+		keys = append(keys, prefix+k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // mergePatch applies a JSON merge patch (RFC 7386, as Patroni does).

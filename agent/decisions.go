@@ -144,9 +144,9 @@ func decisionNames(v *dcs.Cluster) []string {
 	return ids
 }
 
-// Decisions serves GET /decisions from a fresh read, newest first.
+// Decisions serves GET /decisions from the cluster view, newest first.
 func (a *Agent) Decisions(ctx context.Context) (json.RawMessage, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}

@@ -88,10 +88,12 @@ func (a *Agent) createSwitchover(ctx context.Context, r *SwitchoverRecord) error
 		return refuse(http.StatusServiceUnavailable, "cannot take the switchover lock: %v", err)
 	}
 	data, _ := json.Marshal(r)
-	if _, err := a.dcs.CAS(ctx, keys.Switchover(r.ID), data, 0); err != nil {
+	rev, err := a.dcs.CAS(ctx, keys.Switchover(r.ID), data, 0)
+	if err != nil {
 		_ = a.dcs.Delete(ctx, keys.SwitchoverLock(), 0)
 		return refuse(http.StatusServiceUnavailable, "cannot write the switchover record: %v", err)
 	}
+	a.api.wrote(rev) // GET /switchover/<id> and its events read it from the view
 	return nil
 }
 
@@ -244,21 +246,22 @@ func verdictSummary(verdicts []restapi.CandidateVerdict, chosen string) string {
 	return strings.Join(parts, "; ")
 }
 
-// Switchover returns one record.
+// Switchover returns one record from the cluster view.
 func (a *Agent) Switchover(ctx context.Context, id string) (json.RawMessage, error) {
-	v, ok, err := a.dcs.Get(ctx, a.dcs.Keys().Switchover(id))
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, err
 	}
+	v, ok := c.Extra["switchovers/"+id]
 	if !ok {
 		return nil, restapi.ErrNotFound
 	}
 	return v.Data, nil
 }
 
-// ListSwitchovers returns the kept records, newest first.
+// ListSwitchovers returns the kept records from the view, newest first.
 func (a *Agent) ListSwitchovers(ctx context.Context) (json.RawMessage, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -303,9 +306,11 @@ func (a *Agent) AbortSwitchover(ctx context.Context, id string) error {
 
 // WatchSwitchover yields the record now and after each change, closing
 // after the terminal version. It reads the watch-fed view: no etcd query
-// per change.
+// per stream or per change.
 func (a *Agent) WatchSwitchover(ctx context.Context, id string) (<-chan json.RawMessage, error) {
-	first, err := a.Switchover(ctx, id)
+	fctx, fcancel := context.WithTimeout(ctx, restapi.DefaultBackendTimeout)
+	first, err := a.Switchover(fctx, id)
+	fcancel()
 	if err != nil {
 		return nil, err
 	}
