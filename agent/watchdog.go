@@ -6,6 +6,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/secret"
 )
 
 // watchdogTimeout is the device timeout (fencing.DeviceTimeout): after the
@@ -112,9 +113,12 @@ func (a *Agent) fenceOldLeader(ctx context.Context, s Snapshot) (*FenceRecord, b
 	}
 	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
 	res, err := a.fenceHook.Run(ctx, target, connURL, a.cfg.Scope)
-	rec := &FenceRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
+	// The record is kept in etcd and served by GET /decisions: what the
+	// hook printed is redacted first (an IPMI password, a token).
+	rec := &FenceRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(),
+		Output: secret.RedactText(res.Output), Error: secret.RedactText(res.Err)}
 	if err != nil {
-		rec.Error = err.Error()
+		rec.Error = secret.RedactText(err.Error())
 		return rec, false
 	}
 	return rec, true
