@@ -103,6 +103,8 @@ type Agent struct {
 	// limits is what every etcd and PostgreSQL call is bounded by
 	// (ioDeadline), published by the loop for every goroutine.
 	limits atomic.Pointer[ioLimits]
+	// api is the REST reads' own state (api.go).
+	api apiReads
 }
 
 // New checks the options and returns an agent ready to Run.

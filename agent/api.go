@@ -4,19 +4,85 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"sync/atomic"
+	"time"
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/restapi"
 )
 
-// The Agent is the REST API's Backend: fresh etcd reads for /cluster,
-// /history and /config.
-var _ restapi.Backend = (*Agent)(nil)
+// The Agent is the REST API's Backend (/cluster, /history, /config,
+// /decisions) and its Members (allowlist_include_members). Every read
+// answers from the watch-fed cluster view: a client's request rate never
+// becomes etcd load (STYLE habit 21).
+var (
+	_ restapi.Backend = (*Agent)(nil)
+	_ restapi.Members = (*Agent)(nil)
+)
 
-// Cluster builds GET /cluster from a fresh read (patroni-compat.md §2.5).
+// apiReads is the REST reads' state beside the loop's: the etcd revision
+// of this agent's latest REST write (config, switchover), which a later
+// read waits for, so a client reads its own writes from the view.
+type apiReads struct {
+	written atomic.Int64
+}
+
+// wrote records that a REST write reached etcd at revision rev.
+func (r *apiReads) wrote(rev int64) {
+	for {
+		cur := r.written.Load()
+		if rev <= cur || r.written.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
+}
+
+// apiView returns the cluster view a REST read answers from: once it
+// reflects this agent's latest REST write (waiting, bounded by ctx, for
+// the watch to deliver it), and only while etcd has answered within a
+// ttl; otherwise restapi.ErrViewStale with the view's age. It never reads
+// etcd itself.
+func (a *Agent) apiView(ctx context.Context) (*dcs.Cluster, error) {
+	want := a.api.written.Load()
+	v := a.dcs.View()
+	if v == nil || v.Revision < want {
+		changed, cancel := a.dcs.Subscribe()
+		defer cancel()
+		for v = a.dcs.View(); v == nil || v.Revision < want; v = a.dcs.View() {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("wait for the cluster view to reach revision %d: %w", want, ctx.Err())
+			case <-changed:
+			}
+		}
+	}
+	if age, ttl := a.now().Sub(a.dcs.LastContact()), a.limits.Load().ttl; age >= ttl {
+		return nil, fmt.Errorf("%w for %s (ttl %s)", restapi.ErrViewStale, age.Truncate(time.Second), ttl)
+	}
+	return v, nil
+}
+
+// MemberHosts lists the host of every member's api_url in the view, for
+// restapi.allowlist_include_members. It never blocks.
+func (a *Agent) MemberHosts() []string {
+	v := a.dcs.View()
+	if v == nil {
+		return nil
+	}
+	hosts := make([]string, 0, len(v.Members))
+	for _, m := range v.Members {
+		if u, err := url.Parse(m.APIURL); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
+}
+
+// Cluster builds GET /cluster from the view (patroni-compat.md §2.5).
 func (a *Agent) Cluster(ctx context.Context) (restapi.ClusterDoc, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return restapi.ClusterDoc{}, fmt.Errorf("read cluster: %w", err)
 	}
@@ -74,7 +140,7 @@ func lagOf(c *dcs.Cluster, m dcs.Member) any {
 
 // History returns the history key's array.
 func (a *Agent) History(ctx context.Context) (json.RawMessage, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read cluster: %w", err)
 	}
@@ -84,9 +150,10 @@ func (a *Agent) History(ctx context.Context) (json.RawMessage, error) {
 	return json.Marshal(c.History)
 }
 
-// Config returns the raw config key and its mod revision.
+// Config returns the raw config key and its mod revision; after this
+// agent's own PATCH or PUT, the revision written or a later one.
 func (a *Agent) Config(ctx context.Context) (json.RawMessage, int64, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read cluster: %w", err)
 	}

@@ -17,11 +17,14 @@ type ioLimits struct {
 	// loopWait is published for the REST goroutines (awaitNewLeader), which
 	// must not read the loop-owned dynamic config.
 	loopWait time.Duration
+	// ttl bounds how old the cluster view may be when the REST API serves
+	// it (apiView), as it bounds ViewFresh for the loop.
+	ttl time.Duration
 }
 
 // publishLimits publishes the current bounds; loop goroutine only.
 func (a *Agent) publishLimits() {
-	l := &ioLimits{retry: a.dyn.RetryTimeout, loopWait: a.dyn.LoopWait}
+	l := &ioLimits{retry: a.dyn.RetryTimeout, loopWait: a.dyn.LoopWait, ttl: a.dyn.TTL}
 	if a.lease.leading {
 		l.deadline = a.lease.deadline()
 	}

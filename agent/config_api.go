@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
@@ -44,7 +45,8 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 	if err != nil {
 		return nil, badConfig("%v", err)
 	}
-	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision); err != nil {
+	rev, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), data, cur.ModRevision)
+	if err != nil {
 		switch {
 		case errors.Is(err, dcs.ErrConflict) && ifRevision != 0:
 			return nil, a.configChanged(ctx, ifRevision)
@@ -53,7 +55,9 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 		}
 		return nil, &restapi.HTTPError{Status: http.StatusServiceUnavailable, Message: "cannot write the config key: " + err.Error()}
 	}
-	a.log.Info("dynamic config patched", "patch", string(patch))
+	a.api.wrote(rev) // GET /config shows this revision or a later one
+	// Key names only: values may be secrets (passwords in parameters).
+	a.log.Info("dynamic config patched", "keys", patchKeys(p, ""), "revision", rev)
 	return data, nil
 }
 
@@ -69,10 +73,11 @@ func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision 
 		return nil, badConfig("%v", err)
 	}
 	key := a.dcs.Keys().Config()
+	var rev int64
 	if ifRevision == 0 {
 		err = a.dcs.Put(ctx, key, data)
 	} else {
-		_, err = a.dcs.CAS(ctx, key, data, ifRevision)
+		rev, err = a.dcs.CAS(ctx, key, data, ifRevision)
 	}
 	switch {
 	case errors.Is(err, dcs.ErrConflict):
@@ -80,7 +85,13 @@ func (a *Agent) PutConfig(ctx context.Context, body json.RawMessage, ifRevision 
 	case err != nil:
 		return nil, &restapi.HTTPError{Status: http.StatusBadGateway, Message: "cannot write the config key: " + err.Error()}
 	}
-	a.log.Info("dynamic config replaced")
+	if rev == 0 { // a plain put says no revision: read the key's once
+		if v, ok, gerr := a.dcs.Get(ctx, key); gerr == nil && ok {
+			rev = v.ModRevision
+		}
+	}
+	a.api.wrote(rev) // GET /config shows this revision or a later one
+	a.log.Info("dynamic config replaced", "keys", patchKeys(m, ""), "revision", rev)
 	return data, nil
 }
 
@@ -93,4 +104,19 @@ func (a *Agent) configChanged(ctx context.Context, want int64) error {
 		cur.ModRevision = 0 // unknown
 	}
 	return &restapi.ConfigChangedError{Expected: want, Current: cur.ModRevision}
+}
+
+// patchKeys lists the dotted paths of a patch's leaves, sorted
+// ("postgresql.parameters.work_mem", "ttl"): what changed, never a value.
+func patchKeys(m map[string]any, prefix string) []string {
+	var keys []string
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+			keys = append(keys, patchKeys(sub, prefix+k+".")...)
+			continue
+		}
+		keys = append(keys, prefix+k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -90,9 +90,9 @@ func (a *Agent) trimDecisions(ctx context.Context) {
 // decisionNames returns the decision ids in the view, oldest first.
 func decisionNames(v *dcs.Cluster) []string { return boundedlog.Names(v.Extra, "decisions/") }
 
-// Decisions serves GET /decisions from a fresh read, newest first.
+// Decisions serves GET /decisions from the cluster view, newest first.
 func (a *Agent) Decisions(ctx context.Context) (json.RawMessage, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}

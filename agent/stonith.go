@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/secret"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -34,9 +35,12 @@ func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*restapi.Ston
 	}
 	a.log.Warn("former leader did not step down cleanly; running fence.command before racing", "target", target)
 	res, err := a.stonith.Run(ctx, target, connURL, a.cfg.Scope)
-	rec := &restapi.StonithRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output, Error: res.Err}
+	// The record is kept in etcd and served by GET /decisions: what the
+	// hook printed is redacted first (an IPMI password, a token).
+	rec := &restapi.StonithRecord{Target: target, Ran: res.Ran, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(),
+		Output: secret.RedactText(res.Output), Error: secret.RedactText(res.Err)}
 	if err != nil {
-		rec.Error = err.Error()
+		rec.Error = secret.RedactText(err.Error())
 		return rec, false
 	}
 	return rec, true

@@ -83,10 +83,12 @@ func (a *Agent) createSwitchover(ctx context.Context, r *switchover.Record) erro
 		}
 		return refuse(http.StatusServiceUnavailable, "cannot take the switchover lock: %v", err)
 	}
-	if err := switchover.Create(ctx, a.records(), r); err != nil {
+	rev, err := switchover.Create(ctx, a.records(), r)
+	if err != nil {
 		_ = a.dcs.Delete(ctx, keys.SwitchoverLock(), 0)
 		return refuse(http.StatusServiceUnavailable, "cannot write the switchover record: %v", err)
 	}
+	a.api.wrote(rev) // GET /switchover/<id> and its events read it from the view
 	return nil
 }
 
@@ -153,21 +155,22 @@ func restVerdicts(vs []switchover.Verdict) []restapi.CandidateVerdict {
 	return out
 }
 
-// Switchover returns one record.
+// Switchover returns one record from the cluster view.
 func (a *Agent) Switchover(ctx context.Context, id string) (json.RawMessage, error) {
-	v, ok, err := a.dcs.Get(ctx, a.dcs.Keys().Switchover(id))
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, err
 	}
+	v, ok := c.Extra["switchovers/"+id]
 	if !ok {
 		return nil, restapi.ErrNotFound
 	}
 	return v.Data, nil
 }
 
-// ListSwitchovers returns the kept records, newest first.
+// ListSwitchovers returns the kept records from the view, newest first.
 func (a *Agent) ListSwitchovers(ctx context.Context) (json.RawMessage, error) {
-	c, err := a.dcs.Load(ctx)
+	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -202,9 +205,11 @@ func (a *Agent) AbortSwitchover(ctx context.Context, id string) error {
 
 // WatchSwitchover yields the record now and after each change, closing
 // after the terminal version. It reads the watch-fed view: no etcd query
-// per change.
+// per stream or per change.
 func (a *Agent) WatchSwitchover(ctx context.Context, id string) (<-chan json.RawMessage, error) {
-	first, err := a.Switchover(ctx, id)
+	fctx, fcancel := context.WithTimeout(ctx, restapi.DefaultBackendTimeout)
+	first, err := a.Switchover(fctx, id)
+	fcancel()
 	if err != nil {
 		return nil, err
 	}

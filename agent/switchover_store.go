@@ -21,9 +21,8 @@ func (s recordStore) Get(ctx context.Context, id string) ([]byte, int64, bool, e
 	return v.Data, v.ModRevision, ok, err
 }
 
-func (s recordStore) CAS(ctx context.Context, id string, data []byte, rev int64) error {
-	_, err := s.dcs.CAS(ctx, s.dcs.Keys().Switchover(id), data, rev)
-	return err
+func (s recordStore) CAS(ctx context.Context, id string, data []byte, rev int64) (int64, error) {
+	return s.dcs.CAS(ctx, s.dcs.Keys().Switchover(id), data, rev)
 }
 
 func (s recordStore) IDs() []string { return switchover.IDs(s.dcs.View()) }

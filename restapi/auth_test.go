@@ -54,9 +54,14 @@ func TestWritesRequireBasicAuth(t *testing.T) {
 	ts := newCommandServer(t, f, Config{Authentication: Authentication{Username: testUser, Password: testPassword}})
 	ts.Publish(primarySnap())
 	h := ts.Handler()
+	client := 0
 	for _, rt := range writeRoutes {
 		send := func(mod func(*http.Request)) *httptest.ResponseRecorder {
 			req := httptest.NewRequestWithContext(t.Context(), rt.method, rt.path, strings.NewReader(rt.body))
+			// One address per request: the failed-login throttle
+			// (TestFailedLoginsThrottled) stays out of this test's way.
+			client++
+			req.RemoteAddr = fmt.Sprintf("10.1.%d.%d:40000", client/250, client%250+1)
 			if mod != nil {
 				mod(req)
 			}

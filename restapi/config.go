@@ -36,7 +36,31 @@ type Config struct {
 	// verified when given, and required on write endpoints) or required
 	// (the TLS handshake fails without one).
 	VerifyClient string `yaml:"verify_client"`
+	// AllowUnauthenticated accepts a non-loopback Listen whose write
+	// endpoints need neither credentials nor a client certificate. Without
+	// it such a config is refused: anyone who reaches the port could
+	// switch over, reinitialize or rewrite the dynamic config. A risk the
+	// operator takes knowingly (e.g. a port only a firewall guards).
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// Allowlist (IP addresses and CIDR networks) restricts the write
+	// endpoints to these client addresses, as Patroni's restapi.allowlist:
+	// a write from elsewhere is refused with 403 before any other check.
+	// Empty (default) allows every address unless AllowlistIncludeMembers.
+	Allowlist []string `yaml:"allowlist"`
+	// AllowlistIncludeMembers also allows the hosts of the cluster members'
+	// api_url (from the agent's cluster view), as Patroni's
+	// restapi.allowlist_include_members. Setting it turns the allowlist
+	// on even when Allowlist is empty.
+	AllowlistIncludeMembers bool `yaml:"allowlist_include_members"`
+	// MaxStreams caps the concurrent switchover event streams (SSE); one
+	// past the cap gets 503. Default DefaultMaxStreams.
+	MaxStreams int `yaml:"max_streams"`
 }
+
+// DefaultMaxStreams is the default cap on concurrent event streams: far
+// more than the operators and tools that follow a switchover at once, far
+// fewer than the goroutines and sockets that would hurt the agent.
+const DefaultMaxStreams = 64
 
 // Authentication is restapi.authentication: the HTTP Basic credentials of
 // the write endpoints.
@@ -63,6 +87,9 @@ func (c *Config) SetDefaults() {
 	if c.ConnectAddress == "" {
 		c.ConnectAddress = c.Listen
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
 }
 
 // Validate checks both addresses; every error names its key
@@ -78,8 +105,45 @@ func (c Config) Validate() error {
 	} else if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
 		errs = append(errs, fmt.Errorf("restapi.connect_address: %q is not an address peers can dial; set restapi.connect_address", c.ConnectAddress))
 	}
-	errs = append(errs, c.validateAuth(), c.validateTLS())
+	errs = append(errs, c.validateAuth(), c.validateTLS(), c.validateExposure())
+	if _, err := parseAllowlist(c.Allowlist); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxStreams < 0 {
+		errs = append(errs, fmt.Errorf("restapi.max_streams: %d is negative", c.MaxStreams))
+	}
 	return errors.Join(errs...)
+}
+
+// validateExposure refuses to serve unauthenticated writes beyond
+// loopback: a non-loopback listen address needs restapi.authentication or
+// client certificates, or restapi.allow_unauthenticated to accept the risk.
+func (c Config) validateExposure() error {
+	host, _, err := splitAddr(c.Listen, true)
+	if err != nil || loopbackHost(host) || c.AllowUnauthenticated || c.writesAuthenticated() {
+		return nil
+	}
+	return fmt.Errorf("restapi.listen: %s is not a loopback address and the write endpoints (switchover, "+
+		"restart, reinitialize, config) would accept anyone: set restapi.authentication (username and password) "+
+		"or client certificates (restapi.certfile, restapi.keyfile, restapi.cafile and restapi.verify_client: "+
+		"optional or required), or accept the risk with restapi.allow_unauthenticated: true", c.Listen)
+}
+
+// writesAuthenticated reports whether every write must authenticate: HTTP
+// Basic, or a verified client certificate on https.
+func (c Config) writesAuthenticated() bool {
+	return c.Authentication.Enabled() || (c.TLS() && c.CAFile != "" && c.verifyClient() != VerifyClientNone)
+}
+
+// loopbackHost reports a listen host only this machine can reach:
+// "localhost" or a loopback IP. An empty host is the wildcard; any other
+// name may resolve anywhere.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (c Config) validateAuth() error {

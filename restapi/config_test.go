@@ -34,9 +34,9 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr string // "" = valid
 	}{
-		{"explicit", Config{Listen: "0.0.0.0:8008", ConnectAddress: "pg1.example.com:8008"}, ""},
+		{"explicit", Config{Listen: "0.0.0.0:8008", ConnectAddress: "pg1.example.com:8008", AllowUnauthenticated: true}, ""},
 		{"any port for listen", Config{Listen: "127.0.0.1:0", ConnectAddress: "127.0.0.1:8008"}, ""},
-		{"ipv6", Config{Listen: "[::]:8008", ConnectAddress: "[fd00::1]:8008"}, ""},
+		{"ipv6", Config{Listen: "[::]:8008", ConnectAddress: "[fd00::1]:8008", Authentication: Authentication{Username: "u", Password: "p"}}, ""},
 		{"listen empty", Config{ConnectAddress: "10.0.0.1:8008"}, "restapi.listen: required"},
 		{"listen without port", Config{Listen: "127.0.0.1", ConnectAddress: "10.0.0.1:8008"}, "restapi.listen:"},
 		{"listen bad port", Config{Listen: "127.0.0.1:http", ConnectAddress: "10.0.0.1:8008"}, "restapi.listen:"},

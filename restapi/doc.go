@@ -1,7 +1,8 @@
 // Package restapi serves Regent's Patroni-compatible REST API
 // (patroni-compat.md §2): the HAProxy health checks (/primary, /replica,
 // /read-only, …), /liveness and /readiness, the status document GET
-// /patroni, and the fresh DCS reads GET /cluster, /history and /config.
+// /patroni, and the cluster reads GET /cluster, /history, /config and
+// /decisions.
 //
 // It owns the `restapi:` section of regent.yml (Config), the health-check
 // decision rules of §2.3, the JSON error format ({"error": …,
@@ -14,8 +15,9 @@
 // The HA loop publishes an immutable Snapshot once per tick through
 // Server.Publish (an atomic.Pointer store). Health checks and GET /patroni
 // answer from the latest Snapshot only: restapi never queries PostgreSQL or
-// etcd per health request. The few endpoints that must read the DCS fresh
-// go through the small Backend interface, bounded by a per-request timeout.
+// etcd per health request. The cluster reads go through the small Backend
+// interface, bounded by a per-request timeout; the agent answers them from
+// its watch-fed cluster view, so no request rate becomes etcd load.
 //
 // The switchover endpoints (switchover*.go) are served here over the
 // Switchovers interface: Regent's PATCH /switchover, GET /switchover/<id>,
@@ -30,11 +32,16 @@
 // POST /reload and POST /reinitialize, with Patroni's codes and texts.
 //
 // Every write (POST, PUT, PATCH, DELETE, on any path) passes checkAccess
-// first, in Patroni's order: a client certificate when verify_client asks
-// for one on https (403), then HTTP Basic when restapi.authentication is
-// set (401). Reads, HEAD and OPTIONS stay open for health checks. Run
-// serves TLS when certfile and keyfile are set. Credentials are compared
-// in constant time and never logged.
+// first, in Patroni's order: the client address against restapi.allowlist
+// and, with allowlist_include_members, the members' api_url hosts (Members)
+// (403), a client certificate when verify_client asks for one on https
+// (403), then HTTP Basic when restapi.authentication is set (401, and 429
+// for an address that keeps guessing). Reads, HEAD and OPTIONS stay open
+// for health checks. Config.Validate refuses a non-loopback listen address
+// whose writes need neither credentials nor a client certificate, unless
+// allow_unauthenticated. Run serves TLS when certfile and keyfile are set,
+// from a KeyPair that ReloadTLS renews. Event streams are capped by
+// max_streams. Credentials are compared in constant time and never logged.
 //
 // restapi must never import Regent's agent, dcs, postgres or fencing
 // packages: the agent implements Backend, Switchovers and Commands and

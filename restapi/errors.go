@@ -10,6 +10,12 @@ import (
 // ErrNotFound is returned by Backend.Config when the config key is absent.
 var ErrNotFound = errors.New("restapi: key not found")
 
+// ErrViewStale is returned (wrapped, with the view's age) by reads served
+// from the agent's cluster view when etcd has not answered for a ttl: the
+// view may no longer be the cluster's, so it is not served as current.
+// The response is 503 with the error's text; nothing is logged per request.
+var ErrViewStale = errors.New("the cluster view is stale: etcd has not answered")
+
 // errorBody is every error response: {"error": …, "reasons": […]}.
 type errorBody struct {
 	Error   string   `json:"error"`

@@ -42,7 +42,8 @@ func ExampleServer_Publish() {
 }
 
 func ExampleConfig_APIURL() {
-	c := restapi.Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.11:8008"}
+	c := restapi.Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.11:8008",
+		Authentication: restapi.Authentication{Username: "admin", Password: "s3cret"}}
 	c.SetDefaults()
 	fmt.Println(c.Validate(), c.APIURL())
 	// Output: <nil> http://10.0.0.11:8008/patroni

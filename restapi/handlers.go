@@ -170,6 +170,10 @@ func (s *Server) backendCtx(w http.ResponseWriter, r *http.Request) (context.Con
 // backendFailed answers 503 for a failed DCS read and logs the cause; the
 // cause stays out of the response, which anyone may read.
 func (s *Server) backendFailed(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, ErrViewStale) {
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	s.log.Warn("REST API DCS read failed", "endpoint", what, "err", err)
 	msg := "reading " + what + " from the DCS failed"
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -54,6 +54,13 @@ type Options struct {
 	// DefaultCommandTimeout); RestartTimeout bounds Restart (0:
 	// DefaultRestartTimeout), plus the request's own timeout filter.
 	CommandTimeout, RestartTimeout time.Duration
+	// Members gives the members' api_url hosts for
+	// restapi.allowlist_include_members; nil: only restapi.allowlist counts.
+	Members Members
+	// KeyPair is the TLS certificate and key (restapi.certfile, keyfile),
+	// shared with the peers' client (Config.PeerTLSConfigWith) so that
+	// ReloadTLS renews both; nil: the server loads its own in Run.
+	KeyPair *KeyPair
 }
 
 // Server is the REST API. Publish may be called from any goroutine at any
@@ -74,8 +81,16 @@ type Server struct {
 	// opTimeout bounds its calls but Restart, which restartTimeout bounds.
 	commands                  Commands
 	opTimeout, restartTimeout time.Duration
-	// creds guard the write endpoints (checkAccess).
-	creds credentials
+	// creds, allow and throttle guard the write endpoints (checkAccess);
+	// members feeds allowlist_include_members.
+	creds    credentials
+	allow    allowlist
+	members  Members
+	throttle *loginThrottle
+	// streams counts open event streams, capped at cfg.MaxStreams.
+	streams atomic.Int64
+	// keyPair serves the TLS certificate; set by New or Run.
+	keyPair atomic.Pointer[KeyPair]
 
 	state  atomic.Pointer[published]
 	router *chi.Mux
@@ -128,6 +143,14 @@ func New(opts Options) *Server {
 		opTimeout:      opts.CommandTimeout,
 		restartTimeout: opts.RestartTimeout,
 		creds:          newCredentials(opts.Config.Authentication),
+		members:        opts.Members,
+		throttle:       newLoginThrottle(maxThrottled),
+	}
+	// Validate refused a bad entry already; what parses is what is used.
+	prefixes, _ := parseAllowlist(opts.Config.Allowlist)
+	s.allow = allowlist{prefixes: prefixes, members: opts.Config.AllowlistIncludeMembers}
+	if opts.KeyPair != nil {
+		s.keyPair.Store(opts.KeyPair)
 	}
 	if s.opTimeout <= 0 {
 		s.opTimeout = DefaultCommandTimeout
@@ -272,7 +295,7 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 // by ctx, or the error that stopped the listener. Request contexts derive
 // from ctx, so long-lived handlers end with it.
 func (s *Server) Run(ctx context.Context) error {
-	tlsCfg, err := s.cfg.ServerTLSConfig()
+	tlsCfg, err := s.serverTLSConfig()
 	if err != nil {
 		return fmt.Errorf("restapi: %w", err)
 	}
@@ -294,7 +317,8 @@ func (s *Server) Run(ctx context.Context) error {
 		BaseContext:                  func(net.Listener) context.Context { return ctx },
 	}
 	s.log.Info("REST API listening", "addr", ln.Addr().String(), "api_url", s.cfg.APIURL(),
-		"tls", tlsCfg != nil, "verify_client", s.cfg.verifyClient(), "authentication", s.creds.enabled)
+		"tls", tlsCfg != nil, "verify_client", s.cfg.verifyClient(), "authentication", s.creds.enabled,
+		"allowlist", len(s.allow.prefixes), "allowlist_include_members", s.allow.members)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -103,10 +103,13 @@ type RegentStatus struct {
 }
 
 // Backend is what the server needs from the agent beyond the published
-// Snapshot: fresh reads of the DCS for /cluster, /history and /config.
-// Every method must honour ctx and never block past it.
+// Snapshot: the cluster reads of /cluster, /history, /config and
+// /decisions. The agent answers them from its watch-fed view, never with
+// an etcd request per call; a view etcd has not confirmed for a ttl is
+// refused with ErrViewStale (wrapped). Every method must honour ctx and
+// never block past it.
 type Backend interface {
-	// Cluster returns the GET /cluster document, read fresh from the DCS.
+	// Cluster returns the GET /cluster document.
 	Cluster(ctx context.Context) (ClusterDoc, error)
 	// History returns the history key's array (nil or empty when absent).
 	History(ctx context.Context) (json.RawMessage, error)

@@ -223,6 +223,8 @@ func (s *Server) switchoverFailed(w http.ResponseWriter, op string, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		WriteError(w, http.StatusNotFound, "switchover not found")
+	case errors.Is(err, ErrViewStale):
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("switchover request timed out", "op", op, "err", err)
 		WriteError(w, http.StatusServiceUnavailable, op+" switchover: timed out")

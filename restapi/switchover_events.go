@@ -44,6 +44,10 @@ func (s *Server) switchoverEvents(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.takeStream(w) {
+		return
+	}
+	defer s.streams.Add(-1)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	records, err := s.switchovers.WatchSwitchover(ctx, id)
@@ -64,6 +68,24 @@ func (s *Server) switchoverEvents(w http.ResponseWriter, r *http.Request) {
 	if err := s.pump(ctx, st, records); err != nil {
 		s.log.Debug("switchover event stream ended", "switchover_id", id, "err", err)
 	}
+}
+
+// streamRetryAfter is the Retry-After of a refused stream: streams end
+// with their switchover, so a slot frees within minutes at most.
+const streamRetryAfter = "5"
+
+// takeStream counts one more open stream, or answers 503 when
+// restapi.max_streams are open already. The caller releases a taken slot.
+func (s *Server) takeStream(w http.ResponseWriter) bool {
+	if n := s.streams.Add(1); n > int64(s.cfg.MaxStreams) {
+		s.streams.Add(-1)
+		s.log.Warn("event stream refused: restapi.max_streams reached", "max_streams", s.cfg.MaxStreams)
+		w.Header().Set("Retry-After", streamRetryAfter)
+		WriteError(w, http.StatusServiceUnavailable, "too many event streams open",
+			"restapi.max_streams is "+strconv.Itoa(s.cfg.MaxStreams))
+		return false
+	}
+	return true
 }
 
 // pump copies record versions to the stream until the terminal one, the

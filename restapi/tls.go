@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
+	"time"
 )
 
 // validateTLS checks the TLS keys: pairs set together, files readable and
@@ -86,19 +88,66 @@ func (c Config) verifyClient() string {
 	return c.VerifyClient
 }
 
+// KeyPair is the API's certificate and key (restapi.certfile and
+// keyfile), reloadable: the TLS configs built on it serve the newest pair
+// on every handshake. Safe for concurrent use.
+type KeyPair struct {
+	certFile, keyFile string
+	cur               atomic.Pointer[tls.Certificate]
+}
+
+// LoadKeyPair reads certfile and keyfile; nil, nil when TLS is off.
+func LoadKeyPair(c Config) (*KeyPair, error) {
+	if !c.TLS() {
+		return nil, nil
+	}
+	kp := &KeyPair{certFile: c.CertFile, keyFile: c.KeyFile}
+	if err := kp.Reload(); err != nil {
+		return nil, err
+	}
+	return kp, nil
+}
+
+// Reload reads both files again. A pair that does not load (missing, not
+// PEM, a key of another certificate) leaves the current one in use and is
+// returned as the error.
+func (k *KeyPair) Reload() error {
+	pair, err := loadKeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		return err
+	}
+	k.cur.Store(&pair)
+	return nil
+}
+
+// Certificate returns the pair in use.
+func (k *KeyPair) Certificate() *tls.Certificate { return k.cur.Load() }
+
+func (k *KeyPair) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return k.cur.Load(), nil
+}
+
+func (k *KeyPair) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return k.cur.Load(), nil
+}
+
 // ServerTLSConfig is the server side: the key pair, and client
 // certificates verified against cafile per verify_client. It is nil, nil
 // when TLS is off.
 func (c Config) ServerTLSConfig() (*tls.Config, error) {
-	if !c.TLS() {
-		return nil, nil
-	}
-	pair, err := loadKeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
+	kp, err := LoadKeyPair(c)
+	if err != nil || kp == nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	return c.serverTLSWith(kp)
+}
+
+// serverTLSWith builds the server side on kp, which serves the newest
+// pair on every handshake.
+func (c Config) serverTLSWith(kp *KeyPair) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.getCertificate}
 	if c.CAFile != "" {
+		var err error
 		if cfg.ClientCAs, err = loadCAs(c.CAFile); err != nil {
 			return nil, err
 		}
@@ -112,21 +161,70 @@ func (c Config) ServerTLSConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// serverTLSConfig is the running server's TLS config on its key pair
+// (loaded now when Options gave none); nil, nil when TLS is off.
+func (s *Server) serverTLSConfig() (*tls.Config, error) {
+	if !s.cfg.TLS() {
+		return nil, nil
+	}
+	kp := s.keyPair.Load()
+	if kp == nil {
+		var err error
+		if kp, err = LoadKeyPair(s.cfg); err != nil {
+			return nil, err
+		}
+		s.keyPair.Store(kp)
+	}
+	return s.cfg.serverTLSWith(kp)
+}
+
+// ReloadTLS reads restapi.certfile and keyfile again (SIGHUP): new
+// handshakes get the new pair, open connections keep theirs. A pair that
+// does not load keeps the current one in use; the error says why. It does
+// nothing when TLS is off or before Run loaded the first pair.
+func (s *Server) ReloadTLS() error {
+	kp := s.keyPair.Load()
+	if kp == nil {
+		return nil
+	}
+	if err := kp.Reload(); err != nil {
+		s.log.Error("REST API TLS certificate not reloaded; the current one stays in use", "err", err)
+		return err
+	}
+	s.log.Info("REST API TLS certificate reloaded", "certfile", kp.certFile, "not_after", notAfter(kp.Certificate()))
+	return nil
+}
+
+// notAfter is the leaf certificate's expiry, for the log.
+func notAfter(c *tls.Certificate) time.Time {
+	if c == nil || c.Leaf == nil {
+		return time.Time{}
+	}
+	return c.Leaf.NotAfter
+}
+
 // PeerTLSConfig is the client side for calling the other members' APIs
 // (GET /patroni in elections and switchover checks), as Patroni does:
 // their certificates are verified against cafile (the system roots when
 // unset), and this member presents its own certificate, which peers with
 // verify_client need. It is nil, nil when TLS is off.
 func (c Config) PeerTLSConfig() (*tls.Config, error) {
-	if !c.TLS() {
-		return nil, nil
-	}
-	pair, err := loadKeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
+	kp, err := LoadKeyPair(c)
+	if err != nil || kp == nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	return c.PeerTLSConfigWith(kp)
+}
+
+// PeerTLSConfigWith is PeerTLSConfig presenting kp's newest pair, so that
+// a reload renews the client certificate too. nil, nil when kp is nil.
+func (c Config) PeerTLSConfigWith(kp *KeyPair) (*tls.Config, error) {
+	if kp == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: kp.getClientCertificate}
 	if c.CAFile != "" {
+		var err error
 		if cfg.RootCAs, err = loadCAs(c.CAFile); err != nil {
 			return nil, err
 		}

@@ -18,8 +18,9 @@ type Store interface {
 	// found is false when there is no such record.
 	Get(ctx context.Context, id string) (data []byte, rev int64, found bool, err error)
 	// CAS writes a record if its ModRevision is still rev (0: it must not
-	// exist yet); a lost race is dcs.ErrConflict.
-	CAS(ctx context.Context, id string, data []byte, rev int64) error
+	// exist yet) and returns the new ModRevision; a lost race is
+	// dcs.ErrConflict.
+	CAS(ctx context.Context, id string, data []byte, rev int64) (int64, error)
 	// IDs lists the kept records, oldest first (from the watch-fed view:
 	// no etcd query).
 	IDs() []string
@@ -67,7 +68,7 @@ func Update(ctx context.Context, st Store, id string, change func(*Record) error
 		if err != nil {
 			return nil, fmt.Errorf("switchover record %s: %w", id, err)
 		}
-		err = st.CAS(ctx, id, data, rev)
+		_, err = st.CAS(ctx, id, data, rev)
 		if err == nil {
 			return r, nil
 		}
@@ -79,10 +80,10 @@ func Update(ctx context.Context, st Store, id string, change func(*Record) error
 }
 
 // Create writes a new record; dcs.ErrConflict when the id is taken.
-func Create(ctx context.Context, st Store, r *Record) error {
+func Create(ctx context.Context, st Store, r *Record) (rev int64, err error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("switchover record %s: %w", r.ID, err)
+		return 0, fmt.Errorf("switchover record %s: %w", r.ID, err)
 	}
 	return st.CAS(ctx, r.ID, data, 0)
 }

@@ -38,18 +38,18 @@ func (m *memStore) Get(_ context.Context, id string) ([]byte, int64, bool, error
 	return d, m.rev[id], ok, nil
 }
 
-func (m *memStore) CAS(_ context.Context, id string, data []byte, rev int64) error {
+func (m *memStore) CAS(_ context.Context, id string, data []byte, rev int64) (int64, error) {
 	if m.casErr != nil {
-		return m.casErr
+		return 0, m.casErr
 	}
 	if m.racer != nil {
 		m.racer(m)
 	}
 	if m.rev[id] != rev {
-		return fmt.Errorf("switchovers/%s: %w", id, dcs.ErrConflict)
+		return 0, fmt.Errorf("switchovers/%s: %w", id, dcs.ErrConflict)
 	}
 	m.put(id, data)
-	return nil
+	return m.rev[id], nil
 }
 
 func (m *memStore) IDs() []string {
@@ -71,10 +71,10 @@ func TestReadUpdateCreate(t *testing.T) {
 	ctx := context.Background()
 	st := newMemStore()
 	r := at(StageCatchUp)
-	if err := Create(ctx, st, r); err != nil {
+	if _, err := Create(ctx, st, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := Create(ctx, st, r); !errors.Is(err, dcs.ErrConflict) {
+	if _, err := Create(ctx, st, r); !errors.Is(err, dcs.ErrConflict) {
 		t.Errorf("Create of a taken id: err %v, want dcs.ErrConflict", err)
 	}
 	// An abort request lands between each read and write, twice: Update
@@ -117,7 +117,7 @@ func TestReadUpdateCreate(t *testing.T) {
 func TestUpdateGivesUp(t *testing.T) {
 	ctx := context.Background()
 	st := newMemStore()
-	if err := Create(ctx, st, at(StageQuiesce)); err != nil {
+	if _, err := Create(ctx, st, at(StageQuiesce)); err != nil {
 		t.Fatal(err)
 	}
 	st.racer = func(m *memStore) { m.put("s1", m.data["s1"]) } // someone always wins

@@ -65,7 +65,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	wd := fencing.NewWatchdog(cfg.Watchdog, fencing.OpenDevice, log.With("component", "watchdog"), time.Now)
 	defer wd.Disarm()
-	peerTLS, err := cfg.RestAPI.PeerTLSConfig()
+	// One key pair for the server and the peers' client: SIGHUP renews both.
+	keyPair, err := restapi.LoadKeyPair(cfg.RestAPI)
+	if err != nil {
+		return fmt.Errorf("restapi TLS: %w", err)
+	}
+	peerTLS, err := cfg.RestAPI.PeerTLSConfigWith(keyPair)
 	if err != nil {
 		return fmt.Errorf("restapi TLS: %w", err)
 	}
@@ -81,12 +86,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Logger: log.With("component", "restapi")})
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Members: ag,
+		KeyPair: keyPair, Logger: log.With("component", "restapi")})
 	reg.MustRegister(restapi.NewPatroniCollector(srv, cfg.Scope))
 	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { reloadOnHUP(gctx, ag, log); return nil })
+	g.Go(func() error { reloadOnHUP(gctx, ag, srv, log); return nil })
 	g.Go(func() error { return client.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error {
@@ -124,8 +130,10 @@ type publisherFunc func(*restapi.Snapshot)
 func (f publisherFunc) Publish(s *restapi.Snapshot) { f(s) }
 
 // reloadOnHUP makes SIGHUP do what POST /reload does, as operators expect
-// of a daemon, instead of ending the agent.
-func reloadOnHUP(ctx context.Context, ag *agent.Agent, log *slog.Logger) {
+// of a daemon, instead of ending the agent, and reload the REST API's TLS
+// certificate and key (a renewed certificate needs no restart; a pair
+// that does not load keeps the current one, and the log says why).
+func reloadOnHUP(ctx context.Context, ag *agent.Agent, srv *restapi.Server, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -134,6 +142,7 @@ func reloadOnHUP(ctx context.Context, ag *agent.Agent, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			_ = srv.ReloadTLS() // logs its outcome
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			code, text := ag.Reload(rctx)
 			cancel()

@@ -151,7 +151,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		"scope":     scope,
 		"namespace": namespace,
 		"etcd":      map[string]any{"endpoints": n.etcdEndpoints()},
-		"restapi":   map[string]any{"listen": api, "connect_address": api},
+		"restapi":   map[string]any{"listen": api, "connect_address": api, "allow_unauthenticated": true}, // a private test network
 		"postgres": map[string]any{
 			"data_dir":        n.DataDir,
 			"bin_dir":         c.pgBinDir(),

@@ -252,6 +252,18 @@ func tlsAPI(pool *x509.CertPool) restAPI {
 	return restAPI{hc: &http.Client{Timeout: 10 * time.Second, Transport: tr}, scheme: "https"}
 }
 
+// from is a with its connections made from the local address src (in
+// 127.0.0.0/8), a client of its own for the agents' per-address rules.
+func (a restAPI) from(src string) restAPI {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if t, ok := a.hc.Transport.(*http.Transport); ok {
+		tr = t.Clone()
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	tr.DialContext = d.DialContext
+	return restAPI{hc: &http.Client{Timeout: a.hc.Timeout, Transport: tr}, scheme: a.scheme}
+}
+
 func (a restAPI) url(n *testcluster.Node, path string) string {
 	return fmt.Sprintf("%s://127.0.0.1:%d%s", a.scheme, n.APIPort, path)
 }
