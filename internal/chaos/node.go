@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,13 +16,8 @@ import (
 
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/proc"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
-
-// restTimeout bounds one REST request: a frozen or cut-off node must show
-// up as an error, not a hang.
-const restTimeout = 2 * time.Second
-
-var restClient = &http.Client{Timeout: restTimeout}
 
 // Node is one member: its agent process and, through it, its PostgreSQL,
 // both in the node's namespace.
@@ -257,22 +251,10 @@ func (n *Node) ConnConfig() *pgx.ConnConfig {
 	return cfg
 }
 
-// Get does a REST GET on the node's API.
+// Get does a REST GET on the node's API, bounded at 2 s: a frozen or
+// cut-off node must show up as an error, not a hang.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.APIURL+path, nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	resp, err := restClient.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	return resp.StatusCode, body, nil
+	return testcluster.API{Name: n.Name, URL: n.APIURL}.Get(ctx, path)
 }
 
 // PatroniStatus is the part of GET /patroni the suite reads.

@@ -9,11 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -188,27 +188,11 @@ func (a restAPI) url(n *testcluster.Node, path string) string {
 
 // do sends one request; body nil sends none.
 func (a restAPI) do(ctx context.Context, n *testcluster.Node, method, path string, body []byte, cr creds) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.url(n, path), rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var header []string
 	if cr != (creds{}) {
-		req.SetBasicAuth(cr.user, cr.password)
+		header = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(cr.user+":"+cr.password))}
 	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s on %s: %w", method, path, n.Name, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return testcluster.API{Name: n.Name, URL: a.url(n, ""), Client: a.hc}.Do(ctx, method, path, body, header...)
 }
 
 // status reads GET /patroni.
