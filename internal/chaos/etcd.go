@@ -52,6 +52,7 @@ func (c *Cluster) startEtcd() error {
 			LogPath:   filepath.Join(c.base, "logs", name+".log"),
 			ClientURL: fmt.Sprintf("http://%s:%d", h.IP, etcdClientPort),
 		}
+		m.run.Log = m.LogPath
 		peers = append(peers, fmt.Sprintf("%s=http://%s:%d", name, h.IP, etcdPeerPort))
 		c.etcd = append(c.etcd, m)
 	}
@@ -96,19 +97,14 @@ func (c *Cluster) EtcdMembers() []*EtcdMember { return append([]*EtcdMember(nil)
 
 func (m *EtcdMember) start() error {
 	cmd := exec.CommandContext(m.c.ctx, m.c.bins.etcd, m.args...)
-	return m.c.startLogged(&m.run, cmd, m.LogPath, false)
+	return m.c.startLogged(&m.run, cmd, false)
 }
 
 // Running reports whether the member's process is alive.
 func (m *EtcdMember) Running() bool { return m.run.Running() }
 
 // Crashed names the exit of a member that ended on its own.
-func (m *EtcdMember) Crashed() error {
-	if err := m.run.Crashed(); err != nil {
-		return fmt.Errorf("%w (log %s)", err, m.LogPath)
-	}
-	return nil
-}
+func (m *EtcdMember) Crashed() error { return m.run.Crashed() }
 
 // kill SIGKILLs the member (member loss) and waits until it is gone.
 func (m *EtcdMember) kill() error { return m.run.Kill() }

@@ -96,6 +96,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		c:          c,
 		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.nsPath)},
 	}
+	n.agent.Log = n.LogPath
 	if err := n.openLinks(); err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (n *Node) Start() error {
 	cmd := exec.CommandContext(n.c.ctx, n.c.bins.regent, "-c", n.ConfigPath)
 	cmd.Dir = n.Dir
 	cmd.Env = n.env()
-	return n.c.startLogged(&n.agent, cmd, n.LogPath, true)
+	return n.c.startLogged(&n.agent, cmd, true)
 }
 
 // env is ours minus libpq variables, with HOME in the node directory.
@@ -200,12 +201,7 @@ func (n *Node) env() []string {
 func (n *Node) AgentRunning() bool { return n.agent.Running() }
 
 // Crashed names the exit of an agent that ended on its own.
-func (n *Node) Crashed() error {
-	if err := n.agent.Crashed(); err != nil {
-		return fmt.Errorf("%w (log %s)", err, n.LogPath)
-	}
-	return nil
-}
+func (n *Node) Crashed() error { return n.agent.Crashed() }
 
 // KillAgent SIGKILLs the agent (not PostgreSQL, which runs on).
 func (n *Node) KillAgent() error { return n.agent.Kill() }

@@ -9,11 +9,11 @@ import (
 )
 
 // startLogged starts cmd through h (in its namespace, see proc.Netns) as
-// the agents' user when asUser, with its output appended to logPath.
-func (c *Cluster) startLogged(h *proc.Handle, cmd *exec.Cmd, logPath string, asUser bool) error {
-	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// the agents' user when asUser, with its output appended to h.Log.
+func (c *Cluster) startLogged(h *proc.Handle, cmd *exec.Cmd, asUser bool) error {
+	out, err := os.OpenFile(h.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("open log %s: %w", logPath, err)
+		return fmt.Errorf("open log %s: %w", h.Log, err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cred := c.user.Credential()

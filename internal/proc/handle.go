@@ -18,6 +18,7 @@ type Handle struct {
 	Name    string // in errors: "agent of pg1", "etcd member etcd2"
 	DataDir string // the PostgreSQL data directory; "" for none
 	Launch  Launcher
+	Log     string // where its output goes, named when it crashed ("": not named)
 
 	mu     sync.Mutex
 	p      *Proc // the last run; nil before the first Start
@@ -65,6 +66,9 @@ func (h *Handle) Crashed() error {
 	p := h.Current()
 	if !p.Crashed() {
 		return nil
+	}
+	if h.Log != "" {
+		return fmt.Errorf("the %s exited on its own: %s (log %s)", h.Name, ExitString(p.err), h.Log)
 	}
 	return fmt.Errorf("the %s exited on its own: %s", h.Name, ExitString(p.err))
 }
