@@ -1,12 +1,10 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // Bounds of an action's requests and of the waits around it.
@@ -39,28 +38,7 @@ var actionClient = &http.Client{Timeout: actionTimeout}
 // request sends one API request with a JSON body (nil: none) and returns
 // the status and the body.
 func (n *Node) request(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, n.APIURL+path, rd)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s on %s: %w", method, path, n.Name, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := actionClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return testcluster.API{Name: n.Name, URL: n.APIURL, Client: actionClient}.Do(ctx, method, path, body)
 }
 
 // brief shortens an answer for the round's line.

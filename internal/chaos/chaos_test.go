@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/proc"
 )
 
 // The short run (the default: shortRounds per mode, both modes, a seed
@@ -31,7 +33,7 @@ const shortRounds = 3
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	removeBinaries()
+	proc.RemoveBuilds()
 	os.Exit(code)
 }
 

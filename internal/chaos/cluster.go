@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -111,7 +112,7 @@ func New(t testing.TB, opts Options, clock *Clock, log *Timeline) *Cluster {
 	if c.bins, err = build(c.ctx, c.opts.BuildTags); err != nil {
 		t.Fatalf("chaos: %v", err)
 	}
-	if err := testcluster.BecomeSubreaper(); err != nil {
+	if err := proc.BecomeSubreaper(); err != nil {
 		t.Fatalf("chaos: %v", err)
 	}
 	if c.user, err = testcluster.LookupOSUser(); err != nil {
@@ -124,7 +125,7 @@ func New(t testing.TB, opts Options, clock *Clock, log *Timeline) *Cluster {
 		t.Fatalf("chaos: %v", err)
 	}
 	c.reaped = make(chan struct{})
-	go reapLoop(c.ctx, c.reaped)
+	go proc.ReapLoop(c.ctx, c.reaped)
 	t.Cleanup(c.cleanup)
 	if err := c.setup(); err != nil {
 		t.Fatalf("chaos: %v", err)
@@ -174,19 +175,21 @@ func (c *Cluster) setup() error {
 	return nil
 }
 
-// reapLoop reaps PostgreSQL orphans every second until ctx ends.
-func reapLoop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		testcluster.ReapOrphans()
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+// binaries are the programs a cluster runs: the agent (built with the
+// given tags: the self-test's is regent_unsafe_nofence) and the etcd
+// member helper, built once per test process (proc.Build).
+type binaries struct {
+	regent string
+	etcd   string
+}
+
+func build(ctx context.Context, tags string) (binaries, error) {
+	regent, err := proc.Build(ctx, "./cmd/regent", tags, nil)
+	if err != nil {
+		return binaries{}, err
 	}
+	etcd, err := proc.Build(ctx, "./internal/chaos/cmd/chaos-etcd", "", nil)
+	return binaries{regent: regent, etcd: etcd}, err
 }
 
 // Nodes returns the nodes pg1, pg2, pg3.
@@ -251,7 +254,7 @@ func (c *Cluster) cleanup() {
 	}
 	c.stopAgents(ctx)
 	for _, n := range c.nodes {
-		if err := killPostgres(n.DataDir); err != nil {
+		if err := n.KillPostgres(); err != nil {
 			c.t.Errorf("chaos: %v", err)
 		}
 		n.closeLinks()

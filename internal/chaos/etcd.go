@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/proc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -29,9 +30,9 @@ type EtcdMember struct {
 	args      []string
 	c         *Cluster
 
-	mu sync.Mutex
-	p  *proc
-	id uint64 // raft member id, learnt from Status
+	run proc.Handle // the member process's runs
+	mu  sync.Mutex
+	id  uint64 // raft member id, learnt from Status
 }
 
 // startEtcd starts the three members together (each waits for a quorum)
@@ -46,10 +47,12 @@ func (c *Cluster) startEtcd() error {
 		}
 		m := &EtcdMember{
 			Name: name, Host: h, c: c,
+			run:       proc.Handle{Name: "etcd member " + name, Launch: proc.Netns(h.nsPath)},
 			Dir:       filepath.Join(c.base, name),
 			LogPath:   filepath.Join(c.base, "logs", name+".log"),
 			ClientURL: fmt.Sprintf("http://%s:%d", h.IP, etcdClientPort),
 		}
+		m.run.Log = m.LogPath
 		peers = append(peers, fmt.Sprintf("%s=http://%s:%d", name, h.IP, etcdPeerPort))
 		c.etcd = append(c.etcd, m)
 	}
@@ -93,48 +96,18 @@ func (c *Cluster) EtcdEndpoints() []string {
 func (c *Cluster) EtcdMembers() []*EtcdMember { return append([]*EtcdMember(nil), c.etcd...) }
 
 func (m *EtcdMember) start() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.p != nil && !m.p.exited() {
-		return fmt.Errorf("start %s: already running", m.Name)
-	}
 	cmd := exec.CommandContext(m.c.ctx, m.c.bins.etcd, m.args...)
-	p, err := startProc(m.Host, cmd, m.LogPath, nil)
-	if err != nil {
-		return err
-	}
-	m.p = p
-	return nil
+	return m.c.startLogged(&m.run, cmd, false)
 }
 
 // Running reports whether the member's process is alive.
-func (m *EtcdMember) Running() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.p != nil && !m.p.exited()
-}
+func (m *EtcdMember) Running() bool { return m.run.Running() }
 
 // Crashed names the exit of a member that ended on its own.
-func (m *EtcdMember) Crashed() error {
-	m.mu.Lock()
-	p := m.p
-	m.mu.Unlock()
-	if p == nil || !p.exited() || p.ended.Load() {
-		return nil
-	}
-	return fmt.Errorf("etcd member %s exited on its own: %v (log %s)", m.Name, p.err, m.LogPath)
-}
+func (m *EtcdMember) Crashed() error { return m.run.Crashed() }
 
 // kill SIGKILLs the member (member loss) and waits until it is gone.
-func (m *EtcdMember) kill() error {
-	m.mu.Lock()
-	p := m.p
-	m.mu.Unlock()
-	if err := p.kill(); err != nil {
-		return fmt.Errorf("kill %s: %w", m.Name, err)
-	}
-	return nil
-}
+func (m *EtcdMember) kill() error { return m.run.Kill() }
 
 // restart starts the member again on its data directory and waits until
 // it answers Status.

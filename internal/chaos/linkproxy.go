@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/regent-ha/regent/internal/proc"
 )
 
 // Delay and loss. This kernel has no netem qdisc, so a node's etcd traffic
@@ -61,7 +63,7 @@ const linkDialTimeout = 2 * time.Second
 // to upstream, dialing from the same namespace.
 func newLinkProxy(nsPath, addr, upstream string, seed uint64) (*linkProxy, error) {
 	var ln net.Listener
-	err := inNetns(nsPath, func() (err error) {
+	err := proc.InNetns(nsPath, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	})
@@ -107,7 +109,7 @@ func (p *linkProxy) accept() {
 // ways until either side closes.
 func (p *linkProxy) serve(down net.Conn) {
 	var up net.Conn
-	err := inNetns(p.nsPath, func() (err error) {
+	err := proc.InNetns(p.nsPath, func() (err error) {
 		up, err = net.DialTimeout("tcp", p.upstream, linkDialTimeout)
 		return err
 	})

@@ -3,12 +3,13 @@ package chaos
 import (
 	"net"
 	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/regent-ha/regent/internal/proc"
 )
 
 // TestInNetnsKeepsForkingThreadsAlive: agents and etcd members are forked
-// with Pdeathsig, which fires when the forking thread ends. inNetns must
+// with Pdeathsig, which fires when the forking thread ends. proc.InNetns must
 // hand its threads back to the runtime (a later call may land on a thread
 // that forked a child): a version that let them end killed agents and etcd
 // members at random once the link proxies started dialing.
@@ -24,9 +25,9 @@ func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var children []*proc
+	var children []*proc.Proc
 	for range 8 { // one per thread the runtime is likely to have
-		p, err := startProc(h, exec.CommandContext(ctx, "sleep", "60"), filepath.Join(t.TempDir(), "sleep.log"), nil)
+		p, err := proc.Start(proc.Netns(h.nsPath), exec.CommandContext(ctx, "sleep", "60"), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,11 +35,11 @@ func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 	}
 	defer func() {
 		for _, p := range children {
-			_ = p.kill()
+			_ = p.Kill()
 		}
 	}()
 	for range 500 {
-		if err := inNetns(h.nsPath, func() error {
+		if err := proc.InNetns(h.nsPath, func() error {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err == nil {
 				l.Close()
@@ -49,8 +50,8 @@ func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 		}
 	}
 	for i, p := range children {
-		if p.exited() {
-			t.Fatalf("child %d (pid %d) died while inNetns ran: %v", i, p.pid(), p.err)
+		if p.Exited() {
+			t.Fatalf("child %d (pid %d) died while InNetns ran: %v", i, p.Pid(), p.Err())
 		}
 	}
 }

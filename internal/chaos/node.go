@@ -4,29 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
-	"github.com/regent-ha/regent/postgres"
 )
-
-// restTimeout bounds one REST request: a frozen or cut-off node must show
-// up as an error, not a hang.
-const restTimeout = 2 * time.Second
-
-var restClient = &http.Client{Timeout: restTimeout}
 
 // Node is one member: its agent process and, through it, its PostgreSQL,
 // both in the node's namespace.
@@ -45,9 +36,7 @@ type Node struct {
 	// linkproxy.go).
 	links []*linkProxy
 
-	mu     sync.Mutex
-	p      *proc
-	frozen []int // pids SIGSTOPped by Freeze, for Thaw (the postmaster may be gone by then)
+	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
 }
 
 // etcdLinkPort is the port of the node's link to etcd member i (0-based),
@@ -105,7 +94,9 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
+		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.nsPath)},
 	}
+	n.agent.Log = n.LogPath
 	if err := n.openLinks(); err != nil {
 		return nil, err
 	}
@@ -187,20 +178,10 @@ func (n *Node) JournalPath() string { return filepath.Join(n.Dir, journalFile) }
 
 // Start starts the node's agent in its namespace.
 func (n *Node) Start() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.p != nil && !n.p.exited() {
-		return fmt.Errorf("start %s: agent already running", n.Name)
-	}
 	cmd := exec.CommandContext(n.c.ctx, n.c.bins.regent, "-c", n.ConfigPath)
 	cmd.Dir = n.Dir
 	cmd.Env = n.env()
-	p, err := startProc(n.Host, cmd, n.LogPath, n.c.user.Credential())
-	if err != nil {
-		return fmt.Errorf("start agent %s: %w", n.Name, err)
-	}
-	n.p = p
-	return nil
+	return n.c.startLogged(&n.agent, cmd, true)
 }
 
 // env is ours minus libpq variables, with HOME in the node directory.
@@ -216,93 +197,42 @@ func (n *Node) env() []string {
 	return append(env, "HOME="+n.Dir, "USER="+superuser, "LOGNAME="+superuser)
 }
 
-func (n *Node) current() *proc {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.p
-}
-
 // AgentRunning reports whether the agent process is alive (maybe frozen).
-func (n *Node) AgentRunning() bool {
-	p := n.current()
-	return p != nil && !p.exited()
-}
+func (n *Node) AgentRunning() bool { return n.agent.Running() }
 
 // Crashed names the exit of an agent that ended on its own.
-func (n *Node) Crashed() error {
-	p := n.current()
-	if p == nil || !p.exited() || p.ended.Load() {
-		return nil
-	}
-	return fmt.Errorf("the agent of %s exited on its own: %v (log %s)", n.Name, p.err, n.LogPath)
-}
+func (n *Node) Crashed() error { return n.agent.Crashed() }
 
 // KillAgent SIGKILLs the agent (not PostgreSQL, which runs on).
-func (n *Node) KillAgent() error { return n.current().kill() }
+func (n *Node) KillAgent() error { return n.agent.Kill() }
 
 // KillPostgres SIGKILLs PostgreSQL (the agent runs on).
-func (n *Node) KillPostgres() error { return killPostgres(n.DataDir) }
+func (n *Node) KillPostgres() error {
+	_, err := n.agent.KillPostgres()
+	return err
+}
 
 // Kill SIGKILLs both: a host crash (or a watchdog reset).
-func (n *Node) Kill() error {
-	if err := n.KillAgent(); err != nil {
-		return err
-	}
-	return n.KillPostgres()
-}
+func (n *Node) Kill() error { return n.agent.KillAll() }
 
 // Freeze SIGSTOPs the agent's process group and/or every PostgreSQL
 // process, and returns once they are stopped.
-func (n *Node) Freeze(agent, postgres bool) error {
-	var pids []int
-	if p := n.current(); agent && p != nil && !p.exited() {
-		p.signalGroup(syscall.SIGSTOP)
-		pids = append(pids, p.pid())
-	}
-	if postgres {
-		pids = append(pids, signalPostgres(n.DataDir, syscall.SIGSTOP)...)
-	}
-	n.mu.Lock()
-	n.frozen = append(n.frozen, pids...)
-	n.mu.Unlock()
-	return waitStopped(pids)
-}
+func (n *Node) Freeze(agent, postgres bool) error { return n.agent.Freeze(agent, postgres) }
 
 // FreezePostmaster SIGSTOPs the postmaster alone (not its process group,
 // not its children) and returns once it is stopped.
-func (n *Node) FreezePostmaster() error {
-	pm, alive := testcluster.ServerPID(n.DataDir)
-	if !alive || !postgres.IsPostgresBinary(pm) {
-		return fmt.Errorf("freeze postmaster of %s: no running postmaster", n.Name)
-	}
-	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("freeze postmaster of %s (pid %d): %w", n.Name, pm, err)
-	}
-	n.mu.Lock()
-	n.frozen = append(n.frozen, pm)
-	n.mu.Unlock()
-	return waitStopped([]int{pm})
-}
+func (n *Node) FreezePostmaster() error { return n.agent.FreezePostmaster() }
 
 // Thaw SIGCONTs the agent's group, PostgreSQL, and every process Freeze
-// stopped: if the agent killed a frozen postmaster meanwhile, its children
-// are orphans that postmaster.pid no longer leads to, and would stay
-// stopped forever (holding PostgreSQL's shared memory).
-func (n *Node) Thaw() {
-	n.current().signalGroup(syscall.SIGCONT)
-	signalPostgres(n.DataDir, syscall.SIGCONT)
-	n.mu.Lock()
-	frozen := n.frozen
-	n.frozen = nil
-	n.mu.Unlock()
-	for _, pid := range frozen {
-		if syscall.Kill(-pid, syscall.SIGCONT) != nil {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
-}
+// stopped (see proc.Handle.Thaw).
+func (n *Node) Thaw() { n.agent.Thaw() }
 
-func (n *Node) stop(timeout time.Duration) error { return n.current().stop(timeout) }
+// stop stops the agent (SIGTERM, SIGKILL after timeout); its exit status
+// does not matter.
+func (n *Node) stop(timeout time.Duration) error {
+	_, err := n.agent.Stop(timeout)
+	return err
+}
 
 // ConnConfig is a superuser connection config for the node's PostgreSQL.
 func (n *Node) ConnConfig() *pgx.ConnConfig {
@@ -317,22 +247,10 @@ func (n *Node) ConnConfig() *pgx.ConnConfig {
 	return cfg
 }
 
-// Get does a REST GET on the node's API.
+// Get does a REST GET on the node's API, bounded at 2 s: a frozen or
+// cut-off node must show up as an error, not a hang.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.APIURL+path, nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	resp, err := restClient.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	return resp.StatusCode, body, nil
+	return testcluster.API{Name: n.Name, URL: n.APIURL}.Get(ctx, path)
 }
 
 // PatroniStatus is the part of GET /patroni the suite reads.

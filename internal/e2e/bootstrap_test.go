@@ -14,8 +14,7 @@ import (
 // two streaming replicas, publish Patroni-shaped keys and answer the
 // health checks by role.
 func TestBootstrapThreeNodes(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	ctx := t.Context()
 	t.Logf("leader: %s", leader.Name)
 
@@ -151,8 +150,7 @@ func checkHealthEndpoints(t *testing.T, c *testcluster.Cluster, leader *testclus
 // TestReplicaRestartRejoins: a replica stopped cleanly (its PostgreSQL
 // stops with it) misses writes, then rejoins and catches up.
 func TestReplicaRestartRejoins(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	replica := c.Others(leader.Name)[0]
 	ctx := t.Context()
 

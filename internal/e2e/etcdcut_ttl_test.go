@@ -47,8 +47,7 @@ const (
 // the old ttl gave it stays writable up to ~27 s after the cut, next to
 // the new leader.
 func TestLoweredTTLLeaderCutFromEtcdStopsInTime(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{TTL: int(highTTL / time.Second)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{TTL: int(highTTL / time.Second)})
 	ctx := t.Context()
 	waitLeaseTTLs(t, c, leader.Name, int64(highTTL/time.Second), replicateTimeout)
 	load := startCutLoad(t, c, leader, "e2e_ttlcut")

@@ -15,11 +15,8 @@ import (
 // primary_start_timeout, keeping the leader key on the same lease: no
 // failover, writes work again on the same node.
 func TestPostgresCrashRestartsInPlace(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
-	mustExec(t, leader, "CREATE TABLE e2e_crash (id int PRIMARY KEY)")
-	mustExec(t, leader, "INSERT INTO e2e_crash VALUES (1)")
-	waitRows(t, c.Others(leader.Name), 1, "SELECT count(*) FROM e2e_crash")
+	c, leader := startHealthy(t, testcluster.Options{})
+	seedTable(t, c, leader, "e2e_crash", "id int PRIMARY KEY", "VALUES (1)", 1)
 	before := readLeaderKey(t, c)
 
 	killed := time.Now()
@@ -56,11 +53,8 @@ func TestPostgresCrashRestartsInPlace(t *testing.T) {
 // takes over; once the directory is readable again the old primary
 // rejoins as a replica.
 func TestPostgresCrashCannotRestart(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := c.WaitHealthy(t, bootstrapTimeout)
-	mustExec(t, old, "CREATE TABLE e2e_nostart (id int PRIMARY KEY)")
-	mustExec(t, old, "INSERT INTO e2e_nostart VALUES (1)")
-	waitRows(t, c.Others(old.Name), 1, "SELECT count(*) FROM e2e_nostart")
+	c, old := startHealthy(t, testcluster.Options{})
+	seedTable(t, c, old, "e2e_nostart", "id int PRIMARY KEY", "VALUES (1)", 1)
 
 	fi, err := os.Stat(old.DataDir)
 	if err != nil {

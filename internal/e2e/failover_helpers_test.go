@@ -74,20 +74,27 @@ func (d decisionEntry) candidate(name string) (candidateEntry, bool) {
 	return candidateEntry{}, false
 }
 
-// decisions reads GET /decisions (newest first) from n.
-func readDecisions(ctx context.Context, n *testcluster.Node) ([]decisionEntry, error) {
-	code, body, err := n.Get(ctx, "/decisions")
+// getJSON GETs path on n and decodes its 200 answer into v; it returns
+// the body.
+func getJSON(ctx context.Context, n *testcluster.Node, path string, v any) ([]byte, error) {
+	code, body, err := n.Get(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("GET /decisions on %s = %d: %s", n.Name, code, body)
+		return body, fmt.Errorf("GET %s on %s = %d: %s", path, n.Name, code, body)
 	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return body, fmt.Errorf("GET %s on %s: %w (body %q)", path, n.Name, err, body)
+	}
+	return body, nil
+}
+
+// decisions reads GET /decisions (newest first) from n.
+func readDecisions(ctx context.Context, n *testcluster.Node) ([]decisionEntry, error) {
 	var ds []decisionEntry
-	if err := json.Unmarshal(body, &ds); err != nil {
-		return nil, fmt.Errorf("GET /decisions on %s: %w (body %q)", n.Name, err, body)
-	}
-	return ds, nil
+	_, err := getJSON(ctx, n, "/decisions", &ds)
+	return ds, err
 }
 
 // awaitDecision polls GET /decisions on n until a record of kind (or of
@@ -133,20 +140,11 @@ type clusterMember struct {
 }
 
 func clusterMembers(ctx context.Context, n *testcluster.Node) ([]clusterMember, error) {
-	code, body, err := n.Get(ctx, "/cluster")
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("GET /cluster on %s = %d: %s", n.Name, code, body)
-	}
 	var doc struct {
 		Members []clusterMember `json:"members"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("GET /cluster on %s: %w (body %q)", n.Name, err, body)
-	}
-	return doc.Members, nil
+	_, err := getJSON(ctx, n, "/cluster", &doc)
+	return doc.Members, err
 }
 
 // waitClusterDecision waits until GET /cluster on n shows member with a
@@ -372,4 +370,38 @@ func failOnCrash(t *testing.T, nodes ...*testcluster.Node) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// startHealthy starts a cluster and waits until it is healthy; it
+// returns the cluster and its leader.
+func startHealthy(t *testing.T, opts testcluster.Options) (*testcluster.Cluster, *testcluster.Node) {
+	t.Helper()
+	c := testcluster.New(t, opts)
+	return c, c.WaitHealthy(t, bootstrapTimeout)
+}
+
+// seedTable creates table (cols) on leader, fills it with rows ("" for
+// none: "VALUES (1)", "SELECT g FROM generate_series(1, 10) g") and waits
+// until every other node holds want rows.
+func seedTable(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node, table, cols, rows string, want int64) {
+	t.Helper()
+	mustExec(t, leader, "CREATE TABLE "+table+" ("+cols+")")
+	if rows != "" {
+		mustExec(t, leader, "INSERT INTO "+table+" "+rows)
+	}
+	waitRows(t, c.Others(leader.Name), want, "SELECT count(*) FROM "+table)
+}
+
+// waitFailoverRTO waits for the first write (insert) another node than old
+// accepts after the fault at, logs the RTO and fails the test unless it
+// is below ttl + rtoSlack. It returns the new primary.
+func waitFailoverRTO(t *testing.T, c *testcluster.Cluster, old *testcluster.Node, at time.Time, fault, insert string) *testcluster.Node {
+	t.Helper()
+	winner, wrote := waitFirstWrite(t, c.Others(old.Name), failoverWait, insert)
+	rto := wrote.Sub(at)
+	t.Logf("RTO %s: %.1fs (new primary %s)", fault, rto.Seconds(), winner.Name)
+	if bound := c.TTL() + rtoSlack; rto >= bound {
+		t.Errorf("%s: first write accepted %s after the fault, want < ttl + %s = %s", fault, rto.Round(time.Millisecond), rtoSlack, bound)
+	}
+	return winner
 }

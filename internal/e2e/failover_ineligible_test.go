@@ -20,8 +20,7 @@ const leaderlessHold = 5 * time.Second
 // equal-WAL tie-break by name): the other replica wins. With only pg1
 // left alive the cluster stays leaderless and says why.
 func TestNoFailoverTag(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{Tags: map[string]map[string]any{"pg1": {"nofailover": true}}})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{Tags: map[string]map[string]any{"pg1": {"nofailover": true}}})
 	tagged := c.Node("pg1")
 	if old == tagged {
 		t.Fatalf("%s is tagged nofailover but bootstrapped the cluster", tagged.Name)
@@ -32,9 +31,7 @@ func TestNoFailoverTag(t *testing.T) {
 			other = n
 		}
 	}
-	mustExec(t, old, "CREATE TABLE e2e_nofail (id int PRIMARY KEY)")
-	mustExec(t, old, "INSERT INTO e2e_nofail VALUES (1)")
-	waitRows(t, c.Others(old.Name), 1, "SELECT count(*) FROM e2e_nofail")
+	seedTable(t, c, old, "e2e_nofail", "id int PRIMARY KEY", "VALUES (1)", 1)
 
 	killed := time.Now()
 	old.Kill(t)
@@ -69,8 +66,7 @@ func TestNoFailoverTag(t *testing.T) {
 // cluster leaderless, saying why.
 func TestNoEligibleLagging(t *testing.T) {
 	const maxLag = 64 << 10 // 64 kB: the held replica falls ~1 MB behind
-	c := testcluster.New(t, testcluster.Options{DCS: map[string]any{"maximum_lag_on_failover": maxLag}})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{DCS: map[string]any{"maximum_lag_on_failover": maxLag}})
 	ctx := t.Context()
 	replicas := c.Others(old.Name)
 	held, ahead := replicas[0], replicas[1] // held would win an equal-WAL tie-break

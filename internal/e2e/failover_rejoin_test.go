@@ -15,13 +15,10 @@ import (
 // history: it is rewound (or re-cloned) onto the new primary's timeline,
 // its extra rows are gone, and it replicates the new primary's writes.
 func TestRejoinDiverged(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{})
 	ctx := t.Context()
 	replicas := c.Others(old.Name)
-	mustExec(t, old, "CREATE TABLE e2e_div (id int PRIMARY KEY, origin text NOT NULL)")
-	mustExec(t, old, "INSERT INTO e2e_div SELECT g, 'common' FROM generate_series(1, 10) g")
-	waitRows(t, replicas, 10, "SELECT count(*) FROM e2e_div")
+	seedTable(t, c, old, "e2e_div", "id int PRIMARY KEY, origin text NOT NULL", "SELECT g, 'common' FROM generate_series(1, 10) g", 10)
 
 	// A few rows only: the replicas must stay within maximum_lag_on_failover
 	// of the status key's optime to be electable.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -28,11 +29,11 @@ func TestFrozenPostgresUnderLiveAgentFailsOver(t *testing.T) {
 	waitRows(t, c.Others(old.Name), 0, "SELECT count(*) FROM e2e_frozen_pg")
 
 	frozen := time.Now()
-	procs, err := testcluster.SignalServer(old.DataDir, syscall.SIGSTOP)
+	procs, err := proc.SignalServer(old.DataDir, syscall.SIGSTOP)
 	if err != nil || len(procs) == 0 {
 		t.Fatalf("freezing %s's PostgreSQL: %d processes, %v", old.Name, len(procs), err)
 	}
-	t.Cleanup(func() { _, _ = testcluster.SignalServer(old.DataDir, syscall.SIGCONT) })
+	t.Cleanup(func() { _, _ = proc.SignalServer(old.DataDir, syscall.SIGCONT) })
 	// The bound, and the one the design gives: the agent sees the
 	// server down from the first unanswered status query (≤ loop_wait after
 	// the freeze), releases primary_start_timeout later at its next tick

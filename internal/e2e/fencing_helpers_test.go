@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -109,18 +107,9 @@ type fenceDecision struct {
 
 // fenceDecisions fetches GET /decisions from n (newest first).
 func fenceDecisions(ctx context.Context, n *testcluster.Node) ([]fenceDecision, error) {
-	code, body, err := n.Get(ctx, "/decisions")
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("GET /decisions on %s: %d %s", n.Name, code, body)
-	}
 	var out []fenceDecision
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("GET /decisions on %s: %w", n.Name, err)
-	}
-	return out, nil
+	_, err := getJSON(ctx, n, "/decisions", &out)
+	return out, err
 }
 
 // waitFenceDecision waits until GET /decisions on n has a record match accepts,

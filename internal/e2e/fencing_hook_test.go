@@ -72,8 +72,7 @@ func fenceHookConfig(_ string, cfg map[string]any) {
 // While the command fails nobody promotes and the failure is recorded;
 // once it succeeds a replica promotes and records the fence result.
 func TestFenceCommandGatesFailover(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{ExtraConfig: fenceHookConfig})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{ExtraConfig: fenceHookConfig})
 	for _, n := range c.Nodes() {
 		writeFenceScript(t, n, 1)
 	}
@@ -120,8 +119,7 @@ func TestFenceCommandGatesFailover(t *testing.T) {
 // stopped) is not fenced: a replica promotes without running the hook.
 // Its own cluster keeps it to one failover from the bootstrap timeline.
 func TestFenceCommandSkippedAfterCleanStepDown(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{ExtraConfig: fenceHookConfig})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{ExtraConfig: fenceHookConfig})
 	for _, n := range c.Nodes() {
 		writeFenceScript(t, n, 0) // a wrong run would not even block the failover
 	}

@@ -26,8 +26,7 @@ type writeProbe struct {
 // (after which another node could be elected); once etcd is back the
 // cluster elects a leader again and keeps every write acknowledged before.
 func TestEtcdLossFencesPrimary(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	ctx := t.Context()
 	ttl := c.TTL()
 

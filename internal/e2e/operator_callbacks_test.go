@@ -68,8 +68,7 @@ func waitCalls(t *testing.T, n *testcluster.Node, timeout time.Duration, want ..
 // once it rejoins, with "on_role_change replica <scope>"; the replica that
 // stayed a replica runs nothing.
 func TestOperatorRoleChangeCallback(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{ExtraConfig: roleChangeConfig("10s")})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{ExtraConfig: roleChangeConfig("10s")})
 	writeRoleChangeScripts(t, c, false)
 
 	old.Freeze(t)
@@ -97,8 +96,7 @@ func TestOperatorRoleChangeCallback(t *testing.T) {
 // sleep is left), and the failover it was started by completes.
 func TestOperatorCallbackTimeout(t *testing.T) {
 	const timeout = 2 * time.Second
-	c := testcluster.New(t, testcluster.Options{ExtraConfig: roleChangeConfig(timeout.String())})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{ExtraConfig: roleChangeConfig(timeout.String())})
 	writeRoleChangeScripts(t, c, true)
 	logs := map[string]*testcluster.LogCapture{}
 	for _, n := range c.Others(old.Name) {

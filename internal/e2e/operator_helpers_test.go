@@ -9,11 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,8 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,67 +31,9 @@ import (
 	"github.com/regent-ha/regent/postgres"
 )
 
-// regentctl is built once per test process, into a directory named after
-// our pid; a later process removes the directories of dead ones (there is
-// no TestMain hook of ours to do it at exit).
-var regentctlBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-const regentctlDirPrefix = "regent-e2e-ctl-"
-
-// regentctlBinary returns the path of a regentctl built from ./cmd/regentctl.
-func regentctlBinary(t *testing.T) string {
-	t.Helper()
-	regentctlBuild.once.Do(func() {
-		removeStaleCtlDirs()
-		start := time.Now()
-		regentctlBuild.path, regentctlBuild.err = buildRegentctl(t.Context())
-		if regentctlBuild.err == nil {
-			t.Logf("built %s in %s", regentctlBuild.path, time.Since(start).Round(time.Millisecond))
-		}
-	})
-	if regentctlBuild.err != nil {
-		t.Fatalf("build regentctl: %v", regentctlBuild.err)
-	}
-	return regentctlBuild.path
-}
-
-func buildRegentctl(ctx context.Context) (string, error) {
-	root, err := testcluster.ModuleRoot(ctx)
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", regentctlDirPrefix, os.Getpid()))
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "regentctl")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/regentctl")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/regentctl: %w\n%s", err, out)
-	}
-	return path, nil
-}
-
-// removeStaleCtlDirs removes regentctl build directories whose process is gone.
-func removeStaleCtlDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), regentctlDirPrefix+"*"))
-	for _, d := range dirs {
-		pidStr, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), regentctlDirPrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if syscall.Kill(pid, 0) == nil {
-			continue // still running (or the pid was reused: leave it)
-		}
-		_ = os.RemoveAll(d)
-	}
-}
+// regentctlBinary returns the path of a regentctl built from
+// ./cmd/regentctl, once per test process (removed by TestMain).
+func regentctlBinary(t *testing.T) string { return testcluster.Binary(t, "./cmd/regentctl", "") }
 
 // ctlResult is one regentctl (or patronictl) run.
 type ctlResult struct {
@@ -270,27 +210,11 @@ func (a restAPI) url(n *testcluster.Node, path string) string {
 
 // do sends one request; body nil sends none.
 func (a restAPI) do(ctx context.Context, n *testcluster.Node, method, path string, body []byte, cr creds) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.url(n, path), rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var header []string
 	if cr != (creds{}) {
-		req.SetBasicAuth(cr.user, cr.password)
+		header = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(cr.user+":"+cr.password))}
 	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s on %s: %w", method, path, n.Name, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return testcluster.API{Name: n.Name, URL: a.url(n, ""), Client: a.hc}.Do(ctx, method, path, body, header...)
 }
 
 // status reads GET /patroni.

@@ -27,8 +27,7 @@ func restAuthConfig(_ string, cfg map[string]any) {
 // right ones work, and health checks and reads stay open; regentctl needs
 // --user/--password for a write.
 func TestOperatorRESTAuth(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{ExtraConfig: restAuthConfig})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{ExtraConfig: restAuthConfig})
 	replica := c.Others(leader.Name)[0]
 	checkAuth(t, c, plainAPI(), leader, replica)
 

@@ -32,8 +32,7 @@ const (
 // invalid values are refused with a 4xx naming the key and never reach
 // etcd.
 func TestOperatorConfigTTL(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	api := plainAPI()
 	ctx := t.Context()
 	waitLeaseTTLs(t, c, leader.Name, int64(c.TTL()/time.Second), replicateTimeout)
@@ -147,8 +146,7 @@ func TestOperatorPendingRestart(t *testing.T) {
 // config's value applies, so PATCH /config must still mark every member
 // pending_restart and the restart must bring 40.
 func TestOperatorPendingRestartOverLocal(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	waitSetting(t, c.Nodes(), "max_connections", "30", replicateTimeout)
 	patchConfig(t, leader, map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"max_connections": 40}}})
 	if err := eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
@@ -287,8 +285,7 @@ func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bo
 // `regentctl resume --wait` brings automatic behaviour back: a writable
 // primary within ttl + 10 s.
 func TestOperatorPause(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := c.WaitHealthy(t, bootstrapTimeout)
+	c, old := startHealthy(t, testcluster.Options{})
 	mustSucceed(t, regentctl(t, c, ctlBound, "pause", "--wait"))
 	testcluster.Poll(t, configApplyWait, "pause in every member key and GET /patroni", func(ctx context.Context) error {
 		return checkPause(ctx, c, "true")
@@ -369,8 +366,7 @@ func checkPause(ctx context.Context, c *testcluster.Cluster, want string) error 
 // name/role/state, and `regentctl edit-config -s … --force` changes the
 // config key.
 func TestOperatorRegentctl(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	type row struct {
 		Name, Role, State string
 		Host              string

@@ -22,8 +22,7 @@ func TestPatronictlList(t *testing.T) {
 	if _, err := exec.LookPath("patronictl"); err != nil {
 		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
 	}
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	cfg := c.PatronictlConfig(t)
 
 	// Replicas' lag is /status.optime − their member xlog_location: it is

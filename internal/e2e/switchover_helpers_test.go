@@ -142,16 +142,10 @@ func startSwitchover(t *testing.T, n *testcluster.Node, req switchoverReq) strin
 
 // getRecord reads GET /switchover/<id> on n.
 func getRecord(ctx context.Context, n *testcluster.Node, id string) (switchoverRecord, error) {
-	code, body, err := n.Get(ctx, "/switchover/"+id)
+	var r switchoverRecord
+	body, err := getJSON(ctx, n, "/switchover/"+id, &r)
 	if err != nil {
 		return switchoverRecord{}, err
-	}
-	if code != http.StatusOK {
-		return switchoverRecord{}, fmt.Errorf("GET /switchover/%s on %s = %d %s", id, n.Name, code, body)
-	}
-	var r switchoverRecord
-	if err := json.Unmarshal(body, &r); err != nil {
-		return switchoverRecord{}, fmt.Errorf("GET /switchover/%s on %s: %w (body %s)", id, n.Name, err, body)
 	}
 	r.raw = body
 	return r, nil
@@ -195,16 +189,10 @@ func closed(r switchoverRecord) error {
 
 // listSwitchovers reads GET /switchovers on n.
 func listSwitchovers(ctx context.Context, n *testcluster.Node) ([]switchoverRecord, []byte, error) {
-	code, body, err := n.Get(ctx, "/switchovers")
-	if err != nil {
-		return nil, nil, err
-	}
-	if code != http.StatusOK {
-		return nil, body, fmt.Errorf("GET /switchovers on %s = %d %s", n.Name, code, body)
-	}
 	var rs []switchoverRecord
-	if err := json.Unmarshal(body, &rs); err != nil {
-		return nil, body, fmt.Errorf("GET /switchovers on %s: %w (body %s)", n.Name, err, body)
+	body, err := getJSON(ctx, n, "/switchovers", &rs)
+	if err != nil {
+		return nil, body, err
 	}
 	return rs, body, nil
 }

@@ -18,8 +18,7 @@ import (
 // agent stops, whether its postmaster runs and what the leader's
 // synchronous_standby_names is.
 func TestSyncStandbyStopReleasesFirst(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{DCS: syncOn(false)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{DCS: syncOn(false)})
 	sb := waitSyncStandby(t, c, leader, replicateTimeout)
 	mustExec(t, leader, "CREATE TABLE e2e_release (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_release")

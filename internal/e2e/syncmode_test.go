@@ -38,8 +38,7 @@ func syncOn(strict bool) map[string]any {
 // node the sync key named right before the kill becomes the leader and
 // holds every id ever acknowledged. A short lease keeps the rounds fast.
 func TestSyncFailoverKeepsAckedWrites(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: syncOn(false)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: syncOn(false)})
 	mustExec(t, leader, "CREATE TABLE e2e_sync (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_sync")
 	var rtos []string
@@ -126,8 +125,7 @@ func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writ
 // WAL, the asynchronous one would win the tie-break by name, yet the
 // primary's death promotes the standby the sync key names.
 func TestSyncPromotesSyncStandby(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{DCS: syncOn(false)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{DCS: syncOn(false)})
 	sb := waitSyncStandby(t, c, leader, replicateTimeout)
 	async := otherReplica(c, leader, sb)
 	if async.Name > sb.Name {
@@ -202,8 +200,7 @@ func otherReplica(c *testcluster.Cluster, leader, sb *testcluster.Node) *testclu
 // stopped, synchronous_standby_names is '*' and a commit waits; it returns
 // once a replica is back, and the row is there.
 func TestSyncStrictBlocksWithoutStandby(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{DCS: syncOn(true)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{DCS: syncOn(true)})
 	waitSyncStandby(t, c, leader, replicateTimeout)
 	mustExec(t, leader, "CREATE TABLE e2e_strict (id int PRIMARY KEY)")
 	replicas := c.Others(leader.Name)
@@ -270,8 +267,7 @@ func TestSyncStrictBlocksWithoutStandby(t *testing.T) {
 // in GET /patroni and as a WARN log line, and recovers when a replica is
 // back.
 func TestSyncNonStrictDegrades(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{DCS: syncOn(false)})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{DCS: syncOn(false)})
 	waitSyncStandby(t, c, leader, replicateTimeout)
 	mustExec(t, leader, "CREATE TABLE e2e_degraded (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_degraded")
@@ -334,8 +330,7 @@ func TestSyncNonStrictDegrades(t *testing.T) {
 // (the sync key and synchronous_standby_names name a standby) and off
 // (both cleared) with no PostgreSQL restart anywhere.
 func TestSyncModeToggleAtRuntime(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	leader := c.WaitHealthy(t, bootstrapTimeout)
+	c, leader := startHealthy(t, testcluster.Options{})
 	before := postmasters(t, c)
 	if ssn, err := showSSN(t.Context(), leader); err != nil || ssn != "" {
 		t.Fatalf("before: synchronous_standby_names = %q (err %v), want ''", ssn, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -13,14 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Client timeouts: short, so a stalled or fenced node shows up as an error
+// connectTimeout: short, so a stalled or fenced node shows up as an error
 // inside a Poll rather than as a hung test.
-const (
-	restTimeout    = 2 * time.Second
-	connectTimeout = 2 * time.Second
-)
-
-var restClient = &http.Client{Timeout: restTimeout}
+const connectTimeout = 2 * time.Second
 
 // ConnConfig returns a superuser connection config for the node's
 // PostgreSQL (connect timeout 2 s; no statement timeout: bound it by ctx).
@@ -92,25 +86,6 @@ func closeConn(ctx context.Context, conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectTimeout)
 	defer cancel()
 	_ = conn.Close(ctx)
-}
-
-// Get does a REST GET of path ("/patroni", "/primary", …) on the node's
-// API with a 2 s timeout, returning the status code and body.
-func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.APIURL+path, nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	resp, err := restClient.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s on %s: read body: %w", path, n.Name, err)
-	}
-	return resp.StatusCode, body, nil
 }
 
 // Status returns the node's GET /patroni document (numbers as json.Number).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/proc"
 )
 
 // Bounds of the teardown and of the signals-based helpers. They are upper
@@ -21,8 +22,6 @@ const (
 	// agentStopTimeout bounds a clean agent shutdown (SIGTERM): the agent
 	// stops PostgreSQL (fast, then immediate) and releases its keys.
 	agentStopTimeout = 30 * time.Second
-	// processGoneTimeout bounds how long a SIGKILLed process takes to die.
-	processGoneTimeout = 10 * time.Second
 )
 
 // ErrNoLeader is returned by Leader when the leader key does not exist.
@@ -72,7 +71,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if testing.Short() {
 		t.Skip("testcluster: end-to-end test skipped with -short")
 	}
-	bin := agentBinary(t)
+	bin := AgentBinary(t)
 	c := setup(t, opts, bin)
 	for _, n := range c.nodes {
 		n.Start(t)
@@ -88,7 +87,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := proc.BecomeSubreaper(); err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
 	user, err := postgresUser()
@@ -102,7 +101,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 		t.Fatalf("testcluster: %v", err)
 	}
 	c.reaped = make(chan struct{})
-	go reapLoop(c.ctx, c.reaped)
+	go proc.ReapLoop(c.ctx, c.reaped)
 	t.Cleanup(c.cleanup)
 	ports := &portPicker{seen: map[int]bool{}}
 	if err := c.startEtcd(ports); err != nil {
@@ -132,6 +131,7 @@ func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
 		PGPort:     pgPort, APIPort: apiPort,
 		APIURL: fmt.Sprintf("http://127.0.0.1:%d", apiPort),
 		c:      c,
+		agent:  proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Plain},
 	}
 	if err := c.user.mkdirOwned(dir); err != nil {
 		return nil, err
@@ -187,11 +187,11 @@ func (c *Cluster) cleanup() {
 	defer func() {
 		c.cancel()
 		<-c.reaped
-		reapOrphans()
+		proc.ReapOrphans()
 	}()
 	failed := c.t.Failed()
 	for _, n := range c.nodes {
-		n.signalAll(sigcont)
+		n.agent.Thaw()
 	}
 	c.healLinks()
 	c.stopAgents()

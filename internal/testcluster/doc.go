@@ -9,7 +9,9 @@
 // prefixed with the node name and sent to t.Logf), and the teardown
 // registered with t.Cleanup (SIGTERM, then SIGKILL after a bound; any
 // PostgreSQL left behind is killed: the postmaster named by postmaster.pid
-// and its children).
+// and its children). The processes are internal/proc Handles (started
+// with its plain launcher; internal/chaos uses its network-namespace one),
+// the binaries come from its build cache.
 //
 // Each agent reaches etcd only through its own link, a TCP proxy on
 // 127.0.0.1 run by the test process (etcdlink.go): Node.CutEtcd

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -78,7 +79,7 @@ func (n *Node) hold(t testing.TB, what, query string) func() {
 	release := func() {
 		once.Do(func() {
 			for _, pid := range stopped {
-				_ = syscall.Kill(pid, sigcont)
+				_ = syscall.Kill(pid, syscall.SIGCONT)
 			}
 			n.c.log.logf("[%s] released %s %v (SIGCONT)", n.Name, what, stopped)
 		})
@@ -90,19 +91,14 @@ func (n *Node) hold(t testing.TB, what, query string) func() {
 		if !postgres.IsPostgresBinary(pid) {
 			t.Fatalf("testcluster: hold %s of %s: pid %d is not a postgres process", what, n.Name, pid)
 		}
-		if err := syscall.Kill(pid, sigstop); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil && !errors.Is(err, syscall.ESRCH) {
 			t.Fatalf("testcluster: hold %s of %s: SIGSTOP %d: %v", what, n.Name, pid, err)
 		}
 		stopped = append(stopped, pid)
 	}
-	Poll(t, processGoneTimeout, fmt.Sprintf("%s of %s stopped %v", what, n.Name, stopped), func(context.Context) error {
-		for _, pid := range stopped {
-			if _, state, _, ok := procStat(pid); ok && state != 'T' && state != 't' {
-				return fmt.Errorf("pid %d in state %c", pid, state)
-			}
-		}
-		return nil
-	})
+	if err := proc.WaitStopped(stopped); err != nil {
+		t.Fatalf("testcluster: hold %s of %s: %v", what, n.Name, err)
+	}
 	n.c.log.logf("[%s] holding %s %v (SIGSTOP)", n.Name, what, stopped)
 	return release
 }

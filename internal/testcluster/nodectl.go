@@ -1,11 +1,8 @@
 package testcluster
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 )
 
@@ -15,23 +12,10 @@ import (
 // It returns the agent's pid. Thaw (or the cleanup) resumes it.
 func (n *Node) FreezeAgent(t testing.TB) int {
 	t.Helper()
-	pid := n.AgentPID()
-	if pid == 0 {
-		t.Fatalf("testcluster: freeze agent of %s: not running", n.Name)
+	pid, err := n.agent.FreezeProcess()
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
 	}
-	if err := syscall.Kill(pid, sigstop); err != nil {
-		t.Fatalf("testcluster: freeze agent of %s (pid %d): %v", n.Name, pid, err)
-	}
-	Poll(t, processGoneTimeout, n.Name+"'s agent frozen (state T)", func(context.Context) error {
-		_, state, _, ok := procStat(pid)
-		switch {
-		case !ok:
-			return fmt.Errorf("pid %d gone", pid)
-		case state != 'T' && state != 't':
-			return fmt.Errorf("pid %d in state %c", pid, state)
-		}
-		return nil
-	})
 	n.c.log.logf("[%s] agent frozen (SIGSTOP pid %d); PostgreSQL left running", n.Name, pid)
 	return pid
 }

@@ -1,15 +1,11 @@
 package testcluster
 
-import (
-	"context"
-	"syscall"
-)
+import "syscall"
 
 // The pieces below are exported for the other real-process harness,
 // internal/chaos, which runs the same agents and PostgreSQL servers in
-// network namespaces: the OS identity they run as, the subreaper that
-// reaps orphaned PostgreSQL processes, and where the module
-// and the PostgreSQL binaries are.
+// network namespaces: the OS identity they run as and where the
+// PostgreSQL binaries are. The processes themselves are internal/proc's.
 
 // OSUser is the identity agents (and so PostgreSQL) run as: the `postgres`
 // OS user when the test runs as root, the current user otherwise.
@@ -34,17 +30,6 @@ func (u OSUser) WriteOwned(path string, data []byte) error { return u.r.writeOwn
 // OpenPath makes dir and its parents below os.TempDir() traversable by the
 // agents' user (t.TempDir() is 0700 root).
 func OpenPath(dir string) error { return openPath(dir) }
-
-// BecomeSubreaper makes orphans of our descendants (PostgreSQL started by
-// pg_ctl) our children, so that ReapOrphans can reap them.
-func BecomeSubreaper() error { return becomeSubreaper() }
-
-// ReapOrphans reaps our zombie children that are PostgreSQL processes
-// (never a process started with os/exec, whose Wait would then fail).
-func ReapOrphans() { reapOrphans() }
-
-// ModuleRoot is the directory of the go.mod governing the test's package.
-func ModuleRoot(ctx context.Context) (string, error) { return moduleRoot(ctx) }
 
 // PGBinDir finds the PostgreSQL binaries ($REGENT_PG_BIN_DIR, else the
 // newest /usr/lib/postgresql/*/bin).

@@ -37,28 +37,38 @@ type EventStream struct {
 // 200 with Content-Type text/event-stream. ctx bounds the whole stream;
 // Close it when done.
 func (n *Node) OpenEvents(ctx context.Context, path, lastEventID string) (*EventStream, error) {
+	return n.API().OpenEvents(ctx, path, lastEventID)
+}
+
+// OpenEvents opens an event stream (see Node.OpenEvents); a.Client's
+// transport carries it (its timeout does not apply: a stream lives as
+// long as ctx).
+func (a API) OpenEvents(ctx context.Context, path, lastEventID string) (*EventStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.APIURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+path, nil)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
+		return nil, fmt.Errorf("GET %s on %s: %w", path, a.Name, err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	// No client timeout: a stream lives as long as ctx.
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	rt := http.DefaultTransport
+	if a.Client != nil && a.Client.Transport != nil {
+		rt = a.Client.Transport
+	}
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("GET %s on %s: %w", path, n.Name, err)
+		return nil, fmt.Errorf("GET %s on %s: %w", path, a.Name, err)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, n.Name, resp.StatusCode, resp.Header.Get("Content-Type"), compact(body))
+		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, a.Name, resp.StatusCode, resp.Header.Get("Content-Type"), compact(body))
 	}
 	s := &EventStream{events: make(chan Event), cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/internal/proc"
 	"gopkg.in/yaml.v3"
 )
 
@@ -152,7 +153,7 @@ func TestProcessControl(t *testing.T) {
 	n.Freeze(t)
 	// Every postmaster child is a session leader of its own (setsid): the
 	// postmaster's process group alone would leave them running.
-	procs := n.postgresProcs(false)
+	procs := proc.ServerProcesses(n.DataDir, false)
 	if len(procs) < 2 {
 		t.Errorf("no child of the postmaster found: %v", procs)
 	}
@@ -176,13 +177,15 @@ func TestProcessControl(t *testing.T) {
 
 	n.Start(t)
 	waitSQL(t, n)
-	procs = n.postgresProcs(false)
+	procs = proc.ServerProcesses(n.DataDir, false)
 	n.Kill(t)
 	if n.Running() || n.PostgresRunning() {
 		t.Fatalf("after Kill: agent running %v, postgres running %v", n.Running(), n.PostgresRunning())
 	}
-	if !allGone(procs) {
-		t.Errorf("after Kill: some of the postmaster's processes %v are still alive", procs)
+	for _, pid := range procs {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("after Kill: pid %d of the postmaster's processes %v still exists", pid, procs)
+		}
 	}
 
 	n.Start(t)

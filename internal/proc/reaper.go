@@ -1,4 +1,4 @@
-package testcluster
+package proc
 
 import (
 	"context"
@@ -30,8 +30,9 @@ var subreaper struct {
 	err  error
 }
 
-// becomeSubreaper makes orphans of our descendants our children.
-func becomeSubreaper() error {
+// BecomeSubreaper makes orphans of our descendants (PostgreSQL started by
+// pg_ctl) our children, so that ReapOrphans can reap them.
+func BecomeSubreaper() error {
 	subreaper.once.Do(func() {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			subreaper.err = fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
@@ -47,8 +48,8 @@ var reapable = map[string]bool{
 	"pg_basebackup": true, "pg_rewind": true, "pg_controldata": true,
 }
 
-// reapOrphans reaps our zombie children that are PostgreSQL processes.
-func reapOrphans() {
+// ReapOrphans reaps our zombie children that are PostgreSQL processes.
+func ReapOrphans() {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return
@@ -59,7 +60,7 @@ func reapOrphans() {
 		if err != nil {
 			continue
 		}
-		comm, state, ppid, ok := procStat(pid)
+		comm, state, ppid, ok := postgres.ProcStat(pid)
 		if !ok || ppid != self || state != 'Z' || !reapable[comm] {
 			continue
 		}
@@ -68,23 +69,15 @@ func reapOrphans() {
 	}
 }
 
-// procStat reads a process's command name, state and parent pid.
-func procStat(pid int) (comm string, state byte, ppid int, ok bool) { return postgres.ProcStat(pid) }
-
-// processGone reports that pid no longer exists, not even as a zombie.
-func processGone(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return os.IsNotExist(err)
-}
-
-// reapLoop reaps PostgreSQL orphans every reapInterval until ctx ends, so
-// that crashes the harness did not cause (or clean exits) leave no zombie.
-func reapLoop(ctx context.Context, done chan<- struct{}) {
+// ReapLoop reaps PostgreSQL orphans every reapInterval until ctx ends,
+// then closes done, so that crashes the harness did not cause (or clean
+// exits) leave no zombie.
+func ReapLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(reapInterval)
 	defer tick.Stop()
 	for {
-		reapOrphans()
+		ReapOrphans()
 		select {
 		case <-ctx.Done():
 			return
