@@ -106,17 +106,17 @@ func contract(t *testing.T, scope string, play func(ctx context.Context, a, b ag
 	}
 	defer e.Close()
 	keys := dcs.NewKeys("service", scope)
-	var real [3]*dcs.Client
-	for i := range real {
+	var clients [3]*dcs.Client
+	for i := range clients {
 		c, err := dcs.Connect(ctx, dcs.Config{Endpoints: e.Endpoints()}, keys, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		real[i] = c
+		clients[i] = c
 	}
-	want := play(ctx, real[0], real[1], func(id int64) {
-		if _, err := real[2].Raw().Revoke(ctx, clientv3.LeaseID(id)); err != nil {
+	want := play(ctx, clients[0], clients[1], func(id int64) {
+		if _, err := clients[2].Raw().Revoke(ctx, clientv3.LeaseID(id)); err != nil {
 			t.Errorf("revoke lease %x: %v", id, err)
 		}
 	})
