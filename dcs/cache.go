@@ -89,7 +89,7 @@ func (c *Client) Run(ctx context.Context) error {
 		start := time.Now()
 		err := c.follow(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // documented: nil when ctx ends; err is then only the cancellation
 		}
 		if time.Since(start) > maxBackoff {
 			backoff = minBackoff

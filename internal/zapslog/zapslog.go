@@ -8,25 +8,25 @@ import (
 )
 
 // New returns a zap logger (what etcd's client and server take) that
-// forwards entries at or above min to log at DEBUG: etcd's own chatter
+// forwards entries at or above minLevel to log at DEBUG: etcd's own chatter
 // (retries, elections, compactions) is diagnostic; Regent logs the outcomes
 // that matter itself. A nil log gives a no-op logger.
-func New(log *slog.Logger, min zapcore.Level) *zap.Logger {
+func New(log *slog.Logger, minLevel zapcore.Level) *zap.Logger {
 	if log == nil {
 		return zap.NewNop()
 	}
-	return zap.New(&slogCore{log: log, min: min})
+	return zap.New(&slogCore{log: log, minLevel: minLevel})
 }
 
 type slogCore struct {
-	log *slog.Logger
-	min zapcore.Level
+	log      *slog.Logger
+	minLevel zapcore.Level
 }
 
-func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= c.min }
+func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= c.minLevel }
 
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{log: c.log.With(attrs(fields)...), min: c.min}
+	return &slogCore{log: c.log.With(attrs(fields)...), minLevel: c.minLevel}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
