@@ -64,18 +64,9 @@ func (s *Server) parseRestart(r *http.Request) (RestartRequest, int, string) {
 func (s *Server) restartFilter(req *RestartRequest, key string, value json.RawMessage) (int, string) {
 	switch key {
 	case "schedule":
-		var str string
-		if json.Unmarshal(value, &str) != nil { // dateutil raises TypeError on a non-string
-			return http.StatusUnprocessableEntity, textUnparsable
-		}
-		at, hasZone, err := parseSchedule(str)
-		switch {
-		case err != nil:
-			return http.StatusUnprocessableEntity, textUnparsable
-		case !hasZone:
-			return http.StatusBadRequest, textf(fmtNoZone, restartAction)
-		case at.Before(s.now()):
-			return http.StatusUnprocessableEntity, textf(fmtPast, restartAction)
+		at, code, text := s.scheduledTime(value, restartAction)
+		if code != 0 {
+			return code, text
 		}
 		req.Schedule = &at
 	case "role":

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Patroni's texts for POST /switchover and /failover (patroni-compat.md
@@ -114,24 +115,33 @@ func (s *Server) parsePatroni(r *http.Request, action string) (PatroniSwitchover
 	return req, 0, ""
 }
 
-// schedule parses scheduled_at into req: 422 unparsable or past, 400 without
-// a zone.
+// schedule parses scheduled_at into req.
 func (s *Server) schedule(req *PatroniSwitchoverRequest, raw json.RawMessage) (int, string) {
+	at, code, text := s.scheduledTime(raw, req.Action)
+	if code == 0 {
+		req.ScheduledAt = &at
+	}
+	return code, text
+}
+
+// scheduledTime reads the time of a scheduled action (switchover's
+// scheduled_at, restart's schedule) as Patroni does: 422 unparsable or
+// past, 400 without a zone; code is 0 when at is good.
+func (s *Server) scheduledTime(raw json.RawMessage, action string) (at time.Time, code int, text string) {
 	var str string
 	if json.Unmarshal(raw, &str) != nil { // dateutil raises TypeError on a non-string
-		return http.StatusUnprocessableEntity, textUnparsable
+		return at, http.StatusUnprocessableEntity, textUnparsable
 	}
 	at, hasZone, err := parseSchedule(str)
 	switch {
 	case err != nil:
-		return http.StatusUnprocessableEntity, textUnparsable
+		return at, http.StatusUnprocessableEntity, textUnparsable
 	case !hasZone:
-		return http.StatusBadRequest, textf(fmtNoZone, req.Action)
+		return at, http.StatusBadRequest, textf(fmtNoZone, action)
 	case at.Before(s.now()):
-		return http.StatusUnprocessableEntity, textf(fmtPast, req.Action)
+		return at, http.StatusUnprocessableEntity, textf(fmtPast, action)
 	}
-	req.ScheduledAt = &at
-	return 0, ""
+	return at, 0, ""
 }
 
 // stringField reads an optional string field: absent, null and "" are "".
