@@ -139,13 +139,22 @@ func (s *Server) commandFailed(w http.ResponseWriter, op string, err error) {
 			msg = http.StatusText(status)
 		}
 		WriteError(w, status, msg)
-	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("REST API command timed out", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+": timed out")
 	default:
-		s.log.Warn("REST API command failed", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" failed")
+		s.callFailed(w, "REST API command", op, op, err)
 	}
+}
+
+// callFailed answers 503 for a call to the agent that timed out ("<what>:
+// timed out") or failed otherwise ("<what> failed"); the cause is logged
+// as "<kind> timed out" or "<kind> failed" with op, not served.
+func (s *Server) callFailed(w http.ResponseWriter, kind, op, what string, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn(kind+" timed out", "op", op, "err", err)
+		WriteError(w, http.StatusServiceUnavailable, what+": timed out")
+		return
+	}
+	s.log.Warn(kind+" failed", "op", op, "err", err)
+	WriteError(w, http.StatusServiceUnavailable, what+" failed")
 }
 
 // runAction runs one Patroni action of the agent within d and writes its

@@ -225,12 +225,8 @@ func (s *Server) switchoverFailed(w http.ResponseWriter, op string, err error) {
 		WriteError(w, http.StatusNotFound, "switchover not found")
 	case errors.Is(err, ErrViewStale):
 		WriteError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("switchover request timed out", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" switchover: timed out")
 	default:
-		s.log.Warn("switchover request failed", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" switchover failed")
+		s.callFailed(w, "switchover request", op, op+" switchover", err)
 	}
 }
 
