@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -177,17 +175,18 @@ func serve(t *testing.T, s *Server, scheme string, c *http.Client) (base string,
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
+	var stopped bool // stop runs on the test's goroutine, then in cleanup
 	var runErr error
 	stop = func() error {
-		once.Do(func() {
+		if !stopped {
+			stopped = true
 			cancel()
 			select {
 			case runErr = <-done:
 			case <-time.After(10 * time.Second):
-				runErr = errors.New("Run did not return within 10 s after cancel")
+				runErr = fmt.Errorf("Run did not return within %v after cancel", 10*time.Second)
 			}
-		})
+		}
 		return runErr
 	}
 	t.Cleanup(func() {

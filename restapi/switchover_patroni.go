@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Patroni's texts for POST /switchover and /failover (patroni-compat.md
@@ -122,26 +121,6 @@ func (s *Server) schedule(req *PatroniSwitchoverRequest, raw json.RawMessage) (i
 		req.ScheduledAt = &at
 	}
 	return code, text
-}
-
-// scheduledTime reads the time of a scheduled action (switchover's
-// scheduled_at, restart's schedule) as Patroni does: 422 unparsable or
-// past, 400 without a zone; code is 0 when at is good.
-func (s *Server) scheduledTime(raw json.RawMessage, action string) (at time.Time, code int, text string) {
-	var str string
-	if json.Unmarshal(raw, &str) != nil { // dateutil raises TypeError on a non-string
-		return at, http.StatusUnprocessableEntity, textUnparsable
-	}
-	at, hasZone, err := parseSchedule(str)
-	switch {
-	case err != nil:
-		return at, http.StatusUnprocessableEntity, textUnparsable
-	case !hasZone:
-		return at, http.StatusBadRequest, textf(fmtNoZone, action)
-	case at.Before(s.now()):
-		return at, http.StatusUnprocessableEntity, textf(fmtPast, action)
-	}
-	return at, 0, ""
 }
 
 // stringField reads an optional string field: absent, null and "" are "".
