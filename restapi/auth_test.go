@@ -44,11 +44,6 @@ var writeRoutes = []struct{ method, path, body string }{
 	{"POST", "/no-such-endpoint", ""},
 }
 
-func withAuth(req *http.Request, user, pass string) *http.Request {
-	req.SetBasicAuth(user, pass)
-	return req
-}
-
 func TestWritesRequireBasicAuth(t *testing.T) {
 	f := allCommands(t)
 	ts := newCommandServer(t, f, Config{Authentication: Authentication{Username: testUser, Password: testPassword}})

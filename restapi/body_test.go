@@ -24,11 +24,11 @@ func bodyRequest(t *testing.T, body string, cl int64) *http.Request {
 		rd = strings.NewReader(body)
 	}
 	r := httptest.NewRequestWithContext(t.Context(), http.MethodPatch, "/config", rd)
-	switch {
-	case cl == -1:
+	switch cl {
+	case -1:
 		r.ContentLength = -1
 		r.TransferEncoding = []string{"chunked"}
-	case cl == -2:
+	case -2:
 		r.ContentLength = 0
 		r.Header.Del("Content-Length")
 	default:

@@ -38,14 +38,10 @@ func (s *Server) commandRoutes(r chi.Router) {
 
 // commandsReady answers 503 when the server has no Commands.
 func (s *Server) commandsReady(w http.ResponseWriter, r *http.Request) bool {
-	if s.commands != nil {
-		return true
+	if s.commands == nil {
+		notAvailable(w, r, "commands not available")
 	}
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close") // the body stays unread
-	}
-	WriteError(w, http.StatusServiceUnavailable, "commands not available")
-	return false
+	return s.commands != nil
 }
 
 // patchConfig merges the body into the config key: 200 with the merged
@@ -143,18 +139,31 @@ func (s *Server) commandFailed(w http.ResponseWriter, op string, err error) {
 			msg = http.StatusText(status)
 		}
 		WriteError(w, status, msg)
-	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("REST API command timed out", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+": timed out")
 	default:
-		s.log.Warn("REST API command failed", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" failed")
+		s.callFailed(w, "REST API command", op, op, err)
 	}
 }
 
-// writeAction writes a Patroni action answer from the agent, after
-// checking its status code.
-func (s *Server) writeAction(w http.ResponseWriter, op string, code int, text string) {
+// callFailed answers 503 for a call to the agent that timed out ("<what>:
+// timed out") or failed otherwise ("<what> failed"); the cause is logged
+// as "<kind> timed out" or "<kind> failed" with op, not served.
+func (s *Server) callFailed(w http.ResponseWriter, kind, op, what string, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn(kind+" timed out", "op", op, "err", err)
+		WriteError(w, http.StatusServiceUnavailable, what+": timed out")
+		return
+	}
+	s.log.Warn(kind+" failed", "op", op, "err", err)
+	WriteError(w, http.StatusServiceUnavailable, what+" failed")
+}
+
+// runAction runs one Patroni action of the agent within d and writes its
+// answer, after checking its status code.
+func (s *Server) runAction(w http.ResponseWriter, r *http.Request, op string, d time.Duration,
+	action func(context.Context) (int, string)) {
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	defer cancel()
+	code, text := action(ctx)
 	if code < 100 || code > 599 {
 		s.log.Error("invalid status from the agent", "op", op, "status", code)
 		code, text = http.StatusBadGateway, op+" failed"
@@ -178,10 +187,9 @@ func (s *Server) postRestart(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("received restart request", "schedule", req.Schedule, "role", req.Role,
 		"postgres_version", req.PostgresVersion, "timeout", req.Timeout,
 		"restart_pending", req.RestartPending, "requested_by", requester(r))
-	ctx, cancel := context.WithTimeout(r.Context(), s.restartTimeout+req.Timeout)
-	defer cancel()
-	code, text = s.commands.Restart(ctx, req)
-	s.writeAction(w, "restart", code, text)
+	s.runAction(w, r, "restart", s.restartTimeout+req.Timeout, func(ctx context.Context) (int, string) {
+		return s.commands.Restart(ctx, req)
+	})
 }
 
 // deleteRestart cancels a scheduled restart.
@@ -189,10 +197,7 @@ func (s *Server) deleteRestart(w http.ResponseWriter, r *http.Request) {
 	if !s.commandsReady(w, r) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
-	defer cancel()
-	code, text := s.commands.CancelRestart(ctx)
-	s.writeAction(w, "cancel restart", code, text)
+	s.runAction(w, r, "cancel restart", s.opTimeout, s.commands.CancelRestart)
 }
 
 // postReload reloads the configuration; the body, if any, is ignored.
@@ -201,10 +206,7 @@ func (s *Server) postReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("received reload request", "requested_by", requester(r))
-	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
-	defer cancel()
-	code, text := s.commands.Reload(ctx)
-	s.writeAction(w, "reload", code, text)
+	s.runAction(w, r, "reload", s.opTimeout, s.commands.Reload)
 }
 
 // postReinitialize re-clones this replica: optional {"force": bool}.
@@ -224,10 +226,9 @@ func (s *Server) postReinitialize(w http.ResponseWriter, r *http.Request) {
 	}
 	force := lenientBool(body["force"])
 	s.log.Info("received reinitialize request", "force", force, "requested_by", requester(r))
-	ctx, cancel := context.WithTimeout(r.Context(), s.opTimeout)
-	defer cancel()
-	code, text := s.commands.Reinitialize(ctx, force)
-	s.writeAction(w, "reinitialize", code, text)
+	s.runAction(w, r, "reinitialize", s.opTimeout, func(ctx context.Context) (int, string) {
+		return s.commands.Reinitialize(ctx, force)
+	})
 }
 
 // lenientBool reads a JSON value as Regent reads every flag

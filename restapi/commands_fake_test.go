@@ -3,10 +3,9 @@ package restapi
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
+	"slices"
 	"sync"
 	"testing"
-	"time"
 )
 
 // fakeCommands answers with the given functions; a nil function fails the
@@ -20,16 +19,13 @@ type fakeCommands struct {
 	reload  func(ctx context.Context) (int, string)
 	reinit  func(ctx context.Context, force bool) (int, string)
 
-	mu          sync.Mutex
-	calls       []string
-	ifRevisions []int64 // the ifRevision of every config call
+	calls       syncList[string]
+	ifRevisions syncList[int64] // the ifRevision of every config call
 }
 
 func (f *fakeCommands) called(name string, fn any) bool {
 	f.t.Helper()
-	f.mu.Lock()
-	f.calls = append(f.calls, name)
-	f.mu.Unlock()
+	f.calls.add(name)
 	if fn == nil {
 		f.t.Errorf("unexpected call to %s", name)
 		return false
@@ -37,27 +33,33 @@ func (f *fakeCommands) called(name string, fn any) bool {
 	return true
 }
 
-func (f *fakeCommands) recordRevision(rev int64) {
-	f.mu.Lock()
-	f.ifRevisions = append(f.ifRevisions, rev)
-	f.mu.Unlock()
-}
-
 // IfRevisions lists the ifRevision of every config call, in order.
-func (f *fakeCommands) IfRevisions() []int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]int64(nil), f.ifRevisions...)
+func (f *fakeCommands) IfRevisions() []int64 { return f.ifRevisions.all() }
+
+// Calls lists the methods called, in order.
+func (f *fakeCommands) Calls() []string { return f.calls.all() }
+
+// syncList is a list for concurrent appends and reads.
+type syncList[T any] struct {
+	mu    sync.Mutex
+	items []T
 }
 
-func (f *fakeCommands) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
+func (l *syncList[T]) add(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.items = append(l.items, v)
+}
+
+// all returns a copy of the list.
+func (l *syncList[T]) all() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.items)
 }
 
 func (f *fakeCommands) PatchConfig(ctx context.Context, p json.RawMessage, ifRevision int64) (json.RawMessage, error) {
-	f.recordRevision(ifRevision)
+	f.ifRevisions.add(ifRevision)
 	if !f.called("PatchConfig", f.patch) {
 		return nil, nil
 	}
@@ -65,7 +67,7 @@ func (f *fakeCommands) PatchConfig(ctx context.Context, p json.RawMessage, ifRev
 }
 
 func (f *fakeCommands) PutConfig(ctx context.Context, c json.RawMessage, ifRevision int64) (json.RawMessage, error) {
-	f.recordRevision(ifRevision)
+	f.ifRevisions.add(ifRevision)
 	if !f.called("PutConfig", f.put) {
 		return nil, nil
 	}
@@ -103,14 +105,5 @@ func (f *fakeCommands) Reinitialize(ctx context.Context, force bool) (int, strin
 // newCommandServer is a test server with cmds (may be nil) and cfg.
 func newCommandServer(t *testing.T, cmds Commands, cfg Config) testServer {
 	t.Helper()
-	c := &clock{now: t0}
-	logs := &logBuffer{}
-	s := New(Options{
-		Config:         cfg,
-		Commands:       cmds,
-		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:            c.Now,
-		BackendTimeout: 100 * time.Millisecond,
-	})
-	return testServer{Server: s, clock: c, logs: logs}
+	return newServer(t, Options{Config: cfg, Commands: cmds})
 }

@@ -97,15 +97,19 @@ func (c *Config) SetDefaults() {
 // wildcard host; ConnectAddress may not, since peers dial it.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := splitAddr(c.Listen, true); err != nil {
-		errs = append(errs, fmt.Errorf("restapi.listen: %w", err))
+	listenHost, _, listenErr := splitAddr(c.Listen, true)
+	if listenErr != nil {
+		errs = append(errs, fmt.Errorf("restapi.listen: %w", listenErr))
 	}
 	if host, _, err := splitAddr(c.ConnectAddress, false); err != nil {
 		errs = append(errs, fmt.Errorf("restapi.connect_address: %w", err))
 	} else if ip, perr := netip.ParseAddr(host); host == "" || (perr == nil && ip.IsUnspecified()) {
 		errs = append(errs, fmt.Errorf("restapi.connect_address: %q is not an address peers can dial; set restapi.connect_address", c.ConnectAddress))
 	}
-	errs = append(errs, c.validateAuth(), c.validateTLS(), c.validateExposure())
+	errs = append(errs, c.validateAuth(), c.validateTLS())
+	if listenErr == nil { // a bad listen address is reported above
+		errs = append(errs, c.validateExposure(listenHost))
+	}
 	if _, err := parseAllowlist(c.Allowlist); err != nil {
 		errs = append(errs, err)
 	}
@@ -118,9 +122,9 @@ func (c Config) Validate() error {
 // validateExposure refuses to serve unauthenticated writes beyond
 // loopback: a non-loopback listen address needs restapi.authentication or
 // client certificates, or restapi.allow_unauthenticated to accept the risk.
-func (c Config) validateExposure() error {
-	host, _, err := splitAddr(c.Listen, true)
-	if err != nil || loopbackHost(host) || c.AllowUnauthenticated || c.writesAuthenticated() {
+// host is the listen address's host.
+func (c Config) validateExposure(host string) error {
+	if loopbackHost(host) || c.AllowUnauthenticated || c.writesAuthenticated() {
 		return nil
 	}
 	return fmt.Errorf("restapi.listen: %s is not a loopback address and the write endpoints (switchover, "+

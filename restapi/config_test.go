@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,20 +49,34 @@ func TestConfigValidate(t *testing.T) {
 		{"connect_address no host", Config{Listen: ":8008", ConnectAddress: ":8008"}, "restapi.connect_address:"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Errorf("Validate = %v, want an error containing %q", err, tc.wantErr)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.cfg, tc.wantErr) })
 	}
 	// Defaults derived from a wildcard listen address must be caught.
 	c := Config{Listen: "0.0.0.0:8008"}
 	c.SetDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "restapi.connect_address") {
 		t.Errorf("wildcard listen without connect_address: %v", err)
+	}
+}
+
+// checkValidate fails t unless cfg.Validate returns an error containing
+// every non-empty want, or nil when no want is given ("" stands for none).
+func checkValidate(t *testing.T, cfg Config, want ...string) {
+	t.Helper()
+	want = slices.DeleteFunc(want, func(w string) bool { return w == "" })
+	err := cfg.Validate()
+	if len(want) == 0 {
+		if err != nil {
+			t.Errorf("Validate = %v, want nil", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("Validate = nil, want an error containing %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate = %v\nwant it to contain %q", err, w)
+		}
 	}
 }

@@ -45,6 +45,21 @@ func writeJSONBytes(w http.ResponseWriter, code int, body []byte) {
 	_, _ = w.Write(body) // a write error means the client went away
 }
 
+// writeJSONLine writes raw, a JSON document from the agent or the DCS,
+// as a 200 ending in a newline; raw itself is not modified.
+func writeJSONLine(w http.ResponseWriter, raw json.RawMessage) {
+	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
+}
+
+// notAvailable answers 503 msg for an endpoint whose part is not
+// configured; a connection whose body stays unread is closed.
+func notAvailable(w http.ResponseWriter, r *http.Request, msg string) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	WriteError(w, http.StatusServiceUnavailable, msg)
+}
+
 // writeJSON encodes v and writes it with status code; an encoding failure
 // becomes a 500 JSON error.
 func writeJSON(w http.ResponseWriter, code int, v any) {

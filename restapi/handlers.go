@@ -72,14 +72,8 @@ func (s *Server) getReadiness(w http.ResponseWriter, r *http.Request) {
 
 // getCluster reads the DCS fresh (§2.5).
 func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel, ok := s.backendCtx(w, r)
+	doc, ok := readBackend(s, w, r, "cluster", Backend.Cluster)
 	if !ok {
-		return
-	}
-	defer cancel()
-	doc, err := s.backend.Cluster(ctx)
-	if err != nil {
-		s.backendFailed(w, "cluster", err)
 		return
 	}
 	if doc.Members == nil {
@@ -90,40 +84,28 @@ func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
 
 // getHistory serves the history key's array, [] when absent or not an array.
 func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel, ok := s.backendCtx(w, r)
+	raw, ok := readBackend(s, w, r, "history", Backend.History)
 	if !ok {
-		return
-	}
-	defer cancel()
-	raw, err := s.backend.History(ctx)
-	if err != nil {
-		s.backendFailed(w, "history", err)
 		return
 	}
 	var arr []json.RawMessage
 	if len(raw) == 0 || json.Unmarshal(raw, &arr) != nil || arr == nil {
 		raw = json.RawMessage(`[]`) // Patroni treats a missing or invalid key as empty
 	}
-	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
+	writeJSONLine(w, raw)
 }
 
 // getDecisions serves Regent's decision log (automatic failovers, fencing,
 // members standing down, with their reasons), newest first.
 func (s *Server) getDecisions(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel, ok := s.backendCtx(w, r)
+	raw, ok := readBackend(s, w, r, "decisions", Backend.Decisions)
 	if !ok {
-		return
-	}
-	defer cancel()
-	raw, err := s.backend.Decisions(ctx)
-	if err != nil {
-		s.backendFailed(w, "decisions", err)
 		return
 	}
 	if len(raw) == 0 {
 		raw = json.RawMessage(`[]`)
 	}
-	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
+	writeJSONLine(w, raw)
 }
 
 // getConfig serves the dynamic config with its mod revision as the ETag
@@ -153,7 +135,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 	if rev > 0 {
 		w.Header().Set("ETag", revisionETag(rev))
 	}
-	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
+	writeJSONLine(w, raw)
 }
 
 // backendCtx bounds a Backend call; ok is false when there is no Backend
@@ -165,6 +147,25 @@ func (s *Server) backendCtx(w http.ResponseWriter, r *http.Request) (context.Con
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.backendTimeout)
 	return ctx, cancel, true
+}
+
+// readBackend runs one Backend read bounded by backendTimeout; ok is false
+// when there is no Backend or the read failed (answered by backendFailed
+// with what).
+func readBackend[T any](s *Server, w http.ResponseWriter, r *http.Request, what string,
+	read func(Backend, context.Context) (T, error)) (T, bool) {
+	var zero T
+	ctx, cancel, ok := s.backendCtx(w, r)
+	if !ok {
+		return zero, false
+	}
+	defer cancel()
+	v, err := read(s.backend, ctx)
+	if err != nil {
+		s.backendFailed(w, what, err)
+		return zero, false
+	}
+	return v, true
 }
 
 // backendFailed answers 503 for a failed DCS read and logs the cause; the

@@ -113,17 +113,22 @@ type testServer struct {
 	logs  *logBuffer
 }
 
+// newTestServer is a test server with backend (may be nil).
 func newTestServer(t *testing.T, backend Backend) testServer {
+	t.Helper()
+	return newServer(t, Options{Backend: backend})
+}
+
+// newServer is New(opts) on a fake clock at t0, logging at debug level
+// into the returned logs, with a 100 ms backend timeout.
+func newServer(t *testing.T, opts Options) testServer {
 	t.Helper()
 	c := &clock{now: t0}
 	logs := &logBuffer{}
-	s := New(Options{
-		Backend:        backend,
-		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:            c.Now,
-		BackendTimeout: 100 * time.Millisecond,
-	})
-	return testServer{Server: s, clock: c, logs: logs}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Now = c.Now
+	opts.BackendTimeout = 100 * time.Millisecond
+	return testServer{Server: New(opts), clock: c, logs: logs}
 }
 
 type response struct {
@@ -144,14 +149,22 @@ func do(t *testing.T, h http.Handler, method, target string, body io.Reader) res
 // errorOf decodes a JSON error body, failing the test if it is not one.
 func errorOf(t *testing.T, r response) errorBody {
 	t.Helper()
+	return strictError(t, r, "JSON error", func(e errorBody) string { return e.Error })
+}
+
+// strictError decodes r's body as a T, failing the test unless it is JSON
+// (by its Content-Type too) with T's fields only and a non-empty message
+// (text); what names T in the failure.
+func strictError[T any](t *testing.T, r response, what string, text func(T) string) T {
+	t.Helper()
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type = %q, want application/json (body %q)", ct, r.body)
 	}
-	var e errorBody
+	var v T
 	dec := json.NewDecoder(strings.NewReader(r.body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil || e.Error == "" {
-		t.Fatalf("body %q is not a JSON error: %v", r.body, err)
+	if err := dec.Decode(&v); err != nil || text(v) == "" {
+		t.Fatalf("body %q is not a %s: %v", r.body, what, err)
 	}
-	return e
+	return v
 }

@@ -128,7 +128,7 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done { //nolint:errorlint // io.EOF is returned unwrapped by contract
+	if err == io.EOF && !b.done {
 		// Only at the end: after a timeout the deadline must stay, or
 		// net/http's drain of the rest would block forever.
 		b.done = true

@@ -64,18 +64,9 @@ func (s *Server) parseRestart(r *http.Request) (RestartRequest, int, string) {
 func (s *Server) restartFilter(req *RestartRequest, key string, value json.RawMessage) (int, string) {
 	switch key {
 	case "schedule":
-		var str string
-		if json.Unmarshal(value, &str) != nil { // dateutil raises TypeError on a non-string
-			return http.StatusUnprocessableEntity, textUnparsable
-		}
-		at, hasZone, err := parseSchedule(str)
-		switch {
-		case err != nil:
-			return http.StatusUnprocessableEntity, textUnparsable
-		case !hasZone:
-			return http.StatusBadRequest, textf(fmtNoZone, restartAction)
-		case at.Before(s.now()):
-			return http.StatusUnprocessableEntity, textf(fmtPast, restartAction)
+		at, code, text := s.scheduledTime(value, restartAction)
+		if code != 0 {
+			return code, text
 		}
 		req.Schedule = &at
 	case "role":
@@ -102,6 +93,26 @@ func (s *Server) restartFilter(req *RestartRequest, key string, value json.RawMe
 		return http.StatusBadRequest, fmt.Sprintf(fmtUnknownFilter, key)
 	}
 	return 0, ""
+}
+
+// scheduledTime reads the time of a scheduled action (switchover's
+// scheduled_at, restart's schedule) as Patroni does: 422 unparsable or
+// past, 400 without a zone; code is 0 when at is good.
+func (s *Server) scheduledTime(raw json.RawMessage, action string) (at time.Time, code int, text string) {
+	var str string
+	if json.Unmarshal(raw, &str) != nil { // dateutil raises TypeError on a non-string
+		return at, http.StatusUnprocessableEntity, textUnparsable
+	}
+	at, hasZone, err := parseSchedule(str)
+	switch {
+	case err != nil:
+		return at, http.StatusUnprocessableEntity, textUnparsable
+	case !hasZone:
+		return at, http.StatusBadRequest, textf(fmtNoZone, action)
+	case at.Before(s.now()):
+		return at, http.StatusUnprocessableEntity, textf(fmtPast, action)
+	}
+	return at, 0, ""
 }
 
 // versionFilter accepts "15", "15.4" or the JSON numbers 15 and 15.4.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -50,21 +51,7 @@ func TestConfigRefusesUnauthenticatedExposure(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.SetDefaults()
-			err := tc.cfg.Validate()
-			if tc.wantErr == nil {
-				if err != nil {
-					t.Errorf("Validate = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate = nil, want an error naming %q", tc.wantErr)
-			}
-			for _, want := range tc.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("Validate = %v\nwant it to contain %q", err, want)
-				}
-			}
+			checkValidate(t, tc.cfg, tc.wantErr...)
 		})
 	}
 }
@@ -233,46 +220,47 @@ func TestEventStreamsCapped(t *testing.T) {
 	ts.cfg.MaxStreams = 2
 	srv := httptest.NewServer(ts.Handler())
 	t.Cleanup(srv.Close)
-	open := func() (*http.Response, error) {
+	// open starts a stream; the test's end closes what is left open,
+	// before the server (cleanups run last in, first out).
+	open := func() (int, http.Header, io.ReadCloser) {
+		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/switchover/20261122-030512-4f2a/events", nil)
 		if err != nil {
-			return nil, err
-		}
-		return http.DefaultClient.Do(req)
-	}
-	var streams []*http.Response
-	for i := range 2 {
-		resp, err := open()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("stream %d: %v %v", i+1, err, resp)
-		}
-		// The first event arrived: the stream holds its slot.
-		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
 			t.Fatal(err)
 		}
-		streams = append(streams, resp)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp.StatusCode, resp.Header, resp.Body
 	}
-	resp, err := open()
-	if err != nil {
-		t.Fatal(err)
+	var streams []io.ReadCloser
+	for i := range 2 {
+		code, _, body := open()
+		if code != 200 {
+			t.Fatalf("stream %d = %d, want 200", i+1, code)
+		}
+		// The first event arrived: the stream holds its slot.
+		if _, err := bufio.NewReader(body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, body)
 	}
+	code, header, body := open()
 	var e errorBody
-	if resp.StatusCode != 503 || json.NewDecoder(resp.Body).Decode(&e) != nil || !strings.Contains(e.Error, "too many event streams") {
-		t.Fatalf("third stream = %d %+v, want 503 \"too many event streams\"", resp.StatusCode, e)
+	if code != 503 || json.NewDecoder(body).Decode(&e) != nil || !strings.Contains(e.Error, "too many event streams") {
+		t.Fatalf("third stream = %d %+v, want 503 \"too many event streams\"", code, e)
 	}
-	if resp.Header.Get("Retry-After") == "" {
+	if header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	resp.Body.Close()
 	// Closing one frees its slot.
-	streams[0].Body.Close()
+	streams[0].Close()
 	waitFor(t, func() bool { return ts.streams.Load() < 2 })
-	resp, err = open()
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("stream after one closed: %v %v", err, resp)
+	if code, _, _ := open(); code != 200 {
+		t.Fatalf("stream after one closed = %d, want 200", code)
 	}
-	resp.Body.Close()
-	streams[1].Body.Close()
 }
 
 func TestTLSReloadServesNewestPair(t *testing.T) {
@@ -280,15 +268,8 @@ func TestTLSReloadServesNewestPair(t *testing.T) {
 	certFile, keyFile := p.dir+"/live.crt", p.dir+"/live.key"
 	install := func(from issued) {
 		t.Helper()
-		for src, dst := range map[string]string{from.certFile: certFile, from.keyFile: keyFile} {
-			data, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(dst, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyFile(t, from.certFile, certFile)
+		copyFile(t, from.keyFile, keyFile)
 	}
 	install(p.server)
 	ts := newCommandServer(t, allCommands(t), Config{CertFile: certFile, KeyFile: keyFile,
@@ -315,14 +296,12 @@ func TestTLSReloadServesNewestPair(t *testing.T) {
 	if second == first {
 		t.Fatalf("after ReloadTLS the server still serves serial %s", first)
 	}
-	if want := certSerial(t, renewed.certFile); second != want {
+	if want := certSerial(t, renewed); second != want {
 		t.Errorf("served serial %s, want the new pair's %s", second, want)
 	}
 	// A broken pair (the key of another certificate) is refused and the
 	// current one stays in use.
-	if err := os.WriteFile(keyFile, mustRead(t, p.client.keyFile), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, p.client.keyFile, keyFile)
 	if err := s.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "restapi.keyfile") {
 		t.Errorf("ReloadTLS with a mismatched key = %v, want an error naming restapi.keyfile", err)
 	}
@@ -334,18 +313,22 @@ func TestTLSReloadServesNewestPair(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, file string) []byte {
+// copyFile copies src over dst.
+func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	data, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, data, 0o600)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return data
 }
 
-func certSerial(t *testing.T, certFile string) string {
+// certSerial is the serial number of c's certificate.
+func certSerial(t *testing.T, c issued) string {
 	t.Helper()
-	pair, err := tls.X509KeyPair(mustRead(t, certFile), mustRead(t, strings.TrimSuffix(certFile, ".crt")+".key"))
+	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

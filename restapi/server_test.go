@@ -162,30 +162,47 @@ func freeAddr(t *testing.T) string {
 // URL once it answers.
 func startRun(t *testing.T, s *Server) string {
 	t.Helper()
+	base, _ := serve(t, s, "http", http.DefaultClient)
+	return base
+}
+
+// serve runs s on a free port and returns its base URL (scheme://host:port)
+// once GET /liveness answers through c, and stop, which cancels Run and
+// returns its result. The test's cleanup stops s if the test did not.
+func serve(t *testing.T, s *Server, scheme string, c *http.Client) (base string, stop func() error) {
+	t.Helper()
 	s.cfg.Listen = freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var stopped bool // stop runs on the test's goroutine, then in cleanup
+	var runErr error
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(10 * time.Second):
+				runErr = fmt.Errorf("Run did not return within %v after cancel", 10*time.Second)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
+		}
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	})
-	url := "http://" + s.cfg.Listen
+	base = scheme + "://" + s.cfg.Listen
 	waitFor(t, func() bool {
-		resp, err := http.Get(url + "/liveness")
+		resp, err := c.Get(base + "/liveness")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil
 	})
-	return url
+	return base, stop
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -202,19 +219,15 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestRun(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.Publish(primarySnap())
-	ts.cfg.Listen = freeAddr(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- ts.Run(ctx) }()
-	url := "http://" + ts.cfg.Listen
-	waitFor(t, func() bool {
-		resp, err := http.Get(url + "/primary")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	url, stop := serve(t, ts.Server, "http", http.DefaultClient)
+	resp, err := http.Get(url + "/primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /primary = %d, want 200", resp.StatusCode)
+	}
 
 	// HAProxy's default check: OPTIONS / over HTTP/1.0.
 	conn, err := net.Dial("tcp", ts.cfg.Listen)
@@ -233,14 +246,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run on a busy port = %v, want a listen error", err)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after cancel = %v, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after ctx was cancelled")
+	if err := stop(); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
 	if _, err := net.DialTimeout("tcp", ts.cfg.Listen, time.Second); err == nil {
 		t.Error("the listener is still open after Run returned")
@@ -256,19 +263,9 @@ func TestRunShutdownCancelsLongRequests(t *testing.T) {
 		close(started)
 		<-r.Context().Done() // a stream that ends only with its request
 	}))
-	ts.cfg.Listen = freeAddr(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- ts.Run(ctx) }()
-	waitFor(t, func() bool {
-		resp, err := http.Get("http://" + ts.cfg.Listen + "/liveness")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	url, stop := serve(t, ts.Server, "http", http.DefaultClient)
 	go func() {
-		resp, err := http.Get("http://" + ts.cfg.Listen + "/events")
+		resp, err := http.Get(url + "/events")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -276,17 +273,11 @@ func TestRunShutdownCancelsLongRequests(t *testing.T) {
 	}()
 	<-started
 	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		if el := time.Since(start); el > 2*time.Second {
-			t.Errorf("shutdown with an open stream took %v", el)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return with an open stream")
+	if err := stop(); err != nil {
+		t.Fatalf("Run with an open stream = %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("shutdown with an open stream took %v", el)
 	}
 }
 
@@ -298,14 +289,14 @@ func TestUnreadBodyDoesNotDelayAnswer(t *testing.T) {
 	addr := strings.TrimPrefix(startRun(t, ts.Server), "http://")
 	for _, method := range []string{"GET", "OPTIONS", "POST"} {
 		start := time.Now()
-		resp, err := exchange(addr, method, "/primary", "Content-Length: 100\r\n", "{}")
+		a, err := exchange(addr, method, "/primary", "Content-Length: 100\r\n", "{}")
 		if err != nil {
 			t.Fatalf("%s /primary: %v", method, err)
 		}
 		if el := time.Since(start); el > 2*time.Second {
 			t.Errorf("%s /primary with a short body answered after %v", method, el)
 		}
-		if !resp.Close {
+		if !a.close {
 			t.Errorf("%s /primary with an unread body kept the connection open", method)
 		}
 	}

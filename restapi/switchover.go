@@ -59,14 +59,10 @@ func (s *Server) switchoverRoutes(r chi.Router) {
 
 // available answers 503 when the server has no Switchovers.
 func (s *Server) available(w http.ResponseWriter, r *http.Request) bool {
-	if s.switchovers != nil {
-		return true
+	if s.switchovers == nil {
+		notAvailable(w, r, "switchover not available")
 	}
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close") // the body stays unread
-	}
-	WriteError(w, http.StatusServiceUnavailable, "switchover not available")
-	return false
+	return s.switchovers != nil
 }
 
 // patchSwitchover starts a switchover (or a dry run): 202 with its id and
@@ -114,33 +110,32 @@ func (s *Server) patchSwitchover(w http.ResponseWriter, r *http.Request) {
 
 // getSwitchover serves one record.
 func (s *Server) getSwitchover(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.switchoverID(w, r)
-	if !ok {
-		return
+	if id, ok := s.switchoverID(w, r); ok {
+		s.serveRecords(w, r, "read", "switchover record", `{}`, func(ctx context.Context) (json.RawMessage, error) {
+			return s.switchovers.Switchover(ctx, id)
+		})
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.backendTimeout)
-	defer cancel()
-	raw, err := s.switchovers.Switchover(ctx, id)
-	if err != nil {
-		s.switchoverFailed(w, "read", err)
-		return
-	}
-	s.writeRaw(w, "switchover record", raw, `{}`)
 }
 
 // listSwitchovers serves the recent records, newest first.
 func (s *Server) listSwitchovers(w http.ResponseWriter, r *http.Request) {
-	if !s.available(w, r) {
-		return
+	if s.available(w, r) {
+		s.serveRecords(w, r, "list", "switchover list", `[]`, s.switchovers.ListSwitchovers)
 	}
+}
+
+// serveRecords serves what read returns within backendTimeout (writeRaw),
+// or its failure (switchoverFailed with op).
+func (s *Server) serveRecords(w http.ResponseWriter, r *http.Request, op, what, empty string,
+	read func(context.Context) (json.RawMessage, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.backendTimeout)
 	defer cancel()
-	raw, err := s.switchovers.ListSwitchovers(ctx)
+	raw, err := read(ctx)
 	if err != nil {
-		s.switchoverFailed(w, "list", err)
+		s.switchoverFailed(w, op, err)
 		return
 	}
-	s.writeRaw(w, "switchover list", raw, `[]`)
+	s.writeRaw(w, what, raw, empty)
 }
 
 // abortSwitchover asks a running switchover to stop.
@@ -169,7 +164,7 @@ func (s *Server) writeRaw(w http.ResponseWriter, what string, raw json.RawMessag
 		WriteError(w, http.StatusBadGateway, what+" is not valid JSON")
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, append(raw[:len(raw):len(raw)], '\n'))
+	writeJSONLine(w, raw)
 }
 
 // switchoverID checks availability and the {id} path parameter.
@@ -191,11 +186,16 @@ func validSwitchoverID(id string) bool {
 		return false
 	}
 	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !idChar(c) {
 			return false
 		}
 	}
 	return true
+}
+
+// idChar reports a letter, a digit, '-', '_' or '.'.
+func idChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
 }
 
 // switchoverFailed answers a failed Switchovers call: ErrNotFound is 404,
@@ -225,12 +225,8 @@ func (s *Server) switchoverFailed(w http.ResponseWriter, op string, err error) {
 		WriteError(w, http.StatusNotFound, "switchover not found")
 	case errors.Is(err, ErrViewStale):
 		WriteError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("switchover request timed out", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" switchover: timed out")
 	default:
-		s.log.Warn("switchover request failed", "op", op, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, op+" switchover failed")
+		s.callFailed(w, "switchover request", op, op+" switchover", err)
 	}
 }
 

@@ -114,24 +114,13 @@ func (s *Server) parsePatroni(r *http.Request, action string) (PatroniSwitchover
 	return req, 0, ""
 }
 
-// schedule parses scheduled_at into req: 422 unparsable or past, 400 without
-// a zone.
+// schedule parses scheduled_at into req.
 func (s *Server) schedule(req *PatroniSwitchoverRequest, raw json.RawMessage) (int, string) {
-	var str string
-	if json.Unmarshal(raw, &str) != nil { // dateutil raises TypeError on a non-string
-		return http.StatusUnprocessableEntity, textUnparsable
+	at, code, text := s.scheduledTime(raw, req.Action)
+	if code == 0 {
+		req.ScheduledAt = &at
 	}
-	at, hasZone, err := parseSchedule(str)
-	switch {
-	case err != nil:
-		return http.StatusUnprocessableEntity, textUnparsable
-	case !hasZone:
-		return http.StatusBadRequest, textf(fmtNoZone, req.Action)
-	case at.Before(s.now()):
-		return http.StatusUnprocessableEntity, textf(fmtPast, req.Action)
-	}
-	req.ScheduledAt = &at
-	return 0, ""
+	return code, text
 }
 
 // stringField reads an optional string field: absent, null and "" are "".

@@ -17,16 +17,7 @@ import (
 // switchoverError decodes a switchover JSON error body strictly.
 func switchoverError(t *testing.T, r response) SwitchoverErrorResponse {
 	t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type = %q, want application/json (body %q)", ct, r.body)
-	}
-	var e SwitchoverErrorResponse
-	dec := json.NewDecoder(strings.NewReader(r.body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil || e.Error == "" {
-		t.Fatalf("body %q is not a switchover error: %v", r.body, err)
-	}
-	return e
+	return strictError(t, r, "switchover error", func(e SwitchoverErrorResponse) string { return e.Error })
 }
 
 func TestSwitchoverRoutesWithoutSwitchovers(t *testing.T) {
@@ -330,19 +321,6 @@ func TestSwitchoverSweep(t *testing.T) {
 	})
 	ts.bodyTimeout = 300 * time.Millisecond
 	addr := strings.TrimPrefix(startRun(t, ts.Server), "http://")
-	paths := []string{"/switchover", "/failover", "/switchovers", "/switchover/x", "/switchover/x/events",
-		"/switchover/x/events?last_event_id=zz", "/switchover/%2F", "/switchover/x/y", "/switchover/"}
-	for _, m := range sweepMethods {
-		for _, p := range paths {
-			for _, b := range sweepBodies {
-				resp, err := exchange(addr, m, p, b.head, b.body)
-				switch {
-				case err != nil:
-					t.Errorf("%s %s (%s): connection failed: %v", m, p, b.name, err)
-				case !documented5xx(resp.StatusCode):
-					t.Errorf("%s %s (%s) = %d", m, p, b.name, resp.StatusCode)
-				}
-			}
-		}
-	}
+	sweep(t, addr, sweepJobs([]string{"/switchover", "/failover", "/switchovers", "/switchover/x", "/switchover/x/events",
+		"/switchover/x/events?last_event_id=zz", "/switchover/%2F", "/switchover/x/y", "/switchover/"}))
 }

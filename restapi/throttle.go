@@ -25,7 +25,7 @@ const (
 type loginThrottle struct {
 	mu      sync.Mutex
 	clients map[netip.Addr]*loginFailures
-	max     int
+	limit   int // tracked addresses at the most
 }
 
 type loginFailures struct {
@@ -34,8 +34,8 @@ type loginFailures struct {
 	blockedUntil time.Time
 }
 
-func newLoginThrottle(max int) *loginThrottle {
-	return &loginThrottle{clients: make(map[netip.Addr]*loginFailures), max: max}
+func newLoginThrottle(limit int) *loginThrottle {
+	return &loginThrottle{clients: make(map[netip.Addr]*loginFailures), limit: limit}
 }
 
 // blocked returns how long addr must still wait; 0 when it may try.
@@ -56,7 +56,7 @@ func (t *loginThrottle) fail(addr netip.Addr, now time.Time) bool {
 	defer t.mu.Unlock()
 	f, ok := t.clients[addr]
 	if !ok {
-		if len(t.clients) >= t.max {
+		if len(t.clients) >= t.limit {
 			t.evict(now)
 		}
 		f = &loginFailures{since: now}
@@ -87,7 +87,7 @@ func (t *loginThrottle) evict(now time.Time) {
 			oldest, oldestSince = addr, f.since
 		}
 	}
-	if len(t.clients) >= t.max {
+	if len(t.clients) >= t.limit {
 		delete(t.clients, oldest)
 	}
 }

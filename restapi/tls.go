@@ -134,12 +134,16 @@ func (k *KeyPair) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certif
 // ServerTLSConfig is the server side: the key pair, and client
 // certificates verified against cafile per verify_client. It is nil, nil
 // when TLS is off.
-func (c Config) ServerTLSConfig() (*tls.Config, error) {
+func (c Config) ServerTLSConfig() (*tls.Config, error) { return c.withFiles(c.serverTLSWith) }
+
+// withFiles builds a TLS config on the key pair of certfile and keyfile;
+// nil, nil when TLS is off.
+func (c Config) withFiles(build func(*KeyPair) (*tls.Config, error)) (*tls.Config, error) {
 	kp, err := LoadKeyPair(c)
 	if err != nil || kp == nil {
 		return nil, err
 	}
-	return c.serverTLSWith(kp)
+	return build(kp)
 }
 
 // serverTLSWith builds the server side on kp, which serves the newest
@@ -208,13 +212,7 @@ func notAfter(c *tls.Certificate) time.Time {
 // their certificates are verified against cafile (the system roots when
 // unset), and this member presents its own certificate, which peers with
 // verify_client need. It is nil, nil when TLS is off.
-func (c Config) PeerTLSConfig() (*tls.Config, error) {
-	kp, err := LoadKeyPair(c)
-	if err != nil || kp == nil {
-		return nil, err
-	}
-	return c.PeerTLSConfigWith(kp)
-}
+func (c Config) PeerTLSConfig() (*tls.Config, error) { return c.withFiles(c.PeerTLSConfigWith) }
 
 // PeerTLSConfigWith is PeerTLSConfig presenting kp's newest pair, so that
 // a reload renews the client certificate too. nil, nil when kp is nil.

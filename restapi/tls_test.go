@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -16,30 +15,7 @@ import (
 // returns its https base URL once the handshake works with probe.
 func startTLS(t *testing.T, s *Server, probe *tls.Config) string {
 	t.Helper()
-	s.cfg.Listen = freeAddr(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
-	base := "https://" + s.cfg.Listen
-	c := httpsClient(probe)
-	waitFor(t, func() bool {
-		resp, err := c.Get(base + "/liveness")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	base, _ := serve(t, s, "https", httpsClient(probe))
 	return base
 }
 
@@ -213,14 +189,6 @@ func TestTLSConfigValidation(t *testing.T) {
 		{"username with colon", with(func(c *Config) { c.Authentication = Authentication{Username: "a:b", Password: "x"} }), "restapi.authentication.username: must not contain ':'"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Errorf("Validate = %v, want an error containing %q", err, tc.wantErr)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.cfg, tc.wantErr) })
 	}
 }
