@@ -101,6 +101,7 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Dir: base, scope: o.Scope, logLevel: o.LogLevel, owner: owner, log: o.Logger, stdout: o.Stdout}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := owner.prepareDir(base); err != nil {
 		return c, err
 	}
@@ -121,7 +122,7 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 		if err != nil {
 			return c, err
 		}
-		if err := n.start(); err != nil {
+		if err := n.start(c.ctx); err != nil {
 			return c, err
 		}
 	}
