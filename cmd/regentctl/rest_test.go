@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,18 +26,15 @@ import (
 
 // configAgent is a restapi.Commands that accepts every config patch.
 type configAgent struct {
-	mu      sync.Mutex
-	patches []string
+	patches recorder[string]
 }
 
 func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage, _ int64) (json.RawMessage, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.patches = append(a.patches, string(p))
+	a.patches.add(string(p))
 	return json.RawMessage(`{"pause":true}`), nil
 }
 
-func (a *configAgent) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.patches) }
+func (a *configAgent) count() int { return len(a.patches.all()) }
 
 func (a *configAgent) PutConfig(context.Context, json.RawMessage, int64) (json.RawMessage, error) {
 	return nil, &restapi.HTTPError{Status: 502, Message: "not in this test"}
