@@ -29,13 +29,8 @@ import (
 var errAgentStopped = errors.New("agent stopped")
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
-	path, ok := configFlag("regent", args, stderr)
+	cfg, _, ok := loadConfig("regent", args, stderr)
 	if !ok {
-		return exitUsage
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, path, err)
 		return exitUsage
 	}
 	log := cfg.Log.NewLogger(os.Stderr)
