@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,6 +55,23 @@ type Node struct {
 	binary  string
 }
 
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago: their listeners are all open at once, so the kernel cannot
+// hand out one port twice.
+func freePorts(ctx context.Context, n int) (ports []int, err error) {
+	var lc net.ListenConfig
+	for range n {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		// A port is free only once its listener is closed.
+		defer func() { err = errors.Join(err, l.Close()) }()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Endpoints returns the embedded etcd's client URLs.
 func (c *Cluster) Endpoints() []string { return c.etcd.Endpoints() }
 
@@ -72,15 +90,7 @@ func (c *Cluster) installBinary(agent string) error {
 	return os.WriteFile(c.binary, data, 0o755)
 }
 
-func (c *Cluster) addNode(name, binDir string) (*Node, error) {
-	pgPort, err := etcdembed.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	apiPort, err := etcdembed.FreePort()
-	if err != nil {
-		return nil, err
-	}
+func (c *Cluster) addNode(name, binDir string, pgPort, apiPort int) (*Node, error) {
 	n := &Node{Name: name, Dir: filepath.Join(c.Dir, name), PGPort: pgPort, APIPort: apiPort, owner: c.owner, binary: c.binary}
 	if err := os.Mkdir(n.Dir, 0o700); err != nil {
 		return nil, err

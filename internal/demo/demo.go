@@ -117,8 +117,12 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return c, fmt.Errorf("connect to embedded etcd: %w", err)
 	}
+	ports, err := freePorts(ctx, 2*o.Nodes) // PostgreSQL's and the REST API's of each node
+	if err != nil {
+		return c, err
+	}
 	for i := 1; i <= o.Nodes; i++ {
-		n, err := c.addNode(fmt.Sprintf("pg%d", i), o.BinDir)
+		n, err := c.addNode(fmt.Sprintf("pg%d", i), o.BinDir, ports[2*i-2], ports[2*i-1])
 		if err != nil {
 			return c, err
 		}
