@@ -89,20 +89,13 @@ func measureIdle(t *testing.T, c *testcluster.Cluster, warmup, window time.Durat
 	return res
 }
 
-// sampleRSS reads every pid's RSS each rssEvery for window, keeping the
-// highest in maxRSS.
+// sampleRSS reads every pid's RSS each rssEvery and at the end of
+// window, keeping the highest in maxRSS.
 func sampleRSS(ctx context.Context, pids []string, maxRSS []int64, window time.Duration) error {
-	end := time.NewTimer(window)
-	defer end.Stop()
-	tick := time.NewTicker(rssEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-end.C:
-			return nil
-		case <-tick.C:
+	end := time.Now().Add(window)
+	for left := window; left > 0; left = time.Until(end) {
+		if err := WaitFor(ctx, min(rssEvery, left)); err != nil {
+			return err
 		}
 		for i, pid := range pids {
 			m, err := readMem(pid)
@@ -112,6 +105,7 @@ func sampleRSS(ctx context.Context, pids []string, maxRSS []int64, window time.D
 			maxRSS[i] = max(maxRSS[i], m.RSS)
 		}
 	}
+	return nil
 }
 
 // WaitFor lets d pass (a measurement window or a warm-up, not a stand-in

@@ -184,7 +184,7 @@ func getOnce(ctx context.Context, client *http.Client, url string) (bool, error)
 	if err != nil {
 		return false, err
 	}
+	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK, err
 }

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -105,6 +107,28 @@ func TestReadProcOfSelf(t *testing.T) {
 	}
 	if _, err := readProc("999999999"); err == nil {
 		t.Error("readProc of a missing pid succeeded")
+	}
+}
+
+// TestSampleRSSCoversTheWindow: a window shorter than rssEvery still
+// samples once, at its end; a cancelled context ends the sampling with
+// its error.
+func TestSampleRSSCoversTheWindow(t *testing.T) {
+	maxRSS := []int64{0}
+	start := time.Now()
+	if err := sampleRSS(t.Context(), []string{"self"}, maxRSS, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d >= rssEvery {
+		t.Errorf("a 50ms window took %s", d)
+	}
+	if maxRSS[0] < 1<<20 {
+		t.Errorf("max RSS of self = %d, want a sample", maxRSS[0])
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := sampleRSS(ctx, []string{"self"}, maxRSS, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v", err)
 	}
 }
 

@@ -55,7 +55,11 @@ func Run(t *testing.T, prof bench.Profile, counts []int, window time.Duration, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer check.Close()
+	t.Cleanup(func() {
+		if err := check.Close(); err != nil {
+			t.Errorf("close the check client: %v", err)
+		}
+	})
 	counts = slices.Sorted(slices.Values(counts))
 	var out []bench.EtcdLoad
 	for _, n := range counts {

@@ -29,13 +29,8 @@ import (
 var errAgentStopped = errors.New("agent stopped")
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
-	path, ok := configFlag("regent", args, stderr)
+	cfg, _, ok := loadConfig("regent", args, stderr)
 	if !ok {
-		return exitUsage
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, path, err)
 		return exitUsage
 	}
 	log := cfg.Log.NewLogger(os.Stderr)
@@ -51,12 +46,20 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serve wires the parts and runs them until ctx ends or the agent stops.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// A watchdog left armed on the way out resets the host: a failed disarm
+// fails the run.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
 	client, err := connectDCS(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() {
+		// The agent has stopped: an etcd client that does not close
+		// cleanly has nothing left to lose, but the log says so.
+		if err := client.Close(); err != nil {
+			log.Warn("close the etcd client", "err", err)
+		}
+	}()
 	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Logger: log.With("component", "postgres")})
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
@@ -64,7 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer pg.Close()
 
 	wd := fencing.NewWatchdog(cfg.Watchdog, fencing.OpenDevice, log.With("component", "watchdog"), time.Now)
-	defer wd.Disarm()
+	defer func() { err = errors.Join(err, wd.Disarm()) }()
 	// One key pair for the server and the peers' client: SIGHUP renews both.
 	keyPair, err := restapi.LoadKeyPair(cfg.RestAPI)
 	if err != nil {

@@ -2,28 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-const exposedConfig = `
-name: pg1
-scope: demo
-etcd: {endpoints: [http://127.0.0.1:2379]}
-restapi:
-  listen: 0.0.0.0:8008
-  connect_address: 10.0.0.11:8008
-%s
-postgres:
-  data_dir: /var/lib/regent/pg1
-  bin_dir: /usr/lib/postgresql/15/bin
-  listen: 127.0.0.1:5432
-  superuser: {username: postgres, password: x}
-  replication: {username: replicator, password: y}
-watchdog: {mode: off}
-`
+	"github.com/regent-ha/regent/cmd/internal/testconfig"
+)
 
 // TestExposedUnauthenticatedAPIRefused: a REST API listening beyond
 // loopback with no authentication is a config error (exit 2, the keys
@@ -31,11 +14,7 @@ watchdog: {mode: off}
 // before connecting to anything; allow_unauthenticated accepts the risk.
 func TestExposedUnauthenticatedAPIRefused(t *testing.T) {
 	write := func(extra string) string {
-		path := filepath.Join(t.TempDir(), "regent.yml")
-		if err := os.WriteFile(path, []byte(strings.Replace(exposedConfig, "%s", extra, 1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return testconfig.Write(t, "  listen: 0.0.0.0:8008\n  connect_address: 10.0.0.11:8008\n"+extra, "")
 	}
 	refused := write("")
 	for _, args := range [][]string{{"validate", "-c", refused}, {"-c", refused}} {
@@ -50,7 +29,7 @@ func TestExposedUnauthenticatedAPIRefused(t *testing.T) {
 			}
 		}
 	}
-	for _, extra := range []string{"  allow_unauthenticated: true", "  authentication: {username: admin, password: s3cret}"} {
+	for _, extra := range []string{"  allow_unauthenticated: true\n", "  authentication: {username: admin, password: s3cret}\n"} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{"validate", "-c", write(extra)}, &stdout, &stderr); code != exitOK {
 			t.Errorf("regent validate with %q = exit %d, want 0\n%s", extra, code, stderr.String())

@@ -60,6 +60,21 @@ const usage = `usage:
   regent version                  print the version
 `
 
+// loadConfig loads the file of the -c flag; a bad flag or file is
+// explained on stderr (exit 2).
+func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, string, bool) {
+	path, ok := configFlag(name, args, stderr)
+	if !ok {
+		return nil, "", false
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(stderr, path, err)
+		return nil, "", false
+	}
+	return cfg, path, true
+}
+
 func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,13 +91,8 @@ func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
+	cfg, path, ok := loadConfig("validate", args, stderr)
 	if !ok {
-		return exitUsage
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigError(stderr, path, err)
 		return exitUsage
 	}
 	// Warnings do not fail the check: the operator may mean the line.

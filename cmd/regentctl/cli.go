@@ -57,15 +57,23 @@ func confirm(cmd *cobra.Command, s *settings, force bool, question string) error
 	if !s.tty(in) {
 		return errors.New("refusing to go on without confirmation: stdin is not a terminal; pass --force")
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s [y/N] ", question)
+	yes, err := askYes(in, cmd.OutOrStdout(), question)
+	if err == nil && !yes {
+		err = errors.New("aborted: not confirmed")
+	}
+	return err
+}
+
+// askYes prints question with a [y/N] prompt and reads one line of
+// answer: y or yes (any case) is a yes, anything else, or none, a no.
+func askYes(in io.Reader, out io.Writer, question string) (bool, error) {
+	fmt.Fprintf(out, "%s [y/N] ", question)
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read the answer: %w", err)
+		return false, fmt.Errorf("read the answer: %w", err)
 	}
-	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-		return errors.New("aborted: not confirmed")
-	}
-	return nil
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes", nil
 }
 
 // selectMembers returns the named members (all of them when names is

@@ -222,10 +222,15 @@ func runEditor(cmd *cobra.Command, text string) (string, error) {
 		return "", fmt.Errorf("temporary file for the editor: %w", err)
 	}
 	path := f.Name()
-	defer os.Remove(path)
+	defer func() {
+		// A copy of the cluster's config left in the temporary directory
+		// is worth a line on stderr.
+		if err := os.Remove(path); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%swarning: %v\n", errorPrefix, err)
+		}
+	}()
 	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		return "", fmt.Errorf("temporary file for the editor: %w", err)
+		return "", fmt.Errorf("temporary file for the editor: %w", errors.Join(err, f.Close()))
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("temporary file for the editor: %w", err)

@@ -32,14 +32,7 @@ func (discardSnapshots) Publish(*restapi.Snapshot) {}
 type realConfigAgent struct {
 	url   string
 	store *dcstest.Fake
-	mu    sync.Mutex
-	match []string
-}
-
-func (a *realConfigAgent) ifMatches() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.match...)
+	match recorder[string]
 }
 
 func newRealConfigAgent(t *testing.T, configKey string) *realConfigAgent {
@@ -64,9 +57,7 @@ func newRealConfigAgent(t *testing.T, configKey string) *realConfigAgent {
 	a := &realConfigAgent{store: store}
 	h := restapi.New(restapi.Options{Commands: ag, Backend: ag}).Handler()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		a.match = append(a.match, r.Header.Get("If-Match"))
-		a.mu.Unlock()
+		a.match.add(r.Header.Get("If-Match"))
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
@@ -81,8 +72,11 @@ func (a *realConfigAgent) loader(t *testing.T, meanwhile func()) func(context.Co
 	var once sync.Once
 	return func(ctx context.Context) (*dcs.Cluster, error) {
 		v, ok, err := a.store.Get(ctx, a.store.Keys().Config())
-		if err != nil || !ok {
-			return nil, fmt.Errorf("config key: %v (present %v)", err, ok)
+		if err != nil {
+			return nil, fmt.Errorf("config key: %w", err)
+		}
+		if !ok {
+			return nil, errors.New("config key: not present")
 		}
 		c := threeMembers(map[string]string{"pg1": a.url}, string(v.Data))
 		c.Config.ModRevision = v.ModRevision
@@ -119,7 +113,7 @@ func TestEditConfigRefusesAConcurrentChange(t *testing.T) {
 	if string(now.Data) != theirs || strings.Contains(r.out, "Configuration changed") {
 		t.Errorf("config key = %s (output %q): the other operator's value must stay", now.Data, r.out)
 	}
-	if got := a.ifMatches(); len(got) != 1 || got[0] != fmt.Sprintf("%q", fmt.Sprint(read.ModRevision)) {
+	if got := a.match.all(); len(got) != 1 || got[0] != fmt.Sprintf("%q", fmt.Sprint(read.ModRevision)) {
 		t.Errorf("If-Match sent = %q, want the revision shown, %d", got, read.ModRevision)
 	}
 
@@ -135,8 +129,7 @@ func TestEditConfigRefusesAConcurrentChange(t *testing.T) {
 }
 
 func TestEditConfigConflictWithoutCurrentRevision(t *testing.T) {
-	leader := newFakeMember(t, map[string][]answer{"PATCH /config": {{412, `{"error":"the config changed since revision 7"}`}}})
-	c := threeMembers(map[string]string{"pg1": leader.URL}, editBase)
+	_, c := editCluster(t, answer{412, `{"error":"the config changed since revision 7"}`})
 	r := ctlRun{loader: fixed(c)}.run(t, "edit-config", "-s", "ttl=20", "--force")
 	if r.code != exitFailed || !strings.Contains(r.errOut, "(revision 7, now unknown); run edit-config again") {
 		t.Errorf("412 without an ETag: exit %d, stderr %q", r.code, r.errOut)

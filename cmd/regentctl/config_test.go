@@ -8,9 +8,19 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/regent-ha/regent/dcs"
 )
 
 const editBase = `{"ttl":30,"loop_wait":10,"postgresql":{"parameters":{"max_connections":100,"auto_explain.log_min_duration":50},"use_pg_rewind":true},"synchronous_mode":false}`
+
+// editCluster is a cluster whose config key is editBase and whose leader
+// pg1 answers PATCH /config with answers.
+func editCluster(t *testing.T, answers ...answer) (*fakeMember, *dcs.Cluster) {
+	t.Helper()
+	leader := newFakeMember(t, map[string][]answer{"PATCH /config": answers})
+	return leader, threeMembers(map[string]string{"pg1": leader.URL}, editBase)
+}
 
 func TestParseSetting(t *testing.T) {
 	base, err := decodeConfig([]byte(editBase))
@@ -133,8 +143,7 @@ func TestUnifiedDiff(t *testing.T) {
 }
 
 func TestEditConfigWithSettings(t *testing.T) {
-	leader := newFakeMember(t, map[string][]answer{"PATCH /config": {{200, `{}`}}})
-	c := threeMembers(map[string]string{"pg1": leader.URL}, editBase)
+	leader, c := editCluster(t, answer{200, `{}`})
 	r := ctlRun{loader: fixed(c)}.run(t, "edit-config", "-s", "ttl=20", "-s", "synchronous_mode=null", "-p", "max_connections=200", "--force")
 	if r.err != nil {
 		t.Fatalf("edit-config: %v\n%s", r.err, r.out)
@@ -165,8 +174,7 @@ func TestEditConfigWithSettings(t *testing.T) {
 }
 
 func TestEditConfigAgentRefusal(t *testing.T) {
-	leader := newFakeMember(t, map[string][]answer{"PATCH /config": {{400, `{"error":"invalid config: loop_wait + 2·retry_timeout must be ≤ ttl"}`}}})
-	c := threeMembers(map[string]string{"pg1": leader.URL}, editBase)
+	_, c := editCluster(t, answer{400, `{"error":"invalid config: loop_wait + 2·retry_timeout must be ≤ ttl"}`})
 	r := ctlRun{loader: fixed(c)}.run(t, "edit-config", "-s", "ttl=5", "--force")
 	if r.code != exitFailed || !strings.Contains(r.errOut, "invalid config: loop_wait + 2·retry_timeout must be ≤ ttl (HTTP 400)") {
 		t.Errorf("refused edit: exit %d, stderr %q", r.code, r.errOut)
@@ -189,8 +197,7 @@ func fakeEditor(t *testing.T, body string) {
 }
 
 func TestEditConfigInEditor(t *testing.T) {
-	leader := newFakeMember(t, map[string][]answer{"PATCH /config": {{200, `{}`}}})
-	c := threeMembers(map[string]string{"pg1": leader.URL}, editBase)
+	leader, c := editCluster(t, answer{200, `{}`})
 	seen := filepath.Join(t.TempDir(), "seen.yaml")
 	// The editor saves what it was given, changes ttl, drops
 	// synchronous_mode and adds a key.

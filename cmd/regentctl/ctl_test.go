@@ -60,6 +60,28 @@ func fixed(c *dcs.Cluster) func(context.Context) (*dcs.Cluster, error) {
 	return func(context.Context) (*dcs.Cluster, error) { return c, nil }
 }
 
+// recorder keeps what a fake server's handlers saw, for the test to read
+// (handlers run on the server's goroutines).
+type recorder[T any] struct {
+	mu   sync.Mutex
+	seen []T
+}
+
+// add records v and returns how many are recorded, v included.
+func (r *recorder[T]) add(v T) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, v)
+	return len(r.seen)
+}
+
+// all returns a copy of the records, in order.
+func (r *recorder[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.seen...)
+}
+
 // request is one request a fake member received.
 type request struct {
 	Method, Path, Body, Auth string

@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,37 +12,14 @@ import (
 	"github.com/regent-ha/regent/dcs"
 )
 
-// blackhole accepts TCP connections and never answers: etcd or an agent
-// that hangs.
+// blackhole is an address where TCP connections are accepted and never
+// answered, as by an etcd that hangs: the listener of a server that is
+// never started, where the kernel completes the handshakes into the
+// listen backlog and nobody reads.
 func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-			select {
-			case <-done:
-				return
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() { close(done); ln.Close() })
-	return ln.Addr().String()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
 
 func TestExitCodes(t *testing.T) {

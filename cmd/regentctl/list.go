@@ -114,7 +114,7 @@ func watch(cmd *cobra.Command, s *settings, every time.Duration, show func(io.Wr
 	for {
 		c, err := s.cluster(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // Ctrl-C ends a watch: a normal exit, whatever the last read did
 		}
 		if tty {
 			fmt.Fprint(out, clearScreen)

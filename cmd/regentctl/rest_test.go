@@ -18,27 +18,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/cmd/internal/testconfig"
 	"github.com/regent-ha/regent/restapi"
 )
 
 // configAgent is a restapi.Commands that accepts every config patch.
 type configAgent struct {
-	mu      sync.Mutex
-	patches []string
+	patches recorder[string]
 }
 
 func (a *configAgent) PatchConfig(_ context.Context, p json.RawMessage, _ int64) (json.RawMessage, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.patches = append(a.patches, string(p))
+	a.patches.add(string(p))
 	return json.RawMessage(`{"pause":true}`), nil
 }
 
-func (a *configAgent) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.patches) }
+func (a *configAgent) count() int { return len(a.patches.all()) }
 
 func (a *configAgent) PutConfig(context.Context, json.RawMessage, int64) (json.RawMessage, error) {
 	return nil, &restapi.HTTPError{Status: 502, Message: "not in this test"}
@@ -122,31 +119,7 @@ func TestBasicAuthFromFlagsEnvAndConfigFile(t *testing.T) {
 // restapi section.
 func writeRegentYAML(t *testing.T, restapiExtra string) string {
 	t.Helper()
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
-	doc := `name: pg1
-scope: demo
-etcd:
-  endpoints: [http://127.0.0.1:1]
-restapi:
-  listen: 127.0.0.1:8008
-  connect_address: 127.0.0.1:8008
-` + restapiExtra + `postgres:
-  data_dir: /var/lib/regent/pg1
-  bin_dir: /usr/lib/postgresql/15/bin
-  listen: 127.0.0.1:5432
-  connect_address: 127.0.0.1:5432
-  superuser: {username: postgres, password: ${PGSUPERPASS}}
-  replication: {username: replicator, password: ${PGREPLPASS}}
-watchdog: {mode: off}
-bootstrap:
-  dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3}
-`
-	path := filepath.Join(t.TempDir(), "regent.yml")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testconfig.Write(t, testconfig.LoopbackAPI+restapiExtra, "")
 }
 
 // certs is a CA with a server certificate for 127.0.0.1 and a client one.

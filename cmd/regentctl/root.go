@@ -154,7 +154,9 @@ func (s *settings) load(ctx context.Context) (*dcs.Cluster, error) {
 		}
 		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(s.etcd.Endpoints, ","), err)
 	}
-	defer client.Close()
+	// A read-only client: once the cluster is read, a failed close loses
+	// nothing.
+	defer func() { _ = client.Close() }()
 	c, err := client.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read cluster %s from etcd %s within %s: %w", s.scope, strings.Join(s.etcd.Endpoints, ","), s.timeout, err)

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,8 +70,7 @@ func writeEvent(w io.Writer, seq int64) {
 // conn counting from 1; it records each request's Last-Event-ID.
 type streamServer struct {
 	*httptest.Server
-	mu      sync.Mutex
-	lastIDs []string
+	lastIDs recorder[string]
 }
 
 func newStreamServer(t *testing.T, script func(conn int, last int64, w http.ResponseWriter, r *http.Request)) *streamServer {
@@ -84,10 +81,7 @@ func newStreamServer(t *testing.T, script func(conn int, last int64, w http.Resp
 			http.Error(w, `{"error":"switchover not found"}`, 404)
 			return
 		}
-		s.mu.Lock()
-		s.lastIDs = append(s.lastIDs, r.Header.Get("Last-Event-ID"))
-		conn := len(s.lastIDs)
-		s.mu.Unlock()
+		conn := s.lastIDs.add(r.Header.Get("Last-Event-ID"))
 		last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(200)
@@ -98,11 +92,7 @@ func newStreamServer(t *testing.T, script func(conn int, last int64, w http.Resp
 	return s
 }
 
-func (s *streamServer) seen() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lastIDs...)
-}
+func (s *streamServer) seen() []string { return s.lastIDs.all() }
 
 // testWatcher follows id on bases, collecting seqs and notes.
 func testWatcher(bases []string) (*watcher, *[]int64, *[]string) {
@@ -211,16 +201,11 @@ func TestWatcherKeepAliveIsNotIdle(t *testing.T) {
 	}
 }
 
-// deadAddr is an address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+// deadAddr is the URL of a server that is gone: nothing listens there.
+func deadAddr() string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	return srv.URL
 }
 
 // A member that cannot be reached is skipped for the next one.
@@ -229,7 +214,7 @@ func TestWatcherMovesToAnotherMember(t *testing.T) {
 		writeEvent(w, 1)
 		io.WriteString(w, "event: end\ndata: {\"state\":\"aborted\"}\n\n")
 	})
-	w, seqs, _ := testWatcher([]string{deadAddr(t), srv.URL})
+	w, seqs, _ := testWatcher([]string{deadAddr(), srv.URL})
 	if end, err := w.run(t.Context()); err != nil || end.State != "aborted" || len(*seqs) != 1 {
 		t.Fatalf("run = %+v, %v, seqs %v", end, err, *seqs)
 	}
@@ -248,7 +233,7 @@ func TestWatcherStops(t *testing.T) {
 	})
 	t.Run("gives up after the budget", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, `{"error":"switchover not available"}`, 503)
+			http.Error(w, `{"error":"switchover not available"}`, http.StatusServiceUnavailable)
 		}))
 		defer srv.Close()
 		w, _, notes := testWatcher([]string{srv.URL})

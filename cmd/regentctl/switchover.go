@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,41 +77,41 @@ failed or aborted.`,
 }
 
 func (o *switchoverCmd) watchCommand() *cobra.Command {
+	return o.idCommand("watch <id>", "Re-attach to a switchover and follow its stages to the end", o.follow)
+}
+
+func (o *switchoverCmd) abortCommand() *cobra.Command {
+	return o.idCommand("abort <id>", "Ask a running switchover to stop (possible before PROMOTE_STANDBY only)", o.abort)
+}
+
+// idCommand is a subcommand on one running switchover, named by its id,
+// that talks to any member's API.
+func (o *switchoverCmd) idCommand(use, short string, run func(*cobra.Command, *apiClient, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "watch <id>",
-		Short: "Re-attach to a switchover and follow its stages to the end",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := o.client(cmd, false)
 			if err != nil {
 				return err
 			}
-			return o.follow(cmd, api, args[0])
+			return run(cmd, api, args[0])
 		},
 	}
 }
 
-func (o *switchoverCmd) abortCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "abort <id>",
-		Short: "Ask a running switchover to stop (possible before PROMOTE_STANDBY only)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := o.client(cmd, false)
-			if err != nil {
-				return err
-			}
-			resp, err := api.call(cmd.Context(), http.MethodDelete, "/switchover/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			if resp.status != http.StatusAccepted {
-				return fmt.Errorf("abort switchover %s: %w", args[0], decodeError(resp.status, resp.body))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Abort requested for switchover %s; follow it with: regentctl switchover watch %s\n", args[0], args[0])
-			return nil
-		},
+// abort asks the members to stop switchover id.
+func (o *switchoverCmd) abort(cmd *cobra.Command, api *apiClient, id string) error {
+	resp, err := api.call(cmd.Context(), http.MethodDelete, "/switchover/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
 	}
+	if resp.status != http.StatusAccepted {
+		return fmt.Errorf("abort switchover %s: %w", id, decodeError(resp.status, resp.body))
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Abort requested for switchover %s; follow it with: regentctl switchover watch %s\n", id, id)
+	return nil
 }
 
 // client reads the cluster and returns a client for its members' APIs,
@@ -197,15 +196,11 @@ func (o *switchoverCmd) confirm(cmd *cobra.Command, leader string) error {
 	if !o.isTTY(in) {
 		return errors.New("refusing to switch over without confirmation: stdin is not a terminal; pass --yes")
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Switch over from %s to %s? [y/N] ", leader, orDefault(o.to, "the best candidate"))
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read the answer: %w", err)
+	yes, err := askYes(in, cmd.OutOrStdout(), fmt.Sprintf("Switch over from %s to %s?", leader, orDefault(o.to, "the best candidate")))
+	if err == nil && !yes {
+		err = errors.New("switchover not confirmed")
 	}
-	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-		return errors.New("switchover not confirmed")
-	}
-	return nil
+	return err
 }
 
 // refused explains a 4xx/5xx answer to PATCH /switchover.

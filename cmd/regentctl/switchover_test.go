@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,9 +35,7 @@ type fakeAgent struct {
 	abortBody  string
 	blockPatch bool
 
-	mu      sync.Mutex
-	patches []string
-	aborts  []string
+	patches, aborts recorder[string]
 }
 
 func newFakeAgent(t *testing.T) *fakeAgent {
@@ -50,9 +47,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PATCH /switchover", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		f.patches = append(f.patches, string(body))
-		f.mu.Unlock()
+		f.patches.add(string(body))
 		if f.blockPatch {
 			<-r.Context().Done()
 			return
@@ -74,9 +69,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 		fmt.Fprintf(w, "event: end\ndata: %s\n\n", f.endData)
 	})
 	mux.HandleFunc("DELETE /switchover/{id}", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.aborts = append(f.aborts, r.PathValue("id"))
-		f.mu.Unlock()
+		f.aborts.add(r.PathValue("id"))
 		w.WriteHeader(f.abortCode)
 		io.WriteString(w, f.abortBody)
 	})
@@ -85,11 +78,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 	return f
 }
 
-func (f *fakeAgent) sent() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.patches...)
-}
+func (f *fakeAgent) sent() []string { return f.patches.all() }
 
 // testCluster is pg1 (leader, at leaderURL), pg2 and pg3.
 func testCluster(leaderURL string) *dcs.Cluster {
@@ -331,10 +320,7 @@ func TestSwitchoverWatchAndAbort(t *testing.T) {
 	if r := runSwitchover(t, testCluster(f.URL), "", false, "abort", testID); r.err == nil || !strings.Contains(r.err.Error(), "past PROMOTE_STANDBY") {
 		t.Errorf("abort 409: err = %v", r.err)
 	}
-	f.mu.Lock()
-	aborts := append([]string(nil), f.aborts...)
-	f.mu.Unlock()
-	if d := cmp.Diff([]string{testID, testID}, aborts); d != "" {
+	if d := cmp.Diff([]string{testID, testID}, f.aborts.all()); d != "" {
 		t.Errorf("aborts (-want +got):\n%s", d)
 	}
 }
@@ -364,7 +350,7 @@ func TestMemberAPIs(t *testing.T) {
 // that answered.
 func TestAPIClientFallback(t *testing.T) {
 	f := newFakeAgent(t)
-	c := newAPIClient([]string{deadAddr(t), f.URL}, 2*time.Second)
+	c := newAPIClient([]string{deadAddr(), f.URL}, 2*time.Second)
 	resp, err := c.call(t.Context(), http.MethodPatch, "/switchover", restapi.SwitchoverRequest{To: "pg2"})
 	if err != nil || resp.status != 202 || resp.base != f.URL {
 		t.Errorf("call = %+v, %v", resp, err)

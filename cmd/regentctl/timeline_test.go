@@ -33,13 +33,20 @@ func runEvents(upTo int) []stageEvent {
 	return evs
 }
 
-func TestTimelinePlain(t *testing.T) {
+// timelineAt is an 80-column timeline (a terminal's if tty) on a fixed
+// clock at tStart, that has been through runEvents(upTo).
+func timelineAt(tty bool, upTo int) (*timeline, *bytes.Buffer, *fixedClock) {
 	var out bytes.Buffer
 	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, false, 80, clk.now, switchover.StageNames())
-	for _, e := range runEvents(2) {
+	tl := newTimeline(&out, tty, 80, clk.now, switchover.StageNames())
+	for _, e := range runEvents(upTo) {
 		tl.event(e)
 	}
+	return tl, &out, clk
+}
+
+func TestTimelinePlain(t *testing.T) {
+	tl, out, _ := timelineAt(false, 2)
 	tl.event(stageEvent{Seq: 6, Stage: string(switchover.StageCatchUp), Kind: "warning", Message: "pg3 lags 20 MB"})
 	tl.note("event stream interrupted (EOF); reconnecting in 250ms")
 	tl.event(stageEvent{Seq: 7, Stage: string(switchover.StageCatchUp), Kind: "failed", DurationMs: 30000, Message: "pg2 did not catch up"})
@@ -112,12 +119,7 @@ func screen(t *testing.T, s string) []string {
 }
 
 func TestTimelineTerminal(t *testing.T) {
-	var out bytes.Buffer
-	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, true, 80, clk.now, switchover.StageNames())
-	for _, e := range runEvents(1) {
-		tl.event(e)
-	}
+	tl, out, clk := timelineAt(true, 1)
 	clk.t = tStart.Add(2500 * time.Millisecond)
 	tl.tick()
 	got := screen(t, out.String())
@@ -172,12 +174,7 @@ func TestTimelineTerminalCutsLongLines(t *testing.T) {
 }
 
 func TestTimelineAbortMarksRunningStage(t *testing.T) {
-	var out bytes.Buffer
-	clk := &fixedClock{t: tStart}
-	tl := newTimeline(&out, false, 80, clk.now, switchover.StageNames())
-	for _, e := range runEvents(1) {
-		tl.event(e)
-	}
+	tl, out, clk := timelineAt(false, 1)
 	clk.t = tStart.Add(3 * time.Second)
 	tl.end(endEvent{State: "aborted"})
 	if !strings.HasSuffix(out.String(), "QUIESCE_WRITES                aborted     2.0s\n") {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,9 +24,15 @@ import (
 
 // Cluster is a running demo cluster.
 type Cluster struct {
-	Dir      string
-	Nodes    []*Node
-	scope    string
+	Dir   string
+	Nodes []*Node
+	scope string
+	// ctx lives until Close has stopped the agents; it bounds them
+	// (exec.CommandContext) as a last resort. It is not Run's context:
+	// that one ends on Ctrl-C, which would SIGKILL the agents before
+	// Close stops them in order.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	owner    runAs
 	etcd     *etcdembed.Server
 	client   *dcs.Client
@@ -47,6 +55,23 @@ type Node struct {
 	binary  string
 }
 
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago: their listeners are all open at once, so the kernel cannot
+// hand out one port twice.
+func freePorts(ctx context.Context, n int) (ports []int, err error) {
+	var lc net.ListenConfig
+	for range n {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		// A port is free only once its listener is closed.
+		defer func() { err = errors.Join(err, l.Close()) }()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Endpoints returns the embedded etcd's client URLs.
 func (c *Cluster) Endpoints() []string { return c.etcd.Endpoints() }
 
@@ -65,15 +90,7 @@ func (c *Cluster) installBinary(agent string) error {
 	return os.WriteFile(c.binary, data, 0o755)
 }
 
-func (c *Cluster) addNode(name, binDir string) (*Node, error) {
-	pgPort, err := etcdembed.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	apiPort, err := etcdembed.FreePort()
-	if err != nil {
-		return nil, err
-	}
+func (c *Cluster) addNode(name, binDir string, pgPort, apiPort int) (*Node, error) {
 	n := &Node{Name: name, Dir: filepath.Join(c.Dir, name), PGPort: pgPort, APIPort: apiPort, owner: c.owner, binary: c.binary}
 	if err := os.Mkdir(n.Dir, 0o700); err != nil {
 		return nil, err
@@ -117,13 +134,15 @@ bootstrap:
 	return n, nil
 }
 
-func (n *Node) start() error {
+func (n *Node) start(ctx context.Context) error {
 	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(n.binary, "-c", n.config)
+	// The agent writes through its own descriptor; ours writes nothing,
+	// so its close has nothing to lose.
+	defer func() { _ = logFile.Close() }()
+	cmd := exec.CommandContext(ctx, n.binary, "-c", n.config)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = n.Dir
 	// Its own process group: Ctrl-C reaches the demo, which stops the
@@ -230,8 +249,9 @@ func (c *Cluster) Close() error {
 	for _, n := range c.Nodes {
 		errs = append(errs, n.stop())
 	}
+	c.cancel()
 	if c.client != nil {
-		c.client.Close()
+		errs = append(errs, c.client.Close())
 	}
 	if c.etcd != nil {
 		c.etcd.Close()
@@ -258,22 +278,33 @@ func (n *Node) stop() error {
 }
 
 // killPostmaster kills a PostgreSQL left running in dataDir (its own
-// process group, from postmaster.pid).
+// process group, from postmaster.pid). No pid file, or one without a pid,
+// means no server to kill: PostgreSQL removes it on a clean stop and
+// writes the pid first.
 func killPostmaster(dataDir string) error {
 	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
+		return fmt.Errorf("find a PostgreSQL left running: %w", err)
+	}
+	pid, ok := postmasterPID(data)
+	if !ok || errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 		return nil
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0]))
-	if err != nil || pid <= 0 {
-		return nil
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // its group: the backends
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill the PostgreSQL left running (pid %d): %w", pid, err)
 	}
-	if syscall.Kill(pid, 0) != nil {
-		return nil
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
 	return nil
+}
+
+// postmasterPID is the pid on the first line of a postmaster.pid file.
+func postmasterPID(data []byte) (int, bool) {
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	return pid, err == nil && pid > 0
 }
 
 func (c *Cluster) dumpLogs(w io.Writer) {

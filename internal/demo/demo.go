@@ -101,6 +101,7 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Dir: base, scope: o.Scope, logLevel: o.LogLevel, owner: owner, log: o.Logger, stdout: o.Stdout}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := owner.prepareDir(base); err != nil {
 		return c, err
 	}
@@ -116,12 +117,16 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return c, fmt.Errorf("connect to embedded etcd: %w", err)
 	}
+	ports, err := freePorts(ctx, 2*o.Nodes) // PostgreSQL's and the REST API's of each node
+	if err != nil {
+		return c, err
+	}
 	for i := 1; i <= o.Nodes; i++ {
-		n, err := c.addNode(fmt.Sprintf("pg%d", i), o.BinDir)
+		n, err := c.addNode(fmt.Sprintf("pg%d", i), o.BinDir, ports[2*i-2], ports[2*i-1])
 		if err != nil {
 			return c, err
 		}
-		if err := n.start(); err != nil {
+		if err := n.start(c.ctx); err != nil {
 			return c, err
 		}
 	}
