@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,6 +128,39 @@ func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
 	}
 	if budgets := h.pg.StopBudgets; budgets[len(budgets)-1] > 3*time.Second {
 		t.Errorf("fencing stop budget %s exceeds safety_margin 3s", budgets[len(budgets)-1])
+	}
+}
+
+// TestFenceWhoseReplicaStartFailsStaysReadOnly: a leader past its deadline
+// stops PostgreSQL, then its read-only restart fails. The node must stay
+// unwritable, say why in the log, give the key up (PostgreSQL is down) and
+// come back only as a replica once starting works again.
+func TestFenceWhoseReplicaStartFailsStaysReadOnly(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	var logs bytes.Buffer
+	h.agent.log = slog.New(slog.NewTextHandler(&logs, nil))
+	h.pg.StartErr = errors.New("port 5432 in use")
+	h.advance(30 * time.Second) // a frozen agent wakes past its deadline
+	h.tick()
+	if h.pg.Writable() {
+		t.Fatal("writable after the fence")
+	}
+	if h.agent.pgState != PGStartFailed {
+		t.Errorf("pgState = %s after a failed restart, want %s", h.agent.pgState, PGStartFailed)
+	}
+	if out := logs.String(); !strings.Contains(out, "restarting PostgreSQL as a replica failed") || !strings.Contains(out, "port 5432 in use") {
+		t.Errorf("the failed restart is not logged with its cause:\n%s", out)
+	}
+	if l := h.dcs.View().LeaderName(); l == "pg1" {
+		t.Error("the fenced leader kept its key with PostgreSQL stopped")
+	}
+	h.pg.StartErr = nil
+	h.advance(time.Second)
+	h.tick()
+	st, err := h.pg.Status(t.Context())
+	if err != nil || !st.InRecovery {
+		t.Fatalf("after the start works again: status %+v, %v; want a running replica", st, err)
 	}
 }
 
