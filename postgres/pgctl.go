@@ -65,7 +65,7 @@ func (i *Instance) LogTail(n int) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a failed close loses nothing
 	st, err := f.Stat()
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
@@ -102,9 +102,12 @@ func (i *Instance) Promote(ctx context.Context) error {
 		if err == nil && !inRecovery {
 			return nil
 		}
+		if err == nil {
+			err = errors.New("pg_is_in_recovery() is true")
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("promote: still in recovery (last error: %v): %w", err, ctx.Err())
+			return fmt.Errorf("promote: still in recovery (last check: %w): %w", err, ctx.Err())
 		case <-time.After(pollInterval):
 		}
 	}
