@@ -33,7 +33,7 @@ func TestEveryDCSCallIsBounded(t *testing.T) {
 		if m.Type().NumIn() == 0 || m.Type().In(0) != ctxType {
 			continue
 		}
-		args := []reflect.Value{reflect.ValueOf(context.Background())}
+		args := []reflect.Value{reflect.ValueOf(t.Context())} // no deadline: the bound must come from the agent
 		for j := 1; j < m.Type().NumIn(); j++ {
 			args = append(args, reflect.Zero(m.Type().In(j)))
 		}
@@ -75,7 +75,7 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 	h.agent.publishLimits()
 	store.SetHang(true)
 	done := make(chan struct{})
-	go func() { defer close(done); h.agent.driveSwitchover(context.Background(), snap) }()
+	go func() { defer close(done); h.agent.driveSwitchover(t.Context(), snap) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

@@ -16,7 +16,6 @@ import (
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func strp(s string) *string { return &s }
-func u64p(v uint64) *uint64 { return &v }
 
 // view builds a cluster view: leader "" = unlocked.
 func view(leader string, members ...string) *dcs.Cluster {

@@ -68,7 +68,7 @@ func (m *memStore) Delete(_ context.Context, id string) error {
 }
 
 func TestReadUpdateCreate(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	r := at(StageCatchUp)
 	if _, err := Create(ctx, st, r); err != nil {
@@ -115,7 +115,7 @@ func TestReadUpdateCreate(t *testing.T) {
 }
 
 func TestUpdateGivesUp(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	if _, err := Create(ctx, st, at(StageQuiesce)); err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestUpdateGivesUp(t *testing.T) {
 }
 
 func TestTrim(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	for i := 1; i <= 5; i++ {
 		st.put(fmt.Sprintf("2026112%d-000000-aaaaaa", i), []byte("{}"))
