@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -53,12 +54,7 @@ func (m *memStore) CAS(_ context.Context, id string, data []byte, rev int64) (in
 }
 
 func (m *memStore) IDs() []string {
-	ids := make([]string, 0, len(m.data))
-	for id := range m.data {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(m.data))
 }
 
 func (m *memStore) Delete(_ context.Context, id string) error {
