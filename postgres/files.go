@@ -63,14 +63,20 @@ func (i *Instance) writeTemp(dir, pattern string, data []byte, mode os.FileMode)
 
 // removeFile removes path and reports whether it existed.
 func removeFile(path string) (bool, error) {
-	err := os.Remove(path)
+	return present(os.Remove(path), "remove "+path)
+}
+
+// present reads the error of a call on a path that may be absent: true
+// when the call succeeded, false when the path does not exist; any other
+// error is wrapped with what.
+func present(err error, what string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, os.ErrNotExist):
 		return false, nil
 	default:
-		return false, fmt.Errorf("remove %s: %w", path, err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 }
 
