@@ -43,6 +43,21 @@ func (a *Agent) ioDeadline() time.Time {
 	return d
 }
 
+// boundedCall runs call with ctx bounded by bound(): the one shape of
+// every wrapper of boundedDCS and boundedPostgres.
+func boundedCall[T any](ctx context.Context, bound func() time.Time, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithDeadline(ctx, bound())
+	defer cancel()
+	return call(ctx)
+}
+
+// boundedDo is boundedCall for a call that returns only an error.
+func boundedDo(ctx context.Context, bound func() time.Time, call func(context.Context) error) error {
+	ctx, cancel := context.WithDeadline(ctx, bound())
+	defer cancel()
+	return call(ctx)
+}
+
 // boundedDCS is the only DCS the agent holds: every call that takes a
 // context gets one bounded by ioDeadline, so no path (a tick, a switchover
 // step, a command, a REST handler) can wait on etcd past retry_timeout or
@@ -54,10 +69,6 @@ type boundedDCS struct {
 	bound func() time.Time
 }
 
-func (b boundedDCS) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, b.bound())
-}
-
 func (b boundedDCS) Keys() dcs.Keys                       { return b.inner.Keys() }
 func (b boundedDCS) Lease() int64                         { return b.inner.Lease() }
 func (b boundedDCS) View() *dcs.Cluster                   { return b.inner.View() }
@@ -67,111 +78,76 @@ func (b boundedDCS) TakeChanges() dcs.Change              { return b.inner.TakeC
 func (b boundedDCS) LastContact() time.Time               { return b.inner.LastContact() }
 
 func (b boundedDCS) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.GrantLease(ctx, ttl)
+	return boundedCall(ctx, b.bound, func(ctx context.Context) (int64, error) { return b.inner.GrantLease(ctx, ttl) })
 }
 
 func (b boundedDCS) KeepAlive(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.KeepAlive(ctx)
+	return boundedDo(ctx, b.bound, b.inner.KeepAlive)
 }
 
 func (b boundedDCS) AcquireLeader(ctx context.Context, name string) (bool, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.AcquireLeader(ctx, name)
+	return boundedCall(ctx, b.bound, func(ctx context.Context) (bool, error) { return b.inner.AcquireLeader(ctx, name) })
 }
 
 func (b boundedDCS) CheckLeader(ctx context.Context, name string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.CheckLeader(ctx, name)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.CheckLeader(ctx, name) })
 }
 
 func (b boundedDCS) ReleaseLeader(ctx context.Context, name string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.ReleaseLeader(ctx, name)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.ReleaseLeader(ctx, name) })
 }
 
 func (b boundedDCS) ReattachLeader(ctx context.Context, name string, oldLease int64) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.ReattachLeader(ctx, name, oldLease)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.ReattachLeader(ctx, name, oldLease) })
 }
 
 func (b boundedDCS) PutMember(ctx context.Context, name string, m dcs.Member) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.PutMember(ctx, name, m)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.PutMember(ctx, name, m) })
 }
 
 func (b boundedDCS) CreateInitialize(ctx context.Context) (bool, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.CreateInitialize(ctx)
+	return boundedCall(ctx, b.bound, b.inner.CreateInitialize)
 }
 
 func (b boundedDCS) SetInitialize(ctx context.Context, sysid string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.SetInitialize(ctx, sysid)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.SetInitialize(ctx, sysid) })
 }
 
 func (b boundedDCS) DeleteInitialize(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.DeleteInitialize(ctx)
+	return boundedDo(ctx, b.bound, b.inner.DeleteInitialize)
 }
 
 func (b boundedDCS) CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.CAS(ctx, key, value, modRev)
+	return boundedCall(ctx, b.bound, func(ctx context.Context) (int64, error) { return b.inner.CAS(ctx, key, value, modRev) })
 }
 
 func (b boundedDCS) Put(ctx context.Context, key string, value []byte) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.Put(ctx, key, value)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.Put(ctx, key, value) })
 }
 
 func (b boundedDCS) Delete(ctx context.Context, key string, modRev int64) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.Delete(ctx, key, modRev)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.Delete(ctx, key, modRev) })
 }
 
 func (b boundedDCS) PutAsLeader(ctx context.Context, name, key string, value []byte) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.PutAsLeader(ctx, name, key, value)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.PutAsLeader(ctx, name, key, value) })
 }
 
 func (b boundedDCS) CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.CASAsLeader(ctx, name, key, value, modRev)
+	return boundedCall(ctx, b.bound, func(ctx context.Context) (int64, error) { return b.inner.CASAsLeader(ctx, name, key, value, modRev) })
 }
 
 func (b boundedDCS) DeleteAsLeader(ctx context.Context, name, key string, modRev int64) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.DeleteAsLeader(ctx, name, key, modRev)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.DeleteAsLeader(ctx, name, key, modRev) })
 }
 
-func (b boundedDCS) Get(ctx context.Context, key string) (dcs.Value, bool, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.Get(ctx, key)
+func (b boundedDCS) Get(ctx context.Context, key string) (v dcs.Value, ok bool, err error) {
+	err = boundedDo(ctx, b.bound, func(ctx context.Context) (err error) { v, ok, err = b.inner.Get(ctx, key); return err })
+	return v, ok, err
 }
 
 func (b boundedDCS) Load(ctx context.Context) (*dcs.Cluster, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.inner.Load(ctx)
+	return boundedCall(ctx, b.bound, b.inner.Load)
 }
 
 // boundedPostgres bounds the PostgreSQL calls that are queries or short
@@ -185,54 +161,36 @@ type boundedPostgres struct {
 	bound func() time.Time
 }
 
-func (b boundedPostgres) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, b.bound())
-}
-
 func (b boundedPostgres) Status(ctx context.Context) (postgres.Status, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.Status(ctx)
+	return boundedCall(ctx, b.bound, b.Postgres.Status)
 }
 
 func (b boundedPostgres) ControlData(ctx context.Context) (postgres.ControlData, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.ControlData(ctx)
+	return boundedCall(ctx, b.bound, b.Postgres.ControlData)
 }
 
 func (b boundedPostgres) SetupRoles(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.SetupRoles(ctx)
+	return boundedDo(ctx, b.bound, b.Postgres.SetupRoles)
 }
 
 func (b boundedPostgres) Checkpoint(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.Checkpoint(ctx)
+	return boundedDo(ctx, b.bound, b.Postgres.Checkpoint)
 }
 
 func (b boundedPostgres) ProbeWrite(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.ProbeWrite(ctx)
+	return boundedDo(ctx, b.bound, b.Postgres.ProbeWrite)
 }
 
 func (b boundedPostgres) Reload(ctx context.Context) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.Reload(ctx)
+	return boundedDo(ctx, b.bound, b.Postgres.Reload)
 }
 
 func (b boundedPostgres) TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.TimelineHistory(ctx, from, timeline)
+	return boundedCall(ctx, b.bound, func(ctx context.Context) ([]postgres.TimelineSwitch, error) {
+		return b.Postgres.TimelineHistory(ctx, from, timeline)
+	})
 }
 
 func (b boundedPostgres) EnsureSlots(ctx context.Context, members []string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.Postgres.EnsureSlots(ctx, members)
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.Postgres.EnsureSlots(ctx, members) })
 }

@@ -9,8 +9,6 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/switchover"
-
-	"github.com/regent-ha/regent/postgres/pgtest"
 )
 
 // TestEveryDCSCallIsBounded (#15 item 2): with etcd unreachable (every
@@ -19,9 +17,8 @@ import (
 // caller passes a context without a deadline. Methods are found by
 // reflection, so a method added later is covered too.
 func TestEveryDCSCallIsBounded(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
+	store := h.dcs
 	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
 	h.agent.setLease(h.agent.lease.lost()) // the retry bound alone
 	store.SetHang(true)
@@ -33,7 +30,7 @@ func TestEveryDCSCallIsBounded(t *testing.T) {
 		if m.Type().NumIn() == 0 || m.Type().In(0) != ctxType {
 			continue
 		}
-		args := []reflect.Value{reflect.ValueOf(context.Background())}
+		args := []reflect.Value{reflect.ValueOf(t.Context())} // no deadline: the bound must come from the agent
 		for j := 1; j < m.Type().NumIn(); j++ {
 			args = append(args, reflect.Zero(m.Type().In(j)))
 		}
@@ -55,9 +52,8 @@ func TestEveryDCSCallIsBounded(t *testing.T) {
 // the new primary (PROMOTE_STANDBY → REPOINT) whose etcd stops answering
 // returns within the bound, so the loop goes on to fence-check and renew.
 func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
+	store := h.dcs
 	rec := switchover.Record{ID: "s1", From: "pg0", To: "pg1", CreatedAt: h.now, Timeout: "30s", Stage: switchover.StagePromote, State: switchover.StateRunning}
 	rec.Append(switchover.StagePromote, switchover.KindStarted, "handing over")
 	data, _ := json.Marshal(rec)
@@ -75,7 +71,7 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 	h.agent.publishLimits()
 	store.SetHang(true)
 	done := make(chan struct{})
-	go func() { defer close(done); h.agent.driveSwitchover(context.Background(), snap) }()
+	go func() { defer close(done); h.agent.driveSwitchover(t.Context(), snap) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -89,17 +85,10 @@ func TestSwitchoverStepCannotHoldTheLoop(t *testing.T) {
 // switchover expired at once, and must expire it once its own clock has
 // seen the timeout go by.
 func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
+	store := h.dcs
 	ctx := t.Context()
-	peer := store.Peer()
-	if _, err := peer.GrantLease(ctx, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.PutMember(ctx, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"}); err != nil {
-		t.Fatal(err)
-	}
+	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	rec := switchover.Record{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: switchover.StageCatchUp, State: switchover.StateRunning, FinalLSN: 0x9000000}
 	data, _ := json.Marshal(rec)
 	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
@@ -133,9 +122,8 @@ func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
 // failed) whose lock delete did not get through — a slow etcd, found by
 // the chaos suite — must not leave the lock for good.
 func TestLeaderRemovesALockItsCloseLeftBehind(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
+	store := h.dcs
 	ctx := t.Context()
 	data, _ := json.Marshal(switchover.Record{ID: "s1", From: "pg1", To: "pg2", State: switchover.StateFailed, Stage: switchover.StagePreFlight})
 	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {

@@ -111,7 +111,7 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 }
 
 func (a *Agent) restartConditionsMet(req restapi.RestartRequest, st postgres.Status, running bool) bool {
-	if req.RestartPending && !(running && st.PendingRestart) {
+	if req.RestartPending && (!running || !st.PendingRestart) {
 		return false
 	}
 	if req.Role != "" {

@@ -16,7 +16,6 @@ import (
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func strp(s string) *string { return &s }
-func u64p(v uint64) *uint64 { return &v }
 
 // view builds a cluster view: leader "" = unlocked.
 func view(leader string, members ...string) *dcs.Cluster {
@@ -63,6 +62,25 @@ func leading(s *Snapshot) {
 	s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
 }
 
+// uninitialized: no initialize key, no members, an empty data directory.
+func uninitialized(s *Snapshot) {
+	s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
+	s.PG = PGState{DataDirEmpty: true}
+}
+
+// crashedLeader: this member leads (deadline 5 s ahead), its PostgreSQL
+// down for down.
+func crashedLeader(down time.Duration) func(*Snapshot) {
+	return func(s *Snapshot) {
+		keyNamesMe(s)
+		s.PG = PGState{DownSince: t0.Add(-down)}
+		s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
+	}
+}
+
+// designated: the failover key names this member.
+func designated(s *Snapshot) { s.View.Failover = dcs.Failover{Member: "pg2"} }
+
 func stoppedPG(s *Snapshot) { s.PG = PGState{SystemID: 7000000000000000001} }
 
 func TestDecide(t *testing.T) {
@@ -95,21 +113,19 @@ func TestDecide(t *testing.T) {
 		{"paused: an uninitialized cluster is not bootstrapped (#15 item 8)",
 			snap(func(s *Snapshot) {
 				s.Config.Pause = true
-				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
-				s.PG = PGState{DataDirEmpty: true}
+				uninitialized(s)
 			}),
 			Action{Kind: ActWait}, "paused: data directory is empty"},
 		{"restart: the stop runs beside the loop, nothing starts PostgreSQL meanwhile",
 			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				leading(s)
 				s.PG = PGState{SystemID: 7000000000000000001}
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
 				s.Restart = RestartStopping
 			}),
 			Action{Kind: ActWait}, "restart: PostgreSQL is stopping"},
 		{"restart: stopped, the leader starts again as the primary, even paused",
 			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				keyNamesMe(s)
 				s.Config.Pause = true
 				s.PG = PGState{SystemID: 7000000000000000001}
 				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
@@ -137,52 +153,41 @@ func TestDecide(t *testing.T) {
 			Action{Kind: ActFence}, "deadline passed"},
 		{"leader within its deadline leads",
 			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				leading(s)
 				s.PG = primary(0x5000000)
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
 			}),
 			Action{Kind: ActLead}, "leading"},
 		{"leader whose required watchdog became unusable steps down",
 			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
+				leading(s)
 				s.PG = primary(0x5000000)
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
 				s.WatchdogUsable = false
 			}),
 			Action{Kind: ActRelease}, "watchdog is required but unusable"},
 		{"leader still in recovery promotes",
-			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(time.Second)}
-			}),
+			snap(leading),
 			Action{Kind: ActPromote}, "promoting"},
 		{"no view yet waits",
 			snap(func(s *Snapshot) { s.View = nil }),
 			Action{Kind: ActWait}, "no cluster view"},
 		{"empty data dir, uninitialized cluster: bootstrap",
-			snap(func(s *Snapshot) {
-				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
-				s.PG = PGState{DataDirEmpty: true}
-			}),
+			snap(uninitialized),
 			Action{Kind: ActBootstrap}, "not initialized"},
 		{"empty data dir, nofailover never bootstraps",
 			snap(func(s *Snapshot) {
-				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
-				s.PG = PGState{DataDirEmpty: true}
+				uninitialized(s)
 				s.Tags = config.Tags{"nofailover": true}
 			}),
 			Action{Kind: ActWait}, "nofailover"},
 		{"empty data dir, unusable required watchdog does not bootstrap",
 			snap(func(s *Snapshot) {
-				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
-				s.PG = PGState{DataDirEmpty: true}
+				uninitialized(s)
 				s.WatchdogUsable = false
 			}),
 			Action{Kind: ActWait}, "watchdog is unusable"},
 		{"empty data dir, stale view does not bootstrap",
 			snap(func(s *Snapshot) {
-				s.View = &dcs.Cluster{Members: map[string]dcs.Member{}}
-				s.PG = PGState{DataDirEmpty: true}
+				uninitialized(s)
 				s.ViewFresh = false
 			}),
 			Action{Kind: ActWait}, "stale"},
@@ -211,21 +216,13 @@ func TestDecide(t *testing.T) {
 			snap(func(s *Snapshot) { unlocked(s); s.PG = PGState{} }),
 			Action{Kind: ActStartReplica}, "starting read-only"},
 		{"stopped, stale leader key naming me: start read-only",
-			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"}; s.PG = PGState{} }),
+			snap(func(s *Snapshot) { keyNamesMe(s); s.PG = PGState{} }),
 			Action{Kind: ActStartReplica}, "earlier session"},
 		{"crashed primary within primary_start_timeout restarts in place",
-			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
-				s.PG = PGState{DownSince: t0.Add(-3 * time.Second)}
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
-			}),
+			snap(crashedLeader(3 * time.Second)),
 			Action{Kind: ActStartPrimary}, "restarting it in place"},
 		{"crashed primary past primary_start_timeout releases the lease",
-			snap(func(s *Snapshot) {
-				s.View.Leader = &dcs.Leader{Name: "pg2"}
-				s.PG = PGState{DownSince: t0.Add(-11 * time.Second)}
-				s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
-			}),
+			snap(crashedLeader(11 * time.Second)),
 			Action{Kind: ActRelease}, "primary_start_timeout"},
 		{"primary without the lease while another leads demotes",
 			snap(func(s *Snapshot) { s.PG = primary(0x5000000) }),
@@ -234,7 +231,7 @@ func TestDecide(t *testing.T) {
 			snap(func(s *Snapshot) { unlocked(s); s.PG = primary(0x9000000) }),
 			Action{Kind: ActDemote}, "demoting before racing"},
 		{"primary under a leader key from an earlier session demotes",
-			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"}; s.PG = primary(0x5000000) }),
+			snap(func(s *Snapshot) { keyNamesMe(s); s.PG = primary(0x5000000) }),
 			Action{Kind: ActDemote}, "earlier session"},
 		{"running replica follows the leader",
 			snap(),
@@ -246,7 +243,7 @@ func TestDecide(t *testing.T) {
 			}),
 			Action{Kind: ActRelease}, "still on my lease"},
 		{"replica under a stale leader key naming me waits",
-			snap(func(s *Snapshot) { s.View.Leader = &dcs.Leader{Name: "pg2"} }),
+			snap(keyNamesMe),
 			Action{Kind: ActWait}, "waiting for it to expire"},
 		{"unlocked: most advanced replica races",
 			snap(func(s *Snapshot) {
@@ -296,36 +293,23 @@ func TestDecide(t *testing.T) {
 			}),
 			Action{Kind: ActRace}, "most advanced"},
 		{"designated candidate of a switchover waits to replay past the final LSN",
-			snap(unlocked, func(s *Snapshot) {
-				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x5000000}
-			}),
+			snap(unlocked, designated, func(s *Snapshot) { s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x5000000} }),
 			Action{Kind: ActWait}, "waiting to pass the old primary's final LSN 0/5000000"},
 		{"designated candidate of a switchover races once past the final LSN",
-			snap(unlocked, func(s *Snapshot) {
-				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x4FFFFFF}
-			}),
+			snap(unlocked, designated, func(s *Snapshot) { s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x4FFFFFF} }),
 			Action{Kind: ActRace}, "designated candidate"},
 		{"designated candidate tagged nofailover does not race",
-			snap(unlocked, func(s *Snapshot) {
-				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.Tags = config.Tags{"nofailover": true}
-			}),
+			snap(unlocked, designated, func(s *Snapshot) { s.Tags = config.Tags{"nofailover": true} }),
 			Action{Kind: ActWait}, "tagged nofailover"},
 		{"designated candidate that is not a synchronous standby does not race",
-			snap(unlocked, func(s *Snapshot) {
-				s.View.Failover = dcs.Failover{Member: "pg2"}
+			snap(unlocked, designated, func(s *Snapshot) {
 				s.Config.SynchronousMode = true
 				standby := "pg3"
 				s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &standby}
 			}),
 			Action{Kind: ActWait}, "not a synchronous standby"},
 		{"designated candidate whose required watchdog is unusable does not race",
-			snap(unlocked, func(s *Snapshot) {
-				s.View.Failover = dcs.Failover{Member: "pg2"}
-				s.WatchdogUsable = false
-			}),
+			snap(unlocked, designated, func(s *Snapshot) { s.WatchdogUsable = false }),
 			Action{Kind: ActWait}, "watchdog is unusable"},
 	}
 	for _, tt := range tests {
@@ -465,34 +449,24 @@ func checkKinds(t *testing.T, tests []kindCase) {
 func TestDecidePaused(t *testing.T) {
 	paused := func(s *Snapshot) { s.Config.Pause = true }
 	checkKinds(t, []kindCase{
-		{"crashed primary is not restarted", snap(paused, func(s *Snapshot) {
-			s.View.Leader = &dcs.Leader{Name: "pg2"}
-			s.PG = PGState{DownSince: t0.Add(-time.Second)}
-			s.Lease = LeaseState{Leading: true, Deadline: t0.Add(5 * time.Second)}
-		}), ActRelease, "releasing"},
+		{"crashed primary is not restarted", snap(paused, crashedLeader(time.Second)), ActRelease, "releasing"},
 		{"stopped replica is not started", snap(paused, func(s *Snapshot) { s.PG = PGState{} }), ActWait, "not starting it"},
 		{"replicas never race", snap(paused, unlocked), ActWait, "no automatic action"},
-		{"named candidate races once the former primary's agent reports it down", snap(paused, unlocked, func(s *Snapshot) {
-			s.View.Failover = dcs.Failover{Member: "pg2"}
+		{"named candidate races once the former primary's agent reports it down", snap(paused, unlocked, designated, func(s *Snapshot) {
 			s.PreviousLeader = "pg1"
 			s.View.Members["pg1"] = dcs.Member{State: "stopped"}
 		}), ActRace, "designated"},
 		// #15 item 13: nothing fenced a paused former primary.
-		{"named candidate waits while nobody confirmed the former primary stopped", snap(paused, unlocked, func(s *Snapshot) {
-			s.View.Failover = dcs.Failover{Member: "pg2"}
+		{"named candidate waits while nobody confirmed the former primary stopped", snap(paused, unlocked, designated, func(s *Snapshot) {
 			s.PreviousLeader = "pg1"
 			delete(s.View.Members, "pg1") // its agent was stopped; the member key expired
 		}), ActWait, "pg1 may still accept writes"},
-		{"named candidate waits when the former primary's agent reports it running", snap(paused, unlocked, func(s *Snapshot) {
-			s.View.Failover = dcs.Failover{Member: "pg2"}
+		{"named candidate waits when the former primary's agent reports it running", snap(paused, unlocked, designated, func(s *Snapshot) {
 			s.PreviousLeader = "pg1"
 			s.View.Members["pg1"] = dcs.Member{State: "running"}
 		}), ActWait, "may still accept writes"},
-		{"named candidate waits when it cannot tell who was primary", snap(paused, unlocked, func(s *Snapshot) {
-			s.View.Failover = dcs.Failover{Member: "pg2"}
-		}), ActWait, "cannot tell which member was the primary"},
-		{"named candidate races when fence.command will run first", snap(paused, unlocked, func(s *Snapshot) {
-			s.View.Failover = dcs.Failover{Member: "pg2"}
+		{"named candidate waits when it cannot tell who was primary", snap(paused, unlocked, designated), ActWait, "cannot tell which member was the primary"},
+		{"named candidate races when fence.command will run first", snap(paused, unlocked, designated, func(s *Snapshot) {
 			s.PreviousLeader, s.StonithConfigured = "pg1", true
 			delete(s.View.Members, "pg1")
 		}), ActRace, "designated"},

@@ -65,7 +65,13 @@ func (a *Agent) fence(ctx context.Context) {
 		a.log.Error("fence: cannot write standby configuration", "err", err)
 		return
 	}
-	a.startPG(ctx, RoleReplica)
+	// ConfigureStandby made any start a read-only one; a failed start
+	// leaves PostgreSQL stopped (pgState PGStartFailed) and the key is
+	// still released: writes are impossible either way, and the next
+	// tick starts it again as a replica.
+	if err := a.startPG(ctx, RoleReplica); err != nil {
+		a.log.Error("fence: restarting PostgreSQL as a replica failed; it stays stopped", "err", err)
+	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_ = a.dcs.ReleaseLeader(rctx, a.name)

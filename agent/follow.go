@@ -68,7 +68,7 @@ func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.St
 		if err := a.pg.Rewind(rctx, up); err != nil {
 			a.log.Error("pg_rewind failed; wiping the data directory to re-clone", "err", err)
 			if werr := a.wipeDataDir(ctx); werr != nil {
-				return fmt.Errorf("rewind failed (%v) and wipe failed: %w", err, werr)
+				return fmt.Errorf("rewind failed (%w) and wipe failed: %w", err, werr)
 			}
 			return nil
 		}

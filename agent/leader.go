@@ -29,13 +29,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 			PreviousLeader: a.previousLeader, Candidates: electionRecord(p.Election), Stonith: fenced})
 		return fmt.Errorf("race: fence.command against %s failed: %s", fenced.Target, fenced.Error)
 	}
-	rctx, cancel := a.ioContext(ctx)
-	defer cancel()
-	sent := a.now()
-	if err := a.dcs.KeepAlive(rctx); err != nil {
-		return fmt.Errorf("race: keepalive: %w", err)
-	}
-	won, err := a.dcs.AcquireLeader(rctx, a.name)
+	won, err := a.takeLeaderKey(ctx)
 	if err != nil {
 		return fmt.Errorf("race: %w", err)
 	}
@@ -43,14 +37,13 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		a.log.Info("lost the leader race")
 		return nil
 	}
-	a.setLease(a.lease.won(sent))
 	electedAt := time.Now()
 	if err := a.armWatchdog(); err != nil {
 		a.release(ctx)
 		return fmt.Errorf("race: watchdog required but cannot be armed; released the leader key: %w", err)
 	}
 	a.log.Info("won the leader race", "lsn", s.PG.Status.WALPosition())
-	st, err := a.pg.Status(rctx)
+	st, err := a.pg.Status(ctx) // bounded by the new lease deadline (boundedPostgres)
 	switch {
 	case err != nil:
 		a.release(ctx)
@@ -87,19 +80,31 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 
 // acquire takes the leader key for a running primary (maintenance mode).
 func (a *Agent) acquire(ctx context.Context) error {
+	won, err := a.takeLeaderKey(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	if won {
+		a.log.Info("took the leader key for the running primary (paused)")
+	}
+	return nil
+}
+
+// takeLeaderKey tries to create the leader key on our lease, right after a
+// keepalive in the same bounded context: on winning, the lease deadline
+// counts from that keepalive's send time.
+func (a *Agent) takeLeaderKey(ctx context.Context) (won bool, err error) {
 	rctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	sent := a.now()
 	if err := a.dcs.KeepAlive(rctx); err != nil {
-		return fmt.Errorf("acquire: keepalive: %w", err)
+		return false, fmt.Errorf("keepalive: %w", err)
 	}
-	won, err := a.dcs.AcquireLeader(rctx, a.name)
-	if err != nil || !won {
-		return err
+	if won, err = a.dcs.AcquireLeader(rctx, a.name); err != nil || !won {
+		return false, err
 	}
 	a.setLease(a.lease.won(sent))
-	a.log.Info("took the leader key for the running primary (paused)")
-	return nil
+	return true, nil
 }
 
 // promote finishes a promotion while holding the leader key, bounded by

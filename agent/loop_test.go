@@ -147,14 +147,36 @@ func (h *loopHarness) bootstrapLeader() {
 	}
 }
 
+// newLeaderHarness returns a harness whose agent (pg1) bootstrapped a fresh
+// cluster and leads it.
+func newLeaderHarness(t *testing.T) *loopHarness {
+	t.Helper()
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.bootstrapLeader()
+	return h
+}
+
+// addPeer joins store as another member: its own 10 s session lease and
+// its member key.
+func addPeer(t *testing.T, store *dcstest.Fake, name string, m dcs.Member) *dcstest.Fake {
+	t.Helper()
+	p := store.Peer()
+	if _, err := p.GrantLease(t.Context(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PutMember(t.Context(), name, m); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func newStore() *dcstest.Fake { return dcstest.New(dcs.NewKeys("/service/", "demo")) }
 
 // TestLeaderFencesBeforeTheLeaseCanExpire: with every renewal failing, the
 // leader stops writes at t_ack + ttl − safety_margin, before etcd could
 // expire the lease (t_ack + ttl), and /primary stops answering 200 then.
 func TestLeaderFencesBeforeTheLeaseCanExpire(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.tick() // one more acknowledged renewal
 	lastAck := h.now
 	deadline := h.agent.lease.deadline()
@@ -252,8 +274,7 @@ func TestLeaderRenewalIsOneRoundTrip(t *testing.T) {
 // TestFrozenLeaderFencesBeforeAnyEtcdCall: a process waking from a freeze
 // past its deadline stops PostgreSQL before it talks to etcd at all.
 func TestFrozenLeaderFencesBeforeAnyEtcdCall(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.takeEvents()
 	h.advance(30 * time.Second) // SIGSTOP … SIGCONT
 	h.tick()
@@ -270,8 +291,7 @@ func TestFrozenLeaderFencesBeforeAnyEtcdCall(t *testing.T) {
 // the former leader demotes; it takes the key again only as a replica
 // racing like anyone else, never while PostgreSQL is still writable.
 func TestLeaderNeverRecreatesALostLeaderKey(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.takeEvents()
 	h.dcs.ExpireLease(h.dcs.Lease())
 	for i := 0; i < 5; i++ {
@@ -292,17 +312,10 @@ func TestLeaderNeverRecreatesALostLeaderKey(t *testing.T) {
 // TestLeaderDemotesWhenAnotherMemberHoldsTheKey: someone else won the key
 // while our lease lapsed: demote and follow it.
 func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
-	other := store.Peer()
+	h := newLeaderHarness(t)
+	store := h.dcs
+	other := addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", Timeline: 2})
 	ctx := t.Context()
-	if _, err := other.GrantLease(ctx, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.PutMember(ctx, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", Timeline: 2}); err != nil {
-		t.Fatal(err)
-	}
 	store.ExpireLease(store.Lease())
 	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
 		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
@@ -324,8 +337,7 @@ func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
 
 // TestCrashedPrimaryRestartsInPlaceThenReleases follows primary_start_timeout.
 func TestCrashedPrimaryRestartsInPlaceThenReleases(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.pg.Crash()
 	h.tick()
 	if !h.pg.Writable() || !h.agent.lease.leading {
@@ -349,8 +361,7 @@ func TestCrashedPrimaryRestartsInPlaceThenReleases(t *testing.T) {
 // comes back, so the fenced leader's key would live on with its session
 // lease; the agent must release it so an election can run.
 func TestFencedLeaderReleasesItsKeyWhenEtcdReturns(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.dcs.SetDown(true)
 	for i := 0; i < 10 && h.pg.Writable(); i++ {
 		h.advance(time.Second)
@@ -412,8 +423,7 @@ func TestReplicaStartPublishesItsMemberKeyOnAFreshLease(t *testing.T) {
 // woke up after the new primary was promoted and served a read of a write
 // nobody had acknowledged.
 func TestHungPrimaryIsStoppedBeforeTheKeyIsReleased(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.pg.Hang()
 	h.takeEvents()
 	for i := 0; i < 15 && h.agent.lease.leading; i++ {

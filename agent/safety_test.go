@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,8 +38,7 @@ var errInjected = errors.New("injected etcd failure")
 // leader must fence before the NEW lease can expire (grant send time + new
 // ttl), not at the old lease's deadline.
 func TestLoweredTTLMovesTheDeadlineAtOnce(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	h.setDynamic(map[string]any{"ttl": 30, "loop_wait": 1, "retry_timeout": 3, "maximum_lag_on_failover": 1048576})
 	h.advance(time.Second)
 	h.tick() // rotates to a 30 s lease
@@ -87,12 +88,10 @@ func (h *loopHarness) journalWatchdog() *fencing.Watchdog {
 	return wd
 }
 
-// TestFailedFenceKeepsTheKeyAndTheWatchdog (#15 item 4): a leader past its
-// deadline whose stop fails keeps the leader key (nobody may promote over
-// a primary that may still accept writes) and keeps the watchdog armed
-// (the device must reset the host if the agent hangs now); it retries the
-// stop every tick and lets go only once PostgreSQL is down.
-func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
+// newArmedLeader returns a harness whose agent leads with a journal
+// watchdog (journalWatchdog), armed.
+func newArmedLeader(t *testing.T) (*loopHarness, *fencing.Watchdog) {
+	t.Helper()
 	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
 	wd := h.journalWatchdog()
 	h.bootstrapLeader()
@@ -101,6 +100,16 @@ func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
 	if !wd.Status().Armed {
 		t.Fatal("the leader's watchdog is not armed")
 	}
+	return h, wd
+}
+
+// TestFailedFenceKeepsTheKeyAndTheWatchdog (#15 item 4): a leader past its
+// deadline whose stop fails keeps the leader key (nobody may promote over
+// a primary that may still accept writes) and keeps the watchdog armed
+// (the device must reset the host if the agent hangs now); it retries the
+// stop every tick and lets go only once PostgreSQL is down.
+func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
+	h, wd := newArmedLeader(t)
 	h.pg.StopErr = errors.New("processes would not die")
 	h.advance(30 * time.Second) // a frozen agent wakes past its deadline; etcd still has the key
 	for i := 0; i < 3; i++ {
@@ -129,18 +138,46 @@ func TestFailedFenceKeepsTheKeyAndTheWatchdog(t *testing.T) {
 	}
 }
 
+// TestFenceWhoseReplicaStartFailsStaysReadOnly: a leader past its deadline
+// stops PostgreSQL, then its read-only restart fails. The node must stay
+// unwritable, say why in the log, give the key up (PostgreSQL is down) and
+// come back only as a replica once starting works again.
+func TestFenceWhoseReplicaStartFailsStaysReadOnly(t *testing.T) {
+	h := newLeaderHarness(t)
+	var logs bytes.Buffer
+	h.agent.log = slog.New(slog.NewTextHandler(&logs, nil))
+	h.pg.StartErr = errors.New("port 5432 in use")
+	h.advance(30 * time.Second) // a frozen agent wakes past its deadline
+	h.tick()
+	if h.pg.Writable() {
+		t.Fatal("writable after the fence")
+	}
+	if h.agent.pgState != PGStartFailed {
+		t.Errorf("pgState = %s after a failed restart, want %s", h.agent.pgState, PGStartFailed)
+	}
+	if out := logs.String(); !strings.Contains(out, "restarting PostgreSQL as a replica failed") || !strings.Contains(out, "port 5432 in use") {
+		t.Errorf("the failed restart is not logged with its cause:\n%s", out)
+	}
+	if l := h.dcs.View().LeaderName(); l == "pg1" {
+		t.Error("the fenced leader kept its key with PostgreSQL stopped")
+	}
+	h.pg.StartErr = nil
+	h.advance(time.Second)
+	h.tick()
+	st, err := h.pg.Status(t.Context())
+	if err != nil || !st.InRecovery {
+		t.Fatalf("after the start works again: status %+v, %v; want a running replica", st, err)
+	}
+}
+
 // TestDeposedLeaderCannotOverwriteLeaderOnlyKeys (#15 item 11): a leader
 // whose lease lapsed and whose key another member took cannot write the
 // status key any more, even from a tick that still believes it leads.
 func TestDeposedLeaderCannotOverwriteLeaderOnlyKeys(t *testing.T) {
-	store := newStore()
-	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
+	store := h.dcs
 	ctx := t.Context()
-	other := store.Peer()
-	if _, err := other.GrantLease(ctx, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	other := addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	store.ExpireLease(store.Lease())
 	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
 		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
@@ -186,14 +223,7 @@ func TestSlowInitdbKeepsTheBootstrap(t *testing.T) {
 // itself before the device fires, never leave a healthy host to be reset
 // with PostgreSQL writable.
 func TestSlowRenewalsFenceBeforeTheWatchdogFires(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	wd := h.journalWatchdog()
-	h.bootstrapLeader()
-	h.advance(time.Second)
-	h.tick()
-	if !wd.Status().Armed {
-		t.Fatal("the leader's watchdog is not armed")
-	}
+	h, wd := newArmedLeader(t)
 	h.dcs.Intercept(func(op, key string) error {
 		if op == "KeepAlive" {
 			h.advance(2 * time.Second) // the answer arrives 2 s after the request
@@ -222,8 +252,7 @@ func TestSlowRenewalsFenceBeforeTheWatchdogFires(t *testing.T) {
 // new dynamic config; under -race a read of the loop's own config there
 // is reported.
 func TestPatroniSwitchoverWaitReadsNoLoopState(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
@@ -244,8 +273,7 @@ func TestPatroniSwitchoverWaitReadsNoLoopState(t *testing.T) {
 // its key and its deadline stays ahead), and once the stop ends the loop
 // starts PostgreSQL again as the primary and answers the request.
 func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
-	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
-	h.bootstrapLeader()
+	h := newLeaderHarness(t)
 	gate := make(chan struct{})
 	h.pg.StopGate = gate
 	reply := make(chan commandResult, 1)
@@ -298,13 +326,7 @@ func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
 func TestCloneRunsBesideTheLoop(t *testing.T) {
 	store := newStore()
 	ctx := t.Context()
-	leader := store.Peer()
-	if _, err := leader.GrantLease(ctx, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.PutMember(ctx, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"}); err != nil {
-		t.Fatal(err)
-	}
+	leader := addPeer(t, store, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"})
 	if won, err := leader.AcquireLeader(ctx, "pg0"); err != nil || !won {
 		t.Fatalf("AcquireLeader = %v, %v", won, err)
 	}

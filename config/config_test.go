@@ -61,42 +61,28 @@ func TestParseConfigAcceptsTheDocumentedShape(t *testing.T) {
 func TestParseConfigNamesTheBadKey(t *testing.T) {
 	tests := []struct {
 		name      string
-		edit      func(string) string
+		old, new  string // the edit to goodConfig: old replaced by new, once
 		wantParts []string
 	}{
-		{"typo'd key", func(s string) string { return strings.Replace(s, "  data_dir:", "  datadir:", 1) },
-			[]string{"postgres.datadir: unknown key", `did you mean "data_dir"`}},
-		{"typo'd top-level key", func(s string) string { return strings.Replace(s, "scope:", "scpoe:", 1) },
-			[]string{"scpoe: unknown key"}},
-		{"wrong type", func(s string) string {
-			return strings.Replace(s, "endpoints: [http://127.0.0.1:2379]", "endpoints: {a: b}", 1)
-		}, []string{"etcd.endpoints:"}},
-		{"section of the wrong kind", func(s string) string { return strings.Replace(s, "watchdog: {mode: off}", "watchdog: off", 1) },
-			[]string{"watchdog: must be a mapping"}},
-		{"missing data_dir", func(s string) string { return strings.Replace(s, "  data_dir: /var/lib/regent/pg1\n", "", 1) },
-			[]string{"postgres.data_dir"}},
-		{"missing name", func(s string) string { return strings.Replace(s, "name: pg1\n", "", 1) },
-			[]string{"name: required"}},
-		{"member name with a slash", func(s string) string { return strings.Replace(s, "name: pg1", "name: pg/1", 1) },
-			[]string{`name: "pg/1"`}},
-		{"timings break loop_wait + 2·retry_timeout ≤ ttl", func(s string) string {
-			return strings.Replace(s, "retry_timeout: 3", "retry_timeout: 5", 1)
-		}, []string{"bootstrap.dcs.loop_wait", "must be ≤ ttl"}},
-		{"ttl not a number", func(s string) string { return strings.Replace(s, "ttl: 10", "ttl: abc", 1) },
-			[]string{"bootstrap.dcs.ttl", `"abc" is not a number`}},
-		{"unknown dynamic key", func(s string) string { return strings.Replace(s, "ttl: 10", "tll: 10", 1) },
-			[]string{"bootstrap.dcs.tll: unknown key"}},
-		{"bad watchdog mode", func(s string) string { return strings.Replace(s, "mode: off", "mode: sometimes", 1) },
-			[]string{"watchdog.mode"}},
-		{"unset environment variable", func(s string) string { return strings.Replace(s, "${PGREPLPASS}", "${NOPE_NOT_SET}", 1) },
-			[]string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
-		{"not YAML", func(string) string { return "name: [unclosed" }, []string{"not valid YAML"}},
+		{"typo'd key", "  data_dir:", "  datadir:", []string{"postgres.datadir: unknown key", `did you mean "data_dir"`}},
+		{"typo'd top-level key", "scope:", "scpoe:", []string{"scpoe: unknown key"}},
+		{"wrong type", "endpoints: [http://127.0.0.1:2379]", "endpoints: {a: b}", []string{"etcd.endpoints:"}},
+		{"section of the wrong kind", "watchdog: {mode: off}", "watchdog: off", []string{"watchdog: must be a mapping"}},
+		{"missing data_dir", "  data_dir: /var/lib/regent/pg1\n", "", []string{"postgres.data_dir"}},
+		{"missing name", "name: pg1\n", "", []string{"name: required"}},
+		{"member name with a slash", "name: pg1", "name: pg/1", []string{`name: "pg/1"`}},
+		{"timings break loop_wait + 2·retry_timeout ≤ ttl", "retry_timeout: 3", "retry_timeout: 5", []string{"bootstrap.dcs.loop_wait", "must be ≤ ttl"}},
+		{"ttl not a number", "ttl: 10", "ttl: abc", []string{"bootstrap.dcs.ttl", `"abc" is not a number`}},
+		{"unknown dynamic key", "ttl: 10", "tll: 10", []string{"bootstrap.dcs.tll: unknown key"}},
+		{"bad watchdog mode", "mode: off", "mode: sometimes", []string{"watchdog.mode"}},
+		{"unset environment variable", "${PGREPLPASS}", "${NOPE_NOT_SET}", []string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
+		{"not YAML", goodConfig, "name: [unclosed", []string{"not valid YAML"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("PGSUPERPASS", "x")
 			t.Setenv("PGREPLPASS", "y")
-			_, err := Parse([]byte(tt.edit(goodConfig)))
+			_, err := Parse([]byte(strings.Replace(goodConfig, tt.old, tt.new, 1)))
 			if err == nil {
 				t.Fatal("Parse accepted a bad config")
 			}

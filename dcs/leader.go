@@ -85,17 +85,7 @@ func (c *Client) ReattachLeader(ctx context.Context, name string, oldLease int64
 // lease; ErrNotLeader when it does not.
 func (c *Client) ifLeaderOn(ctx context.Context, op, name string, lease int64, then clientv3.Op) error {
 	key := c.keys.Leader()
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", name),
-			clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).
-		Then(then).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("dcs: %s: %w", op, err)
-	}
-	c.touch()
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, lease)
-	}
-	return nil
+	held := []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", name), clientv3.Compare(clientv3.LeaseValue(key), "=", lease)}
+	_, err := c.txn(ctx, op, held, then, fmt.Errorf("%w: leader key does not hold %q on lease %x", ErrNotLeader, name, lease))
+	return err
 }

@@ -2,6 +2,8 @@ package dcs
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -178,12 +180,7 @@ func (c *Cluster) LeaderName() string {
 
 // MemberNames returns the member names, sorted.
 func (c *Cluster) MemberNames() []string {
-	names := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(c.Members))
 }
 
 // Timeline is the cluster timeline from the history key: the last entry's

@@ -61,13 +61,24 @@ func (c *Client) CAS(ctx context.Context, key string, value []byte, modRev int64
 	if modRev == 0 {
 		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	}
-	resp, err := c.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(value))).Commit()
+	return c.txn(ctx, "cas "+key, []clientv3.Cmp{cmp}, clientv3.OpPut(key, string(value)), conflict(key, modRev))
+}
+
+// conflict is the error of a lost compare-and-swap on key.
+func conflict(key string, modRev int64) error {
+	return fmt.Errorf("%w: %s changed since revision %d", ErrConflict, key, modRev)
+}
+
+// txn runs then if every comparison holds, in one transaction, and returns
+// the revision it wrote at; lost when a comparison does not hold.
+func (c *Client) txn(ctx context.Context, what string, cmps []clientv3.Cmp, then clientv3.Op, lost error) (int64, error) {
+	resp, err := c.cli.Txn(ctx).If(cmps...).Then(then).Commit()
 	if err != nil {
-		return 0, fmt.Errorf("dcs: cas %s: %w", key, err)
+		return 0, fmt.Errorf("dcs: %s: %w", what, err)
 	}
 	c.touch()
 	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w: %s changed since revision %d", ErrConflict, key, modRev)
+		return 0, lost
 	}
 	return resp.Header.Revision, nil
 }
@@ -95,18 +106,9 @@ func (c *Client) Delete(ctx context.Context, key string, modRev int64) error {
 		c.touch()
 		return nil
 	}
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
-		Then(clientv3.OpDelete(key)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("dcs: delete %s: %w", key, err)
-	}
-	c.touch()
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: %s changed since revision %d", ErrConflict, key, modRev)
-	}
-	return nil
+	unchanged := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", modRev)}
+	_, err := c.txn(ctx, "delete "+key, unchanged, clientv3.OpDelete(key), conflict(key, modRev))
+	return err
 }
 
 // Get reads one key (linearizable). found is false when it does not exist.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,7 +22,7 @@ func (i *Instance) InitDB(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	defer os.Remove(pwfile)
+	defer i.removeSecretFile(pwfile)
 	i.log.Info("running initdb", "data_dir", i.cfg.DataDir)
 	_, err = i.run(ctx, nil, "initdb", i.syncArgs(
 		"-D", i.cfg.DataDir,
@@ -46,29 +45,22 @@ func (i *Instance) InitDB(ctx context.Context) error {
 }
 
 // tempSecretFile writes content to a new 0600 file, readable by the
-// PostgreSQL user, and returns its path. The caller removes it.
+// PostgreSQL user, and returns its path. The caller removes it with
+// removeSecretFile.
 func (i *Instance) tempSecretFile(content string) (string, error) {
-	f, err := os.CreateTemp("", "regent-secret-*")
+	name, err := i.writeTemp("", "regent-secret-*", []byte(content), 0o600)
 	if err != nil {
-		return "", fmt.Errorf("create secret file: %w", err)
-	}
-	name := f.Name()
-	_, werr := f.WriteString(content)
-	cerr := f.Close()
-	if err := firstErr(werr, cerr, i.chown(name)); err != nil {
-		os.Remove(name)
-		return "", fmt.Errorf("write secret file: %w", err)
+		return "", fmt.Errorf("secret file: %w", err)
 	}
 	return name, nil
 }
 
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+// removeSecretFile removes a file from tempSecretFile. A failure leaves a
+// password on disk: the operator must hear of it.
+func (i *Instance) removeSecretFile(name string) {
+	if _, err := removeFile(name); err != nil {
+		i.log.Error("a file with a password could not be removed; remove it by hand", "path", name, "err", err)
 	}
-	return nil
 }
 
 // SetupRoles, on a fresh primary, creates the replication role (LOGIN

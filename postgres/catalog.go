@@ -138,13 +138,16 @@ func parseBool(text string) (val, ok bool) {
 	switch {
 	case t == "":
 		return false, false
-	case strings.HasPrefix("true", t), strings.HasPrefix("yes", t), t == "on", t == "1":
+	case abbreviates(t, "true"), abbreviates(t, "yes"), t == "on", t == "1":
 		return true, true
-	case strings.HasPrefix("false", t), strings.HasPrefix("no", t), t == "of" || t == "off", t == "0":
+	case abbreviates(t, "false"), abbreviates(t, "no"), t == "of" || t == "off", t == "0":
 		return false, true
 	}
 	return false, false
 }
+
+// abbreviates reports whether s is a prefix of word ("tr" of "true").
+func abbreviates(s, word string) bool { return strings.HasPrefix(word, s) }
 
 // enumAccepts matches case-insensitively, plus the hidden spellings guc.c
 // also accepts: booleans for on/off enums, wal_level's old names, "debug".

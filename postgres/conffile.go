@@ -155,8 +155,8 @@ var pgDefaults = map[string]int64{"max_connections": 100, "max_worker_processes"
 // It reports whether the floor raises any configured value.
 func (i *Instance) SetStandbyFloor(settings map[string]int64) (raises bool) {
 	i.floor = settings
-	for name, min := range settings {
-		if i.configuredInt(name) < min {
+	for name, primary := range settings {
+		if i.configuredInt(name) < primary {
 			raises = true
 		}
 	}
@@ -167,12 +167,12 @@ func (i *Instance) SetStandbyFloor(settings map[string]int64) (raises bool) {
 func (i *Instance) renderStandbyFloor() string {
 	var b strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(i.floor)) {
-		min := i.floor[name]
-		if cur := i.configuredInt(name); cur < min {
+		primary := i.floor[name]
+		if cur := i.configuredInt(name); cur < primary {
 			if b.Len() == 0 {
 				b.WriteString("\n# Standby: not below the primary's values in pg_control (until replayed)\n")
 			}
-			fmt.Fprintf(&b, "%s = %d\n", name, min)
+			fmt.Fprintf(&b, "%s = %d\n", name, primary)
 		}
 	}
 	return b.String()

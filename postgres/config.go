@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -178,12 +179,7 @@ func (cr Credentials) validate(section string) []error {
 // ("parameters") used in error messages.
 func validateParameters(key string, params map[string]any) []error {
 	var errs []error
-	names := make([]string, 0, len(params))
-	for name := range params {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(params)) {
 		if err := CheckSetting(name, params[name]); err != nil {
 			errs = append(errs, fmt.Errorf("postgres.%s.%s: %w", key, name, err))
 		}

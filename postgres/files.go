@@ -17,44 +17,66 @@ func (i *Instance) writeFileAtomic(path string, data []byte, mode os.FileMode) (
 	if err == nil && bytes.Equal(old, data) {
 		return false, i.chown(path)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".regent-*")
+	tmp, err := i.writeTemp(filepath.Dir(path), "."+filepath.Base(path)+".regent-*", data, mode)
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return false, fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := i.chown(tmp.Name()); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
+		_, _ = removeFile(tmp) // the rename error is the one to report
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return true, nil
 }
 
+// writeTemp writes data to a new file in dir (os.CreateTemp's pattern),
+// synced and closed, with mode and, when configured, the PostgreSQL owner,
+// and returns its path. On an error nothing is left behind.
+func (i *Instance) writeTemp(dir, pattern string, data []byte, mode os.FileMode) (name string, err error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
+	name = f.Name()
+	defer func() {
+		if err != nil {
+			_, _ = removeFile(name) // the first error is the one to report
+		}
+	}()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write temporary file %s: %w", name, err)
+	}
+	if err := os.Chmod(name, mode); err != nil {
+		return "", fmt.Errorf("chmod %s: %w", name, err)
+	}
+	if err := i.chown(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 // removeFile removes path and reports whether it existed.
 func removeFile(path string) (bool, error) {
-	err := os.Remove(path)
+	return present(os.Remove(path), "remove "+path)
+}
+
+// present reads the error of a call on a path that may be absent: true
+// when the call succeeded, false when the path does not exist; any other
+// error is wrapped with what.
+func present(err error, what string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, os.ErrNotExist):
 		return false, nil
 	default:
-		return false, fmt.Errorf("remove %s: %w", path, err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 }
 

@@ -102,7 +102,7 @@ func newTestInstance(t *testing.T, name string) *Instance {
 	}
 	t.Cleanup(func() {
 		// t.Context is already cancelled here.
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 15*time.Second)
 		defer cancel()
 		if _, err := inst.Stop(ctx, StopImmediate, 5*time.Second); err != nil {
 			t.Errorf("cleanup: stop %s: %v", name, err)

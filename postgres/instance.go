@@ -142,14 +142,11 @@ func (i *Instance) SetDynamicParameters(params map[string]any) error {
 // (no PG_VERSION file).
 func (i *Instance) DataDirEmpty() (bool, error) {
 	_, err := os.Stat(filepath.Join(i.cfg.DataDir, "PG_VERSION"))
-	switch {
-	case err == nil:
-		return false, nil
-	case errors.Is(err, os.ErrNotExist):
-		return true, nil
-	default:
-		return false, fmt.Errorf("check data dir: %w", err)
+	found, err := present(err, "check data dir")
+	if err != nil {
+		return false, err
 	}
+	return !found, nil
 }
 
 // PostmasterPID returns the PID in the first line of postmaster.pid when

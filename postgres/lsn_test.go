@@ -40,7 +40,7 @@ func TestParseLSNRejectsBadInput(t *testing.T) {
 func TestLSNComparesNumerically(t *testing.T) {
 	a, _ := ParseLSN("0/9000000")
 	b, _ := ParseLSN("0/10000000")
-	if !(a < b) {
+	if a >= b {
 		t.Errorf("0/9000000 should be < 0/10000000 (string order says otherwise)")
 	}
 }

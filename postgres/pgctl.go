@@ -65,7 +65,7 @@ func (i *Instance) LogTail(n int) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a failed close loses nothing
 	st, err := f.Stat()
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
@@ -102,9 +102,12 @@ func (i *Instance) Promote(ctx context.Context) error {
 		if err == nil && !inRecovery {
 			return nil
 		}
+		if err == nil {
+			err = errors.New("pg_is_in_recovery() is true")
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("promote: still in recovery (last error: %v): %w", err, ctx.Err())
+			return fmt.Errorf("promote: still in recovery (last check: %w): %w", err, ctx.Err())
 		case <-time.After(pollInterval):
 		}
 	}
@@ -113,26 +116,25 @@ func (i *Instance) Promote(ctx context.Context) error {
 // Checkpoint runs CHECKPOINT (after a promote, so the old primary can
 // rewind against a control file on the new timeline).
 func (i *Instance) Checkpoint(ctx context.Context) error {
-	err := i.withConn(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "CHECKPOINT")
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	return nil
+	return i.exec(ctx, "checkpoint", "CHECKPOINT")
 }
 
 // ProbeWrite proves the server accepts writes: assigning a transaction id
 // fails on a server in recovery ("cannot assign TransactionIds during
 // recovery") and succeeds only on a writable primary.
 func (i *Instance) ProbeWrite(ctx context.Context) error {
+	return i.exec(ctx, "write probe", "SELECT txid_current()")
+}
+
+// exec runs one statement on the agent's connection; what names it in
+// the error.
+func (i *Instance) exec(ctx context.Context, what, sql string) error {
 	err := i.withConn(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "SELECT txid_current()")
+		_, err := conn.Exec(ctx, sql)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("write probe: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func openBackend(t *testing.T, ctx context.Context, inst *Instance) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
+	t.Cleanup(func() { conn.Close(context.WithoutCancel(t.Context())) }) // t.Context is cancelled by now
 	var backend int
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func (i *Instance) TimelineHistory(ctx context.Context, from Upstream, timeline 
 	if err != nil {
 		return nil, fmt.Errorf("timeline history: %w", err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // a read-only session: closing can lose nothing
 	var text string
 	path := fmt.Sprintf("pg_wal/%08X.history", timeline)
 	if err := conn.QueryRow(ctx, "SELECT pg_read_file($1)", path).Scan(&text); err != nil {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,21 +107,21 @@ func wipeLocationProblem(dir string, files hostFiles) string {
 	if !filepath.IsAbs(dir) {
 		return "not an absolute path"
 	}
-	real, err := filepath.EvalSymlinks(dir)
+	resolved, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return fmt.Sprintf("cannot resolve it (%v)", err)
 	}
-	if real == "/" {
+	if resolved == "/" {
 		return "it is the root directory"
 	}
-	if mountPoint(real, files.mountinfo) {
+	if mountPoint(resolved, files.mountinfo) {
 		return "it is a mount point; use a subdirectory of the mount as data_dir"
 	}
 	for _, home := range homeDirs(files.passwd) {
 		switch {
-		case home == real:
+		case home == resolved:
 			return "it is a home directory (in " + files.passwd + ")"
-		case strings.HasPrefix(home, real+"/"):
+		case strings.HasPrefix(home, resolved+"/"):
 			return "it holds the home directory " + home
 		}
 	}
@@ -135,12 +136,11 @@ func mountPoint(dir, mountinfo string) bool {
 	if syscall.Stat(dir, &st) == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev {
 		return true
 	}
-	f, err := os.Open(mountinfo)
+	data, err := os.ReadFile(mountinfo)
 	if err != nil {
 		return false // no /proc: the device test above is all there is
 	}
-	defer f.Close()
-	for _, m := range mountPoints(f) {
+	for _, m := range mountPoints(bytes.NewReader(data)) {
 		if m == dir {
 			return true
 		}
@@ -194,8 +194,8 @@ func homeDirs(passwd string) []string {
 			continue
 		}
 		home := filepath.Clean(f[5])
-		if real, err := filepath.EvalSymlinks(home); err == nil {
-			home = real
+		if resolved, err := filepath.EvalSymlinks(home); err == nil {
+			home = resolved
 		}
 		out = append(out, home)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -53,12 +54,7 @@ func (m *memStore) CAS(_ context.Context, id string, data []byte, rev int64) (in
 }
 
 func (m *memStore) IDs() []string {
-	ids := make([]string, 0, len(m.data))
-	for id := range m.data {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(m.data))
 }
 
 func (m *memStore) Delete(_ context.Context, id string) error {
@@ -68,7 +64,7 @@ func (m *memStore) Delete(_ context.Context, id string) error {
 }
 
 func TestReadUpdateCreate(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	r := at(StageCatchUp)
 	if _, err := Create(ctx, st, r); err != nil {
@@ -115,7 +111,7 @@ func TestReadUpdateCreate(t *testing.T) {
 }
 
 func TestUpdateGivesUp(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	if _, err := Create(ctx, st, at(StageQuiesce)); err != nil {
 		t.Fatal(err)
@@ -142,7 +138,7 @@ func TestUpdateGivesUp(t *testing.T) {
 }
 
 func TestTrim(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := newMemStore()
 	for i := 1; i <= 5; i++ {
 		st.put(fmt.Sprintf("2026112%d-000000-aaaaaa", i), []byte("{}"))

@@ -71,22 +71,22 @@ func contract(t *testing.T, scope string, p play, calls map[string]*methodCalls)
 	}
 	defer e.Close()
 	keys := dcs.NewKeys("service", scope)
-	var real [3]*dcs.Client
+	var clients [3]*dcs.Client
 	var running sync.WaitGroup
 	rctx, stop := context.WithCancel(ctx)
 	defer running.Wait()
 	defer stop()
-	for i := range real {
+	for i := range clients {
 		c, err := dcs.Connect(ctx, dcs.Config{Endpoints: e.Endpoints()}, keys, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		real[i] = c
+		clients[i] = c
 		running.Go(func() { _ = c.Run(rctx) })
 	}
-	want := p(ctx, calls["etcd"].wrap(real[0]), calls["etcd"].wrap(real[1]), func(id int64) {
-		if _, err := real[2].Raw().Revoke(ctx, clientv3.LeaseID(id)); err != nil {
+	want := p(ctx, calls["etcd"].wrap(clients[0]), calls["etcd"].wrap(clients[1]), func(id int64) {
+		if _, err := clients[2].Raw().Revoke(ctx, clientv3.LeaseID(id)); err != nil {
 			t.Errorf("revoke lease %x: %v", id, err)
 		}
 	})

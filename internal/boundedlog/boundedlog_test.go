@@ -34,7 +34,7 @@ func TestTrim(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var removed []string
-			err := Trim(context.Background(), tt.names, tt.keep, func(_ context.Context, name string) error {
+			err := Trim(t.Context(), tt.names, tt.keep, func(_ context.Context, name string) error {
 				if name == tt.failOn {
 					return errDown
 				}
