@@ -92,6 +92,9 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 	if a.restart != nil || a.quiesce != nil {
 		return http.StatusServiceUnavailable, "a restart or a switchover is already in progress"
 	}
+	if a.job != nil {
+		return http.StatusServiceUnavailable, a.busyWith() + "; PostgreSQL is its own until it ends"
+	}
 	st, err := a.pg.Status(ctx)
 	if err != nil && a.pgState == PGStarting {
 		return http.StatusServiceUnavailable, "postgres is still starting"
@@ -230,6 +233,9 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		case leader == a.name || a.lease.leading:
 			return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
 		}
+		if a.job != nil || a.restart != nil {
+			return http.StatusServiceUnavailable, "reinitialize failed: " + a.busyWith()
+		}
 		// The guard first, so a refusal leaves PostgreSQL running too.
 		rctx, cancel := a.ioContext(ctx)
 		defer cancel()
@@ -238,16 +244,21 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 			return reinitializeFailed(err)
 		}
 		a.log.Warn("reinitializing on request: wiping the data directory and cloning", "leader", leader, "force", force)
-		if err := a.stopForSafety(ctx); err != nil {
-			return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize failed: %v", err)
-		}
-		wctx, cancel := a.ioContext(ctx)
-		defer cancel()
-		if err := a.wipeDataDir(wctx); err != nil {
-			return reinitializeFailed(err)
-		}
-		a.pgState = PGCreatingReplica
-		// The next ticks clone from the leader (empty data directory).
+		// The stop and the wipe (minutes for a large data directory) run
+		// beside the loop; decide waits while the job runs, and the next
+		// ticks after it clone from the leader (empty data directory).
+		a.pgState = PGStopping
+		a.startJob(ctx, "reinitialize", func(ctx context.Context) error {
+			if err := a.stopForSafety(ctx); err != nil {
+				return fmt.Errorf("reinitialize: stop: %w", err)
+			}
+			return a.wipeDataDir(ctx)
+		}, func(err error) {
+			a.pgState = PGStopped
+			if err == nil {
+				a.pgState = PGCreatingReplica
+			}
+		})
 		return http.StatusOK, "reinitialize started"
 	})
 }

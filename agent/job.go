@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -73,6 +74,14 @@ func (a *Agent) collectJob() {
 	if a.job != nil {
 		a.collect(a.job)
 	}
+}
+
+// busyWith says what holds PostgreSQL beside the loop, for a refusal.
+func (a *Agent) busyWith() string {
+	if a.job != nil {
+		return fmt.Sprintf("a %s is running beside the loop", a.job.kind)
+	}
+	return "a restart is in progress"
 }
 
 // busy names the running job ("" when none), for the snapshot.
