@@ -69,7 +69,9 @@ func TestMemberThatCannotApplyTheConfigSaysSoOnce(t *testing.T) {
 			t.Errorf("regent_config_error = %v, want %v", gauge, wantGauge)
 		}
 	}
-	warns := func() int { return strings.Count(logs.String(), "level=WARN msg=\"cannot apply the cluster config fully") }
+	warns := func() int {
+		return strings.Count(logs.String(), "level=WARN msg=\"cannot apply the cluster config fully")
+	}
 
 	// A refused parameter does not drop the valid one of the same edit.
 	step(with(map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "8MB", "port": 5433}}}), 1)
