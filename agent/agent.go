@@ -389,10 +389,10 @@ func (a *Agent) setConfigError(err error) {
 	if err != nil {
 		msg = strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
-	switch {
-	case msg == a.configErr:
+	switch msg {
+	case a.configErr:
 		return
-	case msg == "":
+	case "":
 		a.log.Info("cluster config applies fully again")
 	default:
 		a.log.Warn("cannot apply the cluster config fully; what it refuses keeps its current value", "err", msg)

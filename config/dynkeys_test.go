@@ -56,7 +56,7 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"use_pg_rewind false", `{"postgresql":{"use_pg_rewind":false}}`, []string{"postgresql.use_pg_rewind: not supported yet", "only true"}},
 		{"use_slots false", `{"postgresql":{"use_slots":"off"}}`, []string{"postgresql.use_slots: not supported yet"}},
 		{"pg_hba", `{"postgresql":{"pg_hba":["host all all 0.0.0.0/0 trust"]}}`, []string{"postgresql.pg_hba: not supported yet", "postgres.pg_hba"}},
-		{"unknown postgresql key", `{"postgresql":{"paramters":{}}}`, []string{`postgresql.paramters: unknown key (did you mean "parameters"?)`}},
+		{"unknown postgresql key", `{"postgresql":{"parameter":{}}}`, []string{`postgresql.parameter: unknown key (did you mean "parameters"?)`}},
 		{"timing rule", `{"ttl":4}`, []string{"loop_wait + 2·retry_timeout"}},
 		{"this member's safety margin", `{"ttl":4,"retry_timeout":1}`, []string{"watchdog.safety_margin"}},
 		{"every refusal at once", `{"failsafe_mode":true,"ttl":"NaN"}`, []string{"failsafe_mode: not supported yet", "ttl: NaN"}},

@@ -124,7 +124,7 @@ func checkTimings(m map[string]any, wd fencing.Config) error {
 }
 
 func invalid(err error) error {
-	return fmt.Errorf("invalid config: %v", flattenErr(err))
+	return errors.New("invalid config: " + flattenErr(err))
 }
 
 func marshalConfig(m map[string]any) ([]byte, error) {
