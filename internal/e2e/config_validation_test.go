@@ -153,6 +153,25 @@ func checkMemberShowsConfigError(t *testing.T, c *testcluster.Cluster, via, memb
 		t.Errorf("regentctl list does not show %s's config error:\n%s", member.Name, r.stdout)
 	}
 
+	code, body, err = api.do(t.Context(), via, http.MethodGet, "/cluster", nil, creds{})
+	var cluster struct {
+		Members []struct {
+			Name        string
+			ConfigError string `json:"config_error"`
+		}
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &cluster)
+	}
+	for _, m := range cluster.Members {
+		if (m.Name == member.Name) != strings.Contains(m.ConfigError, reason) {
+			t.Errorf("GET /cluster via %s: %s has config_error %q", via.Name, m.Name, m.ConfigError)
+		}
+	}
+	if err != nil || code != http.StatusOK || len(cluster.Members) != len(c.Nodes()) {
+		t.Errorf("GET /cluster via %s = %d %s (err %v)", via.Name, code, compactBody(body), err)
+	}
+
 	// It applied the rest of the edit and kept its own timings.
 	if kb, err := member.QueryInt(t.Context(), "SELECT setting::int FROM pg_settings WHERE name = 'work_mem'"); err != nil || kb != 7<<10 {
 		t.Errorf("work_mem on %s = %d kB (err %v), want 7MB applied beside the refused timings", member.Name, kb, err)
