@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,11 @@ type Agent struct {
 	statusWritten statusRecord
 	slotsFor      string
 	nextTick      time.Time
+	// configErr is what this member could not apply of the cluster
+	// config ("" when it applies fully); paramsErr the parameters' part,
+	// kept until the parameters change.
+	configErr string
+	paramsErr error
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
@@ -352,43 +358,57 @@ func (a *Agent) note(p Plan) {
 	a.log.Info("decision", "action", p.Action.Kind, "leader", p.Action.Leader, "reason", p.Reason)
 }
 
-// applyConfig picks up the dynamic config from the cached view. A value
-// that fails validation is ignored with a warning: the last good one stays.
+// applyConfig applies the dynamic config from the cached view: all this
+// member can, keeping what it runs for the rest — a key with a bad value,
+// timings its safety margin refuses (config.ApplyDynamic), a parameter
+// PostgreSQL would refuse — so one bad value never drops the good ones.
+// What it could not apply is its config error (setConfigError).
 func (a *Agent) applyConfig(ctx context.Context) {
 	v := a.dcs.View()
 	if v == nil || v.Config == nil {
 		return
 	}
-	dyn, err := config.ParseDynamic(v.Config.Data)
-	if err != nil {
-		a.log.Warn("ignoring invalid dynamic config", "err", err)
-		return
-	}
-	if err := config.CheckSafetyMargin(dyn, a.cfg.Watchdog); err != nil {
-		a.log.Warn("ignoring dynamic config that breaks the safety margin", "err", err)
-		return
-	}
+	dyn, err := config.ApplyDynamic(v.Config.Data, a.dyn, a.cfg.Watchdog)
 	if dyn.TTL != a.dyn.TTL || dyn.LoopWait != a.dyn.LoopWait || dyn.RetryTimeout != a.dyn.RetryTimeout {
 		a.log.Info("timings changed", "ttl", dyn.TTL, "loop_wait", dyn.LoopWait, "retry_timeout", dyn.RetryTimeout)
 	}
 	if !reflect.DeepEqual(dyn.PostgresParameters, a.dyn.PostgresParameters) {
-		a.applyParameters(ctx, dyn.PostgresParameters)
+		a.paramsErr = a.applyParameters(ctx, dyn.PostgresParameters)
 	}
 	a.dyn = dyn
 	a.publishLimits()
+	a.setConfigError(errors.Join(err, a.paramsErr))
+}
+
+// setConfigError keeps what this member could not apply of the cluster
+// config, published in its member key, GET /patroni and the metrics. It
+// logs once per change, not once per tick: WARN when it appears or
+// changes, INFO when a later config applies fully.
+func (a *Agent) setConfigError(err error) {
+	msg := ""
+	if err != nil {
+		msg = strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	switch msg {
+	case a.configErr:
+		return
+	case "":
+		a.log.Info("cluster config applies fully again")
+	default:
+		a.log.Warn("cannot apply the cluster config fully; what it refuses keeps its current value", "err", msg)
+	}
+	a.configErr = msg
 }
 
 // applyParameters writes cluster-wide PostgreSQL parameters and reloads;
-// a parameter that needs a restart shows as pending_restart.
-func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
-	if err := a.pg.SetDynamicParameters(params); err != nil {
-		a.log.Warn("ignoring cluster-wide PostgreSQL parameters", "err", err)
-		return
-	}
+// a parameter that needs a restart shows as pending_restart. The valid
+// parameters apply even when some are refused: the error names those.
+func (a *Agent) applyParameters(ctx context.Context, params map[string]any) error {
+	refused := a.pg.SetDynamicParameters(params)
 	changed, err := a.pg.Reconfigure()
 	if err != nil {
 		a.log.Warn("cannot rewrite postgresql.conf", "err", err)
-		return
+		return refused
 	}
 	if changed && a.pgState == PGRunning {
 		a.log.Info("cluster-wide PostgreSQL parameters changed; reloading")
@@ -398,6 +418,7 @@ func (a *Agent) applyParameters(ctx context.Context, params map[string]any) {
 			a.log.Warn("reload after a parameter change failed", "err", err)
 		}
 	}
+	return refused
 }
 
 // ioContext bounds one etcd or PostgreSQL call: by retry_timeout, and while

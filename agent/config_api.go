@@ -41,7 +41,9 @@ func (a *Agent) PatchConfig(ctx context.Context, patch json.RawMessage, ifRevisi
 	if err != nil {
 		base = map[string]any{} // Patroni reads an unparsable value as {}
 	}
-	data, err := config.EncodeDynamic(config.MergePatch(base, p), a.cfg.Watchdog)
+	// Only the keys the patch sets are checked strictly: a foreign key
+	// already in etcd (from Patroni) does not block an unrelated edit.
+	data, err := config.EncodePatch(base, p, a.cfg.Watchdog)
 	if err != nil {
 		return nil, badConfig("%v", err)
 	}

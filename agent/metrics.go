@@ -26,6 +26,7 @@ type Metrics struct {
 	lastUnavailable   *prometheus.GaugeVec
 	syncDegraded      prometheus.Gauge
 	decisionsRecorded *prometheus.CounterVec
+	configError       prometheus.Gauge
 }
 
 // NewMetrics creates and registers the agent's series.
@@ -61,10 +62,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 when synchronous mode (non-strict) runs asynchronously for want of a synchronous standby."}),
 		decisionsRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_decisions_total",
 			Help: "Automatic decisions recorded, by kind."}, []string{"kind"}),
+		configError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_error",
+			Help: "1 while this member cannot apply part of the cluster's dynamic config (GET /patroni regent.config_error says what)."}),
 	}
 	reg.MustRegister(m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
-		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded)
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError)
 	for _, r := range Roles {
 		m.role.WithLabelValues(string(r))
 	}
@@ -96,6 +99,7 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 	m.watchdogArmed.Set(b2f(st.Armed))
 	m.watchdogFailed.Set(b2f(st.Failed))
 	m.syncDegraded.Set(b2f(a.syncDegraded))
+	m.configError.Set(b2f(a.configErr != ""))
 }
 
 func (m *Metrics) decision(kind string) {

@@ -66,6 +66,8 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		Version: buildinfo.Version,
 		Tags:    a.cfg.Tags.Published(),
 		Pause:   a.dyn.Pause,
+		// Peers and regentctl list see a member that cannot apply the config.
+		ConfigError: a.configErr,
 	}
 	if a.nosync {
 		m.Tags = maps.Clone(m.Tags)
@@ -139,7 +141,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		Tags:    maps.Clone(a.cfg.Tags.Published()),
 		Patroni: restapi.Agent{Version: buildinfo.Version, Scope: a.cfg.Scope},
 		Pause:   a.dyn.Pause,
-		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason},
+		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason, ConfigError: a.configErr},
 	}
 	if !lastContact.IsZero() {
 		doc.DCSLastSeen = time.Now().Add(-now.Sub(lastContact)).Unix()

@@ -141,7 +141,9 @@ func CheckSafetyMargin(dyn Dynamic, wd fencing.Config) error {
 	return nil
 }
 
-// BootstrapDynamic parses bootstrap.dcs strictly (unknown keys are errors).
+// BootstrapDynamic parses bootstrap.dcs strictly, as an edit of the whole
+// config (CheckKeys): unknown keys, unsupported Patroni features and
+// parameters PostgreSQL or Regent would refuse are errors.
 func (c *Config) BootstrapDynamic() (Dynamic, error) {
 	if c.Bootstrap.DCS == nil {
 		return DefaultDynamic(), nil
@@ -155,7 +157,11 @@ func (c *Config) BootstrapDynamic() (Dynamic, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return Dynamic{}, err
 	}
-	return dynamicFromMap(m, true)
+	if err := CheckKeys(m); err != nil {
+		return Dynamic{}, err
+	}
+	dyn, err := dynamicFromMap(m, DefaultDynamic())
+	return dyn, errors.Join(err, dyn.Validate())
 }
 
 // BootstrapDCSJSON is the JSON written to the config key at bootstrap.

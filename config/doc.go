@@ -7,9 +7,15 @@
 //     typo; ${VAR} in a value is the environment variable, an unset one
 //     an error naming the key (Load, Parse);
 //   - the dynamic config (Dynamic): Patroni's keys, read leniently from
-//     etcd (ParseDynamic) but strictly from bootstrap.dcs, and the pure
-//     half of PATCH and PUT /config (DecodeObject, MergePatch,
-//     EncodeDynamic);
+//     etcd (ParseDynamic; a member applies what it can over what it runs,
+//     ApplyDynamic) but strictly where it is written: every key an edit or
+//     bootstrap.dcs sets is implemented with a value members accept —
+//     parameters against PostgreSQL 15's catalogue — or refused by name
+//     (CheckKeys); the pure half of PATCH and PUT /config (DecodeObject,
+//     MergePatch, EncodePatch, EncodeDynamic);
+//   - durations read as Patroni reads them: a bare number is seconds, in
+//     regent.yml as in the dynamic config; NaN, negative and absurd
+//     values are refused;
 //   - the member's tags (Tags) and the callbacks section (Callbacks);
 //   - the rules that cross sections: loop_wait + 2·retry_timeout ≤ ttl,
 //     and the safety margin against ttl and loop_wait (CheckSafetyMargin).

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
 	"time"
 
+	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/lenient"
 )
 
@@ -55,91 +59,146 @@ func DefaultDynamic() Dynamic {
 	}
 }
 
-// knownDynamicKeys are the keys Regent reads; others are kept untouched in
-// etcd (Patroni does the same) but refused in bootstrap.dcs, where a typo is
-// more likely than a deliberate foreign key.
-var knownDynamicKeys = map[string]bool{
-	"ttl": true, "loop_wait": true, "retry_timeout": true, "maximum_lag_on_failover": true,
-	"primary_start_timeout": true, "master_start_timeout": true, "switchover_timeout": true,
-	"check_timeline": true, "synchronous_mode": true, "synchronous_mode_strict": true,
-	"synchronous_node_count": true, "pause": true, "postgresql": true,
-	// Patroni keys accepted for compatibility; Regent does not act on them yet.
-	"maximum_lag_on_syncnode": true, "max_timelines_history": true, "primary_stop_timeout": true,
-	"master_stop_timeout": true, "failsafe_mode": true, "standby_cluster": true, "slots": true,
-	"permanent_slots": true, "permanent_replication_slots": true, "ignore_slots": true,
-}
-
 // ParseDynamic reads the config key's JSON leniently, as Patroni does:
-// integer-like strings work, booleans accept true/on/yes/1, unknown keys are
-// ignored. Bad values of known keys are errors naming the key.
+// integer-like strings work, booleans accept true/on/yes/1, and keys Regent
+// does not act on are ignored (a cluster moved from Patroni may hold
+// them). Bad values of the keys it reads are errors naming the key; the
+// Dynamic returned keeps the default for each of them.
 func ParseDynamic(raw []byte) (Dynamic, error) {
-	if len(raw) == 0 {
-		return DefaultDynamic(), nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		// Patroni treats an unparsable value as {}.
-		return DefaultDynamic(), nil
-	}
-	return dynamicFromMap(m, false)
+	m := decodeKey(raw)
+	dyn, err := dynamicFromMap(m, DefaultDynamic())
+	return dyn, errors.Join(err, dyn.Validate())
 }
 
-// dynamicFromMap applies m over the defaults. strict refuses unknown keys.
-func dynamicFromMap(m map[string]any, strict bool) (Dynamic, error) {
+// ApplyDynamic is how a member applies the config key over the config it
+// runs (cur): a key with a bad value keeps its current value, and timings
+// that break the rules — Validate's, or this member's safety margin (wd)
+// — keep the current timings, so one bad value never drops the others
+// (pause, synchronous_mode, parameters). The error names every key not
+// applied; nil means the config applies fully.
+func ApplyDynamic(raw []byte, cur Dynamic, wd fencing.Config) (Dynamic, error) {
+	dyn, err := dynamicFromMap(decodeKey(raw), cur)
+	timing := errors.Join(dyn.Validate(), CheckSafetyMargin(dyn, wd))
+	if timing != nil {
+		dyn.TTL, dyn.LoopWait, dyn.RetryTimeout = cur.TTL, cur.LoopWait, cur.RetryTimeout
+	}
+	return dyn, errors.Join(err, timing)
+}
+
+// decodeKey reads the config key's JSON; Patroni treats an absent or
+// unparsable value as {}.
+func decodeKey(raw []byte) map[string]any {
+	var m map[string]any
+	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// dynamicFromMap applies m over the defaults; a known key whose value does
+// not parse (or is out of its own range) keeps prev's value and adds an
+// error naming it. Keys Regent does not read are ignored here: the strict
+// checks of edits and bootstrap.dcs are CheckKeys'.
+func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 	c := DefaultDynamic()
 	var errs []error
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
-		if v == nil {
+		field := c.field(k)
+		if v == nil || field == nil {
 			continue
 		}
-		var err error
-		switch k {
-		case "ttl":
-			c.TTL, err = seconds(v)
-		case "loop_wait":
-			c.LoopWait, err = seconds(v)
-		case "retry_timeout":
-			c.RetryTimeout, err = seconds(v)
-		case "maximum_lag_on_failover":
-			c.MaximumLagOnFailover, err = lenient.Integer(v)
-		case "primary_start_timeout", "master_start_timeout":
-			c.PrimaryStartTimeout, err = seconds(v)
-		case "switchover_timeout":
-			c.SwitchoverTimeout, err = seconds(v)
-		case "check_timeline":
-			c.CheckTimeline, err = lenient.Bool(v)
-		case "synchronous_mode":
-			c.SynchronousMode, err = lenient.Bool(v)
-		case "synchronous_mode_strict":
-			c.SynchronousModeStrict, err = lenient.Bool(v)
-		case "synchronous_node_count":
-			var n int64
-			n, err = lenient.Integer(v)
-			c.SynchronousNodeCount = int(n)
-		case "pause":
-			c.Pause, err = lenient.Bool(v)
-		case "postgresql":
-			c.PostgresParameters, err = postgresParameters(v)
-		default:
-			if strict && !knownDynamicKeys[k] {
-				err = errors.New("unknown key")
-			}
-		}
-		if err != nil {
+		if err := setField(k, field, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			reflect.ValueOf(field).Elem().Set(reflect.ValueOf(prev.field(k)).Elem())
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	return c, errors.Join(errs...)
 }
+
+// readKeys are the keys Regent reads and acts on (Dynamic.field).
+var readKeys = []string{"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
+	"primary_start_timeout", "master_start_timeout", "switchover_timeout", "check_timeline",
+	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "postgresql"}
+
+// field is the address of the field key k sets, nil for a key Regent
+// does not read.
+func (c *Dynamic) field(k string) any {
+	switch k {
+	case "ttl":
+		return &c.TTL
+	case "loop_wait":
+		return &c.LoopWait
+	case "retry_timeout":
+		return &c.RetryTimeout
+	case "maximum_lag_on_failover":
+		return &c.MaximumLagOnFailover
+	case "primary_start_timeout", "master_start_timeout":
+		return &c.PrimaryStartTimeout
+	case "switchover_timeout":
+		return &c.SwitchoverTimeout
+	case "check_timeline":
+		return &c.CheckTimeline
+	case "synchronous_mode":
+		return &c.SynchronousMode
+	case "synchronous_mode_strict":
+		return &c.SynchronousModeStrict
+	case "synchronous_node_count":
+		return &c.SynchronousNodeCount
+	case "pause":
+		return &c.Pause
+	case "postgresql":
+		return &c.PostgresParameters
+	}
+	return nil
+}
+
+// setField parses v into field (key k's), leaving it untouched on error.
+func setField(k string, field, v any) error {
+	switch f := field.(type) {
+	case *time.Duration:
+		return assign(f)(seconds(v))
+	case *bool:
+		return assign(f)(lenient.Bool(v))
+	case *int64: // maximum_lag_on_failover
+		return assign(f)(nonNegative(v))
+	case *int: // synchronous_node_count
+		return assign(f)(syncNodeCount(v))
+	case *map[string]any: // postgresql
+		return assign(f)(postgresParameters(v))
+	}
+	return fmt.Errorf("%s: no parser (a bug)", k)
+}
+
+// assign stores a parsed value unless parsing failed.
+func assign[T any](f *T) func(T, error) error {
+	return func(v T, err error) error {
+		if err == nil {
+			*f = v
+		}
+		return err
+	}
+}
+
+func nonNegative(v any) (int64, error) {
+	n, err := lenient.Integer(v)
+	if err == nil && n < 0 {
+		return 0, fmt.Errorf("%d is negative", n)
+	}
+	return n, err
+}
+
+func syncNodeCount(v any) (int, error) {
+	n, err := lenient.Integer(v)
+	if err == nil && (n < 1 || n > maxSyncNodes) {
+		return 0, fmt.Errorf("%d is outside 1 .. %d", n, maxSyncNodes)
+	}
+	return int(n), err
+}
+
+// maxSyncNodes bounds synchronous_node_count: more standbys than any
+// cluster has is a typo (PostgreSQL's own limit is max_wal_senders).
+const maxSyncNodes = 64
 
 // Validate checks the timing rules (DESIGN §2): a leader that cannot reach
 // etcd must give up before its lease can expire.
@@ -175,8 +234,22 @@ func seconds(v any) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n < 0 || n > 86400 {
-		return 0, fmt.Errorf("%v seconds is out of range (0 to 86400)", v)
+	return secondsDuration(n, fmt.Sprint(v))
+}
+
+// maxDuration bounds every duration key: a day is already absurd for a
+// timeout, and larger numbers overflow time.Duration.
+const maxDuration = 24 * time.Hour
+
+// secondsDuration converts n seconds, refusing NaN, ±Inf (which would
+// convert to an arbitrary duration), negative and absurd values. text is
+// the value as written, for the message.
+func secondsDuration(n float64, text string) (time.Duration, error) {
+	if math.IsNaN(n) || math.IsInf(n, 0) {
+		return 0, fmt.Errorf("%s is not a number of seconds", text)
+	}
+	if n < 0 || n > maxDuration.Seconds() {
+		return 0, fmt.Errorf("%s seconds is out of range (0 to %d)", text, int(maxDuration.Seconds()))
 	}
 	return time.Duration(n * float64(time.Second)), nil
 }

@@ -68,17 +68,66 @@ func MergePatch(base, patch map[string]any) map[string]any {
 	return out
 }
 
-// EncodeDynamic checks a would-be config key — known keys must parse and
-// the timing rules must hold, against this member's safety margin (wd)
-// too — and returns its JSON. Its errors are one line, naming the key.
+// EncodePatch is the check of PATCH /config: the keys patch sets are
+// checked strictly (CheckKeys), so an edit cannot write what members would
+// refuse or ignore, while keys already in base (a Patroni migration's)
+// never block an unrelated edit. When the patch sets a timing key, the
+// merged config must meet the timing rules and this member's safety margin
+// (wd). It returns the merged config's JSON; its errors are one line
+// naming each refused key.
+func EncodePatch(base, patch map[string]any, wd fencing.Config) ([]byte, error) {
+	if err := CheckKeys(patch); err != nil {
+		return nil, invalid(err)
+	}
+	merged := MergePatch(base, patch)
+	if setsTiming(patch) {
+		if err := checkTimings(merged, wd); err != nil {
+			return nil, invalid(err)
+		}
+	}
+	return marshalConfig(merged)
+}
+
+// EncodeDynamic is the check of PUT /config: the whole document is
+// checked strictly, timings included.
 func EncodeDynamic(m map[string]any, wd fencing.Config) ([]byte, error) {
-	dyn, err := dynamicFromMap(m, false)
-	if err != nil {
-		return nil, fmt.Errorf("invalid config: %v", flattenErr(err))
+	if err := CheckKeys(m); err != nil {
+		return nil, invalid(err)
 	}
-	if err := CheckSafetyMargin(dyn, wd); err != nil {
-		return nil, fmt.Errorf("invalid config: %v", flattenErr(err))
+	if err := checkTimings(m, wd); err != nil {
+		return nil, invalid(err)
 	}
+	return marshalConfig(m)
+}
+
+// timingKeys are the keys the timing rules (Validate, CheckSafetyMargin)
+// relate.
+var timingKeys = []string{"ttl", "loop_wait", "retry_timeout"}
+
+func setsTiming(patch map[string]any) bool {
+	for _, k := range timingKeys {
+		if _, ok := patch[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTimings: the timing rules of the config m, against wd too. Bad
+// values of other keys are not its business (CheckKeys reports those).
+func checkTimings(m map[string]any, wd fencing.Config) error {
+	dyn, _ := dynamicFromMap(m, DefaultDynamic())
+	if err := dyn.Validate(); err != nil {
+		return err
+	}
+	return CheckSafetyMargin(dyn, wd)
+}
+
+func invalid(err error) error {
+	return errors.New("invalid config: " + flattenErr(err))
+}
+
+func marshalConfig(m map[string]any) ([]byte, error) {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("not representable as JSON: %v", err)

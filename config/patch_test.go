@@ -51,8 +51,10 @@ func TestEncodeDynamic(t *testing.T) {
 		want    string // JSON, or a part of the error
 		wantErr bool
 	}{
-		{"valid", map[string]any{"ttl": int64(20), "pause": "on", "foreign": "kept"},
-			`{"foreign":"kept","pause":"on","ttl":20}`, false},
+		{"valid", map[string]any{"ttl": int64(20), "pause": "on", "failsafe_mode": false},
+			`{"failsafe_mode":false,"pause":"on","ttl":20}`, false},
+		{"a foreign key is refused by name", map[string]any{"ttl": int64(20), "foreign": "x"},
+			`invalid config: foreign: unknown key`, true},
 		{"a flag as PATCH decodes 1 (int64)", map[string]any{"pause": int64(1)}, `{"pause":1}`, false},
 		{"bad value names the key", map[string]any{"ttl": "abc"}, `invalid config: ttl: "abc" is not a number`, true},
 		{"timing rule, one line", map[string]any{"ttl": int64(4), "loop_wait": int64(1), "retry_timeout": int64(3)},

@@ -3,11 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -75,6 +78,14 @@ func expandEnv(n *yaml.Node, path string, refs []string, errs *[]error) {
 // decodeNode walks structs field by field so each error carries its key path;
 // anything that is not a struct is decoded by yaml itself.
 func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
+	if v.Type() == durationType {
+		d, err := decodeDuration(n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", orRoot(path), err)
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
 	if v.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
 		if v.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isNull(n) {
 			return fmt.Errorf("%s: must be a mapping, got %s", orRoot(path), describe(n))
@@ -92,7 +103,7 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		p := join(path, key)
 		idx, ok := fields[key]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: unknown key%s", p, suggest(key, fields)))
+			errs = append(errs, fmt.Errorf("%s: unknown key%s", p, suggest(key, slices.Collect(maps.Keys(fields)))))
 			continue
 		}
 		if seen[key] {
@@ -108,6 +119,30 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// decodeDuration reads a duration as Patroni does for every duration key:
+// a bare number is seconds (15, 0.5, "15"); Go's form with a unit is
+// accepted too (15s, 500ms, 1m30s). NaN, negative and absurd values
+// (over a day) are refused.
+func decodeDuration(n *yaml.Node) (time.Duration, error) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, fmt.Errorf("must be a duration (seconds, or 15s, 500ms), got %s", describe(n))
+	}
+	text := strings.TrimSpace(n.Value)
+	if f, err := strconv.ParseFloat(text, 64); err == nil {
+		return secondsDuration(f, text)
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (seconds, or 15s, 500ms)", text)
+	}
+	if d < 0 || d > maxDuration {
+		return 0, fmt.Errorf("%s is out of range (0 to %s)", d, maxDuration)
+	}
+	return d, nil
 }
 
 func yamlFields(t reflect.Type) map[string]int {
@@ -130,8 +165,8 @@ func yamlFields(t reflect.Type) map[string]int {
 }
 
 // suggest names a known key that differs from key by one edit, for typos.
-func suggest(key string, fields map[string]int) string {
-	for k := range fields {
+func suggest(key string, known []string) string {
+	for _, k := range slices.Sorted(slices.Values(known)) {
 		if editDistanceAtMostOne(key, k) {
 			return fmt.Sprintf(" (did you mean %q?)", k)
 		}

@@ -31,6 +31,9 @@ type Member struct {
 	// Decision is Regent's own field (Patroni tools ignore it): while the
 	// cluster has no leader, why this member does not race for it.
 	Decision string `json:"decision,omitempty"`
+	// ConfigError is Regent's own field: what this member cannot apply of
+	// the cluster's dynamic config (it keeps its current values for those).
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).

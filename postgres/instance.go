@@ -122,20 +122,28 @@ func (i *Instance) Close() {
 // down with it: the valid ones apply, a refused one keeps the value it had
 // (or stays unset), and the error names each refused parameter.
 func (i *Instance) SetDynamicParameters(params map[string]any) error {
+	var err error
+	i.dynamic, err = MergeDynamicParameters(i.dynamic, params)
+	return err
+}
+
+// MergeDynamicParameters is SetDynamicParameters' rule as a pure function:
+// the parameters to run with when the cluster asks for params while cur
+// run, and an error naming each refused one (which keeps its cur value).
+func MergeDynamicParameters(cur, params map[string]any) (map[string]any, error) {
 	next := make(map[string]any, len(params))
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(params)) {
 		if err := CheckSetting(name, params[name]); err != nil {
 			errs = append(errs, fmt.Errorf("postgresql.parameters.%s: %w", name, err))
-			if old, ok := i.dynamic[name]; ok {
+			if old, ok := cur[name]; ok {
 				next[name] = old
 			}
 			continue
 		}
 		next[name] = params[name]
 	}
-	i.dynamic = next
-	return errors.Join(errs...)
+	return next, errors.Join(errs...)
 }
 
 // DataDirEmpty reports whether data_dir is absent or holds no cluster

@@ -100,6 +100,9 @@ type RegentStatus struct {
 	Watchdog         *WatchdogStatus `json:"watchdog,omitempty"`
 	Synchronous      *SyncStatus     `json:"synchronous,omitempty"`
 	LastDecision     string          `json:"last_decision,omitempty"`
+	// ConfigError is what this member cannot apply of the cluster's
+	// dynamic config; it keeps its current values for those keys.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // Backend is what the server needs from the agent beyond the published
@@ -144,6 +147,9 @@ type ClusterMember struct {
 	// Decision (Regent's): while the cluster has no leader, why this member
 	// does not race for it.
 	Decision string `json:"decision,omitempty"`
+	// ConfigError (Regent's): what this member cannot apply of the
+	// cluster's dynamic config.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // Scheduled describes a scheduled switchover.

@@ -42,7 +42,8 @@ func TestHelpNamesRealFlags(t *testing.T) {
 // help texts ("  -s ttl=30  description"), the package comment's lines,
 // and every `regentctl …` line of README.md and docs/*.md (code blocks and
 // inline code). Every edit-config example sets a key the dynamic config
-// reads, so no example teaches a key Regent ignores.
+// reads with a value the agent accepts, so no example teaches a key Regent
+// ignores or refuses.
 func TestExamplesParse(t *testing.T) {
 	examples := helpExamples(newRoot(io.Discard, io.Discard))
 	examples = append(examples, sourceExamples(t, "main.go", regexp.MustCompile(`(?m)^//\t(regentctl .*)$`))...)
@@ -224,7 +225,8 @@ func parseInvocation(args []string) (*cobra.Command, error) {
 	return cmd, cmd.ValidateArgs(cmd.Flags().Args())
 }
 
-// editedKeys are the config paths a parsed edit-config sets (-s, -p).
+// editedKeys are the config paths a parsed edit-config sets (-s, -p);
+// each setting must pass the agent's strict check (config.CheckKeys).
 func editedKeys(t *testing.T, cmd *cobra.Command) [][]string {
 	t.Helper()
 	sets, err := cmd.Flags().GetStringArray("set")
@@ -244,6 +246,11 @@ func editedKeys(t *testing.T, cmd *cobra.Command) [][]string {
 		if err != nil {
 			t.Errorf("edit-config setting %q: %v", s, err)
 			continue
+		}
+		// The agent would refuse an edit members cannot apply: no example
+		// may teach one.
+		if err := config.CheckKeys(st.apply(map[string]any{})); err != nil {
+			t.Errorf("edit-config setting %q is refused: %v", s, err)
 		}
 		keys = append(keys, st.path)
 	}

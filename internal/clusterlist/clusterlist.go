@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/regent-ha/regent/dcs"
 )
@@ -24,6 +26,8 @@ type Row struct {
 	// position; nil on the leader, -1 when unknown.
 	LagMB *int64         `json:"lag_in_mb,omitempty"`
 	Tags  map[string]any `json:"tags,omitempty"`
+	// ConfigError is what the member cannot apply of the cluster config.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // Rows derives the table from a view, sorted by member name.
@@ -32,7 +36,7 @@ func Rows(c *dcs.Cluster) []Row {
 	var rows []Row
 	for _, name := range c.MemberNames() {
 		m := c.Members[name]
-		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags}
+		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError}
 		switch {
 		case name == leader:
 			r.Role = "Leader"
@@ -64,11 +68,18 @@ func host(connURL string) string {
 	return u.Host
 }
 
-// Render writes a boxed table like patronictl's.
+// Render writes a boxed table like patronictl's. A "Config error" column
+// is added when a member cannot apply the cluster config (as patronictl
+// adds "Pending restart" only when a member has one).
 func Render(w io.Writer, scope string, c *dcs.Cluster) error {
 	header := []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}
+	rows := Rows(c)
+	withErrors := slices.ContainsFunc(rows, func(r Row) bool { return r.ConfigError != "" })
+	if withErrors {
+		header = append(header, "Config error")
+	}
 	lines := [][]string{header}
-	for _, r := range Rows(c) {
+	for _, r := range rows {
 		tl, lag := "", ""
 		if r.Timeline > 0 {
 			tl = fmt.Sprint(r.Timeline)
@@ -79,12 +90,16 @@ func Render(w io.Writer, scope string, c *dcs.Cluster) error {
 				lag = fmt.Sprint(*r.LagMB)
 			}
 		}
-		lines = append(lines, []string{r.Member, r.Host, r.Role, r.State, tl, lag})
+		line := []string{r.Member, r.Host, r.Role, r.State, tl, lag}
+		if withErrors {
+			line = append(line, r.ConfigError)
+		}
+		lines = append(lines, line)
 	}
 	widths := make([]int, len(header))
 	for _, l := range lines {
 		for i, cell := range l {
-			widths[i] = max(widths[i], len(cell))
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell)) // fmt pads by runes
 		}
 	}
 	sep := "+"
@@ -104,7 +119,7 @@ func Render(w io.Writer, scope string, c *dcs.Cluster) error {
 	for i, l := range lines {
 		b.WriteString("|")
 		for j, cell := range l {
-			if j >= 4 && i > 0 { // numbers right-aligned
+			if (j == 4 || j == 5) && i > 0 { // numbers right-aligned
 				fmt.Fprintf(&b, " %*s |", widths[j], cell)
 			} else {
 				fmt.Fprintf(&b, " %-*s |", widths[j], cell)

@@ -56,3 +56,36 @@ func TestRenderShowsEveryMember(t *testing.T) {
 		t.Errorf("table has %d lines, want 7:\n%s", n, out)
 	}
 }
+
+// TestRenderShowsConfigErrorsOnlyWhenThereAreSome: a member that cannot
+// apply the cluster config gets a "Config error" column; without one the
+// table keeps patronictl's shape.
+func TestRenderShowsConfigErrorsOnlyWhenThereAreSome(t *testing.T) {
+	var plain bytes.Buffer
+	if err := Render(&plain, "demo", testView()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "Config error") {
+		t.Errorf("a column for config errors without any:\n%s", plain.String())
+	}
+	c := testView()
+	m := c.Members["pg2"]
+	m.ConfigError = "watchdog.safety_margin: 3s must be < ttl − loop_wait (3s)"
+	c.Members["pg2"] = m
+	var b bytes.Buffer
+	if err := Render(&b, "demo", c); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if !strings.Contains(lines[1], "| Config error ") {
+		t.Errorf("header lacks the Config error column: %q", lines[1])
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "| pg2 ") && !strings.HasSuffix(l, "| "+m.ConfigError+" |") {
+			t.Errorf("pg2's line does not end with its config error: %q", l)
+		}
+	}
+	if got := Rows(c)[1].ConfigError; got != m.ConfigError {
+		t.Errorf("Rows: pg2 config_error = %q", got)
+	}
+}

@@ -7,6 +7,7 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type Fake struct {
 	ssn        string
 	hung       bool
 	ops        []string
+	dynamic    map[string]any
 	// StartErr, when set, makes Start fail.
 	StartErr error
 	// StopErr, when set, makes Stop fail and leaves the server running (a
@@ -265,7 +267,22 @@ func NewEmpty(sysID uint64) *Fake {
 	return f
 }
 
-func (f *Fake) SetDynamicParameters(params map[string]any) error { return nil }
+// SetDynamicParameters applies params by the real rule (the refused ones
+// keep their value, the error names them); DynamicParameters reads them.
+func (f *Fake) SetDynamicParameters(params map[string]any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var err error
+	f.dynamic, err = postgres.MergeDynamicParameters(f.dynamic, params)
+	return err
+}
+
+// DynamicParameters returns the cluster-wide parameters in effect.
+func (f *Fake) DynamicParameters() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.dynamic)
+}
 
 // ProbeWrite succeeds only on a running primary.
 func (f *Fake) ProbeWrite(ctx context.Context) error {

@@ -15,7 +15,16 @@ const LoopbackAPI = "  listen: 127.0.0.1:8008\n  connect_address: 127.0.0.1:8008
 // the rest is a valid configuration of member pg1 of scope demo.
 func Write(t testing.TB, restapi, hba string) string {
 	t.Helper()
-	doc := `name: pg1
+	path := filepath.Join(t.TempDir(), "regent.yml")
+	if err := os.WriteFile(path, []byte(Doc(restapi, hba)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Doc is the regent.yml Write writes.
+func Doc(restapi, hba string) string {
+	return `name: pg1
 scope: demo
 etcd: {endpoints: [http://127.0.0.1:2379]}
 restapi:
@@ -31,9 +40,4 @@ restapi:
 bootstrap:
   dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3}
 `
-	path := filepath.Join(t.TempDir(), "regent.yml")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

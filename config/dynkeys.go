@@ -1,0 +1,185 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/regent-ha/regent/internal/lenient"
+	"github.com/regent-ha/regent/postgres"
+)
+
+// The strict half of the dynamic config: what an edit (PATCH, PUT) or
+// bootstrap.dcs may set. Every key is one Regent implements, with a value
+// it can apply, or is refused by name — never accepted and ignored. What
+// is already in etcd is read leniently instead (ParseDynamic): a cluster
+// moved from Patroni may hold keys Regent refuses in an edit.
+
+// unsupported are Patroni's keys Regent does not implement. Each is
+// accepted only with the value that describes what Regent does anyway
+// (Patroni's "off"), so a config copied from Patroni with them off still
+// loads; any other value is refused with the reason.
+var unsupported = map[string]unsupportedKey{
+	"failsafe_mode": {isOff: isFalse,
+		why: "a leader that cannot reach etcd always fences itself at its deadline; only false is accepted"},
+	"standby_cluster": {isOff: isEmpty,
+		why: "Regent runs primary clusters only; only an empty object is accepted"},
+	"slots": {isOff: isEmpty,
+		why: "Regent manages only the members' physical slots; only an empty object is accepted"},
+	"permanent_slots": {isOff: isEmpty,
+		why: "Regent manages only the members' physical slots; only an empty object is accepted"},
+	"permanent_replication_slots": {isOff: isEmpty,
+		why: "Regent manages only the members' physical slots; only an empty object is accepted"},
+	"ignore_slots": {isOff: isEmpty,
+		why: "Regent drops inactive physical slots that are not a member's; only an empty list is accepted"},
+	"maximum_lag_on_syncnode": {isOff: isNonPositive,
+		why: "a lagging synchronous standby is not replaced; only -1 (off) is accepted"},
+	"max_timelines_history": {isOff: isZero,
+		why: "Regent keeps the whole timeline history; only 0 is accepted"},
+	"primary_stop_timeout": {isOff: never,
+		why: "a stop's budget is postgres.stop_timeout in regent.yml"},
+	"master_stop_timeout": {isOff: never,
+		why: "a stop's budget is postgres.stop_timeout in regent.yml"},
+}
+
+// postgresqlKeys are the keys under `postgresql` (Patroni's names).
+// parameters is implemented; use_pg_rewind and use_slots describe what
+// Regent always does, so only true is accepted.
+var postgresqlKeys = map[string]unsupportedKey{
+	"use_pg_rewind": {isOff: isTrue,
+		why: "Regent always rewinds a diverged member with pg_rewind (and re-clones it if that fails); only true is accepted"},
+	"use_slots": {isOff: isTrue,
+		why: "Regent always replicates through the members' physical slots; only true is accepted"},
+	"pg_hba":        {isOff: never, why: "set postgres.pg_hba in each member's regent.yml"},
+	"pg_ident":      {isOff: never, why: "Regent does not write pg_ident.conf"},
+	"recovery_conf": {isOff: never, why: "Regent writes the standby settings itself"},
+	"remove_data_directory_on_rewind_failure": {isOff: isTrue,
+		why: "Regent always re-clones a member that cannot rewind; only true is accepted"},
+	"remove_data_directory_on_diverged_timelines": {isOff: isTrue,
+		why: "Regent always re-clones a member that cannot rewind; only true is accepted"},
+}
+
+type unsupportedKey struct {
+	isOff func(any) bool
+	why   string
+}
+
+func (u unsupportedKey) check(v any) error {
+	if u.isOff(v) {
+		return nil
+	}
+	return fmt.Errorf("not supported yet: %s", u.why)
+}
+
+func isFalse(v any) bool { b, err := lenient.Bool(v); return err == nil && !b }
+func isTrue(v any) bool  { b, err := lenient.Bool(v); return err == nil && b }
+func never(any) bool     { return false }
+
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		return len(t) == 0
+	case []any:
+		return len(t) == 0
+	}
+	return false
+}
+
+func isZero(v any) bool {
+	n, err := lenient.Number(v)
+	return err == nil && n == 0
+}
+
+func isNonPositive(v any) bool {
+	n, err := lenient.Number(v)
+	return err == nil && n <= 0
+}
+
+// CheckKeys checks strictly every key doc sets: a key Regent reads must
+// have a value it accepts (parameters are checked against PostgreSQL 15's
+// catalogue and the settings Regent manages), a Patroni key Regent does
+// not implement is refused by name unless off, and any other key is
+// unknown. A null value sets nothing (in a patch it deletes the key).
+// Each error names its dotted key; the timing rules across keys are
+// Dynamic.Validate's.
+func CheckKeys(doc map[string]any) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
+		v := doc[k]
+		if v == nil {
+			continue
+		}
+		var err error
+		switch u, isUnsupported := unsupported[k]; {
+		case k == "postgresql":
+			errs = append(errs, checkPostgresql(v))
+			continue
+		case isUnsupported:
+			err = u.check(v)
+		case new(Dynamic).field(k) != nil:
+			var d Dynamic
+			err = setField(k, d.field(k), v)
+		default:
+			err = unknownKey(k, dynamicKeyNames())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkPostgresql(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("postgresql: must be an object")
+	}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		sub := m[k]
+		if sub == nil {
+			continue
+		}
+		if k == "parameters" {
+			errs = append(errs, checkParameters(sub))
+			continue
+		}
+		var err error
+		if u, ok := postgresqlKeys[k]; ok {
+			err = u.check(sub)
+		} else {
+			err = unknownKey(k, append(slices.Collect(maps.Keys(postgresqlKeys)), "parameters"))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("postgresql.%s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkParameters(v any) error {
+	params, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("postgresql.parameters: must be an object")
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if params[name] == nil {
+			continue // a patch removing it
+		}
+		if err := postgres.CheckSetting(name, params[name]); err != nil {
+			errs = append(errs, fmt.Errorf("postgresql.parameters.%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dynamicKeyNames are the top-level keys an edit may set.
+func dynamicKeyNames() []string {
+	return append(slices.Collect(maps.Keys(unsupported)), readKeys...)
+}
+
+func unknownKey(k string, known []string) error {
+	return fmt.Errorf("unknown key%s", suggest(k, known))
+}

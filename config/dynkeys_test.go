@@ -1,0 +1,252 @@
+package config
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regent-ha/regent/fencing"
+)
+
+// TestEncodePatchRefusesBadEdits: every edit a member would refuse or
+// ignore is refused before etcd, with one line naming the key.
+func TestEncodePatchRefusesBadEdits(t *testing.T) {
+	wd := fencing.Config{SafetyMargin: 3 * time.Second}
+	base := map[string]any{"ttl": int64(10), "loop_wait": int64(1), "retry_timeout": int64(3)}
+	params := func(name string, v any) string {
+		raw, _ := json.Marshal(map[string]any{"postgresql": map[string]any{"parameters": map[string]any{name: v}}})
+		return string(raw)
+	}
+	tests := []struct {
+		name, patch string
+		want        []string // parts of the error
+	}{
+		{"managed: port", params("port", 5433), []string{"postgresql.parameters.port: set postgres.listen instead"}},
+		{"managed: listen_addresses", params("listen_addresses", "*"), []string{"postgresql.parameters.listen_addresses: set postgres.listen"}},
+		{"managed: synchronous_standby_names", params("synchronous_standby_names", "*"),
+			[]string{"postgresql.parameters.synchronous_standby_names: managed by Regent"}},
+		{"unknown parameter", params("work_mme", "4MB"), []string{"postgresql.parameters.work_mme: unknown setting"}},
+		{"wrong type", params("max_connections", "lots"), []string{"postgresql.parameters.max_connections:", `"lots" is not a number`}},
+		{"out of range", params("shared_buffers", "-5"), []string{"postgresql.parameters.shared_buffers:", "outside the valid range"}},
+		{"bad enum", params("wal_level", "maximal"), []string{"postgresql.parameters.wal_level:", "not one of"}},
+		{"read-only", params("block_size", 8192), []string{"postgresql.parameters.block_size: read-only"}},
+		{"one bad among good ones", `{"postgresql":{"parameters":{"work_mem":"8MB","port":5433}}}`,
+			[]string{"postgresql.parameters.port:"}},
+		{"parameters not an object", `{"postgresql":{"parameters":"work_mem=4MB"}}`, []string{"postgresql.parameters: must be an object"}},
+		{"postgresql not an object", `{"postgresql":true}`, []string{"postgresql: must be an object"}},
+		{"NaN ttl", `{"ttl":"NaN"}`, []string{`ttl: NaN is not a number of seconds`}},
+		{"NaN switchover_timeout", `{"switchover_timeout":"NaN"}`, []string{"switchover_timeout: NaN is not a number of seconds"}},
+		{"infinite loop_wait", `{"loop_wait":"Inf"}`, []string{"loop_wait: Inf is not a number of seconds"}},
+		{"negative duration", `{"primary_start_timeout":-5}`, []string{"primary_start_timeout: -5 seconds is out of range"}},
+		{"absurd duration", `{"switchover_timeout":1e12}`, []string{"switchover_timeout: 1e+12 seconds is out of range"}},
+		{"not a boolean", `{"pause":"maybe"}`, []string{"pause:", "not a boolean"}},
+		{"negative lag", `{"maximum_lag_on_failover":-1}`, []string{"maximum_lag_on_failover: -1 is negative"}},
+		{"sync node count 0", `{"synchronous_node_count":0}`, []string{"synchronous_node_count: 0 is outside 1 .. 64"}},
+		{"unknown top-level key", `{"ttll":20}`, []string{`ttll: unknown key (did you mean "ttl"?)`}},
+		{"failsafe_mode", `{"failsafe_mode":true}`, []string{"failsafe_mode: not supported yet"}},
+		{"standby_cluster", `{"standby_cluster":{"host":"10.0.0.9"}}`, []string{"standby_cluster: not supported yet"}},
+		{"slots", `{"slots":{"s1":{"type":"physical"}}}`, []string{"slots: not supported yet"}},
+		{"ignore_slots", `{"ignore_slots":[{"name":"x"}]}`, []string{"ignore_slots: not supported yet"}},
+		{"maximum_lag_on_syncnode", `{"maximum_lag_on_syncnode":1048576}`, []string{"maximum_lag_on_syncnode: not supported yet"}},
+		{"primary_stop_timeout", `{"primary_stop_timeout":30}`, []string{"primary_stop_timeout: not supported yet", "postgres.stop_timeout"}},
+		{"use_pg_rewind false", `{"postgresql":{"use_pg_rewind":false}}`, []string{"postgresql.use_pg_rewind: not supported yet", "only true"}},
+		{"use_slots false", `{"postgresql":{"use_slots":"off"}}`, []string{"postgresql.use_slots: not supported yet"}},
+		{"pg_hba", `{"postgresql":{"pg_hba":["host all all 0.0.0.0/0 trust"]}}`, []string{"postgresql.pg_hba: not supported yet", "postgres.pg_hba"}},
+		{"unknown postgresql key", `{"postgresql":{"parameter":{}}}`, []string{`postgresql.parameter: unknown key (did you mean "parameters"?)`}},
+		{"timing rule", `{"ttl":4}`, []string{"loop_wait + 2·retry_timeout"}},
+		{"this member's safety margin", `{"ttl":4,"retry_timeout":1}`, []string{"watchdog.safety_margin"}},
+		{"every refusal at once", `{"failsafe_mode":true,"ttl":"NaN"}`, []string{"failsafe_mode: not supported yet", "ttl: NaN"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			patch, err := DecodeObject([]byte(tt.patch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := EncodePatch(base, patch, wd)
+			if err == nil {
+				t.Fatalf("EncodePatch(%s) = %s, want a refusal", tt.patch, got)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error has several lines: %q", err)
+			}
+			for _, part := range tt.want {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q lacks %q", err, part)
+				}
+			}
+		})
+	}
+}
+
+// TestEncodePatchAcceptsWhatRegentApplies: good edits pass, Patroni keys
+// with the value Regent has anyway pass, and a key already in etcd that an
+// edit would refuse does not block an unrelated edit.
+func TestEncodePatchAcceptsWhatRegentApplies(t *testing.T) {
+	wd := fencing.Config{SafetyMargin: 3 * time.Second}
+	fromPatroni := map[string]any{"ttl": int64(10), "loop_wait": int64(1), "retry_timeout": int64(3),
+		"failsafe_mode": true, "foreign": "x",
+		"postgresql": map[string]any{"use_pg_rewind": false, "parameters": map[string]any{"port": int64(5433)}}}
+	tests := []struct {
+		name, patch string
+		base        map[string]any
+		want        string
+	}{
+		{"parameters", `{"postgresql":{"parameters":{"work_mem":"8MB","max_connections":"200","my.ext_setting":"x"}}}`, nil,
+			`{"postgresql":{"parameters":{"max_connections":"200","my.ext_setting":"x","work_mem":"8MB"}}}`},
+		{"a duration as a numeric string", `{"switchover_timeout":"45"}`, nil, `{"switchover_timeout":"45"}`},
+		{"Patroni keys off", `{"failsafe_mode":false,"slots":{},"ignore_slots":[],"standby_cluster":{},"maximum_lag_on_syncnode":-1,"max_timelines_history":0,"postgresql":{"use_pg_rewind":true,"use_slots":true}}`, nil,
+			`{"failsafe_mode":false,"ignore_slots":[],"max_timelines_history":0,"maximum_lag_on_syncnode":-1,"postgresql":{"use_pg_rewind":true,"use_slots":true},"slots":{},"standby_cluster":{}}`},
+		{"deleting a refused key", `{"failsafe_mode":null,"postgresql":{"parameters":{"port":null}}}`, fromPatroni,
+			`{"foreign":"x","loop_wait":1,"postgresql":{"parameters":{},"use_pg_rewind":false},"retry_timeout":3,"ttl":10}`},
+		{"an unrelated edit over foreign keys", `{"pause":true}`, fromPatroni,
+			`{"failsafe_mode":true,"foreign":"x","loop_wait":1,"pause":true,"postgresql":{"parameters":{"port":5433},"use_pg_rewind":false},"retry_timeout":3,"ttl":10}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			patch, err := DecodeObject([]byte(tt.patch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := EncodePatch(tt.base, patch, wd)
+			if err != nil || string(got) != tt.want {
+				t.Errorf("EncodePatch = %s, %v\nwant %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSecondsDurations: a bare number is seconds; NaN, infinities,
+// negative and absurd values are refused rather than wrapped around.
+func TestSecondsDurations(t *testing.T) {
+	tests := []struct {
+		in      any
+		want    time.Duration
+		wantErr string
+	}{
+		{int64(15), 15 * time.Second, ""},
+		{15.5, 15500 * time.Millisecond, ""},
+		{"15", 15 * time.Second, ""},
+		{" 0 ", 0, ""},
+		{int64(86400), 24 * time.Hour, ""},
+		{"NaN", 0, "NaN is not a number of seconds"},
+		{math.NaN(), 0, "NaN is not a number of seconds"},
+		{"-Inf", 0, "-Inf is not a number of seconds"},
+		{math.Inf(1), 0, "+Inf is not a number of seconds"},
+		{int64(-1), 0, "-1 seconds is out of range (0 to 86400)"},
+		{int64(86401), 0, "86401 seconds is out of range"},
+		{1e300, 0, "out of range"},
+		{"15s", 0, "is not a number"},
+		{true, 0, "is not a number"},
+	}
+	for _, tt := range tests {
+		got, err := seconds(tt.in)
+		switch {
+		case tt.wantErr == "" && (err != nil || got != tt.want):
+			t.Errorf("seconds(%v) = %s, %v; want %s", tt.in, got, err, tt.want)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("seconds(%v) = %s, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
+		}
+	}
+}
+
+// TestApplyDynamicKeepsGoodValues: a member applies what it can; a bad
+// value keeps its current one, and timings it cannot accept keep its
+// current timings while pause, synchronous_mode and parameters apply.
+func TestApplyDynamicKeepsGoodValues(t *testing.T) {
+	wd := fencing.Config{SafetyMargin: 3 * time.Second}
+	cur := DefaultDynamic()
+	cur.TTL, cur.SwitchoverTimeout = 12*time.Second, 40*time.Second
+	tests := []struct {
+		name    string
+		raw     string
+		want    func(d *Dynamic)
+		wantErr []string
+	}{
+		{"applies fully", `{"ttl":20,"loop_wait":2,"pause":true}`, func(d *Dynamic) {
+			d.TTL, d.LoopWait, d.Pause = 20*time.Second, 2*time.Second, true
+		}, nil},
+		{"absent keys take the defaults", `{}`, func(*Dynamic) {}, nil},
+		{"a bad value keeps the current one", `{"switchover_timeout":"NaN","pause":"on"}`, func(d *Dynamic) {
+			d.SwitchoverTimeout, d.Pause = 40*time.Second, true
+		}, []string{"switchover_timeout: NaN"}},
+		{"timings this member's margin refuses keep its timings", `{"ttl":4,"loop_wait":1,"retry_timeout":1,"pause":true,"synchronous_mode":true,"postgresql":{"parameters":{"work_mem":"8MB"}}}`,
+			func(d *Dynamic) {
+				d.TTL, d.Pause, d.SynchronousMode = 12*time.Second, true, true
+				d.PostgresParameters = map[string]any{"work_mem": "8MB"}
+			}, []string{"watchdog.safety_margin"}},
+		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },
+			[]string{"loop_wait + 2·retry_timeout"}},
+		{"unparsable key reads as {}", `not json`, func(*Dynamic) {}, nil},
+		{"foreign and unsupported keys are ignored", `{"failsafe_mode":true,"foreign":1}`, func(*Dynamic) {}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := DefaultDynamic()
+			tt.want(&want)
+			got, err := ApplyDynamic([]byte(tt.raw), cur, wd)
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("ApplyDynamic (-want +got):\n%s", d)
+			}
+			if len(tt.wantErr) == 0 && err != nil {
+				t.Errorf("err = %v, want none", err)
+			}
+			for _, part := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), part) {
+					t.Errorf("err = %v, want it to contain %q", err, part)
+				}
+			}
+		})
+	}
+}
+
+// TestRegentYMLDurations: a bare number in regent.yml is seconds, as in
+// Patroni; Go's form works too; NaN, negative and absurd values are
+// refused naming the key.
+func TestRegentYMLDurations(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "s")
+	t.Setenv("PGREPLPASS", "r")
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr string
+	}{
+		{"15", 15 * time.Second, ""},
+		{"4.5", 4500 * time.Millisecond, ""},
+		{`"15"`, 15 * time.Second, ""},
+		{"15s", 15 * time.Second, ""},
+		{"1500ms", 1500 * time.Millisecond, ""},
+		{".nan", 0, `watchdog.safety_margin: ".nan" is not a duration`},
+		{"NaN", 0, "watchdog.safety_margin: NaN is not a number of seconds"},
+		{"-5", 0, "watchdog.safety_margin: -5 seconds is out of range"},
+		{"-5s", 0, "watchdog.safety_margin: -5s is out of range"},
+		{"1e9", 0, "watchdog.safety_margin: 1e9 seconds is out of range"},
+		{"9999h", 0, "watchdog.safety_margin: 9999h0m0s is out of range"},
+		{"soon", 0, `watchdog.safety_margin: "soon" is not a duration`},
+		{"[1]", 0, "watchdog.safety_margin: must be a duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			// ttl 30 leaves room for a 15 s margin.
+			doc := strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off, safety_margin: "+tt.value+"}", 1)
+			doc = strings.Replace(doc, "dcs: {ttl: 10,", "dcs: {ttl: 30,", 1)
+			c, err := Parse([]byte(doc))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse with safety_margin %s: %v, want %q", tt.value, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil && !strings.Contains(err.Error(), "safety_margin: ") {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c != nil && c.Watchdog.SafetyMargin != tt.want {
+				t.Errorf("safety_margin %s = %s, want %s", tt.value, c.Watchdog.SafetyMargin, tt.want)
+			}
+		})
+	}
+}
