@@ -1,7 +1,3 @@
-// Package clusterlist turns a cluster view into the member table that
-// `regentctl list` and `regent-demo` print, in patronictl's shape: member,
-// host, role (from the keys, not the member's own claim), state, timeline
-// and lag. It only formats; it never reads etcd itself.
 package clusterlist
 
 import (
