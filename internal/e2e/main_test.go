@@ -45,6 +45,18 @@ func num(doc map[string]any, field string) (int64, error) {
 	return i, nil
 }
 
+// numAtLeast checks that doc[field] is a number of at least least.
+func numAtLeast(doc map[string]any, field string, least int64) error {
+	v, err := num(doc, field)
+	if err != nil {
+		return err
+	}
+	if v < least {
+		return fmt.Errorf("%s = %d, want ≥ %d", field, v, least)
+	}
+	return nil
+}
+
 // waitRows waits until count(*) of query on every node equals want.
 func waitRows(t *testing.T, nodes []*testcluster.Node, want int64, query string, args ...any) {
 	t.Helper()

@@ -123,7 +123,7 @@ func TestOperatorPendingRestart(t *testing.T) {
 	})
 	leader := c.WaitHealthy(t, bootstrapTimeout)
 	// Not fatal: the restarts below are worth running anyway.
-	if err := eventually(t.Context(), configApplyWait, settingOn(c.Nodes(), "work_mem", "5MB")); err != nil {
+	if err := testcluster.Eventually(t.Context(), configApplyWait, settingOn(c.Nodes(), "work_mem", "5MB")); err != nil {
 		t.Errorf("bootstrap.dcs postgresql.parameters not applied: %v", err)
 	}
 	if v := pgText(t, leader, "SHOW max_connections"); v == "200" {
@@ -149,7 +149,7 @@ func TestOperatorPendingRestartOverLocal(t *testing.T) {
 	c, leader := startHealthy(t, testcluster.Options{})
 	waitSetting(t, c.Nodes(), "max_connections", "30", replicateTimeout)
 	patchConfig(t, leader, map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"max_connections": 40}}})
-	if err := eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
+	if err := testcluster.Eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
 		for _, n := range c.Nodes() {
 			t.Logf("%s's postgresql.conf:\n%s", n.Name, confLines(n, "max_connections"))
 		}
@@ -187,7 +187,7 @@ func restartPending(t *testing.T, c *testcluster.Cluster, leader *testcluster.No
 		// A replica restarted before it replayed the primary's change keeps
 		// the primary's old value and turns pending_restart again once it
 		// has: wait for either outcome before deciding on another round.
-		_ = eventually(t.Context(), configApplyWait, func(ctx context.Context) error {
+		_ = testcluster.Eventually(t.Context(), configApplyWait, func(ctx context.Context) error {
 			members = pendingMembers(t, c)
 			for _, n := range c.Nodes() {
 				if !slices.Contains(members, n.Name) && settingOn([]*testcluster.Node{n}, "max_connections", fmt.Sprint(value))(ctx) != nil {

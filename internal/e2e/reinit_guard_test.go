@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -156,24 +157,30 @@ func writeOwned(t *testing.T, dir, rel, content string) {
 }
 
 // treeNames maps every path under dir to "", or to the content of the
-// files the test wrote and of PG_VERSION.
+// files the test wrote and of PG_VERSION. It walks through an os.Root, so
+// a symlink the agent might leave cannot lead the walk out of dir.
 func treeNames(t *testing.T, dir string) map[string]string {
 	t.Helper()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = root.Close() }() // read-only: nothing to lose
+	fsys := root.FS()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == dir {
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = ""
+		out[p] = ""
 		switch filepath.Ext(p) {
 		case ".txt", ".jpg", "":
 			if d.Type().IsRegular() && (filepath.Ext(p) != "" || d.Name() == "PG_VERSION") {
-				data, err := os.ReadFile(p)
+				data, err := fs.ReadFile(fsys, p)
 				if err != nil {
 					return err
 				}
-				out[rel] = string(data)
+				out[p] = string(data)
 			}
 		}
 		return nil

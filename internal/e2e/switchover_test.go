@@ -208,8 +208,8 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 		t.Errorf("record: %v", err)
 	}
 	testcluster.Poll(t, replicateTimeout, old.Name+" writable again: /primary 200 and an INSERT", func(ctx context.Context) error {
-		if code, body, err := old.Get(ctx, "/primary"); err != nil || code != http.StatusOK {
-			return fmt.Errorf("GET /primary = %d %s (err %v)", code, compactBody(body), err)
+		if err := servesPrimary(ctx, old.API()); err != nil {
+			return err
 		}
 		return tryWrite(ctx, old, "INSERT INTO e2e_abort (id, node) VALUES (-1, 'probe')")
 	})
@@ -424,11 +424,11 @@ func TestSwitchoverEventsResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	held := readStream(t, second, stageWait, func(e sseEvent) bool {
+	part2 := readStream(t, second, stageWait, func(e sseEvent) bool {
 		return e.Event.Stage == stageCatchUp && e.Kind == "started" || e.Kind == "end"
 	})
 	release()
-	part2 := append(held, readStream(t, second, switchoverWait, nil)...)
+	part2 = append(part2, readStream(t, second, switchoverWait, nil)...)
 	t.Logf("first connection (to %s): %s; second (to %s, Last-Event-ID %s): %s",
 		old.Name, describeStream(part1), third.Name, lastID, describeStream(part2))
 

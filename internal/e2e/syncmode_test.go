@@ -241,8 +241,12 @@ func TestSyncStrictBlocksWithoutStandby(t *testing.T) {
 		if ssn != "*" {
 			return fmt.Errorf("synchronous_standby_names = %q, want '*'", ssn)
 		}
-		if n, err := leader.QueryInt(ctx, "SELECT count(*) FROM e2e_strict"); err != nil || n != 0 {
-			return fmt.Errorf("the waiting row is visible on %s: count %d (err %v)", leader.Name, n, err)
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM e2e_strict")
+		if err != nil {
+			return err
+		}
+		if n != 0 {
+			return fmt.Errorf("the waiting row is visible on %s: count %d", leader.Name, n)
 		}
 		return nil
 	})
