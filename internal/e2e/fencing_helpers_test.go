@@ -105,13 +105,7 @@ func waitFenceDecision(t *testing.T, n *testcluster.Node, timeout time.Duration,
 // key's changes after it.
 func leaderKeyRevision(t *testing.T, c *testcluster.Cluster) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil {
-		t.Fatalf("read the leader key: %v", err)
-	}
-	return resp.Header.Revision
+	return getKey(t, c, c.Keys().Leader()).Header.Revision
 }
 
 // leaderChange is one change of the leader key: a holder, or "" (deleted).

@@ -128,12 +128,7 @@ func keyLeases(ctx context.Context, c *testcluster.Cluster) (map[string][2]int64
 // configRevision returns the config key's value and ModRevision.
 func configRevision(t *testing.T, c *testcluster.Cluster) (map[string]any, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Config())
-	if err != nil {
-		t.Fatalf("read the config key: %v", err)
-	}
+	resp := getKey(t, c, c.Keys().Config())
 	if len(resp.Kvs) == 0 {
 		t.Fatal("no config key")
 	}
@@ -297,23 +292,17 @@ type callbackCall struct {
 
 // readCalls reads the runs recorded in path (none if it does not exist).
 func readCalls(path string) ([]callbackCall, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var calls []callbackCall
-	for line := range strings.Lines(string(data)) {
+	err := readRecords(path, func(line string) error {
 		pid, args, _ := strings.Cut(strings.TrimSpace(line), " ")
 		p, err := strconv.Atoi(pid)
 		if err != nil {
-			return nil, fmt.Errorf("%s: bad line %q", path, line)
+			return err
 		}
 		calls = append(calls, callbackCall{PID: p, Args: args})
-	}
-	return calls, nil
+		return nil
+	})
+	return calls, err
 }
 
 // hangRun is one run of the hanging callback: the script's and its
@@ -326,24 +315,36 @@ type hangRun struct {
 // readHangRuns reads the runs a hanging callbackScript recorded in path
 // ("<sleep pid> <script pid> <start, ns since the epoch>" per line).
 func readHangRuns(path string) ([]hangRun, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var runs []hangRun
-	for line := range strings.Lines(string(data)) {
+	err := readRecords(path, func(line string) error {
 		var r hangRun
 		var ns int64
 		if _, err := fmt.Sscan(line, &r.sleep, &r.script, &ns); err != nil {
-			return nil, fmt.Errorf("%s: bad line %q: %w", path, line, err)
+			return err
 		}
 		r.started = time.Unix(0, ns)
 		runs = append(runs, r)
+		return nil
+	})
+	return runs, err
+}
+
+// readRecords calls parse on every line a callback script recorded in
+// path; a file that does not exist holds none (the script has not run).
+func readRecords(path string, parse func(line string) error) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	return runs, nil
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(data)) {
+		if err := parse(line); err != nil {
+			return fmt.Errorf("%s: bad line %q: %w", path, line, err)
+		}
+	}
+	return nil
 }
 
 // liveProcess reports whether pid is a live (non-zombie) process whose

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +22,7 @@ const patronictlLong = 60 * time.Second
 // says: list, topology, show-config, edit-config, pause/resume --wait,
 // switchover, failover, history, restart and reload of one member.
 func TestPatronictlCommands(t *testing.T) {
-	if _, err := exec.LookPath("patronictl"); err != nil {
-		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
-	}
+	needPatronictl(t)
 	c := testcluster.New(t, testcluster.Options{})
 	first := waitHealthyForSwitchover(t, c)
 	cfg := c.PatronictlConfig(t)

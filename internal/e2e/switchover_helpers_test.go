@@ -354,12 +354,7 @@ func streamEvents(events []sseEvent) []switchoverEvent {
 // leader that kept its lease keeps the revision.
 func leaderRevision(t *testing.T, c *testcluster.Cluster) (string, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil {
-		t.Fatalf("etcd get leader key: %v", err)
-	}
+	resp := getKey(t, c, c.Keys().Leader())
 	if len(resp.Kvs) == 0 {
 		return "", 0
 	}

@@ -455,9 +455,7 @@ func TestSwitchoverEventsResume(t *testing.T) {
 // POST /switchover (and the failover key): it reports success, the
 // candidate leads, and the same staged machine ran (a completed record).
 func TestSwitchoverPatronictl(t *testing.T) {
-	if _, err := exec.LookPath("patronictl"); err != nil {
-		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
-	}
+	needPatronictl(t)
 	c := testcluster.New(t, testcluster.Options{})
 	old := waitHealthyForSwitchover(t, c)
 	cand := c.Others(old.Name)[1]
