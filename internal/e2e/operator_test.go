@@ -261,23 +261,27 @@ func waitPendingRestart(t *testing.T, c *testcluster.Cluster, nodes []*testclust
 // node show pending_restart (want) or omit it (!want).
 func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bool) func(ctx context.Context) error {
 	wantStr := map[bool]string{true: "true", false: ""}[want]
-	return func(ctx context.Context) error {
-		var errs []error
-		for _, n := range nodes {
-			m, err := memberField(ctx, c, n.Name, "pending_restart")
-			if err != nil {
-				return err
-			}
-			st, err := n.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if m != wantStr || str(st["pending_restart"]) != wantStr {
-				errs = append(errs, fmt.Errorf("%s: member key %q, GET /patroni %q", n.Name, m, str(st["pending_restart"])))
-			}
+	return func(ctx context.Context) error { return fieldOn(ctx, c, nodes, "pending_restart", wantStr) }
+}
+
+// fieldOn checks that the member key and GET /patroni of every node show
+// field as want ("": omit it).
+func fieldOn(ctx context.Context, c *testcluster.Cluster, nodes []*testcluster.Node, field, want string) error {
+	var errs []error
+	for _, n := range nodes {
+		m, err := memberField(ctx, c, n.Name, field)
+		if err != nil {
+			return err
 		}
-		return errors.Join(errs...)
+		st, err := n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if m != want || str(st[field]) != want {
+			errs = append(errs, fmt.Errorf("%s: member key %s %q, GET /patroni %s %q", n.Name, field, m, field, str(st[field])))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // TestOperatorPause: in maintenance mode (`regentctl pause --wait`) a dead
@@ -341,23 +345,9 @@ func TestOperatorPause(t *testing.T) {
 	})
 }
 
-// checkPause checks every running member's key and GET /patroni "pause".
+// checkPause checks every member's key and GET /patroni "pause".
 func checkPause(ctx context.Context, c *testcluster.Cluster, want string) error {
-	var errs []error
-	for _, n := range c.Nodes() {
-		m, err := memberField(ctx, c, n.Name, "pause")
-		if err != nil {
-			return err
-		}
-		st, err := n.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if m != want || str(st["pause"]) != want {
-			errs = append(errs, fmt.Errorf("%s: member key pause %q, GET /patroni pause %q", n.Name, m, str(st["pause"])))
-		}
-	}
-	return errors.Join(errs...)
+	return fieldOn(ctx, c, c.Nodes(), "pause", want)
 }
 
 // regentctl's own commands ----------------------------------------------

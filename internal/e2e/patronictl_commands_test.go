@@ -13,10 +13,6 @@ import (
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
-// patronictlLong bounds a patronictl command that waits for the cluster
-// (switchover, failover, restart).
-const patronictlLong = 60 * time.Second
-
 // TestPatronictlCommands: Debian's patronictl 3.0.2 drives a Regent
 // cluster through its everyday commands, each exiting 0 and doing what it
 // says: list, topology, show-config, edit-config, pause/resume --wait,

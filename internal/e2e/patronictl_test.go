@@ -12,9 +12,15 @@ import (
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
-// patronictlTimeout bounds one patronictl run: it hangs forever when etcd
-// is unreachable (patroni-compat.md §4.1).
-const patronictlTimeout = 20 * time.Second
+// Bounds of patronictl runs.
+const (
+	// patronictlTimeout bounds one patronictl run: it hangs forever when
+	// etcd is unreachable (patroni-compat.md §4.1).
+	patronictlTimeout = 20 * time.Second
+	// patronictlLong bounds a patronictl command that waits for the
+	// cluster (switchover, failover, restart).
+	patronictlLong = 60 * time.Second
+)
 
 // TestPatronictlList: Patroni's own CLI (3.0.2) reads our etcd keys and
 // lists the cluster as it would a Patroni cluster.

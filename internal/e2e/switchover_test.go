@@ -25,13 +25,9 @@ const createLoadTable = "CREATE TABLE %s (id bigint PRIMARY KEY, node text NOT N
 // of the new one. The longest gap between acknowledged writes is the
 // switchover's write-unavailability.
 func TestSwitchoverUnderLoad(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_load")
 	others := c.Others(old.Name)
 	to, observer := others[0], others[1]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_load"))
-	w := startWriter(t, c, "e2e_load")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 
 	began := time.Now()
 	id := startSwitchover(t, observer, switchoverReq{To: to.Name, Reason: "e2e"})
@@ -173,13 +169,9 @@ func expectRefusal(t *testing.T, n *testcluster.Node, req switchoverReq, status 
 // under the same lease, the record is aborted, and no acknowledged write
 // is lost.
 func TestSwitchoverConflictAndAbort(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_abort")
 	others := c.Others(old.Name)
 	cand, third := others[0], others[1]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_abort"))
-	w := startWriter(t, c, "e2e_abort")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReplay(t)
@@ -239,12 +231,8 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 // restarts as primary with its lease), and once PostgreSQL has stopped it
 // restarts as the primary: record aborted, same lease, nothing lost.
 func TestSwitchoverAbortDuringSlowQuiesce(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_slow")
 	cand := c.Others(old.Name)[0]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_slow"))
-	w := startWriter(t, c, "e2e_slow")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReceiver(t)
