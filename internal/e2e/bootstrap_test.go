@@ -61,12 +61,7 @@ func checkMemberKey(ctx context.Context, c *testcluster.Cluster, n *testcluster.
 	if str(m["version"]) == "" {
 		errs = append(errs, errors.New("version missing"))
 	}
-	if x, err := num(m, "xlog_location"); err != nil || x <= 0 {
-		errs = append(errs, fmt.Errorf("xlog_location: %d %v", x, err))
-	}
-	if tl, err := num(m, "timeline"); err != nil || tl < 1 {
-		errs = append(errs, fmt.Errorf("timeline: %d %v", tl, err))
-	}
+	errs = append(errs, numAtLeast(m, "xlog_location", 1), numAtLeast(m, "timeline", 1))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("member %s %v: %w", n.Name, m, err)
 	}
@@ -112,13 +107,11 @@ func checkStatusDoc(st map[string]any, isLeader bool) error {
 	if str(st["state"]) != "running" || str(st["role"]) != wantRole {
 		errs = append(errs, fmt.Errorf("state/role %v/%v, want running/%s", st["state"], st["role"], wantRole))
 	}
-	if tl, err := num(st, "timeline"); err != nil || tl < 1 {
-		errs = append(errs, fmt.Errorf("timeline %d %v", tl, err))
-	}
+	errs = append(errs, numAtLeast(st, "timeline", 1))
 	xlog, _ := st["xlog"].(map[string]any)
 	for _, f := range lsnFields {
-		if lsn, err := num(xlog, f); err != nil || lsn <= 0 {
-			errs = append(errs, fmt.Errorf("xlog.%s %d %v", f, lsn, err))
+		if err := numAtLeast(xlog, f, 1); err != nil {
+			errs = append(errs, fmt.Errorf("xlog.%w", err))
 		}
 	}
 	return errors.Join(errs...)

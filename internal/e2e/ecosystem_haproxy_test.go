@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,25 +240,6 @@ func (p *haproxyProc) checkReads(t *testing.T, primary *testcluster.Node, replic
 		}
 	}
 	t.Logf("HAProxy's read port: %d connections, all to replicas: %v", readSamples, served)
-}
-
-// listedStreaming checks that leader's GET /patroni lists name as a
-// streaming WAL sender.
-func listedStreaming(ctx context.Context, leader *testcluster.Node, name string) error {
-	code, body, err := leader.Get(ctx, "/patroni")
-	if err != nil {
-		return err
-	}
-	var doc struct {
-		Replication []walSender `json:"replication"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil || code != http.StatusOK {
-		return fmt.Errorf("GET /patroni = %d %s (err %v)", code, body, err)
-	}
-	if !slices.Contains(doc.Replication, walSender{ApplicationName: name, State: "streaming"}) {
-		return fmt.Errorf("%s not listed as streaming: %+v", name, doc.Replication)
-	}
-	return nil
 }
 
 // logLines sends a subprocess's output to t.Logf, one line at a time.

@@ -122,21 +122,35 @@ type metricExpect struct {
 	errs []error
 }
 
-func (e *metricExpect) equal(name string, labels map[string]string, want float64) {
-	if v, err := e.f.value(name, labels); err != nil || v != want {
-		e.errs = append(e.errs, fmt.Errorf("%s: %s%s = %v (err %v), want %v", e.node, name, labelSelector(labels), v, err, want))
+// expect records a mismatch unless the sample name{labels} exists and ok
+// accepts its value; want says what ok wants, for the message.
+func (e *metricExpect) expect(name string, labels map[string]string, want string, ok func(v float64) bool) {
+	v, err := e.f.value(name, labels)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", e.node, err))
+		return
 	}
+	if !ok(v) {
+		e.errs = append(e.errs, fmt.Errorf("%s: %s%s = %v, want %s", e.node, name, labelSelector(labels), v, want))
+	}
+}
+
+func (e *metricExpect) equal(name string, labels map[string]string, want float64) {
+	e.expect(name, labels, fmt.Sprint(want), func(v float64) bool { return v == want })
 }
 
 func (e *metricExpect) atLeast(name string, labels map[string]string, want float64) {
-	if v, err := e.f.value(name, labels); err != nil || v < want {
-		e.errs = append(e.errs, fmt.Errorf("%s: %s%s = %v (err %v), want ≥ %v", e.node, name, labelSelector(labels), v, err, want))
-	}
+	e.expect(name, labels, fmt.Sprintf("≥ %v", want), func(v float64) bool { return v >= want })
 }
 
 func (e *metricExpect) observed(name string, labels map[string]string) {
-	if n, err := e.f.count(name, labels); err != nil || n < 1 {
-		e.errs = append(e.errs, fmt.Errorf("%s: %s_count%s = %d (err %v), want ≥ 1", e.node, name, labelSelector(labels), n, err))
+	n, err := e.f.count(name, labels)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", e.node, err))
+		return
+	}
+	if n < 1 {
+		e.errs = append(e.errs, fmt.Errorf("%s: %s_count%s = %d, want ≥ 1", e.node, name, labelSelector(labels), n))
 	}
 }
 
@@ -193,9 +207,8 @@ func checkSwitchoverMetrics(t *testing.T, s switchoverMetrics) {
 					e.observed("regent_switchover_stage_duration_seconds", map[string]string{"stage": stage})
 				}
 				e.observed("regent_write_unavailability_seconds", map[string]string{"event": "switchover"})
-				if v, err := f.value("regent_last_write_unavailability_seconds", map[string]string{"event": "switchover"}); err != nil || v <= 0 || v > unavailabilityBound.Seconds() {
-					e.errs = append(e.errs, fmt.Errorf("%s: regent_last_write_unavailability_seconds{event=\"switchover\"} = %v (err %v), want in (0, %v]", n.Name, v, err, unavailabilityBound.Seconds()))
-				}
+				bound := unavailabilityBound.Seconds()
+				e.expect("regent_last_write_unavailability_seconds", map[string]string{"event": "switchover"}, fmt.Sprintf("in (0, %v]", bound), func(v float64) bool { return v > 0 && v <= bound })
 			} else {
 				e.equal("regent_lease_remaining_seconds", nil, 0)
 			}

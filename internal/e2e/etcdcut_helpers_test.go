@@ -233,12 +233,12 @@ func waitPrimaryFast(t *testing.T, n *testcluster.Node, timeout time.Duration) t
 	last := "no answer yet"
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-		code, body, err := n.Get(ctx, "/primary")
+		err := servesPrimary(ctx, n.API())
 		cancel()
-		if err == nil && code == http.StatusOK {
+		if err == nil {
 			return time.Now()
 		}
-		last = fmt.Sprintf("%d %s (err %v)", code, compactBody(body), err)
+		last = err.Error()
 		select {
 		case <-t.Context().Done():
 			t.Fatal("test ended")
@@ -253,14 +253,11 @@ func waitPrimaryFast(t *testing.T, n *testcluster.Node, timeout time.Duration) t
 // leader key names it; it alone answers GET /primary with 200; and every
 // node's GET /cluster shows it as the one leader, every member running.
 func checkOnePrimary(ctx context.Context, c *testcluster.Cluster) (*testcluster.Node, error) {
-	name, err := c.Leader(ctx)
+	leader, err := c.LeaderNode(ctx)
 	if err != nil {
 		return nil, err
 	}
-	leader := c.Node(name)
-	if leader == nil {
-		return nil, fmt.Errorf("leader key names %q, not a node of this cluster", name)
-	}
+	name := leader.Name
 	var errs []error
 	for _, n := range c.Nodes() {
 		rec, err := n.QueryInt(ctx, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END")
@@ -305,7 +302,7 @@ func checkOnePrimary(ctx context.Context, c *testcluster.Cluster) (*testcluster.
 func waitOnePrimary(t *testing.T, c *testcluster.Cluster, timeout time.Duration) *testcluster.Node {
 	t.Helper()
 	var leader *testcluster.Node
-	err := eventually(t.Context(), timeout, func(ctx context.Context) error {
+	err := testcluster.Eventually(t.Context(), timeout, func(ctx context.Context) error {
 		failOnCrash(t, c.Nodes()...)
 		n, err := checkOnePrimary(ctx, c)
 		leader = n
@@ -324,25 +321,11 @@ func waitOnePrimary(t *testing.T, c *testcluster.Cluster, timeout time.Duration)
 func waitTakeover(t *testing.T, c *testcluster.Cluster, old string, timeout time.Duration) (*testcluster.Node, time.Time, error) {
 	t.Helper()
 	var leader *testcluster.Node
-	err := eventually(t.Context(), timeout, func(ctx context.Context) error {
+	err := testcluster.Eventually(t.Context(), timeout, func(ctx context.Context) error {
 		failOnCrash(t, c.Nodes()...)
-		n, err := c.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		if n == old {
-			return fmt.Errorf("leader key still names %s", old)
-		}
-		l := c.Node(n)
-		if l == nil {
-			return fmt.Errorf("leader key names %q", n)
-		}
-		code, _, err := l.Get(ctx, "/primary")
-		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("leader key names %s, its GET /primary = %d (err %v)", n, code, err)
-		}
-		leader = l
-		return nil
+		n, err := leaderOtherThan(ctx, c, (*testcluster.Node).API, old)
+		leader = n
+		return err
 	})
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("no node but %s took over within %s: %w", old, timeout, err)

@@ -31,34 +31,20 @@ const (
 // writes at the same time; after the heal the whole cluster agrees on
 // exactly one primary.
 func TestSwitchoverNewPrimaryCutFromEtcd(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
-	to := c.Others(old.Name)[0]
+	s := startCutSwitchover(t, "e2e_swcut", "e2e: new primary cut from etcd")
+	c, to := s.c, s.to
 	ttl := c.TTL()
-	load := startCutLoad(t, c, old, "e2e_swcut")
-	load.waitAcks(t, old.Name, time.Time{}, 50, replicateTimeout)
-
-	id := startSwitchover(t, old, switchoverReq{To: to.Name, Reason: "e2e: new primary cut from etcd"})
-	promoted := waitPrimaryFast(t, to, switchoverWait)
 	cut := to.CutEtcd(t)
-	t.Logf("%s answered GET /primary 200 at %s and was cut off from etcd at %s", to.Name, rel(promoted, cut), rel(cut, cut))
+	t.Logf("%s answered GET /primary 200 at %s and was cut off from etcd at %s", to.Name, rel(s.promoted, cut), rel(cut, cut))
 
 	next, tookOver, takeoverErr := waitTakeover(t, c, to.Name, ttl+takeoverSlack)
 	if takeoverErr == nil {
 		t.Logf("%s took over at %s", next.Name, rel(tookOver, cut))
 	}
 	holdUntil(t, cut.Add(newPrimaryCutHold))
-	logPrimaryAnswers(t, c, "at the heal")
-	healed := time.Now()
-	to.HealEtcd(t)
-	final := finishCutLoad(t, c, load, healed)
-	acks := load.stop()
+	acks, ts, healed := s.heal(t, cut, to.HealEtcd)
 
-	ts := tenures(acks)
-	t.Logf("tenures (relative to the cut): %s", describeTenures(ts, cut))
 	t.Logf("%s: last acknowledged write at %s (cut + ttl = %s; healed at %s)", to.Name, rel(lastAck(acksBetween(acks, to.Name, time.Time{}, healed), to.Name).At, cut), rel(cut.Add(ttl), cut), rel(healed, cut))
-	logRecord(t, final, id)
-	load.logLost(t, final, cut)
 	checkLeaseBound(t, acks, to.Name, cut.Add(ttl), healed, cut, "cut + ttl")
 	if takeoverErr != nil {
 		t.Errorf("takeover after the new primary %s was cut off: %v", to.Name, takeoverErr)
@@ -75,35 +61,65 @@ func TestSwitchoverNewPrimaryCutFromEtcd(t *testing.T) {
 // take writes at the same time, and after the heal the whole cluster
 // agrees on exactly one primary.
 func TestSwitchoverAllCutFromEtcd(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
-	to := c.Others(old.Name)[0]
+	s := startCutSwitchover(t, "e2e_swallcut", "e2e: every node cut from etcd")
+	c := s.c
 	ttl := c.TTL()
-	load := startCutLoad(t, c, old, "e2e_swallcut")
-	load.waitAcks(t, old.Name, time.Time{}, 50, replicateTimeout)
-
-	id := startSwitchover(t, old, switchoverReq{To: to.Name, Reason: "e2e: every node cut from etcd"})
-	promoted := waitPrimaryFast(t, to, switchoverWait)
 	cut := c.CutEtcdAll(t)
-	t.Logf("%s answered GET /primary 200 at %s; every node cut off from etcd at %s", to.Name, rel(promoted, cut), rel(cut, cut))
+	t.Logf("%s answered GET /primary 200 at %s; every node cut off from etcd at %s", s.to.Name, rel(s.promoted, cut), rel(cut, cut))
 
 	holdUntil(t, cut.Add(ttl+allCutBeyondTTL))
-	logPrimaryAnswers(t, c, "at the heal")
-	healed := time.Now()
-	c.HealEtcdAll(t)
-	final := finishCutLoad(t, c, load, healed)
-	acks := load.stop()
+	acks, ts, healed := s.heal(t, cut, c.HealEtcdAll)
 
-	ts := tenures(acks)
-	t.Logf("tenures (relative to the cut): %s", describeTenures(ts, cut))
-	logRecord(t, final, id)
-	load.logLost(t, final, cut)
 	for _, n := range c.Nodes() {
 		checkLeaseBound(t, acks, n.Name, cut.Add(ttl), healed, cut, "cut + ttl")
 	}
 	for _, o := range overlaps(ts, cut) {
 		t.Errorf("split brain: %s", o)
 	}
+}
+
+// cutSwitchover is a switchover under load (old → to) whose candidate
+// has just answered GET /primary with 200: the moment the tests cut
+// etcd off.
+type cutSwitchover struct {
+	c        *testcluster.Cluster
+	old, to  *testcluster.Node
+	load     *cutLoad
+	id       string
+	promoted time.Time // when to answered GET /primary with 200
+}
+
+// startCutSwitchover starts a cluster and a load on table, then a
+// switchover to the first other node, and returns once the candidate
+// serves as primary.
+func startCutSwitchover(t *testing.T, table, reason string) *cutSwitchover {
+	t.Helper()
+	s := &cutSwitchover{c: testcluster.New(t, testcluster.Options{})}
+	s.old = waitHealthyForSwitchover(t, s.c)
+	s.to = s.c.Others(s.old.Name)[0]
+	s.load = startCutLoad(t, s.c, s.old, table)
+	s.load.waitAcks(t, s.old.Name, time.Time{}, 50, replicateTimeout)
+	s.id = startSwitchover(t, s.old, switchoverReq{To: s.to.Name, Reason: reason})
+	s.promoted = waitPrimaryFast(t, s.to, switchoverWait)
+	return s
+}
+
+// heal ends the etcd cut made at cut with healFn, waits for one primary
+// the whole cluster agrees on to take the load's writes, stops the load
+// and logs the tenures, the switchover record and any lost write. It
+// returns the acknowledged writes, their tenures and when the heal began.
+func (s *cutSwitchover) heal(t *testing.T, cut time.Time, healFn func(testing.TB)) ([]testcluster.Ack, []tenure, time.Time) {
+	t.Helper()
+	logPrimaryAnswers(t, s.c, "at the heal")
+	healed := time.Now()
+	healFn(t)
+	final := finishCutLoad(t, s.c, s.load, healed)
+	acks := s.load.stop()
+	ts := tenures(acks)
+	t.Logf("tenures (relative to the cut): %s", describeTenures(ts, cut))
+	logRecord(t, final, s.id)
+	s.load.logLost(t, final, cut)
+	return acks, ts, healed
 }
 
 // finishCutLoad waits, after a heal, for one primary the whole cluster

@@ -77,7 +77,7 @@ func TestLoweredTTLLeaderCutFromEtcdStopsInTime(t *testing.T) {
 	}
 	// Let the old leader run to whatever deadline it keeps: until its
 	// PostgreSQL is read-only, bounded by the old ttl.
-	readOnly := eventually(ctx, time.Until(cut.Add(highTTL+rtoSlack)), func(ctx context.Context) error {
+	readOnly := testcluster.Eventually(ctx, time.Until(cut.Add(highTTL+rtoSlack)), func(ctx context.Context) error {
 		return checkReadOnly(ctx, leader)
 	})
 	acks := load.stop()

@@ -47,6 +47,13 @@ type decisionEntry struct {
 		ElectionMs     int64     `json:"election_ms"`
 		PromotionMs    int64     `json:"promotion_ms"`
 	} `json:"timings"`
+	Fence *struct {
+		Target   string `json:"target"`
+		Ran      bool   `json:"ran"`
+		ExitCode int    `json:"exit_code"`
+		Output   string `json:"output"`
+		Error    string `json:"error"`
+	} `json:"fence"`
 }
 
 type candidateEntry struct {
@@ -74,26 +81,26 @@ func (d decisionEntry) candidate(name string) (candidateEntry, bool) {
 	return candidateEntry{}, false
 }
 
-// getJSON GETs path on n and decodes its 200 answer into v; it returns
-// the body.
-func getJSON(ctx context.Context, n *testcluster.Node, path string, v any) ([]byte, error) {
-	code, body, err := n.Get(ctx, path)
+// getJSON GETs path through api and decodes its 200 answer into v; it
+// returns the body.
+func getJSON(ctx context.Context, api testcluster.API, path string, v any) ([]byte, error) {
+	code, body, err := api.Get(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	if code != http.StatusOK {
-		return body, fmt.Errorf("GET %s on %s = %d: %s", path, n.Name, code, body)
+		return body, fmt.Errorf("GET %s on %s = %d: %s", path, api.Name, code, compactBody(body))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return body, fmt.Errorf("GET %s on %s: %w (body %q)", path, n.Name, err, body)
+		return body, fmt.Errorf("GET %s on %s: %w (body %q)", path, api.Name, err, body)
 	}
 	return body, nil
 }
 
-// decisions reads GET /decisions (newest first) from n.
-func readDecisions(ctx context.Context, n *testcluster.Node) ([]decisionEntry, error) {
+// readDecisions reads GET /decisions (newest first) through api.
+func readDecisions(ctx context.Context, api testcluster.API) ([]decisionEntry, error) {
 	var ds []decisionEntry
-	_, err := getJSON(ctx, n, "/decisions", &ds)
+	_, err := getJSON(ctx, api, "/decisions", &ds)
 	return ds, err
 }
 
@@ -102,10 +109,17 @@ func readDecisions(ctx context.Context, n *testcluster.Node) ([]decisionEntry, e
 // satisfies match (nil: any), and returns it.
 func awaitDecision(t *testing.T, n *testcluster.Node, timeout time.Duration, kind, member string, since time.Time, match func(decisionEntry) error) decisionEntry {
 	t.Helper()
+	return awaitDecisionVia(t, n.API(), timeout, kind, member, since, match)
+}
+
+// awaitDecisionVia is awaitDecision through api (another scheme or
+// client).
+func awaitDecisionVia(t *testing.T, api testcluster.API, timeout time.Duration, kind, member string, since time.Time, match func(decisionEntry) error) decisionEntry {
+	t.Helper()
 	var found decisionEntry
-	what := fmt.Sprintf("a %q decision by %s in GET /decisions on %s", kind, member, n.Name)
+	what := fmt.Sprintf("a %q decision by %s in GET /decisions on %s", kind, member, api.Name)
 	testcluster.Poll(t, timeout, what, func(ctx context.Context) error {
-		ds, err := readDecisions(ctx, n)
+		ds, err := readDecisions(ctx, api)
 		if err != nil {
 			return err
 		}
@@ -143,7 +157,7 @@ func clusterMembers(ctx context.Context, n *testcluster.Node) ([]clusterMember, 
 	var doc struct {
 		Members []clusterMember `json:"members"`
 	}
-	_, err := getJSON(ctx, n, "/cluster", &doc)
+	_, err := getJSON(ctx, n.API(), "/cluster", &doc)
 	return doc.Members, err
 }
 
@@ -201,31 +215,49 @@ func waitFirstWrite(t *testing.T, nodes []*testcluster.Node, timeout time.Durati
 // whose GET /primary answers 200, and returns it.
 func waitNewLeader(t *testing.T, c *testcluster.Cluster, old string, timeout time.Duration) *testcluster.Node {
 	t.Helper()
+	return waitLeaderVia(t, c, (*testcluster.Node).API, old, timeout)
+}
+
+// waitLeaderVia is waitNewLeader asking GET /primary through via (another
+// scheme or client); old "" accepts any leader.
+func waitLeaderVia(t *testing.T, c *testcluster.Cluster, via func(*testcluster.Node) testcluster.API, old string, timeout time.Duration) *testcluster.Node {
+	t.Helper()
 	var leader *testcluster.Node
-	testcluster.Poll(t, timeout, "a new leader (not "+old+") with GET /primary 200", func(ctx context.Context) error {
+	testcluster.Poll(t, timeout, fmt.Sprintf("a leader other than %q with GET /primary 200", old), func(ctx context.Context) error {
 		failOnCrash(t, c.Nodes()...)
-		name, err := c.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		if name == old {
-			return fmt.Errorf("leader key still names %s", old)
-		}
-		n := c.Node(name)
-		if n == nil {
-			return fmt.Errorf("leader key names %q, not a node of this cluster", name)
-		}
-		code, _, err := n.Get(ctx, "/primary")
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return fmt.Errorf("leader key names %s but its GET /primary = %d", name, code)
-		}
+		n, err := leaderOtherThan(ctx, c, via, old)
 		leader = n
-		return nil
+		return err
 	})
 	return leader
+}
+
+// leaderOtherThan returns the node the leader key names if it is not old
+// ("" accepts any) and answers GET /primary through via with 200.
+func leaderOtherThan(ctx context.Context, c *testcluster.Cluster, via func(*testcluster.Node) testcluster.API, old string) (*testcluster.Node, error) {
+	n, err := c.LeaderNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if old != "" && n.Name == old {
+		return nil, fmt.Errorf("leader key still names %s", old)
+	}
+	if err := servesPrimary(ctx, via(n)); err != nil {
+		return nil, fmt.Errorf("leader key names %s: %w", n.Name, err)
+	}
+	return n, nil
+}
+
+// servesPrimary is nil when GET /primary through api answers 200.
+func servesPrimary(ctx context.Context, api testcluster.API) error {
+	code, body, err := api.Get(ctx, "/primary")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("GET /primary on %s = %d %s", api.Name, code, compactBody(body))
+	}
+	return nil
 }
 
 // checkOneLeader checks that the leader key names want and that among the
@@ -285,8 +317,11 @@ func holdsFor(t *testing.T, d time.Duration, what string, check func(ctx context
 // GET /primary with 200 or runs PostgreSQL out of recovery.
 func noLeader(c *testcluster.Cluster, nodes ...*testcluster.Node) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		if name, err := c.Leader(ctx); !errors.Is(err, testcluster.ErrNoLeader) {
-			return fmt.Errorf("leader key: %q (err %v)", name, err)
+		switch name, err := c.Leader(ctx); {
+		case err == nil:
+			return fmt.Errorf("leader key names %s", name)
+		case !errors.Is(err, testcluster.ErrNoLeader):
+			return fmt.Errorf("leader key: %w", err)
 		}
 		for _, n := range nodes {
 			if code, _, err := n.Get(ctx, "/primary"); err == nil && code == http.StatusOK {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestRejoinDiverged(t *testing.T) {
 		a, err1 := old.Status(ctx)
 		b, err2 := winner.Status(ctx)
 		if err1 != nil || err2 != nil {
-			return fmt.Errorf("%v %v", err1, err2)
+			return errors.Join(err1, err2)
 		}
 		if str(a["timeline"]) != str(b["timeline"]) {
 			return fmt.Errorf("%s timeline %v, %s timeline %v", old.Name, a["timeline"], winner.Name, b["timeline"])

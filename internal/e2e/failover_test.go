@@ -18,19 +18,7 @@ import (
 // decision record explains the election.
 func TestFailoverHostDeath(t *testing.T) {
 	c, old := startHealthy(t, testcluster.Options{})
-	ctx := t.Context()
-	seedTable(t, c, old, "e2e_death", "id bigint PRIMARY KEY, phase text NOT NULL", "SELECT g, 'before' FROM generate_series(1, 10) g", 10)
-
-	killed := time.Now()
-	old.Kill(t)
-	winner := waitFailoverRTO(t, c, old, killed, "host death", "INSERT INTO e2e_death VALUES (1000, 'after')")
-
-	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
-		return checkOneLeader(ctx, c, winner)
-	})
-	if n, err := winner.QueryInt(ctx, "SELECT count(*) FROM e2e_death WHERE phase = 'before'"); err != nil || n != 10 {
-		t.Errorf("new primary %s has %d of the 10 rows replicated before the kill (err %v)", winner.Name, n, err)
-	}
+	winner, killed := failOver(t, c, old, "e2e_death", "host death", old.Kill)
 
 	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
 	t.Logf("failover decision: %s", d)
@@ -171,14 +159,7 @@ func testMostAdvancedRound(t *testing.T) {
 func TestFrozenPrimary(t *testing.T) {
 	c, old := startHealthy(t, testcluster.Options{})
 	ctx := t.Context()
-	seedTable(t, c, old, "e2e_frozen", "id bigint PRIMARY KEY, phase text NOT NULL", "SELECT g, 'before' FROM generate_series(1, 10) g", 10)
-
-	frozen := time.Now()
-	old.Freeze(t)
-	winner := waitFailoverRTO(t, c, old, frozen, "frozen host", "INSERT INTO e2e_frozen VALUES (1000, 'new primary')")
-	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
-		return checkOneLeader(ctx, c, winner, old)
-	})
+	winner, _ := failOver(t, c, old, "e2e_frozen", "frozen host", old.Freeze)
 
 	hctx, stopHammer := context.WithCancel(ctx)
 	defer stopHammer()
@@ -200,14 +181,33 @@ func TestFrozenPrimary(t *testing.T) {
 	}
 	d := awaitDecision(t, winner, replicateTimeout, "fence|demote", old.Name, thawed, nil)
 	t.Logf("old primary's decision after the thaw: %s", d)
-	if n, err := winner.QueryInt(ctx, "SELECT count(*) FROM e2e_frozen WHERE phase = 'before'"); err != nil || n != 10 {
-		t.Errorf("new primary %s has %d of the 10 rows written before the freeze (err %v)", winner.Name, n, err)
-	}
 	if err := tryWrite(ctx, winner, "INSERT INTO e2e_frozen VALUES (1001, 'new primary')"); err != nil {
 		t.Fatal(err)
 	}
 	waitRows(t, []*testcluster.Node{old}, 1, "SELECT count(*) FROM e2e_frozen WHERE id = 1001")
 	waitRows(t, []*testcluster.Node{old}, 0, "SELECT count(*) FROM e2e_frozen WHERE phase = 'old primary'")
+}
+
+// failOver seeds table with 10 rows (phase 'before') replicated from old,
+// injects the fault on old, and waits for another node's first write
+// (within the RTO bound, see waitFailoverRTO) and for that node to be
+// the one leader among the running nodes but old; it checks that the new
+// primary holds the 10 rows and returns it and when the fault struck.
+func failOver(t *testing.T, c *testcluster.Cluster, old *testcluster.Node, table, fault string, inject func(testing.TB)) (*testcluster.Node, time.Time) {
+	t.Helper()
+	seedTable(t, c, old, table, "id bigint PRIMARY KEY, phase text NOT NULL", "SELECT g, 'before' FROM generate_series(1, 10) g", 10)
+	at := time.Now()
+	inject(t)
+	winner := waitFailoverRTO(t, c, old, at, fault, "INSERT INTO "+table+" VALUES (1000, 'after')")
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner, old)
+	})
+	if n, err := winner.QueryInt(t.Context(), "SELECT count(*) FROM "+table+" WHERE phase = 'before'"); err != nil {
+		t.Errorf("new primary %s: %v", winner.Name, err)
+	} else if n != 10 {
+		t.Errorf("new primary %s has %d of the 10 rows replicated before the %s", winner.Name, n, fault)
+	}
+	return winner, at
 }
 
 // fenceAfterThaw bounds how long a thawed old primary may keep its

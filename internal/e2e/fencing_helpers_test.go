@@ -76,49 +76,13 @@ func pingGaps(pings []time.Time) []time.Duration {
 	return gaps
 }
 
-// fenceDecision mirrors an entry of GET /decisions (the agent's decision
-// log); the e2e tests read it as an operator's tool would.
-type fenceDecision struct {
-	ID             string    `json:"id"`
-	At             time.Time `json:"at"`
-	Member         string    `json:"member"`
-	Kind           string    `json:"kind"`
-	Reason         string    `json:"reason"`
-	PreviousLeader string    `json:"previous_leader"`
-	Candidates     []struct {
-		Name     string   `json:"name"`
-		Self     bool     `json:"self"`
-		Eligible bool     `json:"eligible"`
-		Reasons  []string `json:"reasons"`
-	} `json:"candidates"`
-	Timings *struct {
-		DetectedAt time.Time `json:"detected_at"`
-		ElectedAt  time.Time `json:"elected_at"`
-		PromotedAt time.Time `json:"promoted_at"`
-	} `json:"timings"`
-	Fence *struct {
-		Target   string `json:"target"`
-		Ran      bool   `json:"ran"`
-		ExitCode int    `json:"exit_code"`
-		Output   string `json:"output"`
-		Error    string `json:"error"`
-	} `json:"fence"`
-}
-
-// fenceDecisions fetches GET /decisions from n (newest first).
-func fenceDecisions(ctx context.Context, n *testcluster.Node) ([]fenceDecision, error) {
-	var out []fenceDecision
-	_, err := getJSON(ctx, n, "/decisions", &out)
-	return out, err
-}
-
 // waitFenceDecision waits until GET /decisions on n has a record match accepts,
 // and returns the newest such record.
-func waitFenceDecision(t *testing.T, n *testcluster.Node, timeout time.Duration, what string, match func(fenceDecision) bool) fenceDecision {
+func waitFenceDecision(t *testing.T, n *testcluster.Node, timeout time.Duration, what string, match func(decisionEntry) bool) decisionEntry {
 	t.Helper()
-	var found fenceDecision
+	var found decisionEntry
 	testcluster.Poll(t, timeout, "decision record: "+what, func(ctx context.Context) error {
-		ds, err := fenceDecisions(ctx, n)
+		ds, err := readDecisions(ctx, n.API())
 		if err != nil {
 			return err
 		}
@@ -141,13 +105,7 @@ func waitFenceDecision(t *testing.T, n *testcluster.Node, timeout time.Duration,
 // key's changes after it.
 func leaderKeyRevision(t *testing.T, c *testcluster.Cluster) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil {
-		t.Fatalf("read the leader key: %v", err)
-	}
-	return resp.Header.Revision
+	return getKey(t, c, c.Keys().Leader()).Header.Revision
 }
 
 // leaderChange is one change of the leader key: a holder, or "" (deleted).

@@ -82,7 +82,7 @@ func TestFenceCommandGatesFailover(t *testing.T) {
 	killedAt := time.Now()
 	old.Kill(t)
 	holdLeaderless(t, c, old.Name, killedAt.Add(c.TTL()+10*time.Second))
-	failed := waitFenceDecision(t, replicas[0], replicateTimeout, "fence_failed against "+old.Name, func(d fenceDecision) bool {
+	failed := waitFenceDecision(t, replicas[0], replicateTimeout, "fence_failed against "+old.Name, func(d decisionEntry) bool {
 		return d.Kind == "fence_failed" && d.Fence != nil && d.Fence.Target == old.Name
 	})
 	t.Logf("while the hook fails: %s recorded %q, fence %+v", failed.Member, failed.Reason, *failed.Fence)
@@ -101,7 +101,7 @@ func TestFenceCommandGatesFailover(t *testing.T) {
 	if h := leaderKeyHistory(t, c, from); len(h) != 2 || h[0].Holder != "" || h[1].Holder != newLeader.Name {
 		t.Errorf("leader key since the kill: %+v; want deleted (lease expiry), then %s only", h, newLeader.Name)
 	}
-	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover over "+old.Name, func(d fenceDecision) bool {
+	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover over "+old.Name, func(d decisionEntry) bool {
 		return d.Kind == "failover" && d.Member == newLeader.Name && d.PreviousLeader == old.Name
 	})
 	switch {
@@ -131,7 +131,7 @@ func TestFenceCommandSkippedAfterCleanStepDown(t *testing.T) {
 	if h := leaderKeyHistory(t, c, from); len(h) != 2 || h[0].Holder != "" || h[1].Holder != next.Name {
 		t.Errorf("leader key since the stop: %+v; want released, then %s", h, next.Name)
 	}
-	d := waitFenceDecision(t, next, replicateTimeout, next.Name+" failover after "+leader.Name+" stepped down", func(d fenceDecision) bool {
+	d := waitFenceDecision(t, next, replicateTimeout, next.Name+" failover after "+leader.Name+" stepped down", func(d decisionEntry) bool {
 		return d.Kind == "failover" && d.Member == next.Name && d.PreviousLeader == leader.Name
 	})
 	if d.Fence != nil {

@@ -74,7 +74,7 @@ func TestWatchdogResetsFrozenPrimaryBeforeFailover(t *testing.T) {
 	}
 
 	newLeader := c.WaitLeader(t, rejoinTimeout)
-	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover over "+old.Name, func(d fenceDecision) bool {
+	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover over "+old.Name, func(d decisionEntry) bool {
 		return d.Kind == "failover" && d.Member == newLeader.Name && d.PreviousLeader == old.Name
 	})
 	if d.Timings == nil || !d.Timings.ElectedAt.After(deadline) {
@@ -165,7 +165,7 @@ func resetHost(t *testing.T, n *testcluster.Node, s fencing.JournalSession) {
 
 // checkArmedBeforePromote: the new leader opened its device with the same
 // timeout after winning the key and before PostgreSQL was promoted.
-func checkArmedBeforePromote(t *testing.T, n *testcluster.Node, d fenceDecision, wantTimeout time.Duration) {
+func checkArmedBeforePromote(t *testing.T, n *testcluster.Node, d decisionEntry, wantTimeout time.Duration) {
 	t.Helper()
 	s := waitArmed(t, n, 1, replicateTimeout)
 	t.Logf("%s: elected %s, watchdog opened %s, promoted %s", n.Name, d.Timings.ElectedAt.Format(time.StampMilli),
@@ -266,7 +266,7 @@ func TestWatchdogRequiredUnusableNeverLeads(t *testing.T) {
 			t.Errorf("%s (required watchdog unusable) held the leader key at revision %d", broken, h.Revision)
 		}
 	}
-	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover", func(d fenceDecision) bool {
+	d := waitFenceDecision(t, newLeader, replicateTimeout, newLeader.Name+" failover", func(d decisionEntry) bool {
 		return d.Kind == "failover" && d.Member == newLeader.Name && d.PreviousLeader == old.Name
 	})
 	for _, cand := range d.Candidates {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -43,6 +45,31 @@ func num(doc map[string]any, field string) (int64, error) {
 		return 0, fmt.Errorf("%s = %s: %w", field, n, err)
 	}
 	return i, nil
+}
+
+// numAtLeast checks that doc[field] is a number of at least least.
+func numAtLeast(doc map[string]any, field string, least int64) error {
+	v, err := num(doc, field)
+	if err != nil {
+		return err
+	}
+	if v < least {
+		return fmt.Errorf("%s = %d, want ≥ %d", field, v, least)
+	}
+	return nil
+}
+
+// getKey reads key from c's etcd (bounded by 5 s), failing the test when
+// etcd does not answer; resp.Kvs is empty when the key does not exist.
+func getKey(t *testing.T, c *testcluster.Cluster, key string) *clientv3.GetResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Etcd().Get(ctx, key)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return resp
 }
 
 // waitRows waits until count(*) of query on every node equals want.

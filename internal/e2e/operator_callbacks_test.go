@@ -145,8 +145,11 @@ func waitHangRun(t *testing.T, n *testcluster.Node) hangRun {
 	path := filepath.Join(n.Dir, roleChangeCalls+".sleep")
 	testcluster.Poll(t, configApplyWait, n.Name+"'s hanging callback started", func(context.Context) error {
 		runs, err := readHangRuns(path)
-		if err != nil || len(runs) == 0 {
-			return fmt.Errorf("%s: %v (err %v)", path, runs, err)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return fmt.Errorf("%s: no run recorded", path)
 		}
 		run = runs[0]
 		return nil

@@ -94,34 +94,6 @@ func regentctl(t *testing.T, c *testcluster.Cluster, bound time.Duration, args .
 	return runTool(t, bound, regentctlBinary(t), append(base, args...)...)
 }
 
-// eventually calls check every 100 ms until it returns nil and returns
-// nil, or returns its last error after timeout: Poll for checks whose
-// failure should not stop the test.
-func eventually(ctx context.Context, timeout time.Duration, check func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		err := check(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		// Keep the informative error when the overall deadline cut a check.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return last
-		case <-tick.C:
-		}
-	}
-}
-
 // mustSucceed fails the test unless r exited 0.
 func mustSucceed(t *testing.T, r ctlResult) {
 	t.Helper()
@@ -156,12 +128,7 @@ func keyLeases(ctx context.Context, c *testcluster.Cluster) (map[string][2]int64
 // configRevision returns the config key's value and ModRevision.
 func configRevision(t *testing.T, c *testcluster.Cluster) (map[string]any, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Config())
-	if err != nil {
-		t.Fatalf("read the config key: %v", err)
-	}
+	resp := getKey(t, c, c.Keys().Config())
 	if len(resp.Kvs) == 0 {
 		t.Fatal("no config key")
 	}
@@ -208,51 +175,25 @@ func (a restAPI) url(n *testcluster.Node, path string) string {
 	return fmt.Sprintf("%s://127.0.0.1:%d%s", a.scheme, n.APIPort, path)
 }
 
+// api is n's REST API through a.
+func (a restAPI) api(n *testcluster.Node) testcluster.API {
+	return testcluster.API{Name: n.Name, URL: a.url(n, ""), Client: a.hc}
+}
+
 // do sends one request; body nil sends none.
 func (a restAPI) do(ctx context.Context, n *testcluster.Node, method, path string, body []byte, cr creds) (int, []byte, error) {
 	var header []string
 	if cr != (creds{}) {
 		header = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(cr.user+":"+cr.password))}
 	}
-	return testcluster.API{Name: n.Name, URL: a.url(n, ""), Client: a.hc}.Do(ctx, method, path, body, header...)
+	return a.api(n).Do(ctx, method, path, body, header...)
 }
 
 // status reads GET /patroni.
 func (a restAPI) status(ctx context.Context, n *testcluster.Node) (map[string]any, error) {
-	code, body, err := a.do(ctx, n, http.MethodGet, "/patroni", nil, creds{})
-	if err != nil {
-		return nil, err
-	}
 	var st map[string]any
-	if err := json.Unmarshal(body, &st); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("GET /patroni on %s = %d %s (err %v)", n.Name, code, compactBody(body), err)
-	}
-	return st, nil
-}
-
-// waitLeader waits for a leader key naming a node whose GET /primary
-// answers 200 through a, other than not (if given).
-func (a restAPI) waitLeader(t *testing.T, c *testcluster.Cluster, timeout time.Duration, not string) *testcluster.Node {
-	t.Helper()
-	var leader *testcluster.Node
-	testcluster.Poll(t, timeout, fmt.Sprintf("a leader other than %q answering GET /primary 200 over %s", not, a.scheme), func(ctx context.Context) error {
-		failOnCrash(t, c.Nodes()...)
-		name, err := c.Leader(ctx)
-		if err != nil {
-			return err
-		}
-		n := c.Node(name)
-		if n == nil || name == not {
-			return fmt.Errorf("leader key names %q", name)
-		}
-		code, body, err := a.do(ctx, n, http.MethodGet, "/primary", nil, creds{})
-		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("leader key %s, GET /primary = %d %s (err %v)", name, code, compactBody(body), err)
-		}
-		leader = n
-		return nil
-	})
-	return leader
+	_, err := getJSON(ctx, a.api(n), "/patroni", &st)
+	return st, err
 }
 
 // testPKI is a throw-away CA and one server certificate for 127.0.0.1
@@ -351,23 +292,17 @@ type callbackCall struct {
 
 // readCalls reads the runs recorded in path (none if it does not exist).
 func readCalls(path string) ([]callbackCall, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var calls []callbackCall
-	for line := range strings.Lines(string(data)) {
+	err := readRecords(path, func(line string) error {
 		pid, args, _ := strings.Cut(strings.TrimSpace(line), " ")
 		p, err := strconv.Atoi(pid)
 		if err != nil {
-			return nil, fmt.Errorf("%s: bad line %q", path, line)
+			return err
 		}
 		calls = append(calls, callbackCall{PID: p, Args: args})
-	}
-	return calls, nil
+		return nil
+	})
+	return calls, err
 }
 
 // hangRun is one run of the hanging callback: the script's and its
@@ -380,24 +315,36 @@ type hangRun struct {
 // readHangRuns reads the runs a hanging callbackScript recorded in path
 // ("<sleep pid> <script pid> <start, ns since the epoch>" per line).
 func readHangRuns(path string) ([]hangRun, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var runs []hangRun
-	for line := range strings.Lines(string(data)) {
+	err := readRecords(path, func(line string) error {
 		var r hangRun
 		var ns int64
 		if _, err := fmt.Sscan(line, &r.sleep, &r.script, &ns); err != nil {
-			return nil, fmt.Errorf("%s: bad line %q: %w", path, line, err)
+			return err
 		}
 		r.started = time.Unix(0, ns)
 		runs = append(runs, r)
+		return nil
+	})
+	return runs, err
+}
+
+// readRecords calls parse on every line a callback script recorded in
+// path; a file that does not exist holds none (the script has not run).
+func readRecords(path string, parse func(line string) error) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	return runs, nil
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(data)) {
+		if err := parse(line); err != nil {
+			return fmt.Errorf("%s: bad line %q: %w", path, line, err)
+		}
+	}
+	return nil
 }
 
 // liveProcess reports whether pid is a live (non-zombie) process whose

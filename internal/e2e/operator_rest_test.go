@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -127,7 +126,7 @@ func TestOperatorRESTTLS(t *testing.T) {
 		r["certfile"], r["keyfile"], r["cafile"] = pki.Cert, pki.Key, pki.CA
 	}})
 	api := tlsAPI(pki.Pool)
-	old := api.waitLeader(t, c, bootstrapTimeout, "")
+	old := waitLeaderVia(t, c, api.api, "", bootstrapTimeout)
 	waitReplicasVia(t, c, api, old)
 	replica := c.Others(old.Name)[0]
 	ctx := t.Context()
@@ -145,9 +144,9 @@ func TestOperatorRESTTLS(t *testing.T) {
 
 	killed := time.Now()
 	old.Kill(t)
-	winner := api.waitLeader(t, c, failoverWait, old.Name)
+	winner := waitLeaderVia(t, c, api.api, old.Name, failoverWait)
 	t.Logf("failover over https: %s leads %.1fs after %s died", winner.Name, time.Since(killed).Seconds(), old.Name)
-	d := awaitDecisionVia(t, api, winner, "failover", killed)
+	d := awaitDecisionVia(t, api.api(winner), replicateTimeout, "failover", winner.Name, killed, nil)
 	t.Logf("failover decision: %s", d)
 	checkFailoverRecord(t, d, old.Name, c.Others(old.Name))
 }
@@ -198,29 +197,4 @@ func waitReplicasVia(t *testing.T, c *testcluster.Cluster, api restAPI, leader *
 			return nil
 		})
 	}
-}
-
-// awaitDecisionVia polls GET /decisions on n through api until a record
-// of kind by n, recorded at or after since, appears.
-func awaitDecisionVia(t *testing.T, api restAPI, n *testcluster.Node, kind string, since time.Time) decisionEntry {
-	t.Helper()
-	var found decisionEntry
-	testcluster.Poll(t, replicateTimeout, fmt.Sprintf("a %q decision by %s in GET /decisions", kind, n.Name), func(ctx context.Context) error {
-		code, body, err := api.do(ctx, n, http.MethodGet, "/decisions", nil, creds{})
-		if err != nil {
-			return err
-		}
-		var ds []decisionEntry
-		if err := json.Unmarshal(body, &ds); err != nil || code != http.StatusOK {
-			return fmt.Errorf("GET /decisions = %d %s (err %v)", code, compactBody(body), err)
-		}
-		for _, d := range ds {
-			if d.Kind == kind && d.Member == n.Name && !d.At.Before(since) {
-				found = d
-				return nil
-			}
-		}
-		return fmt.Errorf("none among %d records", len(ds))
-	})
-	return found
 }

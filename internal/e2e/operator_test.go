@@ -123,7 +123,7 @@ func TestOperatorPendingRestart(t *testing.T) {
 	})
 	leader := c.WaitHealthy(t, bootstrapTimeout)
 	// Not fatal: the restarts below are worth running anyway.
-	if err := eventually(t.Context(), configApplyWait, settingOn(c.Nodes(), "work_mem", "5MB")); err != nil {
+	if err := testcluster.Eventually(t.Context(), configApplyWait, settingOn(c.Nodes(), "work_mem", "5MB")); err != nil {
 		t.Errorf("bootstrap.dcs postgresql.parameters not applied: %v", err)
 	}
 	if v := pgText(t, leader, "SHOW max_connections"); v == "200" {
@@ -149,7 +149,7 @@ func TestOperatorPendingRestartOverLocal(t *testing.T) {
 	c, leader := startHealthy(t, testcluster.Options{})
 	waitSetting(t, c.Nodes(), "max_connections", "30", replicateTimeout)
 	patchConfig(t, leader, map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"max_connections": 40}}})
-	if err := eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
+	if err := testcluster.Eventually(t.Context(), configApplyWait, pendingRestartOn(c, c.Nodes(), true)); err != nil {
 		for _, n := range c.Nodes() {
 			t.Logf("%s's postgresql.conf:\n%s", n.Name, confLines(n, "max_connections"))
 		}
@@ -187,7 +187,7 @@ func restartPending(t *testing.T, c *testcluster.Cluster, leader *testcluster.No
 		// A replica restarted before it replayed the primary's change keeps
 		// the primary's old value and turns pending_restart again once it
 		// has: wait for either outcome before deciding on another round.
-		_ = eventually(t.Context(), configApplyWait, func(ctx context.Context) error {
+		_ = testcluster.Eventually(t.Context(), configApplyWait, func(ctx context.Context) error {
 			members = pendingMembers(t, c)
 			for _, n := range c.Nodes() {
 				if !slices.Contains(members, n.Name) && settingOn([]*testcluster.Node{n}, "max_connections", fmt.Sprint(value))(ctx) != nil {
@@ -261,23 +261,27 @@ func waitPendingRestart(t *testing.T, c *testcluster.Cluster, nodes []*testclust
 // node show pending_restart (want) or omit it (!want).
 func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bool) func(ctx context.Context) error {
 	wantStr := map[bool]string{true: "true", false: ""}[want]
-	return func(ctx context.Context) error {
-		var errs []error
-		for _, n := range nodes {
-			m, err := memberField(ctx, c, n.Name, "pending_restart")
-			if err != nil {
-				return err
-			}
-			st, err := n.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if m != wantStr || str(st["pending_restart"]) != wantStr {
-				errs = append(errs, fmt.Errorf("%s: member key %q, GET /patroni %q", n.Name, m, str(st["pending_restart"])))
-			}
+	return func(ctx context.Context) error { return fieldOn(ctx, c, nodes, "pending_restart", wantStr) }
+}
+
+// fieldOn checks that the member key and GET /patroni of every node show
+// field as want ("": omit it).
+func fieldOn(ctx context.Context, c *testcluster.Cluster, nodes []*testcluster.Node, field, want string) error {
+	var errs []error
+	for _, n := range nodes {
+		m, err := memberField(ctx, c, n.Name, field)
+		if err != nil {
+			return err
 		}
-		return errors.Join(errs...)
+		st, err := n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if m != want || str(st[field]) != want {
+			errs = append(errs, fmt.Errorf("%s: member key %s %q, GET /patroni %s %q", n.Name, field, m, field, str(st[field])))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // TestOperatorPause: in maintenance mode (`regentctl pause --wait`) a dead
@@ -341,23 +345,9 @@ func TestOperatorPause(t *testing.T) {
 	})
 }
 
-// checkPause checks every running member's key and GET /patroni "pause".
+// checkPause checks every member's key and GET /patroni "pause".
 func checkPause(ctx context.Context, c *testcluster.Cluster, want string) error {
-	var errs []error
-	for _, n := range c.Nodes() {
-		m, err := memberField(ctx, c, n.Name, "pause")
-		if err != nil {
-			return err
-		}
-		st, err := n.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if m != want || str(st["pause"]) != want {
-			errs = append(errs, fmt.Errorf("%s: member key pause %q, GET /patroni pause %q", n.Name, m, str(st["pause"])))
-		}
-	}
-	return errors.Join(errs...)
+	return fieldOn(ctx, c, c.Nodes(), "pause", want)
 }
 
 // regentctl's own commands ----------------------------------------------

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,12 @@ import (
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
-// patronictlLong bounds a patronictl command that waits for the cluster
-// (switchover, failover, restart).
-const patronictlLong = 60 * time.Second
-
 // TestPatronictlCommands: Debian's patronictl 3.0.2 drives a Regent
 // cluster through its everyday commands, each exiting 0 and doing what it
 // says: list, topology, show-config, edit-config, pause/resume --wait,
 // switchover, failover, history, restart and reload of one member.
 func TestPatronictlCommands(t *testing.T) {
-	if _, err := exec.LookPath("patronictl"); err != nil {
-		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
-	}
+	needPatronictl(t)
 	c := testcluster.New(t, testcluster.Options{})
 	first := waitHealthyForSwitchover(t, c)
 	cfg := c.PatronictlConfig(t)

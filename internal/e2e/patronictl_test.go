@@ -12,16 +12,20 @@ import (
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
-// patronictlTimeout bounds one patronictl run: it hangs forever when etcd
-// is unreachable (patroni-compat.md §4.1).
-const patronictlTimeout = 20 * time.Second
+// Bounds of patronictl runs.
+const (
+	// patronictlTimeout bounds one patronictl run: it hangs forever when
+	// etcd is unreachable (patroni-compat.md §4.1).
+	patronictlTimeout = 20 * time.Second
+	// patronictlLong bounds a patronictl command that waits for the
+	// cluster (switchover, failover, restart).
+	patronictlLong = 60 * time.Second
+)
 
 // TestPatronictlList: Patroni's own CLI (3.0.2) reads our etcd keys and
 // lists the cluster as it would a Patroni cluster.
 func TestPatronictlList(t *testing.T) {
-	if _, err := exec.LookPath("patronictl"); err != nil {
-		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
-	}
+	needPatronictl(t)
 	c, leader := startHealthy(t, testcluster.Options{})
 	cfg := c.PatronictlConfig(t)
 
@@ -43,6 +47,15 @@ func TestPatronictlList(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("patronictl list:\n%s", table)
+}
+
+// needPatronictl fails the test unless Patroni's CLI is on PATH: the
+// compatibility tests cannot run without it.
+func needPatronictl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("patronictl"); err != nil {
+		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
+	}
 }
 
 func patronictl(t *testing.T, cfg string, args ...string) ([]byte, error) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,34 +34,20 @@ func TestReinitializeRefusesForeignDirectory(t *testing.T) {
 	mustSucceed(t, pgTool(t, true, "initdb", "-D", other, "-U", "postgres", "--auth=trust", "--no-sync"))
 	moveContents(t, filepath.Join(other, "base", "1"), replica.DataDir)
 	writeOwned(t, replica.DataDir, "their-notes.txt", "the other cluster's")
-	before := treeNames(t, replica.DataDir)
-	replica.Start(t)
-	code, body := reinitialize(t, replica)
-	if code != http.StatusConflict || !strings.Contains(body, "cannot read its system identifier") {
-		t.Errorf("POST /reinitialize over another cluster's database directory = %d %q, want 409 saying whose it is cannot be told", code, body)
-	}
-	replica.StopAgent(t)
-	assertKept(t, replica.DataDir, before)
+	refusedReinit(t, replica, "another cluster's database directory", "cannot read its system identifier")
 
 	t.Log("files that are no data directory in the replica's data_dir")
 	emptyDirectory(t, replica.DataDir)
 	writeOwned(t, replica.DataDir, "notes.txt", "keep me")
 	writeOwned(t, replica.DataDir, filepath.Join("photos", "2024.jpg"), "and me")
-	before = treeNames(t, replica.DataDir)
-	replica.Start(t)
-	code, body = reinitialize(t, replica)
-	if code != http.StatusConflict || !strings.Contains(body, "no PG_VERSION") {
-		t.Errorf("POST /reinitialize over a non-PostgreSQL directory = %d %q, want 409 naming PG_VERSION", code, body)
-	}
-	replica.StopAgent(t)
-	assertKept(t, replica.DataDir, before)
+	refusedReinit(t, replica, "a non-PostgreSQL directory", "no PG_VERSION")
 
 	t.Log("the replica's own data directory: reinitialize still works")
 	emptyDirectory(t, replica.DataDir)
 	replica.Start(t)
 	c.WaitHealthy(t, rejoinTimeout)
 	writeOwned(t, replica.DataDir, "stale.txt", "wiped by the re-clone")
-	code, body = reinitialize(t, replica)
+	code, body := reinitialize(t, replica)
 	if code != http.StatusOK {
 		t.Fatalf("POST /reinitialize on a healthy replica = %d %q, want 200", code, body)
 	}
@@ -155,25 +142,47 @@ func writeOwned(t *testing.T, dir, rel, content string) {
 	}
 }
 
+// refusedReinit starts replica's agent over what its data_dir holds now
+// (what), checks that POST /reinitialize answers 409 with a body naming
+// why (want) and, once the agent is stopped again, that every file is
+// still there, unchanged.
+func refusedReinit(t *testing.T, replica *testcluster.Node, what, want string) {
+	t.Helper()
+	before := treeNames(t, replica.DataDir)
+	replica.Start(t)
+	code, body := reinitialize(t, replica)
+	if code != http.StatusConflict || !strings.Contains(body, want) {
+		t.Errorf("POST /reinitialize over %s = %d %q, want 409 with %q", what, code, body, want)
+	}
+	replica.StopAgent(t)
+	assertKept(t, replica.DataDir, before)
+}
+
 // treeNames maps every path under dir to "", or to the content of the
-// files the test wrote and of PG_VERSION.
+// files the test wrote and of PG_VERSION. It walks through an os.Root, so
+// a symlink the agent might leave cannot lead the walk out of dir.
 func treeNames(t *testing.T, dir string) map[string]string {
 	t.Helper()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = root.Close() }() // read-only: nothing to lose
+	fsys := root.FS()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == dir {
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = ""
+		out[p] = ""
 		switch filepath.Ext(p) {
 		case ".txt", ".jpg", "":
 			if d.Type().IsRegular() && (filepath.Ext(p) != "" || d.Name() == "PG_VERSION") {
-				data, err := os.ReadFile(p)
+				data, err := fs.ReadFile(fsys, p)
 				if err != nil {
 					return err
 				}
-				out[rel] = string(data)
+				out[p] = string(data)
 			}
 		}
 		return nil

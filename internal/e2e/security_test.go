@@ -184,9 +184,9 @@ func TestSecurityReadFloodCostsEtcdNothing(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{Nodes: 2})
 	leader := c.WaitHealthy(t, bootstrapTimeout)
 	ctx := t.Context()
-	lk, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil || len(lk.Kvs) != 1 {
-		t.Fatalf("leader key: %v %v", lk, err)
+	lk := getKey(t, c, c.Keys().Leader())
+	if len(lk.Kvs) != 1 {
+		t.Fatalf("leader key: %v", lk)
 	}
 	before := lk.Kvs[0]
 	ttl := c.TTL()
@@ -217,16 +217,16 @@ func TestSecurityReadFloodCostsEtcdNothing(t *testing.T) {
 	if floodMin < ttl-3*time.Second {
 		t.Errorf("the leader's lease ran down to %s of %s during the flood: renewals fell behind", floodMin, ttl)
 	}
-	after, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil || len(after.Kvs) != 1 {
-		t.Fatalf("leader key after the flood: %v %v", after, err)
+	after := getKey(t, c, c.Keys().Leader())
+	if len(after.Kvs) != 1 {
+		t.Fatalf("leader key after the flood: %v", after)
 	}
 	if a := after.Kvs[0]; string(a.Value) != string(before.Value) || a.CreateRevision != before.CreateRevision || a.Lease != before.Lease {
 		t.Errorf("leader key changed during the flood: %s (created %d, lease %x) → %s (created %d, lease %x)",
 			before.Value, before.CreateRevision, before.Lease, a.Value, a.CreateRevision, a.Lease)
 	}
-	if code, _, err := leader.Get(ctx, "/primary"); err != nil || code != http.StatusOK {
-		t.Errorf("GET /primary on %s after the flood = %d, %v; want 200", leader.Name, code, err)
+	if err := servesPrimary(ctx, leader.API()); err != nil {
+		t.Errorf("after the flood: %v; want 200", err)
 	}
 }
 

@@ -143,7 +143,7 @@ func startSwitchover(t *testing.T, n *testcluster.Node, req switchoverReq) strin
 // getRecord reads GET /switchover/<id> on n.
 func getRecord(ctx context.Context, n *testcluster.Node, id string) (switchoverRecord, error) {
 	var r switchoverRecord
-	body, err := getJSON(ctx, n, "/switchover/"+id, &r)
+	body, err := getJSON(ctx, n.API(), "/switchover/"+id, &r)
 	if err != nil {
 		return switchoverRecord{}, err
 	}
@@ -190,7 +190,7 @@ func closed(r switchoverRecord) error {
 // listSwitchovers reads GET /switchovers on n.
 func listSwitchovers(ctx context.Context, n *testcluster.Node) ([]switchoverRecord, []byte, error) {
 	var rs []switchoverRecord
-	body, err := getJSON(ctx, n, "/switchovers", &rs)
+	body, err := getJSON(ctx, n.API(), "/switchovers", &rs)
 	if err != nil {
 		return nil, body, err
 	}
@@ -354,12 +354,7 @@ func streamEvents(events []sseEvent) []switchoverEvent {
 // leader that kept its lease keeps the revision.
 func leaderRevision(t *testing.T, c *testcluster.Cluster) (string, int64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
-	if err != nil {
-		t.Fatalf("etcd get leader key: %v", err)
-	}
+	resp := getKey(t, c, c.Keys().Leader())
 	if len(resp.Kvs) == 0 {
 		return "", 0
 	}
@@ -375,27 +370,33 @@ func waitHealthyForSwitchover(t *testing.T, c *testcluster.Cluster) *testcluster
 	t.Helper()
 	leader := c.WaitHealthy(t, bootstrapTimeout)
 	testcluster.Poll(t, replicateTimeout, leader.Name+"'s GET /patroni listing every replica as streaming", func(ctx context.Context) error {
-		code, body, err := leader.Get(ctx, "/patroni")
-		if err != nil {
-			return err
-		}
-		var doc struct {
-			Replication []walSender `json:"replication"`
-		}
-		if err := json.Unmarshal(body, &doc); err != nil || code != http.StatusOK {
-			return fmt.Errorf("GET /patroni = %d %s (err %v)", code, body, err)
-		}
+		var names []string
 		for _, n := range c.Others(leader.Name) {
 			if !n.Running() {
 				return fmt.Errorf("the agent of %s is not running (it exited: see its log)", n.Name)
 			}
-			if !slices.Contains(doc.Replication, walSender{ApplicationName: n.Name, State: "streaming"}) {
-				return fmt.Errorf("%s not listed as streaming: %+v", n.Name, doc.Replication)
-			}
+			names = append(names, n.Name)
 		}
-		return nil
+		return listedStreaming(ctx, leader, names...)
 	})
 	return leader
+}
+
+// listedStreaming checks that leader's GET /patroni lists every one of
+// names as a streaming WAL sender.
+func listedStreaming(ctx context.Context, leader *testcluster.Node, names ...string) error {
+	var doc struct {
+		Replication []walSender `json:"replication"`
+	}
+	if _, err := getJSON(ctx, leader.API(), "/patroni", &doc); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if !slices.Contains(doc.Replication, walSender{ApplicationName: name, State: "streaming"}) {
+			return fmt.Errorf("%s not listed as streaming: %+v", name, doc.Replication)
+		}
+	}
+	return nil
 }
 
 // walSender is an entry of GET /patroni's "replication" list.

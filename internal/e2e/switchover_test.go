@@ -25,13 +25,9 @@ const createLoadTable = "CREATE TABLE %s (id bigint PRIMARY KEY, node text NOT N
 // of the new one. The longest gap between acknowledged writes is the
 // switchover's write-unavailability.
 func TestSwitchoverUnderLoad(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_load")
 	others := c.Others(old.Name)
 	to, observer := others[0], others[1]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_load"))
-	w := startWriter(t, c, "e2e_load")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 
 	began := time.Now()
 	id := startSwitchover(t, observer, switchoverReq{To: to.Name, Reason: "e2e"})
@@ -173,13 +169,9 @@ func expectRefusal(t *testing.T, n *testcluster.Node, req switchoverReq, status 
 // under the same lease, the record is aborted, and no acknowledged write
 // is lost.
 func TestSwitchoverConflictAndAbort(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_abort")
 	others := c.Others(old.Name)
 	cand, third := others[0], others[1]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_abort"))
-	w := startWriter(t, c, "e2e_abort")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReplay(t)
@@ -208,8 +200,8 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 		t.Errorf("record: %v", err)
 	}
 	testcluster.Poll(t, replicateTimeout, old.Name+" writable again: /primary 200 and an INSERT", func(ctx context.Context) error {
-		if code, body, err := old.Get(ctx, "/primary"); err != nil || code != http.StatusOK {
-			return fmt.Errorf("GET /primary = %d %s (err %v)", code, compactBody(body), err)
+		if err := servesPrimary(ctx, old.API()); err != nil {
+			return err
 		}
 		return tryWrite(ctx, old, "INSERT INTO e2e_abort (id, node) VALUES (-1, 'probe')")
 	})
@@ -239,12 +231,8 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 // restarts as primary with its lease), and once PostgreSQL has stopped it
 // restarts as the primary: record aborted, same lease, nothing lost.
 func TestSwitchoverAbortDuringSlowQuiesce(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	old := waitHealthyForSwitchover(t, c)
+	c, old, w := startLoaded(t, "e2e_slow")
 	cand := c.Others(old.Name)[0]
-	mustExec(t, old, fmt.Sprintf(createLoadTable, "e2e_slow"))
-	w := startWriter(t, c, "e2e_slow")
-	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
 	_, leaseRev := leaderRevision(t, c)
 
 	release := cand.HoldWALReceiver(t)
@@ -424,11 +412,11 @@ func TestSwitchoverEventsResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	held := readStream(t, second, stageWait, func(e sseEvent) bool {
+	part2 := readStream(t, second, stageWait, func(e sseEvent) bool {
 		return e.Event.Stage == stageCatchUp && e.Kind == "started" || e.Kind == "end"
 	})
 	release()
-	part2 := append(held, readStream(t, second, switchoverWait, nil)...)
+	part2 = append(part2, readStream(t, second, switchoverWait, nil)...)
 	t.Logf("first connection (to %s): %s; second (to %s, Last-Event-ID %s): %s",
 		old.Name, describeStream(part1), third.Name, lastID, describeStream(part2))
 
@@ -455,9 +443,7 @@ func TestSwitchoverEventsResume(t *testing.T) {
 // POST /switchover (and the failover key): it reports success, the
 // candidate leads, and the same staged machine ran (a completed record).
 func TestSwitchoverPatronictl(t *testing.T) {
-	if _, err := exec.LookPath("patronictl"); err != nil {
-		t.Fatalf("patronictl not on PATH (%v): install patroni (apt-get install -y patroni)", err)
-	}
+	needPatronictl(t)
 	c := testcluster.New(t, testcluster.Options{})
 	old := waitHealthyForSwitchover(t, c)
 	cand := c.Others(old.Name)[1]

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,6 +20,20 @@ const closeWait = 500 * time.Millisecond
 // and the server (testcluster's defaults).
 func startWriter(t *testing.T, c *testcluster.Cluster, table string) *testcluster.Writer {
 	return runWriter(t, c, testcluster.WriterOptions{Table: table, AppName: "e2e-writer", ServerTimeout: true})
+}
+
+// startLoaded starts a cluster ready for a switchover (see
+// waitHealthyForSwitchover) and the load writer on table, and returns the
+// cluster, its leader and the writer once the leader has acknowledged 50
+// writes.
+func startLoaded(t *testing.T, table string) (*testcluster.Cluster, *testcluster.Node, *testcluster.Writer) {
+	t.Helper()
+	c := testcluster.New(t, testcluster.Options{})
+	old := waitHealthyForSwitchover(t, c)
+	mustExec(t, old, fmt.Sprintf(createLoadTable, table))
+	w := startWriter(t, c, table)
+	waitAcked(t, w, old.Name, time.Time{}, 50, replicateTimeout)
+	return c, old, w
 }
 
 // runWriter starts a writer that stops at the test's end at the latest.

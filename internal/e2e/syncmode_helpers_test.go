@@ -203,7 +203,11 @@ func startBlockedWrite(t *testing.T, n *testcluster.Node, sql string) *blockedWr
 func (w *blockedWrite) returned() error {
 	select {
 	case <-w.fin:
-		return fmt.Errorf("the statement returned after %s (err %v)", w.at.Sub(w.start).Round(time.Millisecond), w.err)
+		ran := w.at.Sub(w.start).Round(time.Millisecond)
+		if w.err != nil {
+			return fmt.Errorf("the statement returned after %s: %w", ran, w.err)
+		}
+		return fmt.Errorf("the statement succeeded after %s", ran)
 	default:
 		return nil
 	}
