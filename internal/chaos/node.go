@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/linkproxy"
 	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -32,9 +34,10 @@ type Node struct {
 	APIURL     string // http://IP:port
 	c          *Cluster
 
-	// links carry the agent's etcd traffic, one per etcd member (see
-	// linkproxy.go).
-	links []*linkProxy
+	// links carry the agent's etcd traffic, one per etcd member: they
+	// listen on 127.0.0.1 inside the node's namespace and dial the member
+	// from inside it too, so the partition faults still cut the traffic.
+	links []*linkproxy.Proxy
 
 	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
 }
@@ -46,15 +49,32 @@ func etcdLinkPort(i int) int { return etcdClientPort + 100 + i }
 // openLinks starts the node's proxies to the etcd members.
 func (n *Node) openLinks() error {
 	for i, m := range n.c.etcd {
-		up := strings.TrimPrefix(m.ClientURL, "http://")
-		l, err := newLinkProxy(n.Host.nsPath, fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i)), up, uint64(i+1)<<8|uint64(n.Name[len(n.Name)-1]))
+		addr := fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i))
+		var ln net.Listener
+		err := proc.InNetns(n.Host.nsPath, func() (err error) {
+			ln, err = new(net.ListenConfig).Listen(n.c.ctx, "tcp", addr)
+			return err
+		})
 		if err != nil {
 			n.closeLinks()
-			return err
+			return fmt.Errorf("etcd link %s of %s: %w", addr, n.Name, err)
 		}
-		n.links = append(n.links, l)
+		seed := uint64(i+1)<<8 | uint64(n.Name[len(n.Name)-1])
+		n.links = append(n.links, linkproxy.New(n.c.ctx, ln, netnsDialer(n.Host.nsPath, strings.TrimPrefix(m.ClientURL, "http://")), seed))
 	}
 	return nil
+}
+
+// netnsDialer dials addr over TCP from inside the namespace at nsPath.
+func netnsDialer(nsPath, addr string) linkproxy.Dialer {
+	dial := linkproxy.TCP(addr)
+	return func(ctx context.Context) (up net.Conn, err error) {
+		err = proc.InNetns(nsPath, func() (err error) {
+			up, err = dial(ctx)
+			return err
+		})
+		return up, err
+	}
 }
 
 func (n *Node) closeLinks() {
@@ -65,7 +85,7 @@ func (n *Node) closeLinks() {
 }
 
 // ShapeLinks sets the shaping of the node's etcd traffic (zero: none).
-func (n *Node) ShapeLinks(s shaping) {
+func (n *Node) ShapeLinks(s linkproxy.Shaping) {
 	for _, l := range n.links {
 		l.Shape(s)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/internal/linkproxy"
 	"github.com/regent-ha/regent/internal/proc"
 )
 
@@ -25,8 +26,8 @@ type Node struct {
 	APIURL     string // http://127.0.0.1:APIPort (no path)
 
 	c     *Cluster
-	link  *etcdLink   // the agent's only way to etcd (see CutEtcd)
-	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
+	link  *linkproxy.Proxy // the agent's only way to etcd (see CutEtcd)
+	agent proc.Handle      // the agent's runs, and the PostgreSQL on DataDir
 }
 
 func (n *Node) apiAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.APIPort) }
