@@ -96,7 +96,6 @@ type Cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	reaped chan struct{}
-	once   sync.Once
 }
 
 // New builds the binaries, creates the network, starts the three etcd

@@ -119,7 +119,7 @@ func (r *Run) catchUp(ctx context.Context, leader *Node) error {
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%s did not replay %s within %s (last: %v)", n.Name, lsn, catchUpTimeout, err)
+				return fmt.Errorf("%s did not replay %s within %s (last: %w)", n.Name, lsn, catchUpTimeout, err)
 			case <-time.After(pollInterval):
 			}
 		}
@@ -212,7 +212,7 @@ func (r *Run) finalReads(ctx context.Context, leader *Node) error {
 		err := conn.QueryRow(ctx, readSQL, k).Scan(&op.Value, &inRecovery, &walfile)
 		op.Complete = r.clock.Now()
 		if err != nil || inRecovery {
-			return fmt.Errorf("final read of row %d on %s: %v (in recovery %v)", k, leader.Name, err, inRecovery)
+			return fmt.Errorf("final read of row %d on %s: %w (in recovery %v)", k, leader.Name, err, inRecovery)
 		}
 		op.Timeline = walfileTimeline(walfile)
 		r.hist.Add(op)

@@ -21,7 +21,7 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
 	name, err := r.c.Leader(ctx)
 	primary := r.c.Node(name)
 	if err != nil || primary == nil {
-		rd.Err = fmt.Errorf("no leader before the round: %v", err)
+		rd.Err = fmt.Errorf("no leader before the round: %w", err)
 		return rd
 	}
 	rd.LeaderBefore = name
@@ -40,7 +40,7 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
 	if err != nil {
 		rd.Err = err
 		if ferr := act.finish(ctx); ferr != nil {
-			rd.Err = fmt.Errorf("%w (and %v)", err, ferr)
+			rd.Err = fmt.Errorf("%w (and %w)", err, ferr)
 		}
 		return rd
 	}
@@ -95,7 +95,7 @@ func (r *Run) injectAndHold(ctx context.Context, f *fault, rd *Round, act *actio
 		rd.Heal = r.clock.Now()
 		err = fmt.Errorf("inject %s: %w", f.spec.kind, err)
 		if herr := f.spec.heal(ctx, f); herr != nil {
-			err = fmt.Errorf("%w (and heal: %v)", err, herr)
+			err = fmt.Errorf("%w (and heal: %w)", err, herr)
 		}
 		return err
 	}
