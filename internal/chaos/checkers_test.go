@@ -280,13 +280,7 @@ func TestFailureReportShowsSeedTimelineAndSlice(t *testing.T) {
 	}
 }
 
-func TestParseLSNAndTimeline(t *testing.T) {
-	if l, err := parseLSN("16/B374D848"); err != nil || l != 0x16_B374D848 {
-		t.Errorf("parseLSN = %x, %v", l, err)
-	}
-	if _, err := parseLSN("nope"); err == nil {
-		t.Error("parseLSN accepted garbage")
-	}
+func TestWalfileTimeline(t *testing.T) {
 	if tl := walfileTimeline("0000000A0000000000000003"); tl != 10 {
 		t.Errorf("timeline = %d, want 10", tl)
 	}

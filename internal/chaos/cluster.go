@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
@@ -59,18 +60,10 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.TTL <= 0 {
-		o.TTL = 10
-	}
-	if o.LoopWait <= 0 {
-		o.LoopWait = 1
-	}
-	if o.RetryTimeout <= 0 {
-		o.RetryTimeout = 3
-	}
-	if o.MaxLagOnFailover <= 0 {
-		o.MaxLagOnFailover = 1 << 20
-	}
+	o.TTL = cmp.Or(o.TTL, 10)
+	o.LoopWait = cmp.Or(o.LoopWait, 1)
+	o.RetryTimeout = cmp.Or(o.RetryTimeout, 3)
+	o.MaxLagOnFailover = cmp.Or(o.MaxLagOnFailover, 1<<20)
 	return o
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // catchUpTimeout bounds the wait for every replica to replay the final
@@ -107,7 +108,7 @@ func (r *Run) catchUp(ctx context.Context, leader *Node) error {
 		return err
 	}
 	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn)
-	closeConn(ctx, conn)
+	testcluster.CloseConn(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("leader LSN: %w", err)
 	}
@@ -134,7 +135,7 @@ func ids(ctx context.Context, n *Node) (map[int64]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	rows, err := conn.Query(ctx, "SELECT id FROM chaos_writes")
 	if err != nil {
 		return nil, fmt.Errorf("read ids on %s: %w", n.Name, err)
@@ -197,7 +198,7 @@ func (r *Run) finalReads(ctx context.Context, leader *Node) error {
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	keys := map[int64]bool{}
 	for _, o := range r.hist.Ops() {
 		if o.Kind != OpInsert {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -204,18 +203,9 @@ func (n *Node) Start() error {
 	return n.c.startLogged(&n.agent, cmd, true)
 }
 
-// env is ours minus libpq variables, with HOME in the node directory.
-func (n *Node) env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PG") || k == "HOME" || k == "USER" || k == "LOGNAME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+n.Dir, "USER="+superuser, "LOGNAME="+superuser)
-}
+// env is the agent's environment (proc.AgentEnv) with HOME in the node
+// directory.
+func (n *Node) env() []string { return proc.AgentEnv(n.Dir, superuser) }
 
 // AgentRunning reports whether the agent process is alive (maybe frozen).
 func (n *Node) AgentRunning() bool { return n.agent.Running() }
@@ -270,8 +260,11 @@ func (n *Node) ConnConfig() *pgx.ConnConfig {
 // Get does a REST GET on the node's API, bounded at 2 s: a frozen or
 // cut-off node must show up as an error, not a hang.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	return testcluster.API{Name: n.Name, URL: n.APIURL}.Get(ctx, path)
+	return n.api().Get(ctx, path)
 }
+
+// api is the node's REST API (the request timeouts of testcluster.API).
+func (n *Node) api() testcluster.API { return testcluster.API{Name: n.Name, URL: n.APIURL} }
 
 // PatroniStatus is the part of GET /patroni the suite reads.
 type PatroniStatus struct {
@@ -291,18 +284,10 @@ func (n *Node) Status(ctx context.Context) (PatroniStatus, error) {
 		return st, err
 	}
 	if code != http.StatusOK {
-		return st, fmt.Errorf("GET /patroni on %s: %d %s", n.Name, code, compact(body))
+		return st, fmt.Errorf("GET /patroni on %s: %d %s", n.Name, code, testcluster.Compact(body))
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return st, fmt.Errorf("GET /patroni on %s: %w", n.Name, err)
 	}
 	return st, nil
-}
-
-func compact(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

@@ -18,13 +18,12 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
 	r.wl.SetKey(int64(n))
 	spec, _ := specOf(p.Kind) // checked by NewRun
 	rd := &Round{N: n, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog}
-	name, err := r.c.Leader(ctx)
-	primary := r.c.Node(name)
-	if err != nil || primary == nil {
+	primary, err := r.c.leaderNode(ctx)
+	if err != nil {
 		rd.Err = fmt.Errorf("no leader before the round: %w", err)
 		return rd
 	}
-	rd.LeaderBefore = name
+	rd.LeaderBefore = primary.Name
 	f := r.c.newFault(spec, primary, r.rng)
 	act := r.newAction(ctx, p, primary)
 	if act != nil {

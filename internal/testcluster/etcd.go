@@ -167,6 +167,18 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 	return string(v), nil
 }
 
+// LeaderNode returns the node the leader key names (see Leader).
+func (c *Cluster) LeaderNode(ctx context.Context) (*Node, error) {
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := c.Node(name); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("leader key names %q, not a node of this cluster", name)
+}
+
 // Member returns the parsed member key of name (numbers as json.Number).
 func (c *Cluster) Member(ctx context.Context, name string) (map[string]any, error) {
 	v, err := c.get(ctx, c.keys.Member(name))

@@ -68,7 +68,7 @@ func (a API) OpenEvents(ctx context.Context, path, lastEventID string) (*EventSt
 		defer resp.Body.Close()
 		defer cancel()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, a.Name, resp.StatusCode, resp.Header.Get("Content-Type"), compact(body))
+		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, a.Name, resp.StatusCode, resp.Header.Get("Content-Type"), Compact(body))
 	}
 	s := &EventStream{events: make(chan Event), cancel: cancel, done: make(chan struct{})}
 	go s.read(ctx, resp)

@@ -298,7 +298,7 @@ func (w *Writer) connConfig(c *writerConn) *pgx.ConnConfig {
 
 func (c *writerConn) close(ctx context.Context) {
 	if c.conn != nil {
-		closeConn(ctx, c.conn)
+		CloseConn(ctx, c.conn)
 		c.conn = nil
 	}
 }
