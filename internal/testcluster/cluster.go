@@ -116,11 +116,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 }
 
 func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
-	pgPort, err := ports.next()
-	if err != nil {
-		return nil, err
-	}
-	apiPort, err := ports.next()
+	pgPort, apiPort, err := ports.two()
 	if err != nil {
 		return nil, err
 	}

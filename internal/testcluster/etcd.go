@@ -35,12 +35,18 @@ func (p *portPicker) next() (int, error) {
 	return 0, fmt.Errorf("pick a free port: kept getting ports already handed out")
 }
 
-func (c *Cluster) startEtcd(ports *portPicker) error {
-	clientPort, err := ports.next()
+// two hands out two distinct free ports (a server's two listeners).
+func (p *portPicker) two() (int, int, error) {
+	a, err := p.next()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	peerPort, err := ports.next()
+	b, err := p.next()
+	return a, b, err
+}
+
+func (c *Cluster) startEtcd(ports *portPicker) error {
+	clientPort, peerPort, err := ports.two()
 	if err != nil {
 		return err
 	}
