@@ -90,7 +90,6 @@ var managedGUCs = map[string]string{
 	"config_file":               "managed by Regent",
 	"ident_file":                "managed by Regent",
 	"hot_standby":               "managed by Regent (replicas are always readable)",
-	"unix_socket_directories":   "managed by Regent (its own connections use the socket directory)",
 	"recovery_target":           "managed by Regent: a recovery target would stop a replica's replay",
 	"recovery_target_lsn":       "managed by Regent: a recovery target would stop a replica's replay",
 	"recovery_target_name":      "managed by Regent: a recovery target would stop a replica's replay",

@@ -43,7 +43,7 @@ func (n *Node) request(ctx context.Context, method, path string, body any) (int,
 
 // brief shortens an answer for the round's line.
 func brief(body []byte) string {
-	s := compact(body)
+	s := testcluster.Compact(body)
 	if r := []rune(s); len(r) > 100 {
 		s = string(r[:100]) + "…"
 	}
@@ -325,7 +325,7 @@ func (r *Run) cancelScheduled(ctx context.Context) {
 		code, body, err := n.request(rctx, http.MethodDelete, "/switchover", nil)
 		cancel()
 		if err == nil {
-			r.log.Add(r.clock.Now(), "scheduled switchover cancelled through %s: %d %s", n.Name, code, compact(body))
+			r.log.Add(r.clock.Now(), "scheduled switchover cancelled through %s: %d %s", n.Name, code, testcluster.Compact(body))
 			return
 		}
 	}

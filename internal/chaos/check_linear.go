@@ -129,11 +129,10 @@ func checkRegister(ops []Op, dir string, withPlain bool) Verdict {
 		}, 60))
 		if dir != "" {
 			path := filepath.Join(dir, fmt.Sprintf(file, k))
-			if f, err := os.Create(path); err == nil {
-				if porcupine.Visualize(registerModel, info, f) == nil {
-					fmt.Fprintf(&details, "  visualization: %s\n", path)
-				}
-				f.Close()
+			if err := visualize(path, info); err != nil {
+				fmt.Fprintf(&details, "  (no HTML view: %v)\n", err)
+			} else {
+				fmt.Fprintf(&details, "  visualization: %s\n", path)
 			}
 		}
 	}
@@ -144,4 +143,20 @@ func checkRegister(ops []Op, dir string, withPlain bool) Verdict {
 		v.Details = details.String()
 	}
 	return v
+}
+
+// visualize writes porcupine's HTML view of one row's history to path.
+func visualize(path string, info porcupine.LinearizationInfo) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err // names the path
+	}
+	err = porcupine.Visualize(registerModel, info, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,9 +17,12 @@ import (
 )
 
 // Fixed addresses inside the namespaces: every node and member has an IP
-// of its own, so the ports can be the same everywhere.
+// of its own, so the ports can be the same everywhere, but for
+// PostgreSQL's: its unix socket and lock file go to /tmp (Regent manages
+// unix_socket_directories), which every namespace shares, so node i
+// listens on pgBasePort+i.
 const (
-	pgPort         = 15432
+	pgBasePort     = 15432
 	apiPort        = 18008
 	etcdClientPort = 12379
 	etcdPeerPort   = 12380
@@ -59,18 +63,10 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.TTL <= 0 {
-		o.TTL = 10
-	}
-	if o.LoopWait <= 0 {
-		o.LoopWait = 1
-	}
-	if o.RetryTimeout <= 0 {
-		o.RetryTimeout = 3
-	}
-	if o.MaxLagOnFailover <= 0 {
-		o.MaxLagOnFailover = 1 << 20
-	}
+	o.TTL = cmp.Or(o.TTL, 10)
+	o.LoopWait = cmp.Or(o.LoopWait, 1)
+	o.RetryTimeout = cmp.Or(o.RetryTimeout, 3)
+	o.MaxLagOnFailover = cmp.Or(o.MaxLagOnFailover, 1<<20)
 	return o
 }
 
@@ -96,7 +92,6 @@ type Cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	reaped chan struct{}
-	once   sync.Once
 }
 
 // New builds the binaries, creates the network, starts the three etcd

@@ -42,7 +42,7 @@
 // inside the namespaces (per destination address, per direction), isolation
 // detaches a veth from the bridge. The test process is the client: it
 // reaches every node's PostgreSQL and REST API through the bridge. An
-// agent reaches etcd through proxies of the test process (linkproxy.go),
+// agent reaches etcd through proxies of the test process (internal/linkproxy),
 // listening and dialing inside the node's namespace (so partitions still
 // apply), which add latency or emulated loss on demand: the kernel has no
 // netem qdisc.

@@ -139,7 +139,7 @@ func (m *EtcdMember) waitServing(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("etcd member %s not serving within %s: %v", m.Name, etcdStartTimeout, last)
+			return fmt.Errorf("etcd member %s not serving within %s: %w", m.Name, etcdStartTimeout, last)
 		case <-time.After(100 * time.Millisecond): // poll interval
 		}
 	}

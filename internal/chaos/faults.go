@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/regent-ha/regent/internal/linkproxy"
 )
 
 // FaultKind names a fault the scheduler can inject.
@@ -79,7 +81,7 @@ type faultSpec struct {
 	// so these kinds run only in rounds with one.
 	stopsAgent bool
 	// shape draws the shaping of a delay or loss fault.
-	shape  func(rng *rand.Rand) shaping
+	shape  func(rng *rand.Rand) linkproxy.Shaping
 	inject func(ctx context.Context, f *fault) error
 	heal   func(ctx context.Context, f *fault) error
 }
@@ -88,11 +90,11 @@ type faultSpec struct {
 type fault struct {
 	spec    *faultSpec
 	c       *Cluster
-	node    *Node         // the target node
-	members []*EtcdMember // the etcd members killed
-	order   []*EtcdMember // the members in a random order
-	reset   bool          // the emulated watchdog reset the node
-	shape   shaping       // of a delay or loss fault
+	node    *Node             // the target node
+	members []*EtcdMember     // the etcd members killed
+	order   []*EtcdMember     // the members in a random order
+	reset   bool              // the emulated watchdog reset the node
+	shape   linkproxy.Shaping // of a delay or loss fault
 }
 
 // Target names what the fault hit.
@@ -133,12 +135,12 @@ var specs = []*faultSpec{
 	{kind: EtcdMemberLoss, inject: killMembers(0, 1), heal: restartMembers},
 	{kind: EtcdLeaderLoss, inject: killMembers(1, 0), heal: restartMembers},
 	{kind: EtcdQuorumLoss, inject: killMembers(1, 1), heal: restartMembers},
-	{kind: SlowEtcdPrimary, shape: func(rng *rand.Rand) shaping { return shaping{Latency: between(rng, 200, 2000)} },
+	{kind: SlowEtcdPrimary, shape: func(rng *rand.Rand) linkproxy.Shaping { return linkproxy.Shaping{Latency: between(rng, 200, 2000)} },
 		inject: shapeLinks(false), heal: unshapeLinks},
-	{kind: LossyEtcdPrimary, shape: func(rng *rand.Rand) shaping {
-		return shaping{Loss: 0.1 + 0.4*rng.Float64(), RTO: between(rng, 200, 1500)}
+	{kind: LossyEtcdPrimary, shape: func(rng *rand.Rand) linkproxy.Shaping {
+		return linkproxy.Shaping{Loss: 0.1 + 0.4*rng.Float64(), RTO: between(rng, 200, 1500)}
 	}, inject: shapeLinks(false), heal: unshapeLinks},
-	{kind: SlowEtcdAll, shape: func(rng *rand.Rand) shaping { return shaping{Latency: between(rng, 200, 1500)} },
+	{kind: SlowEtcdAll, shape: func(rng *rand.Rand) linkproxy.Shaping { return linkproxy.Shaping{Latency: between(rng, 200, 1500)} },
 		inject: shapeLinks(true), heal: unshapeLinks},
 }
 
@@ -164,7 +166,7 @@ func shapeLinks(all bool) func(context.Context, *fault) error {
 
 func unshapeLinks(_ context.Context, f *fault) error {
 	for _, n := range f.c.Nodes() {
-		n.ShapeLinks(shaping{})
+		n.ShapeLinks(linkproxy.Shaping{})
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // catchUpTimeout bounds the wait for every replica to replay the final
@@ -107,7 +108,7 @@ func (r *Run) catchUp(ctx context.Context, leader *Node) error {
 		return err
 	}
 	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn)
-	closeConn(ctx, conn)
+	testcluster.CloseConn(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("leader LSN: %w", err)
 	}
@@ -119,7 +120,7 @@ func (r *Run) catchUp(ctx context.Context, leader *Node) error {
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%s did not replay %s within %s (last: %v)", n.Name, lsn, catchUpTimeout, err)
+				return fmt.Errorf("%s did not replay %s within %s (last: %w)", n.Name, lsn, catchUpTimeout, err)
 			case <-time.After(pollInterval):
 			}
 		}
@@ -134,7 +135,7 @@ func ids(ctx context.Context, n *Node) (map[int64]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	rows, err := conn.Query(ctx, "SELECT id FROM chaos_writes")
 	if err != nil {
 		return nil, fmt.Errorf("read ids on %s: %w", n.Name, err)
@@ -197,7 +198,7 @@ func (r *Run) finalReads(ctx context.Context, leader *Node) error {
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	keys := map[int64]bool{}
 	for _, o := range r.hist.Ops() {
 		if o.Kind != OpInsert {
@@ -212,7 +213,7 @@ func (r *Run) finalReads(ctx context.Context, leader *Node) error {
 		err := conn.QueryRow(ctx, readSQL, k).Scan(&op.Value, &inRecovery, &walfile)
 		op.Complete = r.clock.Now()
 		if err != nil || inRecovery {
-			return fmt.Errorf("final read of row %d on %s: %v (in recovery %v)", k, leader.Name, err, inRecovery)
+			return fmt.Errorf("final read of row %d on %s: %w (in recovery %v)", k, leader.Name, err, inRecovery)
 		}
 		op.Timeline = walfileTimeline(walfile)
 		r.hist.Add(op)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // pollInterval is how often recovery is re-checked.
@@ -41,6 +41,18 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 	return string(resp.Kvs[0].Value), nil
 }
 
+// leaderNode is the node the leader key names.
+func (c *Cluster) leaderNode(ctx context.Context) (*Node, error) {
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := c.Node(name); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("leader key names %q, not a node", name)
+}
+
 // checkHealthy returns the leader if the cluster is whole: every etcd
 // member serving, the leader key naming a node whose GET /primary is 200,
 // every other node a running replica, the leader streaming to all of them.
@@ -58,20 +70,13 @@ func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
 			return nil, fmt.Errorf("%w: %w", errCrashed, err)
 		}
 	}
-	name, err := c.Leader(ctx)
+	leader, err := c.leaderNode(ctx)
 	if err != nil {
 		return nil, err
 	}
-	leader := c.Node(name)
-	if leader == nil {
-		return nil, fmt.Errorf("leader key names %q, not a node", name)
-	}
-	code, body, err := leader.Get(ctx, "/primary")
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("leader %s: GET /primary = %d %s", name, code, compact(body))
+	name := leader.Name
+	if err := leader.api().CheckPrimary(ctx); err != nil {
+		return nil, fmt.Errorf("leader: %w", err)
 	}
 	// The leader has renewed its lease since the heal: a fault injected
 	// right after must not inherit the renewals the previous one cost it
@@ -173,29 +178,14 @@ func (c *Cluster) WaitRecovered(ctx context.Context, hist *History, since, timeo
 // ackedSince reports whether node acknowledged an insert or a write
 // invoked at or after since.
 func ackedSince(hist *History, node string, since time.Duration) bool {
-	hist.mu.Lock()
-	defer hist.mu.Unlock()
-	for i := len(hist.ops) - 1; i >= 0; i-- {
-		o := hist.ops[i]
-		if o.Node == node && o.Outcome == OK && o.Kind != OpRead && o.Invoke >= since {
-			return true
-		}
-	}
-	return false
+	return hist.ops.anyLatest(func(o Op) bool {
+		return o.Node == node && o.Outcome == OK && o.Kind != OpRead && o.Invoke >= since
+	})
 }
 
 // queryInt runs a one-integer query on a fresh superuser connection.
 func queryInt(ctx context.Context, n *Node, sql string, args ...any) (int64, error) {
-	conn, err := connect(ctx, n)
-	if err != nil {
-		return 0, err
-	}
-	defer closeConn(ctx, conn)
-	var v int64
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
-		return 0, fmt.Errorf("query on %s: %w", n.Name, err)
-	}
-	return v, nil
+	return testcluster.QueryInt(ctx, n.Name, n.ConnConfig(), sql, args...)
 }
 
 // LeaderChange is one observed value of the leader key ("" = deleted).
@@ -275,11 +265,7 @@ func (lw *LeaderWatch) Between(from, to time.Duration) []LeaderChange {
 
 // connect opens a superuser connection to n; the caller closes it.
 func connect(ctx context.Context, n *Node) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, n.ConnConfig())
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", n.Name, err)
-	}
-	return conn, nil
+	return testcluster.Connect(ctx, n.Name, n.ConnConfig())
 }
 
 // leaseFreshSlack: a leader renews every loop_wait, and etcd reports whole

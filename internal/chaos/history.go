@@ -1,11 +1,15 @@
 package chaos
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Clock is the run's one monotonic clock: every time the suite records is
@@ -18,33 +22,74 @@ func NewClock() *Clock { return &Clock{start: time.Now()} }
 // Now is the time since the clock started.
 func (c *Clock) Now() time.Duration { return time.Since(c.start) }
 
+// every calls fn every d until ctx ends, the first time one d from now.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
+}
+
 // Event is one line of the fault timeline.
 type Event struct {
 	At   time.Duration
 	Text string
 }
 
+// record is an append-only list of what a run observed, added to by many
+// goroutines and read as a copy in time order (Timeline, History).
+type record[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (r *record[T]) add(v T) {
+	r.mu.Lock()
+	r.items = append(r.items, v)
+	r.mu.Unlock()
+}
+
+// sorted returns a copy ordered by at; items with equal times keep the
+// order they were added in.
+func (r *record[T]) sorted(at func(T) time.Duration) []T {
+	r.mu.Lock()
+	out := slices.Clone(r.items)
+	r.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b T) int { return cmp.Compare(at(a), at(b)) })
+	return out
+}
+
+// anyLatest reports whether an item matches, looking from the latest
+// added (the ones a poll asks about).
+func (r *record[T]) anyLatest(match func(T) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.items) - 1; i >= 0; i-- {
+		if match(r.items[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // Timeline is the run's log of faults, heals, recoveries and leader
 // changes. Safe for concurrent use.
-type Timeline struct {
-	mu     sync.Mutex
-	events []Event
-}
+type Timeline struct{ events record[Event] }
 
 // Add records an event.
 func (l *Timeline) Add(at time.Duration, format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, Event{At: at, Text: fmt.Sprintf(format, args...)})
+	l.events.add(Event{At: at, Text: fmt.Sprintf(format, args...)})
 }
 
 // Events returns the events in time order.
 func (l *Timeline) Events() []Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := slices.Clone(l.events)
-	slices.SortStableFunc(out, func(a, b Event) int { return int(a.At - b.At) })
-	return out
+	return l.events.sorted(func(e Event) time.Duration { return e.At })
 }
 
 // String renders the timeline, one event a line.
@@ -123,7 +168,7 @@ func (o Op) String() string {
 	case o.Outcome == OK && o.Kind == OpRead && o.Timeline > 0:
 		s += fmt.Sprintf(" (tl %d)", o.Timeline)
 	case o.Outcome == OK && o.Timeline > 0:
-		s += fmt.Sprintf(" (tl %d, lsn %s)", o.Timeline, fmtLSN(o.LSN))
+		s += fmt.Sprintf(" (tl %d, lsn %s)", o.Timeline, postgres.LSN(o.LSN))
 	}
 	if o.Err != "" {
 		s += " (" + o.Err + ")"
@@ -132,25 +177,14 @@ func (o Op) String() string {
 }
 
 // History is the record of every operation. Safe for concurrent use.
-type History struct {
-	mu  sync.Mutex
-	ops []Op
-}
+type History struct{ ops record[Op] }
 
 // Add records a completed (or abandoned) operation.
-func (h *History) Add(op Op) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.mu.Unlock()
-}
+func (h *History) Add(op Op) { h.ops.add(op) }
 
 // Ops returns a copy of the history, ordered by invocation.
 func (h *History) Ops() []Op {
-	h.mu.Lock()
-	out := slices.Clone(h.ops)
-	h.mu.Unlock()
-	slices.SortStableFunc(out, func(a, b Op) int { return int(a.Invoke - b.Invoke) })
-	return out
+	return h.ops.sorted(func(o Op) time.Duration { return o.Invoke })
 }
 
 // window returns the ops of ops overlapping [from, to].
@@ -167,5 +201,3 @@ func window(ops []Op, from, to time.Duration) []Op {
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.3fs", d.Seconds())
 }
-
-func fmtLSN(l uint64) string { return fmt.Sprintf("%X/%X", l>>32, uint32(l)) }

@@ -82,16 +82,7 @@ func (c *Cluster) trackLease(ctx context.Context) *leaseTracker {
 	t.Sample(ctx)
 	go func() {
 		defer close(t.done)
-		tick := time.NewTicker(leaseSampleInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				t.Sample(ctx)
-			}
-		}
+		every(ctx, leaseSampleInterval, func() { t.Sample(ctx) })
 	}()
 	return t
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/linkproxy"
 	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -32,9 +33,10 @@ type Node struct {
 	APIURL     string // http://IP:port
 	c          *Cluster
 
-	// links carry the agent's etcd traffic, one per etcd member (see
-	// linkproxy.go).
-	links []*linkProxy
+	// links carry the agent's etcd traffic, one per etcd member: they
+	// listen on 127.0.0.1 inside the node's namespace and dial the member
+	// from inside it too, so the partition faults still cut the traffic.
+	links []*linkproxy.Proxy
 
 	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
 }
@@ -46,15 +48,32 @@ func etcdLinkPort(i int) int { return etcdClientPort + 100 + i }
 // openLinks starts the node's proxies to the etcd members.
 func (n *Node) openLinks() error {
 	for i, m := range n.c.etcd {
-		up := strings.TrimPrefix(m.ClientURL, "http://")
-		l, err := newLinkProxy(n.Host.nsPath, fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i)), up, uint64(i+1)<<8|uint64(n.Name[len(n.Name)-1]))
+		addr := fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i))
+		var ln net.Listener
+		err := proc.InNetns(n.Host.nsPath, func() (err error) {
+			ln, err = new(net.ListenConfig).Listen(n.c.ctx, "tcp", addr)
+			return err
+		})
 		if err != nil {
 			n.closeLinks()
-			return err
+			return fmt.Errorf("etcd link %s of %s: %w", addr, n.Name, err)
 		}
-		n.links = append(n.links, l)
+		seed := uint64(i+1)<<8 | uint64(n.Name[len(n.Name)-1])
+		n.links = append(n.links, linkproxy.New(n.c.ctx, ln, netnsDialer(n.Host.nsPath, strings.TrimPrefix(m.ClientURL, "http://")), seed))
 	}
 	return nil
+}
+
+// netnsDialer dials addr over TCP from inside the namespace at nsPath.
+func netnsDialer(nsPath, addr string) linkproxy.Dialer {
+	dial := linkproxy.TCP(addr)
+	return func(ctx context.Context) (up net.Conn, err error) {
+		err = proc.InNetns(nsPath, func() (err error) {
+			up, err = dial(ctx)
+			return err
+		})
+		return up, err
+	}
 }
 
 func (n *Node) closeLinks() {
@@ -65,7 +84,7 @@ func (n *Node) closeLinks() {
 }
 
 // ShapeLinks sets the shaping of the node's etcd traffic (zero: none).
-func (n *Node) ShapeLinks(s shaping) {
+func (n *Node) ShapeLinks(s linkproxy.Shaping) {
 	for _, l := range n.links {
 		l.Shape(s)
 	}
@@ -91,7 +110,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		Name: name, Host: h, Dir: dir, DataDir: filepath.Join(dir, "data"),
 		ConfigPath: filepath.Join(dir, "regent.yml"),
 		LogPath:    filepath.Join(c.base, "logs", name+".log"),
-		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
+		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgBasePort+i),
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
 		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.nsPath)},
@@ -101,11 +120,6 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		return nil, err
 	}
 	if err := c.user.MkdirOwned(dir); err != nil {
-		return nil, err
-	}
-	// The unix socket goes in the node directory: /tmp is shared by every
-	// namespace and the port is the same in all of them.
-	if err := c.user.MkdirOwned(filepath.Join(dir, "run")); err != nil {
 		return nil, err
 	}
 	if err := n.writeConfig(); err != nil {
@@ -152,7 +166,6 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 			"replication":     map[string]any{"username": replUser, "password": replPassword},
 			"parameters": map[string]any{
 				"max_connections": 40, "shared_buffers": "16MB", "fsync": "off",
-				"unix_socket_directories": filepath.Join(n.Dir, "run"),
 			},
 			"pg_hba": []string{
 				"host all all " + subnet + " scram-sha-256",
@@ -184,18 +197,9 @@ func (n *Node) Start() error {
 	return n.c.startLogged(&n.agent, cmd, true)
 }
 
-// env is ours minus libpq variables, with HOME in the node directory.
-func (n *Node) env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PG") || k == "HOME" || k == "USER" || k == "LOGNAME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+n.Dir, "USER="+superuser, "LOGNAME="+superuser)
-}
+// env is the agent's environment (proc.AgentEnv) with HOME in the node
+// directory.
+func (n *Node) env() []string { return proc.AgentEnv(n.Dir, superuser) }
 
 // AgentRunning reports whether the agent process is alive (maybe frozen).
 func (n *Node) AgentRunning() bool { return n.agent.Running() }
@@ -236,9 +240,10 @@ func (n *Node) stop(timeout time.Duration) error {
 
 // ConnConfig is a superuser connection config for the node's PostgreSQL.
 func (n *Node) ConnConfig() *pgx.ConnConfig {
+	host, port, _ := strings.Cut(n.PGAddr, ":")
 	cfg, err := pgx.ParseConfig(fmt.Sprintf(
-		"host=%s port=%d user=%s password=%s dbname=postgres sslmode=disable",
-		n.Host.IP, pgPort, superuser, superPassword))
+		"host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable",
+		host, port, superuser, superPassword))
 	if err != nil {
 		panic(fmt.Sprintf("chaos: bad connection string: %v", err))
 	}
@@ -250,8 +255,11 @@ func (n *Node) ConnConfig() *pgx.ConnConfig {
 // Get does a REST GET on the node's API, bounded at 2 s: a frozen or
 // cut-off node must show up as an error, not a hang.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	return testcluster.API{Name: n.Name, URL: n.APIURL}.Get(ctx, path)
+	return n.api().Get(ctx, path)
 }
+
+// api is the node's REST API (the request timeouts of testcluster.API).
+func (n *Node) api() testcluster.API { return testcluster.API{Name: n.Name, URL: n.APIURL} }
 
 // PatroniStatus is the part of GET /patroni the suite reads.
 type PatroniStatus struct {
@@ -271,18 +279,10 @@ func (n *Node) Status(ctx context.Context) (PatroniStatus, error) {
 		return st, err
 	}
 	if code != http.StatusOK {
-		return st, fmt.Errorf("GET /patroni on %s: %d %s", n.Name, code, compact(body))
+		return st, fmt.Errorf("GET /patroni on %s: %d %s", n.Name, code, testcluster.Compact(body))
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return st, fmt.Errorf("GET /patroni on %s: %w", n.Name, err)
 	}
 	return st, nil
-}
-
-func compact(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

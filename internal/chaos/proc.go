@@ -20,8 +20,11 @@ func (c *Cluster) startLogged(h *proc.Handle, cmd *exec.Cmd, asUser bool) error 
 	if !asUser {
 		cred = nil
 	}
-	if _, err := h.Start(cmd, cred, func(error) { out.Close() }); err != nil {
-		out.Close()
+	// The child writes the log through its own copy of the descriptor, and
+	// this process never writes to out: closing it loses nothing.
+	closeOut := func(error) { _ = out.Close() }
+	if _, err := h.Start(cmd, cred, closeOut); err != nil {
+		closeOut(err)
 		return err
 	}
 	return nil

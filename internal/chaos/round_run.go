@@ -18,13 +18,12 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
 	r.wl.SetKey(int64(n))
 	spec, _ := specOf(p.Kind) // checked by NewRun
 	rd := &Round{N: n, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog}
-	name, err := r.c.Leader(ctx)
-	primary := r.c.Node(name)
-	if err != nil || primary == nil {
-		rd.Err = fmt.Errorf("no leader before the round: %v", err)
+	primary, err := r.c.leaderNode(ctx)
+	if err != nil {
+		rd.Err = fmt.Errorf("no leader before the round: %w", err)
 		return rd
 	}
-	rd.LeaderBefore = name
+	rd.LeaderBefore = primary.Name
 	f := r.c.newFault(spec, primary, r.rng)
 	act := r.newAction(ctx, p, primary)
 	if act != nil {
@@ -40,7 +39,7 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
 	if err != nil {
 		rd.Err = err
 		if ferr := act.finish(ctx); ferr != nil {
-			rd.Err = fmt.Errorf("%w (and %v)", err, ferr)
+			rd.Err = fmt.Errorf("%w (and %w)", err, ferr)
 		}
 		return rd
 	}
@@ -95,7 +94,7 @@ func (r *Run) injectAndHold(ctx context.Context, f *fault, rd *Round, act *actio
 		rd.Heal = r.clock.Now()
 		err = fmt.Errorf("inject %s: %w", f.spec.kind, err)
 		if herr := f.spec.heal(ctx, f); herr != nil {
-			err = fmt.Errorf("%w (and heal: %v)", err, herr)
+			err = fmt.Errorf("%w (and heal: %w)", err, herr)
 		}
 		return err
 	}

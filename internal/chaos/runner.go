@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // Bounds of the run's waits: upper bounds on events, never sleeps.
@@ -227,7 +229,7 @@ func execSQL(ctx context.Context, n *Node, sql string) error {
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("exec on %s: %w", n.Name, err)
 	}

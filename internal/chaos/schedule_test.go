@@ -26,6 +26,23 @@ func planFor(t *testing.T, seed uint64, sc schedule) []RoundPlan {
 	return plans
 }
 
+// countPlans counts the rounds planned without the watchdog, the
+// switches between rounds with and without it, and the action rounds.
+func countPlans(plans []RoundPlan) (off, switches, acts int) {
+	for i, p := range plans {
+		if !p.Watchdog {
+			off++
+		}
+		if i > 0 && p.Watchdog != plans[i-1].Watchdog {
+			switches++
+		}
+		if p.Action != "" {
+			acts++
+		}
+	}
+	return off, switches, acts
+}
+
 // TestPlanWatchdogHalf: half the rounds (the seed decides which half, the
 // odd one goes to the first block), in two blocks so the run restarts its
 // agents once, and no round without the watchdog stops the agent.
@@ -34,18 +51,12 @@ func TestPlanWatchdogHalf(t *testing.T) {
 	for n := 1; n <= 9; n++ {
 		for seed := range uint64(20) {
 			plans := planFor(t, seed, schedule{Rounds: n, Kinds: AllFaults(), Actions: AllActions()})
-			off, switches := 0, 0
 			for i, p := range plans {
-				if !p.Watchdog {
-					off++
-					if s, _ := specOf(p.Kind); s.stopsAgent {
-						t.Errorf("n=%d seed %d round %d: %s without the watchdog", n, seed, i+1, p.Kind)
-					}
-				}
-				if i > 0 && p.Watchdog != plans[i-1].Watchdog {
-					switches++
+				if s, _ := specOf(p.Kind); !p.Watchdog && s.stopsAgent {
+					t.Errorf("n=%d seed %d round %d: %s without the watchdog", n, seed, i+1, p.Kind)
 				}
 			}
+			off, switches, _ := countPlans(plans)
 			if off != n/2 && off != (n+1)/2 {
 				t.Errorf("n=%d seed %d: %d rounds without the watchdog, want %d or %d", n, seed, off, n/2, (n+1)/2)
 			}
@@ -65,15 +76,7 @@ func TestPlanWatchdogHalf(t *testing.T) {
 func TestPlanShortRun(t *testing.T) {
 	for seed := range uint64(300) {
 		plans := planFor(t, seed, schedule{Rounds: shortRounds, Kinds: AllFaults(), Actions: AllActions()})
-		off, acts := 0, 0
-		for _, p := range plans {
-			if !p.Watchdog {
-				off++
-			}
-			if p.Action != "" {
-				acts++
-			}
-		}
+		off, _, acts := countPlans(plans)
 		if off == 0 || acts == 0 {
 			t.Fatalf("seed %d: %d rounds without the watchdog, %d with an action: %+v", seed, off, acts, plans)
 		}

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -13,6 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Workload pacing and bounds.
@@ -96,19 +98,12 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 		}
 	}
 	var conn *pgx.Conn
-	defer func() { closeConn(ctx, conn) }()
-	tick := time.NewTicker(clientPace)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	defer func() { testcluster.CloseConn(ctx, conn) }()
+	every(ctx, clientPace, func() {
 		if conn == nil {
 			c, err := pgx.ConnectConfig(ctx, cfg)
 			if err != nil {
-				continue // nothing was sent: not an operation
+				return // nothing was sent: not an operation
 			}
 			conn = c
 		}
@@ -130,10 +125,10 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 		}
 		w.hist.Add(op)
 		if conn.IsClosed() {
-			closeConn(ctx, conn)
+			testcluster.CloseConn(ctx, conn)
 			conn = nil
 		}
-	}
+	})
 }
 
 // do runs one operation and classifies its outcome.
@@ -166,7 +161,8 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
 	case op.Kind == OpRead:
 		op.Timeline = walfileTimeline(walfile)
 	default:
-		op.LSN, _ = parseLSN(lsn)
+		l, _ := postgres.ParseLSN(lsn)
+		op.LSN = uint64(l)
 		op.Timeline = walfileTimeline(walfile)
 	}
 	return op
@@ -208,34 +204,6 @@ func shortErr(err error) string {
 		s = s[:60]
 	}
 	return s
-}
-
-// closeConn closes conn even when ctx is done, bounded (the server may be
-// frozen).
-func closeConn(ctx context.Context, conn *pgx.Conn) {
-	if conn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	_ = conn.Close(ctx)
-}
-
-// parseLSN parses "16/B374D848".
-func parseLSN(s string) (uint64, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, fmt.Errorf("bad LSN %q", s)
-	}
-	h, err := strconv.ParseUint(hi, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
-	}
-	l, err := strconv.ParseUint(lo, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
-	}
-	return h<<32 | l, nil
 }
 
 // walfileTimeline reads the timeline from a WAL file name (its first 8

@@ -49,7 +49,7 @@ func TestWorkloadReadsAgainstAStuckSynchronousWait(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { closeConn(ctx, conn) })
+		t.Cleanup(func() { testcluster.CloseConn(ctx, conn) })
 		return conn
 	}
 	local := connect(map[string]string{"synchronous_commit": "local"})

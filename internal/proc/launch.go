@@ -71,18 +71,22 @@ func runInNetns(nsPath string, fn func() error) (err error, restored bool) {
 	if err != nil {
 		return fmt.Errorf("open own netns: %w", err), true
 	}
-	defer self.Close()
+	defer closeNS(self)
 	target, err := os.Open(nsPath)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", nsPath, err), true
 	}
-	defer target.Close()
+	defer closeNS(target)
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("setns %s: %w", nsPath, err), true
 	}
 	fnErr := fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("%w: setns back from %s: %v", errNetnsNotRestored, nsPath, err), false
+		return fmt.Errorf("%w: setns back from %s: %w", errNetnsNotRestored, nsPath, err), false
 	}
 	return fnErr, true
 }
+
+// closeNS closes a namespace handle opened read-only: nothing was written
+// through it, so a failed close loses nothing.
+func closeNS(f *os.File) { _ = f.Close() }

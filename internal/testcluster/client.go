@@ -32,9 +32,16 @@ func (n *Node) ConnConfig() *pgx.ConnConfig {
 
 // Connect opens a superuser connection; the caller closes it.
 func (n *Node) Connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, n.ConnConfig())
+	return Connect(ctx, n.Name, n.ConnConfig())
+}
+
+// Connect opens a connection with cfg to the server called name (in the
+// error); the caller closes it (CloseConn). internal/chaos connects to its
+// own nodes through it.
+func Connect(ctx context.Context, name string, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", n.Name, err)
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
 	}
 	return conn, nil
 }
@@ -47,7 +54,7 @@ func (n *Node) DB(t testing.TB, ctx context.Context) *pgx.Conn {
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
-	t.Cleanup(func() { closeConn(ctx, conn) })
+	t.Cleanup(func() { CloseConn(ctx, conn) })
 	return conn
 }
 
@@ -58,7 +65,7 @@ func (n *Node) Exec(ctx context.Context, sql string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	defer closeConn(ctx, conn)
+	defer CloseConn(ctx, conn)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("exec on %s: %w", n.Name, err)
 	}
@@ -68,21 +75,30 @@ func (n *Node) Exec(ctx context.Context, sql string, args ...any) error {
 // QueryInt runs a query returning one integer (e.g. count(*)) on a fresh
 // connection.
 func (n *Node) QueryInt(ctx context.Context, sql string, args ...any) (int64, error) {
-	conn, err := n.Connect(ctx)
+	return QueryInt(ctx, n.Name, n.ConnConfig(), sql, args...)
+}
+
+// QueryInt runs a query returning one integer on a fresh connection with
+// cfg to the server called name (see Connect), and closes it.
+func QueryInt(ctx context.Context, name string, cfg *pgx.ConnConfig, sql string, args ...any) (int64, error) {
+	conn, err := Connect(ctx, name, cfg)
 	if err != nil {
 		return 0, err
 	}
-	defer closeConn(ctx, conn)
+	defer CloseConn(ctx, conn)
 	var v int64
 	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
-		return 0, fmt.Errorf("query on %s: %w", n.Name, err)
+		return 0, fmt.Errorf("query on %s: %w", name, err)
 	}
 	return v, nil
 }
 
-// closeConn closes conn even when ctx is done, bounded (the server may be
-// frozen).
-func closeConn(ctx context.Context, conn *pgx.Conn) {
+// CloseConn closes conn (a nil one is no connection) even when ctx is
+// done, bounded by connectTimeout (the server may be frozen).
+func CloseConn(ctx context.Context, conn *pgx.Conn) {
+	if conn == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectTimeout)
 	defer cancel()
 	_ = conn.Close(ctx)

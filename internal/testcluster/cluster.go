@@ -116,11 +116,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 }
 
 func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
-	pgPort, err := ports.next()
-	if err != nil {
-		return nil, err
-	}
-	apiPort, err := ports.next()
+	pgPort, apiPort, err := ports.two()
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +132,9 @@ func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
 	if err := c.user.mkdirOwned(dir); err != nil {
 		return nil, err
 	}
-	link, err := newEtcdLink(name, hostPort(c.etcdClientURL), c.log)
-	if err != nil {
+	if err := c.openLink(n); err != nil {
 		return nil, err
 	}
-	n.link = link
 	c.nodes = append(c.nodes, n) // before anything else can fail: the cleanup closes its link
 	if err := c.writeConfig(n); err != nil {
 		return nil, err

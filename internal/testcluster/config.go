@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -43,21 +44,11 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Nodes <= 0 {
-		o.Nodes = 3
-	}
-	if o.Scope == "" {
-		o.Scope = "e2e"
-	}
-	if o.TTL <= 0 {
-		o.TTL = 10
-	}
-	if o.LoopWait <= 0 {
-		o.LoopWait = 1
-	}
-	if o.RetryTimeout <= 0 {
-		o.RetryTimeout = 3
-	}
+	o.Nodes = cmp.Or(o.Nodes, 3)
+	o.Scope = cmp.Or(o.Scope, "e2e")
+	o.TTL = cmp.Or(o.TTL, 10)
+	o.LoopWait = cmp.Or(o.LoopWait, 1)
+	o.RetryTimeout = cmp.Or(o.RetryTimeout, 3)
 	if o.BinDir == "" {
 		dir, err := pgBinDir()
 		if err != nil {

@@ -14,7 +14,7 @@
 // the binaries come from its build cache.
 //
 // Each agent reaches etcd only through its own link, a TCP proxy on
-// 127.0.0.1 run by the test process (etcdlink.go): Node.CutEtcd
+// 127.0.0.1 run by the test process (internal/linkproxy): Node.CutEtcd
 // blackholes one agent's etcd traffic while the others and the test's own
 // client still reach etcd (Cluster.CutEtcdAll cuts every agent),
 // HealEtcd ends it, SetEtcdLatency slows it. Healthy links are

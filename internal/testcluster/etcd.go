@@ -35,12 +35,18 @@ func (p *portPicker) next() (int, error) {
 	return 0, fmt.Errorf("pick a free port: kept getting ports already handed out")
 }
 
-func (c *Cluster) startEtcd(ports *portPicker) error {
-	clientPort, err := ports.next()
+// two hands out two distinct free ports (a server's two listeners).
+func (p *portPicker) two() (int, int, error) {
+	a, err := p.next()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	peerPort, err := ports.next()
+	b, err := p.next()
+	return a, b, err
+}
+
+func (c *Cluster) startEtcd(ports *portPicker) error {
+	clientPort, peerPort, err := ports.two()
 	if err != nil {
 		return err
 	}
@@ -165,6 +171,18 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 		return "", ErrNoLeader
 	}
 	return string(v), nil
+}
+
+// LeaderNode returns the node the leader key names (see Leader).
+func (c *Cluster) LeaderNode(ctx context.Context) (*Node, error) {
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := c.Node(name); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("leader key names %q, not a node of this cluster", name)
 }
 
 // Member returns the parsed member key of name (numbers as json.Number).

@@ -26,7 +26,7 @@ func (n *Node) QueryInts(ctx context.Context, sql string, args ...any) ([]int64,
 	if err != nil {
 		return nil, err
 	}
-	defer closeConn(ctx, conn)
+	defer CloseConn(ctx, conn)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query on %s: %w", n.Name, err)

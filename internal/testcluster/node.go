@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/internal/linkproxy"
 	"github.com/regent-ha/regent/internal/proc"
 )
 
@@ -25,8 +25,8 @@ type Node struct {
 	APIURL     string // http://127.0.0.1:APIPort (no path)
 
 	c     *Cluster
-	link  *etcdLink   // the agent's only way to etcd (see CutEtcd)
-	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
+	link  *linkproxy.Proxy // the agent's only way to etcd (see CutEtcd)
+	agent proc.Handle      // the agent's runs, and the PostgreSQL on DataDir
 }
 
 func (n *Node) apiAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.APIPort) }
@@ -62,22 +62,14 @@ func (n *Node) start() error {
 	return nil
 }
 
-// env is the agent's environment: ours, minus libpq variables that could
-// point it at another server, with HOME in the node directory.
+// env is the agent's environment (proc.AgentEnv) with HOME in the node
+// directory.
 func (n *Node) env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PG") || k == "HOME" || k == "USER" || k == "LOGNAME" {
-			continue
-		}
-		env = append(env, kv)
-	}
 	user := SuperuserName
 	if n.c.user.cred == nil {
 		user = os.Getenv("USER")
 	}
-	return append(env, "HOME="+n.Dir, "USER="+user, "LOGNAME="+user)
+	return proc.AgentEnv(n.Dir, user)
 }
 
 // Running reports whether the node's agent process is alive (it may be

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,19 @@ func (a API) Get(ctx context.Context, path string) (int, []byte, error) {
 		hc = restClient
 	}
 	return a.send(ctx, hc, http.MethodGet, path, nil)
+}
+
+// CheckPrimary returns nil when GET /primary answers 200, else an error
+// saying what it answered.
+func (a API) CheckPrimary(ctx context.Context) error {
+	code, body, err := a.Get(ctx, "/primary")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("GET /primary on %s = %d %s", a.Name, code, Compact(body))
+	}
+	return nil
 }
 
 // Do sends a request and returns the status code and body. body is sent
@@ -109,4 +123,14 @@ func (a API) send(ctx context.Context, hc *http.Client, method, path string, bod
 		return resp.StatusCode, nil, fmt.Errorf("%s %s on %s: read body: %w", method, path, a.Name, err)
 	}
 	return resp.StatusCode, data, nil
+}
+
+// Compact shortens a response body for an error message: white space
+// folded, at most 200 bytes.
+func Compact(body []byte) string {
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }

@@ -65,18 +65,22 @@ func (a API) OpenEvents(ctx context.Context, path, lastEventID string) (*EventSt
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
+		defer resp.Body.Close()
+		defer cancel()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		cancel()
-		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, a.Name, resp.StatusCode, resp.Header.Get("Content-Type"), compact(body))
+		return nil, fmt.Errorf("GET %s on %s: status %d, Content-Type %q: %s", path, a.Name, resp.StatusCode, resp.Header.Get("Content-Type"), Compact(body))
 	}
 	s := &EventStream{events: make(chan Event), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		defer resp.Body.Close()
-		s.err = readEvents(ctx, resp.Body, s.events)
-	}()
+	go s.read(ctx, resp)
 	return s, nil
+}
+
+// read runs beside the stream's user until the stream ends, then closes
+// the body.
+func (s *EventStream) read(ctx context.Context, resp *http.Response) {
+	defer close(s.done)
+	defer resp.Body.Close()
+	s.err = readEvents(ctx, resp.Body, s.events)
 }
 
 // Next returns the next event. At the end of the stream it returns io.EOF

@@ -12,9 +12,26 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// openFake serves h and opens its /events stream, sending lastEventID;
+// the stream, ctx (5 s) and the server end with the test.
+func openFake(t *testing.T, lastEventID string, h http.HandlerFunc) (context.Context, *EventStream) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	t.Cleanup(cancel)
+	n := &Node{Name: "fake", APIURL: srv.URL}
+	s, err := n.OpenEvents(ctx, "/events", lastEventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return ctx, s
+}
+
 func TestEventStreamParses(t *testing.T) {
 	gotLast := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ctx, s := openFake(t, "7", func(w http.ResponseWriter, r *http.Request) {
 		gotLast <- r.Header.Get("Last-Event-ID")
 		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		_, _ = io.WriteString(w, ": ping\n\nid: 1\nevent: started\ndata: {\"seq\":1}\n\n"+
@@ -22,16 +39,7 @@ func TestEventStreamParses(t *testing.T) {
 			"retry: 10\rdata: x\r\r"+ // lone CR line ends
 			"event: end\ndata: {\"state\":\"completed\"}\n\n"+
 			"id: 9\ndata: unfinished")
-	}))
-	defer srv.Close()
-	n := &Node{Name: "fake", APIURL: srv.URL}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	s, err := n.OpenEvents(ctx, "/events", "7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	if last := <-gotLast; last != "7" {
 		t.Errorf("Last-Event-ID sent = %q, want 7", last)
 	}
@@ -71,20 +79,12 @@ func TestEventStreamRefusesNonStream(t *testing.T) {
 }
 
 func TestEventStreamReadUntilAndClose(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ctx, s := openFake(t, "", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "id: 1\ndata: a\n\nid: 2\ndata: b\n\n")
 		w.(http.Flusher).Flush()
 		<-r.Context().Done() // the stream stays open until the client leaves
-	}))
-	defer srv.Close()
-	n := &Node{Name: "fake", APIURL: srv.URL}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	s, err := n.OpenEvents(ctx, "/events", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	got, err := s.ReadUntil(ctx, func(e Event) bool { return e.ID == "2" })
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ReadUntil = %v, %v; want 2 events", got, err)

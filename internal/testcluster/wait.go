@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -60,30 +58,28 @@ func poll(ctx context.Context, timeout time.Duration, check func(ctx context.Con
 // answers 200, and returns that node.
 func (c *Cluster) WaitLeader(t testing.TB, timeout time.Duration) *Node {
 	t.Helper()
-	var leader *Node
-	Poll(t, timeout, "a leader (leader key + GET /primary 200)", func(ctx context.Context) error {
-		n, err := c.checkLeader(ctx)
-		leader = n
+	return pollNode(t, timeout, "a leader (leader key + GET /primary 200)", c.checkLeader)
+}
+
+// pollNode is Poll for a check that finds a node: it returns the node the
+// passing check found.
+func pollNode(t testing.TB, timeout time.Duration, what string, check func(ctx context.Context) (*Node, error)) *Node {
+	t.Helper()
+	var found *Node
+	Poll(t, timeout, what, func(ctx context.Context) (err error) {
+		found, err = check(ctx)
 		return err
 	})
-	return leader
+	return found
 }
 
 func (c *Cluster) checkLeader(ctx context.Context) (*Node, error) {
-	name, err := c.Leader(ctx)
+	n, err := c.LeaderNode(ctx)
 	if err != nil {
 		return nil, err
 	}
-	n := c.Node(name)
-	if n == nil {
-		return nil, fmt.Errorf("leader key names %q, not a node of this cluster", name)
-	}
-	code, body, err := n.Get(ctx, "/primary")
-	if err != nil {
-		return nil, fmt.Errorf("leader key: %s; %w", name, err)
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("leader key: %s, but its GET /primary = %d %s", name, code, compact(body))
+	if err := n.API().CheckPrimary(ctx); err != nil {
+		return nil, fmt.Errorf("leader key names %s, but: %w", n.Name, err)
 	}
 	return n, nil
 }
@@ -96,18 +92,14 @@ func (c *Cluster) checkLeader(ctx context.Context) (*Node, error) {
 // test stopped or killed are left out, a crashed one is not.
 func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) *Node {
 	t.Helper()
-	var leader *Node
-	Poll(t, timeout, "a healthy cluster (1 leader, every running node a streaming replica)", func(ctx context.Context) error {
+	return pollNode(t, timeout, "a healthy cluster (1 leader, every running node a streaming replica)", func(ctx context.Context) (*Node, error) {
 		for _, n := range c.nodes {
 			if err := n.Crashed(); err != nil {
 				t.Fatalf("testcluster: waiting for a healthy cluster: %v", err)
 			}
 		}
-		n, err := c.checkHealthy(ctx)
-		leader = n
-		return err
+		return c.checkHealthy(ctx)
 	})
-	return leader
 }
 
 func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
@@ -153,13 +145,4 @@ func (n *Node) WaitRole(t testing.TB, timeout time.Duration, role string) {
 		}
 		return nil
 	})
-}
-
-// compact shortens a response body for an error message.
-func compact(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

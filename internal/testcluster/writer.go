@@ -298,7 +298,7 @@ func (w *Writer) connConfig(c *writerConn) *pgx.ConnConfig {
 
 func (c *writerConn) close(ctx context.Context) {
 	if c.conn != nil {
-		closeConn(ctx, c.conn)
+		CloseConn(ctx, c.conn)
 		c.conn = nil
 	}
 }
@@ -345,7 +345,7 @@ func (w *Writer) WaitAcked(ctx context.Context, node string, since time.Time, n 
 			}
 		}
 		if got < n {
-			return fmt.Errorf("%d so far; %d attempts, %d failed, last error: %v", got, s.Attempts, s.Errors, s.LastErr)
+			return fmt.Errorf("%d so far; %d attempts, %d failed, last error: %w", got, s.Attempts, s.Errors, s.LastErr)
 		}
 		return nil
 	})
