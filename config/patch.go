@@ -21,7 +21,7 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %v", err)
+		return nil, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if m == nil {
 		return nil, errors.New("not a JSON object")
@@ -130,7 +130,7 @@ func invalid(err error) error {
 func marshalConfig(m map[string]any) ([]byte, error) {
 	data, err := json.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("not representable as JSON: %v", err)
+		return nil, fmt.Errorf("not representable as JSON: %w", err)
 	}
 	return data, nil
 }
