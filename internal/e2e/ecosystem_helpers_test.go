@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/regent-ha/regent/internal/etcdembed"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -128,15 +129,11 @@ func haproxyEnv(t *testing.T, cfg string, p *haproxyProc, c *testcluster.Cluster
 // freeAddr returns a local address no one listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := etcdembed.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // alive fails the test when HAProxy is gone: nothing can route then.
