@@ -242,22 +242,10 @@ func leaderOtherThan(ctx context.Context, c *testcluster.Cluster, via func(*test
 	if old != "" && n.Name == old {
 		return nil, fmt.Errorf("leader key still names %s", old)
 	}
-	if err := servesPrimary(ctx, via(n)); err != nil {
+	if err := via(n).CheckPrimary(ctx); err != nil {
 		return nil, fmt.Errorf("leader key names %s: %w", n.Name, err)
 	}
 	return n, nil
-}
-
-// servesPrimary is nil when GET /primary through api answers 200.
-func servesPrimary(ctx context.Context, api testcluster.API) error {
-	code, body, err := api.Get(ctx, "/primary")
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return fmt.Errorf("GET /primary on %s = %d %s", api.Name, code, compactBody(body))
-	}
-	return nil
 }
 
 // checkOneLeader checks that the leader key names want and that among the
