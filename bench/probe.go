@@ -60,7 +60,7 @@ func (p *prober) stop() {
 
 func (p *prober) loop(ctx context.Context, n *testcluster.Node) {
 	var conn *pgx.Conn
-	defer func() { closeConn(ctx, conn) }()
+	defer func() { testcluster.CloseConn(ctx, conn) }()
 	tick := time.NewTicker(probeEvery)
 	defer tick.Stop()
 	for {
@@ -131,20 +131,5 @@ func connect(ctx context.Context, n *testcluster.Node, app string) (*pgx.Conn, e
 	cfg := n.ConnConfig()
 	cfg.ConnectTimeout = 0 // ctx bounds it
 	cfg.RuntimeParams["application_name"] = app
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", n.Name, err)
-	}
-	return conn, nil
-}
-
-// closeConn closes conn (nil is fine) even when ctx is done, bounded: the
-// server may be frozen.
-func closeConn(ctx context.Context, conn *pgx.Conn) {
-	if conn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-	defer cancel()
-	_ = conn.Close(ctx)
+	return testcluster.Connect(ctx, n.Name, cfg)
 }

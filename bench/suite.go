@@ -114,7 +114,7 @@ func serverVersion(t *testing.T, n *testcluster.Node) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeConn(ctx, conn)
+	defer testcluster.CloseConn(ctx, conn)
 	var v string
 	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
 		t.Fatalf("SHOW server_version on %s: %v", n.Name, err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,36 @@ func TestParseDynamicIsLenientLikePatroni(t *testing.T) {
 	}
 	if _, err := ParseDynamic([]byte(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 3}`)); err == nil {
 		t.Error("ttl 5 with retry_timeout 3 must break the timing rule")
+	}
+}
+
+// TestKeysAreWhatTheDecoderReads: every path Keys lists, set to null in
+// an otherwise empty document, decodes strictly (an unknown key would be
+// refused); a path it does not list is refused.
+func TestKeysAreWhatTheDecoderReads(t *testing.T) {
+	keys := Keys()
+	for _, want := range []string{"name", "postgres", "postgres.replication.username", "bootstrap.dcs", "watchdog.safety_margin"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys() lacks %s: %v", want, keys)
+		}
+	}
+	nested := func(path string) []byte {
+		var b strings.Builder
+		for i, part := range strings.Split(path, ".") {
+			if i > 0 {
+				b.WriteString(":\n")
+			}
+			b.WriteString(strings.Repeat("  ", i) + part)
+		}
+		b.WriteString(": null\n")
+		return []byte(b.String())
+	}
+	for _, k := range keys {
+		if err := decodeStrict(nested(k), &Config{}); err != nil {
+			t.Errorf("Keys() lists %s, the decoder refuses it: %v", k, err)
+		}
+	}
+	if err := decodeStrict(nested("postgres.replication.user"), &Config{}); err == nil {
+		t.Error("the decoder accepted postgres.replication.user, which Keys() does not list")
 	}
 }

@@ -145,6 +145,31 @@ func decodeDuration(n *yaml.Node) (time.Duration, error) {
 	return d, nil
 }
 
+// Keys lists the dotted paths regent.yml accepts (the keys of Config,
+// sections and leaves: "postgres", "postgres.listen", …), sorted: the
+// names decodeStrict reads, for checks that the example file documents
+// every key.
+func Keys() []string {
+	keys := keysOf(reflect.TypeOf(Config{}), "")
+	slices.Sort(keys)
+	return keys
+}
+
+// keysOf lists the dotted paths under struct type t, recursing where
+// decodeNode does: into struct-typed fields.
+func keysOf(t reflect.Type, prefix string) []string {
+	var keys []string
+	for name, i := range yamlFields(t) {
+		path := prefix + name
+		keys = append(keys, path)
+		if ft := t.Field(i).Type; ft.Kind() == reflect.Struct {
+			keys = append(keys, keysOf(ft, path+".")...)
+		}
+	}
+	return keys
+}
+
+// yamlFields maps the yaml names of t's exported fields to their index.
 func yamlFields(t reflect.Type) map[string]int {
 	out := map[string]int{}
 	for i := 0; i < t.NumField(); i++ {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -110,7 +109,7 @@ func TestRegentYMLDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := configKeys(reflect.TypeOf(config.Config{}), "")
+	want := config.Keys()
 	for _, k := range dynamicKeys(t) {
 		want = append(want, "bootstrap.dcs."+k)
 	}
@@ -188,35 +187,6 @@ func outlineKeys(data []byte) (map[string]bool, error) {
 		out[strings.Join(parts, ".")] = true
 	}
 	return out, nil
-}
-
-// configKeys lists the dotted yaml paths of struct type t, sections and
-// leaves, recursing into struct-typed fields.
-func configKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		path := prefix + name
-		keys = append(keys, path)
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}) {
-			keys = append(keys, configKeys(ft, path+".")...)
-		}
-	}
-	return keys
 }
 
 // dynamicKeys are the bootstrap.dcs keys, one per config.Dynamic

@@ -233,7 +233,7 @@ func waitPrimaryFast(t *testing.T, n *testcluster.Node, timeout time.Duration) t
 	last := "no answer yet"
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-		err := servesPrimary(ctx, n.API())
+		err := n.API().CheckPrimary(ctx)
 		cancel()
 		if err == nil {
 			return time.Now()

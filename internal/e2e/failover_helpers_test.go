@@ -242,22 +242,10 @@ func leaderOtherThan(ctx context.Context, c *testcluster.Cluster, via func(*test
 	if old != "" && n.Name == old {
 		return nil, fmt.Errorf("leader key still names %s", old)
 	}
-	if err := servesPrimary(ctx, via(n)); err != nil {
+	if err := via(n).CheckPrimary(ctx); err != nil {
 		return nil, fmt.Errorf("leader key names %s: %w", n.Name, err)
 	}
 	return n, nil
-}
-
-// servesPrimary is nil when GET /primary through api answers 200.
-func servesPrimary(ctx context.Context, api testcluster.API) error {
-	code, body, err := api.Get(ctx, "/primary")
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return fmt.Errorf("GET /primary on %s = %d %s", api.Name, code, compactBody(body))
-	}
-	return nil
 }
 
 // checkOneLeader checks that the leader key names want and that among the
@@ -439,4 +427,84 @@ func waitFailoverRTO(t *testing.T, c *testcluster.Cluster, old *testcluster.Node
 		t.Errorf("%s: first write accepted %s after the fault, want < ttl + %s = %s", fault, rto.Round(time.Millisecond), rtoSlack, bound)
 	}
 	return winner
+}
+
+// mustExec runs sql on n (bounded) and fails the test on error.
+func mustExec(t *testing.T, n *testcluster.Node, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	if err := n.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leaderKeyState identifies one holding of the leader key: a new holder,
+// a new lease or a re-created key all differ.
+type leaderKeyState struct {
+	Holder         string
+	Lease          int64
+	CreateRevision int64
+}
+
+func leaderKey(ctx context.Context, c *testcluster.Cluster) (leaderKeyState, error) {
+	resp, err := c.Etcd().Get(ctx, c.Keys().Leader())
+	if err != nil {
+		return leaderKeyState{}, fmt.Errorf("read the leader key: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return leaderKeyState{}, nil
+	}
+	kv := resp.Kvs[0]
+	return leaderKeyState{Holder: string(kv.Value), Lease: kv.Lease, CreateRevision: kv.CreateRevision}, nil
+}
+
+func readLeaderKey(t *testing.T, c *testcluster.Cluster) leaderKeyState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	k, err := leaderKey(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Holder == "" {
+		t.Fatal("no leader key")
+	}
+	return k
+}
+
+// queryLSN evaluates an LSN expression on n as an integer.
+func queryLSN(t *testing.T, n *testcluster.Node, expr string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	v, err := n.QueryInt(ctx, lsnInt(expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// waitOptime waits until the status key's optime reaches at least lsn and
+// returns it.
+func waitOptime(t *testing.T, c *testcluster.Cluster, lsn int64, timeout time.Duration) int64 {
+	t.Helper()
+	var optime int64
+	testcluster.Poll(t, timeout, fmt.Sprintf("status key optime ≥ %X", lsn), func(ctx context.Context) error {
+		raw, err := c.Get(ctx, "status")
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Optime int64 `json:"optime"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("status key %q: %w", raw, err)
+		}
+		if optime = st.Optime; optime < lsn {
+			return fmt.Errorf("optime %X", optime)
+		}
+		return nil
+	})
+	return optime
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,12 +280,259 @@ func hammerOnce(ctx context.Context, n *testcluster.Node, id int64) error {
 	return err
 }
 
-// mustExec runs sql on n (bounded) and fails the test on error.
-func mustExec(t *testing.T, n *testcluster.Node, sql string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
-	defer cancel()
-	if err := n.Exec(ctx, sql, args...); err != nil {
+// TestPostgresCrashRestartsInPlace: PostgreSQL dies on the primary while
+// its agent lives. The agent restarts it in place within
+// primary_start_timeout, keeping the leader key on the same lease: no
+// failover, writes work again on the same node.
+func TestPostgresCrashRestartsInPlace(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{})
+	seedTable(t, c, leader, "e2e_crash", "id int PRIMARY KEY", "VALUES (1)", 1)
+	before := readLeaderKey(t, c)
+
+	killed := time.Now()
+	leader.KillPostgres(t)
+	var moved []string
+	testcluster.Poll(t, primaryStartTimeout+replicateTimeout, "writes accepted by "+leader.Name+" again", func(ctx context.Context) error {
+		if k, err := leaderKey(ctx, c); err == nil && k != before {
+			moved = append(moved, fmt.Sprintf("%+v", k))
+		}
+		return tryWrite(ctx, leader, "INSERT INTO e2e_crash VALUES (2) ON CONFLICT DO NOTHING")
+	})
+	down := time.Since(killed)
+	t.Logf("RTO postgres-crash (restart in place): %.1fs", down.Seconds())
+	if down >= primaryStartTimeout {
+		t.Errorf("%s took %s to accept writes again, want < primary_start_timeout %s", leader.Name, down.Round(time.Millisecond), primaryStartTimeout)
+	}
+	if after := readLeaderKey(t, c); after != before || len(moved) > 0 {
+		t.Errorf("the leader key changed while PostgreSQL restarted: before %+v, meanwhile %v, after %+v", before, moved, after)
+	}
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+leader.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, leader)
+	})
+	d := awaitDecision(t, leader, replicateTimeout, "restart_primary", leader.Name, killed, nil)
+	t.Logf("decision: %s", d)
+	if l := c.WaitHealthy(t, rejoinTimeout); l != leader {
+		t.Errorf("leader changed from %s to %s", leader.Name, l.Name)
+	}
+	waitRows(t, c.Others(leader.Name), 2, "SELECT count(*) FROM e2e_crash")
+}
+
+// TestPostgresCrashCannotRestart: PostgreSQL dies on the primary and
+// cannot start again (its data directory became unreadable). After
+// primary_start_timeout the agent releases the leader key and a replica
+// takes over; once the directory is readable again the old primary
+// rejoins as a replica.
+func TestPostgresCrashCannotRestart(t *testing.T) {
+	c, old := startHealthy(t, testcluster.Options{})
+	seedTable(t, c, old, "e2e_nostart", "id int PRIMARY KEY", "VALUES (1)", 1)
+
+	fi, err := os.Stat(old.DataDir)
+	if err != nil {
 		t.Fatal(err)
 	}
+	restore := func() {
+		if err := os.Chmod(old.DataDir, fi.Mode().Perm()); err != nil {
+			t.Errorf("restore the mode of %s: %v", old.DataDir, err)
+		}
+	}
+	t.Cleanup(restore) // before the cluster's cleanup, which stops the agents
+	if err := os.Chmod(old.DataDir, 0); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	old.KillPostgres(t)
+
+	winner := waitNewLeader(t, c, old.Name, primaryStartTimeout+failoverWait)
+	took := time.Since(killed)
+	t.Logf("RTO postgres-cannot-restart: %.1fs (new primary %s)", took.Seconds(), winner.Name)
+	if bound := primaryStartTimeout + rtoSlack; took >= bound {
+		t.Errorf("a replica took over %s after PostgreSQL died on %s, want < primary_start_timeout + %s = %s", took.Round(time.Millisecond), old.Name, rtoSlack, bound)
+	}
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner)
+	})
+	rel := awaitDecision(t, winner, replicateTimeout, "release", old.Name, killed, nil)
+	t.Logf("release decision: %s", rel)
+	fo := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	t.Logf("failover decision: %s", fo)
+	if fo.PreviousLeader != old.Name {
+		t.Errorf("failover record: previous_leader = %q, want %q", fo.PreviousLeader, old.Name)
+	}
+	if err := tryWrite(t.Context(), winner, "INSERT INTO e2e_nostart VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+
+	restore()
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	waitRows(t, []*testcluster.Node{old}, 2, "SELECT count(*) FROM e2e_nostart")
+}
+
+// TestRejoinDiverged: the old primary holds WAL the new primary never
+// received (its walsenders were stopped while it acknowledged a few rows,
+// then its host died). Restarted, it must not stream on its own diverged
+// history: it is rewound (or re-cloned) onto the new primary's timeline,
+// its extra rows are gone, and it replicates the new primary's writes.
+func TestRejoinDiverged(t *testing.T) {
+	c, old := startHealthy(t, testcluster.Options{})
+	ctx := t.Context()
+	replicas := c.Others(old.Name)
+	seedTable(t, c, old, "e2e_div", "id int PRIMARY KEY, origin text NOT NULL", "SELECT g, 'common' FROM generate_series(1, 10) g", 10)
+
+	// A few rows only: the replicas must stay within maximum_lag_on_failover
+	// of the status key's optime to be electable.
+	release := old.HoldWALSenders(t)
+	mustExec(t, old, "INSERT INTO e2e_div SELECT g, 'diverged' FROM generate_series(11, 15) g")
+	oldLSN := queryLSN(t, old, "pg_current_wal_lsn()")
+	for _, r := range replicas {
+		if n, err := r.QueryInt(ctx, "SELECT count(*) FROM e2e_div"); err != nil || n != 10 {
+			t.Fatalf("%s has %d rows (err %v): the held walsenders let the diverging rows through", r.Name, n, err)
+		}
+	}
+	old.Kill(t)
+	release() // the walsenders died with the postmaster; nothing left to resume
+
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	t.Logf("old primary %s stopped at %X; new primary %s", old.Name, oldLSN, winner.Name)
+	if err := tryWrite(ctx, winner, "INSERT INTO e2e_div VALUES (100, 'new primary')"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := winner.QueryInt(ctx, "SELECT count(*) FROM e2e_div WHERE origin = 'diverged'"); err != nil || n != 0 {
+		t.Fatalf("new primary %s has %d diverged rows (err %v); the scenario did not diverge", winner.Name, n, err)
+	}
+
+	restarted := time.Now()
+	old.Start(t)
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	t.Logf("%s streams from %s %.1fs after its restart", old.Name, winner.Name, time.Since(restarted).Seconds())
+	waitRows(t, []*testcluster.Node{old}, 1, "SELECT count(*) FROM e2e_div WHERE id = 100 AND origin = 'new primary'")
+	if n, err := old.QueryInt(ctx, "SELECT count(*) FROM e2e_div WHERE origin = 'diverged'"); err != nil || n != 0 {
+		t.Errorf("%s still has %d of the 5 diverged rows after rejoining (err %v)", old.Name, n, err)
+	}
+	if n, err := old.QueryInt(ctx, "SELECT count(*) FROM e2e_div"); err != nil || n != 11 {
+		t.Errorf("%s has %d rows, want the new primary's 11 (err %v)", old.Name, n, err)
+	}
+	testcluster.Poll(t, replicateTimeout, old.Name+" on the new primary's timeline", func(ctx context.Context) error {
+		a, err1 := old.Status(ctx)
+		b, err2 := winner.Status(ctx)
+		if err1 != nil || err2 != nil {
+			return errors.Join(err1, err2)
+		}
+		if str(a["timeline"]) != str(b["timeline"]) {
+			return fmt.Errorf("%s timeline %v, %s timeline %v", old.Name, a["timeline"], winner.Name, b["timeline"])
+		}
+		return nil
+	})
+	mustExec(t, winner, "INSERT INTO e2e_div VALUES (101, 'new primary')")
+	waitRows(t, c.Others(winner.Name), 12, "SELECT count(*) FROM e2e_div")
+}
+
+// leaderlessHold is how long a cluster with no eligible member is watched
+// for a leader appearing: several loop_waits, each a chance to race.
+const leaderlessHold = 5 * time.Second
+
+// TestNoFailoverTag: a replica tagged nofailover never promotes. pg1 is
+// tagged (it cannot bootstrap, so it is a replica, and it would win an
+// equal-WAL tie-break by name): the other replica wins. With only pg1
+// left alive the cluster stays leaderless and says why.
+func TestNoFailoverTag(t *testing.T) {
+	c, old := startHealthy(t, testcluster.Options{Tags: map[string]map[string]any{"pg1": {"nofailover": true}}})
+	tagged := c.Node("pg1")
+	if old == tagged {
+		t.Fatalf("%s is tagged nofailover but bootstrapped the cluster", tagged.Name)
+	}
+	var other *testcluster.Node
+	for _, n := range c.Others(old.Name) {
+		if n != tagged {
+			other = n
+		}
+	}
+	seedTable(t, c, old, "e2e_nofail", "id int PRIMARY KEY", "VALUES (1)", 1)
+
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	if winner != other {
+		t.Fatalf("%s was promoted; want %s (%s is tagged nofailover)", winner.Name, other.Name, tagged.Name)
+	}
+	t.Logf("%s promoted %.1fs after %s died", winner.Name, time.Since(killed).Seconds(), old.Name)
+	waitStreamingFrom(t, tagged, winner, rejoinTimeout)
+	fd := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	if cand, ok := fd.candidate(tagged.Name); ok && cand.Eligible {
+		t.Errorf("failover record lists %s (nofailover) as eligible: %s", tagged.Name, fd)
+	}
+
+	killed = time.Now()
+	winner.Kill(t)
+	why := waitClusterDecision(t, tagged, c.TTL()+rtoSlack+replicateTimeout, tagged.Name, "nofailover")
+	t.Logf("GET /cluster on %s, its decision: %q", tagged.Name, why)
+	holdsFor(t, leaderlessHold, "no leader with only the nofailover member alive", noLeader(c, tagged))
+	d := awaitDecision(t, tagged, replicateTimeout, "stood_down", tagged.Name, killed, func(d decisionEntry) error {
+		if !strings.Contains(d.Reason, "tag nofailover") {
+			return fmt.Errorf("reason %q does not name the tag", d.Reason)
+		}
+		return nil
+	})
+	t.Logf("stood_down record: %s", d)
+}
+
+// TestNoEligibleLagging: a replica further behind the last known leader
+// position than maximum_lag_on_failover never promotes, even when it
+// would win every other rule (the name tie-break), and alone it leaves the
+// cluster leaderless, saying why.
+func TestNoEligibleLagging(t *testing.T) {
+	const maxLag = 64 << 10 // 64 kB: the held replica falls ~1 MB behind
+	c, old := startHealthy(t, testcluster.Options{DCS: map[string]any{"maximum_lag_on_failover": maxLag}})
+	ctx := t.Context()
+	replicas := c.Others(old.Name)
+	held, ahead := replicas[0], replicas[1] // held would win an equal-WAL tie-break
+	mustExec(t, old, "CREATE TABLE e2e_lag (id int PRIMARY KEY, pad text NOT NULL)")
+	waitRows(t, replicas, 0, "SELECT count(*) FROM e2e_lag")
+
+	release := held.HoldWALReceiver(t)
+	mustExec(t, old, "INSERT INTO e2e_lag SELECT g, repeat('x', 200) FROM generate_series(1, 4000) g")
+	target := queryLSN(t, old, "pg_current_wal_lsn()")
+	testcluster.Poll(t, replicateTimeout, ahead.Name+" replayed the writes", func(ctx context.Context) error {
+		pos, err := ahead.QueryInt(ctx, lsnInt("pg_last_wal_replay_lsn()"))
+		if err == nil && pos < target {
+			err = fmt.Errorf("replayed %X < %X", pos, target)
+		}
+		return err
+	})
+	// The leader publishes its position in the status key at most every
+	// 10 s: wait for it, so that the lag rule has a position to compare to.
+	optime := waitOptime(t, c, target, 15*time.Second)
+	heldPos, err := walPosition(ctx, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("status optime %X; %s held at %X (%d kB behind, maximum_lag_on_failover %d kB)", optime, held.Name, heldPos, (optime-heldPos)>>10, maxLag>>10)
+	if optime-heldPos <= maxLag {
+		t.Fatalf("%s is only %d bytes behind the status optime; the scenario needs > %d", held.Name, optime-heldPos, maxLag)
+	}
+
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	if winner != ahead {
+		t.Fatalf("%s was promoted; want %s (%s lags by more than maximum_lag_on_failover)", winner.Name, ahead.Name, held.Name)
+	}
+	d := awaitDecision(t, winner, replicateTimeout, "stood_down", held.Name, killed, lagReason)
+	t.Logf("%s promoted; %s stood down: %s", winner.Name, held.Name, d.Reason)
+
+	// Now only the lagging replica survives: no eligible member.
+	killed = time.Now()
+	winner.Kill(t)
+	why := waitClusterDecision(t, held, c.TTL()+rtoSlack+replicateTimeout, held.Name, "maximum_lag_on_failover")
+	t.Logf("GET /cluster on %s, its decision: %q", held.Name, why)
+	holdsFor(t, leaderlessHold, "no leader with only the lagging member alive", noLeader(c, held))
+	d = awaitDecision(t, held, replicateTimeout, "stood_down", held.Name, killed, lagReason)
+	t.Logf("stood_down record: %s", d)
+	release()
+}
+
+func lagReason(d decisionEntry) error {
+	if !strings.Contains(d.Reason, "maximum_lag_on_failover") {
+		return fmt.Errorf("reason %q does not name maximum_lag_on_failover", d.Reason)
+	}
+	return nil
 }

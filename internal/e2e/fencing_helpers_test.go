@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +147,59 @@ func leaderKeyHistory(t *testing.T, c *testcluster.Cluster, from int64) []leader
 	}
 	t.Fatalf("replay the leader key's history: watch ended before revision %d (%v); got %v", last, ctx.Err(), out)
 	return nil
+}
+
+// The fence hook of these tests: a script in each node directory that
+// appends the environment it was given to fenceCallsFile and exits with
+// the status the test chose.
+const (
+	fenceScriptFile = "fence.sh"
+	fenceCallsFile  = "fence.calls"
+)
+
+// fenceCall is one run of the fence script as it recorded it.
+type fenceCall struct{ Target, ConnURL, Scope string }
+
+// writeFenceScript (re)writes n's fence script to exit with status.
+func writeFenceScript(t *testing.T, n *testcluster.Node, status int) {
+	t.Helper()
+	script := fmt.Sprintf(`#!/bin/sh
+# Regent e2e fence hook: record what we were asked to fence, then exit %d.
+printf '%%s|%%s|%%s\n' "$REGENT_FENCE_TARGET" "$REGENT_FENCE_TARGET_CONN_URL" "$REGENT_SCOPE" >> '%s'
+echo "e2e fence hook: target $REGENT_FENCE_TARGET, exit %d"
+exit %d
+`, status, filepath.Join(n.Dir, fenceCallsFile), status, status)
+	n.WriteFile(t, fenceScriptFile, []byte(script), 0o755)
+}
+
+// fenceCalls reads the runs n's fence script recorded (none if the file
+// does not exist yet).
+func fenceCalls(t *testing.T, n *testcluster.Node) []fenceCall {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(n.Dir, fenceCallsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []fenceCall
+	for line := range strings.Lines(string(data)) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "|")
+		if len(f) != 3 {
+			t.Fatalf("%s's %s: bad line %q", n.Name, fenceCallsFile, line)
+		}
+		calls = append(calls, fenceCall{Target: f[0], ConnURL: f[1], Scope: f[2]})
+	}
+	return calls
+}
+
+// fenceHookConfig configures the node's fence script as fence.command. It
+// goes on every node: the hook never targets its own node, and the test
+// learns which nodes are replicas only after bootstrap.
+func fenceHookConfig(_ string, cfg map[string]any) {
+	cfg["fence"] = map[string]any{
+		"command": []string{filepath.Join(nodeDirOf(cfg), fenceScriptFile)},
+		"timeout": "10s",
+	}
 }

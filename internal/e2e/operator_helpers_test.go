@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -393,4 +394,208 @@ func memberField(ctx context.Context, c *testcluster.Cluster, name, field string
 		return "", err
 	}
 	return str(m[field]), nil
+}
+
+// The on_role_change callback of these tests: a script in each node
+// directory recording its runs in roleChangeCalls.
+const (
+	roleChangeScript = "on_role_change.sh"
+	roleChangeCalls  = "on_role_change.calls"
+)
+
+func roleChangeConfig(timeout string) func(string, map[string]any) {
+	return func(_ string, cfg map[string]any) {
+		cfg["callbacks"] = map[string]any{
+			"on_role_change": []string{filepath.Join(nodeDirOf(cfg), roleChangeScript)},
+			"timeout":        timeout,
+		}
+	}
+}
+
+// writeRoleChangeScripts installs the callback on every node.
+func writeRoleChangeScripts(t *testing.T, c *testcluster.Cluster, hang bool) {
+	t.Helper()
+	for _, n := range c.Nodes() {
+		n.WriteFile(t, roleChangeScript, []byte(callbackScript(filepath.Join(n.Dir, roleChangeCalls), hang)), 0o755)
+	}
+}
+
+// waitCalls waits until n's callback recorded a run and checks that its
+// runs are exactly want (the argument strings).
+func waitCalls(t *testing.T, n *testcluster.Node, timeout time.Duration, want ...string) []callbackCall {
+	t.Helper()
+	path := filepath.Join(n.Dir, roleChangeCalls)
+	var calls []callbackCall
+	testcluster.Poll(t, timeout, fmt.Sprintf("%d on_role_change run(s) on %s", len(want), n.Name), func(context.Context) error {
+		var err error
+		if calls, err = readCalls(path); err != nil {
+			return err
+		}
+		if len(calls) < len(want) {
+			return fmt.Errorf("runs: %+v", calls)
+		}
+		return nil
+	})
+	var got []string
+	for _, call := range calls {
+		got = append(got, call.Args)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("on_role_change runs on %s: %q, want %q", n.Name, got, want)
+	}
+	return calls
+}
+
+// waitHangRun waits for the hanging callback on n to record its run.
+func waitHangRun(t *testing.T, n *testcluster.Node) hangRun {
+	t.Helper()
+	var run hangRun
+	path := filepath.Join(n.Dir, roleChangeCalls+".sleep")
+	testcluster.Poll(t, configApplyWait, n.Name+"'s hanging callback started", func(context.Context) error {
+		runs, err := readHangRuns(path)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return fmt.Errorf("%s: no run recorded", path)
+		}
+		run = runs[0]
+		return nil
+	})
+	return run
+}
+
+// The REST API credentials of these tests.
+const (
+	apiUser     = "operator"
+	apiPassword = "op-s3cret"
+)
+
+func restAuthConfig(_ string, cfg map[string]any) {
+	restapiSection(cfg)["authentication"] = map[string]any{"username": apiUser, "password": apiPassword}
+}
+
+func bodyBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// waitConfReload waits until n's pg_conf_load_time() differs from before.
+func waitConfReload(t *testing.T, n *testcluster.Node, before string) {
+	t.Helper()
+	testcluster.Poll(t, replicateTimeout, n.Name+" reloaded its configuration (pg_conf_load_time changed)", func(ctx context.Context) error {
+		now, err := queryString(ctx, n, "SELECT pg_conf_load_time()::text")
+		if err != nil {
+			return err
+		}
+		if now == before {
+			return fmt.Errorf("pg_conf_load_time still %s", now)
+		}
+		return nil
+	})
+}
+
+// waitReplicasVia waits until every node but leader runs as a replica
+// (GET /patroni through api).
+func waitReplicasVia(t *testing.T, c *testcluster.Cluster, api restAPI, leader *testcluster.Node) {
+	t.Helper()
+	for _, n := range c.Others(leader.Name) {
+		testcluster.Poll(t, bootstrapTimeout, n.Name+" running as a replica (GET /patroni over "+api.scheme+")", func(ctx context.Context) error {
+			st, err := api.status(ctx, n)
+			if err != nil {
+				return err
+			}
+			if st["role"] != "replica" || st["state"] != "running" {
+				return fmt.Errorf("role=%v state=%v", st["role"], st["state"])
+			}
+			return nil
+		})
+	}
+}
+
+// waitSetting waits until SHOW name is want on every node.
+func waitSetting(t *testing.T, nodes []*testcluster.Node, name, want string, timeout time.Duration) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("SHOW %s = %s on every node", name, want), settingOn(nodes, name, want))
+}
+
+// settingOn checks that SHOW name is want on every node.
+func settingOn(nodes []*testcluster.Node, name, want string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		var errs []error
+		for _, n := range nodes {
+			got, err := queryString(ctx, n, "SHOW "+name)
+			if err == nil && got != want {
+				err = fmt.Errorf("%s: %s = %s", n.Name, name, got)
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// waitPendingRestart waits until every member's key and GET /patroni show
+// pending_restart (want) or omit it (!want).
+func waitPendingRestart(t *testing.T, c *testcluster.Cluster, nodes []*testcluster.Node, want bool, timeout time.Duration) {
+	t.Helper()
+	testcluster.Poll(t, timeout, fmt.Sprintf("pending_restart=%t in every member key and GET /patroni", want), pendingRestartOn(c, nodes, want))
+}
+
+// pendingRestartOn checks that the member key and GET /patroni of every
+// node show pending_restart (want) or omit it (!want).
+func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bool) func(ctx context.Context) error {
+	wantStr := map[bool]string{true: "true", false: ""}[want]
+	return func(ctx context.Context) error { return fieldOn(ctx, c, nodes, "pending_restart", wantStr) }
+}
+
+// fieldOn checks that the member key and GET /patroni of every node show
+// field as want ("": omit it).
+func fieldOn(ctx context.Context, c *testcluster.Cluster, nodes []*testcluster.Node, field, want string) error {
+	var errs []error
+	for _, n := range nodes {
+		m, err := memberField(ctx, c, n.Name, field)
+		if err != nil {
+			return err
+		}
+		st, err := n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if m != want || str(st[field]) != want {
+			errs = append(errs, fmt.Errorf("%s: member key %s %q, GET /patroni %s %q", n.Name, field, m, field, str(st[field])))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// silentListener accepts connections and never writes to them, until the
+// test ends.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(done)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, conn)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }

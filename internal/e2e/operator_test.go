@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -229,61 +230,6 @@ func pendingMembers(t *testing.T, c *testcluster.Cluster) []string {
 	return out
 }
 
-// waitSetting waits until SHOW name is want on every node.
-func waitSetting(t *testing.T, nodes []*testcluster.Node, name, want string, timeout time.Duration) {
-	t.Helper()
-	testcluster.Poll(t, timeout, fmt.Sprintf("SHOW %s = %s on every node", name, want), settingOn(nodes, name, want))
-}
-
-// settingOn checks that SHOW name is want on every node.
-func settingOn(nodes []*testcluster.Node, name, want string) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		var errs []error
-		for _, n := range nodes {
-			got, err := queryString(ctx, n, "SHOW "+name)
-			if err == nil && got != want {
-				err = fmt.Errorf("%s: %s = %s", n.Name, name, got)
-			}
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	}
-}
-
-// waitPendingRestart waits until every member's key and GET /patroni show
-// pending_restart (want) or omit it (!want).
-func waitPendingRestart(t *testing.T, c *testcluster.Cluster, nodes []*testcluster.Node, want bool, timeout time.Duration) {
-	t.Helper()
-	testcluster.Poll(t, timeout, fmt.Sprintf("pending_restart=%t in every member key and GET /patroni", want), pendingRestartOn(c, nodes, want))
-}
-
-// pendingRestartOn checks that the member key and GET /patroni of every
-// node show pending_restart (want) or omit it (!want).
-func pendingRestartOn(c *testcluster.Cluster, nodes []*testcluster.Node, want bool) func(ctx context.Context) error {
-	wantStr := map[bool]string{true: "true", false: ""}[want]
-	return func(ctx context.Context) error { return fieldOn(ctx, c, nodes, "pending_restart", wantStr) }
-}
-
-// fieldOn checks that the member key and GET /patroni of every node show
-// field as want ("": omit it).
-func fieldOn(ctx context.Context, c *testcluster.Cluster, nodes []*testcluster.Node, field, want string) error {
-	var errs []error
-	for _, n := range nodes {
-		m, err := memberField(ctx, c, n.Name, field)
-		if err != nil {
-			return err
-		}
-		st, err := n.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if m != want || str(st[field]) != want {
-			errs = append(errs, fmt.Errorf("%s: member key %s %q, GET /patroni %s %q", n.Name, field, m, field, str(st[field])))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // TestOperatorPause: in maintenance mode (`regentctl pause --wait`) a dead
 // PostgreSQL on the primary causes no failover and is not restarted;
 // `regentctl resume --wait` brings automatic behaviour back: a writable
@@ -427,32 +373,216 @@ func TestOperatorRegentctlUnreachableEtcd(t *testing.T) {
 	}
 }
 
-// silentListener accepts connections and never writes to them, until the
-// test ends.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestOperatorRoleChangeCallback: in a failover where both agents live
+// (the primary's host stalls, then resumes), on_role_change runs on the
+// new primary with "on_role_change primary <scope>" and on the old one,
+// once it rejoins, with "on_role_change replica <scope>"; the replica that
+// stayed a replica runs nothing.
+func TestOperatorRoleChangeCallback(t *testing.T) {
+	c, old := startHealthy(t, testcluster.Options{ExtraConfig: roleChangeConfig("10s")})
+	writeRoleChangeScripts(t, c, false)
+
+	old.Freeze(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	waitCalls(t, winner, configApplyWait, "on_role_change primary "+c.Scope())
+	old.Thaw(t)
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	waitCalls(t, old, configApplyWait, "on_role_change replica "+c.Scope())
+	for _, n := range c.Others(old.Name) {
+		if n == winner {
+			continue
+		}
+		if calls, err := readCalls(filepath.Join(n.Dir, roleChangeCalls)); err != nil || len(calls) > 0 {
+			t.Errorf("%s stayed a replica but its on_role_change ran: %+v (err %v)", n.Name, calls, err)
+		}
 	}
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		defer close(done)
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, conn)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
+	// No further runs once the cluster settled.
+	waitCalls(t, winner, configApplyWait, "on_role_change primary "+c.Scope())
+	waitCalls(t, old, configApplyWait, "on_role_change replica "+c.Scope())
+}
+
+// TestOperatorCallbackTimeout: an on_role_change that never returns is
+// killed at callbacks.timeout (2 s) with its whole process group (the
+// agent logs "callback killed at its timeout"; neither the script nor its
+// sleep is left), and the failover it was started by completes.
+func TestOperatorCallbackTimeout(t *testing.T) {
+	const timeout = 2 * time.Second
+	c, old := startHealthy(t, testcluster.Options{ExtraConfig: roleChangeConfig(timeout.String())})
+	writeRoleChangeScripts(t, c, true)
+	logs := map[string]*testcluster.LogCapture{}
+	for _, n := range c.Others(old.Name) {
+		logs[n.Name] = n.CaptureLog(t)
+	}
+
+	killed := time.Now()
+	old.Kill(t)
+	winner, wrote := waitFirstWrite(t, c.Others(old.Name), failoverWait, "CREATE TABLE IF NOT EXISTS e2e_callback (id int)")
+	t.Logf("failover: %s writable %.1fs after the kill", winner.Name, wrote.Sub(killed).Seconds())
+	waitCalls(t, winner, configApplyWait, "on_role_change primary "+c.Scope())
+	run := waitHangRun(t, winner)
+	line := logs[winner.Name].Wait(t, timeout+configApplyWait, "callback killed at its timeout", func(l string) bool {
+		return strings.Contains(l, "callback killed at its timeout") && strings.Contains(l, "action=on_role_change")
 	})
-	return l.Addr().String()
+	t.Logf("%s: %s", winner.Name, line)
+	var gone time.Time
+	testcluster.Poll(t, configApplyWait, "the callback's script and sleep gone", func(context.Context) error {
+		if liveProcess(run.script, roleChangeScript) || liveProcess(run.sleep, "sleep 86399") {
+			return fmt.Errorf("script pid %d or sleep pid %d still alive", run.script, run.sleep)
+		}
+		gone = time.Now()
+		return nil
+	})
+	// The script notes its start a moment after the agent started it: on
+	// a loaded machine it may look shorter than the timeout, never near 0.
+	if ran := gone.Sub(run.started); ran < timeout/2 || ran > timeout+3*time.Second {
+		t.Errorf("the hanging callback ran %s before being killed, want its timeout %s (+ ≤ 3 s)", ran.Round(time.Millisecond), timeout)
+	} else {
+		t.Logf("the hanging callback ran %s before being killed", ran.Round(time.Millisecond))
+	}
+	testcluster.Poll(t, replicateTimeout, "exactly one leader: "+winner.Name, func(ctx context.Context) error {
+		return checkOneLeader(ctx, c, winner)
+	})
+	for _, n := range c.Others(old.Name) {
+		if n != winner {
+			waitStreamingFrom(t, n, winner, rejoinTimeout)
+		}
+	}
+}
+
+// TestOperatorRESTAuth: with restapi.authentication on every node, writes
+// without credentials or with wrong ones get 401 and change nothing, the
+// right ones work, and health checks and reads stay open; regentctl needs
+// --user/--password for a write.
+func TestOperatorRESTAuth(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{ExtraConfig: restAuthConfig})
+	replica := c.Others(leader.Name)[0]
+	checkAuth(t, c, plainAPI(), leader, replica)
+
+	loaded := pgText(t, replica, "SELECT pg_conf_load_time()::text")
+	if r := regentctl(t, c, ctlBound, "reload", replica.Name, "--force"); r.code == 0 {
+		t.Errorf("regentctl reload without credentials: exit 0, want a refusal")
+	}
+	mustSucceed(t, regentctl(t, c, ctlBound, "--user", apiUser, "--password", apiPassword, "reload", replica.Name, "--force"))
+	waitConfReload(t, replica, loaded)
+}
+
+// checkAuth checks the access rules of the write endpoints and of the
+// open ones on leader and replica, through api.
+func checkAuth(t *testing.T, c *testcluster.Cluster, api restAPI, leader, replica *testcluster.Node) {
+	t.Helper()
+	ctx := t.Context()
+	_, rev := configRevision(t, c)
+	patch := `{"maximum_lag_on_failover": 2097152}`
+	writes := []struct{ method, path, body string }{
+		{http.MethodPost, "/reload", ""}, {http.MethodPatch, "/config", patch},
+		{http.MethodPost, "/restart", "{}"}, {http.MethodDelete, "/switchover", ""},
+	}
+	for i, cr := range []creds{{}, {apiUser, "wrong"}, {"admin", apiPassword}} {
+		// One client address per credential set: fewer wrong passwords
+		// from each than the failed-login throttle allows (429 after 5).
+		from := api.from(fmt.Sprintf("127.0.0.%d", 10+i))
+		for _, w := range writes {
+			code, body, err := from.do(ctx, leader, w.method, w.path, bodyBytes(w.body), cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s %s on %s with credentials %q: %d %s, want 401", w.method, w.path, leader.Name, cr, code, compactBody(body))
+			}
+		}
+	}
+	if _, after := configRevision(t, c); after != rev {
+		t.Errorf("the config key changed (ModRevision %d → %d) though every PATCH was refused", rev, after)
+	}
+	right := creds{apiUser, apiPassword}
+	if code, body, err := api.do(ctx, leader, http.MethodPost, "/reload", nil, right); err != nil || code != http.StatusAccepted {
+		t.Errorf("POST /reload with the right credentials = %d %s (err %v), want 202", code, compactBody(body), err)
+	}
+	if code, body, err := api.do(ctx, leader, http.MethodPatch, "/config", []byte(patch), right); err != nil || code != http.StatusOK {
+		t.Errorf("PATCH /config with the right credentials = %d %s (err %v), want 200", code, compactBody(body), err)
+	}
+	if cfg, _ := configRevision(t, c); str(cfg["maximum_lag_on_failover"]) != "2097152" {
+		t.Errorf("config key after the authenticated PATCH: %v", cfg)
+	}
+	for _, open := range []struct {
+		n            *testcluster.Node
+		method, path string
+	}{
+		{leader, http.MethodGet, "/primary"}, {leader, http.MethodOptions, "/"}, {leader, http.MethodHead, "/leader"},
+		{replica, http.MethodGet, "/replica"}, {replica, http.MethodGet, "/patroni"}, {replica, http.MethodGet, "/cluster"},
+		{replica, http.MethodGet, "/config"},
+	} {
+		if code, body, err := api.do(ctx, open.n, open.method, open.path, nil, creds{}); err != nil || code != http.StatusOK {
+			t.Errorf("%s %s on %s without credentials = %d %s (err %v), want 200", open.method, open.path, open.n.Name, code, compactBody(body), err)
+		}
+	}
+}
+
+// TestOperatorRESTTLS: every agent serves its API over https with a
+// certificate from a test CA (restapi certfile/keyfile/cafile) and with
+// authentication. Member keys advertise https; the access rules hold over
+// https; regentctl works with --cacert and credentials (list, reload,
+// pause/resume) and fails without the CA; after the primary dies the
+// cluster elects a new one, the winner having reached its peer over https.
+func TestOperatorRESTTLS(t *testing.T) {
+	pki := newPKI(t)
+	c := testcluster.New(t, testcluster.Options{ExtraConfig: func(node string, cfg map[string]any) {
+		restAuthConfig(node, cfg)
+		r := restapiSection(cfg)
+		r["certfile"], r["keyfile"], r["cafile"] = pki.Cert, pki.Key, pki.CA
+	}})
+	api := tlsAPI(pki.Pool)
+	old := waitLeaderVia(t, c, api.api, "", bootstrapTimeout)
+	waitReplicasVia(t, c, api, old)
+	replica := c.Others(old.Name)[0]
+	ctx := t.Context()
+	for _, n := range c.Nodes() {
+		want := fmt.Sprintf("https://127.0.0.1:%d/patroni", n.APIPort)
+		if got, err := memberField(ctx, c, n.Name, "api_url"); err != nil || got != want {
+			t.Errorf("%s: api_url %q (err %v), want %q", n.Name, got, err, want)
+		}
+	}
+	if code, _, err := plainAPI().do(ctx, old, http.MethodGet, "/patroni", nil, creds{}); err == nil && code == http.StatusOK {
+		t.Errorf("%s answers plain http GET /patroni with 200", old.Name)
+	}
+	checkAuth(t, c, api, old, replica)
+	checkRegentctlTLS(t, c, pki, replica)
+
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitLeaderVia(t, c, api.api, old.Name, failoverWait)
+	t.Logf("failover over https: %s leads %.1fs after %s died", winner.Name, time.Since(killed).Seconds(), old.Name)
+	d := awaitDecisionVia(t, api.api(winner), replicateTimeout, "failover", winner.Name, killed, nil)
+	t.Logf("failover decision: %s", d)
+	checkFailoverRecord(t, d, old.Name, c.Others(old.Name))
+}
+
+// checkRegentctlTLS runs regentctl against the https agents.
+func checkRegentctlTLS(t *testing.T, c *testcluster.Cluster, pki testPKI, replica *testcluster.Node) {
+	t.Helper()
+	tlsFlags := []string{"--cacert", pki.CA, "--user", apiUser, "--password", apiPassword}
+	ctl := func(args ...string) ctlResult {
+		return regentctl(t, c, ctlBound, append(append([]string(nil), tlsFlags...), args...)...)
+	}
+	r := ctl("list")
+	mustSucceed(t, r)
+	for _, n := range c.Nodes() {
+		if !strings.Contains(r.stdout, n.Name) {
+			t.Errorf("regentctl list does not show %s", n.Name)
+		}
+	}
+	loaded := pgText(t, replica, "SELECT pg_conf_load_time()::text")
+	if r := regentctl(t, c, ctlBound, "--user", apiUser, "--password", apiPassword, "reload", replica.Name, "--force"); r.code == 0 {
+		t.Errorf("regentctl reload without --cacert: exit 0, want a certificate verification failure")
+	}
+	mustSucceed(t, ctl("reload", replica.Name, "--force"))
+	waitConfReload(t, replica, loaded)
+	mustSucceed(t, ctl("pause", "--wait"))
+	if cfg, _ := configRevision(t, c); str(cfg["pause"]) != "true" {
+		t.Errorf("config key after regentctl pause: %v", cfg)
+	}
+	mustSucceed(t, ctl("resume", "--wait"))
+	if cfg, _ := configRevision(t, c); cfg["pause"] != nil {
+		t.Errorf("config key after regentctl resume: %v, want no pause", cfg)
+	}
 }

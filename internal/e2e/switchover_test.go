@@ -200,7 +200,7 @@ func TestSwitchoverConflictAndAbort(t *testing.T) {
 		t.Errorf("record: %v", err)
 	}
 	testcluster.Poll(t, replicateTimeout, old.Name+" writable again: /primary 200 and an INSERT", func(ctx context.Context) error {
-		if err := servesPrimary(ctx, old.API()); err != nil {
+		if err := old.API().CheckPrimary(ctx); err != nil {
 			return err
 		}
 		return tryWrite(ctx, old, "INSERT INTO e2e_abort (id, node) VALUES (-1, 'probe')")
