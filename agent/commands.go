@@ -233,15 +233,16 @@ func (a *Agent) Reinitialize(ctx context.Context, force bool) (int, string) {
 		case leader == a.name || a.lease.leading:
 			return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
 		}
-		if a.job != nil || a.restart != nil {
-			return http.StatusServiceUnavailable, "reinitialize failed: " + a.busyWith()
-		}
-		// The guard first, so a refusal leaves PostgreSQL running too.
+		// The guard first (it only reads), so a refusal leaves PostgreSQL
+		// running too and says why even while a clone retries in vain.
 		rctx, cancel := a.ioContext(ctx)
 		defer cancel()
 		if err := a.checkWipe(rctx); err != nil {
 			a.log.Error("reinitialize refused", "err", err)
 			return reinitializeFailed(err)
+		}
+		if a.job != nil || a.restart != nil {
+			return http.StatusServiceUnavailable, "reinitialize failed: " + a.busyWith()
 		}
 		a.log.Warn("reinitializing on request: wiping the data directory and cloning", "leader", leader, "force", force)
 		// The stop and the wipe (minutes for a large data directory) run

@@ -126,6 +126,13 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}
+	// The replicas' slots before any etcd write (the history key, the
+	// failover key, the member key): a new primary cut from etcd right
+	// after promoting must still let them stream its timeline, or none of
+	// them can take over once it fences — they would stay behind it.
+	if err := a.ensureSlots(pctx, Snapshot{View: v}); err != nil {
+		a.log.Warn("cannot create the replicas' replication slots after promote", "err", err)
+	}
 	if err := a.pg.Checkpoint(pctx); err != nil {
 		a.log.Warn("checkpoint after promote failed", "err", err)
 	}

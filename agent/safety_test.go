@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -359,5 +360,36 @@ func TestCloneRunsBesideTheLoop(t *testing.T) {
 	h.tick() // starts the replica
 	if ev := strings.Join(pg.Ops(), ","); !strings.Contains(ev, "clone pg0") || !strings.HasSuffix(ev, "start") {
 		t.Fatalf("operations %s: want the clone, then a start", ev)
+	}
+}
+
+// TestPromotedPrimaryCreatesSlotsBeforeEtcd: a new primary whose etcd
+// stops answering right after it won the key still creates the replicas'
+// replication slots as part of the promotion, before any etcd write: the
+// replicas can then stream its timeline, and one of them can take over
+// once it fences (found by TestSwitchoverNewPrimaryCutFromEtcd: with the
+// slots left to the next tick, both replicas stayed on the old timeline
+// behind the cut primary and neither could race).
+func TestPromotedPrimaryCreatesSlotsBeforeEtcd(t *testing.T) {
+	h := newLeaderHarness(t)
+	addPeer(t, h.dcs, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", State: "running"})
+	h.pg.SetReplica(0x5000000) // the key is ours; PostgreSQL is still the replica that won it
+	view := h.agent.dcs.View()
+	h.agent.slotsFor = ""
+	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
+	h.agent.publishLimits()
+	h.takeEvents()
+	h.dcs.SetHang(true)
+	if err := h.agent.promote(t.Context(), view); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.takeEvents()
+	promoted, slots := slices.Index(ev, "pg promote"), slices.Index(ev, "pg slots pg2")
+	firstDCS := slices.IndexFunc(ev, func(e string) bool { return strings.HasPrefix(e, "dcs ") })
+	switch {
+	case promoted < 0 || slots < promoted:
+		t.Fatalf("promote then the replicas' slots, want both in that order: %q", ev)
+	case firstDCS >= 0 && firstDCS < slots:
+		t.Fatalf("an etcd call (%s) came before the slots: %q", ev[firstDCS], ev)
 	}
 }

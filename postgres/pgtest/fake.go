@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,8 +254,13 @@ func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, time
 	return nil, nil
 }
 
-func (f *Fake) EnsureSlots(ctx context.Context, members []string) error { return nil }
-func (f *Fake) WriteHBA(memberHosts []string) (bool, error)             { return false, nil }
+func (f *Fake) EnsureSlots(ctx context.Context, members []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("slots " + strings.Join(members, ","))
+	return nil
+}
+func (f *Fake) WriteHBA(memberHosts []string) (bool, error) { return false, nil }
 
 // NewEmpty returns a fake with an empty data directory (bootstrap, clone).
 func NewEmpty(sysID uint64) *Fake {
