@@ -157,9 +157,15 @@ func testMostAdvancedRound(t *testing.T) {
 // PostgreSQL). A replica takes over; when the old host resumes, its agent
 // fences at once (its lease deadline is long past) and it rejoins as a
 // replica of the new primary. A client hammering the old primary's port
-// from the moment it resumes gets no write acknowledged.
+// from the moment it resumes gets no write acknowledged. The cluster runs
+// in synchronous mode: without a watchdog that is what makes this a
+// guarantee rather than a race the agent usually wins — agent and
+// PostgreSQL resume together, and an asynchronous primary could commit a
+// statement in the milliseconds before the fence (docs/watchdog.md); here
+// its commits wait for a standby that now follows the new primary.
 func TestFrozenPrimary(t *testing.T) {
-	c, old := startHealthy(t, testcluster.Options{})
+	c, old := startHealthy(t, testcluster.Options{DCS: syncOn(false)})
+	waitSyncStandby(t, c, old, replicateTimeout) // only a synchronous standby may take over
 	ctx := t.Context()
 	winner, _ := failOver(t, c, old, "e2e_frozen", "frozen host", old.Freeze)
 
@@ -266,7 +272,9 @@ func hammerOnce(ctx context.Context, n *testcluster.Node, id int64) error {
 	defer cancel()
 	cfg := n.ConnConfig()
 	cfg.ConnectTimeout = 500 * time.Millisecond
-	cfg.RuntimeParams["statement_timeout"] = "500"
+	// No statement_timeout: a server-side cancel of a commit waiting for
+	// its synchronous standby reports the commit as done (with a
+	// warning). The context's end cancels from the client: an error.
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
