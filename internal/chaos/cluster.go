@@ -17,12 +17,9 @@ import (
 )
 
 // Fixed addresses inside the namespaces: every node and member has an IP
-// of its own, so the ports can be the same everywhere, but for
-// PostgreSQL's: its unix socket and lock file go to /tmp (Regent manages
-// unix_socket_directories), which every namespace shares, so node i
-// listens on pgBasePort+i.
+// of its own, so the ports can be the same everywhere.
 const (
-	pgBasePort     = 15432
+	pgPort         = 15432
 	apiPort        = 18008
 	etcdClientPort = 12379
 	etcdPeerPort   = 12380

@@ -110,7 +110,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		Name: name, Host: h, Dir: dir, DataDir: filepath.Join(dir, "data"),
 		ConfigPath: filepath.Join(dir, "regent.yml"),
 		LogPath:    filepath.Join(c.base, "logs", name+".log"),
-		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgBasePort+i),
+		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
 		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.nsPath)},
@@ -120,6 +120,11 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		return nil, err
 	}
 	if err := c.user.MkdirOwned(dir); err != nil {
+		return nil, err
+	}
+	// The unix socket goes in the node directory: /tmp is shared by every
+	// namespace and the port is the same in all of them.
+	if err := c.user.MkdirOwned(filepath.Join(dir, "run")); err != nil {
 		return nil, err
 	}
 	if err := n.writeConfig(); err != nil {
@@ -166,6 +171,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 			"replication":     map[string]any{"username": replUser, "password": replPassword},
 			"parameters": map[string]any{
 				"max_connections": 40, "shared_buffers": "16MB", "fsync": "off",
+				"unix_socket_directories": filepath.Join(n.Dir, "run"),
 			},
 			"pg_hba": []string{
 				"host all all " + subnet + " scram-sha-256",
@@ -240,10 +246,9 @@ func (n *Node) stop(timeout time.Duration) error {
 
 // ConnConfig is a superuser connection config for the node's PostgreSQL.
 func (n *Node) ConnConfig() *pgx.ConnConfig {
-	host, port, _ := strings.Cut(n.PGAddr, ":")
 	cfg, err := pgx.ParseConfig(fmt.Sprintf(
-		"host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable",
-		host, port, superuser, superPassword))
+		"host=%s port=%d user=%s password=%s dbname=postgres sslmode=disable",
+		n.Host.IP, pgPort, superuser, superPassword))
 	if err != nil {
 		panic(fmt.Sprintf("chaos: bad connection string: %v", err))
 	}
