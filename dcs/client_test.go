@@ -9,11 +9,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/freeport"
 )
 
 func TestConnectToDeadEndpointFailsWithinDialTimeout(t *testing.T) {
-	port, err := etcdembed.FreePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/freeport"
 )
 
 // startCluster starts a three-member embedded etcd cluster. The members
@@ -17,8 +18,8 @@ func startCluster(t *testing.T) []etcdembed.Config {
 	cfgs := make([]etcdembed.Config, 3)
 	var initial string
 	for i := range cfgs {
-		cp, err1 := etcdembed.FreePort()
-		pp, err2 := etcdembed.FreePort()
+		cp, err1 := freeport.Pick()
+		pp, err2 := freeport.Pick()
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regent-ha/regent/internal/freeport"
 )
 
 // Passwords with quotes, backslashes and spaces prove the quoting of
@@ -52,15 +52,14 @@ func requirePostgres(t *testing.T) {
 	}
 }
 
-// freePort picks a free TCP port on 127.0.0.1.
+// freePort picks a free TCP port on 127.0.0.1, below the ephemeral range.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // testDir returns a temporary directory the PostgreSQL user can traverse

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/regent-ha/regent/internal/freeport"
 	"github.com/regent-ha/regent/internal/testcluster"
 	"github.com/regent-ha/regent/postgres"
 )
@@ -120,12 +120,10 @@ func standalonePostgres(t *testing.T, ssn string) *postgres.Instance {
 	if err := testcluster.OpenPath(dir); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cfg := postgres.Config{
 		DataDir:     filepath.Join(dir, "data"),
 		Listen:      fmt.Sprintf("127.0.0.1:%d", port),

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,23 +52,6 @@ type Node struct {
 	cmd     *exec.Cmd
 	owner   runAs
 	binary  string
-}
-
-// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago: their listeners are all open at once, so the kernel cannot
-// hand out one port twice.
-func freePorts(ctx context.Context, n int) (ports []int, err error) {
-	var lc net.ListenConfig
-	for range n {
-		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		// A port is free only once its listener is closed.
-		defer func() { err = errors.Join(err, l.Close()) }()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Endpoints returns the embedded etcd's client URLs.

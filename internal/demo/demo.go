@@ -13,6 +13,7 @@ import (
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/clusterlist"
 	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/freeport"
 )
 
 // Options configures a demo run.
@@ -112,7 +113,7 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return c, fmt.Errorf("connect to embedded etcd: %w", err)
 	}
-	ports, err := freePorts(ctx, 2*o.Nodes) // PostgreSQL's and the REST API's of each node
+	ports, err := freeport.PickN(2 * o.Nodes) // PostgreSQL's and the REST API's of each node
 	if err != nil {
 		return c, err
 	}

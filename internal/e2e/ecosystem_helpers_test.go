@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/freeport"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -129,7 +129,7 @@ func haproxyEnv(t *testing.T, cfg string, p *haproxyProc, c *testcluster.Cluster
 // freeAddr returns a local address no one listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := etcdembed.FreePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -350,12 +349,7 @@ func TestOperatorRegentctl(t *testing.T) {
 func TestOperatorRegentctlUnreachableEtcd(t *testing.T) {
 	const timeout = 3 * time.Second
 	bin := regentctlBinary(t)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedAddr := freeAddr(t)
 	silent := silentListener(t)
 	for _, ep := range []struct{ what, addr string }{{"nothing listening", closedAddr}, {"silent listener", silent}} {
 		for _, cmd := range [][]string{{"list"}, {"pause", "--wait"}} {

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/regent-ha/regent/internal/freeport"
 	"github.com/regent-ha/regent/internal/zapslog"
 )
 
@@ -105,7 +105,7 @@ func urlOrFree(u string) (string, error) {
 	if u != "" {
 		return u, nil
 	}
-	port, err := FreePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return "", err
 	}
@@ -121,17 +121,3 @@ func (e *Server) Endpoints() []string { return []string{e.cfg.ClientURL} }
 
 // Close stops the server and waits for it; it is idempotent.
 func (e *Server) Close() { e.close.Do(e.etcd.Close) }
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0") //nolint:noctx // binding a loopback port does not wait; there is nothing to cancel
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	// The port is free only once the listener is closed.
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	return port, nil
-}

@@ -103,20 +103,19 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 	c.reaped = make(chan struct{})
 	go proc.ReapLoop(c.ctx, c.reaped)
 	t.Cleanup(c.cleanup)
-	ports := &portPicker{seen: map[int]bool{}}
-	if err := c.startEtcd(ports); err != nil {
+	if err := c.startEtcd(); err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
 	for i := 1; i <= opts.Nodes; i++ {
-		if _, err := c.newNode(fmt.Sprintf("pg%d", i), ports); err != nil {
+		if _, err := c.newNode(fmt.Sprintf("pg%d", i)); err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
 	}
 	return c
 }
 
-func (c *Cluster) newNode(name string, ports *portPicker) (*Node, error) {
-	pgPort, apiPort, err := ports.two()
+func (c *Cluster) newNode(name string) (*Node, error) {
+	pgPort, apiPort, err := twoPorts()
 	if err != nil {
 		return nil, err
 	}

@@ -12,41 +12,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regent-ha/regent/internal/etcdembed"
+	"github.com/regent-ha/regent/internal/freeport"
 )
 
 // etcdStartTimeout bounds an embedded etcd start (a one-member cluster
 // elects itself within a second or two; restart replays its WAL).
 const etcdStartTimeout = 30 * time.Second
 
-// portPicker hands out distinct free ports.
-type portPicker struct{ seen map[int]bool }
-
-func (p *portPicker) next() (int, error) {
-	for range 20 {
-		port, err := etcdembed.FreePort()
-		if err != nil {
-			return 0, fmt.Errorf("pick a free port: %w", err)
-		}
-		if !p.seen[port] {
-			p.seen[port] = true
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("pick a free port: kept getting ports already handed out")
-}
-
-// two hands out two distinct free ports (a server's two listeners).
-func (p *portPicker) two() (int, int, error) {
-	a, err := p.next()
-	if err != nil {
-		return 0, 0, err
-	}
-	b, err := p.next()
-	return a, b, err
-}
-
-func (c *Cluster) startEtcd(ports *portPicker) error {
-	clientPort, peerPort, err := ports.two()
+func (c *Cluster) startEtcd() error {
+	clientPort, peerPort, err := twoPorts()
 	if err != nil {
 		return err
 	}
@@ -219,4 +193,13 @@ func (c *Cluster) get(ctx context.Context, key string) ([]byte, error) {
 		return nil, nil
 	}
 	return resp.Kvs[0].Value, nil
+}
+
+// twoPorts hands out two distinct free ports (a server's two listeners).
+func twoPorts() (int, int, error) {
+	ports, err := freeport.PickN(2)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ports[0], ports[1], nil
 }
