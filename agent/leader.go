@@ -57,6 +57,7 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return err
 	}
 	promotedAt := time.Now()
+	a.routeAfterPromotion(ctx, s.View)
 	// The member that won the key clears the request (Patroni: {}).
 	a.clearFailoverKey(ctx)
 	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
