@@ -57,7 +57,6 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return err
 	}
 	promotedAt := time.Now()
-	a.routeAfterPromotion(ctx, s.View)
 	// The member that won the key clears the request (Patroni: {}).
 	a.clearFailoverKey(ctx)
 	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
@@ -124,6 +123,9 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 		return fmt.Errorf("promote: %w", err)
 	}
 	a.role = RolePrimary
+	// Out of recovery and holding the key: the routers may send traffic
+	// here now, beside the loop, while the checkpoint below runs.
+	a.routeAfterPromotion(ctx, v)
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}

@@ -111,7 +111,7 @@ func appendRouting(r *switchover.Record, stage switchover.Stage, p routing.Point
 func (a *Agent) pauseRouting(ctx context.Context, r *switchover.Record) {
 	id := r.ID
 	a.startRouting(ctx, routing.PointPause, id, func(results []routing.Result) {
-		err := routing.FirstError(results)
+		err := routing.AbortError(routing.PointPause, results)
 		if _, uerr := a.updateRecord(ctx, id, func(r *switchover.Record) error {
 			appendRouting(r, switchover.StagePreFlight, routing.PointPause, results)
 			r.UpdateRouting(func(s *switchover.RoutingState) {

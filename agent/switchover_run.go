@@ -225,13 +225,14 @@ func (a *Agent) handOver(ctx context.Context, r *switchover.Record, cand switcho
 // switchover.Next chooses it only once the background stop has ended
 // (before that it waits: switchover.AwaitStop).
 func (a *Agent) failBeforePromote(ctx context.Context, s Snapshot, r *switchover.Record, state switchover.State, f switchover.Failure) error {
-	if rs := r.RoutingState(); rs.Paused || rs.PauseFailed != "" {
-		a.restoreRouting(ctx, r.ID)
-	}
 	if a.quiesce != nil || !s.PG.Running {
 		// A switchover that ended before its quiesce (a failed pause)
 		// never stopped PostgreSQL: it is the primary already.
 		a.restorePrimary(ctx)
+	}
+	if rs := r.RoutingState(); rs.Paused || rs.PauseFailed != "" {
+		// After the start: traffic resumes to a running primary.
+		a.restoreRouting(ctx, r.ID)
 	}
 	a.clearFailoverKey(ctx)
 	return a.closeSwitchover(ctx, r.ID, state, f)

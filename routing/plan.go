@@ -56,6 +56,11 @@ const (
 	HAProxyDrain
 	// Hook: run the point's command.
 	Hook
+	// HAProxyHold: `set server B/S state drain` for the old primary at
+	// pause: new connections stop going to a server about to stop (they
+	// would wait out HAProxy's connect retries there); its open sessions
+	// run on until PostgreSQL stops.
+	HAProxyHold
 )
 
 // Action is one call to one router; Index picks the configured entry.
@@ -71,12 +76,9 @@ func (a Action) Describe(c Config) string {
 	case PgBouncerPause, PgBouncerResume, PgBouncerRepoint:
 		verb := map[ActionKind]string{PgBouncerPause: "PAUSE", PgBouncerResume: "RESUME", PgBouncerRepoint: "repoint (include file, RELOAD, RESUME)"}[a.Kind]
 		return fmt.Sprintf("pgbouncer[%d] %s %s", a.Index, verb, strings.Join(c.PgBouncer[a.Index].Databases, ","))
-	case HAProxyReady, HAProxyDrain:
+	case HAProxyReady, HAProxyDrain, HAProxyHold:
 		h := c.HAProxy[a.Index]
-		verb := "ready"
-		if a.Kind == HAProxyDrain {
-			verb = "drain and shut sessions of"
-		}
+		verb := map[ActionKind]string{HAProxyReady: "ready", HAProxyDrain: "drain and shut sessions of", HAProxyHold: "drain"}[a.Kind]
 		return fmt.Sprintf("haproxy[%d] %s %s/%s", a.Index, verb, h.Backend, h.server(a.Member))
 	}
 	return "hook"
@@ -93,15 +95,20 @@ func Plan(c Config, p Point, t Target) []Action {
 			out = append(out, Action{Kind: kind, Index: i})
 		}
 	}
+	haproxy := func(kind ActionKind) {
+		for i := range c.HAProxy {
+			out = append(out, Action{Kind: kind, Index: i, Member: t.Leader})
+		}
+	}
 	switch p {
 	case PointPause:
 		pgb(PgBouncerPause)
+		haproxy(HAProxyHold)
 	case PointRestore:
 		pgb(PgBouncerResume)
+		haproxy(HAProxyReady)
 	case PointRepoint, PointFailover:
-		for i := range c.HAProxy {
-			out = append(out, Action{Kind: HAProxyReady, Index: i, Member: t.Leader})
-		}
+		haproxy(HAProxyReady)
 		pgb(PgBouncerRepoint)
 		others := slices.Sorted(slices.Values(t.Others))
 		for i := range c.HAProxy {
@@ -135,11 +142,24 @@ const (
 // SeverityOf: only the pause can abort — before it nothing has changed
 // and the old primary is still writable; every later point comes after
 // the promotion, the point of no return, where the only way is forward.
-func SeverityOf(p Point) Severity {
-	if p == PointPause {
+// At the pause, HAProxy's drain of the old primary is a courtesy (its
+// health checks see /primary turn 503 anyway): a failure there warns.
+func SeverityOf(p Point, k ActionKind) Severity {
+	if p == PointPause && k != HAProxyHold {
 		return Abort
 	}
 	return Warn
+}
+
+// AbortError returns the first failure of results that aborts at p
+// (SeverityOf), or nil.
+func AbortError(p Point, results []Result) error {
+	for _, r := range results {
+		if r.Err != nil && SeverityOf(p, r.Action.Kind) == Abort {
+			return fmt.Errorf("%s: %w", r.Desc, r.Err)
+		}
+	}
+	return nil
 }
 
 // Result is one action's outcome.

@@ -19,11 +19,11 @@ func TestPlan(t *testing.T) {
 		want  []Action
 	}{
 		{"nothing configured", Config{}, PointRepoint, nil},
-		{"pause: every pooler, then the hook", full, PointPause, []Action{
-			{Kind: PgBouncerPause, Index: 0}, {Kind: PgBouncerPause, Index: 1}, {Kind: Hook}}},
-		{"pause without poolers: HAProxy waits for the promotion", Config{HAProxy: []HAProxy{ha}}, PointPause, nil},
-		{"restore resumes the poolers; no restore hook configured", full, PointRestore, []Action{
-			{Kind: PgBouncerResume, Index: 0}, {Kind: PgBouncerResume, Index: 1}}},
+		{"pause: every pooler, drain the old primary, then the hook", full, PointPause, []Action{
+			{Kind: PgBouncerPause, Index: 0}, {Kind: PgBouncerPause, Index: 1}, {Kind: HAProxyHold, Index: 0, Member: "pg2"}, {Kind: Hook}}},
+		{"pause without poolers: HAProxy only drains", Config{HAProxy: []HAProxy{ha}}, PointPause, []Action{{Kind: HAProxyHold, Index: 0, Member: "pg2"}}},
+		{"restore resumes the poolers and readies the old primary; no restore hook configured", full, PointRestore, []Action{
+			{Kind: PgBouncerResume, Index: 0}, {Kind: PgBouncerResume, Index: 1}, {Kind: HAProxyReady, Index: 0, Member: "pg2"}}},
 		{"repoint: ready the leader first, poolers, drain the others once each, hook", full, PointRepoint, []Action{
 			{Kind: HAProxyReady, Index: 0, Member: "pg2"},
 			{Kind: PgBouncerRepoint, Index: 0}, {Kind: PgBouncerRepoint, Index: 1},
@@ -43,10 +43,33 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSeverityOf(t *testing.T) {
-	for p, want := range map[Point]Severity{PointPause: Abort, PointRestore: Warn, PointRepoint: Warn, PointFailover: Warn} {
-		if got := SeverityOf(p); got != want {
-			t.Errorf("SeverityOf(%s) = %d, want %d", p, got, want)
+	for _, tc := range []struct {
+		p    Point
+		k    ActionKind
+		want Severity
+	}{
+		{PointPause, PgBouncerPause, Abort},
+		{PointPause, Hook, Abort},
+		{PointPause, HAProxyHold, Warn},
+		{PointRestore, PgBouncerResume, Warn},
+		{PointRepoint, PgBouncerRepoint, Warn},
+		{PointRepoint, Hook, Warn},
+		{PointFailover, HAProxyReady, Warn},
+	} {
+		if got := SeverityOf(tc.p, tc.k); got != tc.want {
+			t.Errorf("SeverityOf(%s, %d) = %d, want %d", tc.p, tc.k, got, tc.want)
 		}
+	}
+	results := []Result{
+		{Action: Action{Kind: HAProxyHold}, Desc: "haproxy[0] drain primary/pg1", Err: ErrRefused},
+		{Action: Action{Kind: PgBouncerPause}, Desc: "pgbouncer[0] PAUSE app"},
+	}
+	if err := AbortError(PointPause, results); err != nil {
+		t.Errorf("a failed HAProxy drain at pause aborts: %v", err)
+	}
+	results[1].Err = ErrRefused
+	if err := AbortError(PointPause, results); err == nil || err.Error() != "pgbouncer[0] PAUSE app: refused" {
+		t.Errorf("AbortError = %v, want the PAUSE's failure", err)
 	}
 }
 

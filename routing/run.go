@@ -83,6 +83,9 @@ func (r *Runner) run(ctx context.Context, p Point, t Target, a Action) error {
 		h := r.Config.HAProxy[a.Index]
 		ref := h.Backend + "/" + h.server(a.Member)
 		return r.haproxy(ctx, h, "set server "+ref+" state drain", "shutdown sessions server "+ref)
+	case HAProxyHold:
+		h := r.Config.HAProxy[a.Index]
+		return r.haproxy(ctx, h, "set server "+h.Backend+"/"+h.server(a.Member)+" state drain")
 	case Hook:
 		return r.hook(ctx, p, t)
 	}
@@ -100,9 +103,9 @@ func (r *Runner) pgbouncer(ctx context.Context, pb PgBouncer, timeout time.Durat
 		}
 		if err != nil {
 			if cctx.Err() != nil && ctx.Err() == nil {
-				return fmt.Errorf("%s %s: no answer within %s: %w", verb, db, timeout, err)
+				return fmt.Errorf("database %s: no answer within %s: %w", db, timeout, err)
 			}
-			return fmt.Errorf("%s %s: %w", verb, db, err)
+			return fmt.Errorf("database %s: %w", db, err)
 		}
 	}
 	return nil
