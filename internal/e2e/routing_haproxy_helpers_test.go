@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,14 +23,7 @@ import (
 // the agents can use it.
 func haproxyAdmin(t *testing.T) (socket, cfgFile string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "regent-haproxy-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedTempDir(t)
 	socket = filepath.Join(dir, "admin.sock")
 	cfgFile = filepath.Join(dir, "admin.cfg")
 	text := fmt.Sprintf("global\n    stats socket %s mode 666 level admin\n", socket)
@@ -187,7 +181,7 @@ func (sc *stmtClients) waitAcks(t *testing.T, port int, since time.Time, n int, 
 		sc.mu.Lock()
 		defer sc.mu.Unlock()
 		got := 0
-		var last error
+		last := errors.New("none")
 		for _, a := range sc.attempts {
 			if a.err == nil && a.port == port && !a.at.Before(since) {
 				got++
@@ -197,7 +191,7 @@ func (sc *stmtClients) waitAcks(t *testing.T, port int, since time.Time, n int, 
 			}
 		}
 		if got < n {
-			return fmt.Errorf("%d of %d acknowledged by port %d (%d tries; last error: %v)", got, n, port, len(sc.attempts), last)
+			return fmt.Errorf("%d of %d acknowledged by port %d (%d tries; last error: %w)", got, n, port, len(sc.attempts), last)
 		}
 		return nil
 	})
@@ -229,6 +223,29 @@ func watchPromotion(t *testing.T, n *testcluster.Node, timeout time.Duration) <-
 			case <-tick.C:
 			}
 		}
+	}()
+	return out
+}
+
+// watchAnyPromotion watches every node of nodes and reports the first
+// one's promotion instant.
+func watchAnyPromotion(t *testing.T, nodes []*testcluster.Node, timeout time.Duration) <-chan time.Time {
+	t.Helper()
+	out := make(chan time.Time, len(nodes))
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		ch := watchPromotion(t, n, timeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if at, ok := <-ch; ok {
+				out <- at
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(out)
 	}()
 	return out
 }

@@ -44,23 +44,29 @@ func newPgBouncer(t *testing.T) *pgbouncerProc {
 	if _, err := exec.LookPath("pgbouncer"); err != nil {
 		t.Fatalf("pgbouncer is not installed: apt-get install -y pgbouncer (.ci/run installs it): %v", err)
 	}
-	dir, err := os.MkdirTemp("", "regent-pgbouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	dir := sharedTempDir(t)
 	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
 	uid, gid := postgresIDs(t)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.Chown(dir, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini"), done: make(chan struct{})}
+}
+
+// sharedTempDir is a t.TempDir() the postgres OS user can reach (the
+// test's directories are 0700).
+func sharedTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // postgresIDs: the OS user agents and PostgreSQL run as (ourselves when

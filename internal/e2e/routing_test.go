@@ -178,7 +178,9 @@ func TestPgBouncerPauseTimeoutAborts(t *testing.T) {
 // runtime API; the old primary drained at the pause, so no client waits
 // out HAProxy's connect retries on it); the plain one waits for its
 // health checks. Failed statements and the longest gap between
-// acknowledged writes per switchover are reported for both.
+// acknowledged writes per switchover are reported for both. Then the
+// primary is killed: the failover's winner readies itself in the
+// integrated HAProxy too.
 func TestHAProxyRuntimeAPISwitchovers(t *testing.T) {
 	const table, switchovers, promotionBound = "e2e_haproxy_api", 3, 100 * time.Millisecond
 	// checkInterval is the example's `inter 1s`: a first write later than
@@ -258,6 +260,23 @@ func TestHAProxyRuntimeAPISwitchovers(t *testing.T) {
 	if median := delays[len(delays)/2]; median > promotionBound {
 		t.Errorf("the new primary got its first write through the integrated HAProxy a median %s after its promotion (%v), want ≤ %s", median.Round(time.Millisecond), delays, promotionBound)
 	}
+	// Automatic failover: the primary's host dies; the winner readies its
+	// own server through the runtime API right after it promotes.
+	promoted := watchAnyPromotion(t, c.Others(leader.Name), failoverWait)
+	killedAt := time.Now()
+	leader.Kill(t)
+	winner := waitNewLeader(t, c, leader.Name, failoverWait)
+	at, ok := <-promoted
+	if !ok {
+		t.Fatalf("no replica observed out of recovery after the kill")
+	}
+	withAPI.waitAcks(t, winner.PGPort, killedAt, 50, "writes to "+winner.Name+" through the integrated HAProxy after the failover")
+	first, _ := withAPI.firstAck(winner.PGPort, killedAt)
+	t.Logf("failover to %s: first write through the integrated HAProxy %s after its promotion", winner.Name, first.Sub(at).Round(time.Millisecond))
+	if first.Sub(at) > checkInterval {
+		t.Errorf("failover: the integrated HAProxy sent %s its first write %s after its promotion, want < %s (before any health check)", winner.Name, first.Sub(at).Round(time.Millisecond), checkInterval)
+	}
+
 	t.Logf("HAProxy over %d switchovers (4 clients, a try every 10 ms each): failed statements per switchover %.1f with the runtime API, %.1f without; longest gap %s with, %s without; slowest first write after promotion %s",
 		switchovers, float64(with.failed)/switchovers, float64(wout.failed)/switchovers, with.gap.Round(time.Millisecond), wout.gap.Round(time.Millisecond), slowest.Round(time.Millisecond))
 }
