@@ -88,7 +88,8 @@ type prodDeployment struct {
 	hosts map[string]*netns.Host
 	user  testcluster.OSUser
 	bins  map[string]string // regent, regentctl, chaos-etcd
-	env   []string          // the page's regent.env and the etcd root password
+	env   []string          // the page's regent.env: the agents' environment
+	admin []string          // env and the etcd root password: the page's commands' environment
 	procs map[string]*proc.Handle
 	ctx   context.Context
 }
@@ -145,7 +146,8 @@ func newProdDeployment(t *testing.T, doc *prodDoc) *prodDeployment {
 			t.Fatal(err)
 		}
 	}
-	d.env = append(doc.env(t), "ETCD_ROOT_PASSWORD=test-etcd-root")
+	d.env = doc.env(t)
+	d.admin = append(append([]string(nil), d.env...), "ETCD_ROOT_PASSWORD=test-etcd-root")
 	return d
 }
 
@@ -163,7 +165,7 @@ func (d *prodDeployment) step(b docBlock) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = d.box.hostDir(b.host)
-	cmd.Env = append(os.Environ(), d.env...)
+	cmd.Env = append(os.Environ(), d.admin...)
 	cmd.Env = append(cmd.Env, "PATH="+filepath.Dir(d.bins["regentctl"])+":"+os.Getenv("PATH"))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
