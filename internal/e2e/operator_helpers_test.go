@@ -203,10 +203,7 @@ type testPKI struct {
 // user can read.
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	if err := testcluster.OpenPath(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := testcluster.OpenTempDir(t)
 	user, err := testcluster.LookupOSUser()
 	if err != nil {
 		t.Fatal(err)
