@@ -23,7 +23,7 @@ import (
 // the agents can use it.
 func haproxyAdmin(t *testing.T) (socket, cfgFile string) {
 	t.Helper()
-	dir := sharedTempDir(t)
+	dir := testcluster.OpenTempDir(t)
 	socket = filepath.Join(dir, "admin.sock")
 	cfgFile = filepath.Join(dir, "admin.cfg")
 	text := fmt.Sprintf("global\n    stats socket %s mode 666 level admin\n", socket)

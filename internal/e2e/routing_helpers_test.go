@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -44,45 +43,35 @@ func newPgBouncer(t *testing.T) *pgbouncerProc {
 	if _, err := exec.LookPath("pgbouncer"); err != nil {
 		t.Fatalf("pgbouncer is not installed: apt-get install -y pgbouncer (.ci/run installs it): %v", err)
 	}
-	dir := sharedTempDir(t)
+	dir := testcluster.OpenTempDir(t)
 	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, gid := postgresIDs(t)
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	chownToAgents(t, dir)
 	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini"), done: make(chan struct{})}
 }
 
-// sharedTempDir is a t.TempDir() the postgres OS user can reach (the
-// test's directories are 0700).
-func sharedTempDir(t *testing.T) string {
+// agentsUser is the OS user agents and PostgreSQL run as; its
+// credential is nil when the tests do not run as root.
+func agentsUser(t *testing.T) *syscall.Credential {
 	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// postgresIDs: the OS user agents and PostgreSQL run as (ourselves when
-// not root).
-func postgresIDs(t *testing.T) (uid, gid int) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return os.Geteuid(), os.Getegid()
-	}
-	u, err := user.Lookup("postgres")
+	u, err := testcluster.LookupOSUser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	return uid, gid
+	return u.Credential()
+}
+
+// chownToAgents gives path to the agents' user (nothing to do when the
+// tests run as that user).
+func chownToAgents(t *testing.T, path string) {
+	t.Helper()
+	if cred := agentsUser(t); cred != nil {
+		if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // routingConfig is the routing section every node gets: this PgBouncer,
@@ -108,14 +97,11 @@ func (p *pgbouncerProc) adminConnString() string {
 // setup) and runs PgBouncer until the test ends.
 func (p *pgbouncerProc) start(t *testing.T, primary *testcluster.Node) {
 	t.Helper()
-	uid, gid := postgresIDs(t)
 	write := func(path, text string) {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chown(path, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+		chownToAgents(t, path)
 	}
 	cfg := routing.PgBouncer{Databases: []string{pgbouncerDatabase},
 		ConnectOptions: fmt.Sprintf("user=%s password=%s", testcluster.SuperuserName, testcluster.SuperuserPassword)}
@@ -137,8 +123,8 @@ server_login_retry = 1
 %%include %s
 `, p.port, p.dir, p.dir, p.dir, testcluster.SuperuserName, p.include))
 	cmd := exec.CommandContext(t.Context(), "pgbouncer", ini)
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if cred := agentsUser(t); cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} // PgBouncer refuses to run as root
 	}
 	out := &logLines{t: t, prefix: "[pgbouncer]"}
 	cmd.Stdout, cmd.Stderr = out, out
