@@ -22,7 +22,7 @@
 //
 // The sections' types stay owned by the packages that consume them —
 // dcs.Config, restapi.Config, postgres.Config, fencing.Config and
-// fencing.HookConfig — each with its SetDefaults and Validate; Config
+// fencing.HookConfig, routing.Config — each with its SetDefaults and Validate; Config
 // composes them and calls both.
 //
 // It never does I/O beyond reading the file it is given: the agent reads
