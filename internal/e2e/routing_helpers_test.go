@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,4 +362,20 @@ func (tc *txClients) missing(t *testing.T, n *testcluster.Node, table string) []
 		}
 	}
 	return lost
+}
+
+// startQualifiedSwitchover starts a switchover once a dry run says the
+// candidate qualifies: right after a burst of writes its published lag
+// can exceed maximum_lag_on_failover for a moment (a legitimate 412).
+func startQualifiedSwitchover(t *testing.T, n *testcluster.Node, req switchoverReq) string {
+	t.Helper()
+	dry := req
+	dry.DryRun = true
+	testcluster.Poll(t, replicateTimeout, "a dry run of the switchover to "+req.To+" passing", func(context.Context) error {
+		if code, body := patchSwitchover(t, n, dry); code != http.StatusOK {
+			return fmt.Errorf("dry run: %d %s", code, body)
+		}
+		return nil
+	})
+	return startSwitchover(t, n, req)
 }

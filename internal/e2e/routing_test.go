@@ -54,7 +54,7 @@ func TestPgBouncerSwitchoversLoseNoTransaction(t *testing.T) {
 
 	for i := range switchovers {
 		to := c.Others(leader.Name)[i%2]
-		id := startSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "routing e2e"})
+		id := startQualifiedSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "routing e2e"})
 		rec := waitRecord(t, to, id, switchoverWait, "closed", closed)
 		if rec.State != "completed" {
 			t.Fatalf("switchover %d (%s → %s) ended %s: %s", i+1, leader.Name, to.Name, rec.State, rec)
@@ -120,7 +120,7 @@ func TestPgBouncerPauseTimeoutAborts(t *testing.T) {
 	}
 
 	to := c.Others(leader.Name)[0]
-	id := startSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "pause timeout e2e"})
+	id := startQualifiedSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "pause timeout e2e"})
 	rec := waitRecord(t, leader, id, switchoverWait, "closed", closed)
 	t.Logf("record: %s", rec)
 	if rec.State != "failed" || rec.Failure == nil || !strings.Contains(rec.Failure.Reason, "PAUSE") || !strings.Contains(rec.Failure.Reason, "aborted before QUIESCE_WRITES") {
@@ -217,7 +217,7 @@ func TestHAProxyRuntimeAPISwitchovers(t *testing.T) {
 		promoted := watchPromotion(t, to, switchoverWait)
 		began := time.Now()
 		failedBefore, failedBeforePlain := withAPI.failedSince(start), without.failedSince(start)
-		id := startSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "haproxy runtime API e2e"})
+		id := startQualifiedSwitchover(t, leader, switchoverReq{To: to.Name, Reason: "haproxy runtime API e2e"})
 		rec := waitRecord(t, to, id, switchoverWait, "closed", closed)
 		if rec.State != "completed" {
 			t.Fatalf("switchover %d (%s → %s) ended %s: %s", i+1, leader.Name, to.Name, rec.State, rec)
