@@ -16,6 +16,7 @@ import (
 	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/routing"
 	"github.com/regent-ha/regent/switchover"
 )
 
@@ -104,9 +105,11 @@ type Agent struct {
 	// Operator commands run by the loop between ticks.
 	commands      chan command
 	restartAt     *scheduledRestart
-	restart       *restartJob // a restart whose stop runs beside the loop
-	job           *job        // a clone or rewind running beside the loop
-	callbackRole  Role        // the role on_role_change last reported
+	restart       *restartJob     // a restart whose stop runs beside the loop
+	job           *job            // a clone or rewind running beside the loop
+	router        *routing.Runner // nil without a routing: section
+	routingJob    *job            // routing work running beside the loop
+	callbackRole  Role            // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -152,6 +155,9 @@ func New(o Options) (*Agent, error) {
 	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
 	// no path (the loop's, a switchover step's, a command's) can wait past
 	// retry_timeout or the lease deadline.
+	if o.Config.Routing.Enabled() {
+		a.router = routing.NewRunner(o.Config.Routing, o.Config.Scope)
+	}
 	a.dcs = boundedDCS{inner: o.DCS, bound: a.ioDeadline}
 	a.pg = boundedPostgres{Postgres: o.Postgres, bound: a.ioDeadline}
 	a.publishLimits()
@@ -194,9 +200,12 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = d
 	}
-	var stopped, restartStopped, jobDone <-chan error
+	var stopped, restartStopped, jobDone, routed <-chan error
 	if j := a.job; j != nil {
 		jobDone = j.done // act on the result as soon as the work ends
+	}
+	if j := a.routingJob; j != nil {
+		routed = j.done // a switchover goes on as soon as its routers answered
 	}
 	if r := a.restart; r != nil && r.stop != nil {
 		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
@@ -224,6 +233,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-jobDone:
 			a.endJob(a.job, err)
+			return
+		case err := <-routed:
+			a.endJob(a.routingJob, err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -260,6 +272,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.lastPlan = p
 	}
 	a.collectJob()
+	a.collectRouting()
 	if a.job == nil {
 		// A clone or rewind owns the data directory while it runs: the
 		// config (and its file writes) waits until it ends.

@@ -13,6 +13,7 @@ import (
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/routing"
 )
 
 // Config is regent.yml: the local settings of one member. Each section is
@@ -28,6 +29,7 @@ type Config struct {
 	Watchdog  fencing.Config     `yaml:"watchdog"`
 	Fence     fencing.HookConfig `yaml:"fence"`
 	Callbacks Callbacks          `yaml:"callbacks"`
+	Routing   routing.Config     `yaml:"routing"`
 	Tags      Tags               `yaml:"tags"`
 	Bootstrap Bootstrap          `yaml:"bootstrap"`
 	Log       Log                `yaml:"log"`
@@ -81,6 +83,7 @@ func (c *Config) SetDefaults() {
 	c.Watchdog.SetDefaults()
 	c.Fence.SetDefaults()
 	c.Callbacks.SetDefaults()
+	c.Routing.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -104,7 +107,7 @@ func (c *Config) Validate() error {
 	case strings.Contains(c.Scope, "/"):
 		errs = append(errs, fmt.Errorf("scope: %q must not contain '/'", c.Scope))
 	}
-	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate(), c.Callbacks.Validate())
+	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate(), c.Callbacks.Validate(), c.Routing.Validate())
 	if _, err := c.Tags.failoverPriority(); err != nil {
 		errs = append(errs, fmt.Errorf("tags.failover_priority: %w", err))
 	}
