@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "regent", buildinfo.Version)
+		fmt.Fprint(stdout, "regent ", buildinfo.Get())
 		return exitOK
 	case "validate":
 		return validate(args, stdout, stderr)
