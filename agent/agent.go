@@ -37,7 +37,10 @@ type Options struct {
 	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Notifier, when set, hears readiness, status and keep-alives from the
+	// loop (systemd Type=notify; notify.go).
+	Notifier Notifier
+	Logger   *slog.Logger
 	// Clock returns the current time with a monotonic reading; nil = time.Now.
 	Clock func() time.Time
 }
@@ -56,6 +59,9 @@ type Agent struct {
 	stonith StonithHook
 	metrics *Metrics
 	now     func() time.Time
+
+	notifier Notifier
+	notified notifyState // what the service manager was last told
 
 	// Loop-owned state.
 	dyn           config.Dynamic
@@ -141,7 +147,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
@@ -169,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.waitNextTick(ctx)
 	}
+	a.notifyStopping()
 	a.settleJob()
 	a.shutdown(context.WithoutCancel(ctx))
 	return runErr
@@ -207,12 +214,21 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
+	var keepalive <-chan time.Time
+	if every := a.keepaliveEvery(); every > 0 {
+		// Keep-alives between ticks come from here, the loop itself.
+		t := time.NewTicker(every)
+		defer t.Stop()
+		keepalive = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 			return
+		case <-keepalive:
+			a.keepalive()
 		case err := <-stopped:
 			a.quiesce.err, a.quiesce.done = err, true
 			return
@@ -298,6 +314,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.publish(ctx)
 	}
 	a.flushDecisions(ctx)
+	a.notifyTick(snap)
 	return err
 }
 
