@@ -18,8 +18,9 @@ import (
 //
 // Safety rule: nothing here touches etcd or PostgreSQL or decides
 // anything; a notification that cannot be sent is logged and retried on
-// the next tick, and never delays the loop past the socket's own bound
-// (internal/sdnotify: one second).
+// the next tick. A send waits at most 50 ms (internal/sdnotify), far
+// inside the smallest safety_margin (1 s), so it cannot carry a leader's
+// fence past its lease deadline.
 
 // notifyState is what the service manager was last told.
 type notifyState struct {

@@ -16,9 +16,12 @@ const (
 	envWatchdogPID = "WATCHDOG_PID"
 )
 
-// writeTimeout bounds one datagram: systemd reads its socket at once, but
-// a caller on the HA loop must never wait on it for long.
-const writeTimeout = time.Second
+// writeTimeout bounds one datagram. A unix datagram write blocks only
+// while the receiver's queue is full (systemd not reading); the caller is
+// the HA loop, whose leader must fence at its lease deadline, so the wait
+// stays far below the smallest safety_margin (1 s): a notification that
+// cannot go out at once is dropped with an error, never waited for.
+const writeTimeout = 50 * time.Millisecond
 
 // Notifier sends notifications to the service manager. Its methods are
 // safe for concurrent use.
@@ -106,7 +109,7 @@ func (n *Notifier) Send(lines ...string) error {
 		return fmt.Errorf("sdnotify: %w", err)
 	}
 	if _, err := n.conn.Write(msg); err != nil {
-		return fmt.Errorf("sdnotify: send %q: %w", msg, err)
+		return fmt.Errorf("sdnotify: send %.80q: %w", msg, err)
 	}
 	return nil
 }

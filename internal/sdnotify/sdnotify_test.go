@@ -120,3 +120,30 @@ func TestSendWithoutListenerFails(t *testing.T) {
 		t.Fatal("Send to a closed socket succeeded")
 	}
 }
+
+// TestSendDoesNotWaitForAFullQueue: a receiver that stops reading (a
+// stuck service manager) makes Send fail, not block the caller (the HA
+// loop) — each send is bounded by writeTimeout.
+func TestSendDoesNotWaitForAFullQueue(t *testing.T) {
+	_, name := listen(t, false) // never read
+	n, err := Dial(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = n.Close() }()
+	msg := strings.Repeat("x", 1024)
+	for i := 0; ; i++ {
+		start := time.Now()
+		err := n.Send("STATUS=" + msg)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("send %d took %s with a full queue, want about %s", i, took, writeTimeout)
+		}
+		if err != nil {
+			t.Logf("send %d failed as the queue filled: %v", i, err)
+			return
+		}
+		if i > 100000 {
+			t.Fatal("the queue never filled")
+		}
+	}
+}
