@@ -137,3 +137,23 @@ func TestServiceStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitingLoopSendsKeepalives: between ticks the loop itself sends
+// WATCHDOG=1 every half WatchdogSec (a tick alone, every loop_wait, may
+// come too rarely for a short WatchdogSec).
+func TestWaitingLoopSendsKeepalives(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	n := &fakeNotifier{watchdog: 40 * time.Millisecond}
+	h.agent.notifier = n
+	h.agent.nextTick = h.now.Add(time.Second) // one real second of waiting
+	h.agent.waitNextTick(t.Context())
+	got := n.take()
+	if len(got) < 5 {
+		t.Fatalf("one second of waiting with WatchdogSec=40ms sent %d keep-alives, want about 50", len(got))
+	}
+	for _, m := range got {
+		if m != "WATCHDOG=1" {
+			t.Errorf("between ticks sent %q, want only WATCHDOG=1", m)
+		}
+	}
+}
