@@ -54,7 +54,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/regent ./cmd/regentctl ./cmd/regent-demo
 
 # Static (CGO_ENABLED=0): they run on any Linux of the architecture, no libc
-# needed. Without the symbol table and DWARF (-s -w: a third smaller; panics
+# needed. Without the symbol table and DWARF (-s -w: about 30% smaller; panics
 # still print full stacks). Always rebuilt (go build is incremental): a stale binary under a
 # new version would be the worst kind of artifact.
 binaries:
