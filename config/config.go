@@ -149,7 +149,7 @@ func (c *Config) BootstrapDynamic() (Dynamic, error) {
 		return DefaultDynamic(), nil
 	}
 	// Round-trip through JSON so values have the types the config key will hold.
-	raw, err := json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+	raw, err := json.Marshal(NormalizeYAML(c.Bootstrap.DCS))
 	if err != nil {
 		return Dynamic{}, fmt.Errorf("not representable as JSON: %w", err)
 	}
@@ -169,28 +169,31 @@ func (c *Config) BootstrapDCSJSON() ([]byte, error) {
 	if c.Bootstrap.DCS == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+	return json.Marshal(NormalizeYAML(c.Bootstrap.DCS))
 }
 
-// normalizeYAML turns map[any]any (from nested YAML) into map[string]any.
-func normalizeYAML(v any) any {
+// NormalizeYAML turns a YAML-decoded value into one encoding/json can
+// encode: every map[any]any (from nested YAML) becomes a map[string]any
+// with its keys formatted by fmt.Sprint, recursively, lists included.
+// regentctl edit-config reads an edited document with it too.
+func NormalizeYAML(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[k] = normalizeYAML(e)
+			out[k] = NormalizeYAML(e)
 		}
 		return out
 	case map[any]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[fmt.Sprint(k)] = normalizeYAML(e)
+			out[fmt.Sprint(k)] = NormalizeYAML(e)
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
-			out[i] = normalizeYAML(e)
+			out[i] = NormalizeYAML(e)
 		}
 		return out
 	}
