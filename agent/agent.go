@@ -38,7 +38,10 @@ type Options struct {
 	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Notifier, when set, hears readiness, status and keep-alives from the
+	// loop (systemd Type=notify; notify.go).
+	Notifier Notifier
+	Logger   *slog.Logger
 	// Clock returns the current time with a monotonic reading; nil = time.Now.
 	Clock func() time.Time
 }
@@ -57,6 +60,9 @@ type Agent struct {
 	stonith StonithHook
 	metrics *Metrics
 	now     func() time.Time
+
+	notifier Notifier
+	notified notifyState // what the service manager was last told
 
 	// Loop-owned state.
 	dyn           config.Dynamic
@@ -147,7 +153,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
@@ -178,6 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.waitNextTick(ctx)
 	}
+	a.notifyStopping()
 	a.settleJob()
 	a.shutdown(context.WithoutCancel(ctx))
 	return runErr
@@ -219,12 +226,21 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
+	var keepalive <-chan time.Time
+	if every := a.keepaliveEvery(); every > 0 {
+		// Keep-alives between ticks come from here, the loop itself.
+		t := time.NewTicker(every)
+		defer t.Stop()
+		keepalive = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 			return
+		case <-keepalive:
+			a.keepalive()
 		case err := <-stopped:
 			a.quiesce.err, a.quiesce.done = err, true
 			return
@@ -314,6 +330,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.publish(ctx)
 	}
 	a.flushDecisions(ctx)
+	a.notifyTick(snap)
 	return err
 }
 
