@@ -62,6 +62,7 @@ type Agent struct {
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
+	walSeen       WALSeen // own WAL position across ticks (raceBackoff)
 	pgState       PGRunState
 	role          Role
 	lastPlan      Plan
