@@ -50,6 +50,9 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	// the leader seen before it).
 	a.trackLeader(s.View, s.Now)
 	s.LeaderlessSince = a.leaderlessSince
+	if l := s.View.LeaderName(); l != "" && l != a.name && s.PG.Running && s.PG.Status.Streaming {
+		a.streamLastSeen = s.Now
+	}
 	return s
 }
 
