@@ -62,20 +62,15 @@ type Agent struct {
 	lease         leadership // assigned only through setLease
 	lastKeepAlive time.Time
 	pgDownSince   time.Time
-	walSeen       WALSeen        // own WAL position across ticks (raceBackoff)
-	promotion     promotionTimes // the last promote's moments (rto.go)
-	// streamLastSeen: the last tick this replica's WAL receiver streamed
-	// while another member held the leader key (the detect phase).
-	streamLastSeen time.Time
-	pgState        PGRunState
-	role           Role
-	lastPlan       Plan
-	lastRewindTry  time.Time
-	floorRaises    bool // the standby was started above its configured settings (the start-time floor)
-	memberWritten  memberRecord
-	statusWritten  statusRecord
-	slotsFor       string
-	nextTick       time.Time
+	pgState       PGRunState
+	role          Role
+	lastPlan      Plan
+	lastRewindTry time.Time
+	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
+	memberWritten memberRecord
+	statusWritten statusRecord
+	slotsFor      string
+	nextTick      time.Time
 	// configErr is what this member could not apply of the cluster
 	// config ("" when it applies fully); paramsErr the parameters' part,
 	// kept until the parameters change.
@@ -84,6 +79,14 @@ type Agent struct {
 	// configRev is the ModRevision of the config key last applied: the
 	// loop re-reads the view every tick and re-parses only a new revision.
 	configRev int64
+
+	// Failover timing inputs: this replica's own WAL position across
+	// ticks (raceBackoff), the last tick its WAL receiver streamed while
+	// another member held the leader key (the detect phase), and the last
+	// promote's moments (rto.go).
+	walSeen        WALSeen
+	streamLastSeen time.Time
+	promotion      promotionTimes
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time

@@ -18,13 +18,11 @@ import (
 // (patroni-compat.md §1.3.3), with Patroni's names. Durations are whole
 // seconds on the wire.
 type Dynamic struct {
-	TTL                  time.Duration
-	LoopWait             time.Duration
-	RetryTimeout         time.Duration
-	MaximumLagOnFailover int64
-	PrimaryStartTimeout  time.Duration
-	// PrimaryRaceBackoff bounds how long a replica whose received WAL
-	// still advances stays out of a leader race (Patroni's key).
+	TTL                   time.Duration
+	LoopWait              time.Duration
+	RetryTimeout          time.Duration
+	MaximumLagOnFailover  int64
+	PrimaryStartTimeout   time.Duration
 	PrimaryRaceBackoff    time.Duration
 	SwitchoverTimeout     time.Duration
 	CheckTimeline         bool
