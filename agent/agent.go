@@ -87,6 +87,14 @@ type Agent struct {
 	// loop re-reads the view every tick and re-parses only a new revision.
 	configRev int64
 
+	// Failover timing inputs: this replica's own WAL position across
+	// ticks (raceBackoff), the last tick its WAL receiver streamed while
+	// another member held the leader key (the detect phase), and the last
+	// promote's moments (rto.go).
+	walSeen        WALSeen
+	streamLastSeen time.Time
+	promotion      promotionTimes
+
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
 	leaderlessSince  time.Time

@@ -337,6 +337,9 @@ func elect(s Snapshot) Election {
 	if syncOnly && !s.View.Sync.Matches(s.Name) {
 		block = append(block, fmt.Sprintf("synchronous mode: not a synchronous standby (sync key: %s)", strings.Join(s.View.Sync.Standbys(), ",")))
 	}
+	if why := raceBackoff(s); why != "" {
+		block = append(block, why)
+	}
 	if tl := s.View.Timeline(); self.Timeline < tl {
 		block = append(block, fmt.Sprintf("timeline %d is behind the cluster timeline %d", self.Timeline, tl))
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regent-ha/regent/restapi"
 	"github.com/regent-ha/regent/switchover"
 )
 
@@ -27,6 +28,7 @@ type Metrics struct {
 	syncDegraded      prometheus.Gauge
 	decisionsRecorded *prometheus.CounterVec
 	configError       prometheus.Gauge
+	failoverPhase     *prometheus.HistogramVec
 }
 
 // NewMetrics creates and registers the agent's series.
@@ -64,10 +66,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Automatic decisions recorded, by kind."}, []string{"kind"}),
 		configError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_error",
 			Help: "1 while this member cannot apply part of the cluster's dynamic config (GET /patroni regent.config_error says what)."}),
+		failoverPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_failover_phase_seconds",
+			Help:    "Duration of each phase of the failovers this member won (detect, fence, elect, promote, first_write).",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 20, 30, 60}}, []string{"phase"}),
 	}
 	reg.MustRegister(m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
-		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError)
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.failoverPhase)
 	for _, r := range Roles {
 		m.role.WithLabelValues(string(r))
 	}
@@ -121,6 +126,16 @@ func (m *Metrics) unavailable(event string, d time.Duration) {
 	}
 	m.writeUnavailable.WithLabelValues(event).Observe(d.Seconds())
 	m.lastUnavailable.WithLabelValues(event).Set(d.Seconds())
+}
+
+// failoverPhases records the RTO budget of a failover this member won.
+func (m *Metrics) failoverPhases(phases []restapi.PhaseRecord) {
+	if m == nil {
+		return
+	}
+	for _, p := range phases {
+		m.failoverPhase.WithLabelValues(p.Phase).Observe(float64(p.Ms) / 1000)
+	}
 }
 
 // switchoverFinished records a closed switchover and its stage durations.

@@ -33,6 +33,7 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
+	s.WALSeen, a.walSeen = a.walSeen, a.walSeen.noteWAL(s.PG, s.Now)
 	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading {
 		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 		others := make(map[string]dcs.Member, len(s.View.Members))
@@ -49,6 +50,9 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	// the leader seen before it).
 	a.trackLeader(s.View, s.Now)
 	s.LeaderlessSince = a.leaderlessSince
+	if l := s.View.LeaderName(); l != "" && l != a.name && s.PG.Running && s.PG.Status.Streaming {
+		a.streamLastSeen = s.Now
+	}
 	return s
 }
 

@@ -47,6 +47,9 @@ type Snapshot struct {
 	// StonithConfigured: fence.command is set, so a race over a former
 	// leader that did not step down cleanly runs it first.
 	StonithConfigured bool
+	// WALSeen is this member's own WAL position as the previous tick saw
+	// it and when it last moved (raceBackoff).
+	WALSeen WALSeen
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus
