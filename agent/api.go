@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync/atomic"
@@ -83,11 +84,21 @@ func (a *Agent) MemberHosts() []string {
 // Cluster builds GET /cluster from the view (patroni-compat.md §2.5).
 func (a *Agent) Cluster(ctx context.Context) (restapi.ClusterDoc, error) {
 	c, err := a.apiView(ctx)
+	fs := a.fs.active.Load()
+	if fs != nil && errors.Is(err, restapi.ErrViewStale) && a.dcs.View() != nil {
+		// In failsafe mode etcd is expected to be out of reach: serve the
+		// last view, marked failsafe, rather than nothing.
+		c, err = a.dcs.View(), nil
+	}
 	if err != nil {
 		return restapi.ClusterDoc{}, fmt.Errorf("read cluster: %w", err)
 	}
 	dyn, _ := config.ParseDynamic(configData(c))
-	return ClusterDoc(c, dyn), nil
+	doc := ClusterDoc(c, dyn)
+	if fs != nil {
+		doc.FailsafeModeIsActive, doc.Failsafe = true, fs
+	}
+	return doc, nil
 }
 
 // ClusterDoc derives the /cluster document from a view: roles come from

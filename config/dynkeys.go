@@ -21,8 +21,6 @@ import (
 // (Patroni's "off"), so a config copied from Patroni with them off still
 // loads; any other value is refused with the reason.
 var unsupported = map[string]unsupportedKey{
-	"failsafe_mode": {isOff: isFalse,
-		why: "a leader that cannot reach etcd always fences itself at its deadline; only false is accepted"},
 	"standby_cluster": {isOff: isEmpty,
 		why: "Regent runs primary clusters only; only an empty object is accepted"},
 	"slots": {isOff: isEmpty,
