@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/dcs/dcstest"
 	"github.com/regent-ha/regent/postgres/pgtest"
@@ -50,6 +53,7 @@ func failsafeHarness(t *testing.T, pause bool) (*loopHarness, *fakeFailsafe) {
 	h := newLeaderHarness(t)
 	calls := &fakeFailsafe{}
 	h.agent.failsafe = calls
+	h.agent.metrics = NewMetrics(prometheus.NewRegistry())
 	for _, p := range []string{"pg2", "pg3"} {
 		addPeer(t, h.dcs, p, dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://" + p + ":8008/patroni", Timeline: 1})
 	}
@@ -101,6 +105,9 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 				t.Errorf("published status: failsafe_mode_is_active %v, failsafe %+v, etcd_error %q; want active, unreachable",
 					s.Status.FailsafeModeIsActive, s.Status.Regent.Failsafe, s.Status.Regent.EtcdError)
 			}
+			if v := testutil.ToFloat64(h.agent.metrics.etcdError.WithLabelValues("unreachable")); v != 1 {
+				t.Errorf(`regent_etcd_error{class="unreachable"} = %v during the outage, want 1`, v)
+			}
 			h.dcs.ExpireLease(oldLease) // etcd expired it during the outage
 			h.dcs.SetDown(false)
 			for i := 0; i < 3; i++ {
@@ -118,6 +125,9 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 				if strings.HasPrefix(e, "pg stop") || strings.HasPrefix(e, "pg start") {
 					t.Errorf("PostgreSQL was restarted: %s", e)
 				}
+			}
+			if v := testutil.ToFloat64(h.agent.metrics.etcdError.WithLabelValues("unreachable")); v != 0 {
+				t.Errorf(`regent_etcd_error{class="unreachable"} = %v after etcd returned, want 0`, v)
 			}
 			if s := h.pub.get(); s.Status.FailsafeModeIsActive || s.Status.Regent.EtcdError != "" {
 				t.Errorf("after etcd returned: failsafe_mode_is_active %v etcd_error %q", s.Status.FailsafeModeIsActive, s.Status.Regent.EtcdError)

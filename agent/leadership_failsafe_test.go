@@ -14,7 +14,7 @@ import (
 func TestLeadershipFailsafe(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	base := newLeadership(3*time.Second).granted(10*time.Second).won(at(0)) // deadline 7
+	base := newLeadership(3 * time.Second).granted(10 * time.Second).won(at(0)) // deadline 7
 	type result struct {
 		l        leadership
 		extended bool
@@ -77,7 +77,7 @@ func TestLeadershipFailsafe(t *testing.T) {
 // device's bound instead).
 func TestFailsafeRoundPingsOnlyWhenYoung(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
-	l, _ := newLeadership(3*time.Second).granted(10*time.Second).won(t0).failsafeRenewed(t0.Add(4 * time.Second))
+	l, _ := newLeadership(3 * time.Second).granted(10 * time.Second).won(t0).failsafeRenewed(t0.Add(4 * time.Second))
 	if !l.pingable(t0.Add(5 * time.Second)) {
 		t.Error("a ping 1 s after the round's send time was refused")
 	}
