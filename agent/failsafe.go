@@ -18,7 +18,7 @@ import (
 // Failsafe mode (Patroni's failsafe_mode; DESIGN §10, docs/architecture.md
 // "Failsafe mode"). When the leader's renewal fails for a reason that says
 // nothing about the leader key (dcs.ErrorClass.Outage), the leader asks
-// every member of the topology frozen at its last confirmed renewal,
+// every member of the topology frozen at the last successful etcd read,
 // concurrently, whether it may go on (POST /failsafe). Only when every one
 // of them answers in time does the deadline move, exactly as a renewal
 // would (leadership.failsafeRenewed, send time read before the calls).
@@ -63,14 +63,9 @@ type failsafeRequest struct {
 	TTL     int64  `json:"ttl,omitempty"`
 }
 
-// failsafeState is the agent's failsafe bookkeeping. topology is
-// loop-owned; hold and primary are shared with the REST goroutines.
+// failsafeState is the agent's failsafe bookkeeping; hold, active and
+// primary are shared with the REST goroutines.
 type failsafeState struct {
-	// topology is the members a failsafe round must reach (name →
-	// api_url, this member excluded), frozen at the last confirmed
-	// renewal; nil when failsafe cannot hold (off, or the /failsafe key
-	// did not name this leader then).
-	topology map[string]string
 	// hold is the last failsafe call this member accepted.
 	hold atomic.Pointer[FailsafeHold]
 	// primary: this member's PostgreSQL runs as a primary (as last
@@ -107,16 +102,13 @@ func (a *Agent) failsafeProbing() bool {
 	return a.lease.leading && a.dyn.FailsafeMode && a.fs.etcdErr.Outage()
 }
 
-// freezeFailsafeTopology records, after a confirmed renewal, the members a
-// failsafe round must reach: the /failsafe key's and the view's, this
-// member excluded. Patroni's rule: only a /failsafe key that names this
-// leader allows failsafe at all — every member outside it is then barred
-// from racing (failsafeBlock), so the leader need not reach it.
-func (a *Agent) freezeFailsafeTopology() {
-	a.fs.topology = failsafeTopology(a.dcs.View(), a.name, a.dyn.FailsafeMode)
-}
-
-// failsafeTopology is freezeFailsafeTopology's pure part. A member with no
+// failsafeTopology is the members a failsafe round must reach (name →
+// api_url, self excluded): the /failsafe key's and the view's. The view is
+// the watch cache, which only a successful etcd read updates, so this is
+// the member list frozen at the last successful read (Patroni's rule).
+// Only a /failsafe key that names this leader allows failsafe at all (nil
+// otherwise): every member outside it is then barred from racing
+// (failsafeBlock), so the leader need not reach it. A member with no
 // api_url stays in (with ""): it cannot be asked, so no round succeeds
 // while it is there.
 func failsafeTopology(v *dcs.Cluster, self string, on bool) map[string]string {
@@ -155,7 +147,8 @@ func (a *Agent) failsafeRound(ctx context.Context, class dcs.ErrorClass) {
 	if !a.dyn.FailsafeMode || !a.lease.leading || !class.Outage() {
 		return
 	}
-	if a.fs.topology == nil {
+	topology := failsafeTopology(a.dcs.View(), a.name, true)
+	if topology == nil {
 		a.log.Warn("failsafe: no topology (the /failsafe key did not name this leader at the last renewal); fencing at the deadline",
 			"etcd_error", class.String(), "fence_in", a.lease.deadline().Sub(a.now()).Round(time.Millisecond))
 		return
@@ -169,11 +162,11 @@ func (a *Agent) failsafeRound(ctx context.Context, class dcs.ErrorClass) {
 	// received the call, later than this.
 	sent := a.now()
 	var refused []string
-	if len(a.fs.topology) > 0 {
+	if len(topology) > 0 {
 		rctx, cancel := a.ioContext(ctx)
-		answers := a.failsafe.CallFailsafe(rctx, a.fs.topology, body)
+		answers := a.failsafe.CallFailsafe(rctx, topology, body)
 		cancel()
-		refused = failsafeRefusals(a.fs.topology, answers)
+		refused = failsafeRefusals(topology, answers)
 	}
 	if len(refused) > 0 {
 		a.log.Warn("failsafe: not every member accepted; fencing at the deadline unless etcd or the members answer in time",
@@ -183,7 +176,7 @@ func (a *Agent) failsafeRound(ctx context.Context, class dcs.ErrorClass) {
 	}
 	if !a.lease.inFailsafe() {
 		a.log.Warn("failsafe mode active: etcd cannot be asked, every member confirmed this leader; staying primary",
-			"etcd_error", class.String(), "members", len(a.fs.topology))
+			"etcd_error", class.String(), "members", len(topology))
 	}
 	next, extended := a.lease.failsafeRenewed(sent)
 	a.setLease(next)
@@ -248,7 +241,6 @@ func (a *Agent) regainAfterFailsafe(ctx context.Context) {
 		if extended && !a.dyn.Pause {
 			a.pingWatchdog()
 		}
-		a.freezeFailsafeTopology()
 	}
 }
 

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"maps"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/dcs"
 )
 
 // failsafeHeldBy: pg1 made a failsafe call age ago (ttl 10 s).
@@ -87,6 +90,44 @@ func TestDecideFailsafe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkPlan(t, decide(tt.snap), tt.wantAction, tt.wantReason)
+		})
+	}
+}
+
+// TestFailsafeTopology: whom a failsafe round must reach.
+func TestFailsafeTopology(t *testing.T) {
+	withKey := func(key string, members ...string) *dcs.Cluster {
+		v := view("pg1", members...)
+		v.Extra = map[string]dcs.Value{}
+		if key != "" {
+			v.Extra["failsafe"] = dcs.Value{Data: []byte(key)}
+		}
+		return v
+	}
+	const api = "http://127.0.0.1:8008/patroni"
+	tests := []struct {
+		name string
+		v    *dcs.Cluster
+		on   bool
+		want map[string]string
+	}{
+		{"no view", nil, true, nil},
+		{"failsafe off", withKey(`{"pg1":"a"}`, "pg1"), false, nil},
+		{"no key", withKey("", "pg1", "pg2"), true, nil},
+		{"garbage key", withKey(`[1]`, "pg1", "pg2"), true, nil},
+		{"key without me", withKey(`{"pg2":"b"}`, "pg1", "pg2"), true, nil},
+		{"alone", withKey(`{"pg1":"a"}`, "pg1"), true, map[string]string{}},
+		{"key and view together", withKey(`{"pg1":"a","pg2":"b","pg4":"d"}`, "pg1", "pg2", "pg3"), true,
+			map[string]string{"pg2": "b", "pg3": api, "pg4": "d"}},
+		{"an empty api_url in the key takes the view's", withKey(`{"pg1":"a","pg2":""}`, "pg1", "pg2"), true,
+			map[string]string{"pg2": api}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := failsafeTopology(tt.v, "pg1", tt.on)
+			if (got == nil) != (tt.want == nil) || !maps.Equal(got, tt.want) {
+				t.Errorf("topology = %v, want %v", got, tt.want)
+			}
 		})
 	}
 }

@@ -67,8 +67,9 @@ func failsafeHarness(t *testing.T, pause bool) (*loopHarness, *fakeFailsafe) {
 	if !strings.Contains(string(v.Data), `"pg2":"http://pg2:8008/patroni"`) || !strings.Contains(string(v.Data), `"pg1":`) {
 		t.Fatalf("failsafe key = %s, want every member with its api_url", v.Data)
 	}
-	if want := []string{"pg2", "pg3"}; !slices.Equal(slices.Sorted(maps.Keys(h.agent.fs.topology)), want) {
-		t.Fatalf("frozen topology = %v, want %v", h.agent.fs.topology, want)
+	topo := failsafeTopology(h.dcs.View(), "pg1", true)
+	if want := []string{"pg2", "pg3"}; !slices.Equal(slices.Sorted(maps.Keys(topo)), want) {
+		t.Fatalf("topology = %v, want %v", topo, want)
 	}
 	return h, calls
 }
@@ -190,7 +191,6 @@ func TestFailsafeNeverBridgesALostKey(t *testing.T) {
 		if err := h.dcs.Put(t.Context(), h.dcs.Keys().Failsafe(), []byte(`{"pg2":"http://pg2:8008/patroni"}`)); err != nil {
 			t.Fatal(err)
 		}
-		h.agent.freezeFailsafeTopology()
 		h.dcs.SetDown(true)
 		cut := h.now
 		for h.pg.Writable() && h.now.Sub(cut) < 10*time.Second {

@@ -100,7 +100,6 @@ func (a *Agent) renew(ctx context.Context) {
 		if extended && !a.dyn.Pause {
 			a.pingWatchdog()
 		}
-		a.freezeFailsafeTopology()
 	}
 }
 
