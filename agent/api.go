@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"sync/atomic"
@@ -83,13 +82,7 @@ func (a *Agent) MemberHosts() []string {
 
 // Cluster builds GET /cluster from the view (patroni-compat.md §2.5).
 func (a *Agent) Cluster(ctx context.Context) (restapi.ClusterDoc, error) {
-	c, err := a.apiView(ctx)
-	fs := a.fs.active.Load()
-	if fs != nil && errors.Is(err, restapi.ErrViewStale) && a.dcs.View() != nil {
-		// In failsafe mode etcd is expected to be out of reach: serve the
-		// last view, marked failsafe, rather than nothing.
-		c, err = a.dcs.View(), nil
-	}
+	c, fs, err := a.failsafeView(ctx)
 	if err != nil {
 		return restapi.ClusterDoc{}, fmt.Errorf("read cluster: %w", err)
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -330,7 +331,7 @@ func (a *Agent) failsafeHold() FailsafeHold {
 // FailsafeTopology answers GET /failsafe: the /failsafe key from the
 // cluster view (Patroni answers it from its DCS cache too).
 func (a *Agent) FailsafeTopology(ctx context.Context) (map[string]string, error) {
-	v, err := a.apiView(ctx)
+	v, _, err := a.failsafeView(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -370,4 +371,18 @@ func (a *Agent) memberFailsafe(now time.Time) *dcs.MemberFailsafe {
 		return nil
 	}
 	return &dcs.MemberFailsafe{Leader: h.Leader, Since: h.SinceWall.Format(time.RFC3339)}
+}
+
+// failsafeView is apiView, except that while failsafe mode is active here
+// (fs, as last published) a stale view is served: etcd is then expected
+// to be out of reach, and the last view is what this member acts on.
+func (a *Agent) failsafeView(ctx context.Context) (*dcs.Cluster, *restapi.FailsafeStatus, error) {
+	v, err := a.apiView(ctx)
+	fs := a.fs.active.Load()
+	if fs != nil && errors.Is(err, restapi.ErrViewStale) {
+		if last := a.dcs.View(); last != nil {
+			return last, fs, nil
+		}
+	}
+	return v, fs, err
 }

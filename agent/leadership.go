@@ -73,7 +73,7 @@ func (l leadership) renewed(sent time.Time) (leadership, bool) {
 }
 
 // failsafeRenewed: etcd could not be asked, and every member of the
-// topology frozen at the last confirmed renewal answered a failsafe call
+// topology (the last etcd view) answered a failsafe call
 // sent after sent (agent/failsafe.go). Each of them then refuses to race or
 // promote until at least sent + ttl on its own clock, so the deadline moves
 // exactly as a renewal's would, and the watchdog rule is the same: only a

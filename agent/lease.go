@@ -25,11 +25,13 @@ import (
 // key (an etcd outage) runs a failsafe round when failsafe_mode is on
 // (failsafe.go); one that finds the key gone in such an episode takes it
 // again only if absent (regainAfterFailsafe).
-func (a *Agent) renew(ctx context.Context) {
-	ctx, cancel := a.ioContext(ctx)
+func (a *Agent) renew(parent context.Context) {
+	// The failsafe paths get parent: they run after the renewal spent its
+	// budget, and bound their own calls (the deadline, failsafeProbe).
+	ctx, cancel := a.ioContext(parent)
 	defer cancel()
 	if a.dcs.Lease() == 0 && a.lease.inFailsafe() {
-		a.regainAfterFailsafe(ctx)
+		a.regainAfterFailsafe(parent)
 		return
 	}
 	if a.dcs.Lease() == 0 {
@@ -56,7 +58,7 @@ func (a *Agent) renew(ctx context.Context) {
 	case errors.Is(err, dcs.ErrLeaseLost) && a.lease.inFailsafe():
 		a.log.Warn("session lease expired at etcd during the failsafe episode")
 		a.memberWritten = memberRecord{}
-		a.regainAfterFailsafe(ctx)
+		a.regainAfterFailsafe(parent)
 		return
 	case errors.Is(err, dcs.ErrLeaseLost):
 		a.noteEtcdError(err)
@@ -70,7 +72,7 @@ func (a *Agent) renew(ctx context.Context) {
 		class := a.noteEtcdError(err)
 		a.log.Warn("lease keepalive failed", "err", err, "etcd_error", class.String(), "leading", true,
 			"fence_in", a.lease.deadline().Sub(a.now()).Round(time.Millisecond))
-		a.failsafeRound(ctx, class)
+		a.failsafeRound(parent, class)
 		return
 	case err != nil:
 		class := a.noteEtcdError(err)
@@ -85,14 +87,14 @@ func (a *Agent) renew(ctx context.Context) {
 	switch err := leaderErr; {
 	case errors.Is(err, dcs.ErrNotLeader) && a.lease.inFailsafe():
 		a.log.Warn("the leader key is not on my lease after the failsafe episode", "err", err)
-		a.regainAfterFailsafe(ctx)
+		a.regainAfterFailsafe(parent)
 	case errors.Is(err, dcs.ErrNotLeader):
 		a.noteEtcdError(err)
 		a.loseLeadership("the leader key is no longer mine")
 	case err != nil:
 		class := a.noteEtcdError(err)
 		a.log.Warn("cannot confirm the leader key", "err", err, "etcd_error", class.String())
-		a.failsafeRound(ctx, class)
+		a.failsafeRound(parent, class)
 	default:
 		a.noteEtcdError(nil)
 		next, extended := a.lease.renewed(sent)
