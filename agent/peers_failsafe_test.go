@@ -18,16 +18,16 @@ func TestCallFailsafe(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		switch {
 		case r.Method != http.MethodPost || r.URL.Path != "/failsafe" || string(body) != `{"name":"pg1"}`:
-			http.Error(w, "bad request", 400)
+			http.Error(w, "bad request", http.StatusBadRequest)
 		case user != "u" || pass != "p":
-			http.Error(w, "no auth", 401)
+			http.Error(w, "no auth", http.StatusUnauthorized)
 		default:
 			_, _ = io.WriteString(w, "Accepted")
 		}
 	}))
 	defer srv.Close()
 	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(500)
+		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, "Running as a leader")
 	}))
 	defer primary.Close()

@@ -70,9 +70,8 @@ func (u unsupportedKey) check(v any) error {
 	return fmt.Errorf("not supported yet: %s", u.why)
 }
 
-func isFalse(v any) bool { b, err := lenient.Bool(v); return err == nil && !b }
-func isTrue(v any) bool  { b, err := lenient.Bool(v); return err == nil && b }
-func never(any) bool     { return false }
+func isTrue(v any) bool { b, err := lenient.Bool(v); return err == nil && b }
+func never(any) bool    { return false }
 
 func isEmpty(v any) bool {
 	switch t := v.(type) {
