@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/dcs/dcstest"
@@ -308,4 +310,24 @@ func newReplicaHarness(t *testing.T, store *dcstest.Fake) *loopHarness {
 	h := newLoopHarness(t, store, pg)
 	h.tick() // a lease, the member key
 	return h
+}
+
+// TestFailsafeBridgesNoLeader (#17 must-show 5): etcd answering
+// "etcdserver: no leader" (quorum lost, members alive) is an outage, not a
+// lost key: with failsafe_mode on the leader stays primary through it.
+func TestFailsafeBridgesNoLeader(t *testing.T) {
+	h, calls := failsafeHarness(t, false)
+	noLeader := fmt.Errorf("dcs: keepalive lease 1: %w", rpctypes.ErrNoLeader)
+	h.dcs.Intercept(func(op, _ string) error { return noLeader })
+	cut := h.now
+	for h.now.Sub(cut) < 30*time.Second {
+		h.advance(500 * time.Millisecond)
+		h.tick()
+		if !h.pg.Writable() {
+			t.Fatalf("fenced %s into a no-leader etcd: %s", h.now.Sub(cut), h.agent.lastPlan.Reason)
+		}
+	}
+	if calls.callCount() == 0 || h.pub.get().Status.Regent.EtcdError != "no_leader" {
+		t.Errorf("failsafe calls %d, etcd_error %q; want rounds and no_leader", calls.callCount(), h.pub.get().Status.Regent.EtcdError)
+	}
 }

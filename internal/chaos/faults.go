@@ -87,6 +87,10 @@ const (
 	// heals etcd a ttl before the partition: etcd returns while the
 	// replica, which reaches it, is partitioned from the primary.
 	EtcdReturnsPartitionedFailsafe FaultKind = "etcd-returns-partitioned-failsafe"
+	// EtcdQuorumLossFailsafe SIGKILLs the etcd leader and a follower: the
+	// last member answers "etcdserver: no leader", an outage the primary
+	// must bridge, not a lost key.
+	EtcdQuorumLossFailsafe FaultKind = "etcd-quorum-loss-failsafe"
 )
 
 // faultSpec says how to inject and heal a kind, and what to measure.
@@ -170,6 +174,7 @@ var specs = []*faultSpec{
 	{kind: PartitionPrimaryEtcdFailsafe, failsafe: true, inject: cutFrom(true, false), heal: unblock},
 	{kind: EtcdReturnsPartitionedFailsafe, failsafe: true, onReplica: true,
 		inject: all(killAllMembers, awaitFailsafe, cutFrom(false, true)), heal: all(restartMembers, holdTTL, unblock)},
+	{kind: EtcdQuorumLossFailsafe, failsafe: true, inject: killMembers(1, 1), heal: restartMembers},
 }
 
 // all runs steps in order; it stops at the first error.
