@@ -362,10 +362,18 @@ func pickMembers(order []*EtcdMember, leader *EtcdMember, leaders, followers int
 	return out
 }
 
+// restartMembers starts every killed member, then waits for each to
+// serve: members killed all together only regain a quorum together.
 func restartMembers(ctx context.Context, f *fault) error {
 	var errs []error
 	for _, m := range f.members {
-		errs = append(errs, m.restart(ctx))
+		errs = append(errs, m.start())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, m := range f.members {
+		errs = append(errs, m.waitServing(ctx))
 	}
 	return errors.Join(errs...)
 }
