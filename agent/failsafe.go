@@ -69,8 +69,9 @@ type failsafeRequest struct {
 type failsafeState struct {
 	// hold is the last failsafe call this member accepted.
 	hold atomic.Pointer[FailsafeHold]
-	// primary: this member's PostgreSQL runs as a primary (as last
-	// published); it then refuses failsafe calls, as Patroni does.
+	// primary: this member's PostgreSQL runs as a primary, or it holds
+	// the leader key (as last published); it then refuses failsafe calls,
+	// as Patroni does for a running primary.
 	primary atomic.Bool
 	// active is this member's failsafe status as last published (nil
 	// when failsafe is not active here), for GET /cluster.
@@ -288,7 +289,7 @@ func (a *Agent) connURL() string {
 // AcceptFailsafe answers a leader's POST /failsafe (Patroni's codes and
 // texts): 200 "Accepted" after recording the hold; 502 when failsafe_mode
 // is off here; 500 "Running as a leader" when this member's PostgreSQL
-// runs as a primary; 400 for a body without a name, or naming this member.
+// runs as a primary or it holds the leader key itself; 400 for a body without a name, or naming this member.
 // Safe for concurrent use: it reads only published values.
 func (a *Agent) AcceptFailsafe(_ context.Context, body []byte) (int, string) {
 	lim := a.limits.Load()

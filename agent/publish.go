@@ -166,7 +166,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 	doc.FailsafeModeIsActive, doc.Regent.Failsafe = fs != nil, fs
 	doc.Regent.EtcdError = a.fs.etcdErr.String()
 	a.fs.active.Store(fs)
-	a.fs.primary.Store(running && !st.InRecovery)
+	a.fs.primary.Store(running && !st.InRecovery || a.lease.leading)
 	wd := a.wd.Status()
 	doc.WatchdogFailed = wd.Failed
 	doc.Regent.Watchdog = watchdogDoc(wd, now)
