@@ -83,6 +83,9 @@ type Agent struct {
 	// kept until the parameters change.
 	configErr string
 	paramsErr error
+	// configRev is the ModRevision of the config key last applied: the
+	// loop re-reads the view every tick and re-parses only a new revision.
+	configRev int64
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
@@ -372,9 +375,10 @@ func (a *Agent) note(p Plan) {
 // What it could not apply is its config error (setConfigError).
 func (a *Agent) applyConfig(ctx context.Context) {
 	v := a.dcs.View()
-	if v == nil || v.Config == nil {
+	if v == nil || v.Config == nil || v.Config.ModRevision == a.configRev {
 		return
 	}
+	a.configRev = v.Config.ModRevision
 	dyn, err := config.ApplyDynamic(v.Config.Data, a.dyn, a.cfg.Watchdog)
 	if dyn.TTL != a.dyn.TTL || dyn.LoopWait != a.dyn.LoopWait || dyn.RetryTimeout != a.dyn.RetryTimeout {
 		a.log.Info("timings changed", "ttl", dyn.TTL, "loop_wait", dyn.LoopWait, "retry_timeout", dyn.RetryTimeout)

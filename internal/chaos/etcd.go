@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/netns"
 	"github.com/regent-ha/regent/internal/proc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -23,7 +24,7 @@ const etcdStartTimeout = 60 * time.Second
 // EtcdMember is one etcd member, a chaos-etcd process in its namespace.
 type EtcdMember struct {
 	Name      string
-	Host      *Host
+	Host      *netns.Host
 	Dir       string
 	LogPath   string
 	ClientURL string
@@ -47,7 +48,7 @@ func (c *Cluster) startEtcd() error {
 		}
 		m := &EtcdMember{
 			Name: name, Host: h, c: c,
-			run:       proc.Handle{Name: "etcd member " + name, Launch: proc.Netns(h.nsPath)},
+			run:       proc.Handle{Name: "etcd member " + name, Launch: proc.Netns(h.Path)},
 			Dir:       filepath.Join(c.base, name),
 			LogPath:   filepath.Join(c.base, "logs", name+".log"),
 			ClientURL: fmt.Sprintf("http://%s:%d", h.IP, etcdClientPort),
