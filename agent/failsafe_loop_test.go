@@ -331,3 +331,30 @@ func TestFailsafeBridgesNoLeader(t *testing.T) {
 		t.Errorf("failsafe calls %d, etcd_error %q; want rounds and no_leader", calls.callCount(), h.pub.get().Status.Regent.EtcdError)
 	}
 }
+
+// TestPausedLeaderFencesInAnEtcdOutageWithoutFailsafe: maintenance mode
+// does not stop the deadline: without failsafe_mode, a paused leader that
+// cannot reach etcd fences at ttl − safety_margin after its last renewal,
+// as a running one does (docs/architecture.md "Maintenance mode").
+func TestPausedLeaderFencesInAnEtcdOutageWithoutFailsafe(t *testing.T) {
+	h := newLeaderHarness(t)
+	h.setDynamic(map[string]any{"ttl": 10, "loop_wait": 1, "retry_timeout": 3, "maximum_lag_on_failover": 1048576, "pause": true})
+	h.advance(time.Second)
+	h.tick()
+	if !h.agent.dyn.Pause || !h.agent.lease.leading {
+		t.Fatalf("pause %v leading %v", h.agent.dyn.Pause, h.agent.lease.leading)
+	}
+	lastAck := h.agent.lease.lastAck
+	h.dcs.SetDown(true)
+	step := 250 * time.Millisecond
+	for h.pg.Writable() {
+		h.advance(step)
+		h.tick()
+		if h.pg.Writable() && h.now.Sub(lastAck) >= 7*time.Second {
+			t.Fatalf("paused leader still writable %s after its last renewal (ttl − safety_margin = 7s)", h.now.Sub(lastAck))
+		}
+	}
+	if fenced := h.now.Sub(lastAck); fenced < 7*time.Second {
+		t.Errorf("paused leader fenced %s after its last renewal, before its deadline", fenced)
+	}
+}
