@@ -53,6 +53,13 @@ func (f *fakeFailsafe) setRefuse(name string, err error) {
 func failsafeHarness(t *testing.T, pause bool) (*loopHarness, *fakeFailsafe) {
 	t.Helper()
 	h := newLeaderHarness(t)
+	return h, enableFailsafe(t, h, pause)
+}
+
+// enableFailsafe adds pg2 and pg3 to h's cluster and turns failsafe_mode
+// on (and pause when asked); it returns the members' fake answers.
+func enableFailsafe(t *testing.T, h *loopHarness, pause bool) *fakeFailsafe {
+	t.Helper()
 	calls := &fakeFailsafe{}
 	h.agent.failsafe = calls
 	h.agent.metrics = NewMetrics(prometheus.NewRegistry())
@@ -73,7 +80,45 @@ func failsafeHarness(t *testing.T, pause bool) (*loopHarness, *fakeFailsafe) {
 	if want := []string{"pg2", "pg3"}; !slices.Equal(slices.Sorted(maps.Keys(topo)), want) {
 		t.Fatalf("topology = %v, want %v", topo, want)
 	}
-	return h, calls
+	return calls
+}
+
+// TestFailsafeRoundsPingTheWatchdog: with the watchdog armed, each round
+// that moves the deadline pings it, so a leader bridging a long outage is
+// never reset while every member answers; once a member stops answering,
+// the pings stop and the leader fences before the device fires.
+func TestFailsafeRoundsPingTheWatchdog(t *testing.T) {
+	h, wd := newArmedLeader(t)
+	calls := enableFailsafe(t, h, false)
+	h.dcs.SetDown(true)
+	cut := h.now
+	check := func() {
+		t.Helper()
+		st := wd.Status()
+		if fires := st.LastKeepalive.Add(st.Timeout); st.Armed && !h.now.Before(fires) && h.pg.Writable() {
+			t.Fatalf("the watchdog fired %s into the outage with PostgreSQL writable", h.now.Sub(cut))
+		}
+	}
+	for h.now.Sub(cut) < 30*time.Second {
+		h.advance(500 * time.Millisecond)
+		h.tick()
+		check()
+		if !h.pg.Writable() {
+			t.Fatalf("fenced %s into the outage although every member answered", h.now.Sub(cut))
+		}
+	}
+	if last := wd.Status().LastKeepalive; h.now.Sub(last) > 2*time.Second {
+		t.Errorf("last watchdog ping %s ago: the rounds do not ping it", h.now.Sub(last))
+	}
+	calls.setRefuse("pg2", errors.New("timeout"))
+	for i := 0; i < 40 && h.pg.Writable(); i++ {
+		h.advance(250 * time.Millisecond)
+		h.tick()
+		check()
+	}
+	if h.pg.Writable() {
+		t.Fatal("still writable 10 s after a member stopped answering")
+	}
 }
 
 // TestFailsafeKeepsTheLeaderThroughAnEtcdOutage (#17): with failsafe_mode
