@@ -16,6 +16,7 @@ import (
 	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/routing"
 	"github.com/regent-ha/regent/switchover"
 )
 
@@ -41,7 +42,10 @@ type Options struct {
 	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Notifier, when set, hears readiness, status and keep-alives from the
+	// loop (systemd Type=notify; notify.go).
+	Notifier Notifier
+	Logger   *slog.Logger
 	// Clock returns the current time with a monotonic reading; nil = time.Now.
 	Clock func() time.Time
 }
@@ -63,6 +67,9 @@ type Agent struct {
 	stonith  StonithHook
 	metrics  *Metrics
 	now      func() time.Time
+
+	notifier Notifier
+	notified notifyState // what the service manager was last told
 
 	// Loop-owned state.
 	dyn           config.Dynamic
@@ -111,9 +118,11 @@ type Agent struct {
 	// Operator commands run by the loop between ticks.
 	commands      chan command
 	restartAt     *scheduledRestart
-	restart       *restartJob // a restart whose stop runs beside the loop
-	job           *job        // a clone or rewind running beside the loop
-	callbackRole  Role        // the role on_role_change last reported
+	restart       *restartJob     // a restart whose stop runs beside the loop
+	job           *job            // a clone or rewind running beside the loop
+	router        *routing.Runner // nil without a routing: section
+	routingJob    *job            // routing work running beside the loop
+	callbackRole  Role            // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -151,7 +160,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers, failsafe: o.Failsafe,
-		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
@@ -159,6 +168,9 @@ func New(o Options) (*Agent, error) {
 	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
 	// no path (the loop's, a switchover step's, a command's) can wait past
 	// retry_timeout or the lease deadline.
+	if o.Config.Routing.Enabled() {
+		a.router = routing.NewRunner(o.Config.Routing, o.Config.Scope)
+	}
 	a.dcs = boundedDCS{inner: o.DCS, bound: a.dcsDeadline}
 	a.pg = boundedPostgres{Postgres: o.Postgres, bound: a.ioDeadline}
 	a.publishLimits()
@@ -179,6 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.waitNextTick(ctx)
 	}
+	a.notifyStopping()
 	a.settleJob()
 	a.shutdown(context.WithoutCancel(ctx))
 	return runErr
@@ -201,9 +214,12 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = d
 	}
-	var stopped, restartStopped, jobDone <-chan error
+	var stopped, restartStopped, jobDone, routed <-chan error
 	if j := a.job; j != nil {
 		jobDone = j.done // act on the result as soon as the work ends
+	}
+	if j := a.routingJob; j != nil {
+		routed = j.done // a switchover goes on as soon as its routers answered
 	}
 	if r := a.restart; r != nil && r.stop != nil {
 		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
@@ -217,12 +233,21 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
+	var keepalive <-chan time.Time
+	if every := a.keepaliveEvery(); every > 0 {
+		// Keep-alives between ticks come from here, the loop itself.
+		t := time.NewTicker(every)
+		defer t.Stop()
+		keepalive = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 			return
+		case <-keepalive:
+			a.keepalive()
 		case err := <-stopped:
 			a.quiesce.err, a.quiesce.done = err, true
 			return
@@ -231,6 +256,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-jobDone:
 			a.endJob(a.job, err)
+			return
+		case err := <-routed:
+			a.endJob(a.routingJob, err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -267,6 +295,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.lastPlan = p
 	}
 	a.collectJob()
+	a.collectRouting()
 	if a.job == nil {
 		// A clone or rewind owns the data directory while it runs: the
 		// config (and its file writes) waits until it ends.
@@ -308,6 +337,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.publish(ctx)
 	}
 	a.flushDecisions(ctx)
+	a.notifyTick(snap)
 	return err
 }
 

@@ -101,3 +101,14 @@ type Publisher interface {
 type PeerFetcher interface {
 	Fetch(ctx context.Context, members map[string]dcs.Member) []PeerStatus
 }
+
+// Notifier is the service manager (systemd's sd_notify; cmd/regent passes
+// *sdnotify.Notifier). Only the loop goroutine calls it, so a loop that
+// hangs stops its keep-alives and the service manager restarts the agent.
+type Notifier interface {
+	// Send sends one notification of KEY=VALUE lines.
+	Send(lines ...string) error
+	// WatchdogInterval is the service manager's liveness timeout
+	// (WatchdogSec); 0 when it watches nothing.
+	WatchdogInterval() time.Duration
+}

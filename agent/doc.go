@@ -23,4 +23,10 @@
 // config's; the agent reads and writes the config key and runs the
 // callbacks config describes. It talks to etcd and PostgreSQL only
 // through the DCS and Postgres interfaces it declares.
+//
+// The routers in front of the cluster (package routing: PgBouncer, HAProxy's
+// runtime API, hooks) are driven from here as work beside the loop
+// (routing.go): paused before a switchover's quiesce, repointed the moment
+// this member promoted. Routing only points traffic at the member holding
+// the lease and never delays a renewal or a fence.
 package agent

@@ -123,6 +123,9 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 		return fmt.Errorf("promote: %w", err)
 	}
 	a.role = RolePrimary
+	// Out of recovery and holding the key: the routers may send traffic
+	// here now, beside the loop, while the checkpoint below runs.
+	a.routeAfterPromotion(ctx, v)
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}

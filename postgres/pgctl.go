@@ -91,7 +91,10 @@ func waitSeconds(ctx context.Context) string {
 // pg_is_in_recovery() is false.
 func (i *Instance) Promote(ctx context.Context) error {
 	i.log.Info("promoting postgres")
-	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-w", "-D", i.cfg.DataDir, "-t", waitSeconds(ctx)); err != nil {
+	// -W: pg_ctl's own wait polls every 100 ms; the loop below sees the
+	// end of recovery within pollInterval, and the routers (docs/routing.md)
+	// send traffic here from that moment.
+	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-W", "-D", i.cfg.DataDir); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
 	for {

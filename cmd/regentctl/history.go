@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/clusterlist"
 )
 
 // historyRow is one timeline switch in -o json/yaml.
@@ -50,9 +51,9 @@ func printHistory(w io.Writer, history []dcs.HistoryEntry, output string) error 
 	case "yaml":
 		return printYAML(w, rows)
 	}
-	t := &table{header: []string{"TL", "LSN", "Reason", "Timestamp", "New Leader"}, right: map[int]bool{0: true, 1: true}}
+	t := &clusterlist.Table{Header: []string{"TL", "LSN", "Reason", "Timestamp", "New Leader"}, Right: map[int]bool{0: true, 1: true}}
 	for _, r := range rows {
-		t.rows = append(t.rows, []string{fmt.Sprint(r.Timeline), fmt.Sprint(r.LSN), r.Reason, r.Timestamp, r.NewLeader})
+		t.Rows = append(t.Rows, []string{fmt.Sprint(r.Timeline), fmt.Sprint(r.LSN), r.Reason, r.Timestamp, r.NewLeader})
 	}
-	return t.render(w)
+	return t.Render(w)
 }

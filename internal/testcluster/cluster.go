@@ -96,10 +96,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 	}
 	c := &Cluster{t: t, opts: opts, user: user, bin: bin, log: &testLog{t: t}, keys: dcs.NewKeys(Namespace, opts.Scope)}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(t.Context()))
-	c.base = t.TempDir()
-	if err := openPath(c.base); err != nil {
-		t.Fatalf("testcluster: %v", err)
-	}
+	c.base = OpenTempDir(t)
 	c.reaped = make(chan struct{})
 	go proc.ReapLoop(c.ctx, c.reaped)
 	t.Cleanup(c.cleanup)
