@@ -32,6 +32,10 @@ type Options struct {
 	Postgres  Postgres
 	Publisher Publisher
 	Peers     PeerFetcher
+	// Failsafe makes the leader's failsafe calls (POST /failsafe); nil
+	// means no failsafe round can succeed, so the leader fences at its
+	// deadline in an etcd outage even with failsafe_mode on.
+	Failsafe FailsafeCaller
 	// Watchdog is the hardware watchdog; nil means mode off.
 	Watchdog Watchdog
 	// Stonith runs fence.command (the STONITH hook); nil uses Config.Fence.
@@ -49,17 +53,20 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg     *config.Config
-	name    string
-	log     *slog.Logger
-	dcs     DCS
-	pg      Postgres
-	pub     Publisher
-	peers   PeerFetcher
-	wd      Watchdog
-	stonith StonithHook
-	metrics *Metrics
-	now     func() time.Time
+	cfg   *config.Config
+	name  string
+	log   *slog.Logger
+	dcs   DCS
+	pg    Postgres
+	pub   Publisher
+	peers PeerFetcher
+	// failsafe makes the failsafe calls; fs is the failsafe state.
+	failsafe FailsafeCaller
+	fs       failsafeState
+	wd       Watchdog
+	stonith  StonithHook
+	metrics  *Metrics
+	now      func() time.Time
 
 	notifier Notifier
 	notified notifyState // what the service manager was last told
@@ -160,7 +167,7 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: bootstrap.dcs postgresql.parameters: %w", err)
 	}
 	a := &Agent{
-		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
+		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers, failsafe: o.Failsafe,
 		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
@@ -172,7 +179,7 @@ func New(o Options) (*Agent, error) {
 	if o.Config.Routing.Enabled() {
 		a.router = routing.NewRunner(o.Config.Routing, o.Config.Scope)
 	}
-	a.dcs = boundedDCS{inner: o.DCS, bound: a.ioDeadline}
+	a.dcs = boundedDCS{inner: o.DCS, bound: a.dcsDeadline}
 	a.pg = boundedPostgres{Postgres: o.Postgres, bound: a.ioDeadline}
 	a.publishLimits()
 	return a, nil

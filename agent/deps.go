@@ -42,6 +42,8 @@ type DCS interface {
 	Subscribe() (<-chan struct{}, func())
 	TakeChanges() dcs.Change
 	LastContact() time.Time
+	// Classify tells what kind of failure an etcd error is.
+	Classify(err error) dcs.ErrorClass
 }
 
 // Postgres is what the agent needs from the local instance; *postgres.Instance

@@ -231,6 +231,12 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	if err := a.manageSync(sctx, s); err != nil {
 		a.log.Warn("synchronous mode", "err", err)
 	}
+	if !a.lease.inFailsafe() && a.fs.etcdErr == dcs.ErrClassNone {
+		// Only while etcd answers: the key is the topology of the next outage.
+		fctx, cancel3 := a.ioContext(ctx)
+		defer cancel3()
+		a.syncFailsafeKey(fctx, s.View)
+	}
 	return nil
 }
 

@@ -29,6 +29,12 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 		s.ScheduledRestart = *r.req.Schedule
 	}
 	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
+	s.FailsafeHold = a.failsafeHold()
+	if s.View != nil {
+		if t, ok := s.View.Failsafe(); ok {
+			s.FailsafeTopology = t
+		}
+	}
 	s.Switchover = switchover.Active(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)

@@ -30,6 +30,9 @@ type Dynamic struct {
 	SynchronousModeStrict bool
 	SynchronousNodeCount  int
 	Pause                 bool
+	// FailsafeMode keeps the primary writable through an etcd outage
+	// while every member acknowledges it (agent/failsafe.go).
+	FailsafeMode bool
 	// PostgresParameters are the GUCs in postgresql.parameters.
 	PostgresParameters map[string]any
 }
@@ -127,7 +130,7 @@ func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 // readKeys are the keys Regent reads and acts on (Dynamic.field).
 var readKeys = []string{"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
 	"primary_start_timeout", "master_start_timeout", "primary_race_backoff", "switchover_timeout", "check_timeline",
-	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "postgresql"}
+	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "failsafe_mode", "postgresql"}
 
 // field is the address of the field key k sets, nil for a key Regent
 // does not read.
@@ -157,6 +160,8 @@ func (c *Dynamic) field(k string) any {
 		return &c.SynchronousNodeCount
 	case "pause":
 		return &c.Pause
+	case "failsafe_mode":
+		return &c.FailsafeMode
 	case "postgresql":
 		return &c.PostgresParameters
 	}

@@ -202,6 +202,7 @@ func dynamicKeys(t *testing.T) []string {
 		"SwitchoverTimeout":  {"switchover_timeout"}, "CheckTimeline": {"check_timeline"},
 		"SynchronousMode": {"synchronous_mode"}, "SynchronousModeStrict": {"synchronous_mode_strict"},
 		"SynchronousNodeCount": {"synchronous_node_count"}, "Pause": {"pause"},
+		"FailsafeMode":       {"failsafe_mode"},
 		"PostgresParameters": {"postgresql", "postgresql.parameters"},
 	}
 	var keys []string

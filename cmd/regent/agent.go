@@ -93,8 +93,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notifier *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var srv *restapi.Server
+	peers := agent.NewHTTPPeers(peerTLS)
+	peers.Auth = cfg.RestAPI.Authentication // POST /failsafe is a write: the members ask for it
 	opts := agent.Options{
-		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(peerTLS), Logger: log, Watchdog: wd,
+		Config: cfg, DCS: client, Postgres: pg, Peers: peers, Failsafe: peers, Logger: log, Watchdog: wd,
 		Metrics:   agent.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"scope": cfg.Scope}, reg)),
 		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
 	}
@@ -106,7 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notifier *
 	if err != nil {
 		return err
 	}
-	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Members: ag,
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Members: ag, Failsafe: ag,
 		KeyPair: keyPair, Logger: log.With("component", "restapi")})
 	reg.MustRegister(restapi.NewPatroniCollector(srv, cfg.Scope))
 	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -244,5 +245,29 @@ ttl: 30
 	c.Config = nil
 	if r := (ctlRun{loader: fixed(c)}).run(t, "show-config"); r.code != exitFailed || !strings.Contains(r.err.Error(), "no config key") {
 		t.Errorf("show-config without a key: exit %d, %v", r.code, r.err)
+	}
+}
+
+// TestListShowsFailsafe: members holding a leader's failsafe call make
+// list say failsafe mode is active, with whom and since when.
+func TestListShowsFailsafe(t *testing.T) {
+	c := threeMembers(nil, `{"ttl":10,"failsafe_mode":true}`)
+	since := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, name := range []string{"pg2", "pg3"} {
+		m := c.Members[name]
+		m.Failsafe = &dcs.MemberFailsafe{Leader: "pg1", Since: since.Add(time.Duration(len(name)) * time.Second).Format(time.RFC3339)}
+		c.Members[name] = m
+	}
+	var b strings.Builder
+	if err := clusterNotes(&b, c, since.Add(42*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want := " Failsafe mode: active, leader pg1 confirmed without etcd by pg2, pg3 (since 2030-01-01T00:00:03Z, 39s ago)\n"
+	if b.String() != want {
+		t.Errorf("notes = %q, want %q", b.String(), want)
+	}
+	r := (&ctlRun{loader: fixed(c)}).run(t, "list")
+	if r.err != nil || !strings.Contains(r.out, "Failsafe mode: active, leader pg1") {
+		t.Errorf("list = %q, %v", r.out, r.err)
 	}
 }
