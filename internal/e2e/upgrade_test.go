@@ -33,6 +33,9 @@ const previousRelease = "c8d2e752ff7e001a8c3fa2b2af21cabf9180c5be"
 // regentctl lists the cluster while the versions are mixed and after.
 func TestRollingUpgrade(t *testing.T) {
 	const table = "e2e_upgrade"
+	if testing.Short() {
+		t.Skip("builds the previous release and runs real PostgreSQL servers") // as testcluster.New does
+	}
 	prev := testcluster.BinaryAt(t, previousRelease, "./cmd/regent")
 	next := testcluster.AgentBinary(t)
 	prevVersion, nextVersion := agentVersion(t, prev), agentVersion(t, next)
