@@ -90,6 +90,40 @@ func regentctl(t *testing.T, c *testcluster.Cluster, bound time.Duration, args .
 	return runTool(t, bound, regentctlBinary(t), append(base, args...)...)
 }
 
+// waitListed polls `regentctl list -o json` until it parses into one row
+// per node: leader as Leader, every other node as Replica, each running,
+// with its host:port and a timeline.
+func waitListed(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node) {
+	t.Helper()
+	type row struct {
+		Name, Role, State string
+		Host              string
+		Timeline          int
+	}
+	testcluster.Poll(t, replicateTimeout, "regentctl list -o json: leader "+leader.Name+" and running replicas", func(context.Context) error {
+		r := regentctl(t, c, ctlBound, "list", "-o", "json")
+		var rows []row
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+			return fmt.Errorf("parse %q: %w", r.stdout, err)
+		}
+		if len(rows) != len(c.Nodes()) {
+			return fmt.Errorf("%d rows, want %d: %+v", len(rows), len(c.Nodes()), rows)
+		}
+		var errs []error
+		for _, rw := range rows {
+			n := c.Node(rw.Name)
+			want := map[bool]string{true: "Leader", false: "Replica"}[n == leader]
+			if n == nil || rw.Role != want || rw.State != "running" || rw.Host != fmt.Sprintf("127.0.0.1:%d", n.PGPort) || rw.Timeline < 1 {
+				errs = append(errs, fmt.Errorf("row %+v: want %s, running, its host:port, a timeline", rw, want))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
 // mustSucceed fails the test unless r exited 0.
 func mustSucceed(t *testing.T, r ctlResult) {
 	t.Helper()

@@ -41,6 +41,11 @@ type Options struct {
 	// Env, if set, returns extra KEY=VALUE environment entries for a
 	// node's agent (e.g. NOTIFY_SOCKET). It must not block.
 	Env func(node string) []string
+	// Binary, if set, returns the regent binary a node's agent starts
+	// with ("" for the default: built from ./cmd/regent); Node.SetBinary
+	// changes it for the node's next start (a rolling upgrade). It must
+	// not block.
+	Binary func(node string) string
 	// BinDir is the PostgreSQL bin directory; default: the newest
 	// /usr/lib/postgresql/*/bin (15 on our machines), or $REGENT_PG_BIN_DIR.
 	BinDir string
