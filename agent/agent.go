@@ -76,7 +76,7 @@ type Agent struct {
 	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
 	memberWritten memberRecord
 	statusWritten statusRecord
-	slotsFor      string
+	slots         slotState
 	nextTick      time.Time
 	// configErr is what this member could not apply of the cluster
 	// config ("" when it applies fully); paramsErr the parameters' part,
@@ -316,7 +316,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	}
 	if !a.lease.leading {
 		// The next leadership must create the replication slots afresh.
-		a.slotsFor = ""
+		a.slots = slotState{}
 	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p

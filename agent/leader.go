@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -152,7 +151,7 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	// failover key, the member key): a new primary cut from etcd right
 	// after promoting must still let them stream its timeline, or none of
 	// them can take over once it fences — they would stay behind it.
-	if err := a.ensureSlots(pctx, Snapshot{View: v}); err != nil {
+	if err := a.ensureSlots(pctx, Snapshot{View: v}, true); err != nil {
 		a.log.Warn("cannot create the replicas' replication slots after promote", "err", err)
 	}
 	if err := a.pg.Checkpoint(pctx); err != nil {
@@ -212,14 +211,14 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	// unreachable etcd must not keep the replicas from following this
 	// primary (they need their slots to stream; without them they stay
 	// behind on the old timeline and cannot take over if it is cut off).
-	if err := a.ensureSlots(ctx, s); err != nil {
+	if err := a.ensureSlots(ctx, s, true); err != nil {
 		return err
 	}
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	optime := uint64(s.PG.Status.CurrentLSN)
 	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) {
-		data, _ := json.Marshal(dcs.Status{Optime: optime})
+		data, _ := json.Marshal(dcs.Status{Optime: optime, Slots: a.slots.positions})
 		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
 			a.log.Warn("cannot write the status key", "err", err)
 		} else {
@@ -230,23 +229,6 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	defer cancel2()
 	if err := a.manageSync(sctx, s); err != nil {
 		a.log.Warn("synchronous mode", "err", err)
-	}
-	return nil
-}
-
-// ensureSlots keeps a physical replication slot for every other member.
-func (a *Agent) ensureSlots(ctx context.Context, s Snapshot) error {
-	var others []string
-	for _, n := range s.View.MemberNames() {
-		if n != a.name {
-			others = append(others, n)
-		}
-	}
-	if key := strings.Join(others, ","); key != a.slotsFor {
-		if err := a.pg.EnsureSlots(ctx, others); err != nil {
-			return fmt.Errorf("replication slots: %w", err)
-		}
-		a.slotsFor = key
 	}
 	return nil
 }

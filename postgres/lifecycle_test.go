@@ -123,13 +123,13 @@ func TestPrimaryLifecycle(t *testing.T) {
 
 	t.Run("EnsureSlots", func(t *testing.T) {
 		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('stale_member')")
-		if err := inst.EnsureSlots(ctx, []string{"pg-1", "pg-2", "pg.Three"}); err != nil {
+		if _, err := inst.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-1", "pg-2", "pg.Three"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got := slotNames(t, inst); !slices.Equal(got, []string{"pg_2", "pg_three"}) {
 			t.Errorf("slots = %v, want [pg_2 pg_three] (own slot not created, stale one dropped)", got)
 		}
-		if err := inst.EnsureSlots(ctx, []string{"pg-1", "pg-2"}); err != nil {
+		if _, err := inst.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-1", "pg-2"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got := slotNames(t, inst); !slices.Equal(got, []string{"pg_2"}) {

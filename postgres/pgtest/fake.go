@@ -254,11 +254,15 @@ func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, time
 	return nil, nil
 }
 
-func (f *Fake) EnsureSlots(ctx context.Context, members []string) error {
+func (f *Fake) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("slots " + strings.Join(members, ","))
-	return nil
+	if p.Primary {
+		f.record("slots " + strings.Join(p.Members, ","))
+	} else {
+		f.record("replica slots")
+	}
+	return nil, nil
 }
 func (f *Fake) WriteHBA(memberHosts []string) (bool, error) { return false, nil }
 
