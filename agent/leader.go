@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -225,12 +226,32 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 			a.statusWritten = statusRecord{optime: optime, at: a.now()}
 		}
 	}
+	a.restoreInitialize(lctx, s)
 	sctx, cancel2 := a.ioContext(ctx)
 	defer cancel2()
 	if err := a.manageSync(sctx, s); err != nil {
 		a.log.Warn("synchronous mode", "err", err)
 	}
 	return nil
+}
+
+// restoreInitialize writes the initialize key back (create-only) when it
+// is gone while this member leads — `regentctl remove` wiped a running
+// cluster — as Patroni's leader does: without it, a new member with an
+// empty data directory would bootstrap a second cluster. It never touches
+// the leader key, and the write is bounded by ctx (the lease deadline).
+func (a *Agent) restoreInitialize(ctx context.Context, s Snapshot) {
+	if s.View == nil || s.View.Initialize != nil || s.PG.SystemID == 0 {
+		return
+	}
+	sysid := strconv.FormatUint(s.PG.SystemID, 10)
+	_, err := a.dcs.CAS(ctx, a.dcs.Keys().Initialize(), []byte(sysid), 0)
+	switch {
+	case err == nil:
+		a.log.Info("wrote the missing initialize key back", "system_id", sysid)
+	case !errors.Is(err, dcs.ErrConflict):
+		a.log.Warn("cannot write the missing initialize key back", "err", err)
+	}
 }
 
 type statusRecord struct {

@@ -69,6 +69,9 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		// Peers and regentctl list see a member that cannot apply the config.
 		ConfigError: a.configErr,
 	}
+	if r := a.restartAt; r != nil {
+		m.ScheduledRestart = r.published()
+	}
 	if a.nosync {
 		m.Tags = maps.Clone(m.Tags)
 		if m.Tags == nil {

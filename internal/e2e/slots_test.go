@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,119 @@ func slotNames(ctx context.Context, n *testcluster.Node) (map[string]bool, error
 		have[s] = true
 	}
 	return have, rows.Err()
+}
+
+// TestRegentctlRemoveAndFlush (issue #20, must-show 7): against a running
+// cluster, flush cancels a scheduled restart and a scheduled switchover,
+// remove wipes the cluster's keys; each refuses without confirmation and
+// then changes nothing. After the wipe the agents elect a leader again and
+// it writes the initialize key back.
+func TestRegentctlRemoveAndFlush(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{Nodes: 2})
+	replica := c.Others(leader.Name)[0]
+	scope := c.Scope()
+	sysid, err := c.Get(t.Context(), "initialize")
+	if err != nil || len(sysid) == 0 {
+		t.Fatalf("initialize key: %q, %v", sysid, err)
+	}
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+
+	// flush restart.
+	mustSucceed(t, regentctl(t, c, ctlBound, "restart", replica.Name, "--scheduled", later, "--force"))
+	scheduledRestart := func(ctx context.Context) (bool, error) {
+		m, err := c.Member(ctx, replica.Name)
+		return m["scheduled_restart"] != nil, err
+	}
+	waitFor(t, "the scheduled restart in "+replica.Name+"'s member key", func(ctx context.Context) (bool, error) { return scheduledRestart(ctx) })
+	if r := regentctl(t, c, ctlBound, "flush", scope, "restart"); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("flush restart without confirmation: %s; want exit 1 asking for --force", r)
+	}
+	if on, err := scheduledRestart(t.Context()); err != nil || !on {
+		t.Fatalf("the refused flush removed the scheduled restart (%v)", err)
+	}
+	r := regentctl(t, c, ctlBound, "flush", scope, "restart", "--force")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "Success: flush scheduled restart for member "+replica.Name) {
+		t.Errorf("flush restart output: %q", r.stdout)
+	}
+	waitFor(t, "no scheduled restart on "+replica.Name, func(ctx context.Context) (bool, error) {
+		on, err := scheduledRestart(ctx)
+		return !on, err
+	})
+
+	// flush switchover.
+	code, body, err := leader.Do(t.Context(), "POST", "/switchover",
+		map[string]any{"leader": leader.Name, "candidate": replica.Name, "scheduled_at": later})
+	if err != nil || code != 202 {
+		t.Fatalf("schedule a switchover: %d %s %v", code, body, err)
+	}
+	failoverKey := func(ctx context.Context) (bool, error) {
+		v, err := c.Get(ctx, "failover")
+		return strings.Contains(string(v), "scheduled_at"), err
+	}
+	waitFor(t, "the scheduled switchover in the failover key", failoverKey)
+	if r := regentctl(t, c, ctlBound, "flush", scope, "switchover"); r.code != 1 {
+		t.Errorf("flush switchover without confirmation: %s; want exit 1", r)
+	}
+	if on, err := failoverKey(t.Context()); err != nil || !on {
+		t.Fatalf("the refused flush cancelled the switchover (%v)", err)
+	}
+	if r := regentctl(t, c, ctlBound, "flush", scope, "reboot", "--force"); r.code != 2 {
+		t.Errorf("flush with a bad target: %s; want exit 2", r)
+	}
+	mustSucceed(t, regentctl(t, c, ctlBound, "flush", scope, "switchover", "--force"))
+	waitFor(t, "no scheduled switchover", func(ctx context.Context) (bool, error) {
+		on, err := failoverKey(ctx)
+		return !on, err
+	})
+
+	// remove: refused on wrong or missing answers, then done.
+	for _, answers := range []string{"", scope + "\nYes I am aware\n" + replica.Name + "\n", "wrong\n"} {
+		r := removeWith(t, c, answers)
+		if r.code != 1 || !strings.Contains(r.stderr, "nothing removed") {
+			t.Errorf("remove answered %q: %s; want exit 1, nothing removed", answers, r)
+		}
+		if v, err := c.Get(t.Context(), "initialize"); err != nil || string(v) != string(sysid) {
+			t.Fatalf("after a refused remove the initialize key is %q (%v), want %q", v, err, sysid)
+		}
+	}
+	if r := regentctl(t, c, ctlBound, "remove", "another", "--force"); r.code != 2 {
+		t.Errorf("remove of another cluster than --scope: %s; want exit 2", r)
+	}
+	removedAt := time.Now()
+	r = removeWith(t, c, scope+"\nYes I am aware\n"+leader.Name+"\n")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "Removed ") {
+		t.Errorf("remove output: %q", r.stdout)
+	}
+	// The wipe is what remove did; the agents write keys again at once, so
+	// the check is that the config key (no agent rewrites it) is gone.
+	if v, err := c.Get(t.Context(), "config"); err != nil || v != nil {
+		t.Errorf("config key after remove: %q (%v), want absent", v, err)
+	}
+	c.WaitHealthy(t, bootstrapTimeout)
+	waitFor(t, "the initialize key written back by the leader", func(ctx context.Context) (bool, error) {
+		v, err := c.Get(ctx, "initialize")
+		return string(v) == string(sysid), err
+	})
+	t.Logf("cluster healthy with its initialize key back %s after remove", time.Since(removedAt).Round(time.Second))
+}
+
+// removeWith runs `regentctl remove <scope>` with answers piped to stdin.
+func removeWith(t *testing.T, c *testcluster.Cluster, answers string) ctlResult {
+	t.Helper()
+	args := []string{"--etcd", strings.Join(c.EtcdEndpoints(), ","), "--scope", c.Scope(), "remove", c.Scope()}
+	return runToolWith(t, ctlBound, func(cmd *exec.Cmd) { cmd.Stdin = strings.NewReader(answers) }, regentctlBinary(t), args...)
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	testcluster.Poll(t, replicateTimeout, what, func(ctx context.Context) error {
+		ok, err := cond(ctx)
+		if err == nil && !ok {
+			err = fmt.Errorf("not yet")
+		}
+		return err
+	})
 }
