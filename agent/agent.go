@@ -314,8 +314,9 @@ func (a *Agent) tick(ctx context.Context) error {
 		// then the device must still fire if the agent hangs.
 		a.disarmWatchdog()
 	}
-	if !a.lease.leading {
-		// The next leadership must create the replication slots afresh.
+	if !a.lease.leading && a.slots.primary {
+		// The next leadership must create the replication slots afresh;
+		// a replica keeps its own state (its copy throttle) tick to tick.
 		a.slots = slotState{}
 	}
 	a.recordPlan(snap, p)

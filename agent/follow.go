@@ -54,6 +54,7 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 	if err := a.ensureSlots(sctx, s, false); err != nil {
 		a.log.Warn("cannot keep this replica's replication slots", "err", err)
 	}
+	a.copyLogicalSlots(ctx, *up)
 	return nil
 }
 

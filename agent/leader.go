@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -218,12 +219,16 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	optime := uint64(s.PG.Status.CurrentLSN)
-	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) {
+	// The permanent slots' positions go out as soon as they move: a
+	// replica advances its copies to them, and a copy behind a consumer's
+	// confirmed position repeats changes after a failover.
+	slotsMoved := !maps.Equal(a.statusWritten.slots, a.slots.positions)
+	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) || slotsMoved {
 		data, _ := json.Marshal(dcs.Status{Optime: optime, Slots: a.slots.positions})
 		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
 			a.log.Warn("cannot write the status key", "err", err)
 		} else {
-			a.statusWritten = statusRecord{optime: optime, at: a.now()}
+			a.statusWritten = statusRecord{optime: optime, at: a.now(), slots: a.slots.positions}
 		}
 	}
 	a.restoreInitialize(lctx, s)
@@ -257,6 +262,7 @@ func (a *Agent) restoreInitialize(ctx context.Context, s Snapshot) {
 type statusRecord struct {
 	optime uint64
 	at     time.Time
+	slots  map[string]int64 // the permanent slots' positions written
 }
 
 // due: the leader's position is what replicas measure their lag against

@@ -82,10 +82,16 @@ type SlotPlan struct {
 	// Drop are inactive slots nothing asks for; each is named in a WARN
 	// with the ignore_slots entry that would keep it.
 	Drop []Slot
+	// Copy are permanent logical slots a replica lacks while the leader
+	// publishes their position: a PostgreSQL 15 standby cannot create a
+	// logical slot, so the agent copies the primary's state files into
+	// the stopped replica (ReadSlotStates, InstallSlotStates). EnsureSlots
+	// does not act on them.
+	Copy []Slot
 }
 
 // Empty reports whether the plan does nothing.
-func (p SlotPlan) Empty() bool { return len(p.Create)+len(p.Advance)+len(p.Drop) == 0 }
+func (p SlotPlan) Empty() bool { return len(p.Create)+len(p.Advance)+len(p.Drop)+len(p.Copy) == 0 }
 
 // PlanSlots decides, without I/O, which slots to create, advance and drop.
 // Rules, Patroni's unless noted:
@@ -93,7 +99,9 @@ func (p SlotPlan) Empty() bool { return len(p.Create)+len(p.Advance)+len(p.Drop)
 //   - an active slot is never dropped;
 //   - a permanent slot is created where it is missing (on a replica,
 //     physical ones only: PostgreSQL 15 cannot create a logical slot on a
-//     standby);
+//     standby, so a logical one the leader publishes is listed in Copy);
+//   - on a replica, an inactive permanent slot (physical or logical) is
+//     advanced to the leader's published position, never backwards;
 //   - an inactive physical slot nothing asks for is dropped;
 //   - a logical slot that is not permanent is kept (Regent's choice:
 //     Patroni drops it; a consumer's slot is too costly to lose by mistake).
@@ -106,9 +114,7 @@ func PlanSlots(p SlotPolicy, have []Slot) SlotPlan {
 		}
 	}
 	for _, s := range p.Permanent {
-		if p.Primary || s.Type == SlotPhysical {
-			want[s.Name] = s
-		}
+		want[s.Name] = s
 	}
 	existing := map[string]Slot{}
 	var plan SlotPlan
@@ -120,7 +126,7 @@ func PlanSlots(p SlotPolicy, have []Slot) SlotPlan {
 		w, wanted := want[h.Name]
 		switch {
 		case wanted && sameKind(w, h):
-			if !p.Primary && h.Type == SlotPhysical && !h.Active {
+			if !p.Primary && !h.Active {
 				if to, ok := p.Positions[h.Name]; ok && to > h.Position {
 					plan.Advance = append(plan.Advance, Slot{Name: h.Name, Type: h.Type, Position: to})
 				}
@@ -135,7 +141,12 @@ func PlanSlots(p SlotPolicy, have []Slot) SlotPlan {
 		if h, ok := existing[name]; ok && (sameKind(w, h) || ignored(p.Ignore, h) || h.Active) {
 			continue
 		}
-		plan.Create = append(plan.Create, w)
+		switch {
+		case p.Primary || w.Type == SlotPhysical:
+			plan.Create = append(plan.Create, w)
+		case p.Positions[name] > 0:
+			plan.Copy = append(plan.Copy, w)
+		}
 	}
 	return plan
 }

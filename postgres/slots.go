@@ -44,15 +44,20 @@ func SlotName(member string) string {
 // ignore_slots entry that would have kept it. It returns the slots as they
 // were read (the leader publishes their positions). Each statement is
 // bounded by ctx; a logical slot is created over its own short connection
-// to its database.
+// to its database. A replica's copy of a logical slot that cannot be
+// advanced because the WAL from its restart_lsn is gone here is reported,
+// after the rest of the plan ran, as a *StaleCopiesError: it needs a
+// fresh copy from the primary.
 func (i *Instance) EnsureSlots(ctx context.Context, p SlotPolicy) ([]Slot, error) {
 	p.Members = slices.DeleteFunc(slices.Clone(p.Members), func(m string) bool { return m == i.name })
 	var have []Slot
+	var stale []string // copies whose WAL is gone: not an SQL failure of the session
 	err := i.withConn(ctx, func(conn *pgx.Conn) error {
 		var err error
 		if have, err = readSlots(ctx, conn); err != nil {
 			return err
 		}
+		stale = nil
 		plan := PlanSlots(p, have)
 		for _, s := range plan.Drop {
 			if err := i.dropSlot(ctx, conn, s); err != nil {
@@ -65,14 +70,21 @@ func (i *Instance) EnsureSlots(ctx context.Context, p SlotPolicy) ([]Slot, error
 			}
 		}
 		for _, s := range plan.Advance {
-			if err := i.advanceSlot(ctx, conn, s); err != nil {
+			err := i.advanceSlot(ctx, conn, s)
+			switch {
+			case hasCode(err, sqlstateUndefinedFile):
+				stale = append(stale, s.Name)
+			case err != nil:
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ensure slots: %w", err)
+		return have, fmt.Errorf("ensure slots: %w", err)
+	}
+	if len(stale) > 0 {
+		return have, &StaleCopiesError{Names: stale}
 	}
 	return have, nil
 }
@@ -138,6 +150,7 @@ func (i *Instance) advanceSlot(ctx context.Context, conn *pgx.Conn, s Slot) erro
 	if err != nil {
 		return fmt.Errorf("advance slot %s: %w", s.Name, err)
 	}
+	i.log.Debug("advanced a copy of the primary's slot", "slot", s.Name, "lsn", s.Position)
 	return nil
 }
 

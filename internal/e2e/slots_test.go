@@ -3,7 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +223,107 @@ func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, er
 		}
 		return err
 	})
+}
+
+// TestLogicalSlotSurvivesFailover (issue #20, must-show 4): a permanent
+// logical slot is copied into the replica and advanced to the position
+// the leader publishes; a pg_recvlogical consumer that confirmed up to
+// some position continues, after the primary crashed, from the new
+// primary with every later change once and none it had confirmed.
+func TestLogicalSlotSurvivesFailover(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{Nodes: 2,
+		Parameters: map[string]any{"wal_level": "logical"},
+		DCS: map[string]any{"slots": map[string]any{
+			"cdc": map[string]any{"type": "logical", "database": "postgres", "plugin": "test_decoding"}}}})
+	replica := c.Others(leader.Name)[0]
+	mustExec(t, leader, "CREATE TABLE cdc_t (id int PRIMARY KEY)")
+	waitSlots(t, leader, "the permanent logical slot cdc", func(have map[string]bool) bool { return have["cdc"] })
+
+	// The consumer confirms up to the first 50 rows. The slot, created at
+	// the bootstrap, starts before the replica's oldest WAL (it was
+	// cloned later): its copy waits until the consumer moves it past (the
+	// checkpoint's running-xacts record lets restart_lsn move).
+	mustExec(t, leader, "CHECKPOINT")
+	mustExec(t, leader, "INSERT INTO cdc_t SELECT generate_series(1, 50)")
+	got := recvLogical(t, leader, queryLSN(t, leader, "pg_current_wal_lsn()"))
+	if want := idRange(1, 50); !slices.Equal(got, want) {
+		t.Fatalf("first consumption: ids %v, want %v", got, want)
+	}
+	// The replica restarts once to load the copy of the slot's files.
+	testcluster.Poll(t, slotCopyBound, replica.Name+" holding a copy of cdc", func(ctx context.Context) error {
+		have, err := slotNames(ctx, replica)
+		if err == nil && !have["cdc"] {
+			err = fmt.Errorf("slots %v", have)
+		}
+		return err
+	})
+	confirmed := queryLSN(t, leader, "(SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc')")
+	mustExec(t, leader, "INSERT INTO cdc_t SELECT generate_series(51, 100)")
+	waitRows(t, []*testcluster.Node{replica}, 100, "SELECT count(*) FROM cdc_t")
+	testcluster.Poll(t, slotPassBound, replica.Name+"'s cdc advanced to the consumer's confirmed position", func(ctx context.Context) error {
+		pos, err := replica.QueryInt(ctx, lsnInt("(SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc')"))
+		if err == nil && pos != confirmed {
+			err = fmt.Errorf("confirmed_flush_lsn %d, want %d", pos, confirmed)
+		}
+		return err
+	})
+
+	leader.Kill(t)
+	next := waitNewLeader(t, c, leader.Name, failoverBound)
+	mustExec(t, next, "INSERT INTO cdc_t SELECT generate_series(101, 150)")
+	got = recvLogical(t, next, queryLSN(t, next, "pg_current_wal_lsn()"))
+	if want := idRange(51, 150); !slices.Equal(got, want) {
+		t.Fatalf("after the failover: ids %v, want %v (no change lost, none the consumer had confirmed again)", got, want)
+	}
+}
+
+const (
+	// slotCopyBound: a copy waits for the leader to publish the slot
+	// (a slot pass, then the status key) and restarts the replica.
+	slotCopyBound = 60 * time.Second
+	failoverBound = 60 * time.Second
+)
+
+// recvLogical runs pg_recvlogical on slot cdc of n until endpos and
+// returns the ids of the rows inserted into cdc_t, in order.
+func recvLogical(t *testing.T, n *testcluster.Node, endpos int64) []int {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "changes")
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres", n.PGPort, testcluster.SuperuserName, testcluster.SuperuserPassword)
+	r := runTool(t, failoverBound, filepath.Join(pgBinDir(), "pg_recvlogical"), "-d", dsn, "--slot", "cdc", "--start",
+		"--no-loop", "--endpos", postgres.LSN(endpos).String(), "-o", "include-xids=0", "-f", out)
+	if r.code != 0 {
+		t.Fatalf("pg_recvlogical: %s", r)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for _, line := range strings.Split(string(data), "\n") {
+		if _, v, ok := strings.Cut(line, "table public.cdc_t: INSERT: id[integer]:"); ok {
+			id, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("change line %q: %v", line, err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func idRange(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// pgBinDir is where the PostgreSQL 15 client programs are.
+func pgBinDir() string {
+	if d := os.Getenv("REGENT_PG_BIN_DIR"); d != "" {
+		return d
+	}
+	return "/usr/lib/postgresql/15/bin"
 }
