@@ -72,7 +72,7 @@ func newRootWith(s *settings, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newListCmd(s), newTopologyCmd(s), newHistoryCmd(s), newDecisionsCmd(s),
 		newSwitchoverCmd(s), newFailoverCmd(s), newPauseCmd(s, true), newPauseCmd(s, false),
 		newShowConfigCmd(s), newEditConfigCmd(s), newRestartCmd(s), newReloadCmd(s), newReinitCmd(s),
-		newRemoveCmd(s), newFlushCmd(s), newVersionCmd())
+		newRemoveCmd(s), newFlushCmd(s), newQueryCmd(s), newDSNCmd(s), newVersionCmd())
 	return root
 }
 

@@ -125,6 +125,18 @@ func TestRegentctlRemoveAndFlush(t *testing.T) {
 	}
 	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 
+	// query and dsn pick the member by role.
+	q := queryWith(t, c, "query", "--role", "replica", "--command", "SELECT pg_is_in_recovery() AS standby, 42 AS n")
+	if want := " standby | n\n---------+----\n t       | 42\n(1 row)\n"; q.code != 0 || q.stdout != want {
+		t.Errorf("query on the replica: %s; want stdout %q", q, want)
+	}
+	if q := queryWith(t, c, "dsn", "--role", "leader"); q.code != 0 || q.stdout != fmt.Sprintf("host=127.0.0.1 port=%d\n", leader.PGPort) {
+		t.Errorf("dsn of the leader: %s", q)
+	}
+	if q := queryWith(t, c, "query", "--member", leader.Name, "--command", "SELEC 1"); q.code != 1 || !strings.Contains(q.stderr, "syntax error") {
+		t.Errorf("a bad statement: %s; want exit 1 with PostgreSQL's error", q)
+	}
+
 	// flush restart.
 	mustSucceed(t, regentctl(t, c, ctlBound, "restart", replica.Name, "--scheduled", later, "--force"))
 	scheduledRestart := func(ctx context.Context) (bool, error) {
@@ -211,6 +223,15 @@ func removeWith(t *testing.T, c *testcluster.Cluster, answers string) ctlResult 
 	t.Helper()
 	args := []string{"--etcd", strings.Join(c.EtcdEndpoints(), ","), "--scope", c.Scope(), "remove", c.Scope()}
 	return runToolWith(t, ctlBound, func(cmd *exec.Cmd) { cmd.Stdin = strings.NewReader(answers) }, regentctlBinary(t), args...)
+}
+
+// queryWith runs regentctl with the superuser's password in $PGPASSWORD.
+func queryWith(t *testing.T, c *testcluster.Cluster, args ...string) ctlResult {
+	t.Helper()
+	base := []string{"--etcd", strings.Join(c.EtcdEndpoints(), ","), "--scope", c.Scope()}
+	return runToolWith(t, ctlBound, func(cmd *exec.Cmd) {
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+testcluster.SuperuserPassword, "PGUSER="+testcluster.SuperuserName)
+	}, regentctlBinary(t), append(base, args...)...)
 }
 
 // waitFor polls cond until it holds.
