@@ -62,8 +62,10 @@ func (i *Instance) ReadSlotStates(ctx context.Context, up Upstream, names []stri
 // slots at its next start. It refuses while PostgreSQL runs: a running
 // server would neither see the files nor keep them.
 func (i *Instance) InstallSlotStates(states []SlotState) error {
-	if pid, err := i.PostmasterPID(); !errors.Is(err, ErrNotRunning) {
-		return fmt.Errorf("install slot states: refused unless PostgreSQL is stopped (pid %d, %v)", pid, err)
+	if pid, err := i.PostmasterPID(); err == nil {
+		return fmt.Errorf("install slot states: refused while PostgreSQL runs (pid %d)", pid)
+	} else if !errors.Is(err, ErrNotRunning) {
+		return fmt.Errorf("install slot states: %w", err)
 	}
 	for _, s := range states {
 		if SlotName(s.Name) != s.Name || s.Name == "" {

@@ -26,9 +26,9 @@ const slotPassBound = 30 * time.Second
 // again); one not listed is dropped with a WARN naming it and the
 // ignore_slots entry that would keep it.
 func TestIgnoredSlotSurvivesSwitchovers(t *testing.T) {
-	c, first := startHealthy(t, testcluster.Options{Nodes: 2,
+	c, _ := startHealthy(t, testcluster.Options{Nodes: 2,
 		DCS: map[string]any{"ignore_slots": []any{map[string]any{"name": "foreign_archiver", "type": "physical"}}}})
-	first = waitHealthyForSwitchover(t, c)
+	first := waitHealthyForSwitchover(t, c)
 	second := c.Others(first.Name)[0]
 	logs := first.CaptureLog(t)
 
