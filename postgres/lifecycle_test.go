@@ -135,6 +135,25 @@ func TestPrimaryLifecycle(t *testing.T) {
 		if got := slotNames(t, inst); !slices.Equal(got, []string{"pg_2"}) {
 			t.Errorf("slots = %v, want [pg_2]", got)
 		}
+		// A permanent slot is created, an ignored one kept, an unknown one
+		// dropped; slot files are never installed into a running server.
+		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('barman', true)")
+		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('stray', true)")
+		policy := SlotPolicy{Primary: true, Members: []string{"pg-2"}, Permanent: []Slot{{Name: "archiver", Type: SlotPhysical}},
+			Ignore: []SlotMatch{{Name: "barman", Type: SlotPhysical}}}
+		have, err := inst.EnsureSlots(ctx, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(have) != 3 {
+			t.Errorf("EnsureSlots returned %d slots as read, want 3 (pg_2, barman, stray)", len(have))
+		}
+		if got := slotNames(t, inst); !slices.Equal(got, []string{"archiver", "barman", "pg_2"}) {
+			t.Errorf("slots = %v, want [archiver barman pg_2]", got)
+		}
+		if err := inst.InstallSlotStates([]SlotState{{Name: "x", State: []byte("x")}}); err == nil {
+			t.Error("InstallSlotStates into a running instance: no error")
+		}
 	})
 
 	t.Run("ConfigureAndReload", func(t *testing.T) {
