@@ -65,7 +65,16 @@ func (i *Instance) EnsureSlots(ctx context.Context, p SlotPolicy) ([]Slot, error
 			}
 		}
 		for _, s := range plan.Create {
-			if err := i.createSlot(ctx, conn, s); err != nil {
+			err := i.createSlot(ctx, conn, s)
+			switch {
+			case err == nil:
+			case isSQLError(err) && !slices.ContainsFunc(p.Members, func(m string) bool { return SlotName(m) == s.Name }):
+				// A permanent slot PostgreSQL refuses (wal_level too low for
+				// a logical one, an unknown plugin or database) must not
+				// keep the members' slots, nor the leader's upkeep after
+				// them, from going on: it is retried at the next pass.
+				i.log.Warn("cannot create a permanent replication slot", "slot", s.Name, "slot_type", s.Type, "err", err)
+			default:
 				return err
 			}
 		}
