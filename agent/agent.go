@@ -83,7 +83,7 @@ type Agent struct {
 	floorRaises   bool // the standby was started above its configured settings (the start-time floor)
 	memberWritten memberRecord
 	statusWritten statusRecord
-	slotsFor      string
+	slots         slotState
 	nextTick      time.Time
 	// configErr is what this member could not apply of the cluster
 	// config ("" when it applies fully); paramsErr the parameters' part,
@@ -321,9 +321,10 @@ func (a *Agent) tick(ctx context.Context) error {
 		// then the device must still fire if the agent hangs.
 		a.disarmWatchdog()
 	}
-	if !a.lease.leading {
-		// The next leadership must create the replication slots afresh.
-		a.slotsFor = ""
+	if !a.lease.leading && a.slots.primary {
+		// The next leadership must create the replication slots afresh;
+		// a replica keeps its own state (its copy throttle) tick to tick.
+		a.slots = slotState{}
 	}
 	a.recordPlan(snap, p)
 	a.lastPlan = p

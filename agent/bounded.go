@@ -210,6 +210,6 @@ func (b boundedPostgres) TimelineHistory(ctx context.Context, from postgres.Upst
 	})
 }
 
-func (b boundedPostgres) EnsureSlots(ctx context.Context, members []string) error {
-	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.Postgres.EnsureSlots(ctx, members) })
+func (b boundedPostgres) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
+	return boundedCall(ctx, b.bound, func(ctx context.Context) ([]postgres.Slot, error) { return b.Postgres.EnsureSlots(ctx, p) })
 }

@@ -65,6 +65,25 @@ type scheduledRestart struct {
 	req restapi.RestartRequest
 }
 
+// published is the member key's scheduled_restart (Patroni's fields), so
+// regentctl list and flush see it from etcd.
+func (r *scheduledRestart) published() map[string]any {
+	out := map[string]any{"schedule": r.req.Schedule.Format(time.RFC3339)}
+	if r.req.Role != "" {
+		out["role"] = r.req.Role
+	}
+	if r.req.PostgresVersion != "" {
+		out["postgres_version"] = r.req.PostgresVersion
+	}
+	if r.req.RestartPending {
+		out["restart_pending"] = true
+	}
+	if r.req.Timeout > 0 {
+		out["timeout"] = r.req.Timeout.Seconds()
+	}
+	return out
+}
+
 // Restart restarts PostgreSQL now or schedules it (patroni-compat.md §2.4).
 func (a *Agent) Restart(ctx context.Context, req restapi.RestartRequest) (int, string) {
 	if req.Schedule != nil {

@@ -67,7 +67,10 @@ type Postgres interface {
 	CheckWipe(ctx context.Context, systemID uint64) error
 	WipeDataDir(ctx context.Context, systemID uint64) error
 	TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error)
-	EnsureSlots(ctx context.Context, members []string) error
+	EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error)
+	ReadSlotStates(ctx context.Context, up postgres.Upstream, names []string) ([]postgres.SlotState, error)
+	InstallSlotStates(states []postgres.SlotState) error
+	OldestWAL(ctx context.Context) (postgres.LSN, error)
 	WriteHBA(memberHosts []string) (bool, error)
 	SetDynamicParameters(params map[string]any) error
 	Reconfigure() (bool, error)

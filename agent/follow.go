@@ -47,6 +47,14 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 			return fmt.Errorf("reload after repointing: %w", err)
 		}
 	}
+	// A failover candidate keeps the permanent physical slots (and drops
+	// the unknown ones a former primary kept, which would hold WAL here).
+	sctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	if err := a.ensureSlots(sctx, s, false); err != nil {
+		a.log.Warn("cannot keep this replica's replication slots", "err", err)
+	}
+	a.copyLogicalSlots(ctx, *up)
 	return nil
 }
 

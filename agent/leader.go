@@ -3,11 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
@@ -152,7 +153,7 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	// failover key, the member key): a new primary cut from etcd right
 	// after promoting must still let them stream its timeline, or none of
 	// them can take over once it fences — they would stay behind it.
-	if err := a.ensureSlots(pctx, Snapshot{View: v}); err != nil {
+	if err := a.ensureSlots(pctx, Snapshot{View: v}, true); err != nil {
 		a.log.Warn("cannot create the replicas' replication slots after promote", "err", err)
 	}
 	if err := a.pg.Checkpoint(pctx); err != nil {
@@ -212,20 +213,25 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	// unreachable etcd must not keep the replicas from following this
 	// primary (they need their slots to stream; without them they stay
 	// behind on the old timeline and cannot take over if it is cut off).
-	if err := a.ensureSlots(ctx, s); err != nil {
+	if err := a.ensureSlots(ctx, s, true); err != nil {
 		return err
 	}
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	optime := uint64(s.PG.Status.CurrentLSN)
-	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) {
-		data, _ := json.Marshal(dcs.Status{Optime: optime})
+	// The permanent slots' positions go out as soon as they move: a
+	// replica advances its copies to them, and a copy behind a consumer's
+	// confirmed position repeats changes after a failover.
+	slotsMoved := !maps.Equal(a.statusWritten.slots, a.slots.positions)
+	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) || slotsMoved {
+		data, _ := json.Marshal(dcs.Status{Optime: optime, Slots: a.slots.positions})
 		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
 			a.log.Warn("cannot write the status key", "err", err)
 		} else {
-			a.statusWritten = statusRecord{optime: optime, at: a.now()}
+			a.statusWritten = statusRecord{optime: optime, at: a.now(), slots: a.slots.positions}
 		}
 	}
+	a.restoreInitialize(lctx, s)
 	sctx, cancel2 := a.ioContext(ctx)
 	defer cancel2()
 	if err := a.manageSync(sctx, s); err != nil {
@@ -240,26 +246,29 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	return nil
 }
 
-// ensureSlots keeps a physical replication slot for every other member.
-func (a *Agent) ensureSlots(ctx context.Context, s Snapshot) error {
-	var others []string
-	for _, n := range s.View.MemberNames() {
-		if n != a.name {
-			others = append(others, n)
-		}
+// restoreInitialize writes the initialize key back (create-only) when it
+// is gone while this member leads — `regentctl remove` wiped a running
+// cluster — as Patroni's leader does: without it, a new member with an
+// empty data directory would bootstrap a second cluster. It never touches
+// the leader key, and the write is bounded by ctx (the lease deadline).
+func (a *Agent) restoreInitialize(ctx context.Context, s Snapshot) {
+	if s.View == nil || s.View.Initialize != nil || s.PG.SystemID == 0 {
+		return
 	}
-	if key := strings.Join(others, ","); key != a.slotsFor {
-		if err := a.pg.EnsureSlots(ctx, others); err != nil {
-			return fmt.Errorf("replication slots: %w", err)
-		}
-		a.slotsFor = key
+	sysid := strconv.FormatUint(s.PG.SystemID, 10)
+	_, err := a.dcs.CAS(ctx, a.dcs.Keys().Initialize(), []byte(sysid), 0)
+	switch {
+	case err == nil:
+		a.log.Info("wrote the missing initialize key back", "system_id", sysid)
+	case !errors.Is(err, dcs.ErrConflict):
+		a.log.Warn("cannot write the missing initialize key back", "err", err)
 	}
-	return nil
 }
 
 type statusRecord struct {
 	optime uint64
 	at     time.Time
+	slots  map[string]int64 // the permanent slots' positions written
 }
 
 // due: the leader's position is what replicas measure their lag against

@@ -70,6 +70,9 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		ConfigError: a.configErr,
 		Failsafe:    a.memberFailsafe(a.now()),
 	}
+	if r := a.restartAt; r != nil {
+		m.ScheduledRestart = r.published()
+	}
 	if a.nosync {
 		m.Tags = maps.Clone(m.Tags)
 		if m.Tags == nil {

@@ -358,7 +358,7 @@ func TestCloneRunsBesideTheLoop(t *testing.T) {
 	h.manualJobs = false
 	h.tick() // collects the clone
 	h.tick() // starts the replica
-	if ev := strings.Join(pg.Ops(), ","); !strings.Contains(ev, "clone pg0") || !strings.HasSuffix(ev, "start") {
+	if ev := strings.Join(pg.Ops(), ","); !strings.Contains(ev, "clone pg0,start") {
 		t.Fatalf("operations %s: want the clone, then a start", ev)
 	}
 }
@@ -375,7 +375,7 @@ func TestPromotedPrimaryCreatesSlotsBeforeEtcd(t *testing.T) {
 	addPeer(t, h.dcs, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", State: "running"})
 	h.pg.SetReplica(0x5000000) // the key is ours; PostgreSQL is still the replica that won it
 	view := h.agent.dcs.View()
-	h.agent.slotsFor = ""
+	h.agent.slots = slotState{}
 	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
 	h.agent.publishLimits()
 	h.takeEvents()

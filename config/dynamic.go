@@ -12,6 +12,7 @@ import (
 
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/lenient"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Dynamic is the cluster-wide configuration kept in the `config` key
@@ -35,6 +36,12 @@ type Dynamic struct {
 	FailsafeMode bool
 	// PostgresParameters are the GUCs in postgresql.parameters.
 	PostgresParameters map[string]any
+	// Slots are the permanent replication slots (`slots`); IgnoreSlots
+	// the slots no member ever drops (`ignore_slots`); MemberSlotsTTL how
+	// long a departed member's slot is kept (`member_slots_ttl`).
+	Slots          []postgres.Slot
+	IgnoreSlots    []postgres.SlotMatch
+	MemberSlotsTTL time.Duration
 }
 
 // Regent's defaults: faster than Patroni's (ttl 30, loop_wait 10), still
@@ -67,6 +74,7 @@ func DefaultDynamic() Dynamic {
 		PrimaryRaceBackoff:   DefaultPrimaryRaceBackoff,
 		SwitchoverTimeout:    DefaultSwitchoverTimeout,
 		SynchronousNodeCount: 1,
+		MemberSlotsTTL:       DefaultMemberSlotsTTL,
 	}
 }
 
@@ -130,7 +138,8 @@ func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 // readKeys are the keys Regent reads and acts on (Dynamic.field).
 var readKeys = []string{"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
 	"primary_start_timeout", "master_start_timeout", "primary_race_backoff", "switchover_timeout", "check_timeline",
-	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "failsafe_mode", "postgresql"}
+	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "failsafe_mode", "postgresql",
+	"slots", "ignore_slots", "member_slots_ttl"}
 
 // field is the address of the field key k sets, nil for a key Regent
 // does not read.
@@ -164,6 +173,12 @@ func (c *Dynamic) field(k string) any {
 		return &c.FailsafeMode
 	case "postgresql":
 		return &c.PostgresParameters
+	case "slots", "permanent_slots", "permanent_replication_slots": // Patroni's older names
+		return &c.Slots
+	case "ignore_slots":
+		return &c.IgnoreSlots
+	case "member_slots_ttl":
+		return &c.MemberSlotsTTL
 	}
 	return nil
 }
@@ -181,6 +196,10 @@ func setField(k string, field, v any) error {
 		return assign(f)(syncNodeCount(v))
 	case *map[string]any: // postgresql
 		return assign(f)(postgresParameters(v))
+	case *[]postgres.Slot:
+		return assign(f)(permanentSlots(v))
+	case *[]postgres.SlotMatch:
+		return assign(f)(ignoreSlots(v))
 	}
 	return fmt.Errorf("%s: no parser (a bug)", k)
 }

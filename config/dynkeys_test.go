@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // TestEncodePatchRefusesBadEdits: every edit a member would refuse or
@@ -49,8 +50,15 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"unknown top-level key", `{"ttll":20}`, []string{`ttll: unknown key (did you mean "ttl"?)`}},
 		{"failsafe_mode not a boolean", `{"failsafe_mode":"sometimes"}`, []string{"failsafe_mode:", "not a boolean"}},
 		{"standby_cluster", `{"standby_cluster":{"host":"10.0.0.9"}}`, []string{"standby_cluster: not supported yet"}},
-		{"slots", `{"slots":{"s1":{"type":"physical"}}}`, []string{"slots: not supported yet"}},
-		{"ignore_slots", `{"ignore_slots":[{"name":"x"}]}`, []string{"ignore_slots: not supported yet"}},
+		{"slots: logical without plugin", `{"slots":{"cdc":{"type":"logical","database":"app"}}}`, []string{"slots: cdc: a logical slot needs database and plugin"}},
+		{"slots: bad type", `{"slots":{"s1":{"type":"phisical"}}}`, []string{`slots: s1: type: "phisical" is neither physical nor logical`}},
+		{"slots: bad name", `{"slots":{"My-Slot":{"type":"physical"}}}`, []string{"slots: My-Slot: a slot name has only"}},
+		{"slots: unknown attribute", `{"slots":{"s1":{"typ":"physical"}}}`, []string{`slots: s1: typ: unknown key (did you mean "type"?)`}},
+		{"slots: not an object", `{"slots":["s1"]}`, []string{"slots: must be an object"}},
+		{"ignore_slots: empty entry", `{"ignore_slots":[{}]}`, []string{"ignore_slots: [0]: an entry sets at least one"}},
+		{"ignore_slots: not a list", `{"ignore_slots":{"name":"x"}}`, []string{"ignore_slots: must be a list"}},
+		{"ignore_slots: number", `{"ignore_slots":[{"name":5}]}`, []string{"ignore_slots: [0]: name: must be a non-empty string"}},
+		{"member_slots_ttl", `{"member_slots_ttl":-1}`, []string{"member_slots_ttl: -1 seconds is out of range"}},
 		{"maximum_lag_on_syncnode", `{"maximum_lag_on_syncnode":1048576}`, []string{"maximum_lag_on_syncnode: not supported yet"}},
 		{"primary_stop_timeout", `{"primary_stop_timeout":30}`, []string{"primary_stop_timeout: not supported yet", "postgres.stop_timeout"}},
 		{"use_pg_rewind false", `{"postgresql":{"use_pg_rewind":false}}`, []string{"postgresql.use_pg_rewind: not supported yet", "only true"}},
@@ -98,6 +106,8 @@ func TestEncodePatchAcceptsWhatRegentApplies(t *testing.T) {
 	}{
 		{"parameters", `{"postgresql":{"parameters":{"work_mem":"8MB","max_connections":"200","my.ext_setting":"x"}}}`, nil,
 			`{"postgresql":{"parameters":{"max_connections":"200","my.ext_setting":"x","work_mem":"8MB"}}}`},
+		{"slots", `{"slots":{"arch":{"type":"physical"},"cdc":{"type":"logical","database":"app","plugin":"pgoutput"}},"ignore_slots":[{"name":"x","type":"physical"}],"member_slots_ttl":0}`, nil,
+			`{"ignore_slots":[{"name":"x","type":"physical"}],"member_slots_ttl":0,"slots":{"arch":{"type":"physical"},"cdc":{"database":"app","plugin":"pgoutput","type":"logical"}}}`},
 		{"a duration as a numeric string", `{"switchover_timeout":"45"}`, nil, `{"switchover_timeout":"45"}`},
 		{"failsafe_mode on", `{"failsafe_mode":true}`, nil, `{"failsafe_mode":true}`},
 		{"Patroni keys off", `{"failsafe_mode":false,"slots":{},"ignore_slots":[],"standby_cluster":{},"maximum_lag_on_syncnode":-1,"max_timelines_history":0,"postgresql":{"use_pg_rewind":true,"use_slots":true}}`, nil,
@@ -250,5 +260,30 @@ func TestRegentYMLDurations(t *testing.T) {
 				t.Errorf("safety_margin %s = %s, want %s", tt.value, c.Watchdog.SafetyMargin, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseDynamicSlots: the slot keys parse into what the agent applies,
+// Patroni's older names included.
+func TestParseDynamicSlots(t *testing.T) {
+	dyn, err := ParseDynamic([]byte(`{"permanent_slots":{"arch":{"type":"physical"},"cdc":{"database":"app","plugin":"test_decoding"},"bare":null},
+		"ignore_slots":[{"name":"barman"},{"type":"logical","plugin":"pgoutput"}],"member_slots_ttl":"60"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSlots := []postgres.Slot{{Name: "arch", Type: "physical"}, {Name: "bare", Type: "physical"},
+		{Name: "cdc", Type: "logical", Database: "app", Plugin: "test_decoding"}}
+	if diff := cmp.Diff(wantSlots, dyn.Slots); diff != "" {
+		t.Errorf("Slots (-want +got):\n%s", diff)
+	}
+	wantIgnore := []postgres.SlotMatch{{Name: "barman"}, {Type: "logical", Plugin: "pgoutput"}}
+	if diff := cmp.Diff(wantIgnore, dyn.IgnoreSlots); diff != "" {
+		t.Errorf("IgnoreSlots (-want +got):\n%s", diff)
+	}
+	if dyn.MemberSlotsTTL != time.Minute {
+		t.Errorf("MemberSlotsTTL = %s, want 1m", dyn.MemberSlotsTTL)
+	}
+	if def, _ := ParseDynamic(nil); def.MemberSlotsTTL != DefaultMemberSlotsTTL || def.Slots != nil {
+		t.Errorf("defaults: member_slots_ttl %s, slots %v", def.MemberSlotsTTL, def.Slots)
 	}
 }

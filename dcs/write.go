@@ -130,3 +130,15 @@ func (c *Client) Get(ctx context.Context, key string) (v Value, found bool, err 
 	kv := resp.Kvs[0]
 	return Value{Data: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}, true, nil
 }
+
+// DeleteCluster deletes every key under the cluster's prefix (regentctl
+// remove, Patroni's delete_cluster) and returns how many it deleted. It
+// is the operator's explicit wipe: unconditional by design.
+func (c *Client) DeleteCluster(ctx context.Context) (int64, error) {
+	resp, err := c.cli.Delete(ctx, c.keys.Prefix(), clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("dcs: delete %s*: %w", c.keys.Prefix(), err)
+	}
+	c.touch()
+	return resp.Deleted, nil
+}

@@ -20,6 +20,7 @@ const (
 	sqlstateDuplicateObject  = "42710"
 	sqlstateUndefinedObject  = "42704"
 	sqlstateObjectInUse      = "55006"
+	sqlstateUndefinedFile    = "58P01" // e.g. a WAL segment already removed
 )
 
 // withConn runs fn on the persistent superuser connection, dialling it when

@@ -4,12 +4,15 @@
 // with pg_basebackup), repairing it (Rewind with pg_rewind, WipeDataDir),
 // running it (Start, Stop with smart → fast → immediate escalation, Promote,
 // Checkpoint, Reload through pg_ctl and SQL) and configuring it (Regent's
-// postgresql.conf, the standby recovery block, pg_hba.conf, physical
-// replication slots).
+// postgresql.conf, the standby recovery block, pg_hba.conf, replication
+// slots: EnsureSlots applies a slot plan; ReadSlotStates and
+// InstallSlotStates copy a primary's logical slot files into a stopped
+// replica).
 //
 // It also holds the pure helpers the agent decides with: LSN arithmetic,
-// Patroni's slot naming rule (SlotName), timeline history parsing and the
-// divergence test (NeedsRewind).
+// Patroni's slot naming rule (SlotName), the slot plan (PlanSlots: what
+// to create, advance, drop or copy given the policy and the existing
+// slots), timeline history parsing and the divergence test (NeedsRewind).
 //
 // postgres never talks to etcd, never imports dcs or fencing and never
 // decides anything: it reports what PostgreSQL says and performs the
@@ -23,6 +26,8 @@
 //	                      postgres.parameters, then the recovery block
 //	pg_hba.conf           postgres.pg_hba first, then Regent's own lines
 //	standby.signal        present while the instance is configured as standby
+//	pg_replslot/<slot>/state  a copy of the primary's logical slot, only
+//	                      while PostgreSQL is stopped (InstallSlotStates)
 //
 // Every file is written atomically (temporary file + rename) with mode 0600
 // and, when the agent runs as root and PostgreSQL runs as another user

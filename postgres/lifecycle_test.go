@@ -123,17 +123,39 @@ func TestPrimaryLifecycle(t *testing.T) {
 
 	t.Run("EnsureSlots", func(t *testing.T) {
 		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('stale_member')")
-		if err := inst.EnsureSlots(ctx, []string{"pg-1", "pg-2", "pg.Three"}); err != nil {
+		if _, err := inst.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-1", "pg-2", "pg.Three"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got := slotNames(t, inst); !slices.Equal(got, []string{"pg_2", "pg_three"}) {
 			t.Errorf("slots = %v, want [pg_2 pg_three] (own slot not created, stale one dropped)", got)
 		}
-		if err := inst.EnsureSlots(ctx, []string{"pg-1", "pg-2"}); err != nil {
+		if _, err := inst.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-1", "pg-2"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got := slotNames(t, inst); !slices.Equal(got, []string{"pg_2"}) {
 			t.Errorf("slots = %v, want [pg_2]", got)
+		}
+		// A permanent slot is created, an ignored one kept, an unknown one
+		// dropped; slot files are never installed into a running server.
+		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('barman', true)")
+		execSQL(t, inst, "SELECT pg_create_physical_replication_slot('stray', true)")
+		// wal_level is replica here: the logical slot is refused, and the
+		// refusal must not stop the other slots.
+		policy := SlotPolicy{Primary: true, Members: []string{"pg-2", "pg-9"}, Permanent: []Slot{{Name: "archiver", Type: SlotPhysical},
+			{Name: "cdc", Type: SlotLogical, Database: "postgres", Plugin: "test_decoding"}},
+			Ignore: []SlotMatch{{Name: "barman", Type: SlotPhysical}}}
+		have, err := inst.EnsureSlots(ctx, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(have) != 3 {
+			t.Errorf("EnsureSlots returned %d slots as read, want 3 (pg_2, barman, stray)", len(have))
+		}
+		if got := slotNames(t, inst); !slices.Equal(got, []string{"archiver", "barman", "pg_2", "pg_9"}) {
+			t.Errorf("slots = %v, want [archiver barman pg_2 pg_9]", got)
+		}
+		if err := inst.InstallSlotStates([]SlotState{{Name: "x", State: []byte("x")}}); err == nil {
+			t.Error("InstallSlotStates into a running instance: no error")
 		}
 	})
 

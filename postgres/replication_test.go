@@ -33,7 +33,7 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 	if err := a.SetupRoles(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.EnsureSlots(ctx, []string{"pg-a", "pg-b"}); err != nil {
+	if _, err := a.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-a", "pg-b"}}); err != nil {
 		t.Fatal(err)
 	}
 	execSQL(t, a, "CREATE TABLE t (id int PRIMARY KEY)")
@@ -114,7 +114,7 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 		if !NeedsRewind(tl, end, 2, hist) {
 			t.Fatalf("NeedsRewind(%d, %v, 2, %+v) = false after divergent writes", tl, end, hist)
 		}
-		if err := b.EnsureSlots(ctx, []string{"pg-a", "pg-b"}); err != nil {
+		if _, err := b.EnsureSlots(ctx, SlotPolicy{Primary: true, Members: []string{"pg-a", "pg-b"}}); err != nil {
 			t.Fatal(err)
 		}
 		divergedStandby(t, a, b, tl)

@@ -19,6 +19,7 @@ import (
 // the cluster read from a fake loader instead of etcd.
 type ctlRun struct {
 	loader func(ctx context.Context) (*dcs.Cluster, error)
+	wiper  func(ctx context.Context) (int64, error)
 	stdin  string
 	tty    bool // stdin and stdout count as terminals
 }
@@ -43,6 +44,7 @@ func (r ctlRun) runCtx(t *testing.T, ctx context.Context, args ...string) ctlRes
 	stdin := strings.NewReader(r.stdin)
 	s := &settings{
 		loader: r.loader,
+		wiper:  r.wiper,
 		isTTY:  func(v any) bool { return r.tty && (v == stdin || v == &out) },
 		poll:   10 * time.Millisecond,
 	}

@@ -31,6 +31,7 @@ type settings struct {
 
 	// Test hooks; nil or zero means the real thing.
 	loader func(ctx context.Context) (*dcs.Cluster, error) // s.load
+	wiper  func(ctx context.Context) (int64, error)        // s.wipe's etcd delete
 	isTTY  func(v any) bool                                // fileIsTTY
 	poll   time.Duration                                   // the --wait polls' interval (1s)
 }
@@ -71,7 +72,7 @@ func newRootWith(s *settings, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newListCmd(s), newTopologyCmd(s), newHistoryCmd(s), newDecisionsCmd(s),
 		newSwitchoverCmd(s), newFailoverCmd(s), newPauseCmd(s, true), newPauseCmd(s, false),
 		newShowConfigCmd(s), newEditConfigCmd(s), newRestartCmd(s), newReloadCmd(s), newReinitCmd(s),
-		newVersionCmd())
+		newRemoveCmd(s), newFlushCmd(s), newQueryCmd(s), newDSNCmd(s), newVersionCmd())
 	return root
 }
 

@@ -57,10 +57,10 @@ func runToolWith(t *testing.T, bound time.Duration, setup func(*exec.Cmd), bin s
 	ctx, cancel := context.WithTimeout(t.Context(), bound)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = nil // not a terminal: commands that would prompt need --force (setup may pipe answers)
 	if setup != nil {
 		setup(cmd)
 	}
-	cmd.Stdin = nil // not a terminal: commands that would prompt need --force
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second

@@ -254,12 +254,40 @@ func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, time
 	return nil, nil
 }
 
-func (f *Fake) EnsureSlots(ctx context.Context, members []string) error {
+func (f *Fake) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("slots " + strings.Join(members, ","))
+	if p.Primary {
+		f.record("slots " + strings.Join(p.Members, ","))
+	} else {
+		f.record("replica slots")
+	}
+	return nil, nil
+}
+func (f *Fake) ReadSlotStates(ctx context.Context, up postgres.Upstream, names []string) ([]postgres.SlotState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("read slot states " + up.Member + " " + strings.Join(names, ","))
+	out := make([]postgres.SlotState, 0, len(names))
+	for _, n := range names {
+		out = append(out, postgres.SlotState{Name: n, State: []byte("state of " + n)})
+	}
+	return out, nil
+}
+
+func (f *Fake) OldestWAL(ctx context.Context) (postgres.LSN, error) { return 0, nil }
+
+func (f *Fake) InstallSlotStates(states []postgres.SlotState) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := make([]string, 0, len(states))
+	for _, s := range states {
+		names = append(names, s.Name)
+	}
+	f.record("install slot states " + strings.Join(names, ","))
 	return nil
 }
+
 func (f *Fake) WriteHBA(memberHosts []string) (bool, error) { return false, nil }
 
 // NewEmpty returns a fake with an empty data directory (bootstrap, clone).
