@@ -67,7 +67,7 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"unknown postgresql key", `{"postgresql":{"parameter":{}}}`, []string{`postgresql.parameter: unknown key (did you mean "parameters"?)`}},
 		{"timing rule", `{"ttl":4}`, []string{"loop_wait + 2·retry_timeout"}},
 		{"this member's safety margin", `{"ttl":4,"retry_timeout":1}`, []string{"watchdog.safety_margin"}},
-		{"every refusal at once", `{"slots":{"s":{}},"ttl":"NaN"}`, []string{"slots: not supported yet", "ttl: NaN"}},
+		{"every refusal at once", `{"standby_cluster":{"host":"10.0.0.9"},"ttl":"NaN"}`, []string{"standby_cluster: not supported yet", "ttl: NaN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestApplyDynamicKeepsGoodValues(t *testing.T) {
 		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },
 			[]string{"loop_wait + 2·retry_timeout"}},
 		{"unparsable key reads as {}", `not json`, func(*Dynamic) {}, nil},
-		{"foreign and unsupported keys are ignored", `{"slots":{"s":{}},"foreign":1}`, func(*Dynamic) {}, nil},
+		{"foreign and unsupported keys are ignored", `{"standby_cluster":{"host":"10.0.0.9"},"foreign":1}`, func(*Dynamic) {}, nil},
 		{"failsafe_mode", `{"failsafe_mode":"on"}`, func(d *Dynamic) { d.FailsafeMode = true }, nil},
 	}
 	for _, tt := range tests {

@@ -202,7 +202,8 @@ func dynamicKeys(t *testing.T) []string {
 		"SwitchoverTimeout":  {"switchover_timeout"}, "CheckTimeline": {"check_timeline"},
 		"SynchronousMode": {"synchronous_mode"}, "SynchronousModeStrict": {"synchronous_mode_strict"},
 		"SynchronousNodeCount": {"synchronous_node_count"}, "Pause": {"pause"},
-		"FailsafeMode":       {"failsafe_mode"},
+		"FailsafeMode": {"failsafe_mode"},
+		"Slots":        {"slots"}, "IgnoreSlots": {"ignore_slots"}, "MemberSlotsTTL": {"member_slots_ttl"},
 		"PostgresParameters": {"postgresql", "postgresql.parameters"},
 	}
 	var keys []string
