@@ -52,8 +52,9 @@ type StageSummary struct {
 	Ms    Summary `json:"ms"`
 }
 
-// SwitchoverResult is every switchover repetition.
+// SwitchoverResult is every switchover repetition at one profile.
 type SwitchoverResult struct {
+	Profile     Profile            `json:"profile"`
 	Reps        int                `json:"reps"`
 	Failed      int                `json:"failed"`
 	Samples     []SwitchoverSample `json:"samples"`
@@ -83,13 +84,13 @@ func (r *SwitchoverResult) summarize() {
 	}
 }
 
-func runSwitchovers(t *testing.T, c *testcluster.Cluster, reps int, say sayf) SwitchoverResult {
-	res := SwitchoverResult{Reps: reps}
+func runSwitchovers(t *testing.T, c *testcluster.Cluster, prof Profile, reps int, say sayf) SwitchoverResult {
+	res := SwitchoverResult{Profile: prof, Reps: reps}
 	res.Failed = repeat(t, c, "switchover", reps, say, func(t *testing.T, rep int) {
 		s := switchoverRep(t, c, rep)
 		res.Samples = append(res.Samples, s)
-		say("switchover %d/%d: %s → %s, writes unavailable %.0f ms, total %.0f ms, %d acked, %d lost",
-			rep, reps, s.From, s.To, s.UnavailableMs, s.TotalMs, s.Acked, s.Lost)
+		say("switchover %d/%d (loop_wait %d s): %s → %s, writes unavailable %.0f ms, total %.0f ms, %d acked, %d lost",
+			rep, reps, prof.LoopWait, s.From, s.To, s.UnavailableMs, s.TotalMs, s.Acked, s.Lost)
 	})
 	res.summarize()
 	return res
