@@ -21,6 +21,11 @@ type quiesceState struct {
 	stopped chan error // receives the async stop's result once
 	err     error
 	done    bool
+	// The background work's steps, written before stopped is sent (so
+	// read only once done): how long the CHECKPOINT and the stop took, and
+	// the mode the stop ended in. They land in the record as an event.
+	checkpointTook, stopTook time.Duration
+	stopMode                 postgres.StopMode
 }
 
 // driveSwitchover advances the running switchover by one step. It runs in
@@ -161,19 +166,27 @@ func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 	}); err != nil {
 		return err
 	}
-	cctx, cancel := a.ioContext(ctx)
-	if err := a.pg.Checkpoint(cctx); err != nil {
-		a.log.Warn("checkpoint before switchover stop failed", "err", err)
-	}
-	cancel()
 	total, _ := a.soClock.Observe(r, a.now())
 	budget := max(r.TimeoutOr(config.DefaultSwitchoverTimeout)-total, 2*time.Second)
 	go func() {
-		// Bounded by budget inside Stop (fast, then immediate); the loop
-		// keeps renewing the lease meanwhile.
+		// Beside the loop, which keeps renewing the lease meanwhile: the
+		// CHECKPOINT flushes what the writes dirtied so far (direct
+		// clients still write: only /primary said 503), so the shutdown
+		// checkpoint inside the fast stop — the write gap — has little
+		// left to write. The checkpoint is bounded by the same budget; the
+		// stop by the rest of it inside Stop (fast, then immediate).
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget+5*time.Second)
 		defer cancel()
-		_, err := a.pg.Stop(sctx, postgres.StopFast, budget)
+		start := time.Now()
+		cctx, ccancel := context.WithTimeout(sctx, budget/2)
+		if err := a.pg.Checkpoint(cctx); err != nil {
+			a.log.Warn("checkpoint before switchover stop failed", "err", err)
+		}
+		ccancel()
+		q.checkpointTook = time.Since(start)
+		start = time.Now()
+		mode, err := a.pg.Stop(sctx, postgres.StopFast, budget-q.checkpointTook)
+		q.stopTook, q.stopMode = time.Since(start), mode
 		q.stopped <- err
 	}()
 	return nil
@@ -182,8 +195,13 @@ func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 // finishQuiesce records the old primary's final LSN and starts the
 // catch-up.
 func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) error {
+	q := a.quiesce
 	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
 		r.FinalLSN = uint64(final.LSN)
+		if q != nil && q.done {
+			r.Append(switchover.StageQuiesce, switchover.KindInfo, "checkpoint %s, %s stop %s",
+				q.checkpointTook.Round(time.Millisecond), q.stopMode, q.stopTook.Round(time.Millisecond))
+		}
 		r.Append(switchover.StageQuiesce, switchover.KindCompleted, "%s stopped; final LSN %s (%s)", a.name, final.LSN, final.State)
 		r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to receive and replay past %s", r.To, final.LSN)
 		return nil

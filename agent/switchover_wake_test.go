@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres/pgtest"
+	"github.com/regent-ha/regent/switchover"
+)
+
+// awaitWake runs one waitNextTick of a and fails t unless it returns
+// within bound: with loop_wait an hour long, only an event (or a poll)
+// can end it that soon.
+func awaitWake(t *testing.T, a *Agent, bound time.Duration, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { a.waitNextTick(t.Context()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatalf("%s: the loop still waits after %s (loop_wait %s): the hand-over waits for a tick", what, bound, a.dyn.LoopWait)
+	}
+}
+
+// TestSwitchoverHandOversDoNotWaitForLoopWait: with loop_wait at an hour,
+// the candidate's loop wakes on the old leader's hand-over (the watch
+// events of the record, the failover key and the released leader key),
+// promotes in that tick, records the promotion in the very next one
+// (started at once), and keeps looking for its replicas at the
+// switchover poll, not at loop_wait.
+func TestSwitchoverHandOversDoNotWaitForLoopWait(t *testing.T) {
+	h1 := newLeaderHarness(t)
+	store, ctx := h1.dcs, t.Context()
+	pg2 := pgtest.New(7000000000000000001)
+	pg2.SetReplica(0x6000000)
+	h2 := newNamedHarness(t, "pg2", store, pg2, store.Peer())
+	h2.tick()
+	h2.tick()
+	if h2.agent.lease.leading || store.View().LeaderName() != "pg1" {
+		t.Fatalf("setup: pg2 leading %t, leader %q; want pg1 leading", h2.agent.lease.leading, store.View().LeaderName())
+	}
+
+	rec := switchover.Record{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning, FinalLSN: 0x5000000}
+	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
+	rec.Append(switchover.StageQuiesce, switchover.KindStarted, "fencing")
+	rec.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting")
+	data, _ := json.Marshal(rec)
+	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
+		if err := store.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h2.tick() // sees the catch-up
+	h2.agent.dyn.LoopWait = time.Hour
+	h2.agent.nextTick = h2.now.Add(time.Hour)
+	for len(h2.agent.dcs.Notify()) > 0 {
+		<-h2.agent.dcs.Notify()
+	}
+	h2.agent.dcs.TakeChanges()
+
+	if err := h1.agent.handOver(ctx, switchover.Active(store.View()), switchover.CatchUp{InView: true, Reachable: true, Replayed: 0x6000000}); err != nil {
+		t.Fatalf("hand-over: %v", err)
+	}
+	awaitWake(t, h2.agent, 10*time.Second, "after the leader key's release")
+	h2.tick()
+	if !h2.agent.lease.leading || !pg2.Writable() || store.View().LeaderName() != "pg2" {
+		t.Fatalf("after the woken tick: pg2 leading %t, writable %t, leader %q; want pg2 promoted", h2.agent.lease.leading, pg2.Writable(), store.View().LeaderName())
+	}
+
+	// A real timer of ttl − safety_margin (the lease deadline) is the
+	// loop's next wake-up without an event; 3 s is well under it.
+	awaitWake(t, h2.agent, 3*time.Second, "after the promotion")
+	h2.tick()
+	if r := switchover.Active(store.View()); r == nil || r.Stage != switchover.StageRepoint {
+		t.Fatalf("record after the next tick: %+v, want REPOINT_CLIENT_TRAFFIC (the promotion recorded)", r)
+	}
+	addPeer(t, store, "pg3", dcs.Member{ConnURL: "postgres://127.0.0.1:5434/postgres", APIURL: "http://127.0.0.1:8010/patroni", State: "running"})
+	h2.tick() // pg3 does not stream yet: REPOINT waits on PostgreSQL, no event
+	for len(h2.agent.dcs.Notify()) > 0 {
+		<-h2.agent.dcs.Notify()
+	}
+	h2.agent.dcs.TakeChanges()
+	awaitWake(t, h2.agent, 3*time.Second, "while the replicas repoint")
+}
