@@ -272,7 +272,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 // instead of waiting for the next loop_wait tick. Every other hand-over
 // wakes the loop by an event: the stop's end, the record's and the leader
 // key's watch events.
-const switchoverPoll = 100 * time.Millisecond
+const switchoverPoll = 50 * time.Millisecond
 
 const wakeOn = dcs.ChangeLeader | dcs.ChangeConfig | dcs.ChangeFailover | dcs.ChangeSwitchover | dcs.ChangeInitialize | dcs.ChangeReload
 

@@ -36,9 +36,21 @@ type quiesceState struct {
 // in the background so the lease keeps being renewed.
 func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 	in := a.switchoverInputs(s)
-	step := switchover.Next(in)
-	if a.readForSwitchover(ctx, step.Kind, &in) {
-		step = switchover.Next(in)
+	step := a.nextSwitchoverStep(ctx, &in)
+	if step.Kind == switchover.FinishQuiesce {
+		// Go on in this tick with the record just written: the catch-up's
+		// first read, and the hand-over when the candidate is past the
+		// final LSN already, need not wait for the write's watch event and
+		// a tick more. Each call is bounded like any other of the tick.
+		a.pgState = PGStopped
+		r, err := a.finishQuiesce(ctx, in.Record, *in.Final)
+		if err != nil {
+			a.log.Error("switchover step failed", "switchover_id", in.Record.ID, "stage", in.Record.Stage, "step", step.Kind, "err", err)
+			return
+		}
+		in.Record, in.Final = r, nil
+		in.Elapsed, in.InStage = a.soClock.Observe(r, a.now())
+		step = a.nextSwitchoverStep(ctx, &in)
 	}
 	if err := a.actSwitchover(ctx, s, in, step); err != nil {
 		a.log.Error("switchover step failed", "switchover_id", in.Record.ID, "stage", in.Record.Stage, "step", step.Kind, "err", err)
@@ -46,6 +58,16 @@ func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 	if in.Record == nil && a.lease.leading && s.View != nil {
 		a.cleanStaleLock(ctx, s.View)
 	}
+}
+
+// nextSwitchoverStep classifies in, after the bounded read the step asks
+// for (stored in in).
+func (a *Agent) nextSwitchoverStep(ctx context.Context, in *switchover.Inputs) switchover.Step {
+	step := switchover.Next(*in)
+	if a.readForSwitchover(ctx, step.Kind, in) {
+		step = switchover.Next(*in)
+	}
+	return step
 }
 
 // switchoverInputs gathers what switchover.Next reads: the snapshot, the
@@ -125,8 +147,6 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 		a.restorePrimary(ctx)
 	case switchover.StartQuiesce:
 		return a.startQuiesce(ctx, r)
-	case switchover.FinishQuiesce:
-		return a.finishQuiesce(ctx, r, *in.Final)
 	case switchover.HandOver:
 		return a.handOver(ctx, r, *in.CatchUp)
 	case switchover.AwaitStop:
@@ -193,10 +213,10 @@ func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 }
 
 // finishQuiesce records the old primary's final LSN and starts the
-// catch-up.
-func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) error {
+// catch-up; it returns the record as written.
+func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) (*switchover.Record, error) {
 	q := a.quiesce
-	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+	return a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
 		r.FinalLSN = uint64(final.LSN)
 		if q != nil && q.done {
 			r.Append(switchover.StageQuiesce, switchover.KindInfo, "checkpoint %s, %s stop %s",
@@ -206,7 +226,6 @@ func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final s
 		r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to receive and replay past %s", r.To, final.LSN)
 		return nil
 	})
-	return err
 }
 
 // handOver: the candidate is past the final LSN. The failover key names

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/postgres/pgtest"
 	"github.com/regent-ha/regent/switchover"
 )
@@ -83,4 +86,61 @@ func TestSwitchoverHandOversDoNotWaitForLoopWait(t *testing.T) {
 	}
 	h2.agent.dcs.TakeChanges()
 	awaitWake(t, h2.agent, 3*time.Second, "while the replicas repoint")
+}
+
+// caughtUpPeers: every peer asked for is reachable and replayed at lsn.
+type caughtUpPeers struct{ lsn postgres.LSN }
+
+func (p caughtUpPeers) Fetch(_ context.Context, ms map[string]dcs.Member) []PeerStatus {
+	var out []PeerStatus
+	for name := range ms {
+		out = append(out, PeerStatus{Name: name, Reachable: true, InRecovery: true, Replayed: p.lsn, State: "running"})
+	}
+	return out
+}
+
+// TestOldLeaderHandsOverInTheTickItSeesTheStop: once its stop has ended,
+// the old leader records the final LSN, reads the candidate's position and
+// releases the key in that one tick: no tick (nor the record write's
+// watch event) between quiesced, caught up and released. The quiesce's
+// steps are timed in the record.
+func TestOldLeaderHandsOverInTheTickItSeesTheStop(t *testing.T) {
+	h := newLeaderHarness(t)
+	store, ctx := h.dcs, t.Context()
+	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
+	h.agent.peers = caughtUpPeers{lsn: 0x9000000}
+	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning}
+	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
+	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
+	data, _ := json.Marshal(rec)
+	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
+		if err := store.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tick() // starts the quiesce: checkpoint and stop beside the loop
+	q := h.agent.quiesce
+	if q == nil {
+		t.Fatal("no quiesce started")
+	}
+	select {
+	case err := <-q.stopped:
+		q.stopped <- err // for the tick to collect, as waitNextTick would
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background checkpoint and stop did not end")
+	}
+	h.tick()
+	r := switchover.Active(store.View())
+	if r == nil || r.Stage != switchover.StagePromote || store.View().LeaderName() != "" {
+		t.Fatalf("after the tick that saw the stop: record %+v, leader %q; want PROMOTE_STANDBY and the key released", r, store.View().LeaderName())
+	}
+	var steps string
+	for _, e := range r.Events {
+		if e.Stage == switchover.StageQuiesce && e.Kind == switchover.KindInfo {
+			steps = e.Message
+		}
+	}
+	if !strings.Contains(steps, "checkpoint") || !strings.Contains(steps, "fast stop") {
+		t.Errorf("QUIESCE_WRITES info event %q, want the checkpoint's and the stop's durations", steps)
+	}
 }

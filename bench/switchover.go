@@ -39,6 +39,9 @@ type SwitchoverSample struct {
 	TotalMs float64 `json:"total_ms"`
 	// StageMs holds each stage's duration_ms from its completed event.
 	StageMs map[string]float64 `json:"stage_ms"`
+	// QuiesceSteps is QUIESCE_WRITES's info event: how long its
+	// checkpoint and its stop took.
+	QuiesceSteps string `json:"quiesce_steps,omitempty"`
 	Acked   int                `json:"acked"`
 	// Lost counts acknowledged ids missing from the new primary.
 	Lost int `json:"lost"`
@@ -89,8 +92,8 @@ func runSwitchovers(t *testing.T, c *testcluster.Cluster, prof Profile, reps int
 	res.Failed = repeat(t, c, "switchover", reps, say, func(t *testing.T, rep int) {
 		s := switchoverRep(t, c, rep)
 		res.Samples = append(res.Samples, s)
-		say("switchover %d/%d (loop_wait %d s): %s → %s, writes unavailable %.0f ms, total %.0f ms, %d acked, %d lost",
-			rep, reps, prof.LoopWait, s.From, s.To, s.UnavailableMs, s.TotalMs, s.Acked, s.Lost)
+		say("switchover %d/%d (loop_wait %d s): %s → %s, writes unavailable %.0f ms, total %.0f ms (quiesce: %s), %d acked, %d lost",
+			rep, reps, prof.LoopWait, s.From, s.To, s.UnavailableMs, s.TotalMs, s.QuiesceSteps, s.Acked, s.Lost)
 	})
 	res.summarize()
 	return res
@@ -127,7 +130,7 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 	st := w.Snapshot()
 	s := SwitchoverSample{ID: id, From: leader.Name, To: target.Name, Rep: rep,
 		UnavailableMs: ms(testcluster.LongestGap(st.Acked).Duration), TotalMs: ms(end.Sub(rec.CreatedAt)),
-		StageMs: stageDurations(rec), Acked: len(st.Acked), DualAcks: st.Dual}
+		StageMs: stageDurations(rec), QuiesceSteps: quiesceSteps(rec), Acked: len(st.Acked), DualAcks: st.Dual}
 	s.Lost = lostWrites(t, target, table, st.Acked)
 	return s
 }
@@ -204,6 +207,16 @@ func stageDurations(rec switchover.Record) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// quiesceSteps is the message of QUIESCE_WRITES's info event ("" without).
+func quiesceSteps(rec switchover.Record) string {
+	for _, e := range rec.Events {
+		if e.Stage == switchover.StageQuiesce && e.Kind == switchover.KindInfo {
+			return e.Message
+		}
+	}
+	return ""
 }
 
 // lostWrites counts the acknowledged ids missing from n's table.

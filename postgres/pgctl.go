@@ -92,8 +92,10 @@ func waitSeconds(ctx context.Context) string {
 func (i *Instance) Promote(ctx context.Context) error {
 	i.log.Info("promoting postgres")
 	// -W: pg_ctl's own wait polls every 100 ms; the loop below sees the
-	// end of recovery within pollInterval, and the routers (docs/routing.md)
-	// send traffic here from that moment.
+	// end of recovery within promotePoll (one query on the open
+	// connection: PostgreSQL 15 has no wait for it that does not poll at
+	// 100 ms itself), and the routers (docs/routing.md) send traffic here
+	// from that moment: a switchover's write gap ends here.
 	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-W", "-D", i.cfg.DataDir); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
@@ -111,10 +113,13 @@ func (i *Instance) Promote(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("promote: still in recovery (last check: %w): %w", err, ctx.Err())
-		case <-time.After(pollInterval):
+		case <-time.After(promotePoll):
 		}
 	}
 }
+
+// promotePoll is how often Promote asks whether recovery has ended.
+const promotePoll = 5 * time.Millisecond
 
 // Checkpoint runs CHECKPOINT (after a promote, so the old primary can
 // rewind against a control file on the new timeline).
