@@ -42,7 +42,7 @@ type SwitchoverSample struct {
 	// QuiesceSteps is QUIESCE_WRITES's info event: how long its
 	// checkpoint and its stop took.
 	QuiesceSteps string `json:"quiesce_steps,omitempty"`
-	Acked   int                `json:"acked"`
+	Acked        int    `json:"acked"`
 	// Lost counts acknowledged ids missing from the new primary.
 	Lost int `json:"lost"`
 	// DualAcks counts ids acknowledged by two nodes (split brain).
