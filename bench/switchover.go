@@ -24,6 +24,9 @@ const (
 	// the old primary before the request and by the new one after the
 	// record closed: the gap is then surely inside the window.
 	acksAround = 20
+	// qualifyWait bounds the wait for the candidate to pass the
+	// pre-flight checks.
+	qualifyWait = 30 * time.Second
 )
 
 // SwitchoverSample is one planned switchover under a writer.
@@ -135,21 +138,31 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 	return s
 }
 
-// requestSwitchover sends PATCH /switchover to n and returns the id.
+// requestSwitchover sends PATCH /switchover to n and returns the id. A
+// refusal (412) is asked again until qualifyWait: right after the previous
+// switchover the old primary may not yet publish the new timeline (its
+// status is as fresh as its last tick), which the pre-flight checks
+// rightly refuse.
 func requestSwitchover(t *testing.T, n *testcluster.Node, to string) string {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	code, body, err := n.Do(ctx, http.MethodPatch, "/switchover", map[string]any{"to": to, "reason": "regent bench"})
-	if err != nil {
-		t.Fatalf("PATCH /switchover: %v", err)
-	}
-	var started struct {
-		ID string `json:"id"`
-	}
-	if code != http.StatusAccepted || json.Unmarshal(body, &started) != nil || started.ID == "" {
-		t.Fatalf("PATCH /switchover {to: %s} on %s = %d %s, want 202 with an id", to, n.Name, code, body)
-	}
-	return started.ID
+	var id string
+	testcluster.Poll(t, qualifyWait, "PATCH /switchover {to: "+to+"} on "+n.Name+" to be accepted", func(ctx context.Context) error {
+		code, body, err := n.Do(ctx, http.MethodPatch, "/switchover", map[string]any{"to": to, "reason": "regent bench"})
+		if err != nil {
+			return err
+		}
+		var started struct {
+			ID string `json:"id"`
+		}
+		switch {
+		case code == http.StatusPreconditionFailed:
+			return fmt.Errorf("412 %s", body)
+		case code != http.StatusAccepted || json.Unmarshal(body, &started) != nil || started.ID == "":
+			t.Fatalf("PATCH /switchover {to: %s} on %s = %d %s, want 202 with an id", to, n.Name, code, body)
+		}
+		id = started.ID
+		return nil
+	})
+	return id
 }
 
 // waitSwitchover polls GET /switchover/<id> (on any node that answers)

@@ -404,7 +404,7 @@ func NotStreaming(v *dcs.Cluster, self, skip string, streaming []string) []strin
 
 // Polls reports whether self, in the switchover r, waits on a fact no
 // etcd event reports, so its loop must look again within a short poll
-// rather than at the next loop_wait tick (docs/switchover.md,
+// rather than at the next loop_wait tick (docs/architecture.md,
 // "Event-driven hand-overs"):
 //   - the candidate during catch-up: the old leader reads its replay
 //     position from its published status (GET /patroni), which is only as
