@@ -406,9 +406,9 @@ func NotStreaming(v *dcs.Cluster, self, skip string, streaming []string) []strin
 // etcd event reports, so its loop must look again within a short poll
 // rather than at the next loop_wait tick (docs/architecture.md,
 // "Event-driven hand-overs"):
-//   - the candidate during catch-up: the old leader reads its replay
-//     position from its published status (GET /patroni), which is only as
-//     fresh as its last tick;
+//   - the candidate during quiesce and catch-up: the old leader reads its
+//     replay position from its published status (GET /patroni), which is
+//     only as fresh as its last tick, the moment its stop has ended;
 //   - the new leader after the point of no return: its promotion ending
 //     and the replicas streaming from it are PostgreSQL states, not etcd
 //     changes.
@@ -423,7 +423,7 @@ func Polls(r *Record, self string, leading bool) bool {
 	}
 	switch {
 	case !leading:
-		return r.To == self && r.Stage == StageCatchUp
+		return r.To == self && (r.Stage == StageQuiesce || r.Stage == StageCatchUp)
 	case RoleOf(r, self) == RoleNewLeader:
 		return r.Stage != StageCleanup
 	}

@@ -294,7 +294,8 @@ func TestPolls(t *testing.T) {
 	}{
 		{"no switchover", nil, "pg2", false, false},
 		{"candidate at catch-up", at(StageCatchUp), "pg2", false, true},
-		{"candidate during quiesce: the final LSN's record update wakes it", at(StageQuiesce), "pg2", false, false},
+		{"candidate during quiesce", at(StageQuiesce), "pg2", false, true},
+		{"candidate at pre-flight", at(StagePreFlight), "pg2", false, false},
 		{"candidate before the key is released: the leader key's deletion wakes it", at(StagePromote), "pg2", false, false},
 		{"bystander replica at catch-up", at(StageCatchUp), "pg3", false, false},
 		{"old leader at catch-up: its quiesce polls", at(StageCatchUp), "pg1", true, false},
