@@ -8,7 +8,11 @@
 // deadline to t_send + ttl − safety_margin only after an acknowledged
 // renewal, fences itself (immediate stop) once past it — checked first on
 // every tick, before any I/O, so a process waking from a freeze fences
-// before anything else — and never re-creates a leader key it lost.
+// before anything else — and never re-creates a leader key it lost. The
+// one path that bends this, failsafe mode (failsafe.go), moves the
+// deadline only on every member's acknowledgement when etcd cannot be
+// asked, and takes back a key etcd expired meanwhile only if absent and
+// before its deadline; docs/architecture.md "Failsafe mode" argues it.
 //
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);

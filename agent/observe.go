@@ -29,10 +29,17 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 		s.ScheduledRestart = *r.req.Schedule
 	}
 	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
+	s.FailsafeHold = a.failsafeHold()
+	if s.View != nil {
+		if t, ok := s.View.Failsafe(); ok {
+			s.FailsafeTopology = t
+		}
+	}
 	s.Switchover = switchover.Active(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
+	s.WALSeen, a.walSeen = a.walSeen, a.walSeen.noteWAL(s.PG, s.Now)
 	// The named candidate of a switchover or failover races without
 	// comparing itself with its peers (decideDesignated; only maintenance
 	// mode reads them): asking them would only delay its promotion.
@@ -53,6 +60,9 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	// the leader seen before it).
 	a.trackLeader(s.View, s.Now)
 	s.LeaderlessSince = a.leaderlessSince
+	if l := s.View.LeaderName(); l != "" && l != a.name && s.PG.Running && s.PG.Status.Streaming {
+		a.streamLastSeen = s.Now
+	}
 	return s
 }
 

@@ -140,9 +140,11 @@ func (i *Instance) Checkpoint(ctx context.Context) error {
 
 // ProbeWrite proves the server accepts writes: assigning a transaction id
 // fails on a server in recovery ("cannot assign TransactionIds during
-// recovery") and succeeds only on a writable primary.
+// recovery") and succeeds only on a writable primary. It commits with
+// synchronous_commit local: it proves the server writes, and a
+// synchronous standby that has not connected yet cannot hold it.
 func (i *Instance) ProbeWrite(ctx context.Context) error {
-	return i.exec(ctx, "write probe", "SELECT txid_current()")
+	return i.exec(ctx, "write probe", "BEGIN; SET LOCAL synchronous_commit = local; SELECT txid_current(); COMMIT")
 }
 
 // exec runs one statement on the agent's connection; what names it in

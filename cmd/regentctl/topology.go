@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -109,5 +110,5 @@ func printTopology(w io.Writer, scope string, c *dcs.Cluster) error {
 	if err := t.Render(w); err != nil {
 		return err
 	}
-	return clusterNotes(w, c)
+	return clusterNotes(w, c, time.Now())
 }

@@ -110,15 +110,6 @@ func (m *EtcdMember) Crashed() error { return m.run.Crashed() }
 // kill SIGKILLs the member (member loss) and waits until it is gone.
 func (m *EtcdMember) kill() error { return m.run.Kill() }
 
-// restart starts the member again on its data directory and waits until
-// it answers Status.
-func (m *EtcdMember) restart(ctx context.Context) error {
-	if err := m.start(); err != nil {
-		return err
-	}
-	return m.waitServing(ctx)
-}
-
 // waitServing waits until the member answers Status (its raft id is then
 // known) and reports a leader.
 func (m *EtcdMember) waitServing(ctx context.Context) error {

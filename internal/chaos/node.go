@@ -269,10 +269,11 @@ func (n *Node) api() testcluster.API { return testcluster.API{Name: n.Name, URL:
 
 // PatroniStatus is the part of GET /patroni the suite reads.
 type PatroniStatus struct {
-	Role     string `json:"role"`
-	State    string `json:"state"`
-	Timeline int    `json:"timeline"`
-	Regent   struct {
+	Role                 string `json:"role"`
+	FailsafeModeIsActive bool   `json:"failsafe_mode_is_active"`
+	State                string `json:"state"`
+	Timeline             int    `json:"timeline"`
+	Regent               struct {
 		LeaseRemainingMs int64 `json:"lease_remaining_ms"`
 	} `json:"regent"`
 }

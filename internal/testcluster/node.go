@@ -63,13 +63,17 @@ func (n *Node) start() error {
 }
 
 // env is the agent's environment (proc.AgentEnv) with HOME in the node
-// directory.
+// directory, plus Options.Env.
 func (n *Node) env() []string {
 	user := SuperuserName
 	if n.c.user.cred == nil {
 		user = os.Getenv("USER")
 	}
-	return proc.AgentEnv(n.Dir, user)
+	env := proc.AgentEnv(n.Dir, user)
+	if n.c.opts.Env != nil {
+		env = append(env, n.c.opts.Env(n.Name)...)
+	}
+	return env
 }
 
 // Running reports whether the node's agent process is alive (it may be
