@@ -87,19 +87,17 @@ func waitSeconds(ctx context.Context) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// Promote runs pg_ctl promote -w (bounded by ctx) and then waits until
+// Promote signals the promotion (pg_promote(wait => false), pg_ctl
+// promote -W as the fallback; bounded by ctx) and then waits until
 // pg_is_in_recovery() is false.
 func (i *Instance) Promote(ctx context.Context) error {
 	i.log.Info("promoting postgres")
-	// -W: pg_ctl's own wait polls every 100 ms; the loop below sees the
-	// end of recovery within promotePoll (one query on the open
-	// connection: PostgreSQL 15 has no wait for it that does not poll at
-	// 100 ms itself), and the routers (docs/routing.md) send traffic here
-	// from that moment: a switchover's write gap ends here.
-	// pg_promote(wait => false) on the open connection signals the
-	// postmaster as pg_ctl promote -W does, without starting a process
-	// (tens of ms on a busy host, inside a switchover's write gap);
-	// pg_ctl is the fallback.
+	// pg_promote(false) on the open connection signals the postmaster as
+	// pg_ctl promote -W does, without starting a process (tens of ms on a
+	// busy host, inside a switchover's write gap). Neither waits: the loop
+	// below sees the end of recovery within promotePoll (one query on the
+	// open connection; PostgreSQL 15's own waits poll at 100 ms), and the
+	// routers (docs/routing.md) send traffic here from that moment.
 	var signalled bool
 	err := i.withConn(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, "SELECT pg_promote(false)").Scan(&signalled)
