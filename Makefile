@@ -120,7 +120,8 @@ demo: build
 # bench runs every measurement with real processes (9 to 12 minutes; run it
 # on an otherwise idle machine) and writes bench/results/<date>.json and .md,
 # printing the summary. BENCH_FLAGS passes -bench.* flags, e.g.
-# BENCH_FLAGS='-bench.reps=2 -bench.scale=none' for a quick look; the list:
+# BENCH_FLAGS='-bench.reps=2 -bench.scale=none' for a quick look, or
+# BENCH_FLAGS='-bench.only=switchover' for the switchovers alone; the list:
 # $(BIN)/regent-bench -h. The test binary runs from here (the harness builds
 # ./cmd/regent from this module).
 BENCH_FLAGS ?=

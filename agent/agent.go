@@ -115,6 +115,9 @@ type Agent struct {
 	soClock switchover.Clock
 	// soStaleLock: a switchover lock seen without a running record.
 	soStaleLock switchover.StaleLock
+	// tickAgain: the next tick starts at once (set by a step whose outcome
+	// the running switchover waits on, e.g. its candidate's promotion).
+	tickAgain bool
 
 	// Synchronous mode: the WAL position when synchronous_standby_names
 	// last changed, and whether the leader runs degraded (asynchronous).
@@ -232,12 +235,22 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if r := a.restart; r != nil && r.stop != nil {
 		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
 	}
+	poll := switchover.Polls(switchover.Active(a.dcs.View()), a.name, a.lease.leading)
 	if q := a.quiesce; q != nil {
 		if !q.done {
 			stopped = q.stopped // a switchover moves on as soon as the stop ends
-		} else if fast := now.Add(catchUpPoll); fast.Before(wake) {
-			wake = fast // catch-up: watch the candidate closely
+		} else {
+			poll = true // catch-up: watch the candidate closely
 		}
+	}
+	if fast := now.Add(switchoverPoll); poll && fast.Before(wake) {
+		wake = fast
+	}
+	if a.tickAgain {
+		// This tick changed what the next one reads (a promotion the
+		// switchover waits on): look again at once.
+		a.tickAgain = false
+		wake = now
 	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
@@ -284,9 +297,13 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 }
 
-// catchUpPoll is how often the old leader re-reads the candidate's
-// position while waiting for it to catch up in a switchover.
-const catchUpPoll = 100 * time.Millisecond
+// switchoverPoll is how often a member looks again while its switchover
+// hand-over waits on a fact no etcd event reports (switchover.Polls, and
+// the old leader reading the candidate's position during catch-up),
+// instead of waiting for the next loop_wait tick. Every other hand-over
+// wakes the loop by an event: the stop's end, the record's and the leader
+// key's watch events.
+const switchoverPoll = 50 * time.Millisecond
 
 const wakeOn = dcs.ChangeLeader | dcs.ChangeConfig | dcs.ChangeFailover | dcs.ChangeSwitchover | dcs.ChangeInitialize | dcs.ChangeReload
 

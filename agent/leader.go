@@ -14,6 +14,7 @@ import (
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // memberRefresh bounds how often a changing WAL position alone causes an
@@ -143,6 +144,11 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 		a.promotion.firstWriteAt = time.Now()
 	}
 	a.role = RolePrimary
+	if switchover.Active(v) != nil {
+		// The switchover records the promotion from the next tick's
+		// snapshot (this tick's was taken in recovery): take it now.
+		a.tickAgain = true
+	}
 	// Out of recovery and holding the key: the routers may send traffic
 	// here now, beside the loop, while the checkpoint below runs.
 	a.routeAfterPromotion(ctx, v)

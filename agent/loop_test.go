@@ -75,7 +75,14 @@ bootstrap:
 // store); the harness still inspects store.
 func newLoopHarnessVia(t *testing.T, store *dcstest.Fake, pg *pgtest.Fake, via DCS) *loopHarness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(harnessConfig))
+	return newNamedHarness(t, "pg1", store, pg, via)
+}
+
+// newNamedHarness: the agent is member name (a second agent on the same
+// store takes store.Peer() as via).
+func newNamedHarness(t *testing.T, name string, store *dcstest.Fake, pg *pgtest.Fake, via DCS) *loopHarness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(harnessConfig, "pg1", name)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,11 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
 	s.WALSeen, a.walSeen = a.walSeen, a.walSeen.noteWAL(s.PG, s.Now)
-	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading {
+	// The named candidate of a switchover or failover races without
+	// comparing itself with its peers (decideDesignated; only maintenance
+	// mode reads them): asking them would only delay its promotion.
+	designated := s.View != nil && s.View.Failover.Member == a.name && !a.dyn.Pause
+	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading && !designated {
 		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 		others := make(map[string]dcs.Member, len(s.View.Members))
 		for name, m := range s.View.Members {

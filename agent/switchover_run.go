@@ -21,6 +21,11 @@ type quiesceState struct {
 	stopped chan error // receives the async stop's result once
 	err     error
 	done    bool
+	// The background work's steps, written before stopped is sent (so
+	// read only once done): how long the CHECKPOINT and the stop took, and
+	// the mode the stop ended in. They land in the record as an event.
+	checkpointTook, stopTook time.Duration
+	stopMode                 postgres.StopMode
 }
 
 // driveSwitchover advances the running switchover by one step. It runs in
@@ -31,9 +36,21 @@ type quiesceState struct {
 // in the background so the lease keeps being renewed.
 func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 	in := a.switchoverInputs(s)
-	step := switchover.Next(in)
-	if a.readForSwitchover(ctx, step.Kind, &in) {
-		step = switchover.Next(in)
+	step := a.nextSwitchoverStep(ctx, &in)
+	if step.Kind == switchover.FinishQuiesce {
+		// Go on in this tick with the record just written: the catch-up's
+		// first read, and the hand-over when the candidate is past the
+		// final LSN already, need not wait for the write's watch event and
+		// a tick more. Each call is bounded like any other of the tick.
+		a.pgState = PGStopped
+		r, err := a.finishQuiesce(ctx, in.Record, *in.Final)
+		if err != nil {
+			a.log.Error("switchover step failed", "switchover_id", in.Record.ID, "stage", in.Record.Stage, "step", step.Kind, "err", err)
+			return
+		}
+		in.Record, in.Final = r, nil
+		in.Elapsed, in.InStage = a.soClock.Observe(r, a.now())
+		step = a.nextSwitchoverStep(ctx, &in)
 	}
 	if err := a.actSwitchover(ctx, s, in, step); err != nil {
 		a.log.Error("switchover step failed", "switchover_id", in.Record.ID, "stage", in.Record.Stage, "step", step.Kind, "err", err)
@@ -41,6 +58,16 @@ func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 	if in.Record == nil && a.lease.leading && s.View != nil {
 		a.cleanStaleLock(ctx, s.View)
 	}
+}
+
+// nextSwitchoverStep classifies in, after the bounded read the step asks
+// for (stored in in).
+func (a *Agent) nextSwitchoverStep(ctx context.Context, in *switchover.Inputs) switchover.Step {
+	step := switchover.Next(*in)
+	if a.readForSwitchover(ctx, step.Kind, in) {
+		step = switchover.Next(*in)
+	}
+	return step
 }
 
 // switchoverInputs gathers what switchover.Next reads: the snapshot, the
@@ -120,8 +147,6 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 		a.restorePrimary(ctx)
 	case switchover.StartQuiesce:
 		return a.startQuiesce(ctx, r)
-	case switchover.FinishQuiesce:
-		return a.finishQuiesce(ctx, r, *in.Final)
 	case switchover.HandOver:
 		return a.handOver(ctx, r, *in.CatchUp)
 	case switchover.AwaitStop:
@@ -161,34 +186,46 @@ func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 	}); err != nil {
 		return err
 	}
-	cctx, cancel := a.ioContext(ctx)
-	if err := a.pg.Checkpoint(cctx); err != nil {
-		a.log.Warn("checkpoint before switchover stop failed", "err", err)
-	}
-	cancel()
 	total, _ := a.soClock.Observe(r, a.now())
 	budget := max(r.TimeoutOr(config.DefaultSwitchoverTimeout)-total, 2*time.Second)
 	go func() {
-		// Bounded by budget inside Stop (fast, then immediate); the loop
-		// keeps renewing the lease meanwhile.
+		// Beside the loop, which keeps renewing the lease meanwhile: the
+		// CHECKPOINT flushes what the writes dirtied so far (direct
+		// clients still write: only /primary said 503), so the shutdown
+		// checkpoint inside the fast stop — the write gap — has little
+		// left to write. The checkpoint is bounded by the same budget; the
+		// stop by the rest of it inside Stop (fast, then immediate).
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget+5*time.Second)
 		defer cancel()
-		_, err := a.pg.Stop(sctx, postgres.StopFast, budget)
+		start := time.Now()
+		cctx, ccancel := context.WithTimeout(sctx, budget/2)
+		if err := a.pg.Checkpoint(cctx); err != nil {
+			a.log.Warn("checkpoint before switchover stop failed", "err", err)
+		}
+		ccancel()
+		q.checkpointTook = time.Since(start)
+		start = time.Now()
+		mode, err := a.pg.Stop(sctx, postgres.StopFast, budget-q.checkpointTook)
+		q.stopTook, q.stopMode = time.Since(start), mode
 		q.stopped <- err
 	}()
 	return nil
 }
 
 // finishQuiesce records the old primary's final LSN and starts the
-// catch-up.
-func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) error {
-	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+// catch-up; it returns the record as written.
+func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final switchover.Final) (*switchover.Record, error) {
+	q := a.quiesce
+	return a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
 		r.FinalLSN = uint64(final.LSN)
+		if q != nil && q.done {
+			r.Append(switchover.StageQuiesce, switchover.KindInfo, "checkpoint %s, %s stop %s",
+				q.checkpointTook.Round(time.Millisecond), q.stopMode, q.stopTook.Round(time.Millisecond))
+		}
 		r.Append(switchover.StageQuiesce, switchover.KindCompleted, "%s stopped; final LSN %s (%s)", a.name, final.LSN, final.State)
 		r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to receive and replay past %s", r.To, final.LSN)
 		return nil
 	})
-	return err
 }
 
 // handOver: the candidate is past the final LSN. The failover key names

@@ -24,6 +24,7 @@ var (
 	benchFast  = flag.Bool("bench.fast", true, "repeat host death at the fast profile")
 	benchSW    = flag.Duration("bench.scale-window", 0, "window of each etcd scale point (0: the default)")
 	benchREST  = flag.Duration("bench.rest", 0, "duration of each REST load run (0: the default)")
+	benchOnly  = flag.String("bench.only", "", "run only this measurement: \"switchover\" (at the main profile and at loop_wait 2); \"\": all")
 )
 
 func TestMain(m *testing.M) { testcluster.Main(m) }
@@ -78,6 +79,14 @@ func flagParams() (bench.Params, error) {
 			}
 			p.ScaleClusters = append(p.ScaleClusters, n)
 		}
+	}
+	switch *benchOnly {
+	case "":
+	case "switchover":
+		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.RESTReps = 0, 0, 0, 0
+		p.Fast, p.ScaleClusters, p.IdleWindow, p.Warmup = nil, nil, 0, 0
+	default:
+		return p, fmt.Errorf("-bench.only %q: want \"switchover\" or \"\"", *benchOnly)
 	}
 	return p, p.Validate()
 }

@@ -2,7 +2,8 @@
 // processes, and writes a report: failover RTO after a host death, a
 // frozen host and a PostgreSQL crash (split into detection, election and
 // promotion from the winner's decision record); planned switchover write
-// unavailability, stage durations and lost acknowledged writes; REST
+// unavailability, stage durations and lost acknowledged writes, at the
+// main timings and again at loop_wait 2 s (Params.SwitchoverAlso); REST
 // health-check throughput and latency; agent RSS and CPU at idle; etcd
 // writes and lease keep-alives per node, idle and as clusters share one
 // etcd.

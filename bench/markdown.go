@@ -20,11 +20,15 @@ func Markdown(r *Report) string {
 	if p.Fast != nil {
 		w("; fast profile (%s)", *p.Fast)
 	}
+	if p.SwitchoverAlso != nil {
+		w("; switchover also at the %s profile (%s)", p.SwitchoverAlso.Name, *p.SwitchoverAlso)
+	}
 	w(". Repetitions: host death %d per profile, frozen host %d, PostgreSQL crash %d, switchover %d, REST %d × %s; idle window %s; etcd scale at N = %v × %s.\n\n",
 		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps, p.RESTDuration, p.IdleWindow, p.ScaleClusters, p.ScaleWindow)
 	targetsMD(w, r.Targets)
 	failoverMD(w, r.Failover)
 	switchoverMD(w, r.Switchover)
+	switchoverMD(w, r.SwitchoverAlso)
 	restMD(w, r.REST)
 	idleMD(w, r.Idle)
 	scaleMD(w, r.EtcdScale)
@@ -96,8 +100,8 @@ func switchoverMD(w writef, s *SwitchoverResult) {
 	if s == nil {
 		return
 	}
-	w("## Planned switchover\n\n%d/%d completed; %d writes acknowledged, %d lost, %d acknowledged twice.\n\n",
-		s.Reps-s.Failed, s.Reps, s.Acked, s.Lost, s.DualAcks)
+	w("## Planned switchover, %s profile (%s)\n\n%d/%d completed; %d writes acknowledged, %d lost, %d acknowledged twice.\n\n",
+		s.Profile.Name, s.Profile, s.Reps-s.Failed, s.Reps, s.Acked, s.Lost, s.DualAcks)
 	w("| | ms: median (min–max) |\n|---|---|\n")
 	w("| write unavailability | %s |\n| total (record created → last event) | %s |\n", sum(s.Unavailable, "ms"), sum(s.Total, "ms"))
 	for _, st := range s.Stages {

@@ -29,6 +29,11 @@ var DefaultProfile = Profile{Name: "default", TTL: 10, LoopWait: 1, RetryTimeout
 // loop_wait + 1 s < ttl − loop_wait.
 var FastProfile = Profile{Name: "fast", TTL: 5, LoopWait: 1, RetryTimeout: 2, SafetyMargin: 2}
 
+// SlowLoopProfile is the default timings with a two-second loop: the
+// switchover repeats at it to show its write gap does not follow
+// loop_wait (every hand-over is event-driven).
+var SlowLoopProfile = Profile{Name: "loop_wait_2", TTL: 10, LoopWait: 2, RetryTimeout: 3, SafetyMargin: 3}
+
 func (p Profile) String() string {
 	return fmt.Sprintf("ttl %d s, loop_wait %d s, retry_timeout %d s, safety_margin %d s",
 		p.TTL, p.LoopWait, p.RetryTimeout, p.SafetyMargin)
@@ -79,6 +84,9 @@ type Params struct {
 	// repeats the host-death measurement at other timings.
 	Main Profile  `json:"main_profile"`
 	Fast *Profile `json:"fast_profile,omitempty"`
+	// SwitchoverAlso, when set, repeats the switchover measurement (on a
+	// cluster of its own) at other timings.
+	SwitchoverAlso *Profile `json:"switchover_also_profile,omitempty"`
 
 	HostDeathReps  int `json:"host_death_reps"`
 	FrozenReps     int `json:"frozen_reps"`
@@ -92,7 +100,8 @@ type Params struct {
 	RESTConns    int           `json:"rest_conns"`
 
 	// Warmup is how long a freshly healthy cluster runs before an idle
-	// window starts; IdleWindow is the footprint and etcd load window.
+	// window starts; IdleWindow is the footprint and etcd load window
+	// (0 skips it).
 	Warmup     time.Duration `json:"-"`
 	IdleWindow time.Duration `json:"-"`
 
@@ -119,10 +128,10 @@ type ScaleFunc func(t *testing.T, prof Profile, counts []int, window time.Durati
 // up to 12 when a thawed host's rejoin stalls for pg_ctl's minute (it
 // sometimes does; see the report's "victim back" column).
 func DefaultParams() Params {
-	fast := FastProfile
+	fast, slow := FastProfile, SlowLoopProfile
 	return Params{
-		Main: DefaultProfile, Fast: &fast,
-		HostDeathReps: 7, FrozenReps: 3, CrashReps: 5, SwitchoverReps: 9,
+		Main: DefaultProfile, Fast: &fast, SwitchoverAlso: &slow,
+		HostDeathReps: 7, FrozenReps: 3, CrashReps: 5, SwitchoverReps: 10,
 		RESTReps: 3, RESTDuration: 10 * time.Second, RESTConns: 32,
 		Warmup: 10 * time.Second, IdleWindow: 60 * time.Second,
 		ScaleClusters: []int{1, 10, 25, 50}, ScaleWindow: 30 * time.Second,
@@ -144,8 +153,10 @@ func SmokeParams() Params {
 // Validate checks the parameters and the profiles' timings.
 func (p Params) Validate() error {
 	errs := []error{p.Main.Check()}
-	if p.Fast != nil {
-		errs = append(errs, p.Fast.Check())
+	for _, prof := range []*Profile{p.Fast, p.SwitchoverAlso} {
+		if prof != nil {
+			errs = append(errs, prof.Check())
+		}
 	}
 	for name, n := range map[string]int{"host_death_reps": p.HostDeathReps, "frozen_reps": p.FrozenReps,
 		"postgres_crash_reps": p.CrashReps, "switchover_reps": p.SwitchoverReps, "rest_reps": p.RESTReps} {
@@ -156,8 +167,8 @@ func (p Params) Validate() error {
 	if p.RESTReps > 0 && (p.RESTDuration <= 0 || p.RESTConns <= 0) {
 		errs = append(errs, errors.New("rest: duration and connections must be positive"))
 	}
-	if p.IdleWindow <= 0 {
-		errs = append(errs, errors.New("idle_window: must be positive"))
+	if p.IdleWindow < 0 {
+		errs = append(errs, errors.New("idle_window: must not be negative"))
 	}
 	for _, n := range p.ScaleClusters {
 		if n <= 0 {

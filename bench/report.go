@@ -29,10 +29,12 @@ type Report struct {
 	Conditions Conditions        `json:"conditions"`
 	Failover   []FailoverResult  `json:"failover"`
 	Switchover *SwitchoverResult `json:"switchover,omitempty"`
-	REST       *RESTResult       `json:"rest,omitempty"`
-	Idle       *IdleResult       `json:"idle,omitempty"`
-	EtcdScale  []EtcdLoad        `json:"etcd_scale,omitempty"`
-	Targets    []TargetCheck     `json:"targets"`
+	// SwitchoverAlso is the switchover at Params.SwitchoverAlso.
+	SwitchoverAlso *SwitchoverResult `json:"switchover_also,omitempty"`
+	REST           *RESTResult       `json:"rest,omitempty"`
+	Idle           *IdleResult       `json:"idle,omitempty"`
+	EtcdScale      []EtcdLoad        `json:"etcd_scale,omitempty"`
+	Targets        []TargetCheck     `json:"targets"`
 	// Problems lists what failed or was skipped (see the test log).
 	Problems []string `json:"problems,omitempty"`
 }

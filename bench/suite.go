@@ -41,6 +41,15 @@ func Run(t *testing.T, p Params) *Report {
 			r.Failover = append(r.Failover, runFailover(t, c, *p.Fast, KindHostDeath, p.HostDeathReps, say))
 		})
 	}
+	if p.SwitchoverAlso != nil && p.SwitchoverReps > 0 {
+		step("switchover_also", func(t *testing.T) {
+			prof := *p.SwitchoverAlso
+			say("starting a 3-node cluster, %s profile (%s)", prof.Name, prof)
+			c := newCluster(t, prof)
+			res := runSwitchovers(t, c, prof, p.SwitchoverReps, say)
+			r.SwitchoverAlso = &res
+		})
+	}
 	if len(p.ScaleClusters) > 0 {
 		step("etcd_scale", func(t *testing.T) {
 			if p.Scale == nil {
@@ -64,6 +73,9 @@ func runMain(t *testing.T, p Params, r *Report, say sayf) {
 	leader := c.WaitHealthy(t, healthyWait)
 	r.Conditions.PostgresVersion = serverVersion(t, leader)
 	t.Run("idle", func(t *testing.T) {
+		if p.IdleWindow == 0 {
+			t.Skip("no idle window asked for")
+		}
 		say("idle: %s warm-up, then a %s window", p.Warmup, p.IdleWindow)
 		res := measureIdle(t, c, p.Warmup, p.IdleWindow)
 		r.Idle = &res
@@ -78,7 +90,7 @@ func runMain(t *testing.T, p Params, r *Report, say sayf) {
 		r.REST = &res
 	}
 	if p.SwitchoverReps > 0 {
-		res := runSwitchovers(t, c, p.SwitchoverReps, say)
+		res := runSwitchovers(t, c, p.Main, p.SwitchoverReps, say)
 		r.Switchover = &res
 	}
 	for _, k := range []struct {

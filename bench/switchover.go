@@ -24,6 +24,9 @@ const (
 	// the old primary before the request and by the new one after the
 	// record closed: the gap is then surely inside the window.
 	acksAround = 20
+	// qualifyWait bounds the wait for the candidate to pass the
+	// pre-flight checks.
+	qualifyWait = 30 * time.Second
 )
 
 // SwitchoverSample is one planned switchover under a writer.
@@ -39,7 +42,10 @@ type SwitchoverSample struct {
 	TotalMs float64 `json:"total_ms"`
 	// StageMs holds each stage's duration_ms from its completed event.
 	StageMs map[string]float64 `json:"stage_ms"`
-	Acked   int                `json:"acked"`
+	// QuiesceSteps is QUIESCE_WRITES's info event: how long its
+	// checkpoint and its stop took.
+	QuiesceSteps string `json:"quiesce_steps,omitempty"`
+	Acked        int    `json:"acked"`
 	// Lost counts acknowledged ids missing from the new primary.
 	Lost int `json:"lost"`
 	// DualAcks counts ids acknowledged by two nodes (split brain).
@@ -52,8 +58,9 @@ type StageSummary struct {
 	Ms    Summary `json:"ms"`
 }
 
-// SwitchoverResult is every switchover repetition.
+// SwitchoverResult is every switchover repetition at one profile.
 type SwitchoverResult struct {
+	Profile     Profile            `json:"profile"`
 	Reps        int                `json:"reps"`
 	Failed      int                `json:"failed"`
 	Samples     []SwitchoverSample `json:"samples"`
@@ -83,13 +90,13 @@ func (r *SwitchoverResult) summarize() {
 	}
 }
 
-func runSwitchovers(t *testing.T, c *testcluster.Cluster, reps int, say sayf) SwitchoverResult {
-	res := SwitchoverResult{Reps: reps}
+func runSwitchovers(t *testing.T, c *testcluster.Cluster, prof Profile, reps int, say sayf) SwitchoverResult {
+	res := SwitchoverResult{Profile: prof, Reps: reps}
 	res.Failed = repeat(t, c, "switchover", reps, say, func(t *testing.T, rep int) {
 		s := switchoverRep(t, c, rep)
 		res.Samples = append(res.Samples, s)
-		say("switchover %d/%d: %s → %s, writes unavailable %.0f ms, total %.0f ms, %d acked, %d lost",
-			rep, reps, s.From, s.To, s.UnavailableMs, s.TotalMs, s.Acked, s.Lost)
+		say("switchover %d/%d (loop_wait %d s): %s → %s, writes unavailable %.0f ms, total %.0f ms (quiesce: %s), %d acked, %d lost",
+			rep, reps, prof.LoopWait, s.From, s.To, s.UnavailableMs, s.TotalMs, s.QuiesceSteps, s.Acked, s.Lost)
 	})
 	res.summarize()
 	return res
@@ -126,26 +133,36 @@ func switchoverRep(t *testing.T, c *testcluster.Cluster, rep int) SwitchoverSamp
 	st := w.Snapshot()
 	s := SwitchoverSample{ID: id, From: leader.Name, To: target.Name, Rep: rep,
 		UnavailableMs: ms(testcluster.LongestGap(st.Acked).Duration), TotalMs: ms(end.Sub(rec.CreatedAt)),
-		StageMs: stageDurations(rec), Acked: len(st.Acked), DualAcks: st.Dual}
+		StageMs: stageDurations(rec), QuiesceSteps: quiesceSteps(rec), Acked: len(st.Acked), DualAcks: st.Dual}
 	s.Lost = lostWrites(t, target, table, st.Acked)
 	return s
 }
 
-// requestSwitchover sends PATCH /switchover to n and returns the id.
+// requestSwitchover sends PATCH /switchover to n and returns the id. A
+// refusal (412) is asked again until qualifyWait: right after the previous
+// switchover the old primary may not yet publish the new timeline (its
+// status is as fresh as its last tick), which the pre-flight checks
+// rightly refuse.
 func requestSwitchover(t *testing.T, n *testcluster.Node, to string) string {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	code, body, err := n.Do(ctx, http.MethodPatch, "/switchover", map[string]any{"to": to, "reason": "regent bench"})
-	if err != nil {
-		t.Fatalf("PATCH /switchover: %v", err)
-	}
-	var started struct {
-		ID string `json:"id"`
-	}
-	if code != http.StatusAccepted || json.Unmarshal(body, &started) != nil || started.ID == "" {
-		t.Fatalf("PATCH /switchover {to: %s} on %s = %d %s, want 202 with an id", to, n.Name, code, body)
-	}
-	return started.ID
+	var id string
+	testcluster.Poll(t, qualifyWait, "PATCH /switchover {to: "+to+"} on "+n.Name+" to be accepted", func(ctx context.Context) error {
+		code, body, err := n.Do(ctx, http.MethodPatch, "/switchover", map[string]any{"to": to, "reason": "regent bench"})
+		if err != nil {
+			return err
+		}
+		var started struct {
+			ID string `json:"id"`
+		}
+		switch {
+		case code == http.StatusPreconditionFailed:
+			return fmt.Errorf("412 %s", body)
+		case code != http.StatusAccepted || json.Unmarshal(body, &started) != nil || started.ID == "":
+			t.Fatalf("PATCH /switchover {to: %s} on %s = %d %s, want 202 with an id", to, n.Name, code, body)
+		}
+		id = started.ID
+		return nil
+	})
+	return id
 }
 
 // waitSwitchover polls GET /switchover/<id> (on any node that answers)
@@ -203,6 +220,16 @@ func stageDurations(rec switchover.Record) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// quiesceSteps is the message of QUIESCE_WRITES's info event ("" without).
+func quiesceSteps(rec switchover.Record) string {
+	for _, e := range rec.Events {
+		if e.Stage == switchover.StageQuiesce && e.Kind == switchover.KindInfo {
+			return e.Message
+		}
+	}
+	return ""
 }
 
 // lostWrites counts the acknowledged ids missing from n's table.

@@ -136,10 +136,12 @@ func TestSampleRSSCoversTheWindow(t *testing.T) {
 // none; an unmeasured one is skipped.
 func TestTargetsSayByHowMuch(t *testing.T) {
 	r := &Report{
-		Failover:   []FailoverResult{{Kind: KindHostDeath, Profile: DefaultProfile, RTO: Summary{N: 5, Median: 12500}}},
-		Switchover: &SwitchoverResult{Unavailable: Summary{N: 3, Median: 400}, Acked: 900},
-		REST:       &RESTResult{RPS: Summary{N: 1, Median: 24000}, P99: Summary{N: 1, Median: 1.5}},
+		Failover:       []FailoverResult{{Kind: KindHostDeath, Profile: DefaultProfile, RTO: Summary{N: 5, Median: 12500}}},
+		Switchover:     &SwitchoverResult{Unavailable: Summary{N: 3, Median: 250}, Acked: 900},
+		SwitchoverAlso: &SwitchoverResult{Unavailable: Summary{N: 3, Median: 450}, Acked: 900, Lost: 1},
+		REST:           &RESTResult{RPS: Summary{N: 1, Median: 24000}, P99: Summary{N: 1, Median: 1.5}},
 	}
+	r.Conditions.Params = Params{Main: DefaultProfile, SwitchoverAlso: &SlowLoopProfile}
 	r.Targets = checkTargets(r)
 	got := map[string]TargetCheck{}
 	for _, c := range r.Targets {
@@ -149,8 +151,14 @@ func TestTargetsSayByHowMuch(t *testing.T) {
 	if rto.Met || rto.Miss != "1.50 s over (+14 %)" {
 		t.Errorf("RTO check = %+v", rto)
 	}
-	if c := got["switchover write unavailability"]; !c.Met || c.Miss != "" {
+	if c := got["switchover write unavailability, loop_wait 1 s"]; !c.Met || c.Miss != "" {
 		t.Errorf("switchover check = %+v", c)
+	}
+	if c := got["switchover write unavailability, loop_wait 2 s"]; c.Met || c.Miss == "" {
+		t.Errorf("switchover check at loop_wait 2 = %+v", c)
+	}
+	if c := got["switchover lost acknowledged writes, loop_wait 2 s"]; c.Met {
+		t.Errorf("lost writes check at loop_wait 2 = %+v", c)
 	}
 	if c := got["GET /primary throughput"]; c.Met || c.Miss != "6000 req/s short (-20 %)" {
 		t.Errorf("throughput check = %+v", c)

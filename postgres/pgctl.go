@@ -87,15 +87,26 @@ func waitSeconds(ctx context.Context) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// Promote runs pg_ctl promote -w (bounded by ctx) and then waits until
+// Promote signals the promotion (pg_promote(wait => false), pg_ctl
+// promote -W as the fallback; bounded by ctx) and then waits until
 // pg_is_in_recovery() is false.
 func (i *Instance) Promote(ctx context.Context) error {
 	i.log.Info("promoting postgres")
-	// -W: pg_ctl's own wait polls every 100 ms; the loop below sees the
-	// end of recovery within pollInterval, and the routers (docs/routing.md)
-	// send traffic here from that moment.
-	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-W", "-D", i.cfg.DataDir); err != nil {
-		return fmt.Errorf("promote: %w", err)
+	// pg_promote(false) on the open connection signals the postmaster as
+	// pg_ctl promote -W does, without starting a process (tens of ms on a
+	// busy host, inside a switchover's write gap). Neither waits: the loop
+	// below sees the end of recovery within promotePoll (one query on the
+	// open connection; PostgreSQL 15's own waits poll at 100 ms), and the
+	// routers (docs/routing.md) send traffic here from that moment.
+	var signalled bool
+	err := i.withConn(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT pg_promote(false)").Scan(&signalled)
+	})
+	if err != nil || !signalled {
+		i.log.Info("pg_promote() did not signal the promotion; promoting with pg_ctl", "err", err)
+		if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-W", "-D", i.cfg.DataDir); err != nil {
+			return fmt.Errorf("promote: %w", err)
+		}
 	}
 	for {
 		var inRecovery bool
@@ -111,10 +122,13 @@ func (i *Instance) Promote(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("promote: still in recovery (last check: %w): %w", err, ctx.Err())
-		case <-time.After(pollInterval):
+		case <-time.After(promotePoll):
 		}
 	}
 }
+
+// promotePoll is how often Promote asks whether recovery has ended.
+const promotePoll = 5 * time.Millisecond
 
 // Checkpoint runs CHECKPOINT (after a promote, so the old primary can
 // rewind against a control file on the new timeline).

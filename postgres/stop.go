@@ -8,6 +8,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StopMode is a PostgreSQL shutdown mode.
@@ -252,10 +254,15 @@ func (i *Instance) waitGone(ctx context.Context, procs []int, deadline time.Time
 	}
 }
 
-// waitExit polls until pid is gone (true), until deadline or until the
+// waitExit waits until pid is gone (true), until deadline or until the
 // postmaster is stopped (false: only SIGKILL can end it), or until ctx ends
-// (error).
+// (error). The postmaster's exit is an event (a pidfd turns readable the
+// moment it exits), so a switchover's write gap does not wait out a poll
+// interval; the checks still run every pollInterval, and without a pidfd
+// (an old kernel) they are the only wait.
 func (i *Instance) waitExit(ctx context.Context, pid int, deadline time.Time) (bool, error) {
+	exited := pidExitWaiter(pid)
+	defer exited.close()
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
@@ -265,10 +272,42 @@ func (i *Instance) waitExit(ctx context.Context, pid int, deadline time.Time) (b
 		if !time.Now().Before(deadline) || processStopped(pid) {
 			return false, nil
 		}
+		if exited.wait(pollInterval) {
+			continue // gone, or a signal interrupted the wait: check again
+		}
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// exitWaiter waits for a process's exit on its pidfd.
+type exitWaiter struct{ fd int }
+
+// pidExitWaiter opens pid's pidfd; without one (an old kernel, the process
+// already gone), wait returns false at once and the caller polls.
+func pidExitWaiter(pid int) exitWaiter {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return exitWaiter{fd: -1}
+	}
+	return exitWaiter{fd: fd}
+}
+
+// wait blocks until the process exits (true) or for at most d (false).
+func (w exitWaiter) wait(d time.Duration) bool {
+	if w.fd < 0 {
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(d.Milliseconds()))
+	return n > 0 || errors.Is(err, unix.EINTR)
+}
+
+func (w exitWaiter) close() {
+	if w.fd >= 0 {
+		_ = unix.Close(w.fd)
 	}
 }

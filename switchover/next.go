@@ -401,3 +401,31 @@ func NotStreaming(v *dcs.Cluster, self, skip string, streaming []string) []strin
 	}
 	return missing
 }
+
+// Polls reports whether self, in the switchover r, waits on a fact no
+// etcd event reports, so its loop must look again within a short poll
+// rather than at the next loop_wait tick (docs/architecture.md,
+// "Event-driven hand-overs"):
+//   - the candidate during quiesce and catch-up: the old leader reads its
+//     replay position from its published status (GET /patroni), which is
+//     only as fresh as its last tick, the moment its stop has ended;
+//   - the new leader after the point of no return: its promotion ending
+//     and the replicas streaming from it are PostgreSQL states, not etcd
+//     changes.
+//
+// The old leader's own waits need no poll here: its stop's end wakes its
+// loop, its record updates come back as watch events, and its catch-up
+// poll follows its quiesce. A poll only shortens a wait; the loop still
+// does every step.
+func Polls(r *Record, self string, leading bool) bool {
+	if r == nil || r.Terminal() {
+		return false
+	}
+	switch {
+	case !leading:
+		return r.To == self && (r.Stage == StageQuiesce || r.Stage == StageCatchUp)
+	case RoleOf(r, self) == RoleNewLeader:
+		return r.Stage != StageCleanup
+	}
+	return false
+}

@@ -279,3 +279,35 @@ func TestRoleNames(t *testing.T) {
 		t.Errorf("role names %v", got)
 	}
 }
+
+// TestPolls: only a wait no etcd event ends is polled: the candidate's
+// published replay position during catch-up, and the new leader's
+// promotion and replicas after the point of no return.
+func TestPolls(t *testing.T) {
+	closed := func(r *Record) { r.State = StateCompleted }
+	for _, tc := range []struct {
+		name    string
+		r       *Record
+		self    string
+		leading bool
+		want    bool
+	}{
+		{"no switchover", nil, "pg2", false, false},
+		{"candidate at catch-up", at(StageCatchUp), "pg2", false, true},
+		{"candidate during quiesce", at(StageQuiesce), "pg2", false, true},
+		{"candidate at pre-flight", at(StagePreFlight), "pg2", false, false},
+		{"candidate before the key is released: the leader key's deletion wakes it", at(StagePromote), "pg2", false, false},
+		{"bystander replica at catch-up", at(StageCatchUp), "pg3", false, false},
+		{"old leader at catch-up: its quiesce polls", at(StageCatchUp), "pg1", true, false},
+		{"new leader promoting", at(StagePromote), "pg2", true, true},
+		{"new leader repointing", at(StageRepoint), "pg2", true, true},
+		{"new leader validating", at(StageValidation), "pg2", true, true},
+		{"new leader in cleanup", at(StageCleanup), "pg2", true, false},
+		{"closed record", at(StageRepoint, closed), "pg2", true, false},
+		{"leader outside the roles", at(StageRepoint), "pg3", true, false},
+	} {
+		if got := Polls(tc.r, tc.self, tc.leading); got != tc.want {
+			t.Errorf("%s: Polls = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
