@@ -60,7 +60,7 @@ type Postgres interface {
 	Checkpoint(ctx context.Context) error
 	ProbeWrite(ctx context.Context) error
 	Reload(ctx context.Context) error
-	Clone(ctx context.Context, from postgres.Upstream) error
+	CreateReplica(ctx context.Context, from *postgres.Upstream) error
 	Rewind(ctx context.Context, from postgres.Upstream) error
 	CheckWipe(ctx context.Context, systemID uint64) error
 	WipeDataDir(ctx context.Context, systemID uint64) error

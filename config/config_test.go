@@ -77,6 +77,10 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 		{"unknown dynamic key", "ttl: 10", "tll: 10", []string{"bootstrap.dcs.tll: unknown key"}},
 		{"bad watchdog mode", "mode: off", "mode: sometimes", []string{"watchdog.mode"}},
 		{"unset environment variable", "${PGREPLPASS}", "${NOPE_NOT_SET}", []string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
+		{"replica method section nothing names", "  pg_hba:\n", "  pgbackrest: {command: pgbackrest restore}\n  pg_hba:\n", []string{"postgres.pgbackrest: unknown key", "create_replica_methods"}},
+		{"unknown key in a method section", "  pg_hba:\n", "  create_replica_methods: [pgbackrest]\n  pgbackrest: {command: x, keep_data: maybe}\n  pg_hba:\n", []string{"postgres.pgbackrest.keep_data"}},
+		{"basebackup option Regent sets", "  pg_hba:\n", "  basebackup: [{pgdata: /x}]\n  pg_hba:\n", []string{"postgres.basebackup", `"pgdata" is set by Regent`}},
+		{"typo in recovery_conf", "  pg_hba:\n", "  recovery_conf: {restore_comand: x}\n  pg_hba:\n", []string{"postgres.recovery_conf.restore_comand: unknown key", `did you mean "restore_command"`}},
 		{"not YAML", goodConfig, "name: [unclosed", []string{"not valid YAML"}},
 	}
 	for _, tt := range tests {
@@ -150,5 +154,36 @@ func TestKeysAreWhatTheDecoderReads(t *testing.T) {
 	}
 	if err := decodeStrict(nested("postgres.replication.user"), &Config{}); err == nil {
 		t.Error("the decoder accepted postgres.replication.user, which Keys() does not list")
+	}
+}
+
+func TestParseConfigReplicaMethods(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	methods := `  create_replica_methods: [pgbackrest, basebackup]
+  pgbackrest:
+    command: pgbackrest --stanza=demo --delta restore
+    keep_data: true
+    no_params: true
+  basebackup: [verbose, {max-rate: 10M}]
+  recovery_conf: {restore_command: "pgbackrest --stanza=demo archive-get %f \"%p\""}
+  pg_hba:
+`
+	c, err := Parse([]byte(strings.Replace(goodConfig, "  pg_hba:\n", methods, 1)))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	p := c.Postgres
+	if got := p.ReplicaMethods(true); !slices.Equal(got, []string{"pgbackrest", "basebackup"}) {
+		t.Errorf("methods = %v", got)
+	}
+	if m := p.Methods["pgbackrest"]; m.Command != "pgbackrest --stanza=demo --delta restore" || !m.KeepData || !m.NoParams {
+		t.Errorf("pgbackrest section = %+v", m)
+	}
+	if !slices.Equal(p.Basebackup, []string{"--verbose", "--max-rate=10M"}) {
+		t.Errorf("basebackup = %v", p.Basebackup)
+	}
+	if p.RecoveryConf.RestoreCommand != `pgbackrest --stanza=demo archive-get %f "%p"` {
+		t.Errorf("restore_command = %q", p.RecoveryConf.RestoreCommand)
 	}
 }

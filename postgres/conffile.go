@@ -257,6 +257,8 @@ func (i *Instance) renderRecovery(rec recovery) string {
 		b.WriteString("\n# Recovery: none (primary)\n")
 	case rec.upstream == nil:
 		b.WriteString("\n# Recovery: standby without upstream\n")
+	case i.noStream:
+		fmt.Fprintf(&b, "\n# Recovery: standby of %s from the archive only (nostream)\n", rec.upstream.Member)
 	default:
 		up := rec.upstream
 		fmt.Fprintf(&b, "\n# Recovery: standby of %s\n", up.Member)
@@ -271,6 +273,20 @@ func (i *Instance) renderRecovery(rec recovery) string {
 		ci, _ := quoteGUCString(conninfo)
 		slot, _ := quoteGUCString(SlotName(i.name))
 		fmt.Fprintf(&b, "primary_conninfo = %s\nprimary_slot_name = %s\n", ci, slot)
+	}
+	if rec.standby {
+		// The archive lets a replica that fell behind the WAL its upstream
+		// keeps catch up without a new copy (PostgreSQL alternates between
+		// the archive and streaming by itself).
+		for _, kv := range [][2]string{
+			{"restore_command", i.cfg.RecoveryConf.RestoreCommand},
+			{"archive_cleanup_command", i.cfg.RecoveryConf.ArchiveCleanupCommand},
+		} {
+			if kv[1] != "" {
+				q, _ := quoteGUCString(kv[1])
+				fmt.Fprintf(&b, "%s = %s\n", kv[0], q)
+			}
+		}
 	}
 	b.WriteString("recovery_target_timeline = 'latest'\n")
 	return b.String()

@@ -20,7 +20,12 @@ const waitDelay = 5 * time.Second
 // command prepares a PostgreSQL binary from bin_dir, run under
 // Options.SysProcAttr with a cleaned environment.
 func (i *Instance) command(ctx context.Context, extraEnv []string, prog string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(i.cfg.BinDir, prog), args...)
+	return i.commandPath(ctx, extraEnv, filepath.Join(i.cfg.BinDir, prog), args...)
+}
+
+// commandPath is command for any program (a replica creation method's).
+func (i *Instance) commandPath(ctx context.Context, extraEnv []string, path string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, path, args...)
 	if i.sysAttr != nil {
 		attr := *i.sysAttr
 		cmd.SysProcAttr = &attr
@@ -34,7 +39,12 @@ func (i *Instance) command(ctx context.Context, extraEnv []string, prog string, 
 // run runs a binary and returns its combined output; a failure's error
 // carries the tail of that output.
 func (i *Instance) run(ctx context.Context, extraEnv []string, prog string, args ...string) (string, error) {
-	cmd := i.command(ctx, extraEnv, prog, args...)
+	return i.runCmd(ctx, i.command(ctx, extraEnv, prog, args...), prog)
+}
+
+// runCmd runs a prepared command as run does; prog names it in errors.
+func (i *Instance) runCmd(ctx context.Context, cmd *exec.Cmd, prog string) (string, error) {
+	args := cmd.Args[1:]
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	i.log.Debug("ran postgres binary", "prog", prog, "args", strings.Join(args, " "),

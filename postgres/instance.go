@@ -35,6 +35,11 @@ type Options struct {
 	// NoSync passes --no-sync to initdb, pg_basebackup and pg_rewind: much
 	// faster, and unsafe if the host crashes. For tests only.
 	NoSync bool
+	// Scope is the cluster name, passed to replica creation methods.
+	Scope string
+	// NoStream (the nostream tag) makes a replica restore WAL from the
+	// archive only: its recovery block has no primary_conninfo.
+	NoStream bool
 }
 
 // Instance is the local PostgreSQL. It is meant for one goroutine (the HA
@@ -45,6 +50,9 @@ type Instance struct {
 	name    string
 	log     *slog.Logger
 	sysAttr *syscall.SysProcAttr
+	scope   string
+	// noStream: see Options.NoStream.
+	noStream bool
 	// uid and gid own the files Regent writes; -1 keeps the process's own.
 	uid, gid int
 	// home is the HOME given to child processes run under another user.
@@ -80,7 +88,8 @@ func New(opts Options) (*Instance, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	i := &Instance{cfg: cfg, name: opts.Name, log: log, sysAttr: opts.SysProcAttr, uid: -1, gid: -1, noSync: opts.NoSync}
+	i := &Instance{cfg: cfg, name: opts.Name, log: log, sysAttr: opts.SysProcAttr, uid: -1, gid: -1, noSync: opts.NoSync,
+		scope: opts.Scope, noStream: opts.NoStream}
 	if c := opts.SysProcAttr; c != nil && c.Credential != nil {
 		i.uid, i.gid = int(c.Credential.Uid), int(c.Credential.Gid)
 		if u, err := user.LookupId(strconv.Itoa(i.uid)); err == nil {

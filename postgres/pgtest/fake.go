@@ -201,7 +201,11 @@ func (f *Fake) Promote(ctx context.Context) error {
 func (f *Fake) Checkpoint(ctx context.Context) error { return nil }
 func (f *Fake) Reload(ctx context.Context) error     { return nil }
 
-func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
+func (f *Fake) CreateReplica(ctx context.Context, up *postgres.Upstream) error {
+	var from postgres.Upstream
+	if up != nil {
+		from = *up
+	}
 	if gate := f.CloneGate; gate != nil {
 		select {
 		case <-gate:
@@ -212,7 +216,7 @@ func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("clone " + from.Member)
-	f.empty, f.inRecovery, f.upstream = false, true, &from
+	f.empty, f.inRecovery, f.upstream = false, true, up
 	return nil
 }
 
