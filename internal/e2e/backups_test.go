@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// backrest is a pgBackRest repository on the local filesystem shared by a
+// test cluster's nodes: one config file per node (its pg1-path and port),
+// archive_command pushing every node's WAL to it, and replicas created
+// from it first (create_replica_methods: [pgbackrest, basebackup]) with
+// restore_command reading it.
+type backrest struct {
+	t      *testing.T
+	repo   string // repo1-path
+	dir    string // config files, logs, locks
+	stanza string
+}
+
+// newBackrest prepares the directories (the repository itself is created
+// by create; until then it is missing and pgbackrest fails).
+func newBackrest(t *testing.T, stanza string) *backrest {
+	t.Helper()
+	if _, err := exec.LookPath("pgbackrest"); err != nil {
+		t.Fatalf("pgbackrest is not installed (apt-get install pgbackrest; .ci/run installs it): %v", err)
+	}
+	// /tmp, not t.TempDir(): the postgres user must reach it.
+	dir, err := os.MkdirTemp("", "regent-pgbackrest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	b := &backrest{t: t, dir: dir, repo: filepath.Join(dir, "repo"), stanza: stanza}
+	cred := postgresOSUser(t)
+	for _, d := range []string{dir, filepath.Join(dir, "log"), filepath.Join(dir, "lock")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+func (b *backrest) conf(node string) string { return filepath.Join(b.dir, node+".conf") }
+
+// configure is an ExtraConfig: it writes the node's pgBackRest config and
+// sets archiving, the replica methods and restore_command.
+func (b *backrest) configure(node string, cfg map[string]any) {
+	pg := cfg["postgres"].(map[string]any)
+	_, port, _ := strings.Cut(pg["listen"].(string), ":")
+	conf := fmt.Sprintf("[global]\nrepo1-path=%s\nlog-path=%s/log\nlock-path=%s/lock\nstart-fast=y\ncompress-type=none\nlog-level-console=warn\nlog-level-file=info\n\n[%s]\npg1-path=%s\npg1-port=%s\npg1-socket-path=%s\n",
+		b.repo, b.dir, b.dir, b.stanza, pg["data_dir"], port, b.dir)
+	if err := os.WriteFile(b.conf(node), []byte(conf), 0o644); err != nil {
+		b.t.Errorf("write %s: %v", b.conf(node), err)
+	}
+	base := fmt.Sprintf("pgbackrest --config=%s --stanza=%s", b.conf(node), b.stanza)
+	params := pg["parameters"].(map[string]any)
+	params["unix_socket_directories"] = b.dir // pgBackRest reaches PostgreSQL by its socket
+	params["archive_mode"] = "on"
+	params["archive_command"] = base + " archive-push %p"
+	pg["create_replica_methods"] = []string{"pgbackrest", "basebackup"}
+	pg["pgbackrest"] = map[string]any{"command": base + " --delta restore", "keep_data": true, "no_params": true}
+	pg["recovery_conf"] = map[string]any{"restore_command": base + ` archive-get %f "%p"`}
+}
+
+// run runs pgbackrest as the postgres user with node's config.
+func (b *backrest) run(node string, args ...string) ctlResult {
+	b.t.Helper()
+	args = append([]string{"--config=" + b.conf(node), "--stanza=" + b.stanza}, args...)
+	return runToolWith(b.t, 3*time.Minute, func(cmd *exec.Cmd) {
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "PGPASSWORD=" + testcluster.SuperuserPassword}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: postgresOSUser(b.t)}
+	}, "/usr/bin/pgbackrest", args...)
+}
+
+// create makes the repository, its stanza and a full backup of leader.
+func (b *backrest) create(leader string) {
+	b.t.Helper()
+	mustSucceed(b.t, b.run(leader, "stanza-create"))
+	mustSucceed(b.t, b.run(leader, "--type=full", "backup"))
+}
+
+// methodLog waits for the agent's line saying which method created the
+// replica, and returns it.
+func methodLog(t *testing.T, lc *testcluster.LogCapture, method string, timeout time.Duration) string {
+	t.Helper()
+	return lc.Wait(t, timeout, "replica created with "+method, func(l string) bool {
+		return strings.Contains(l, "replica created") && strings.Contains(l, "method="+method)
+	})
+}
+
+// waitWrites polls until n holds want rows in t_writes.
+func waitWrites(t *testing.T, n *testcluster.Node, want int64) {
+	t.Helper()
+	testcluster.Poll(t, rejoinTimeout, fmt.Sprintf("%s holds %d rows", n.Name, want), func(ctx context.Context) error {
+		got, err := n.QueryInt(ctx, "SELECT count(*) FROM t_writes")
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%d rows", got)
+		}
+		return nil
+	})
+}
+
+// TestReplicaFromBackup (issue #20, must-show 1): with archive_command
+// pushing to a pgBackRest repository and create_replica_methods:
+// [pgbackrest, basebackup], a new replica is restored from the backup
+// while the primary takes writes, then streams; with the repository
+// missing it falls back to basebackup.
+func TestReplicaFromBackup(t *testing.T) {
+	b := newBackrest(t, "e2e")
+	c := testcluster.New(t, testcluster.Options{Nodes: 2, ExtraConfig: b.configure})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	replica := c.Others(leader.Name)[0]
+	b.create(leader.Name)
+
+	t.Log("a new replica from the backup while the primary takes writes")
+	mustExec(t, leader, fmt.Sprintf(createLoadTable, "t_writes"))
+	w := startWriter(t, c, "t_writes")
+	waitAcked(t, w, leader.Name, time.Time{}, 20, replicateTimeout)
+	replica.StopAgent(t)
+	emptyDirectory(t, replica.DataDir)
+	lc := replica.CaptureLog(t)
+	replica.Start(t)
+	methodLog(t, lc, "pgbackrest", rejoinTimeout)
+	c.WaitHealthy(t, rejoinTimeout)
+	w.Stop()
+	rows, err := leader.QueryInt(t.Context(), "SELECT count(*) FROM t_writes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWrites(t, replica, rows)
+	waitStreaming(t, leader, replica)
+
+	t.Log("the repository missing: basebackup instead")
+	if err := os.Rename(b.repo, b.repo+".away"); err != nil {
+		t.Fatal(err)
+	}
+	replica.StopAgent(t)
+	emptyDirectory(t, replica.DataDir)
+	lc = replica.CaptureLog(t)
+	replica.Start(t)
+	methodLog(t, lc, "basebackup", rejoinTimeout)
+	if failed := lc.Matching(func(l string) bool {
+		return strings.Contains(l, "replica creation method failed") && strings.Contains(l, "method=pgbackrest")
+	}); len(failed) == 0 {
+		t.Error("no log line says the pgbackrest method failed before basebackup")
+	}
+	c.WaitHealthy(t, rejoinTimeout)
+	waitStreaming(t, leader, replica)
+}
+
+// waitStreaming polls until the leader's pg_stat_replication shows
+// replica streaming.
+func waitStreaming(t *testing.T, leader, replica *testcluster.Node) {
+	t.Helper()
+	testcluster.Poll(t, rejoinTimeout, replica.Name+" streams from "+leader.Name, func(ctx context.Context) error {
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", replica.Name)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("not streaming")
+		}
+		return nil
+	})
+}
