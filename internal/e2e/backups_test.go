@@ -100,21 +100,6 @@ func methodLog(t *testing.T, lc *testcluster.LogCapture, method string, timeout 
 	})
 }
 
-// waitWrites polls until n holds want rows in t_writes.
-func waitWrites(t *testing.T, n *testcluster.Node, want int64) {
-	t.Helper()
-	testcluster.Poll(t, rejoinTimeout, fmt.Sprintf("%s holds %d rows", n.Name, want), func(ctx context.Context) error {
-		got, err := n.QueryInt(ctx, "SELECT count(*) FROM t_writes")
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("%d rows", got)
-		}
-		return nil
-	})
-}
-
 // TestReplicaFromBackup (issue #20, must-show 1): with archive_command
 // pushing to a pgBackRest repository and create_replica_methods:
 // [pgbackrest, basebackup], a new replica is restored from the backup
@@ -142,7 +127,7 @@ func TestReplicaFromBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitWrites(t, replica, rows)
+	waitCount(t, replica, "t_writes", rows)
 	waitStreaming(t, leader, replica)
 
 	t.Log("the repository missing: basebackup instead")
@@ -174,6 +159,91 @@ func waitStreaming(t *testing.T, leader, replica *testcluster.Node) {
 		}
 		if n != 1 {
 			return fmt.Errorf("not streaming")
+		}
+		return nil
+	})
+}
+
+// TestReplicaCatchesUpFromArchive (issue #20, must-show 3): a replica
+// stopped until the primary recycled the WAL it needs (no slot keeps it:
+// the member slot goes with the member key; max_wal_size small,
+// wal_keep_size 0) restores that WAL from the archive with
+// restore_command and streams again, without a new copy.
+func TestReplicaCatchesUpFromArchive(t *testing.T) {
+	b := newBackrest(t, "e2e")
+	c := testcluster.New(t, testcluster.Options{Nodes: 2, ExtraConfig: b.configure,
+		Parameters: map[string]any{"max_wal_size": "32MB", "min_wal_size": "32MB", "wal_keep_size": 0}})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	replica := c.Others(leader.Name)[0]
+	b.create(leader.Name)
+	systemID := controlSystemID(t, replica.DataDir)
+	mustExec(t, leader, "CREATE TABLE t_archive (id bigint PRIMARY KEY, pad text)")
+	mustExec(t, leader, "INSERT INTO t_archive SELECT g, repeat('x', 100) FROM generate_series(1, 1000) g")
+	waitCount(t, replica, "t_archive", 1000)
+
+	t.Log("the replica stops; the primary drops its slot and recycles the WAL it needs")
+	replica.StopAgent(t)
+	testcluster.Poll(t, rejoinTimeout, "the leader drops the stopped replica's slot", func(ctx context.Context) error {
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_replication_slots")
+		if err != nil || n != 0 {
+			return fmt.Errorf("%d slots (%v)", n, err)
+		}
+		return nil
+	})
+	var needed string
+	if err := leader.DB(t, t.Context()).QueryRow(t.Context(), "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&needed); err != nil {
+		t.Fatal(err)
+	}
+	rows := int64(1000)
+	testcluster.Poll(t, 2*time.Minute, "the primary removes WAL segment "+needed, func(ctx context.Context) error {
+		rows += 1000
+		for _, q := range []string{
+			fmt.Sprintf("INSERT INTO t_archive SELECT g, repeat('x', 100) FROM generate_series(%d, %d) g", rows-999, rows),
+			"SELECT pg_switch_wal()", "CHECKPOINT",
+		} {
+			if err := leader.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_ls_waldir() WHERE name = $1", needed)
+		if err != nil || n != 0 {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+
+	t.Log("the replica starts again: archive, then streaming, no new copy")
+	lc := replica.CaptureLog(t)
+	replica.Start(t)
+	waitCount(t, replica, "t_archive", rows)
+	waitStreaming(t, leader, replica)
+	if got := controlSystemID(t, replica.DataDir); got != systemID {
+		t.Errorf("system identifier %s after the restart, want %s", got, systemID)
+	}
+	if copies := lc.Matching(func(l string) bool {
+		return strings.Contains(l, "replica created") || strings.Contains(l, "cloning from upstream")
+	}); len(copies) > 0 {
+		t.Errorf("the replica was copied again: %q", copies)
+	}
+	pglog, err := os.ReadFile(filepath.Join(replica.DataDir, "log", "postgresql.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(pglog), `restored log file "`+needed+`" from archive`) {
+		t.Errorf("the replica's log does not show %s restored from the archive", needed)
+	}
+}
+
+// waitCount polls until n holds want rows in table.
+func waitCount(t *testing.T, n *testcluster.Node, table string, want int64) {
+	t.Helper()
+	testcluster.Poll(t, rejoinTimeout, fmt.Sprintf("%s holds %d rows in %s", n.Name, want, table), func(ctx context.Context) error {
+		got, err := n.QueryInt(ctx, "SELECT count(*) FROM "+table)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%d rows", got)
 		}
 		return nil
 	})
