@@ -102,11 +102,14 @@ type Agent struct {
 	nosync bool
 
 	// Operator commands run by the loop between ticks.
-	commands      chan command
-	restartAt     *scheduledRestart
-	restart       *restartJob // a restart whose stop runs beside the loop
-	job           *job        // a clone or rewind running beside the loop
-	callbackRole  Role        // the role on_role_change last reported
+	commands  chan command
+	restartAt *scheduledRestart
+	restart   *restartJob // a restart whose stop runs beside the loop
+	job       *job        // a clone or rewind running beside the loop
+	// fatal is set by work beside the loop whose failure must stop the
+	// agent (a failed bootstrap, as Patroni does); the next tick returns it.
+	fatal         error
+	callbackRole  Role // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -260,6 +263,9 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.lastPlan = p
 	}
 	a.collectJob()
+	if err := a.fatal; err != nil {
+		return err
+	}
 	if a.job == nil {
 		// A clone or rewind owns the data directory while it runs: the
 		// config (and its file writes) waits until it ends.

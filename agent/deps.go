@@ -61,6 +61,7 @@ type Postgres interface {
 	ProbeWrite(ctx context.Context) error
 	Reload(ctx context.Context) error
 	CreateReplica(ctx context.Context, from *postgres.Upstream) error
+	BootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) error
 	Rewind(ctx context.Context, from postgres.Upstream) error
 	CheckWipe(ctx context.Context, systemID uint64) error
 	WipeDataDir(ctx context.Context, systemID uint64) error

@@ -37,6 +37,9 @@ type Upstream struct {
 type recovery struct {
 	standby  bool
 	upstream *Upstream
+	// restore: the archive recovery settings of a bootstrap from a backup
+	// (not a standby: it ends in a promotion).
+	restore map[string]string
 }
 
 // setting is one name = value line.
@@ -253,6 +256,12 @@ func (i *Instance) SynchronousStandbyNames() string {
 func (i *Instance) renderRecovery(rec recovery) string {
 	var b strings.Builder
 	switch {
+	case !rec.standby && len(rec.restore) > 0:
+		b.WriteString("\n# Recovery: bootstrap from a backup\n")
+		for _, k := range slices.Sorted(maps.Keys(rec.restore)) {
+			v, _ := quoteGUCString(rec.restore[k])
+			fmt.Fprintf(&b, "%s = %s\n", k, v)
+		}
 	case !rec.standby:
 		b.WriteString("\n# Recovery: none (primary)\n")
 	case rec.upstream == nil:
@@ -288,7 +297,9 @@ func (i *Instance) renderRecovery(rec recovery) string {
 			}
 		}
 	}
-	b.WriteString("recovery_target_timeline = 'latest'\n")
+	if _, set := rec.restore["recovery_target_timeline"]; !set {
+		b.WriteString("recovery_target_timeline = 'latest'\n")
+	}
 	return b.String()
 }
 

@@ -35,6 +35,8 @@ type Options struct {
 	// NoSync passes --no-sync to initdb, pg_basebackup and pg_rewind: much
 	// faster, and unsafe if the host crashes. For tests only.
 	NoSync bool
+	// InitDBOptions are extra initdb options (bootstrap.initdb).
+	InitDBOptions InitDBOptions
 	// Scope is the cluster name, passed to replica creation methods.
 	Scope string
 	// NoStream (the nostream tag) makes a replica restore WAL from the
@@ -51,6 +53,7 @@ type Instance struct {
 	log     *slog.Logger
 	sysAttr *syscall.SysProcAttr
 	scope   string
+	initdb  InitDBOptions
 	// noStream: see Options.NoStream.
 	noStream bool
 	// uid and gid own the files Regent writes; -1 keeps the process's own.
@@ -89,7 +92,7 @@ func New(opts Options) (*Instance, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	i := &Instance{cfg: cfg, name: opts.Name, log: log, sysAttr: opts.SysProcAttr, uid: -1, gid: -1, noSync: opts.NoSync,
-		scope: opts.Scope, noStream: opts.NoStream}
+		scope: opts.Scope, noStream: opts.NoStream, initdb: opts.InitDBOptions}
 	if c := opts.SysProcAttr; c != nil && c.Credential != nil {
 		i.uid, i.gid = int(c.Credential.Uid), int(c.Credential.Gid)
 		if u, err := user.LookupId(strconv.Itoa(i.uid)); err == nil {

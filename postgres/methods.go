@@ -68,9 +68,35 @@ var basebackupReserved = map[string]bool{
 
 // UnmarshalYAML reads Patroni's two forms.
 func (b *BasebackupOptions) UnmarshalYAML(n *yaml.Node) error {
+	out, err := toolOptions(n, basebackupReserved)
+	*b = out
+	return err
+}
+
+// InitDBOptions are extra initdb options, Patroni's bootstrap.initdb, in
+// the same forms as BasebackupOptions (["data-checksums", {"locale": "C"}]);
+// they come after Regent's own (-E UTF8, --data-checksums,
+// --auth=scram-sha-256), so they may override those.
+type InitDBOptions []string
+
+// initdbReserved are initdb options Regent sets and must keep.
+var initdbReserved = map[string]bool{
+	"pgdata": true, "D": true, "username": true, "U": true, "pwfile": true, "pwprompt": true, "W": true,
+}
+
+// UnmarshalYAML reads Patroni's two forms.
+func (o *InitDBOptions) UnmarshalYAML(n *yaml.Node) error {
+	out, err := toolOptions(n, initdbReserved)
+	*o = out
+	return err
+}
+
+// toolOptions reads a list of words and one-key maps, or a map, into
+// --name and --name=value arguments, refusing the reserved names.
+func toolOptions(n *yaml.Node, reserved map[string]bool) ([]string, error) {
 	var out []string
 	add := func(k string, v *yaml.Node) error {
-		if basebackupReserved[k] {
+		if reserved[k] {
 			return fmt.Errorf("option %q is set by Regent", k)
 		}
 		if v == nil {
@@ -87,7 +113,7 @@ func (b *BasebackupOptions) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if err := add(n.Content[i].Value, n.Content[i+1]); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	case yaml.SequenceNode:
@@ -102,14 +128,13 @@ func (b *BasebackupOptions) UnmarshalYAML(n *yaml.Node) error {
 				err = errors.New("each item must be a word or a one-key map")
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 		}
 	default:
-		return errors.New("must be a list or a map of pg_basebackup options")
+		return nil, errors.New("must be a list or a map of options")
 	}
-	*b = out
-	return nil
+	return out, nil
 }
 
 // ReplicaMethods is the ordered list of methods to try for a new replica

@@ -73,7 +73,7 @@ func TestBasebackupOptions(t *testing.T) {
 		{"an option Regent sets", `["verbose", {"pgdata": "/x"}]`, nil, `"pgdata" is set by Regent`},
 		{"a short option Regent sets", `{"D": "/x"}`, nil, `"D" is set by Regent`},
 		{"a nested value", `[{"max-rate": [1]}]`, nil, "must be a scalar"},
-		{"a scalar", `fast`, nil, "must be a list or a map"},
+		{"a scalar", `fast`, nil, "must be a list or a map of options"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 			log.Warn("close the etcd client", "err", err)
 		}
 	}()
-	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Scope: cfg.Scope,
+	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Scope: cfg.Scope, InitDBOptions: cfg.Bootstrap.InitDB,
 		NoStream: cfg.Tags.NoStream(), Logger: log.With("component", "postgres")})
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)

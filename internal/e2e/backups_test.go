@@ -248,3 +248,59 @@ func waitCount(t *testing.T, n *testcluster.Node, table string, want int64) {
 		return nil
 	})
 }
+
+// TestBootstrapToPointInTime (issue #20, must-show 2): a new cluster
+// bootstrapped from a pgBackRest backup with bootstrap.method and
+// recovery_target_time holds exactly the rows committed before that time,
+// runs as the primary of its own cluster, and its initialize key holds
+// its system identifier.
+func TestBootstrapToPointInTime(t *testing.T) {
+	b := newBackrest(t, "src")
+	src := testcluster.New(t, testcluster.Options{Nodes: 1, Scope: "src", ExtraConfig: b.configure})
+	leader := src.WaitHealthy(t, bootstrapTimeout)
+	b.create(leader.Name)
+	mustExec(t, leader, "CREATE TABLE t_pitr (id int PRIMARY KEY, batch int)")
+	mustExec(t, leader, "INSERT INTO t_pitr SELECT g, 1 FROM generate_series(1, 100) g")
+	mustExec(t, leader, "INSERT INTO t_pitr SELECT g, 2 FROM generate_series(101, 150) g")
+	var target string
+	// Taken after batch 2 committed and before batch 3 does.
+	if err := leader.DB(t, t.Context()).QueryRow(t.Context(), "SELECT clock_timestamp()::text").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, leader, "INSERT INTO t_pitr SELECT g, 3 FROM generate_series(151, 170) g")
+	mustSucceed(t, b.run(leader.Name, "check")) // switches WAL and waits until it is archived
+
+	restore := fmt.Sprintf("pgbackrest --config=%s --stanza=src", b.conf(leader.Name))
+	dst := testcluster.New(t, testcluster.Options{Nodes: 1, Scope: "restored", ExtraConfig: func(node string, cfg map[string]any) {
+		dataDir := cfg["postgres"].(map[string]any)["data_dir"].(string)
+		boot := cfg["bootstrap"].(map[string]any)
+		boot["method"] = "pitr"
+		boot["pitr"] = map[string]any{
+			"command":   restore + " --pg1-path=" + dataDir + " --delta restore",
+			"no_params": true,
+			"recovery_conf": map[string]any{
+				"restore_command":        restore + ` archive-get %f "%p"`,
+				"recovery_target_time":   target,
+				"recovery_target_action": "promote",
+			},
+		}
+	}})
+	restored := dst.WaitHealthy(t, bootstrapTimeout)
+	for batch, want := range map[int]int64{1: 100, 2: 50, 3: 0} {
+		got, err := restored.QueryInt(t.Context(), "SELECT count(*) FROM t_pitr WHERE batch = $1", batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("batch %d: %d rows in the restored cluster, want %d (target %s)", batch, got, want, target)
+		}
+	}
+	mustExec(t, restored, "INSERT INTO t_pitr VALUES (1000, 4)") // a writable primary
+	resp, err := dst.Etcd().Get(t.Context(), dst.Keys().Initialize())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("initialize key: %v %v", resp, err)
+	}
+	if got, want := string(resp.Kvs[0].Value), controlSystemID(t, restored.DataDir); got != want {
+		t.Errorf("initialize = %q, want the restored system identifier %s", got, want)
+	}
+}

@@ -220,6 +220,15 @@ func (f *Fake) CreateReplica(ctx context.Context, up *postgres.Upstream) error {
 	return nil
 }
 
+// BootstrapFromBackup records the method and leaves a running primary.
+func (f *Fake) BootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("bootstrap " + name)
+	f.empty, f.inRecovery, f.running = false, false, true
+	return nil
+}
+
 func (f *Fake) Rewind(ctx context.Context, from postgres.Upstream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
