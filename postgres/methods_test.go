@@ -115,3 +115,31 @@ func TestValidateMethods(t *testing.T) {
 		}
 	}
 }
+
+func TestBootstrapMethod(t *testing.T) {
+	m := BootstrapMethod{Command: "restore", Options: map[string]string{"b": "2", "a": "1"},
+		RecoveryConf: map[string]string{"recovery_target_action": "shutdown", "recovery_target_tim": "x", "restore_command": "a\nb"}}
+	if diff := cmp.Diff(MethodInvocation{Command: "restore", Args: []string{"--scope=demo", "--datadir=/data", "--a=1", "--b=2"}},
+		m.invocation("demo", "/data")); diff != "" {
+		t.Errorf("invocation (-want +got):\n%s", diff)
+	}
+	m.NoParams = true
+	if diff := cmp.Diff(MethodInvocation{Command: "restore"}, m.invocation("demo", "/data")); diff != "" {
+		t.Errorf("no_params invocation (-want +got):\n%s", diff)
+	}
+	var msgs []string
+	for _, err := range (BootstrapMethod{RecoveryConf: m.RecoveryConf}).Validate("bootstrap.pitr") {
+		msgs = append(msgs, err.Error())
+	}
+	got := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"bootstrap.pitr.command: required",
+		`bootstrap.pitr.recovery_conf.recovery_target_action: "shutdown" must be promote or pause`,
+		"bootstrap.pitr.recovery_conf.recovery_target_tim: unknown key",
+		"bootstrap.pitr.recovery_conf.restore_command: value must not contain",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("errors %q lack %q", got, want)
+		}
+	}
+}
