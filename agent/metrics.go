@@ -27,6 +27,7 @@ type Metrics struct {
 	syncDegraded      prometheus.Gauge
 	decisionsRecorded *prometheus.CounterVec
 	configError       prometheus.Gauge
+	creationBytes     *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the agent's series.
@@ -64,10 +65,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Automatic decisions recorded, by kind."}, []string{"kind"}),
 		configError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_error",
 			Help: "1 while this member cannot apply part of the cluster's dynamic config (GET /patroni regent.config_error says what)."}),
+		creationBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_replica_creation_bytes",
+			Help: "Progress of the replica being created (done, total bytes; 0 when none is or the method does not report it)."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
-		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError)
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.creationBytes)
 	for _, r := range Roles {
 		m.role.WithLabelValues(string(r))
 	}
@@ -100,6 +103,12 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 	m.watchdogFailed.Set(b2f(st.Failed))
 	m.syncDegraded.Set(b2f(a.syncDegraded))
 	m.configError.Set(b2f(a.configErr != ""))
+	var done, total int64
+	if p := a.pg.Progress(); p != nil {
+		done, total = p.DoneBytes, p.TotalBytes
+	}
+	m.creationBytes.WithLabelValues("done").Set(float64(done))
+	m.creationBytes.WithLabelValues("total").Set(float64(total))
 }
 
 func (m *Metrics) decision(kind string) {

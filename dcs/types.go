@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/lenient"
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // Member is the JSON value of members/<name> (patroni-compat.md §1.3.1).
@@ -34,6 +35,9 @@ type Member struct {
 	// ConfigError is Regent's own field: what this member cannot apply of
 	// the cluster's dynamic config (it keeps its current values for those).
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress is Regent's own field: a replica being created says how far
+	// it got (written at most once per whole percent).
+	Progress *progress.Progress `json:"progress,omitempty"`
 }
 
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).

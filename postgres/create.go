@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // CreateReplica makes the empty data directory a replica of from (nil
@@ -31,8 +34,10 @@ func (i *Instance) CreateReplica(ctx context.Context, from *Upstream) error {
 	if len(methods) == 0 {
 		return errors.New("create replica: there is no leader and no method in postgres.create_replica_methods works without one (no_leader)")
 	}
+	defer i.progress.Store(nil)
 	var errs []error
 	for _, m := range methods {
+		i.progress.Store(&progress.Progress{Work: "creating replica", Method: m})
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
@@ -75,7 +80,7 @@ func (i *Instance) tryMethod(ctx context.Context, method string, from *Upstream)
 	// nobody, so a value with spaces stays one argument.
 	cmd := i.commandPath(ctx, []string{"PGPASSWORD=" + i.cfg.Replication.Password.Reveal()},
 		"/bin/sh", append([]string{"-c", inv.Command + ` "$@"`, "sh"}, inv.Args...)...)
-	if _, err := i.runCmd(ctx, cmd, method); err != nil {
+	if _, err := i.runCmd(ctx, cmd, method, nil); err != nil {
 		return err
 	}
 	if empty, err := i.DataDirEmpty(); err != nil || empty {
@@ -92,4 +97,25 @@ func (i *Instance) replicaConnString(from *Upstream) string {
 	}
 	return connString("dbname", "postgres", "user", i.cfg.Replication.Username,
 		"host", from.Host, "port", strconv.Itoa(from.Port))
+}
+
+// Progress is the progress of the replica being created, or nil when
+// none is. Safe to call concurrently with CreateReplica.
+func (i *Instance) Progress() *progress.Progress {
+	return i.progress.Load()
+}
+
+// basebackupProgress matches pg_basebackup --progress lines:
+// "12345/67890 kB (18%), 0/1 tablespace".
+var basebackupProgress = regexp.MustCompile(`^\s*(\d+)/(\d+) kB \(\d+%\)`)
+
+// noteBasebackupProgress records a --progress line of pg_basebackup.
+func (i *Instance) noteBasebackupProgress(line string) {
+	m := basebackupProgress.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	done, _ := strconv.ParseInt(m[1], 10, 64)
+	total, _ := strconv.ParseInt(m[2], 10, 64)
+	i.progress.Store(&progress.Progress{Work: "creating replica", Method: MethodBasebackup, DoneBytes: done << 10, TotalBytes: total << 10})
 }

@@ -12,9 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // ErrNotRunning means PostgreSQL does not accept connections (Status), or
@@ -71,6 +74,10 @@ type Instance struct {
 	recoveryKnown bool
 	floor         map[string]int64 // see SetStandbyFloor
 	syncNames     *string
+
+	// progress of a replica being created (nil when none): written by
+	// CreateReplica, read by the loop's publish concurrently.
+	progress atomic.Pointer[progress.Progress]
 
 	connMu sync.Mutex // guards conn
 	conn   *pgx.Conn

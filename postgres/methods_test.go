@@ -143,3 +143,18 @@ func TestBootstrapMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestBasebackupProgressLines(t *testing.T) {
+	i := &Instance{}
+	i.noteBasebackupProgress("waiting for checkpoint")
+	if p := i.Progress(); p != nil {
+		t.Fatalf("progress after a non-progress line = %+v", p)
+	}
+	for _, line := range []string{"  1024/4096 kB (25%), 0/1 tablespace", "2048/4096 kB (50%), 0/1 tablespace (/data/base/1/1259)"} {
+		i.noteBasebackupProgress(line)
+	}
+	p := i.Progress()
+	if p == nil || p.DoneBytes != 2048<<10 || p.TotalBytes != 4096<<10 || p.Method != MethodBasebackup {
+		t.Fatalf("progress = %+v, want 2 of 4 MiB by basebackup", p)
+	}
+}

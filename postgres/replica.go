@@ -36,8 +36,10 @@ func (i *Instance) Clone(ctx context.Context, from Upstream) (err error) {
 	i.log.Info("cloning from upstream", "member", from.Member, "host", from.Host, "port", from.Port)
 	args := i.syncArgs("-h", from.Host, "-p", strconv.Itoa(from.Port), "-U", i.cfg.Replication.Username,
 		"-D", i.cfg.DataDir, "-X", "stream", "-c", "fast", "-w")
-	_, err = i.run(ctx, []string{"PGPASSWORD=" + i.cfg.Replication.Password.Reveal()}, "pg_basebackup",
-		append(args, i.cfg.Basebackup...)...)
+	// --progress: each second a line "done/total kB (n%)" (noteBasebackupProgress).
+	args = append(append(args, "--progress"), i.cfg.Basebackup...)
+	cmd := i.command(ctx, []string{"PGPASSWORD=" + i.cfg.Replication.Password.Reveal()}, "pg_basebackup", args...)
+	_, err = i.runCmd(ctx, cmd, "pg_basebackup", i.noteBasebackupProgress)
 	if err != nil {
 		return fmt.Errorf("clone from %s: %w", from.Member, err)
 	}

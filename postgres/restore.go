@@ -109,7 +109,7 @@ func (i *Instance) BootstrapFromBackup(ctx context.Context, name string, m Boots
 	inv := m.invocation(i.scope, i.cfg.DataDir)
 	i.log.Info("running the custom bootstrap method", "method", name, "command", inv.Command)
 	cmd := i.commandPath(ctx, nil, "/bin/sh", append([]string{"-c", inv.Command + ` "$@"`, "sh"}, inv.Args...)...)
-	if _, err := i.runCmd(ctx, cmd, name); err != nil {
+	if _, err := i.runCmd(ctx, cmd, name, nil); err != nil {
 		return fmt.Errorf("bootstrap %s: %w", name, err)
 	}
 	if empty, err := i.DataDirEmpty(); err != nil || empty {

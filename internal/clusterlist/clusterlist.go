@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // Row is one member's line.
@@ -24,6 +25,8 @@ type Row struct {
 	Tags  map[string]any `json:"tags,omitempty"`
 	// ConfigError is what the member cannot apply of the cluster config.
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress of a replica being created; the table shows it as the state.
+	Progress *progress.Progress `json:"progress,omitempty"`
 }
 
 // Rows derives the table from a view, sorted by member name.
@@ -32,7 +35,7 @@ func Rows(c *dcs.Cluster) []Row {
 	var rows []Row
 	for _, name := range c.MemberNames() {
 		m := c.Members[name]
-		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError}
+		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError, Progress: m.Progress}
 		switch {
 		case name == leader:
 			r.Role = "Leader"
@@ -86,7 +89,11 @@ func Render(w io.Writer, scope string, c *dcs.Cluster) error {
 				lag = fmt.Sprint(*r.LagMB)
 			}
 		}
-		line := []string{r.Member, r.Host, r.Role, r.State, tl, lag}
+		state := r.State
+		if r.Progress != nil {
+			state = r.Progress.String() // "creating replica 37%, 12 of 32 GB (basebackup)"
+		}
+		line := []string{r.Member, r.Host, r.Role, state, tl, lag}
 		if withErrors {
 			line = append(line, r.ConfigError)
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/progress"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -219,6 +220,9 @@ func (f *Fake) CreateReplica(ctx context.Context, up *postgres.Upstream) error {
 	f.empty, f.inRecovery, f.upstream = false, true, up
 	return nil
 }
+
+// Progress reports no replica creation in progress.
+func (f *Fake) Progress() *progress.Progress { return nil }
 
 // BootstrapFromBackup records the method and leaves a running primary.
 func (f *Fake) BootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) error {

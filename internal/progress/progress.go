@@ -1,0 +1,46 @@
+// Package progress describes the progress of long work a member does
+// beside its HA loop — a replica being created — in the one shape the
+// member key, the REST API and regentctl share. It does no I/O.
+package progress
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Progress of a replica being created. Bytes are zero when the method
+// does not report them (a user-defined command).
+type Progress struct {
+	// Work is what is in progress, e.g. "creating replica".
+	Work string `json:"work"`
+	// Method is the replica creation method running (basebackup, pgbackrest…).
+	Method     string `json:"method,omitempty"`
+	DoneBytes  int64  `json:"done_bytes,omitempty"`
+	TotalBytes int64  `json:"total_bytes,omitempty"`
+}
+
+// Percent is DoneBytes of TotalBytes in whole percent, or -1 when unknown.
+func (p Progress) Percent() int {
+	if p.TotalBytes <= 0 {
+		return -1
+	}
+	return int(min(100, p.DoneBytes*100/p.TotalBytes))
+}
+
+// String is the human form: "creating replica 37%, 12 of 32 GB
+// (basebackup)", or "creating replica (pgbackrest)" without numbers.
+func (p Progress) String() string {
+	var b strings.Builder
+	b.WriteString(p.Work)
+	if pct := p.Percent(); pct >= 0 {
+		unit, div := "MB", float64(1<<20)
+		if p.TotalBytes >= 1<<30 {
+			unit, div = "GB", float64(1<<30)
+		}
+		fmt.Fprintf(&b, " %d%%, %.0f of %.0f %s", pct, float64(p.DoneBytes)/div, float64(p.TotalBytes)/div, unit)
+	}
+	if p.Method != "" {
+		fmt.Fprintf(&b, " (%s)", p.Method)
+	}
+	return b.String()
+}
