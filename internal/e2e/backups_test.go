@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -303,4 +305,56 @@ func TestBootstrapToPointInTime(t *testing.T) {
 	if got, want := string(resp.Kvs[0].Value), controlSystemID(t, restored.DataDir); got != want {
 		t.Errorf("initialize = %q, want the restored system identifier %s", got, want)
 	}
+}
+
+// TestCloneProgressInList (issue #20, must-show 6): while a replica of a
+// database of more than 1 GB is created with pg_basebackup (throttled
+// with postgres.basebackup max-rate so the copy lasts long enough to be
+// watched), `regentctl list` shows its progress rising.
+func TestCloneProgressInList(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Nodes: 2, ExtraConfig: func(node string, cfg map[string]any) {
+		cfg["postgres"].(map[string]any)["basebackup"] = map[string]any{"max-rate": "40M"}
+	}})
+	leader := c.WaitHealthy(t, bootstrapTimeout)
+	replica := c.Others(leader.Name)[0]
+	replica.StopAgent(t)
+	// ~1.1 GB: 1M rows of ~1 kB (below the TOAST threshold: not compressed).
+	mustExec(t, leader, "CREATE TABLE t_big AS SELECT g AS id, repeat(md5(g::text), 32) AS pad FROM generate_series(1, 1000000) g")
+	size, err := leader.QueryInt(t.Context(), "SELECT pg_database_size('postgres')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size < 1<<30 {
+		t.Fatalf("database size %d bytes, want at least 1 GiB", size)
+	}
+	emptyDirectory(t, replica.DataDir)
+	replica.Start(t)
+
+	row := regexp.MustCompile(`\b` + replica.Name + `\b.*creating replica (\d+)%, \d+ of \d+ GB \(basebackup\)`)
+	var seen []int
+	testcluster.Poll(t, 2*time.Minute, "regentctl list showing "+replica.Name+"'s progress rising", func(ctx context.Context) error {
+		r := regentctl(t, c, ctlBound, "list")
+		if r.code != 0 {
+			return fmt.Errorf("%s", r)
+		}
+		m := row.FindStringSubmatch(r.stdout)
+		if m == nil {
+			return fmt.Errorf("no progress in:\n%s (seen %v)", r.stdout, seen)
+		}
+		pct, _ := strconv.Atoi(m[1])
+		if n := len(seen); n == 0 || pct != seen[n-1] {
+			seen = append(seen, pct)
+		}
+		if len(seen) < 3 {
+			return fmt.Errorf("seen %v", seen)
+		}
+		return nil
+	})
+	for i := 1; i < len(seen); i++ {
+		if seen[i] < seen[i-1] {
+			t.Errorf("progress went down: %v", seen)
+		}
+	}
+	t.Logf("progress seen in regentctl list: %v%%", seen)
+	c.WaitHealthy(t, 2*time.Minute)
 }
