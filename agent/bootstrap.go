@@ -80,7 +80,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 // the key; if the key cannot be taken, the bootstrap is undone
 // (abortBootstrap: stop, wipe, initialize deleted) and the agent stops.
 func (a *Agent) bootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) {
-	a.pgState, a.role = PGInitializing, RoleUninitialized
+	a.pgState, a.role = PGCustomBootstrap, RoleUninitialized
 	a.startJob(ctx, "bootstrap from "+name, func(ctx context.Context) error {
 		bctx, cancel := context.WithTimeout(ctx, cloneTimeout)
 		defer cancel()

@@ -215,7 +215,9 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 func (a *Agent) ensureSlots(ctx context.Context, s Snapshot) error {
 	var others []string
 	for _, n := range s.View.MemberNames() {
-		if n != a.name {
+		// A nostream member replays from the archive only: a slot for it
+		// would never be used and would keep WAL on the primary forever.
+		if n != a.name && !s.View.Members[n].NoStream() {
 			others = append(others, n)
 		}
 	}

@@ -43,6 +43,10 @@ type Member struct {
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).
 func (m Member) NoFailover() bool { return lenient.Truthy(m.Tags["nofailover"]) }
 
+// NoStream reports the nostream tag: the member replays WAL from the
+// archive only, so no replication slot is kept for it.
+func (m Member) NoStream() bool { return lenient.Truthy(m.Tags["nostream"]) }
+
 // Tag returns a tag value and whether it is set.
 func (m Member) Tag(name string) (any, bool) { v, ok := m.Tags[name]; return v, ok }
 

@@ -158,3 +158,41 @@ func TestBasebackupProgressLines(t *testing.T) {
 		t.Fatalf("progress = %+v, want 2 of 4 MiB by basebackup", p)
 	}
 }
+
+func TestRecoveryBlockArchive(t *testing.T) {
+	up := &Upstream{Member: "pg-0", Host: "127.0.0.1", Port: 5432}
+	restore := func(c *Config) { c.RecoveryConf.RestoreCommand = `pgbackrest archive-get %f "%p"` }
+	tests := []struct {
+		name      string
+		noStream  bool
+		rec       recovery
+		want      []string
+		wantNotIn []string
+	}{
+		{"a streaming replica restores from the archive too", false, recovery{standby: true, upstream: up},
+			[]string{`restore_command = 'pgbackrest archive-get %f "%p"'`, "primary_conninfo = "}, nil},
+		{"nostream: the archive only", true, recovery{standby: true, upstream: up},
+			[]string{"restore_command = ", "from the archive only (nostream)"}, []string{"primary_conninfo", "primary_slot_name"}},
+		{"a primary has no restore_command", false, recovery{}, nil, []string{"restore_command"}},
+		{"a bootstrap from a backup: its own settings, its timeline", false,
+			recovery{restore: map[string]string{"recovery_target_time": "2026-12-06 04:00:00+00", "recovery_target_timeline": "current"}},
+			[]string{"recovery_target_time = '2026-12-06 04:00:00+00'", "recovery_target_timeline = 'current'"}, []string{"'latest'", "primary_conninfo"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			i := unitInstance(t, restore)
+			i.noStream = tt.noStream
+			conf := i.renderRecovery(tt.rec)
+			for _, w := range tt.want {
+				if !strings.Contains(conf, w) {
+					t.Errorf("recovery block lacks %q:\n%s", w, conf)
+				}
+			}
+			for _, w := range tt.wantNotIn {
+				if strings.Contains(conf, w) {
+					t.Errorf("recovery block has %q:\n%s", w, conf)
+				}
+			}
+		})
+	}
+}
