@@ -100,8 +100,10 @@ const restorePoll = 500 * time.Millisecond
 // It blocks for the whole restore and recovery (bounded by ctx): callers
 // run it beside the HA loop.
 func (i *Instance) BootstrapFromBackup(ctx context.Context, name string, m BootstrapMethod) error {
-	if empty, err := i.dirEmpty(); err != nil || !empty {
-		return fmt.Errorf("bootstrap %s: data dir %s must be empty (%v)", name, i.cfg.DataDir, err)
+	if empty, err := i.dirEmpty(); err != nil {
+		return fmt.Errorf("bootstrap %s: %w", name, err)
+	} else if !empty {
+		return fmt.Errorf("bootstrap %s: data dir %s is not empty", name, i.cfg.DataDir)
 	}
 	if err := i.ensureDataDir(); err != nil {
 		return fmt.Errorf("bootstrap %s: %w", name, err)
@@ -188,7 +190,10 @@ func (i *Instance) awaitRecoveryEnd(ctx context.Context) error {
 			continue
 		}
 		if _, perr := os.Stat(filepath.Join(i.cfg.DataDir, "postmaster.pid")); errors.Is(perr, os.ErrNotExist) {
-			return fmt.Errorf("PostgreSQL stopped during recovery (see its log): %v", err)
+			if err != nil {
+				return fmt.Errorf("PostgreSQL stopped during recovery (see its log): %w", err)
+			}
+			return errors.New("PostgreSQL stopped during recovery (see its log)")
 		}
 		select {
 		case <-ctx.Done():

@@ -35,12 +35,14 @@ func newBackrest(t *testing.T, stanza string) *backrest {
 	if _, err := exec.LookPath("pgbackrest"); err != nil {
 		t.Fatalf("pgbackrest is not installed (apt-get install pgbackrest; .ci/run installs it): %v", err)
 	}
-	// /tmp, not t.TempDir(): the postgres user must reach it.
-	dir, err := os.MkdirTemp("", "regent-pgbackrest-")
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	// The postgres user must reach it: the test's temporary directories
+	// are 0700 root (the cluster's own are opened the same way).
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	b := &backrest{t: t, dir: dir, repo: filepath.Join(dir, "repo"), stanza: stanza}
 	cred := postgresOSUser(t)
 	for _, d := range []string{dir, filepath.Join(dir, "log"), filepath.Join(dir, "lock")} {
@@ -188,7 +190,7 @@ func TestReplicaCatchesUpFromArchive(t *testing.T) {
 	testcluster.Poll(t, rejoinTimeout, "the leader drops the stopped replica's slot", func(ctx context.Context) error {
 		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_replication_slots")
 		if err != nil || n != 0 {
-			return fmt.Errorf("%d slots (%v)", n, err)
+			return fmt.Errorf("%d slots (%w)", n, err)
 		}
 		return nil
 	})
@@ -209,7 +211,7 @@ func TestReplicaCatchesUpFromArchive(t *testing.T) {
 		}
 		n, err := leader.QueryInt(ctx, "SELECT count(*) FROM pg_ls_waldir() WHERE name = $1", needed)
 		if err != nil || n != 0 {
-			return fmt.Errorf("still there (%v)", err)
+			return fmt.Errorf("still there (%w)", err)
 		}
 		return nil
 	})
