@@ -247,13 +247,15 @@ func (a *Agent) observeMetrics(took time.Duration) {
 	a.metrics.observeTick(a, took, lag, timeline)
 }
 
-// wholePercent rounds the done bytes down to the whole percent, so the
-// member key changes (and is written) at most 100 times per copy.
+// wholePercent rounds the done bytes down to the whole percent and the
+// time left up to the minute, so the member key changes (and is written)
+// about once per percent, not every tick.
 func wholePercent(p *progress.Progress) *progress.Progress {
 	if p == nil || p.TotalBytes <= 0 {
 		return p
 	}
 	r := *p
 	r.DoneBytes = int64(p.Percent()) * p.TotalBytes / 100
+	r.SecondsLeft = (p.SecondsLeft + 59) / 60 * 60
 	return &r
 }

@@ -38,6 +38,7 @@ func (i *Instance) CreateReplica(ctx context.Context, from *Upstream) error {
 	var errs []error
 	for _, m := range methods {
 		i.progress.Store(&progress.Progress{Work: "creating replica", Method: m})
+		i.progressStart = time.Now()
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
@@ -117,5 +118,9 @@ func (i *Instance) noteBasebackupProgress(line string) {
 	}
 	done, _ := strconv.ParseInt(m[1], 10, 64)
 	total, _ := strconv.ParseInt(m[2], 10, 64)
-	i.progress.Store(&progress.Progress{Work: "creating replica", Method: MethodBasebackup, DoneBytes: done << 10, TotalBytes: total << 10})
+	p := &progress.Progress{Work: "creating replica", Method: MethodBasebackup, DoneBytes: done << 10, TotalBytes: total << 10}
+	if elapsed := time.Since(i.progressStart).Seconds(); done > 0 && elapsed >= 1 {
+		p.SecondsLeft = int64(float64(total-done) / (float64(done) / elapsed))
+	}
+	i.progress.Store(p)
 }

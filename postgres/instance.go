@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -78,6 +79,10 @@ type Instance struct {
 	// progress of a replica being created (nil when none): written by
 	// CreateReplica, read by the loop's publish concurrently.
 	progress atomic.Pointer[progress.Progress]
+	// progressStart is when the running method started: written by
+	// CreateReplica before it starts the method, read by the method's
+	// output handler (which the method's start happens before).
+	progressStart time.Time
 
 	connMu sync.Mutex // guards conn
 	conn   *pgx.Conn

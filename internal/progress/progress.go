@@ -17,6 +17,9 @@ type Progress struct {
 	Method     string `json:"method,omitempty"`
 	DoneBytes  int64  `json:"done_bytes,omitempty"`
 	TotalBytes int64  `json:"total_bytes,omitempty"`
+	// SecondsLeft estimates the time to the end at the average rate so
+	// far; 0 when unknown.
+	SecondsLeft int64 `json:"seconds_left,omitempty"`
 }
 
 // Percent is DoneBytes of TotalBytes in whole percent, or -1 when unknown.
@@ -27,8 +30,8 @@ func (p Progress) Percent() int {
 	return int(min(100, p.DoneBytes*100/p.TotalBytes))
 }
 
-// String is the human form: "creating replica 37%, 12 of 32 GB
-// (basebackup)", or "creating replica (pgbackrest)" without numbers.
+// String is the human form: "creating replica 37%, 12 of 32 GB, 4 min
+// left (basebackup)", or "creating replica (pgbackrest)" without numbers.
 func (p Progress) String() string {
 	var b strings.Builder
 	b.WriteString(p.Work)
@@ -38,6 +41,12 @@ func (p Progress) String() string {
 			unit, div = "GB", float64(1<<30)
 		}
 		fmt.Fprintf(&b, " %d%%, %.0f of %.0f %s", pct, float64(p.DoneBytes)/div, float64(p.TotalBytes)/div, unit)
+	}
+	switch left := p.SecondsLeft; {
+	case left >= 90:
+		fmt.Fprintf(&b, ", %d min left", (left+30)/60)
+	case left > 0:
+		fmt.Fprintf(&b, ", %d s left", left)
 	}
 	if p.Method != "" {
 		fmt.Fprintf(&b, " (%s)", p.Method)
