@@ -332,7 +332,7 @@ func TestCloneProgressInList(t *testing.T) {
 	emptyDirectory(t, replica.DataDir)
 	replica.Start(t)
 
-	row := regexp.MustCompile(`\b` + replica.Name + `\b.*creating replica (\d+)%, \d+ of \d+ GB(, \d+ (min|s) left)? \(basebackup\)`)
+	row := regexp.MustCompile(`\b` + replica.Name + `\b.*creating replica (\d+)%, [\d.]+ of [\d.]+ GB(, \d+ (min|s) left)? \(basebackup\)`)
 	var seen []int
 	testcluster.Poll(t, 2*time.Minute, "regentctl list showing "+replica.Name+"'s progress rising", func(ctx context.Context) error {
 		r := regentctl(t, c, ctlBound, "list")

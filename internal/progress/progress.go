@@ -40,10 +40,14 @@ func (p Progress) String() string {
 		if p.TotalBytes >= 1<<30 {
 			unit, div = "GB", float64(1<<30)
 		}
-		fmt.Fprintf(&b, " %d%%, %.0f of %.0f %s", pct, float64(p.DoneBytes)/div, float64(p.TotalBytes)/div, unit)
+		prec := 0 // "12 of 32 GB", but "0.4 of 1.1 GB"
+		if float64(p.TotalBytes)/div < 10 {
+			prec = 1
+		}
+		fmt.Fprintf(&b, " %d%%, %.*f of %.*f %s", pct, prec, float64(p.DoneBytes)/div, prec, float64(p.TotalBytes)/div, unit)
 	}
 	switch left := p.SecondsLeft; {
-	case left >= 90:
+	case left >= 60:
 		fmt.Fprintf(&b, ", %d min left", (left+30)/60)
 	case left > 0:
 		fmt.Fprintf(&b, ", %d s left", left)
