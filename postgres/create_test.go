@@ -95,7 +95,7 @@ func TestCreateReplicaNeedsAnEmptyDirectoryAndAMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := i.CreateReplica(t.Context(), &Upstream{Member: "pg-0", Host: "127.0.0.1", Port: 1})
-	if err == nil || !strings.Contains(err.Error(), "not empty")  {
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("on a non-empty directory: %v", err)
 	}
 }
