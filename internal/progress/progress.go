@@ -1,6 +1,3 @@
-// Package progress describes the progress of long work a member does
-// beside its HA loop — a replica being created — in the one shape the
-// member key, the REST API and regentctl share. It does no I/O.
 package progress
 
 import (
