@@ -16,6 +16,7 @@ import (
 	"github.com/regent-ha/regent/internal/buildinfo"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/routing"
 	"github.com/regent-ha/regent/switchover"
 )
 
@@ -31,13 +32,20 @@ type Options struct {
 	Postgres  Postgres
 	Publisher Publisher
 	Peers     PeerFetcher
+	// Failsafe makes the leader's failsafe calls (POST /failsafe); nil
+	// means no failsafe round can succeed, so the leader fences at its
+	// deadline in an etcd outage even with failsafe_mode on.
+	Failsafe FailsafeCaller
 	// Watchdog is the hardware watchdog; nil means mode off.
 	Watchdog Watchdog
 	// Stonith runs fence.command (the STONITH hook); nil uses Config.Fence.
 	Stonith StonithHook
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Notifier, when set, hears readiness, status and keep-alives from the
+	// loop (systemd Type=notify; notify.go).
+	Notifier Notifier
+	Logger   *slog.Logger
 	// Clock returns the current time with a monotonic reading; nil = time.Now.
 	Clock func() time.Time
 }
@@ -45,17 +53,23 @@ type Options struct {
 // Agent runs the HA loop of one member. Run owns all of its state: the
 // other methods (the REST backend) only read published values or etcd.
 type Agent struct {
-	cfg     *config.Config
-	name    string
-	log     *slog.Logger
-	dcs     DCS
-	pg      Postgres
-	pub     Publisher
-	peers   PeerFetcher
-	wd      Watchdog
-	stonith StonithHook
-	metrics *Metrics
-	now     func() time.Time
+	cfg   *config.Config
+	name  string
+	log   *slog.Logger
+	dcs   DCS
+	pg    Postgres
+	pub   Publisher
+	peers PeerFetcher
+	// failsafe makes the failsafe calls; fs is the failsafe state.
+	failsafe FailsafeCaller
+	fs       failsafeState
+	wd       Watchdog
+	stonith  StonithHook
+	metrics  *Metrics
+	now      func() time.Time
+
+	notifier Notifier
+	notified notifyState // what the service manager was last told
 
 	// Loop-owned state.
 	dyn           config.Dynamic
@@ -80,6 +94,14 @@ type Agent struct {
 	// loop re-reads the view every tick and re-parses only a new revision.
 	configRev int64
 
+	// Failover timing inputs: this replica's own WAL position across
+	// ticks (raceBackoff), the last tick its WAL receiver streamed while
+	// another member held the leader key (the detect phase), and the last
+	// promote's moments (rto.go).
+	walSeen        WALSeen
+	streamLastSeen time.Time
+	promotion      promotionTimes
+
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
 	leaderlessSince  time.Time
@@ -102,10 +124,12 @@ type Agent struct {
 	nosync bool
 
 	// Operator commands run by the loop between ticks.
-	commands  chan command
-	restartAt *scheduledRestart
-	restart   *restartJob // a restart whose stop runs beside the loop
-	job       *job        // a clone or rewind running beside the loop
+	commands   chan command
+	restartAt  *scheduledRestart
+	restart    *restartJob     // a restart whose stop runs beside the loop
+	job        *job            // a clone or rewind running beside the loop
+	router     *routing.Runner // nil without a routing: section
+	routingJob *job            // routing work running beside the loop
 	// fatal is set by work beside the loop whose failure must stop the
 	// agent (a failed bootstrap, as Patroni does); the next tick returns it.
 	fatal         error
@@ -146,8 +170,8 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: bootstrap.dcs postgresql.parameters: %w", err)
 	}
 	a := &Agent{
-		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers,
-		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics,
+		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers, failsafe: o.Failsafe,
+		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
@@ -155,7 +179,10 @@ func New(o Options) (*Agent, error) {
 	// Every etcd and PostgreSQL call goes through the bounded wrappers, so
 	// no path (the loop's, a switchover step's, a command's) can wait past
 	// retry_timeout or the lease deadline.
-	a.dcs = boundedDCS{inner: o.DCS, bound: a.ioDeadline}
+	if o.Config.Routing.Enabled() {
+		a.router = routing.NewRunner(o.Config.Routing, o.Config.Scope)
+	}
+	a.dcs = boundedDCS{inner: o.DCS, bound: a.dcsDeadline}
 	a.pg = boundedPostgres{Postgres: o.Postgres, bound: a.ioDeadline}
 	a.publishLimits()
 	return a, nil
@@ -175,6 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.waitNextTick(ctx)
 	}
+	a.notifyStopping()
 	a.settleJob()
 	a.shutdown(context.WithoutCancel(ctx))
 	return runErr
@@ -197,9 +225,12 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// Fence at the deadline itself, not at the next tick after it.
 		wake = d
 	}
-	var stopped, restartStopped, jobDone <-chan error
+	var stopped, restartStopped, jobDone, routed <-chan error
 	if j := a.job; j != nil {
 		jobDone = j.done // act on the result as soon as the work ends
+	}
+	if j := a.routingJob; j != nil {
+		routed = j.done // a switchover goes on as soon as its routers answered
 	}
 	if r := a.restart; r != nil && r.stop != nil {
 		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
@@ -213,12 +244,21 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
+	var keepalive <-chan time.Time
+	if every := a.keepaliveEvery(); every > 0 {
+		// Keep-alives between ticks come from here, the loop itself.
+		t := time.NewTicker(every)
+		defer t.Stop()
+		keepalive = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 			return
+		case <-keepalive:
+			a.keepalive()
 		case err := <-stopped:
 			a.quiesce.err, a.quiesce.done = err, true
 			return
@@ -227,6 +267,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-jobDone:
 			a.endJob(a.job, err)
+			return
+		case err := <-routed:
+			a.endJob(a.routingJob, err)
 			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
@@ -266,6 +309,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	if err := a.fatal; err != nil {
 		return err
 	}
+	a.collectRouting()
 	if a.job == nil {
 		// A clone or rewind owns the data directory while it runs: the
 		// config (and its file writes) waits until it ends.
@@ -307,6 +351,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.publish(ctx)
 	}
 	a.flushDecisions(ctx)
+	a.notifyTick(snap)
 	return err
 }
 

@@ -82,12 +82,16 @@ func (a *Agent) MemberHosts() []string {
 
 // Cluster builds GET /cluster from the view (patroni-compat.md §2.5).
 func (a *Agent) Cluster(ctx context.Context) (restapi.ClusterDoc, error) {
-	c, err := a.apiView(ctx)
+	c, fs, err := a.failsafeView(ctx)
 	if err != nil {
 		return restapi.ClusterDoc{}, fmt.Errorf("read cluster: %w", err)
 	}
 	dyn, _ := config.ParseDynamic(configData(c))
-	return ClusterDoc(c, dyn), nil
+	doc := ClusterDoc(c, dyn)
+	if fs != nil {
+		doc.FailsafeModeIsActive, doc.Failsafe = true, fs
+	}
+	return doc, nil
 }
 
 // ClusterDoc derives the /cluster document from a view: roles come from

@@ -20,11 +20,16 @@ type ioLimits struct {
 	// ttl bounds how old the cluster view may be when the REST API serves
 	// it (apiView), as it bounds ViewFresh for the loop.
 	ttl time.Duration
+	// failsafeMode is the dynamic config's failsafe_mode, for POST
+	// /failsafe; probing caps etcd calls at failsafeProbe (a leader
+	// bridging an etcd outage in failsafe mode).
+	failsafeMode, probing bool
 }
 
 // publishLimits publishes the current bounds; loop goroutine only.
 func (a *Agent) publishLimits() {
-	l := &ioLimits{retry: a.dyn.RetryTimeout, loopWait: a.dyn.LoopWait, ttl: a.dyn.TTL}
+	l := &ioLimits{retry: a.dyn.RetryTimeout, loopWait: a.dyn.LoopWait, ttl: a.dyn.TTL,
+		failsafeMode: a.dyn.FailsafeMode, probing: a.failsafeProbing()}
 	if a.lease.leading {
 		l.deadline = a.lease.deadline()
 	}
@@ -39,6 +44,19 @@ func (a *Agent) ioDeadline() time.Time {
 	d := a.now().Add(l.retry)
 	if !l.deadline.IsZero() && l.deadline.Before(d) {
 		d = l.deadline
+	}
+	return d
+}
+
+// dcsDeadline is ioDeadline for etcd calls, and no later than
+// failsafeProbe from now while a leader bridges an etcd outage in
+// failsafe mode (failsafeProbe says why). Safe for concurrent use.
+func (a *Agent) dcsDeadline() time.Time {
+	d := a.ioDeadline()
+	if a.limits.Load().probing {
+		if p := a.now().Add(failsafeProbe); p.Before(d) {
+			d = p
+		}
 	}
 	return d
 }
@@ -76,6 +94,7 @@ func (b boundedDCS) Notify() <-chan struct{}              { return b.inner.Notif
 func (b boundedDCS) Subscribe() (<-chan struct{}, func()) { return b.inner.Subscribe() }
 func (b boundedDCS) TakeChanges() dcs.Change              { return b.inner.TakeChanges() }
 func (b boundedDCS) LastContact() time.Time               { return b.inner.LastContact() }
+func (b boundedDCS) Classify(err error) dcs.ErrorClass    { return b.inner.Classify(err) }
 
 func (b boundedDCS) GrantLease(ctx context.Context, ttl time.Duration) (int64, error) {
 	return boundedCall(ctx, b.bound, func(ctx context.Context) (int64, error) { return b.inner.GrantLease(ctx, ttl) })

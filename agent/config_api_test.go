@@ -43,8 +43,8 @@ func TestPatchConfig(t *testing.T) {
 		`{"loop_wait": 50}`: "loop_wait",
 		`[1,2]`:             "not a JSON object",
 		`{"postgresql": {"parameters": {"work_mem": "8MB", "port": 5433}}}`: "postgresql.parameters.port: set postgres.listen instead",
-		`{"failsafe_mode": true}`:       "failsafe_mode: not supported yet",
-		`{"switchover_timeout": "NaN"}`: "switchover_timeout: NaN is not a number of seconds",
+		`{"failsafe_mode": "maybe"}`:                                        "failsafe_mode:",
+		`{"switchover_timeout": "NaN"}`:                                     "switchover_timeout: NaN is not a number of seconds",
 	} {
 		_, err := h.agent.PatchConfig(ctx, json.RawMessage(body), 0)
 		var he *restapi.HTTPError

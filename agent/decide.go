@@ -184,6 +184,8 @@ func decideRunning(s Snapshot) Plan {
 		return plan(ActRelease, "", "the leader key is still on my lease although I no longer lead; releasing it so the cluster can elect")
 	case leader == s.Name:
 		return plan(ActWait, "", "leader key names me from an earlier session; waiting for it to expire")
+	case leader == "" && s.failsafeBlock() != "":
+		return plan(ActWait, "", "leader key gone, but %s; not racing", s.failsafeBlock())
 	case leader == "" && s.View.Failover.Member == s.Name:
 		return decideDesignated(s)
 	case leader == "" && s.designatedOther():
@@ -217,6 +219,8 @@ func decidePaused(s Snapshot) Plan {
 		return plan(ActRelease, "", "paused: the leader key is still on my lease although I no longer lead; releasing it")
 	case !s.PG.Running:
 		return plan(ActWait, "", "paused: PostgreSQL is not running; not starting it")
+	case leader == "" && (primary || s.View.Failover.Member == s.Name) && s.failsafeBlock() != "":
+		return plan(ActWait, "", "paused: the cluster has no leader, but %s; not taking the leader key", s.failsafeBlock())
 	case primary && leader == "":
 		return plan(ActAcquire, "", "paused: PostgreSQL runs as primary and the cluster has no leader; taking the leader key")
 	case primary && leader != s.Name:
@@ -227,6 +231,26 @@ func decidePaused(s Snapshot) Plan {
 		return plan(ActFollow, leader, "paused: following leader %s", leader)
 	}
 	return plan(ActWait, "", "paused: no automatic action")
+}
+
+// failsafeBlock is why this member must not take the leader key or
+// promote ("" when failsafe forbids nothing): a leader's failsafe call
+// younger than its ttl (that leader may be serving writes without etcd;
+// whatever failsafe_mode says now, the hold was given), or, with
+// failsafe_mode on, a /failsafe key that does not name this member (it was
+// not in the topology the leader calls, so the leader cannot know it is
+// there: Patroni's rule).
+func (s *Snapshot) failsafeBlock() string {
+	if h := s.FailsafeHold; h.Active(s.Now) && h.Leader != s.Name {
+		return fmt.Sprintf("failsafe: leader %s confirmed %s ago that it still leads without etcd (the hold lasts %s)",
+			h.Leader, s.Now.Sub(h.At).Round(time.Millisecond), h.TTL)
+	}
+	if s.Config.FailsafeMode && s.FailsafeTopology != nil {
+		if _, ok := s.FailsafeTopology[s.Name]; !ok {
+			return "failsafe mode: the /failsafe key does not name me (I am not in the topology the leader checks)"
+		}
+	}
+	return ""
 }
 
 // designatedOther: the failover key names another member that can still
@@ -338,6 +362,9 @@ func elect(s Snapshot) Election {
 	syncOnly := s.Config.SynchronousMode && s.View.Sync.Leader != ""
 	if syncOnly && !s.View.Sync.Matches(s.Name) {
 		block = append(block, fmt.Sprintf("synchronous mode: not a synchronous standby (sync key: %s)", strings.Join(s.View.Sync.Standbys(), ",")))
+	}
+	if why := raceBackoff(s); why != "" {
+		block = append(block, why)
 	}
 	if tl := s.View.Timeline(); self.Timeline < tl {
 		block = append(block, fmt.Sprintf("timeline %d is behind the cluster timeline %d", self.Timeline, tl))

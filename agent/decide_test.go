@@ -83,6 +83,17 @@ func designated(s *Snapshot) { s.View.Failover = dcs.Failover{Member: "pg2"} }
 
 func stoppedPG(s *Snapshot) { s.PG = PGState{SystemID: 7000000000000000001} }
 
+// checkPlan compares a plan's action and looks for want in its reason.
+func checkPlan(t *testing.T, got Plan, wantAction Action, wantReason string) {
+	t.Helper()
+	if d := cmp.Diff(wantAction, got.Action); d != "" {
+		t.Errorf("action (-want +got):\n%s\nreason: %s", d, got.Reason)
+	}
+	if !strings.Contains(got.Reason, wantReason) {
+		t.Errorf("reason %q does not contain %q", got.Reason, wantReason)
+	}
+}
+
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -318,12 +329,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := decide(tt.snap)
-			if d := cmp.Diff(tt.wantAction, got.Action); d != "" {
-				t.Errorf("action (-want +got):\n%s\nreason: %s", d, got.Reason)
-			}
-			if !strings.Contains(got.Reason, tt.wantReason) {
-				t.Errorf("reason %q does not contain %q", got.Reason, tt.wantReason)
-			}
+			checkPlan(t, got, tt.wantAction, tt.wantReason)
 		})
 	}
 }

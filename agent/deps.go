@@ -43,6 +43,8 @@ type DCS interface {
 	Subscribe() (<-chan struct{}, func())
 	TakeChanges() dcs.Change
 	LastContact() time.Time
+	// Classify tells what kind of failure an etcd error is.
+	Classify(err error) dcs.ErrorClass
 }
 
 // Postgres is what the agent needs from the local instance; *postgres.Instance
@@ -103,4 +105,15 @@ type Publisher interface {
 // PeerFetcher asks other members for their status (GET api_url).
 type PeerFetcher interface {
 	Fetch(ctx context.Context, members map[string]dcs.Member) []PeerStatus
+}
+
+// Notifier is the service manager (systemd's sd_notify; cmd/regent passes
+// *sdnotify.Notifier). Only the loop goroutine calls it, so a loop that
+// hangs stops its keep-alives and the service manager restarts the agent.
+type Notifier interface {
+	// Send sends one notification of KEY=VALUE lines.
+	Send(lines ...string) error
+	// WatchdogInterval is the service manager's liveness timeout
+	// (WatchdogSec); 0 when it watches nothing.
+	WatchdogInterval() time.Duration
 }

@@ -8,7 +8,11 @@
 // deadline to t_send + ttl − safety_margin only after an acknowledged
 // renewal, fences itself (immediate stop) once past it — checked first on
 // every tick, before any I/O, so a process waking from a freeze fences
-// before anything else — and never re-creates a leader key it lost.
+// before anything else — and never re-creates a leader key it lost. The
+// one path that bends this, failsafe mode (failsafe.go), moves the
+// deadline only on every member's acknowledgement when etcd cannot be
+// asked, and takes back a key etcd expired meanwhile only if absent and
+// before its deadline; docs/architecture.md "Failsafe mode" argues it.
 //
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
@@ -19,4 +23,10 @@
 // config's; the agent reads and writes the config key and runs the
 // callbacks config describes. It talks to etcd and PostgreSQL only
 // through the DCS and Postgres interfaces it declares.
+//
+// The routers in front of the cluster (package routing: PgBouncer, HAProxy's
+// runtime API, hooks) are driven from here as work beside the loop
+// (routing.go): paused before a switchover's quiesce, repointed the moment
+// this member promoted. Routing only points traffic at the member holding
+// the lease and never delays a renewal or a fence.
 package agent

@@ -92,16 +92,18 @@ func (a *Agent) busy() string {
 	return a.job.kind
 }
 
-// settleJob waits (bounded) for a running job at shutdown: its context is
+// settleJob waits (bounded) for a running job and routing work at shutdown: its context is
 // cancelled by then, so the work is ending.
 func (a *Agent) settleJob() {
-	if a.job == nil {
-		return
-	}
-	select {
-	case err := <-a.job.done:
-		a.endJob(a.job, err)
-	case <-time.After(jobSettleTimeout):
-		a.log.Warn("shutting down while work beside the loop still runs", "job", a.job.kind)
+	for _, j := range []*job{a.job, a.routingJob} {
+		if j == nil {
+			continue
+		}
+		select {
+		case err := <-j.done:
+			a.endJob(j, err)
+		case <-time.After(jobSettleTimeout):
+			a.log.Warn("shutting down while work beside the loop still runs", "job", j.kind)
+		}
 	}
 }

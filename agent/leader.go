@@ -56,7 +56,6 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	if err := a.promote(ctx, s.View); err != nil {
 		return err
 	}
-	promotedAt := time.Now()
 	// The member that won the key clears the request (Patroni: {}).
 	a.clearFailoverKey(ctx)
 	detected := time.Now().Add(-a.now().Sub(a.leaderlessSince))
@@ -68,13 +67,24 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	if p.Election == nil {
 		kind = "promotion_on_request" // designated by a switchover or failover request
 	}
+	pr := a.promotion
+	t := restapi.FailoverTimings{
+		LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
+		ElectedAt: electedAt, PromotedAt: pr.promotedAt, FirstWriteAt: pr.firstWriteAt, Timeline: int(pr.timeline),
+		ElectionMs: electedAt.Sub(detected).Milliseconds(), PromotionMs: pr.promotedAt.Sub(electedAt).Milliseconds(),
+	}
+	if a.leaderLastSeen.IsZero() {
+		t.LeaderLastSeen = time.Time{} // never saw a leader: no detect phase
+	}
+	if !a.streamLastSeen.IsZero() {
+		t.UpstreamLastSeen = time.Now().Add(-a.now().Sub(a.streamLastSeen))
+	}
+	t.Phases = failoverPhases(t, fenced, a.dyn.TTL)
+	if kind == "failover" {
+		a.metrics.failoverPhases(t.Phases)
+	}
 	a.record(restapi.Decision{Kind: kind, Reason: p.Reason, PreviousLeader: a.previousLeader,
-		Candidates: electionRecord(p.Election), Stonith: fenced,
-		Timings: &restapi.FailoverTimings{
-			LeaderLastSeen: time.Now().Add(-a.now().Sub(a.leaderLastSeen)), DetectedAt: detected,
-			ElectedAt: electedAt, PromotedAt: promotedAt,
-			ElectionMs: electedAt.Sub(detected).Milliseconds(), PromotionMs: promotedAt.Sub(electedAt).Milliseconds(),
-		}})
+		Candidates: electionRecord(p.Election), Stonith: fenced, Timings: &t})
 	return nil
 }
 
@@ -122,7 +132,19 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 	if err := a.pg.Promote(pctx); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
+	a.promotion = promotionTimes{promotedAt: time.Now()}
+	// The first write at once, for the RTO budget: when a client's could
+	// commit (bounded by pctx; synchronous_commit local, so a synchronous
+	// standby still reconnecting cannot hold it).
+	if err := a.pg.ProbeWrite(pctx); err != nil {
+		a.log.Warn("write probe after promote failed", "err", err)
+	} else {
+		a.promotion.firstWriteAt = time.Now()
+	}
 	a.role = RolePrimary
+	// Out of recovery and holding the key: the routers may send traffic
+	// here now, beside the loop, while the checkpoint below runs.
+	a.routeAfterPromotion(ctx, v)
 	if _, err := a.pg.ConfigurePrimary(); err != nil {
 		a.log.Warn("cannot drop the standby settings after promote", "err", err)
 	}
@@ -151,6 +173,7 @@ func (a *Agent) recordPromotion(ctx context.Context, v *dcs.Cluster) {
 	if err != nil || st.Timeline < 2 {
 		return
 	}
+	a.promotion.timeline = st.Timeline
 	self, err := a.selfUpstream()
 	if err != nil {
 		a.log.Warn("cannot record history", "err", err)
@@ -207,6 +230,12 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	defer cancel2()
 	if err := a.manageSync(sctx, s); err != nil {
 		a.log.Warn("synchronous mode", "err", err)
+	}
+	if !a.lease.inFailsafe() && a.fs.etcdErr == dcs.ErrClassNone {
+		// Only while etcd answers: the key is the topology of the next outage.
+		fctx, cancel3 := a.ioContext(ctx)
+		defer cancel3()
+		a.syncFailsafeKey(fctx, s.View)
 	}
 	return nil
 }

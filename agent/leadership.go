@@ -9,8 +9,8 @@ import (
 // leadership is the one owner of this agent's hold on the leader key: the
 // session lease's TTL, whether it leads, the deadline by which it must
 // have stopped writes, and when the watchdog was last pinged. It is a value
-// with pure transitions (won, renewed, rotated, pinged, lost, fence
-// failed); the loop replaces it whole through Agent.setLease and nothing
+// with pure transitions (won, renewed, failsafe renewed, regained,
+// rotated, pinged, lost, fence failed); the loop replaces it whole through Agent.setLease and nothing
 // else assigns its fields. Table-tested in leadership_test.go.
 //
 // The deadline is the earlier of two bounds:
@@ -38,6 +38,10 @@ type leadership struct {
 	// PostgreSQL may still accept writes. The key stays held, the watchdog
 	// stays armed and the stop is retried every tick until it succeeds.
 	unfenced bool
+	// failsafeSince is the send time of the first failsafe round of the
+	// current episode: the deadline rests on the members' acknowledgements
+	// (failsafeRenewed), not on etcd. Zero otherwise.
+	failsafeSince time.Time
 }
 
 func newLeadership(margin time.Duration) leadership { return leadership{margin: margin} }
@@ -53,6 +57,7 @@ func (l leadership) granted(ttl time.Duration) leadership {
 func (l leadership) won(sent time.Time) leadership {
 	l.leading, l.unfenced = true, false
 	l.lastAck, l.leaseDeadline, l.wdFires = sent, sent.Add(l.ttl-l.margin), time.Time{}
+	l.failsafeSince = time.Time{}
 	return l
 }
 
@@ -63,6 +68,42 @@ func (l leadership) renewed(sent time.Time) (leadership, bool) {
 	if !l.leading {
 		return l, false
 	}
+	l.failsafeSince = time.Time{} // etcd confirmed the key: the episode is over
+	return l.extended(sent)
+}
+
+// failsafeRenewed: etcd could not be asked, and every member of the
+// topology (the last etcd view) answered a failsafe call
+// sent after sent (agent/failsafe.go). Each of them then refuses to race or
+// promote until at least sent + ttl on its own clock, so the deadline moves
+// exactly as a renewal's would, and the watchdog rule is the same: only a
+// round that moved it later may ping.
+func (l leadership) failsafeRenewed(sent time.Time) (leadership, bool) {
+	if !l.leading {
+		return l, false
+	}
+	if l.failsafeSince.IsZero() {
+		l.failsafeSince = sent
+	}
+	return l.extended(sent)
+}
+
+// regained: during a failsafe episode etcd expired the session lease (and
+// the leader key with it); the key was created again, only if absent, on a
+// new lease of ttl granted by a request sent at sent, before the deadline.
+// The key is etcd's again: the episode ends, and the deadline moves as on
+// a renewal on the new lease (never earlier: the members' holds still
+// cover the current one).
+func (l leadership) regained(sent time.Time, ttl time.Duration) (leadership, bool) {
+	if !l.leading {
+		return l, false
+	}
+	l.ttl, l.failsafeSince = ttl, time.Time{}
+	return l.extended(sent)
+}
+
+// extended moves the deadline to sent + ttl − margin if that is later.
+func (l leadership) extended(sent time.Time) (leadership, bool) {
 	d := sent.Add(l.ttl - l.margin)
 	if !d.After(l.leaseDeadline) {
 		return l, false
@@ -70,6 +111,9 @@ func (l leadership) renewed(sent time.Time) (leadership, bool) {
 	l.lastAck, l.leaseDeadline = sent, d
 	return l, true
 }
+
+// inFailsafe reports a leader whose deadline rests on a failsafe round.
+func (l leadership) inFailsafe() bool { return l.leading && !l.failsafeSince.IsZero() }
 
 // rotated: the member moved to a new lease of ttl granted by a request
 // sent at sent. The new lease cannot expire before sent + ttl, the old one
@@ -104,7 +148,7 @@ func (l leadership) disarmed() leadership {
 // successful fence, a release). The session lease stays.
 func (l leadership) lost() leadership {
 	l.leading, l.unfenced = false, false
-	l.lastAck, l.leaseDeadline, l.wdFires = time.Time{}, time.Time{}, time.Time{}
+	l.lastAck, l.leaseDeadline, l.wdFires, l.failsafeSince = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return l
 }
 
@@ -112,7 +156,7 @@ func (l leadership) lost() leadership {
 // It keeps the watchdog timing (the device must fire if the agent hangs
 // now) and is fenced again on the next tick.
 func (l leadership) fenceFailed() leadership {
-	l.leading, l.unfenced = false, true
+	l.leading, l.unfenced, l.failsafeSince = false, true, time.Time{}
 	return l
 }
 
@@ -152,5 +196,5 @@ func fenceBudget(ttl, margin time.Duration) time.Duration {
 
 // state is what decide sees.
 func (l leadership) state(leaseID int64) LeaseState {
-	return LeaseState{Leading: l.leading, Deadline: l.deadline(), ID: leaseID, Unfenced: l.unfenced}
+	return LeaseState{Leading: l.leading, Deadline: l.deadline(), ID: leaseID, Unfenced: l.unfenced, Failsafe: l.inFailsafe()}
 }

@@ -20,9 +20,20 @@ import (
 // chaos suite's slow-etcd faults fenced a leader whose etcd answered in
 // 1.5 s, half of retry_timeout, because the two were sequential). Order
 // does not matter for safety: both results postdate t_send.
-func (a *Agent) renew(ctx context.Context) {
-	ctx, cancel := a.ioContext(ctx)
+//
+// A leader whose renewal fails for a reason that says nothing about the
+// key (an etcd outage) runs a failsafe round when failsafe_mode is on
+// (failsafe.go); one that finds the key gone in such an episode takes it
+// again only if absent (regainAfterFailsafe).
+func (a *Agent) renew(parent context.Context) {
+	// The failsafe paths get parent: they run after the renewal spent its
+	// budget, and bound their own calls (the deadline, failsafeProbe).
+	ctx, cancel := a.ioContext(parent)
 	defer cancel()
+	if a.dcs.Lease() == 0 && a.lease.inFailsafe() {
+		a.regainAfterFailsafe(parent)
+		return
+	}
 	if a.dcs.Lease() == 0 {
 		if !a.ensureLease(ctx) {
 			return
@@ -44,7 +55,13 @@ func (a *Agent) renew(ctx context.Context) {
 	err := a.dcs.KeepAlive(ctx)
 	checked.Wait()
 	switch {
+	case errors.Is(err, dcs.ErrLeaseLost) && a.lease.inFailsafe():
+		a.log.Warn("session lease expired at etcd during the failsafe episode")
+		a.memberWritten = memberRecord{}
+		a.regainAfterFailsafe(parent)
+		return
 	case errors.Is(err, dcs.ErrLeaseLost):
+		a.noteEtcdError(err)
 		a.log.Warn("session lease expired at etcd")
 		a.memberWritten = memberRecord{}
 		if a.lease.leading {
@@ -52,23 +69,34 @@ func (a *Agent) renew(ctx context.Context) {
 		}
 		return
 	case err != nil && a.lease.leading:
-		a.log.Warn("lease keepalive failed", "err", err, "leading", true,
+		class := a.noteEtcdError(err)
+		a.log.Warn("lease keepalive failed", "err", err, "etcd_error", class.String(), "leading", true,
 			"fence_in", a.lease.deadline().Sub(a.now()).Round(time.Millisecond))
+		a.failsafeRound(parent, class)
 		return
 	case err != nil:
-		a.log.Warn("lease keepalive failed", "err", err, "leading", false)
+		class := a.noteEtcdError(err)
+		a.log.Warn("lease keepalive failed", "err", err, "etcd_error", class.String(), "leading", false)
 		return
 	}
 	a.lastKeepAlive = sent
 	if !a.lease.leading {
+		a.noteEtcdError(nil)
 		return
 	}
 	switch err := leaderErr; {
+	case errors.Is(err, dcs.ErrNotLeader) && a.lease.inFailsafe():
+		a.log.Warn("the leader key is not on my lease after the failsafe episode", "err", err)
+		a.regainAfterFailsafe(parent)
 	case errors.Is(err, dcs.ErrNotLeader):
+		a.noteEtcdError(err)
 		a.loseLeadership("the leader key is no longer mine")
 	case err != nil:
-		a.log.Warn("cannot confirm the leader key", "err", err)
+		class := a.noteEtcdError(err)
+		a.log.Warn("cannot confirm the leader key", "err", err, "etcd_error", class.String())
+		a.failsafeRound(parent, class)
 	default:
+		a.noteEtcdError(nil)
 		next, extended := a.lease.renewed(sent)
 		a.setLease(next)
 		if extended && !a.dyn.Pause {

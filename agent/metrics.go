@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/restapi"
 	"github.com/regent-ha/regent/switchover"
 )
 
@@ -27,6 +29,8 @@ type Metrics struct {
 	syncDegraded      prometheus.Gauge
 	decisionsRecorded *prometheus.CounterVec
 	configError       prometheus.Gauge
+	failoverPhase     *prometheus.HistogramVec
+	etcdError         *prometheus.GaugeVec
 	creationBytes     *prometheus.GaugeVec
 }
 
@@ -65,14 +69,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Automatic decisions recorded, by kind."}, []string{"kind"}),
 		configError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_error",
 			Help: "1 while this member cannot apply part of the cluster's dynamic config (GET /patroni regent.config_error says what)."}),
+		failoverPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_failover_phase_seconds",
+			Help:    "Duration of each phase of the failovers this member won (detect, fence, elect, promote, first_write).",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 20, 30, 60}}, []string{"phase"}),
+		etcdError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_etcd_error",
+			Help: "1 for the class of the last failed etcd renewal (unreachable, timeout, no_leader, auth, compare_failed, lease_lost, other), 0 for the others; all 0 while etcd answers."}, []string{"class"}),
 		creationBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_replica_creation_bytes",
 			Help: "Progress of the replica being created (done, total bytes; 0 when none is or the method does not report it)."}, []string{"kind"}),
 	}
-	reg.MustRegister(m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
+	reg.MustRegister(m.etcdError, m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
-		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.creationBytes)
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.failoverPhase, m.creationBytes)
 	for _, r := range Roles {
 		m.role.WithLabelValues(string(r))
+	}
+	for _, c := range dcs.ErrorClasses() {
+		m.etcdError.WithLabelValues(c.String())
 	}
 	return m
 }
@@ -103,6 +115,9 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 	m.watchdogFailed.Set(b2f(st.Failed))
 	m.syncDegraded.Set(b2f(a.syncDegraded))
 	m.configError.Set(b2f(a.configErr != ""))
+	for _, c := range dcs.ErrorClasses() {
+		m.etcdError.WithLabelValues(c.String()).Set(b2f(c == a.fs.etcdErr))
+	}
 	var done, total int64
 	if p := a.pg.Progress(); p != nil {
 		done, total = p.DoneBytes, p.TotalBytes
@@ -130,6 +145,16 @@ func (m *Metrics) unavailable(event string, d time.Duration) {
 	}
 	m.writeUnavailable.WithLabelValues(event).Observe(d.Seconds())
 	m.lastUnavailable.WithLabelValues(event).Set(d.Seconds())
+}
+
+// failoverPhases records the RTO budget of a failover this member won.
+func (m *Metrics) failoverPhases(phases []restapi.PhaseRecord) {
+	if m == nil {
+		return
+	}
+	for _, p := range phases {
+		m.failoverPhase.WithLabelValues(p.Phase).Observe(float64(p.Ms) / 1000)
+	}
 }
 
 // switchoverFinished records a closed switchover and its stage durations.

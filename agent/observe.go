@@ -30,10 +30,17 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 		s.ScheduledRestart = *r.req.Schedule
 	}
 	s.PreviousLeader, s.StonithConfigured = a.previousLeader, len(a.cfg.Fence.Command) > 0
+	s.FailsafeHold = a.failsafeHold()
+	if s.View != nil {
+		if t, ok := s.View.Failsafe(); ok {
+			s.FailsafeTopology = t
+		}
+	}
 	s.Switchover = switchover.Active(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()
+	s.WALSeen, a.walSeen = a.walSeen, a.walSeen.noteWAL(s.PG, s.Now)
 	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading {
 		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 		others := make(map[string]dcs.Member, len(s.View.Members))
@@ -50,6 +57,9 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	// the leader seen before it).
 	a.trackLeader(s.View, s.Now)
 	s.LeaderlessSince = a.leaderlessSince
+	if l := s.View.LeaderName(); l != "" && l != a.name && s.PG.Running && s.PG.Status.Streaming {
+		a.streamLastSeen = s.Now
+	}
 	return s
 }
 

@@ -1,27 +1,36 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // peerTimeout bounds the status fetch of all peers during an election:
 // an unreachable peer must not delay the failover by more than this.
 const peerTimeout = time.Second
 
-// HTTPPeers fetches peers' GET api_url (/patroni) concurrently.
+// HTTPPeers fetches peers' GET api_url (/patroni) concurrently, and makes
+// the leader's failsafe calls (FailsafeCaller).
 type HTTPPeers struct {
 	Client *http.Client
+	// Auth is sent (HTTP Basic) with POST /failsafe when set: the members
+	// guard their writes with the cluster's restapi.authentication.
+	Auth restapi.Authentication
 }
 
 // NewHTTPPeers returns a fetcher with a client that keeps no connection
@@ -130,4 +139,65 @@ func parsePeerStatus(body []byte, p *PeerStatus) error {
 		}
 	}
 	return nil
+}
+
+// CallFailsafe posts body to every member's /failsafe concurrently
+// (FailsafeCaller); a member accepts with 200 and the body "Accepted",
+// Patroni's answer.
+func (h *HTTPPeers) CallFailsafe(ctx context.Context, apiURLs map[string]string, body []byte) map[string]error {
+	out := make(map[string]error, len(apiURLs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, apiURL := range apiURLs {
+		wg.Go(func() {
+			err := h.callFailsafe(ctx, apiURL, body)
+			mu.Lock()
+			out[name] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (h *HTTPPeers) callFailsafe(ctx context.Context, apiURL string, body []byte) error {
+	u, err := endpointURL(apiURL, "/failsafe")
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if h.Auth.Enabled() {
+		req.SetBasicAuth(h.Auth.Username, h.Auth.Password.Reveal())
+	}
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(answer) != "Accepted" {
+		return fmt.Errorf("%d %q", resp.StatusCode, strings.TrimSpace(string(answer)))
+	}
+	return nil
+}
+
+// endpointURL replaces api_url's path (/patroni) with path, as Patroni's
+// Member.get_endpoint_url does.
+func endpointURL(apiURL, path string) (string, error) {
+	if apiURL == "" {
+		return "", errors.New("member publishes no api_url")
+	}
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return "", fmt.Errorf("api_url %q: %w", apiURL, err)
+	}
+	u.Path, u.RawQuery = path, ""
+	return u.String(), nil
 }

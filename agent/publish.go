@@ -69,6 +69,7 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		Pause:   a.dyn.Pause,
 		// Peers and regentctl list see a member that cannot apply the config.
 		ConfigError: a.configErr,
+		Failsafe:    a.memberFailsafe(a.now()),
 	}
 	if a.nosync {
 		m.Tags = maps.Clone(m.Tags)
@@ -168,6 +169,11 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		}
 		doc.Regent.Synchronous = sync
 	}
+	fs := a.failsafeStatus(now)
+	doc.FailsafeModeIsActive, doc.Regent.Failsafe = fs != nil, fs
+	doc.Regent.EtcdError = a.fs.etcdErr.String()
+	a.fs.active.Store(fs)
+	a.fs.primary.Store(running && !st.InRecovery || a.lease.leading)
 	wd := a.wd.Status()
 	doc.WatchdogFailed = wd.Failed
 	doc.Regent.Watchdog = watchdogDoc(wd, now)

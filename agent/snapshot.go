@@ -51,9 +51,37 @@ type Snapshot struct {
 	// StonithConfigured: fence.command is set, so a race over a former
 	// leader that did not step down cleanly runs it first.
 	StonithConfigured bool
+	// WALSeen is this member's own WAL position as the previous tick saw
+	// it and when it last moved (raceBackoff).
+	WALSeen WALSeen
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus
+	// FailsafeHold is the last failsafe call this member accepted (zero
+	// when none): while it is younger than its TTL the leader that made it
+	// may be serving writes without etcd, so this member must not race or
+	// promote (agent/failsafe.go).
+	FailsafeHold FailsafeHold
+	// FailsafeTopology is the /failsafe key's member names (nil when the
+	// key is absent or unreadable): with failsafe_mode on, a member it
+	// does not name never races (Patroni's rule).
+	FailsafeTopology map[string]string
+}
+
+// FailsafeHold is an accepted POST /failsafe: the leader that called,
+// when (this host's monotonic clock) and for how long it holds.
+type FailsafeHold struct {
+	Leader string
+	At     time.Time
+	TTL    time.Duration
+	// Since is the first call of the episode (the same leader calling
+	// without a lapse); SinceWall the same on the wall clock, for display.
+	Since, SinceWall time.Time
+}
+
+// Active reports whether the hold still binds at now.
+func (h FailsafeHold) Active(now time.Time) bool {
+	return h.Leader != "" && now.Sub(h.At) < h.TTL
 }
 
 // PGState is the local PostgreSQL as observed this tick.
@@ -85,6 +113,9 @@ type LeaseState struct {
 	// Unfenced: an earlier fence could not stop PostgreSQL; it may still
 	// accept writes and must be fenced again before anything else.
 	Unfenced bool
+	// Failsafe: the deadline rests on a failsafe round (etcd could not be
+	// asked; every member acknowledged this leader).
+	Failsafe bool
 }
 
 // PeerStatus is another member's GET /patroni answer, reduced to what the

@@ -48,7 +48,7 @@ func (a *Agent) driveSwitchover(ctx context.Context, s Snapshot) {
 // blocking) and the switchover's timings on this host's clock.
 func (a *Agent) switchoverInputs(s Snapshot) switchover.Inputs {
 	in := switchover.Inputs{Record: s.Switchover, Self: a.name, Leading: a.lease.leading, View: s.View,
-		PGRunning: s.PG.Running, PGInRecovery: s.PG.Status.InRecovery, Streaming: streamingNames(s)}
+		PGRunning: s.PG.Running, PGInRecovery: s.PG.Status.InRecovery, Streaming: streamingNames(s), Routing: a.routingInputs()}
 	if q := a.quiesce; q != nil {
 		a.stopSettled()
 		in.Quiesce = switchover.Quiesce{Active: true, ID: q.id, Stopped: q.done, StopErr: q.err}
@@ -116,6 +116,7 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 	case switchover.RestorePrimary:
 		// The record was closed or removed under us: never stay quiesced.
 		a.log.Warn("switchover record gone while quiesced; restoring the primary", "switchover_id", a.quiesce.id)
+		a.restoreRouting(ctx, "")
 		a.restorePrimary(ctx)
 	case switchover.StartQuiesce:
 		return a.startQuiesce(ctx, r)
@@ -126,7 +127,13 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 	case switchover.AwaitStop:
 		a.log.Info("switchover: waiting for the old primary's stop to finish before restoring it", "switchover_id", r.ID, "outcome", step.State)
 	case switchover.FailBeforePromote:
-		return a.failBeforePromote(ctx, r, step.State, *step.Failure)
+		return a.failBeforePromote(ctx, s, r, step.State, *step.Failure)
+	case switchover.PauseRouting:
+		a.pauseRouting(ctx, r)
+	case switchover.RepointRouting:
+		a.repointRouting(ctx, r.ID, false)
+	case switchover.RetryRouting:
+		a.repointRouting(ctx, r.ID, true)
 	case switchover.RecordPromotion, switchover.FinishRepoint:
 		return a.advanceNewLeader(ctx, s, r, step)
 	case switchover.FinishValidation:
@@ -214,10 +221,19 @@ func (a *Agent) handOver(ctx context.Context, r *switchover.Record, cand switcho
 
 // failBeforePromote closes the switchover (failed or aborted) and restores
 // this member as primary: it still holds the lease, so nothing is lost.
+// Paused poolers resume beside the loop.
 // switchover.Next chooses it only once the background stop has ended
 // (before that it waits: switchover.AwaitStop).
-func (a *Agent) failBeforePromote(ctx context.Context, r *switchover.Record, state switchover.State, f switchover.Failure) error {
-	a.restorePrimary(ctx)
+func (a *Agent) failBeforePromote(ctx context.Context, s Snapshot, r *switchover.Record, state switchover.State, f switchover.Failure) error {
+	if a.quiesce != nil || !s.PG.Running {
+		// A switchover that ended before its quiesce (a failed pause)
+		// never stopped PostgreSQL: it is the primary already.
+		a.restorePrimary(ctx)
+	}
+	if rs := r.RoutingState(); rs.Paused || rs.PauseFailed != "" {
+		// After the start: traffic resumes to a running primary.
+		a.restoreRouting(ctx, r.ID)
+	}
 	a.clearFailoverKey(ctx)
 	return a.closeSwitchover(ctx, r.ID, state, f)
 }

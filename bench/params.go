@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/regent-ha/regent/config"
+	"github.com/regent-ha/regent/internal/testcluster"
 )
 
 // Profile is a set of HA timings (seconds, as in bootstrap.dcs and
@@ -51,7 +49,7 @@ func (p Profile) Check() error {
 // agents of the scale measurement use neither), but validation wants the
 // PostgreSQL binaries to exist: the real ones are used.
 func (p Profile) AgentConfig(name, scope, etcdURL string) (*config.Config, error) {
-	binDir, err := pgBinDir()
+	binDir, err := testcluster.PGBinDir() // where the test harness finds them
 	if err != nil {
 		return nil, err
 	}
@@ -72,29 +70,6 @@ bootstrap:
   dcs: {ttl: %d, loop_wait: %d, retry_timeout: %d}
 `, name, scope, etcdURL, binDir, p.SafetyMargin, p.TTL, p.LoopWait, p.RetryTimeout)
 	return config.Parse([]byte(yml))
-}
-
-// pgBinDir finds the PostgreSQL binaries as the test harness does:
-// $REGENT_PG_BIN_DIR, else the newest /usr/lib/postgresql/<major>/bin.
-func pgBinDir() (string, error) {
-	if dir := os.Getenv("REGENT_PG_BIN_DIR"); dir != "" {
-		return dir, nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	best, bestMajor := "", -1
-	for _, d := range dirs {
-		major, err := strconv.Atoi(filepath.Base(filepath.Dir(d)))
-		if err != nil || major <= bestMajor {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
-			best, bestMajor = d, major
-		}
-	}
-	if best == "" {
-		return "", errors.New("no PostgreSQL binaries under /usr/lib/postgresql/*/bin (set REGENT_PG_BIN_DIR)")
-	}
-	return best, nil
 }
 
 // Params size a run. Repetition counts of 0 skip that measurement. In

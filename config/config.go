@@ -13,6 +13,7 @@ import (
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/routing"
 )
 
 // Config is regent.yml: the local settings of one member. Each section is
@@ -28,6 +29,7 @@ type Config struct {
 	Watchdog  fencing.Config     `yaml:"watchdog"`
 	Fence     fencing.HookConfig `yaml:"fence"`
 	Callbacks Callbacks          `yaml:"callbacks"`
+	Routing   routing.Config     `yaml:"routing"`
 	Tags      Tags               `yaml:"tags"`
 	Bootstrap Bootstrap          `yaml:"bootstrap"`
 	Log       Log                `yaml:"log"`
@@ -118,6 +120,7 @@ func (c *Config) SetDefaults() {
 	c.Watchdog.SetDefaults()
 	c.Fence.SetDefaults()
 	c.Callbacks.SetDefaults()
+	c.Routing.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -141,7 +144,7 @@ func (c *Config) Validate() error {
 	case strings.Contains(c.Scope, "/"):
 		errs = append(errs, fmt.Errorf("scope: %q must not contain '/'", c.Scope))
 	}
-	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate(), c.Callbacks.Validate())
+	errs = append(errs, c.Etcd.Validate(), c.RestAPI.Validate(), c.Postgres.Validate(), c.Watchdog.Validate(), c.Fence.Validate(), c.Callbacks.Validate(), c.Routing.Validate())
 	if _, err := c.Tags.failoverPriority(); err != nil {
 		errs = append(errs, fmt.Errorf("tags.failover_priority: %w", err))
 	}
@@ -187,7 +190,7 @@ func (c *Config) BootstrapDynamic() (Dynamic, error) {
 		return DefaultDynamic(), nil
 	}
 	// Round-trip through JSON so values have the types the config key will hold.
-	raw, err := json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+	raw, err := json.Marshal(NormalizeYAML(c.Bootstrap.DCS))
 	if err != nil {
 		return Dynamic{}, fmt.Errorf("not representable as JSON: %w", err)
 	}
@@ -207,28 +210,31 @@ func (c *Config) BootstrapDCSJSON() ([]byte, error) {
 	if c.Bootstrap.DCS == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(normalizeYAML(c.Bootstrap.DCS))
+	return json.Marshal(NormalizeYAML(c.Bootstrap.DCS))
 }
 
-// normalizeYAML turns map[any]any (from nested YAML) into map[string]any.
-func normalizeYAML(v any) any {
+// NormalizeYAML turns a YAML-decoded value into one encoding/json can
+// encode: every map[any]any (from nested YAML) becomes a map[string]any
+// with its keys formatted by fmt.Sprint, recursively, lists included.
+// regentctl edit-config reads an edited document with it too.
+func NormalizeYAML(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[k] = normalizeYAML(e)
+			out[k] = NormalizeYAML(e)
 		}
 		return out
 	case map[any]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			out[fmt.Sprint(k)] = normalizeYAML(e)
+			out[fmt.Sprint(k)] = NormalizeYAML(e)
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
-			out[i] = normalizeYAML(e)
+			out[i] = NormalizeYAML(e)
 		}
 		return out
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/routing"
 )
 
 const goodConfig = `
@@ -86,6 +88,14 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 		{"bad recovery target action", "bootstrap:\n", "bootstrap:\n  method: pitr\n  pitr: {command: restore, recovery_conf: {recovery_target_action: shutdown}}\n", []string{"bootstrap.pitr.recovery_conf.recovery_target_action"}},
 		{"initdb option Regent sets", "bootstrap:\n", "bootstrap:\n  initdb: [{pgdata: /x}]\n", []string{"bootstrap.initdb", `"pgdata" is set by Regent`}},
 		{"not YAML", goodConfig, "name: [unclosed", []string{"not valid YAML"}},
+		{"typo'd routing key", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting:\n  pgbouncer:\n    - {admin: x, databases: [app], include_file: /f}\n    - {admin: x, database: [app]}",
+			[]string{"routing.pgbouncer[1].database: unknown key", `did you mean "databases"`}},
+		{"routing pause_timeout not a duration", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting: {pgbouncer: [{admin: x, databases: [app], include_file: /f, pause_timeout: soon}]}",
+			[]string{"routing.pgbouncer[0].pause_timeout: \"soon\" is not a duration"}},
+		{"routing entry missing its include file", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting: {pgbouncer: [{admin: x, databases: [app]}]}",
+			[]string{"routing.pgbouncer[0].include_file: required"}},
+		{"routing haproxy without a backend", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting: {haproxy: [{socket: /run/haproxy.sock}]}",
+			[]string{"routing.haproxy[0].backend"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +111,29 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseRoutingSection(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	c, err := Parse([]byte(goodConfig + `routing:
+  pgbouncer:
+    - admin: host=/run/pgbouncer port=6432 user=pgbouncer dbname=pgbouncer
+      databases: [app]
+      include_file: /etc/pgbouncer/regent.ini
+      pause_timeout: 2.5
+  haproxy:
+    - {socket: /run/haproxy/admin.sock, backend: primary}
+  hooks: {repoint: [/usr/local/bin/dns-update], timeout: 3s}
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	r := c.Routing
+	if len(r.PgBouncer) != 1 || r.PgBouncer[0].PauseTimeout != 2500*time.Millisecond || r.PgBouncer[0].Timeout != routing.DefaultCommandTimeout ||
+		len(r.HAProxy) != 1 || r.HAProxy[0].Backend != "primary" || r.Hooks.Timeout != 3*time.Second || !r.Enabled() {
+		t.Fatalf("routing decoded as %+v", r)
 	}
 }
 

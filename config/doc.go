@@ -21,9 +21,9 @@
 //     and the safety margin against ttl and loop_wait (CheckSafetyMargin).
 //
 // The sections' types stay owned by the packages that consume them —
-// dcs.Config, restapi.Config, postgres.Config, fencing.Config and
-// fencing.HookConfig — each with its SetDefaults and Validate; Config
-// composes them and calls both.
+// dcs.Config, restapi.Config, postgres.Config, fencing.Config,
+// fencing.HookConfig and routing.Config — each with its SetDefaults and
+// Validate; Config composes them and calls both.
 //
 // It never does I/O beyond reading the file it is given: the agent reads
 // and writes the config key, runs the callbacks and builds the logger's

@@ -23,12 +23,16 @@ type Dynamic struct {
 	RetryTimeout          time.Duration
 	MaximumLagOnFailover  int64
 	PrimaryStartTimeout   time.Duration
+	PrimaryRaceBackoff    time.Duration
 	SwitchoverTimeout     time.Duration
 	CheckTimeline         bool
 	SynchronousMode       bool
 	SynchronousModeStrict bool
 	SynchronousNodeCount  int
 	Pause                 bool
+	// FailsafeMode keeps the primary writable through an etcd outage
+	// while every member acknowledges it (agent/failsafe.go).
+	FailsafeMode bool
 	// PostgresParameters are the GUCs in postgresql.parameters.
 	PostgresParameters map[string]any
 }
@@ -44,6 +48,12 @@ const (
 	// 10 s keeps its lease; longer, and a replica takes over.
 	DefaultPrimaryStartTimeout = 10 * time.Second
 	DefaultSwitchoverTimeout   = 30 * time.Second
+	// DefaultPrimaryRaceBackoff: WAL still arriving after the leader key
+	// is gone is a backlog (a slow link) or a primary whose agent died;
+	// 5 s lets a short backlog settle, so the race compares final
+	// positions, and costs nothing when the WAL already stands still
+	// (Patroni's default is 0, off).
+	DefaultPrimaryRaceBackoff = 5 * time.Second
 )
 
 // DefaultDynamic returns the defaults applied to absent keys.
@@ -54,6 +64,7 @@ func DefaultDynamic() Dynamic {
 		RetryTimeout:         DefaultRetryTimeout,
 		MaximumLagOnFailover: DefaultMaximumLagOnFailover,
 		PrimaryStartTimeout:  DefaultPrimaryStartTimeout,
+		PrimaryRaceBackoff:   DefaultPrimaryRaceBackoff,
 		SwitchoverTimeout:    DefaultSwitchoverTimeout,
 		SynchronousNodeCount: 1,
 	}
@@ -118,8 +129,8 @@ func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 
 // readKeys are the keys Regent reads and acts on (Dynamic.field).
 var readKeys = []string{"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
-	"primary_start_timeout", "master_start_timeout", "switchover_timeout", "check_timeline",
-	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "postgresql"}
+	"primary_start_timeout", "master_start_timeout", "primary_race_backoff", "switchover_timeout", "check_timeline",
+	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "failsafe_mode", "postgresql"}
 
 // field is the address of the field key k sets, nil for a key Regent
 // does not read.
@@ -135,6 +146,8 @@ func (c *Dynamic) field(k string) any {
 		return &c.MaximumLagOnFailover
 	case "primary_start_timeout", "master_start_timeout":
 		return &c.PrimaryStartTimeout
+	case "primary_race_backoff":
+		return &c.PrimaryRaceBackoff
 	case "switchover_timeout":
 		return &c.SwitchoverTimeout
 	case "check_timeline":
@@ -147,6 +160,8 @@ func (c *Dynamic) field(k string) any {
 		return &c.SynchronousNodeCount
 	case "pause":
 		return &c.Pause
+	case "failsafe_mode":
+		return &c.FailsafeMode
 	case "postgresql":
 		return &c.PostgresParameters
 	}

@@ -21,8 +21,6 @@ import (
 // (Patroni's "off"), so a config copied from Patroni with them off still
 // loads; any other value is refused with the reason.
 var unsupported = map[string]unsupportedKey{
-	"failsafe_mode": {isOff: isFalse,
-		why: "a leader that cannot reach etcd always fences itself at its deadline; only false is accepted"},
 	"standby_cluster": {isOff: isEmpty,
 		why: "Regent runs primary clusters only; only an empty object is accepted"},
 	"slots": {isOff: isEmpty,
@@ -72,9 +70,8 @@ func (u unsupportedKey) check(v any) error {
 	return fmt.Errorf("not supported yet: %s", u.why)
 }
 
-func isFalse(v any) bool { b, err := lenient.Bool(v); return err == nil && !b }
-func isTrue(v any) bool  { b, err := lenient.Bool(v); return err == nil && b }
-func never(any) bool     { return false }
+func isTrue(v any) bool { b, err := lenient.Bool(v); return err == nil && b }
+func never(any) bool    { return false }
 
 func isEmpty(v any) bool {
 	switch t := v.(type) {

@@ -47,7 +47,7 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"negative lag", `{"maximum_lag_on_failover":-1}`, []string{"maximum_lag_on_failover: -1 is negative"}},
 		{"sync node count 0", `{"synchronous_node_count":0}`, []string{"synchronous_node_count: 0 is outside 1 .. 64"}},
 		{"unknown top-level key", `{"ttll":20}`, []string{`ttll: unknown key (did you mean "ttl"?)`}},
-		{"failsafe_mode", `{"failsafe_mode":true}`, []string{"failsafe_mode: not supported yet"}},
+		{"failsafe_mode not a boolean", `{"failsafe_mode":"sometimes"}`, []string{"failsafe_mode:", "not a boolean"}},
 		{"standby_cluster", `{"standby_cluster":{"host":"10.0.0.9"}}`, []string{"standby_cluster: not supported yet"}},
 		{"slots", `{"slots":{"s1":{"type":"physical"}}}`, []string{"slots: not supported yet"}},
 		{"ignore_slots", `{"ignore_slots":[{"name":"x"}]}`, []string{"ignore_slots: not supported yet"}},
@@ -59,7 +59,7 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"unknown postgresql key", `{"postgresql":{"parameter":{}}}`, []string{`postgresql.parameter: unknown key (did you mean "parameters"?)`}},
 		{"timing rule", `{"ttl":4}`, []string{"loop_wait + 2·retry_timeout"}},
 		{"this member's safety margin", `{"ttl":4,"retry_timeout":1}`, []string{"watchdog.safety_margin"}},
-		{"every refusal at once", `{"failsafe_mode":true,"ttl":"NaN"}`, []string{"failsafe_mode: not supported yet", "ttl: NaN"}},
+		{"every refusal at once", `{"slots":{"s":{}},"ttl":"NaN"}`, []string{"slots: not supported yet", "ttl: NaN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +99,7 @@ func TestEncodePatchAcceptsWhatRegentApplies(t *testing.T) {
 		{"parameters", `{"postgresql":{"parameters":{"work_mem":"8MB","max_connections":"200","my.ext_setting":"x"}}}`, nil,
 			`{"postgresql":{"parameters":{"max_connections":"200","my.ext_setting":"x","work_mem":"8MB"}}}`},
 		{"a duration as a numeric string", `{"switchover_timeout":"45"}`, nil, `{"switchover_timeout":"45"}`},
+		{"failsafe_mode on", `{"failsafe_mode":true}`, nil, `{"failsafe_mode":true}`},
 		{"Patroni keys off", `{"failsafe_mode":false,"slots":{},"ignore_slots":[],"standby_cluster":{},"maximum_lag_on_syncnode":-1,"max_timelines_history":0,"postgresql":{"use_pg_rewind":true,"use_slots":true}}`, nil,
 			`{"failsafe_mode":false,"ignore_slots":[],"max_timelines_history":0,"maximum_lag_on_syncnode":-1,"postgresql":{"use_pg_rewind":true,"use_slots":true},"slots":{},"standby_cluster":{}}`},
 		{"deleting a refused key", `{"failsafe_mode":null,"postgresql":{"parameters":{"port":null}}}`, fromPatroni,
@@ -182,7 +183,8 @@ func TestApplyDynamicKeepsGoodValues(t *testing.T) {
 		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },
 			[]string{"loop_wait + 2·retry_timeout"}},
 		{"unparsable key reads as {}", `not json`, func(*Dynamic) {}, nil},
-		{"foreign and unsupported keys are ignored", `{"failsafe_mode":true,"foreign":1}`, func(*Dynamic) {}, nil},
+		{"foreign and unsupported keys are ignored", `{"slots":{"s":{}},"foreign":1}`, func(*Dynamic) {}, nil},
+		{"failsafe_mode", `{"failsafe_mode":"on"}`, func(d *Dynamic) { d.FailsafeMode = true }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

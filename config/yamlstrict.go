@@ -86,6 +86,16 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		v.SetInt(int64(d))
 		return nil
 	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && n.Kind == yaml.SequenceNode {
+		// A list of sections (routing.pgbouncer): each item strictly, its
+		// errors naming the item ("routing.pgbouncer[1].admin").
+		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
+		var errs []error
+		for i, item := range n.Content {
+			errs = append(errs, decodeNode(item, v.Index(i), fmt.Sprintf("%s[%d]", path, i)))
+		}
+		return errors.Join(errs...)
+	}
 	if v.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
 		if v.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isNull(n) {
 			return fmt.Errorf("%s: must be a mapping, got %s", orRoot(path), describe(n))

@@ -2,14 +2,13 @@ package dcs
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/regent-ha/regent/internal/secret"
+	"github.com/regent-ha/regent/internal/tlsfile"
 )
 
 // DefaultDialTimeout bounds Connect's first round trip: long enough for a
@@ -100,13 +99,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CACert != "" {
-		pem, err := os.ReadFile(c.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("etcd.cacert: %w", err)
-		}
-		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd.cacert: no PEM certificate in %s", c.CACert)
+		var err error
+		if t.RootCAs, err = tlsfile.LoadCAPool("etcd.cacert", c.CACert); err != nil {
+			return nil, err
 		}
 	}
 	if c.Cert != "" {

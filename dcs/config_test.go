@@ -1,20 +1,15 @@
 package dcs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/testpki"
 )
 
 func TestConfigValidateNamesKeys(t *testing.T) {
@@ -102,33 +97,13 @@ func TestConfigPasswordRedacted(t *testing.T) {
 
 func TestConfigTLSLoadsFiles(t *testing.T) {
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent-test"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	write := func(path, typ string, b []byte) {
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(cert, "CERTIFICATE", der)
-	write(keyFile, "EC PRIVATE KEY", keyDER)
-	tc, err := Config{CACert: cert, Cert: cert, Key: keyFile}.tlsConfig()
+	ca := testpki.NewCA(t, dir, "regent-test-ca")
+	pair := ca.Issue(t, dir, "client")
+	tc, err := Config{CACert: ca.File, Cert: pair.CertFile, Key: pair.KeyFile}.tlsConfig()
 	if err != nil {
 		t.Fatalf("tlsConfig: %v", err)
 	}
-	if tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.MinVersion != tls.VersionTLS12 {
+	if !tc.RootCAs.Equal(ca.Pool()) || len(tc.Certificates) != 1 || tc.MinVersion != tls.VersionTLS12 {
 		t.Errorf("tlsConfig = %+v", tc)
 	}
 }

@@ -15,7 +15,10 @@
 //     our current lease, so a deposed leader cannot overwrite them;
 //   - a cluster-view cache fed by ONE watch on the cluster prefix, published
 //     as an immutable *Cluster through an atomic pointer, with coalescing
-//     change notifications.
+//     change notifications;
+//   - the classification of etcd errors (ErrorClass: unreachable, timeout,
+//     no leader, auth, compare failure, lease lost), so the agent can tell
+//     an etcd outage from a lost key.
 //
 // The embedded etcd server for tests and the demo is package
 // internal/etcdembed: the agent's binary does not link etcd's server.

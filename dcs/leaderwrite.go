@@ -46,11 +46,7 @@ func (c *Client) PutAsLeader(ctx context.Context, name, key string, value []byte
 // otherwise). It returns the key's new ModRevision. On any error the key is
 // unchanged.
 func (c *Client) CASAsLeader(ctx context.Context, name, key string, value []byte, modRev int64) (newRev int64, err error) {
-	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
-	if modRev == 0 {
-		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
-	}
-	return c.asLeader(ctx, "cas as leader", name, key, []clientv3.Cmp{cmp}, modRev, clientv3.OpPut(key, string(value)))
+	return c.asLeader(ctx, "cas as leader", name, key, []clientv3.Cmp{unchangedSince(key, modRev)}, modRev, clientv3.OpPut(key, string(value)))
 }
 
 // DeleteAsLeader deletes key only while the leader key holds name on our

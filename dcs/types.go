@@ -38,6 +38,16 @@ type Member struct {
 	// Progress is Regent's own field: a replica being created says how far
 	// it got (written at most once per whole percent).
 	Progress *progress.Progress `json:"progress,omitempty"`
+	// Failsafe is Regent's own field: set while this member holds a
+	// leader's failsafe call (it does not race or promote meanwhile).
+	Failsafe *MemberFailsafe `json:"failsafe,omitempty"`
+}
+
+// MemberFailsafe is a member's active failsafe hold: the leader that
+// called and when the episode began (RFC 3339).
+type MemberFailsafe struct {
+	Leader string `json:"leader"`
+	Since  string `json:"since"`
 }
 
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).
@@ -201,4 +211,20 @@ func (c *Cluster) Timeline() int {
 		return 1
 	}
 	return c.History[len(c.History)-1].Timeline + 1
+}
+
+// Failsafe returns the failsafe key (patroni-compat.md §1.3: member name →
+// api_url, written by a leader in failsafe mode) and whether it holds such
+// an object. An absent key, invalid JSON or a value that is not an object
+// of strings reads as absent, as Patroni discards it.
+func (c *Cluster) Failsafe() (map[string]string, bool) {
+	raw, ok := c.Extra["failsafe"]
+	if !ok {
+		return nil, false
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw.Data, &m); err != nil || m == nil {
+		return nil, false
+	}
+	return m, true
 }

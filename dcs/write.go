@@ -57,11 +57,17 @@ func (c *Client) DeleteInitialize(ctx context.Context) error {
 // ModRevision == modRev. It returns the key's new ModRevision, or
 // ErrConflict when the race was lost.
 func (c *Client) CAS(ctx context.Context, key string, value []byte, modRev int64) (newRev int64, err error) {
-	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
+	return c.txn(ctx, "cas "+key, []clientv3.Cmp{unchangedSince(key, modRev)}, clientv3.OpPut(key, string(value)), conflict(key, modRev))
+}
+
+// unchangedSince is the precondition of a write on key read at modRev (CAS,
+// CASAsLeader): the key is absent (CreateRevision == 0) when modRev is 0,
+// else its ModRevision is still modRev.
+func unchangedSince(key string, modRev int64) clientv3.Cmp {
 	if modRev == 0 {
-		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		return clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	}
-	return c.txn(ctx, "cas "+key, []clientv3.Cmp{cmp}, clientv3.OpPut(key, string(value)), conflict(key, modRev))
+	return clientv3.Compare(clientv3.ModRevision(key), "=", modRev)
 }
 
 // conflict is the error of a lost compare-and-swap on key.

@@ -81,6 +81,7 @@ func TestRegentYMLParses(t *testing.T) {
 		{"bootstrap.dcs.retry_timeout", dyn.RetryTimeout, def.RetryTimeout},
 		{"bootstrap.dcs.maximum_lag_on_failover", dyn.MaximumLagOnFailover, def.MaximumLagOnFailover},
 		{"bootstrap.dcs.primary_start_timeout", dyn.PrimaryStartTimeout, def.PrimaryStartTimeout},
+		{"bootstrap.dcs.primary_race_backoff", dyn.PrimaryRaceBackoff, def.PrimaryRaceBackoff},
 		{"bootstrap.dcs.switchover_timeout", dyn.SwitchoverTimeout, def.SwitchoverTimeout},
 		{"bootstrap.dcs.check_timeline", dyn.CheckTimeline, def.CheckTimeline},
 		{"bootstrap.dcs.synchronous_mode", dyn.SynchronousMode, def.SynchronousMode},
@@ -197,9 +198,11 @@ func dynamicKeys(t *testing.T) []string {
 	byField := map[string][]string{
 		"TTL": {"ttl"}, "LoopWait": {"loop_wait"}, "RetryTimeout": {"retry_timeout"},
 		"MaximumLagOnFailover": {"maximum_lag_on_failover"}, "PrimaryStartTimeout": {"primary_start_timeout"},
-		"SwitchoverTimeout": {"switchover_timeout"}, "CheckTimeline": {"check_timeline"},
+		"PrimaryRaceBackoff": {"primary_race_backoff"},
+		"SwitchoverTimeout":  {"switchover_timeout"}, "CheckTimeline": {"check_timeline"},
 		"SynchronousMode": {"synchronous_mode"}, "SynchronousModeStrict": {"synchronous_mode_strict"},
 		"SynchronousNodeCount": {"synchronous_node_count"}, "Pause": {"pause"},
+		"FailsafeMode":       {"failsafe_mode"},
 		"PostgresParameters": {"postgresql", "postgresql.parameters"},
 	}
 	var keys []string

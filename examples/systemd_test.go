@@ -27,6 +27,8 @@ func TestSystemdUnitSettings(t *testing.T) {
 	data := readExample(t, "systemd/regent.service")
 	unit := parseUnit(t, data)
 	for key, want := range map[string]string{
+		"Service.Type":                     "notify",
+		"Service.NotifyAccess":             "main",
 		"Service.User":                     "postgres",
 		"Service.Group":                    "postgres",
 		"Service.ExecStart":                unitAgentPath + " -c /etc/regent/regent.yml",
@@ -53,8 +55,10 @@ func TestSystemdUnitSettings(t *testing.T) {
 	if _, set := unit["Service.PrivateDevices"]; set {
 		t.Errorf("PrivateDevices is set: it hides /dev/watchdog, which DeviceAllow cannot bring back")
 	}
-	if !bytes.Contains(data, []byte("\n#DeviceAllow=/dev/watchdog rw\n")) {
-		t.Errorf("the unit does not show the watchdog's DeviceAllow=/dev/watchdog rw (commented out)")
+	for _, line := range []string{"#DeviceAllow=/dev/watchdog rw", "#WatchdogSec=60s", "#Environment=GOTRACEBACK=crash"} {
+		if !bytes.Contains(data, []byte("\n"+line+"\n")) {
+			t.Errorf("the unit does not show %s (commented out)", line[1:])
+		}
 	}
 }
 
@@ -82,7 +86,8 @@ func parseUnit(t *testing.T, data []byte) map[string]string {
 }
 
 // TestSystemdUnitVerifies runs `systemd-analyze verify` on the unit as
-// shipped and with the watchdog's DeviceAllow enabled. The agent binary
+// shipped, with the watchdog's DeviceAllow enabled, and with systemd's
+// watchdog (WatchdogSec) enabled. The agent binary
 // is not installed here, so /usr/local/bin/regent is replaced by a stub
 // (verify checks that ExecStart's program exists). Any output is a
 // failure: systemd-analyze exits 0 on unknown keys and bad values, and
@@ -106,6 +111,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	variants := []struct{ name, dir, text string }{
 		{"as shipped", "shipped", unit},
 		{"with DeviceAllow=/dev/watchdog rw", "watchdog", strings.Replace(unit, "\n#DeviceAllow=", "\nDeviceAllow=", 1)},
+		{"with WatchdogSec", "systemd-watchdog", strings.NewReplacer("\n#WatchdogSec=", "\nWatchdogSec=", "\n#Environment=GOTRACEBACK", "\nEnvironment=GOTRACEBACK").Replace(unit)},
 	}
 	for _, v := range variants {
 		path := filepath.Join(dir, v.dir, "regent.service")

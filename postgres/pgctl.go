@@ -91,7 +91,10 @@ func waitSeconds(ctx context.Context) string {
 // pg_is_in_recovery() is false.
 func (i *Instance) Promote(ctx context.Context) error {
 	i.log.Info("promoting postgres")
-	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-w", "-D", i.cfg.DataDir, "-t", waitSeconds(ctx)); err != nil {
+	// -W: pg_ctl's own wait polls every 100 ms; the loop below sees the
+	// end of recovery within pollInterval, and the routers (docs/routing.md)
+	// send traffic here from that moment.
+	if _, err := i.run(ctx, nil, "pg_ctl", "promote", "-W", "-D", i.cfg.DataDir); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
 	for {
@@ -121,9 +124,11 @@ func (i *Instance) Checkpoint(ctx context.Context) error {
 
 // ProbeWrite proves the server accepts writes: assigning a transaction id
 // fails on a server in recovery ("cannot assign TransactionIds during
-// recovery") and succeeds only on a writable primary.
+// recovery") and succeeds only on a writable primary. It commits with
+// synchronous_commit local: it proves the server writes, and a
+// synchronous standby that has not connected yet cannot hold it.
 func (i *Instance) ProbeWrite(ctx context.Context) error {
-	return i.exec(ctx, "write probe", "SELECT txid_current()")
+	return i.exec(ctx, "write probe", "BEGIN; SET LOCAL synchronous_commit = local; SELECT txid_current(); COMMIT")
 }
 
 // exec runs one statement on the agent's connection; what names it in

@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/syncbuf"
 )
 
 // t0 is the fake clock's start; fresh views and leases run past it.
@@ -94,23 +95,10 @@ func (b *fakeBackend) Config(ctx context.Context) (json.RawMessage, int64, error
 	return raw, b.configRev, err
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
-
 type testServer struct {
 	*Server
 	clock *clock
-	logs  *logBuffer
+	logs  *syncbuf.Buffer // the server's log, for assertions
 }
 
 // newTestServer is a test server with backend (may be nil).
@@ -124,7 +112,7 @@ func newTestServer(t *testing.T, backend Backend) testServer {
 func newServer(t *testing.T, opts Options) testServer {
 	t.Helper()
 	c := &clock{now: t0}
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Now = c.Now
 	opts.BackendTimeout = 100 * time.Millisecond

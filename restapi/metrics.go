@@ -20,7 +20,7 @@ type PatroniCollector struct {
 
 // patroniSeries are the 3.0.2 names with their help texts.
 var patroniSeries = [][2]string{
-	{"patroni_version", "Patroni-compatible agent version, zero-padded (e.g. 000100 for 0.1.0)."},
+	{"patroni_version", "Patroni-compatible agent version, zero-padded (e.g. 010000 for 1.0.0)."},
 	{"patroni_postgres_running", "1 if PostgreSQL is running."},
 	{"patroni_postmaster_start_time", "Epoch seconds of the postmaster start."},
 	{"patroni_master", "1 if this node is the leader (primary)."},

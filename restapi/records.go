@@ -48,6 +48,24 @@ type FailoverTimings struct {
 	PromotedAt     time.Time `json:"promoted_at,omitempty"`
 	ElectionMs     int64     `json:"election_ms,omitempty"`
 	PromotionMs    int64     `json:"promotion_ms,omitempty"`
+	// UpstreamLastSeen: the last tick this member's WAL receiver streamed
+	// from the old leader — for a dead leader, about when it died, while
+	// its key (LeaderLastSeen) outlives it by up to ttl.
+	UpstreamLastSeen time.Time `json:"upstream_last_seen,omitzero"`
+	// FirstWriteAt: the new primary's first write transaction committed
+	// (its write probe right after leaving recovery).
+	FirstWriteAt time.Time `json:"first_write_at,omitzero"`
+	// Timeline is the new primary's timeline (the history entry of the
+	// switch names the one before it).
+	Timeline int `json:"timeline,omitempty"`
+	// Phases is the RTO budget: where the time went, in order.
+	Phases []PhaseRecord `json:"phases,omitempty"`
+}
+
+// PhaseRecord is one phase of a failover and how long it took.
+type PhaseRecord struct {
+	Phase string `json:"phase"`
+	Ms    int64  `json:"ms"`
 }
 
 // StonithRecord is fence.command's outcome, kept in the decision record.

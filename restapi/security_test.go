@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/testpki"
 )
 
 func TestConfigRefusesUnauthenticatedExposure(t *testing.T) {
@@ -36,11 +38,11 @@ func TestConfigRefusesUnauthenticatedExposure(t *testing.T) {
 		{"with authentication", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008", Authentication: auth}, nil},
 		{"risk accepted", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008", AllowUnauthenticated: true}, nil},
 		{"client certificates required", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008",
-			CertFile: p.server.certFile, KeyFile: p.server.keyFile, CAFile: p.ca.file, VerifyClient: VerifyClientRequired}, nil},
+			CertFile: p.server.CertFile, KeyFile: p.server.KeyFile, CAFile: p.ca.File, VerifyClient: VerifyClientRequired}, nil},
 		{"client certificates optional", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008",
-			CertFile: p.server.certFile, KeyFile: p.server.keyFile, CAFile: p.ca.file, VerifyClient: VerifyClientOptional}, nil},
+			CertFile: p.server.CertFile, KeyFile: p.server.KeyFile, CAFile: p.ca.File, VerifyClient: VerifyClientOptional}, nil},
 		{"TLS alone is not authentication", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008",
-			CertFile: p.server.certFile, KeyFile: p.server.keyFile}, []string{"restapi.listen: 0.0.0.0:8008"}},
+			CertFile: p.server.CertFile, KeyFile: p.server.KeyFile}, []string{"restapi.listen: 0.0.0.0:8008"}},
 		{"allowlist alone is not authentication", Config{Listen: "0.0.0.0:8008", ConnectAddress: "10.0.0.1:8008",
 			Allowlist: []string{"10.0.0.0/8"}}, []string{"restapi.listen: 0.0.0.0:8008"}},
 		{"allowlist entries", Config{Listen: "127.0.0.1:8008", Allowlist: []string{"10.0.0.0/8", "192.0.2.7", "::1", "fd00::/8"}}, nil},
@@ -266,10 +268,10 @@ func TestEventStreamsCapped(t *testing.T) {
 func TestTLSReloadServesNewestPair(t *testing.T) {
 	p := newPKI(t)
 	certFile, keyFile := p.dir+"/live.crt", p.dir+"/live.key"
-	install := func(from issued) {
+	install := func(from testpki.Pair) {
 		t.Helper()
-		copyFile(t, from.certFile, certFile)
-		copyFile(t, from.keyFile, keyFile)
+		copyFile(t, from.CertFile, certFile)
+		copyFile(t, from.KeyFile, keyFile)
 	}
 	install(p.server)
 	ts := newCommandServer(t, allCommands(t), Config{CertFile: certFile, KeyFile: keyFile,
@@ -287,7 +289,7 @@ func TestTLSReloadServesNewestPair(t *testing.T) {
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
 	first := serial()
-	renewed := p.ca.issue(t, p.dir, "renewed")
+	renewed := p.ca.Issue(t, p.dir, "renewed")
 	install(renewed)
 	if err := s.ReloadTLS(); err != nil {
 		t.Fatalf("ReloadTLS: %v", err)
@@ -301,7 +303,7 @@ func TestTLSReloadServesNewestPair(t *testing.T) {
 	}
 	// A broken pair (the key of another certificate) is refused and the
 	// current one stays in use.
-	copyFile(t, p.client.keyFile, keyFile)
+	copyFile(t, p.client.KeyFile, keyFile)
 	if err := s.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "restapi.keyfile") {
 		t.Errorf("ReloadTLS with a mismatched key = %v, want an error naming restapi.keyfile", err)
 	}
@@ -326,9 +328,9 @@ func copyFile(t *testing.T, src, dst string) {
 }
 
 // certSerial is the serial number of c's certificate.
-func certSerial(t *testing.T, c issued) string {
+func certSerial(t *testing.T, c testpki.Pair) string {
 	t.Helper()
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	pair, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

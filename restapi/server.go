@@ -54,6 +54,8 @@ type Options struct {
 	// DefaultCommandTimeout); RestartTimeout bounds Restart (0:
 	// DefaultRestartTimeout), plus the request's own timeout filter.
 	CommandTimeout, RestartTimeout time.Duration
+	// Failsafe serves POST and GET /failsafe; nil makes them answer 503.
+	Failsafe Failsafe
 	// Members gives the members' api_url hosts for
 	// restapi.allowlist_include_members; nil: only restapi.allowlist counts.
 	Members Members
@@ -73,6 +75,7 @@ type Server struct {
 	backendTimeout time.Duration
 	bodyTimeout    time.Duration
 	switchovers    Switchovers
+	failsafe       Failsafe
 	// commandTimeout bounds StartSwitchover and AbortSwitchover.
 	commandTimeout time.Duration
 	// keepAlive is the interval of the event streams' comment pings.
@@ -137,6 +140,7 @@ func New(opts Options) *Server {
 		backendTimeout: opts.BackendTimeout,
 		bodyTimeout:    bodyReadTimeout,
 		switchovers:    opts.Switchovers,
+		failsafe:       opts.Failsafe,
 		commandTimeout: switchoverCommandTimeout,
 		keepAlive:      sseKeepAlive,
 		commands:       opts.Commands,
@@ -193,6 +197,7 @@ func (s *Server) routes() *chi.Mux {
 	}
 	s.switchoverRoutes(r)
 	s.commandRoutes(r)
+	s.failsafeRoutes(r)
 	return r
 }
 

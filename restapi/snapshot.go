@@ -107,6 +107,22 @@ type RegentStatus struct {
 	ConfigError string `json:"config_error,omitempty"`
 	// Progress of the replica this member is creating.
 	Progress *progress.Progress `json:"progress,omitempty"`
+	// EtcdError is the class of the last failed etcd renewal (unreachable,
+	// timeout, no_leader, auth, compare_failed, lease_lost, other); absent
+	// while etcd answers.
+	EtcdError string `json:"etcd_error,omitempty"`
+	// Failsafe is set while failsafe mode is active on this member.
+	Failsafe *FailsafeStatus `json:"failsafe,omitempty"`
+}
+
+// FailsafeStatus describes an active failsafe episode: on the leader, how
+// long its deadline has rested on the members' acknowledgements; on a
+// member, the leader whose failsafe call it holds and how old that is.
+type FailsafeStatus struct {
+	Leader string `json:"leader"`
+	// Since is when it began (the leader's first round, or the call held).
+	Since time.Time `json:"since"`
+	AgeMs int64     `json:"age_ms"`
 }
 
 // Backend is what the server needs from the agent beyond the published
@@ -132,6 +148,11 @@ type ClusterDoc struct {
 	Members             []ClusterMember `json:"members"`
 	Pause               bool            `json:"pause,omitempty"`
 	ScheduledSwitchover *Scheduled      `json:"scheduled_switchover,omitempty"`
+	// FailsafeModeIsActive and Failsafe: failsafe mode is active on the
+	// member that answered (the members may then come from the last view
+	// etcd gave it, older than a ttl).
+	FailsafeModeIsActive bool            `json:"failsafe_mode_is_active,omitempty"`
+	Failsafe             *FailsafeStatus `json:"failsafe,omitempty"`
 }
 
 // ClusterMember is one entry of ClusterDoc.Members.

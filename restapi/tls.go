@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/regent-ha/regent/internal/tlsfile"
 )
 
 // validateTLS checks the TLS keys: pairs set together, files readable and
@@ -69,15 +71,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 
 // loadCAs reads cafile into a pool.
 func loadCAs(caFile string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("restapi.cafile: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("restapi.cafile: no PEM certificate in %s", caFile)
-	}
-	return pool, nil
+	return tlsfile.LoadCAPool("restapi.cafile", caFile)
 }
 
 // verifyClient is VerifyClient with the default applied.

@@ -44,7 +44,7 @@ func call(c *http.Client, method, url string, auth bool) (int, string, error) {
 
 func tlsServer(t *testing.T, p pki, verify string) *Server {
 	cfg := Config{
-		CertFile: p.server.certFile, KeyFile: p.server.keyFile, CAFile: p.ca.file, VerifyClient: verify,
+		CertFile: p.server.CertFile, KeyFile: p.server.KeyFile, CAFile: p.ca.File, VerifyClient: verify,
 		Authentication: Authentication{Username: testUser, Password: testPassword},
 		Listen:         "127.0.0.1:0", ConnectAddress: "127.0.0.1:8008",
 	}
@@ -132,7 +132,7 @@ func TestTLSClientCertificateRequired(t *testing.T) {
 		t.Errorf("DELETE /restart with a certificate and credentials = %d, %v", code, err)
 	}
 	// A peer member (same CA, its own certificate) gets through with PeerTLSConfig.
-	peer := Config{CertFile: p.client.certFile, KeyFile: p.client.keyFile, CAFile: p.ca.file}
+	peer := Config{CertFile: p.client.CertFile, KeyFile: p.client.KeyFile, CAFile: p.ca.File}
 	pcfg, err := peer.PeerTLSConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestTLSClientCertificateRequired(t *testing.T) {
 
 func TestRunRefusesBrokenTLSFiles(t *testing.T) {
 	p := newPKI(t)
-	s := New(Options{Config: Config{Listen: freeAddr(t), CertFile: p.server.certFile, KeyFile: p.client.keyFile}})
+	s := New(Options{Config: Config{Listen: freeAddr(t), CertFile: p.server.CertFile, KeyFile: p.client.KeyFile}})
 	err := s.Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "restapi.keyfile") {
 		t.Errorf("Run with a mismatched key = %v, want an error naming restapi.keyfile", err)
@@ -166,23 +166,23 @@ func TestTLSConfigValidation(t *testing.T) {
 		wantErr string
 	}{
 		{"plain", base, ""},
-		{"tls", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.certFile, p.server.keyFile }), ""},
+		{"tls", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.CertFile, p.server.KeyFile }), ""},
 		{"tls verify required", with(func(c *Config) {
-			c.CertFile, c.KeyFile, c.CAFile, c.VerifyClient = p.server.certFile, p.server.keyFile, p.ca.file, "required"
+			c.CertFile, c.KeyFile, c.CAFile, c.VerifyClient = p.server.CertFile, p.server.KeyFile, p.ca.File, "required"
 		}), ""},
 		{"verify none without tls", with(func(c *Config) { c.VerifyClient = "none" }), ""},
-		{"certfile alone", with(func(c *Config) { c.CertFile = p.server.certFile }), "restapi.certfile: set without restapi.keyfile"},
-		{"keyfile alone", with(func(c *Config) { c.KeyFile = p.server.keyFile }), "restapi.keyfile: set without restapi.certfile"},
-		{"certfile missing", with(func(c *Config) { c.CertFile, c.KeyFile = missing, p.server.keyFile }), "restapi.certfile: open " + missing},
-		{"keyfile missing", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.certFile, missing }), "restapi.keyfile: open " + missing},
-		{"certfile not PEM", with(func(c *Config) { c.CertFile, c.KeyFile = notPEM, p.server.keyFile }), "restapi.certfile: no PEM certificate"},
-		{"key of another cert", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.certFile, p.client.keyFile }), "restapi.keyfile:"},
+		{"certfile alone", with(func(c *Config) { c.CertFile = p.server.CertFile }), "restapi.certfile: set without restapi.keyfile"},
+		{"keyfile alone", with(func(c *Config) { c.KeyFile = p.server.KeyFile }), "restapi.keyfile: set without restapi.certfile"},
+		{"certfile missing", with(func(c *Config) { c.CertFile, c.KeyFile = missing, p.server.KeyFile }), "restapi.certfile: open " + missing},
+		{"keyfile missing", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.CertFile, missing }), "restapi.keyfile: open " + missing},
+		{"certfile not PEM", with(func(c *Config) { c.CertFile, c.KeyFile = notPEM, p.server.KeyFile }), "restapi.certfile: no PEM certificate"},
+		{"key of another cert", with(func(c *Config) { c.CertFile, c.KeyFile = p.server.CertFile, p.client.KeyFile }), "restapi.keyfile:"},
 		{"cafile missing", with(func(c *Config) { c.CAFile = missing }), "restapi.cafile: open " + missing},
 		{"cafile not PEM", with(func(c *Config) { c.CAFile = notPEM }), "restapi.cafile: no PEM certificate"},
 		{"verify_client unknown", with(func(c *Config) { c.VerifyClient = "always" }), `restapi.verify_client: "always" is not none, optional or required`},
-		{"verify_client without tls", with(func(c *Config) { c.VerifyClient, c.CAFile = "required", p.ca.file }), `restapi.verify_client: "required" needs TLS`},
+		{"verify_client without tls", with(func(c *Config) { c.VerifyClient, c.CAFile = "required", p.ca.File }), `restapi.verify_client: "required" needs TLS`},
 		{"verify_client without cafile", with(func(c *Config) {
-			c.CertFile, c.KeyFile, c.VerifyClient = p.server.certFile, p.server.keyFile, "optional"
+			c.CertFile, c.KeyFile, c.VerifyClient = p.server.CertFile, p.server.KeyFile, "optional"
 		}), `restapi.verify_client: "optional" needs restapi.cafile`},
 		{"username alone", with(func(c *Config) { c.Authentication.Username = "admin" }), "restapi.authentication.username: set without restapi.authentication.password"},
 		{"password alone", with(func(c *Config) { c.Authentication.Password = "x" }), "restapi.authentication.password: set without restapi.authentication.username"},

@@ -84,11 +84,21 @@ const (
 	// Close: close the record with Step.State (and Step.Failure) and
 	// release the lock.
 	Close
+	// PauseRouting: pause the poolers (routing.PointPause) beside the
+	// loop before QUIESCE_WRITES; its outcome lands in Record.Routing.
+	PauseRouting
+	// RepointRouting: point the routers at the new leader
+	// (routing.PointRepoint) beside the loop; the agent starts it the
+	// moment it promotes, and Next asks again if that did not happen.
+	RepointRouting
+	// RetryRouting: repeat the repoint whose actions failed, in CLEANUP.
+	RetryRouting
 )
 
 func (k StepKind) String() string {
 	return [...]string{"wait", "restore_primary", "start_quiesce", "read_final_lsn", "finish_quiesce", "poll_catch_up", "hand_over",
-		"await_stop", "fail_before_promote", "record_promotion", "finish_repoint", "validate", "finish_validation", "close"}[k]
+		"await_stop", "fail_before_promote", "record_promotion", "finish_repoint", "validate", "finish_validation", "close",
+		"pause_routing", "repoint_routing", "retry_routing"}[k]
 }
 
 // Inputs is what Next needs, observed by the agent at one instant.
@@ -119,6 +129,18 @@ type Inputs struct {
 	CatchUp *CatchUp
 	// Probe is the new leader's write probe; nil until Validate ran it.
 	Probe *Probe
+	// Routing is this agent's routing configuration and work.
+	Routing Routing
+}
+
+// Routing is what Next knows of the routers (docs/routing.md).
+type Routing struct {
+	// Pause: routing.PointPause has actions (poolers or a pause hook).
+	Pause bool
+	// Repoint: routing.PointRepoint has actions.
+	Repoint bool
+	// Busy: routing work runs beside the loop right now.
+	Busy bool
 }
 
 // Quiesce is the old leader's local part of a switchover: PostgreSQL
@@ -211,13 +233,31 @@ func oldLeader(in Inputs) Step {
 	case r.AbortRequested:
 		return failBeforePromote(in, StateAborted, "aborted on request at "+string(r.Stage), "")
 	case r.Stage == StagePreFlight:
-		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: fencing writes"}
+		return preQuiesce(in)
 	case r.Stage == StageQuiesce:
 		return quiesce(in, expired)
 	}
 	// WAIT_FOR_REPLICATION_CATCHUP: the only stage left before the point of
 	// no return (RoleOf).
 	return catchUp(in, expired)
+}
+
+// preQuiesce: the poolers pause before the old primary is fenced, so the
+// transactions they hold never see it stop. A pause that fails or times
+// out ends the switchover here: nothing has changed yet and the old
+// primary is still writable.
+func preQuiesce(in Inputs) Step {
+	rs := in.Record.RoutingState()
+	switch {
+	case !in.Routing.Pause || rs.Paused:
+		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: fencing writes"}
+	case in.Routing.Busy:
+		return Step{Kind: Wait, Reason: "routing: pausing the poolers"}
+	case rs.PauseFailed != "":
+		return failBeforePromote(in, StateFailed, "routing: "+rs.PauseFailed+"; aborted before QUIESCE_WRITES, the old primary stays writable",
+			"a long transaction holds PgBouncer's PAUSE: end it or raise routing.pgbouncer[].pause_timeout, then retry")
+	}
+	return Step{Kind: PauseRouting, Reason: "pre-flight passed: pausing the poolers before fencing writes"}
 }
 
 func quiesce(in Inputs, expired bool) Step {
@@ -276,6 +316,10 @@ func catchUp(in Inputs, expired bool) Step {
 // let the lease lapse and turn an abort into a failover).
 func failBeforePromote(in Inputs, state State, reason, hint string) Step {
 	f := &Failure{Reason: reason, Hint: hint}
+	if in.Routing.Busy {
+		// A PAUSE still in flight would land after the restore's RESUME.
+		return Step{Kind: Wait, State: state, Failure: f, Reason: "waiting for the routing work to end before restoring: " + reason}
+	}
 	if !in.Quiesce.settled() {
 		return Step{Kind: AwaitStop, State: state, Failure: f, Reason: "waiting for the old primary's stop to finish before restoring it: " + reason}
 	}
@@ -293,6 +337,12 @@ func newLeader(in Inputs) Step {
 	case StagePromote:
 		return Step{Kind: RecordPromotion, Reason: in.Self + " is out of recovery"}
 	case StageRepoint:
+		if rs := r.RoutingState(); in.Routing.Repoint && !rs.Repointed {
+			if in.Routing.Busy {
+				return Step{Kind: Wait, Reason: "routing: repointing the routers to " + in.Self}
+			}
+			return Step{Kind: RepointRouting, Reason: "routing: pointing the routers at " + in.Self}
+		}
 		missing := NotStreaming(in.View, in.Self, r.From, in.Streaming)
 		if len(missing) == 0 {
 			return Step{Kind: FinishRepoint, Reason: "every running replica streams from " + in.Self}
@@ -302,7 +352,14 @@ func newLeader(in Inputs) Step {
 		}
 		return Step{Kind: FinishRepoint, Missing: missing, Reason: fmt.Sprintf("%v not streaming after %s; going on", missing, r.Timeout)}
 	case StageValidation:
-		return validation(in, late)
+		s := validation(in, late)
+		if rs := r.RoutingState(); s.Kind == FinishValidation && rs.Retry && !rs.Retried {
+			if in.Routing.Busy {
+				return Step{Kind: Wait, Reason: "routing: waiting for the routing work to end before the retry"}
+			}
+			return Step{Kind: RetryRouting, Reason: "routing: retrying the repoint actions that failed"}
+		}
+		return s
 	case StageCleanup:
 		return Step{Kind: Close, State: StateCompleted, Reason: "cleanup"}
 	}

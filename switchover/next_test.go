@@ -67,6 +67,17 @@ var (
 // their presence.
 func TestNext(t *testing.T) {
 	aborted := func(r *Record) { r.AbortRequested = true }
+	pausing := func(in *Inputs) { in.Routing.Pause, in.Routing.Repoint = true, true }
+	repointing := func(in *Inputs) { in.Routing.Repoint = true }
+	busy := func(in *Inputs) { in.Routing.Busy = true }
+	paused := func(r *Record) { r.UpdateRouting(func(s *RoutingState) { s.Paused = true }) }
+	pauseFailed := func(r *Record) {
+		r.UpdateRouting(func(s *RoutingState) { s.PauseFailed = "pgbouncer[0] PAUSE app: no answer within 1s" })
+	}
+	repointed := func(retry bool) func(*Record) {
+		return func(r *Record) { r.UpdateRouting(func(s *RoutingState) { s.Repointed, s.Retry = true, retry }) }
+	}
+	retried := func(r *Record) { r.UpdateRouting(func(s *RoutingState) { s.Retried = true }) }
 	for _, tt := range []struct {
 		name string
 		in   Inputs
@@ -145,6 +156,28 @@ func TestNext(t *testing.T) {
 			Step{Kind: Close, State: StateFailed, Failure: failed(
 				"pg1 leads now, but the switchover pg1 → pg2 was at : its orchestrator stopped driving it (crash or lost lease) and an automatic election chose pg1",
 				"the cluster has exactly one primary (pg1); see GET /decisions for the election; request a new switchover if still wanted")}},
+
+		// Routing (docs/routing.md).
+		{"routing: pause the poolers before the quiesce", oldLeaderIn(at(StagePreFlight), Quiesce{}, pausing), Step{Kind: PauseRouting}},
+		{"routing: pause running", oldLeaderIn(at(StagePreFlight), Quiesce{}, pausing, busy), Step{Kind: Wait}},
+		{"routing: paused, now quiesce", oldLeaderIn(at(StagePreFlight, paused), Quiesce{}, pausing), Step{Kind: StartQuiesce}},
+		{"routing: pause failed: abort before the quiesce", oldLeaderIn(at(StagePreFlight, pauseFailed), Quiesce{}, pausing),
+			Step{Kind: FailBeforePromote, State: StateFailed, Failure: failed(
+				"routing: pgbouncer[0] PAUSE app: no answer within 1s; aborted before QUIESCE_WRITES, the old primary stays writable",
+				"a long transaction holds PgBouncer's PAUSE: end it or raise routing.pgbouncer[].pause_timeout, then retry")}},
+		{"routing: abort while the pause runs: wait for it first", oldLeaderIn(at(StagePreFlight, aborted), Quiesce{}, pausing, busy),
+			Step{Kind: Wait, State: StateAborted, Failure: failed("aborted on request at PRE_FLIGHT_CHECKS", "")}},
+		{"routing: no pause configured: quiesce at once", oldLeaderIn(at(StagePreFlight), Quiesce{}, repointing), Step{Kind: StartQuiesce}},
+		{"routing: repoint not run yet", newLeaderIn(at(StageRepoint), repointing, streaming("pg3")), Step{Kind: RepointRouting}},
+		{"routing: repoint running", newLeaderIn(at(StageRepoint), repointing, busy, streaming("pg3")), Step{Kind: Wait}},
+		{"routing: repointed, replicas stream", newLeaderIn(at(StageRepoint, repointed(false)), repointing, streaming("pg3")), Step{Kind: FinishRepoint}},
+		{"routing: a failed repoint is retried in cleanup", newLeaderIn(at(StageValidation, repointed(true)), repointing, withProbe(nil), streaming("pg1", "pg3")),
+			Step{Kind: RetryRouting}},
+		{"routing: the retry runs", newLeaderIn(at(StageValidation, repointed(true)), repointing, busy, withProbe(nil), streaming("pg1", "pg3")), Step{Kind: Wait}},
+		{"routing: retried once, then done", newLeaderIn(at(StageValidation, repointed(true), retried), repointing, withProbe(nil), streaming("pg1", "pg3")),
+			Step{Kind: FinishValidation}},
+		{"routing: validation pending is not hurried by the retry", newLeaderIn(at(StageValidation, repointed(true)), repointing, withProbe(nil), streaming("pg3")),
+			Step{Kind: Wait}},
 
 		// A leader in neither role: the driver is gone.
 		{"candidate leads before the hand-over (automatic failover)", newLeaderIn(at(StageCatchUp)),

@@ -97,6 +97,39 @@ type Record struct {
 	FinalLSN uint64 `json:"final_lsn,omitempty"`
 	// PreflightLagBytes is the candidate's lag when the checks ran.
 	PreflightLagBytes int64 `json:"preflight_lag_bytes,omitempty"`
+	// Routing is the routers' part (docs/routing.md); nil until routing
+	// acted.
+	Routing *RoutingState `json:"routing,omitempty"`
+}
+
+// RoutingState records what the routers were told, so whichever agent
+// drives the next step knows what to undo or retry.
+type RoutingState struct {
+	// Paused: every pooler paused before QUIESCE_WRITES.
+	Paused bool `json:"paused,omitempty"`
+	// PauseFailed says why the pause failed (the switchover aborts).
+	PauseFailed string `json:"pause_failed,omitempty"`
+	// Repointed: the repoint ran after the promotion; Retry: some of its
+	// actions failed, to run again in CLEANUP (Retried once it did).
+	Repointed bool `json:"repointed,omitempty"`
+	Retry     bool `json:"retry,omitempty"`
+	Retried   bool `json:"retried,omitempty"`
+}
+
+// RoutingState returns the record's routing state (zero when none).
+func (r *Record) RoutingState() RoutingState {
+	if r.Routing == nil {
+		return RoutingState{}
+	}
+	return *r.Routing
+}
+
+// UpdateRouting changes the record's routing state.
+func (r *Record) UpdateRouting(change func(*RoutingState)) {
+	if r.Routing == nil {
+		r.Routing = &RoutingState{}
+	}
+	change(r.Routing)
 }
 
 // Event is one entry of the record's event list.
@@ -157,6 +190,14 @@ func (r *Record) AppendAt(at time.Time, stage Stage, kind Kind, format string, a
 	if kind == KindStarted {
 		r.Stage = stage
 	}
+}
+
+// AppendTimed adds an event for an action that took took (a routing
+// call): its duration is the action's, not the stage's, and it does not
+// move the record to stage.
+func (r *Record) AppendTimed(stage Stage, kind Kind, took time.Duration, format string, args ...any) {
+	r.Events = append(r.Events, Event{Seq: len(r.Events) + 1, Stage: stage, Kind: kind, At: time.Now().UTC(),
+		DurationMs: took.Milliseconds(), Message: fmt.Sprintf(format, args...)})
 }
 
 // StartedAt returns the time of the stage's (first) started event.

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *version {
-		fmt.Fprintln(stdout, "regent-demo", buildinfo.Version)
+		fmt.Fprint(stdout, "regent-demo ", buildinfo.Get())
 		return exitOK
 	}
 	if fs.NArg() > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/sdnotify"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -38,7 +39,18 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("refusing to run as root: PostgreSQL refuses root; run regent as the postgres OS user (see examples/systemd)")
 		return exitFailed
 	}
-	if err := serve(ctx, cfg, log); err != nil {
+	// Before anything starts: FromEnv also clears NOTIFY_SOCKET and
+	// WATCHDOG_* so PostgreSQL does not inherit them.
+	notifier, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Error("systemd notification socket", "err", err)
+		return exitFailed
+	}
+	if notifier != nil {
+		defer func() { _ = notifier.Close() }()
+		log.Info("systemd notification socket found: READY=1 after the first tick", "watchdog_interval", notifier.WatchdogInterval())
+	}
+	if err := serve(ctx, cfg, log, notifier); err != nil {
 		log.Error("regent stopped", "err", err)
 		return exitFailed
 	}
@@ -48,7 +60,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 // serve wires the parts and runs them until ctx ends or the agent stops.
 // A watchdog left armed on the way out resets the host: a failed disarm
 // fails the run.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notifier *sdnotify.Notifier) (err error) {
 	client, err := connectDCS(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -82,15 +94,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var srv *restapi.Server
-	ag, err := agent.New(agent.Options{
-		Config: cfg, DCS: client, Postgres: pg, Peers: agent.NewHTTPPeers(peerTLS), Logger: log, Watchdog: wd,
+	peers := agent.NewHTTPPeers(peerTLS)
+	peers.Auth = cfg.RestAPI.Authentication // POST /failsafe is a write: the members ask for it
+	opts := agent.Options{
+		Config: cfg, DCS: client, Postgres: pg, Peers: peers, Failsafe: peers, Logger: log, Watchdog: wd,
 		Metrics:   agent.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"scope": cfg.Scope}, reg)),
 		Publisher: publisherFunc(func(s *restapi.Snapshot) { srv.Publish(s) }),
-	})
+	}
+	if notifier != nil {
+		// Not a typed nil: the agent checks for a missing notifier.
+		opts.Notifier = notifier
+	}
+	ag, err := agent.New(opts)
 	if err != nil {
 		return err
 	}
-	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Members: ag,
+	srv = restapi.New(restapi.Options{Config: cfg.RestAPI, Backend: ag, Switchovers: ag, Commands: ag, Members: ag, Failsafe: ag,
 		KeyPair: keyPair, Logger: log.With("component", "restapi")})
 	reg.MustRegister(restapi.NewPatroniCollector(srv, cfg.Scope))
 	srv.Mount("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

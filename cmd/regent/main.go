@@ -3,6 +3,7 @@
 //
 //	regent -c regent.yml            run the agent
 //	regent validate -c regent.yml   check a config file and exit
+//	regent generate-config [--dsn]  print a regent.yml (for a running PostgreSQL)
 //	regent version                  print the version
 package main
 
@@ -40,10 +41,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintln(stdout, "regent", buildinfo.Version)
+		fmt.Fprint(stdout, "regent ", buildinfo.Get())
 		return exitOK
 	case "validate":
 		return validate(args, stdout, stderr)
+	case "generate-config":
+		return generateConfig(ctx, args, stdout, stderr)
 	case "demo":
 		fmt.Fprintln(stderr, "regent: the demo is its own binary now: regent-demo (make demo)")
 		return exitUsage
@@ -57,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   regent -c regent.yml            run the agent
   regent validate -c regent.yml   check a config file
+  regent generate-config [flags]  print a regent.yml (--dsn: for a running PostgreSQL)
   regent version                  print the version
 `
 

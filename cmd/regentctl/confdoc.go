@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regent-ha/regent/config"
 )
 
 // A config document is the config key decoded into plain Go values the
@@ -78,11 +80,7 @@ func parseConfigYAML(text string) (map[string]any, error) {
 	if v == nil {
 		return nil, errors.New("the edited config is empty")
 	}
-	plain, err := jsonable(v, "")
-	if err != nil {
-		return nil, err
-	}
-	m, ok := plain.(map[string]any)
+	m, ok := config.NormalizeYAML(v).(map[string]any)
 	if !ok {
 		return nil, errors.New("the edited config is not a mapping")
 	}
@@ -91,52 +89,6 @@ func parseConfigYAML(text string) (map[string]any, error) {
 		return nil, fmt.Errorf("the edited config cannot be JSON: %w", err)
 	}
 	return decodeConfig(data)
-}
-
-// jsonable converts YAML-decoded values to JSON-encodable ones: mapping
-// keys must be strings.
-func jsonable(v any, path string) (any, error) {
-	switch t := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			c, err := jsonable(e, joinPath(path, k))
-			if err != nil {
-				return nil, err
-			}
-			out[k] = c
-		}
-		return out, nil
-	case map[any]any:
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			ks := fmt.Sprint(k)
-			c, err := jsonable(e, joinPath(path, ks))
-			if err != nil {
-				return nil, err
-			}
-			out[ks] = c
-		}
-		return out, nil
-	case []any:
-		out := make([]any, len(t))
-		for i, e := range t {
-			c, err := jsonable(e, fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
-		}
-		return out, nil
-	}
-	return v, nil
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 // mergePatch is the RFC 7386 patch that turns before into after: changed
@@ -193,11 +145,7 @@ func parseSetting(pair string) (setting, error) {
 	if err := yaml.Unmarshal([]byte(value), &v); err != nil {
 		return setting{}, usagef("invalid setting %q: the value is not YAML: %v", pair, err)
 	}
-	plain, err := jsonable(v, key)
-	if err != nil {
-		return setting{}, err
-	}
-	return setting{path: path, value: plain}, nil
+	return setting{path: path, value: config.NormalizeYAML(v)}, nil
 }
 
 // apply sets the value in cfg (a copy is made of every map it changes).

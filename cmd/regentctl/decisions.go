@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/regent-ha/regent/internal/clusterlist"
 )
 
 // decision is what the table shows of one entry of GET /decisions.
@@ -73,7 +75,7 @@ func printDecisions(w io.Writer, body []byte, output string, limit int) error {
 		}
 		return printJSON(w, raw)
 	}
-	t := &table{header: []string{"At", "Member", "Kind", "Reason"}}
+	t := &clusterlist.Table{Header: []string{"At", "Member", "Kind", "Reason"}}
 	for _, r := range raw {
 		var d decision
 		if err := json.Unmarshal(r, &d); err != nil {
@@ -83,9 +85,9 @@ func printDecisions(w io.Writer, body []byte, output string, limit int) error {
 		if !d.At.IsZero() {
 			at = d.At.Local().Format("2006-01-02 15:04:05")
 		}
-		t.rows = append(t.rows, []string{at, d.Member, d.Kind, oneLine(d.Reason)})
+		t.Rows = append(t.Rows, []string{at, d.Member, d.Kind, oneLine(d.Reason)})
 	}
-	return t.render(w)
+	return t.Render(w)
 }
 
 // oneLine keeps a table row on one line.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,16 +68,17 @@ func printList(w io.Writer, scope string, c *dcs.Cluster, output string) error {
 	if err := clusterlist.Render(w, scope, c); err != nil {
 		return err
 	}
-	return clusterNotes(w, c)
+	return clusterNotes(w, c, time.Now())
 }
 
 // clusterNotes are patronictl's lines under the table: maintenance mode
-// and a scheduled switchover.
-func clusterNotes(w io.Writer, c *dcs.Cluster) error {
+// and a scheduled switchover; and Regent's: failsafe mode active.
+func clusterNotes(w io.Writer, c *dcs.Cluster, now time.Time) error {
 	var notes []string
 	if configPaused(c) {
 		notes = append(notes, " Maintenance mode: on")
 	}
+	notes = append(notes, failsafeNotes(c, now)...)
 	if f := c.Failover; f.ScheduledAt != "" {
 		line := " Switchover scheduled at: " + f.ScheduledAt
 		if f.Leader != "" {
@@ -188,4 +191,31 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
 	}
 	return nil
+}
+
+// failsafeNotes: one line per leader that members hold a failsafe call
+// of (their member keys' failsafe field): the leader stays primary
+// without etcd, and these members do not race meanwhile.
+func failsafeNotes(c *dcs.Cluster, now time.Time) []string {
+	held := map[string][]string{}
+	since := map[string]time.Time{}
+	for _, name := range c.MemberNames() {
+		f := c.Members[name].Failsafe
+		if f == nil {
+			continue
+		}
+		held[f.Leader] = append(held[f.Leader], name)
+		if t, err := time.Parse(time.RFC3339, f.Since); err == nil && (since[f.Leader].IsZero() || t.Before(since[f.Leader])) {
+			since[f.Leader] = t
+		}
+	}
+	var notes []string
+	for _, leader := range slices.Sorted(maps.Keys(held)) {
+		line := fmt.Sprintf(" Failsafe mode: active, leader %s confirmed without etcd by %s", leader, strings.Join(held[leader], ", "))
+		if t := since[leader]; !t.IsZero() {
+			line += fmt.Sprintf(" (since %s, %s ago)", t.UTC().Format(time.RFC3339), now.Sub(t).Round(time.Second))
+		}
+		notes = append(notes, line)
+	}
+	return notes
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -65,52 +64,4 @@ func blockStyle(n *yaml.Node) {
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
-}
-
-// table is a boxed table like patronictl's.
-type table struct {
-	title  string
-	header []string
-	rows   [][]string
-	right  map[int]bool // right-aligned columns (numbers)
-}
-
-func (t *table) render(w io.Writer) error {
-	widths := make([]int, len(t.header))
-	for _, l := range append([][]string{t.header}, t.rows...) {
-		for i, cell := range l {
-			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
-		}
-	}
-	sep := "+"
-	for _, wd := range widths {
-		sep += strings.Repeat("-", wd+2) + "+"
-	}
-	top := sep
-	if t.title != "" && utf8.RuneCountInString(t.title)+2 < len(sep) {
-		top = "+" + t.title + sep[utf8.RuneCountInString(t.title)+1:]
-	}
-	var b strings.Builder
-	b.WriteString(top + "\n")
-	t.line(&b, t.header, widths, false)
-	b.WriteString(sep + "\n")
-	for _, r := range t.rows {
-		t.line(&b, r, widths, true)
-	}
-	b.WriteString(sep + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-func (t *table) line(b *strings.Builder, cells []string, widths []int, body bool) {
-	b.WriteString("|")
-	for i, cell := range cells {
-		pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
-		if body && t.right[i] {
-			b.WriteString(" " + pad + cell + " |")
-		} else {
-			b.WriteString(" " + cell + pad + " |")
-		}
-	}
-	b.WriteString("\n")
 }

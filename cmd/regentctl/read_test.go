@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -157,24 +158,32 @@ func TestHistory(t *testing.T) {
 		{Timeline: 1, SwitchLSN: 25165984, Reason: "no recovery target specified"},
 		{Timeline: 2, SwitchLSN: 50331808, Reason: "switchover", PromotedAt: "2024-05-01T12:00:00+00:00", NewLeader: "pg2"},
 	}
+	// The failover to timeline 2 (pg3's record); a stand-down and a
+	// failover record of another timeline add nothing.
+	c.Extra = map[string]dcs.Value{
+		"decisions/1-pg3": {Data: []byte(`{"member":"pg3","kind":"failover","timings":{"timeline":2,"phases":[{"phase":"detect","ms":9012},{"phase":"elect","ms":1003},{"phase":"promote","ms":120},{"phase":"first_write","ms":4}]}}`)},
+		"decisions/2-pg2": {Data: []byte(`{"member":"pg2","kind":"stood_down"}`)},
+		"decisions/3-pg2": {Data: []byte(`{"member":"pg2","kind":"failover","timings":{"timeline":9,"phases":[{"phase":"detect","ms":1}]}}`)},
+	}
+	c.History[0].NewLeader = "pg3"
 	run := ctlRun{loader: fixed(c)}
 	r := run.run(t, "history")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	want := `+----+----------+------------------------------+---------------------------+------------+
-| TL | LSN      | Reason                       | Timestamp                 | New Leader |
-+----+----------+------------------------------+---------------------------+------------+
-|  1 | 25165984 | no recovery target specified |                           |            |
-|  2 | 50331808 | switchover                   | 2024-05-01T12:00:00+00:00 | pg2        |
-+----+----------+------------------------------+---------------------------+------------+
+	want := `+----+----------+------------------------------+---------------------------+------------+-------------------------------------------------------------+
+| TL | LSN      | Reason                       | Timestamp                 | New Leader | Failover Phases                                             |
++----+----------+------------------------------+---------------------------+------------+-------------------------------------------------------------+
+|  1 | 25165984 | no recovery target specified |                           | pg3        | detect 9.012s, elect 1.003s, promote 120ms, first_write 4ms |
+|  2 | 50331808 | switchover                   | 2024-05-01T12:00:00+00:00 | pg2        |                                                             |
++----+----------+------------------------------+---------------------------+------------+-------------------------------------------------------------+
 `
 	if d := cmp.Diff(want, r.out); d != "" {
 		t.Errorf("history (-want +got):\n%s", d)
 	}
 	r = run.run(t, "history", "-o", "json")
 	var rows []historyRow
-	if err := json.Unmarshal([]byte(r.out), &rows); err != nil || len(rows) != 2 || rows[1].NewLeader != "pg2" {
+	if err := json.Unmarshal([]byte(r.out), &rows); err != nil || len(rows) != 2 || rows[1].NewLeader != "pg2" || len(rows[0].Phases) != 4 || rows[1].Phases != nil {
 		t.Errorf("history -o json = %q, %v", r.out, err)
 	}
 	c.History = nil
@@ -236,5 +245,29 @@ ttl: 30
 	c.Config = nil
 	if r := (ctlRun{loader: fixed(c)}).run(t, "show-config"); r.code != exitFailed || !strings.Contains(r.err.Error(), "no config key") {
 		t.Errorf("show-config without a key: exit %d, %v", r.code, r.err)
+	}
+}
+
+// TestListShowsFailsafe: members holding a leader's failsafe call make
+// list say failsafe mode is active, with whom and since when.
+func TestListShowsFailsafe(t *testing.T) {
+	c := threeMembers(nil, `{"ttl":10,"failsafe_mode":true}`)
+	since := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, name := range []string{"pg2", "pg3"} {
+		m := c.Members[name]
+		m.Failsafe = &dcs.MemberFailsafe{Leader: "pg1", Since: since.Add(time.Duration(len(name)) * time.Second).Format(time.RFC3339)}
+		c.Members[name] = m
+	}
+	var b strings.Builder
+	if err := clusterNotes(&b, c, since.Add(42*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want := " Failsafe mode: active, leader pg1 confirmed without etcd by pg2, pg3 (since 2030-01-01T00:00:03Z, 39s ago)\n"
+	if b.String() != want {
+		t.Errorf("notes = %q, want %q", b.String(), want)
+	}
+	r := (&ctlRun{loader: fixed(c)}).run(t, "list")
+	if r.err != nil || !strings.Contains(r.out, "Failsafe mode: active, leader pg1") {
+		t.Errorf("list = %q, %v", r.out, r.err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regent-ha/regent/internal/secret"
+	"github.com/regent-ha/regent/internal/tlsfile"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -97,13 +97,9 @@ func (r *restOptions) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: r.insecure} //nolint:gosec // --insecure is the operator's explicit choice
 	if r.cacert != "" {
-		data, err := os.ReadFile(r.cacert)
-		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("--cacert: no PEM certificate in %s", r.cacert)
+		var err error
+		if cfg.RootCAs, err = tlsfile.LoadCAPool("--cacert", r.cacert); err != nil {
+			return nil, err
 		}
 	}
 	switch {

@@ -2,26 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/regent-ha/regent/cmd/internal/testconfig"
+	"github.com/regent-ha/regent/internal/testpki"
 	"github.com/regent-ha/regent/restapi"
 )
 
@@ -124,60 +116,23 @@ func writeRegentYAML(t *testing.T, restapiExtra string) string {
 
 // certs is a CA with a server certificate for 127.0.0.1 and a client one.
 type certs struct {
-	caFile                string
-	serverCert, serverKey string
-	clientCert, clientKey string
-	server                tls.Certificate
-	pool                  *x509.CertPool
+	caFile string
+	client testpki.Pair
+	server tls.Certificate
+	pool   *x509.CertPool
 }
 
 func newCerts(t *testing.T) certs {
 	t.Helper()
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	c := certs{caFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
-	c.pool.AddCert(ca)
-	writeFilePEM(t, c.caFile, "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-		certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		writeFilePEM(t, certFile, "CERTIFICATE", der)
-		writeFilePEM(t, keyFile, "PRIVATE KEY", keyDER)
-		return certFile, keyFile
-	}
-	c.serverCert, c.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
-	c.clientCert, c.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
-	if c.server, err = tls.LoadX509KeyPair(c.serverCert, c.serverKey); err != nil {
+	ca := testpki.NewCA(t, dir, "test-ca")
+	server := ca.Issue(t, dir, "server")
+	c := certs{caFile: ca.File, client: ca.Issue(t, dir, "client"), pool: ca.Pool()}
+	var err error
+	if c.server, err = tls.LoadX509KeyPair(server.CertFile, server.KeyFile); err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func writeFilePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // tlsAgent serves a restapi.Server over https; clientAuth as given.
@@ -235,10 +190,10 @@ func TestRESTClientCertificate(t *testing.T) {
 	if r := run.run(t, append(args, "pause")...); r.code != exitFailed {
 		t.Errorf("without a client certificate: exit %d, %v", r.code, r.err)
 	}
-	if r := run.run(t, append(args, "--cert", c.clientCert, "--key", c.clientKey, "pause")...); r.err != nil {
+	if r := run.run(t, append(args, "--cert", c.client.CertFile, "--key", c.client.KeyFile, "pause")...); r.err != nil {
 		t.Errorf("--cert/--key: %v", r.err)
 	}
-	if r := run.run(t, append(args, "--cert", c.clientCert, "pause")...); r.code != exitFailed || !strings.Contains(r.err.Error(), "--cert given without --key") {
+	if r := run.run(t, append(args, "--cert", c.client.CertFile, "pause")...); r.code != exitFailed || !strings.Contains(r.err.Error(), "--cert given without --key") {
 		t.Errorf("--cert alone: exit %d, %v", r.code, r.err)
 	}
 	if n := a.count(); n != 1 {

@@ -167,10 +167,10 @@ func (s *settings) load(ctx context.Context) (*dcs.Cluster, error) {
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print regentctl's version",
+		Short: "Print regentctl's version, commit, build date and Go release",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "regentctl", buildinfo.Version)
+			fmt.Fprint(cmd.OutOrStdout(), "regentctl ", buildinfo.Get())
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -97,38 +98,17 @@ func printTopology(w io.Writer, scope string, c *dcs.Cluster) error {
 		byName[r.Member] = r
 	}
 	names, depth := topologyOrder(c)
-	t := &table{
-		title:  fmt.Sprintf(" Cluster: %s ", scope),
-		header: []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"},
-		right:  map[int]bool{4: true, 5: true},
-	}
+	t := clusterlist.MemberTable(fmt.Sprintf(" Cluster: %s ", scope))
 	for _, n := range names {
-		r := byName[n]
-		label := n
+		cells := byName[n].Cells()
+		cells[0] = n
 		if d := depth[n]; d > 0 {
-			label = strings.Repeat("  ", d-1) + "+ " + n
+			cells[0] = strings.Repeat("  ", d-1) + "+ " + n
 		}
-		t.rows = append(t.rows, []string{label, r.Host, r.Role, r.State, timelineCell(r.Timeline), lagCell(r.LagMB)})
+		t.Rows = append(t.Rows, cells)
 	}
-	if err := t.render(w); err != nil {
+	if err := t.Render(w); err != nil {
 		return err
 	}
-	return clusterNotes(w, c)
-}
-
-func timelineCell(tl int) string {
-	if tl <= 0 {
-		return ""
-	}
-	return fmt.Sprint(tl)
-}
-
-func lagCell(lag *int64) string {
-	switch {
-	case lag == nil:
-		return ""
-	case *lag < 0:
-		return "unknown"
-	}
-	return fmt.Sprint(*lag)
+	return clusterNotes(w, c, time.Now())
 }

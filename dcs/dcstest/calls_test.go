@@ -120,3 +120,4 @@ func (c counted) Notify() <-chan struct{}                        { c.saw(); retu
 func (c counted) Subscribe() (<-chan struct{}, func())           { c.saw(); return c.DCS.Subscribe() }
 func (c counted) TakeChanges() dcs.Change                        { c.saw(); return c.DCS.TakeChanges() }
 func (c counted) LastContact() time.Time                         { c.saw(); return c.DCS.LastContact() }
+func (c counted) Classify(err error) dcs.ErrorClass              { c.saw(); return c.DCS.Classify(err) }

@@ -215,3 +215,12 @@ func (f *Fake) LastContact() time.Time {
 	defer f.s.mu.Unlock()
 	return f.contact
 }
+
+// Classify classifies err as the real client does; ErrDown (the Fake cut
+// off from the store) reads as unreachable.
+func (f *Fake) Classify(err error) dcs.ErrorClass {
+	if errors.Is(err, ErrDown) {
+		return dcs.ErrClassUnreachable
+	}
+	return dcs.ClassifyError(err)
+}

@@ -206,21 +206,33 @@ func (a *actionRun) finish(ctx context.Context) error {
 // undo patches the config key through each node in turn until etcd shows
 // it undone.
 func (a *actionRun) undo(ctx context.Context, patch map[string]any, done func(map[string]any) bool) error {
+	want, _ := json.Marshal(patch)
+	tries, last, err := a.r.patchConfigUntil(ctx, patch, done)
+	if err != nil {
+		return fmt.Errorf("undo %s: %w", a.rec.Kind, err)
+	}
+	if tries == 0 {
+		a.rec.Undo = "nothing to undo (the change did not take)"
+	} else {
+		a.rec.Undo = fmt.Sprintf("%s after %d request(s), last %s", want, tries, last)
+	}
+	a.r.log.Add(a.r.clock.Now(), "action %s undone: %s", a.rec.Kind, a.rec.Undo)
+	return nil
+}
+
+// patchConfigUntil patches the config key through each node in turn until
+// etcd shows done (bounded by undoTimeout); it returns how many requests
+// it sent and how the last one went.
+func (r *Run) patchConfigUntil(ctx context.Context, patch map[string]any, done func(map[string]any) bool) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, undoTimeout)
 	defer cancel()
-	nodes := a.r.c.Nodes()
+	nodes := r.c.Nodes()
 	want, _ := json.Marshal(patch)
 	var last string
 	for try := 0; ; try++ {
-		cfg, err := a.r.configKey(ctx)
+		cfg, err := r.configKey(ctx)
 		if err == nil && done(cfg) {
-			if try == 0 {
-				a.rec.Undo = "nothing to undo (the change did not take)"
-			} else {
-				a.rec.Undo = fmt.Sprintf("%s after %d request(s), last %s", want, try, last)
-			}
-			a.r.log.Add(a.r.clock.Now(), "action %s undone: %s", a.rec.Kind, a.rec.Undo)
-			return nil
+			return try, last, nil
 		}
 		n := nodes[try%len(nodes)]
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -235,7 +247,7 @@ func (a *actionRun) undo(ctx context.Context, patch map[string]any, done func(ma
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("undo %s: config key not %s within %s (last: %s)", a.rec.Kind, want, undoTimeout, last)
+			return try, last, fmt.Errorf("config key not %s within %s (last: %s)", want, undoTimeout, last)
 		case <-time.After(time.Second): // let the write land before re-reading
 		}
 	}
@@ -390,4 +402,35 @@ func (r *Run) recordState(ctx context.Context, id string) string {
 		s += " (" + rec.Failure.Reason + ")"
 	}
 	return s
+}
+
+// setFailsafe turns failsafe_mode on or off for a failsafe round. On, it
+// also waits until the failsafe key names every node: the topology the
+// leader checks (without it the leader has none and fences, as without
+// failsafe).
+func (r *Run) setFailsafe(ctx context.Context, on bool) error {
+	if _, _, err := r.patchConfigUntil(ctx, map[string]any{"failsafe_mode": on}, func(cfg map[string]any) bool {
+		v, ok := cfg["failsafe_mode"].(bool)
+		return v == on && (ok || !on)
+	}); err != nil {
+		return fmt.Errorf("failsafe_mode %v: %w", on, err)
+	}
+	if !on {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, undoTimeout)
+	defer cancel()
+	for {
+		resp, err := r.c.cli.Get(ctx, r.c.keys.Failsafe())
+		var topo map[string]string
+		if err == nil && len(resp.Kvs) == 1 && json.Unmarshal(resp.Kvs[0].Value, &topo) == nil && len(topo) == len(r.c.Nodes()) {
+			r.log.Add(r.clock.Now(), "failsafe_mode on; failsafe key names %d nodes", len(topo))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the failsafe key does not name every node within %s (now %v)", undoTimeout, topo)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -59,13 +59,16 @@ func AllActions() []ActionKind {
 
 // actionPairs lists the fault kinds an action pairs with: the leader cut
 // from etcd, slow or lossy etcd, etcd quorum loss and, except for pause,
-// a frozen agent. Maintenance mode disarms the watchdog (as Patroni
+// a frozen agent; pause also pairs with failsafe's etcd outages. Maintenance mode disarms the watchdog (as Patroni
 // does), so a primary whose agent froze after seeing the pause outlives
 // its lease by design: that pairing would only show it.
 func actionPairs(a ActionKind) []FaultKind {
 	kinds := slices.Concat(etcdCutKinds, etcdSlowKinds, []FaultKind{EtcdQuorumLoss})
 	if a != ActionPause {
 		kinds = append(kinds, FreezeAgentPrimary)
+	} else {
+		// Maintenance mode during an etcd outage with failsafe on (#17).
+		kinds = append(kinds, EtcdTotalLossFailsafe, PartitionPrimaryEtcdFailsafe)
 	}
 	return kinds
 }

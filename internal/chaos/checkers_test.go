@@ -1,9 +1,7 @@
 package chaos
 
 import (
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -283,21 +281,6 @@ func TestFailureReportShowsSeedTimelineAndSlice(t *testing.T) {
 func TestWalfileTimeline(t *testing.T) {
 	if tl := walfileTimeline("0000000A0000000000000003"); tl != 10 {
 		t.Errorf("timeline = %d, want 10", tl)
-	}
-}
-
-func TestLeftoverNames(t *testing.T) {
-	for name, want := range map[string]bool{
-		"rgc-pg1":        false, // no pid
-		"eth0":           false,
-		"rgczzzzzz-pg1":  true,  // pid 2176782335: no such process
-		"rgc1-pg1":       false, // pid 1 is alive
-		"rgcnot_pid-pg1": false,
-		namePrefix + strconv.FormatInt(int64(os.Getpid()), 36) + "-pg1": false, // ours: live
-	} {
-		if got := leftover(name); got != want {
-			t.Errorf("leftover(%q) = %v, want %v", name, got, want)
-		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/netns"
 	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -74,7 +75,7 @@ type Cluster struct {
 	opts  Options
 	clock *Clock
 	log   *Timeline
-	net   *Network
+	net   *netns.Network
 	bins  binaries
 	user  testcluster.OSUser
 	base  string
@@ -144,11 +145,12 @@ func (c *Cluster) setup() error {
 	if err := testcluster.OpenPath(c.base); err != nil {
 		return err
 	}
+	sweepDirs(c.t.Logf)
 	var err error
-	if c.net, err = newNetwork(c.ctx, c.t.Logf); err != nil {
+	if c.net, err = netns.New(c.ctx, c.t.Logf); err != nil {
 		return err
 	}
-	c.log.Add(c.clock.Now(), "network: bridge %s, subnet %s0/24, base dir %s", c.net.bridge, c.net.addr(0)[:len(c.net.addr(0))-1], c.base)
+	c.log.Add(c.clock.Now(), "network: bridge %s, subnet %s0/24, base dir %s", c.net.Bridge(), c.net.Addr(0)[:len(c.net.Addr(0))-1], c.base)
 	if err := c.startEtcd(); err != nil {
 		return err
 	}
@@ -242,7 +244,7 @@ func (c *Cluster) cleanup() {
 		n.Thaw()
 	}
 	if c.net != nil {
-		c.net.unblockQuietly(ctx)
+		c.net.HealAll(ctx)
 	}
 	c.stopAgents(ctx)
 	for _, n := range c.nodes {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/netns"
 	"github.com/regent-ha/regent/internal/proc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -23,7 +24,7 @@ const etcdStartTimeout = 60 * time.Second
 // EtcdMember is one etcd member, a chaos-etcd process in its namespace.
 type EtcdMember struct {
 	Name      string
-	Host      *Host
+	Host      *netns.Host
 	Dir       string
 	LogPath   string
 	ClientURL string
@@ -47,7 +48,7 @@ func (c *Cluster) startEtcd() error {
 		}
 		m := &EtcdMember{
 			Name: name, Host: h, c: c,
-			run:       proc.Handle{Name: "etcd member " + name, Launch: proc.Netns(h.nsPath)},
+			run:       proc.Handle{Name: "etcd member " + name, Launch: proc.Netns(h.Path)},
 			Dir:       filepath.Join(c.base, name),
 			LogPath:   filepath.Join(c.base, "logs", name+".log"),
 			ClientURL: fmt.Sprintf("http://%s:%d", h.IP, etcdClientPort),
@@ -108,15 +109,6 @@ func (m *EtcdMember) Crashed() error { return m.run.Crashed() }
 
 // kill SIGKILLs the member (member loss) and waits until it is gone.
 func (m *EtcdMember) kill() error { return m.run.Kill() }
-
-// restart starts the member again on its data directory and waits until
-// it answers Status.
-func (m *EtcdMember) restart(ctx context.Context) error {
-	if err := m.start(); err != nil {
-		return err
-	}
-	return m.waitServing(ctx)
-}
 
 // waitServing waits until the member answers Status (its raft id is then
 // known) and reports a leader.

@@ -68,6 +68,29 @@ const (
 	// SlowEtcdAll delays every node's etcd traffic by 0.2 to 1.5 s each
 	// way (an overloaded etcd, as its clients see it).
 	SlowEtcdAll FaultKind = "slow-etcd-all"
+
+	// The failsafe kinds run with failsafe_mode on for the round (#17).
+
+	// EtcdTotalLossFailsafe SIGKILLs every etcd member: the primary must
+	// stay writable (the round's unavailability is the write gap).
+	EtcdTotalLossFailsafe FaultKind = "etcd-total-loss-failsafe"
+	// EtcdTotalLossPartitionFailsafe SIGKILLs every etcd member and cuts
+	// a replica from the other nodes: the primary cannot reach every
+	// member, so it fences by its deadline.
+	EtcdTotalLossPartitionFailsafe FaultKind = "etcd-total-loss-partition-failsafe"
+	// PartitionPrimaryEtcdFailsafe cuts the primary from every etcd
+	// member (the replicas reach etcd and see its key expire, and must
+	// not race while they hold its failsafe calls).
+	PartitionPrimaryEtcdFailsafe FaultKind = "partition-primary-etcd-failsafe"
+	// EtcdReturnsPartitionedFailsafe SIGKILLs every etcd member, cuts a
+	// replica from the other nodes once the primary is in failsafe, and
+	// heals etcd a ttl before the partition: etcd returns while the
+	// replica, which reaches it, is partitioned from the primary.
+	EtcdReturnsPartitionedFailsafe FaultKind = "etcd-returns-partitioned-failsafe"
+	// EtcdQuorumLossFailsafe SIGKILLs the etcd leader and a follower: the
+	// last member answers "etcdserver: no leader", an outage the primary
+	// must bridge, not a lost key.
+	EtcdQuorumLossFailsafe FaultKind = "etcd-quorum-loss-failsafe"
 )
 
 // faultSpec says how to inject and heal a kind, and what to measure.
@@ -80,6 +103,8 @@ type faultSpec struct {
 	// watchdog nothing can fence that primary (by design: DESIGN §2, §6),
 	// so these kinds run only in rounds with one.
 	stopsAgent bool
+	// failsafe: the round runs with failsafe_mode on (Run.setFailsafe).
+	failsafe bool
 	// shape draws the shaping of a delay or loss fault.
 	shape  func(rng *rand.Rand) linkproxy.Shaping
 	inject func(ctx context.Context, f *fault) error
@@ -90,6 +115,7 @@ type faultSpec struct {
 type fault struct {
 	spec    *faultSpec
 	c       *Cluster
+	primary *Node             // the leader at injection
 	node    *Node             // the target node
 	members []*EtcdMember     // the etcd members killed
 	order   []*EtcdMember     // the members in a random order
@@ -142,6 +168,68 @@ var specs = []*faultSpec{
 	}, inject: shapeLinks(false), heal: unshapeLinks},
 	{kind: SlowEtcdAll, shape: func(rng *rand.Rand) linkproxy.Shaping { return linkproxy.Shaping{Latency: between(rng, 200, 1500)} },
 		inject: shapeLinks(true), heal: unshapeLinks},
+	{kind: EtcdTotalLossFailsafe, failsafe: true, inject: killAllMembers, heal: restartMembers},
+	{kind: EtcdTotalLossPartitionFailsafe, failsafe: true, onReplica: true,
+		inject: all(killAllMembers, cutFrom(false, true)), heal: all(restartMembers, unblock)},
+	{kind: PartitionPrimaryEtcdFailsafe, failsafe: true, inject: cutFrom(true, false), heal: unblock},
+	{kind: EtcdReturnsPartitionedFailsafe, failsafe: true, onReplica: true,
+		inject: all(killAllMembers, awaitFailsafe, cutFrom(false, true)), heal: all(restartMembers, holdTTL, unblock)},
+	{kind: EtcdQuorumLossFailsafe, failsafe: true, inject: killMembers(1, 1), heal: restartMembers},
+}
+
+// all runs steps in order; it stops at the first error.
+func all(steps ...func(context.Context, *fault) error) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		for _, s := range steps {
+			if err := s(ctx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// killAllMembers SIGKILLs every etcd member: etcd is gone for everyone.
+func killAllMembers(_ context.Context, f *fault) error {
+	f.members = slices.Clone(f.order)
+	var errs []error
+	for _, m := range f.members {
+		errs = append(errs, m.kill())
+	}
+	return errors.Join(errs...)
+}
+
+// failsafeActiveWait bounds how soon the primary reports failsafe active
+// once etcd is gone: a failed renewal (retry_timeout) and one round.
+const failsafeActiveWait = 15 * time.Second
+
+// awaitFailsafe waits until the primary reports failsafe mode active. It
+// is not an error if it never does (it may have fenced: then the round
+// measures that); the log says which.
+func awaitFailsafe(ctx context.Context, f *fault) error {
+	ctx, cancel := context.WithTimeout(ctx, failsafeActiveWait)
+	defer cancel()
+	for ctx.Err() == nil {
+		if st, err := f.primary.Status(ctx); err == nil && st.FailsafeModeIsActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// holdTTL keeps the rest of the fault for a ttl after the previous heal
+// step: holding it is the experiment (etcd back, the partition not yet).
+func holdTTL(ctx context.Context, f *fault) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(f.c.TTL()):
+		return nil
+	}
 }
 
 // between draws a duration in [lo, hi] milliseconds.
@@ -274,10 +362,18 @@ func pickMembers(order []*EtcdMember, leader *EtcdMember, leaders, followers int
 	return out
 }
 
+// restartMembers starts every killed member, then waits for each to
+// serve: members killed all together only regain a quorum together.
 func restartMembers(ctx context.Context, f *fault) error {
 	var errs []error
 	for _, m := range f.members {
-		errs = append(errs, m.restart(ctx))
+		errs = append(errs, m.start())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, m := range f.members {
+		errs = append(errs, m.waitServing(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -285,7 +381,7 @@ func restartMembers(ctx context.Context, f *fault) error {
 // newFault resolves a kind's target: the primary, a random replica, and a
 // random order of the etcd members (killMembers picks followers from it).
 func (c *Cluster) newFault(spec *faultSpec, primary *Node, rng *rand.Rand) *fault {
-	f := &fault{spec: spec, c: c, node: primary}
+	f := &fault{spec: spec, c: c, node: primary, primary: primary}
 	if spec.onReplica {
 		others := c.Others(primary.Name)
 		f.node = others[rng.IntN(len(others))]

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/regent-ha/regent/internal/netns"
 	"github.com/regent-ha/regent/internal/proc"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 	requireEnvironment(t)
 	ctx := t.Context()
-	nw, err := newNetwork(ctx, t.Logf)
+	nw, err := netns.New(ctx, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 	}
 	var children []*proc.Proc
 	for range 8 { // one per thread the runtime is likely to have
-		p, err := proc.Start(proc.Netns(h.nsPath), exec.CommandContext(ctx, "sleep", "60"), nil, nil)
+		p, err := proc.Start(proc.Netns(h.Path), exec.CommandContext(ctx, "sleep", "60"), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestInNetnsKeepsForkingThreadsAlive(t *testing.T) {
 		}
 	}()
 	for range 500 {
-		if err := proc.InNetns(h.nsPath, func() error {
+		if err := proc.InNetns(h.Path, func() error {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err == nil {
 				l.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/linkproxy"
+	"github.com/regent-ha/regent/internal/netns"
 	"github.com/regent-ha/regent/internal/proc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
@@ -24,7 +25,7 @@ import (
 // both in the node's namespace.
 type Node struct {
 	Name       string
-	Host       *Host
+	Host       *netns.Host
 	Dir        string // owned by the agents' OS user
 	DataDir    string
 	ConfigPath string
@@ -50,7 +51,7 @@ func (n *Node) openLinks() error {
 	for i, m := range n.c.etcd {
 		addr := fmt.Sprintf("127.0.0.1:%d", etcdLinkPort(i))
 		var ln net.Listener
-		err := proc.InNetns(n.Host.nsPath, func() (err error) {
+		err := proc.InNetns(n.Host.Path, func() (err error) {
 			ln, err = new(net.ListenConfig).Listen(n.c.ctx, "tcp", addr)
 			return err
 		})
@@ -59,7 +60,7 @@ func (n *Node) openLinks() error {
 			return fmt.Errorf("etcd link %s of %s: %w", addr, n.Name, err)
 		}
 		seed := uint64(i+1)<<8 | uint64(n.Name[len(n.Name)-1])
-		n.links = append(n.links, linkproxy.New(n.c.ctx, ln, netnsDialer(n.Host.nsPath, strings.TrimPrefix(m.ClientURL, "http://")), seed))
+		n.links = append(n.links, linkproxy.New(n.c.ctx, ln, netnsDialer(n.Host.Path, strings.TrimPrefix(m.ClientURL, "http://")), seed))
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		PGAddr:     fmt.Sprintf("%s:%d", h.IP, pgPort),
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
-		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.nsPath)},
+		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.Path)},
 	}
 	n.agent.Log = n.LogPath
 	if err := n.openLinks(); err != nil {
@@ -154,7 +155,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		dcsCfg["synchronous_mode"] = true
 		dcsCfg["synchronous_mode_strict"] = true
 	}
-	subnet := c.net.addr(0) + "/24"
+	subnet := c.net.Subnet()
 	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
 	cfg := map[string]any{
 		"name":      n.Name,
@@ -268,10 +269,11 @@ func (n *Node) api() testcluster.API { return testcluster.API{Name: n.Name, URL:
 
 // PatroniStatus is the part of GET /patroni the suite reads.
 type PatroniStatus struct {
-	Role     string `json:"role"`
-	State    string `json:"state"`
-	Timeline int    `json:"timeline"`
-	Regent   struct {
+	Role                 string `json:"role"`
+	FailsafeModeIsActive bool   `json:"failsafe_mode_is_active"`
+	State                string `json:"state"`
+	Timeline             int    `json:"timeline"`
+	Regent               struct {
 		LeaseRemainingMs int64 `json:"lease_remaining_ms"`
 	} `json:"regent"`
 }

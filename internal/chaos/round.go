@@ -15,6 +15,8 @@ type Round struct {
 	// Watchdog: the agents ran with the (journal) watchdog device this
 	// round; without it, the default configuration (watchdog off).
 	Watchdog bool
+	// Failsafe: the round ran with failsafe_mode on.
+	Failsafe bool
 	// Action is the operator action paired with the fault, if any.
 	Action *Action
 	// Inject, Heal and Recovered are times on the run's clock.
@@ -127,7 +129,12 @@ func (c *Cluster) agentDeadline(ctx context.Context, n *Node) (time.Duration, in
 
 // evaluate fills in the check from the history once the round is over.
 func (l *LeaseCheck) evaluate(ops []Op, r *Round, changes []LeaderChange) {
-	l.Applies = l.Bound > 0 && r.Heal >= l.Bound
+	l.Applies = l.Bound > 0 && r.Heal >= l.Bound && !r.Failsafe
+	if r.Failsafe && l.Note == "" {
+		// The members' failsafe acknowledgements, not the lease, bound a
+		// leader that etcd cannot reach: the split-brain check judges it.
+		l.Note = "failsafe round: bounded by the members' acknowledgements"
+	}
 	l.OK = true
 	if l.Timeline == 0 {
 		l.Timeline = tenureTimeline(ops, l.Node, r.Inject)

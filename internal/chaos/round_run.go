@@ -14,10 +14,21 @@ import (
 // starts the paired action (just before the injection, or during the
 // hold), injects the fault, holds it, heals it, undoes the action and
 // waits for recovery.
-func (r *Run) round(ctx context.Context, n int, p RoundPlan) *Round {
+func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	r.wl.SetKey(int64(n))
 	spec, _ := specOf(p.Kind) // checked by NewRun
-	rd := &Round{N: n, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog}
+	rd = &Round{N: n, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog, Failsafe: spec.failsafe}
+	if spec.failsafe {
+		if err := r.setFailsafe(ctx, true); err != nil {
+			rd.Err = err
+			return rd
+		}
+		defer func() { // the next round starts from the base configuration
+			if err := r.setFailsafe(ctx, false); err != nil && rd.Err == nil {
+				rd.Err = err
+			}
+		}()
+	}
 	primary, err := r.c.leaderNode(ctx)
 	if err != nil {
 		rd.Err = fmt.Errorf("no leader before the round: %w", err)

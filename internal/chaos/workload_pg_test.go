@@ -116,10 +116,7 @@ func standalonePostgres(t *testing.T, ssn string) *postgres.Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := testcluster.OpenPath(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := testcluster.OpenTempDir(t)
 	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/url"
 	"slices"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/progress"
@@ -71,69 +69,54 @@ func host(connURL string) string {
 // is added when a member cannot apply the cluster config (as patronictl
 // adds "Pending restart" only when a member has one).
 func Render(w io.Writer, scope string, c *dcs.Cluster) error {
-	header := []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}
-	rows := Rows(c)
-	withErrors := slices.ContainsFunc(rows, func(r Row) bool { return r.ConfigError != "" })
-	if withErrors {
-		header = append(header, "Config error")
-	}
-	lines := [][]string{header}
-	for _, r := range rows {
-		tl, lag := "", ""
-		if r.Timeline > 0 {
-			tl = fmt.Sprint(r.Timeline)
-		}
-		if r.LagMB != nil {
-			lag = "unknown"
-			if *r.LagMB >= 0 {
-				lag = fmt.Sprint(*r.LagMB)
-			}
-		}
-		state := r.State
-		if r.Progress != nil {
-			state = r.Progress.String() // "creating replica 37%, 12 of 32 GB (basebackup)"
-		}
-		line := []string{r.Member, r.Host, r.Role, state, tl, lag}
-		if withErrors {
-			line = append(line, r.ConfigError)
-		}
-		lines = append(lines, line)
-	}
-	widths := make([]int, len(header))
-	for _, l := range lines {
-		for i, cell := range l {
-			widths[i] = max(widths[i], utf8.RuneCountInString(cell)) // fmt pads by runes
-		}
-	}
-	sep := "+"
-	for _, wd := range widths {
-		sep += strings.Repeat("-", wd+2) + "+"
-	}
 	title := fmt.Sprintf(" Cluster: %s ", scope)
 	if c.Initialize != nil && *c.Initialize != "" {
 		title = fmt.Sprintf(" Cluster: %s (%s) ", scope, *c.Initialize)
 	}
-	top := sep
-	if len(title)+2 < len(sep) {
-		top = "+" + title + sep[len(title)+1:]
+	t := MemberTable(title)
+	rows := Rows(c)
+	withErrors := slices.ContainsFunc(rows, func(r Row) bool { return r.ConfigError != "" })
+	if withErrors {
+		t.Header = append(t.Header, "Config error")
 	}
-	var b strings.Builder
-	b.WriteString(top + "\n")
-	for i, l := range lines {
-		b.WriteString("|")
-		for j, cell := range l {
-			if (j == 4 || j == 5) && i > 0 { // numbers right-aligned
-				fmt.Fprintf(&b, " %*s |", widths[j], cell)
-			} else {
-				fmt.Fprintf(&b, " %-*s |", widths[j], cell)
-			}
+	for _, r := range rows {
+		cells := r.Cells()
+		if withErrors {
+			cells = append(cells, r.ConfigError)
 		}
-		b.WriteString("\n")
-		if i == 0 {
-			b.WriteString(sep + "\n")
+		t.Rows = append(t.Rows, cells)
+	}
+	return t.Render(w)
+}
+
+// MemberTable is an empty member table titled title: the columns of
+// Row.Cells, the timeline and the lag right-aligned.
+func MemberTable(title string) *Table {
+	return &Table{
+		Title:  title,
+		Header: []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"},
+		Right:  map[int]bool{4: true, 5: true},
+	}
+}
+
+// Cells is the row as MemberTable's cells: member, host, role, state (the
+// progress of a replica being created, when there is one),
+// timeline ("" when unknown) and lag in MB ("" for the leader, "unknown"
+// for a member that reports no WAL position).
+func (r Row) Cells() []string {
+	tl, lag := "", ""
+	if r.Timeline > 0 {
+		tl = fmt.Sprint(r.Timeline)
+	}
+	if r.LagMB != nil {
+		lag = "unknown"
+		if *r.LagMB >= 0 {
+			lag = fmt.Sprint(*r.LagMB)
 		}
 	}
-	b.WriteString(sep + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	state := r.State
+	if r.Progress != nil {
+		state = r.Progress.String() // "creating replica 37%, 12 of 32 GB, 4 min left (basebackup)"
+	}
+	return []string{r.Member, r.Host, r.Role, state, tl, lag}
 }

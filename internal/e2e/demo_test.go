@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/regent-ha/regent/internal/demo"
+	"github.com/regent-ha/regent/internal/syncbuf"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -24,7 +24,7 @@ import (
 func TestDemo(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	var out syncBuffer
+	var out syncbuf.Buffer // written by the demo goroutine, read by the test
 	var c *demo.Cluster
 	var roles []string
 	done := make(chan error, 1)
@@ -109,22 +109,4 @@ func processesIn(dir string) []string {
 		}
 	}
 	return pids
-}
-
-// syncBuffer is an io.Writer safe for the demo goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -55,8 +55,10 @@ func haproxyBinary(t *testing.T) string {
 // startHAProxy runs `haproxy -f examples/haproxy/haproxy.cfg -db` with the
 // file's ${…} addresses pointing at c's nodes and two free local ports,
 // after `haproxy -c` accepted it. HAProxy's output goes to t.Logf; it is
-// stopped (SIGTERM) when the test ends, before the cluster.
-func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster) *haproxyProc {
+// stopped (SIGTERM) when the test ends, before the cluster. extra are
+// more configuration files HAProxy reads after the example (a global
+// section adding an admin socket).
+func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster, extra ...string) *haproxyProc {
 	t.Helper()
 	cfg, err := filepath.Abs(haproxyConfig)
 	if err != nil {
@@ -66,12 +68,16 @@ func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster) *haproxyProc
 	env := haproxyEnv(t, cfg, p, c)
 	checkCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	check := exec.CommandContext(checkCtx, bin, "-c", "-f", cfg)
+	args := []string{"-f", cfg}
+	for _, f := range extra {
+		args = append(args, "-f", f)
+	}
+	check := exec.CommandContext(checkCtx, bin, append([]string{"-c"}, args...)...)
 	check.Env = env
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c -f %s: %v\n%s", cfg, err, out)
 	}
-	cmd := exec.CommandContext(t.Context(), bin, "-f", cfg, "-db")
+	cmd := exec.CommandContext(t.Context(), bin, append(args, "-db")...)
 	cmd.Env = env
 	out := &logLines{t: t, prefix: "[haproxy]"}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/restapi"
 )
 
 // Bounds of the failover tests. They bound waits for events; the
@@ -30,41 +31,9 @@ const (
 	writeAttempt = time.Second
 )
 
-// decisionEntry is one record of GET /decisions (restapi.Decision on the wire).
-type decisionEntry struct {
-	ID             string           `json:"id"`
-	At             time.Time        `json:"at"`
-	Member         string           `json:"member"`
-	Kind           string           `json:"kind"`
-	Reason         string           `json:"reason"`
-	PreviousLeader string           `json:"previous_leader"`
-	Candidates     []candidateEntry `json:"candidates"`
-	Timings        *struct {
-		LeaderLastSeen time.Time `json:"leader_last_seen"`
-		DetectedAt     time.Time `json:"detected_at"`
-		ElectedAt      time.Time `json:"elected_at"`
-		PromotedAt     time.Time `json:"promoted_at"`
-		ElectionMs     int64     `json:"election_ms"`
-		PromotionMs    int64     `json:"promotion_ms"`
-	} `json:"timings"`
-	Fence *struct {
-		Target   string `json:"target"`
-		Ran      bool   `json:"ran"`
-		ExitCode int    `json:"exit_code"`
-		Output   string `json:"output"`
-		Error    string `json:"error"`
-	} `json:"fence"`
-}
-
-type candidateEntry struct {
-	Name      string   `json:"name"`
-	Self      bool     `json:"self"`
-	Reachable bool     `json:"reachable"`
-	LSN       string   `json:"lsn"`
-	Timeline  int      `json:"timeline"`
-	Eligible  bool     `json:"eligible"`
-	Reasons   []string `json:"reasons"`
-}
+// decisionEntry is one record of GET /decisions, decoded with the API's
+// own type; the methods below are the tests' helpers on it.
+type decisionEntry restapi.Decision
 
 func (d decisionEntry) String() string {
 	data, _ := json.Marshal(d)
@@ -72,13 +41,13 @@ func (d decisionEntry) String() string {
 }
 
 // candidate returns the record's entry for member name.
-func (d decisionEntry) candidate(name string) (candidateEntry, bool) {
+func (d decisionEntry) candidate(name string) (restapi.CandidateRecord, bool) {
 	for _, c := range d.Candidates {
 		if c.Name == name {
 			return c, true
 		}
 	}
-	return candidateEntry{}, false
+	return restapi.CandidateRecord{}, false
 }
 
 // getJSON GETs path through api and decodes its 200 answer into v; it

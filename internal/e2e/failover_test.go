@@ -17,14 +17,17 @@ import (
 // TestFailoverHostDeath: the primary's host dies (SIGKILL of its agent and
 // of its whole PostgreSQL process group). A replica takes over within the
 // lease TTL plus a few seconds, exactly one node leads, and the winner's
-// decision record explains the election.
+// decision record explains the election and carries its RTO budget, which
+// GET /metrics and regentctl history show too.
 func TestFailoverHostDeath(t *testing.T) {
 	c, old := startHealthy(t, testcluster.Options{})
+	waitStreamingSeen(t, c.Others(old.Name))
 	winner, killed := failOver(t, c, old, "e2e_death", "host death", old.Kill)
 
 	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
 	t.Logf("failover decision: %s", d)
 	checkFailoverRecord(t, d, old.Name, c.Others(old.Name))
+	checkRTOBudget(t, c, winner, d, c.TTL()/2)
 
 	c.WaitHealthy(t, rejoinTimeout)
 	waitRows(t, c.Others(old.Name), 11, "SELECT count(*) FROM e2e_death")

@@ -189,11 +189,11 @@ func TestFenceCommandGatesFailover(t *testing.T) {
 	old.Kill(t)
 	holdLeaderless(t, c, old.Name, killedAt.Add(c.TTL()+10*time.Second))
 	failed := waitFenceDecision(t, replicas[0], replicateTimeout, "fence_failed against "+old.Name, func(d decisionEntry) bool {
-		return d.Kind == "fence_failed" && d.Fence != nil && d.Fence.Target == old.Name
+		return d.Kind == "fence_failed" && d.Stonith != nil && d.Stonith.Target == old.Name
 	})
-	t.Logf("while the hook fails: %s recorded %q, fence %+v", failed.Member, failed.Reason, *failed.Fence)
-	if !failed.Fence.Ran || failed.Fence.ExitCode != 1 || !strings.Contains(failed.Fence.Output, "target "+old.Name+", exit 1") {
-		t.Errorf("fence_failed record: %+v; want ran, exit code 1 and the script's output", *failed.Fence)
+	t.Logf("while the hook fails: %s recorded %q, fence %+v", failed.Member, failed.Reason, *failed.Stonith)
+	if !failed.Stonith.Ran || failed.Stonith.ExitCode != 1 || !strings.Contains(failed.Stonith.Output, "target "+old.Name+", exit 1") {
+		t.Errorf("fence_failed record: %+v; want ran, exit code 1 and the script's output", *failed.Stonith)
 	}
 	checkFenceCalls(t, c, c.Node(failed.Member), old)
 
@@ -211,10 +211,10 @@ func TestFenceCommandGatesFailover(t *testing.T) {
 		return d.Kind == "failover" && d.Member == newLeader.Name && d.PreviousLeader == old.Name
 	})
 	switch {
-	case d.Fence == nil:
+	case d.Stonith == nil:
 		t.Errorf("failover record of %s has no fence result", newLeader.Name)
-	case d.Fence.Target != old.Name || !d.Fence.Ran || d.Fence.ExitCode != 0:
-		t.Errorf("failover record of %s: fence %+v; want target %s, ran, exit code 0", newLeader.Name, *d.Fence, old.Name)
+	case d.Stonith.Target != old.Name || !d.Stonith.Ran || d.Stonith.ExitCode != 0:
+		t.Errorf("failover record of %s: fence %+v; want target %s, ran, exit code 0", newLeader.Name, *d.Stonith, old.Name)
 	case d.Timings == nil || !d.Timings.ElectedAt.After(allowed):
 		t.Errorf("failover record of %s: timings %+v; want elected after the hook was allowed to succeed", newLeader.Name, d.Timings)
 	}
@@ -240,8 +240,8 @@ func TestFenceCommandSkippedAfterCleanStepDown(t *testing.T) {
 	d := waitFenceDecision(t, next, replicateTimeout, next.Name+" failover after "+leader.Name+" stepped down", func(d decisionEntry) bool {
 		return d.Kind == "failover" && d.Member == next.Name && d.PreviousLeader == leader.Name
 	})
-	if d.Fence != nil {
-		t.Errorf("%s fenced %s, which had stepped down cleanly: %+v", next.Name, leader.Name, *d.Fence)
+	if d.Stonith != nil {
+		t.Errorf("%s fenced %s, which had stepped down cleanly: %+v", next.Name, leader.Name, *d.Stonith)
 	}
 	for _, n := range c.Others(leader.Name) {
 		if calls := fenceCalls(t, n); len(calls) > 0 {

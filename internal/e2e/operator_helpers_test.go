@@ -3,18 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-ha/regent/internal/testcluster"
+	"github.com/regent-ha/regent/internal/testpki"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -93,6 +88,40 @@ func regentctl(t *testing.T, c *testcluster.Cluster, bound time.Duration, args .
 	t.Helper()
 	base := []string{"--etcd", strings.Join(c.EtcdEndpoints(), ","), "--scope", c.Scope()}
 	return runTool(t, bound, regentctlBinary(t), append(base, args...)...)
+}
+
+// waitListed polls `regentctl list -o json` until it parses into one row
+// per node: leader as Leader, every other node as Replica, each running,
+// with its host:port and a timeline.
+func waitListed(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node) {
+	t.Helper()
+	type row struct {
+		Name, Role, State string
+		Host              string
+		Timeline          int
+	}
+	testcluster.Poll(t, replicateTimeout, "regentctl list -o json: leader "+leader.Name+" and running replicas", func(context.Context) error {
+		r := regentctl(t, c, ctlBound, "list", "-o", "json")
+		var rows []row
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+			return fmt.Errorf("parse %q: %w", r.stdout, err)
+		}
+		if len(rows) != len(c.Nodes()) {
+			return fmt.Errorf("%d rows, want %d: %+v", len(rows), len(c.Nodes()), rows)
+		}
+		var errs []error
+		for _, rw := range rows {
+			n := c.Node(rw.Name)
+			want := map[bool]string{true: "Leader", false: "Replica"}[n == leader]
+			if n == nil || rw.Role != want || rw.State != "running" || rw.Host != fmt.Sprintf("127.0.0.1:%d", n.PGPort) || rw.Timeline < 1 {
+				errs = append(errs, fmt.Errorf("row %+v: want %s, running, its host:port, a timeline", rw, want))
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // mustSucceed fails the test unless r exited 0.
@@ -208,63 +237,14 @@ type testPKI struct {
 // user can read.
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
-	caKey, caDER := mustCert(t, &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}, nil, nil)
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, der := mustCert(t, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}, caCert, caKey)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := testcluster.OpenPath(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := testcluster.OpenTempDir(t)
 	user, err := testcluster.LookupOSUser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := testPKI{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "server.pem"), Key: filepath.Join(dir, "server.key"), Pool: x509.NewCertPool()}
-	p.Pool.AddCert(caCert)
-	for path, block := range map[string]*pem.Block{
-		p.CA: {Type: "CERTIFICATE", Bytes: caDER}, p.Cert: {Type: "CERTIFICATE", Bytes: der},
-		p.Key: {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := user.WriteOwned(path, pem.EncodeToMemory(block)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
-}
-
-// mustCert creates a key and a certificate from tmpl signed by parent
-// (self-signed when parent is nil).
-func mustCert(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, der
+	ca := testpki.NewCAWith(t, dir, "ca", user.WriteOwned)
+	server := ca.Issue(t, dir, "server")
+	return testPKI{CA: ca.File, Cert: server.CertFile, Key: server.KeyFile, Pool: ca.Pool()}
 }
 
 // restapiSection returns the node's restapi map from an ExtraConfig map.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -302,33 +301,7 @@ func checkPause(ctx context.Context, c *testcluster.Cluster, want string) error 
 // config key.
 func TestOperatorRegentctl(t *testing.T) {
 	c, leader := startHealthy(t, testcluster.Options{})
-	type row struct {
-		Name, Role, State string
-		Host              string
-		Timeline          int
-	}
-	testcluster.Poll(t, replicateTimeout, "regentctl list -o json: the leader and running replicas", func(context.Context) error {
-		r := regentctl(t, c, ctlBound, "list", "-o", "json")
-		var rows []row
-		if r.code != 0 {
-			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
-		}
-		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-			return fmt.Errorf("parse %q: %w", r.stdout, err)
-		}
-		if len(rows) != len(c.Nodes()) {
-			return fmt.Errorf("%d rows, want %d: %+v", len(rows), len(c.Nodes()), rows)
-		}
-		var errs []error
-		for _, rw := range rows {
-			n := c.Node(rw.Name)
-			want := map[bool]string{true: "Leader", false: "Replica"}[n == leader]
-			if n == nil || rw.Role != want || rw.State != "running" || rw.Host != fmt.Sprintf("127.0.0.1:%d", n.PGPort) || rw.Timeline < 1 {
-				errs = append(errs, fmt.Errorf("row %+v: want %s, running, its host:port, a timeline", rw, want))
-			}
-		}
-		return errors.Join(errs...)
-	})
+	waitListed(t, c, leader)
 
 	_, rev := configRevision(t, c)
 	mustSucceed(t, regentctl(t, c, ctlBound, "edit-config", "-s", "maximum_lag_on_failover=2097152", "--force"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -25,25 +26,12 @@ const (
 	syncConnectTimeout = 500 * time.Millisecond
 )
 
-// syncKey is the sync key (patroni-compat.md §1.3.5).
-type syncKey struct {
-	Leader      string  `json:"leader"`
-	SyncStandby *string `json:"sync_standby"`
-}
-
-func (k syncKey) standbys() []string {
-	if k.SyncStandby == nil || *k.SyncStandby == "" {
-		return nil
-	}
-	var out []string
-	for _, s := range strings.Split(*k.SyncStandby, ",") {
-		out = append(out, strings.TrimSpace(s))
-	}
-	return out
-}
+// syncKey is the sync key (patroni-compat.md §1.3.5), read as the agents
+// and the chaos suite read it (dcs.Sync), with a String for messages.
+type syncKey struct{ dcs.Sync }
 
 func (k syncKey) String() string {
-	return fmt.Sprintf("{leader: %s, sync_standby: %v}", k.Leader, k.standbys())
+	return fmt.Sprintf("{leader: %s, sync_standby: %v}", k.Leader, k.Standbys())
 }
 
 // readSyncKey returns the sync key and whether it exists.
@@ -72,10 +60,10 @@ func waitSyncStandby(t *testing.T, c *testcluster.Cluster, leader *testcluster.N
 			return err
 		case !ok:
 			return errors.New("no sync key")
-		case k.Leader != leader.Name || len(k.standbys()) != 1:
+		case k.Leader != leader.Name || len(k.Standbys()) != 1:
 			return fmt.Errorf("sync key %s", k)
 		}
-		n := c.Node(k.standbys()[0])
+		n := c.Node(k.Standbys()[0])
 		if n == nil {
 			return fmt.Errorf("sync key %s names no node of this cluster", k)
 		}

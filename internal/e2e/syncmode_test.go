@@ -79,7 +79,7 @@ func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writ
 
 	ctx := t.Context()
 	k, ok, err := readSyncKey(ctx, c)
-	if err != nil || !ok || k.Leader != old.Name || len(k.standbys()) != 1 {
+	if err != nil || !ok || k.Leader != old.Name || len(k.Standbys()) != 1 {
 		t.Fatalf("round %d: right before the kill the sync key is %s (exists %t, err %v), want %s and one standby", round, k, ok, err, old.Name)
 	}
 	ackedBefore := w.Snapshot().Acked
@@ -88,8 +88,8 @@ func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writ
 	winner := waitNewLeader(t, c, old.Name, failoverWait)
 	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
 	rto := first.Sub(killed)
-	if winner.Name != k.standbys()[0] {
-		t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.standbys()[0], old.Name)
+	if winner.Name != k.Standbys()[0] {
+		t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.Standbys()[0], old.Name)
 	}
 	if bound := c.TTL() + rtoSlack; rto >= bound {
 		t.Errorf("round %d: first write acknowledged by %s %s after the kill, want < ttl + %s = %s", round, winner.Name, rto.Round(time.Millisecond), rtoSlack, bound)
@@ -146,7 +146,7 @@ func TestSyncPromotesSyncStandby(t *testing.T) {
 	waitRows(t, []*testcluster.Node{leader}, 2, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND flush_lsn = pg_current_wal_lsn() AND replay_lsn = pg_current_wal_lsn()")
 
 	k, ok, err := readSyncKey(t.Context(), c)
-	if err != nil || !ok || k.Leader != leader.Name || !slices.Equal(k.standbys(), []string{sb.Name}) {
+	if err != nil || !ok || k.Leader != leader.Name || !slices.Equal(k.Standbys(), []string{sb.Name}) {
 		t.Fatalf("right before the kill the sync key is %s (exists %t, err %v), want {%s, [%s]}", k, ok, err, leader.Name, sb.Name)
 	}
 	killed := time.Now()
@@ -291,7 +291,7 @@ func TestSyncNonStrictDegrades(t *testing.T) {
 		return strings.Contains(l, "level=WARN") && strings.Contains(strings.ToLower(l), "degraded")
 	})
 	t.Logf("log line: %s", warn)
-	if k, ok, err := readSyncKey(t.Context(), c); err != nil || !ok || k.Leader != leader.Name || len(k.standbys()) != 0 {
+	if k, ok, err := readSyncKey(t.Context(), c); err != nil || !ok || k.Leader != leader.Name || len(k.Standbys()) != 0 {
 		t.Errorf("degraded: sync key %s (exists %t, err %v), want %s with no standby", k, ok, err, leader.Name)
 	}
 	st := w.Snapshot()

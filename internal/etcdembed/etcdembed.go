@@ -61,6 +61,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(ctx, ec, cfg)
+}
+
+// start starts the server ec describes and waits until it serves clients,
+// bounded by ctx.
+func start(ctx context.Context, ec *embed.Config, cfg Config) (*Server, error) {
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd %s: %w", cfg.Name, err)

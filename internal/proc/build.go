@@ -24,7 +24,7 @@ const binDirPrefix = "regent-test-bin-"
 var builds struct {
 	mu   sync.Mutex
 	dir  string
-	done map[string]string // package + " " + tags → binary
+	done map[string]string // package + " " + tags (or commit + " " + package) → binary
 }
 
 // Build returns the path of the binary of pkg ("./cmd/regent", relative to
@@ -42,6 +42,34 @@ func Build(ctx context.Context, pkg, tags string, logf func(format string, args 
 	if err != nil {
 		return "", err
 	}
+	dir, err := buildDir()
+	if err != nil {
+		return "", err
+	}
+	name := filepath.Base(pkg)
+	args := []string{"build"}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+		name += "-" + strings.NewReplacer(",", "-", " ", "-").Replace(tags)
+	}
+	path := filepath.Join(dir, name)
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", path, pkg)...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s (tags %q): %w\n%s", pkg, tags, err, out)
+	}
+	if logf != nil {
+		logf("built %s in %s", path, time.Since(start).Round(time.Millisecond))
+	}
+	builds.done[key] = path
+	return path, nil
+}
+
+// buildDir returns the test process's build directory (readable and
+// executable by every user), creating it and the build map on first use.
+// The caller holds builds.mu.
+func buildDir() (string, error) {
 	if builds.dir == "" {
 		removeStaleBuilds()
 		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", binDirPrefix, os.Getpid()))
@@ -52,29 +80,9 @@ func Build(ctx context.Context, pkg, tags string, logf func(format string, args 
 			_ = os.RemoveAll(dir)
 			return "", fmt.Errorf("chmod binary dir: %w", err)
 		}
-		builds.dir = dir
+		builds.dir, builds.done = dir, map[string]string{}
 	}
-	name := filepath.Base(pkg)
-	args := []string{"build"}
-	if tags != "" {
-		args = append(args, "-tags", tags)
-		name += "-" + strings.NewReplacer(",", "-", " ", "-").Replace(tags)
-	}
-	path := filepath.Join(builds.dir, name)
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", append(args, "-o", path, pkg)...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s (tags %q): %w\n%s", pkg, tags, err, out)
-	}
-	if logf != nil {
-		logf("built %s in %s", path, time.Since(start).Round(time.Millisecond))
-	}
-	if builds.done == nil {
-		builds.done = map[string]string{}
-	}
-	builds.done[key] = path
-	return path, nil
+	return builds.dir, nil
 }
 
 // RemoveBuilds deletes every binary Build made (from TestMain, after the

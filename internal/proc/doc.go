@@ -2,8 +2,9 @@
 // harnesses (internal/testcluster, and through it internal/e2e and bench;
 // internal/chaos): it starts, stops, kills, freezes and thaws the child
 // processes they run (an agent, an etcd member) and the PostgreSQL server
-// an agent starts, builds the binaries they run, once per test process,
-// and gives an agent its environment (AgentEnv).
+// an agent starts, builds the binaries they run, once per test process
+// (a previous release's from a commit of the git history, cached across
+// processes: BuildAt), and gives an agent its environment (AgentEnv).
 //
 // A child is started through a Launcher: Plain forks it where the test
 // runs, Netns forks it inside a network namespace (the chaos suite gives

@@ -3,6 +3,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -187,4 +188,21 @@ func (h *Handle) Thaw() {
 	h.frozen = nil
 	h.mu.Unlock()
 	_ = signalProcs(frozen, syscall.SIGCONT)
+}
+
+// StartLogged is Start with the output appended to h.Log: the child
+// writes it through its own copy of the descriptor, which this process
+// closes once the child has been waited for.
+func (h *Handle) StartLogged(cmd *exec.Cmd, cred *syscall.Credential) error {
+	out, err := os.OpenFile(h.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log %s: %w", h.Log, err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	closeOut := func(error) { _ = out.Close() }
+	if _, err := h.Start(cmd, cred, closeOut); err != nil {
+		closeOut(err)
+		return err
+	}
+	return nil
 }

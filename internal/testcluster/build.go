@@ -32,3 +32,17 @@ func Main(m *testing.M) {
 	proc.RemoveBuilds()
 	os.Exit(code)
 }
+
+// BinaryAt returns the path of the binary of pkg built from the source of
+// git commit (40 hex digits) of the clone the test runs in — a previous
+// release, for a rolling-upgrade test (proc.BuildAt: cached across test
+// processes, so only the first run builds it). It fails the test, saying
+// so, when the commit is not in the clone's history.
+func BinaryAt(t testing.TB, commit, pkg string) string {
+	t.Helper()
+	path, err := proc.BuildAt(t.Context(), commit, pkg, t.Logf)
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	return path
+}

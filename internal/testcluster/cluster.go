@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,10 @@ func New(t testing.TB, opts Options) *Cluster {
 	if testing.Short() {
 		t.Skip("testcluster: end-to-end test skipped with -short")
 	}
-	bin := AgentBinary(t)
+	bin := ""
+	if !everyNodeHasBinary(opts) {
+		bin = AgentBinary(t)
+	}
 	c := setup(t, opts, bin)
 	for _, n := range c.nodes {
 		n.Start(t)
@@ -79,8 +83,23 @@ func New(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-// setup prepares a cluster running agent binary bin without starting any
-// agent: directories, cleanup, etcd, and each node's config file.
+// everyNodeHasBinary reports whether Options.Binary names a binary for
+// every node, so that the default one need not be built.
+func everyNodeHasBinary(opts Options) bool {
+	if opts.Binary == nil {
+		return false
+	}
+	for i := 1; i <= cmp.Or(opts.Nodes, 3); i++ {
+		if opts.Binary(fmt.Sprintf("pg%d", i)) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// setup prepares a cluster whose agents run binary bin (unless
+// Options.Binary names another) without starting any agent: directories,
+// cleanup, etcd, and each node's config file.
 func setup(t testing.TB, opts Options, bin string) *Cluster {
 	t.Helper()
 	opts, err := opts.withDefaults()
@@ -96,10 +115,7 @@ func setup(t testing.TB, opts Options, bin string) *Cluster {
 	}
 	c := &Cluster{t: t, opts: opts, user: user, bin: bin, log: &testLog{t: t}, keys: dcs.NewKeys(Namespace, opts.Scope)}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(t.Context()))
-	c.base = t.TempDir()
-	if err := openPath(c.base); err != nil {
-		t.Fatalf("testcluster: %v", err)
-	}
+	c.base = OpenTempDir(t)
 	c.reaped = make(chan struct{})
 	go proc.ReapLoop(c.ctx, c.reaped)
 	t.Cleanup(c.cleanup)
@@ -128,6 +144,11 @@ func (c *Cluster) newNode(name string) (*Node, error) {
 		c:      c,
 		agent:  proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Plain},
 	}
+	bin := c.bin
+	if c.opts.Binary != nil {
+		bin = cmp.Or(c.opts.Binary(name), bin)
+	}
+	n.bin.Store(&bin)
 	if err := c.user.mkdirOwned(dir); err != nil {
 		return nil, err
 	}

@@ -38,6 +38,14 @@ type Options struct {
 	// ExtraConfig, if set, may edit each node's config map before it is
 	// written (e.g. cfg["watchdog"] = …). It must not block.
 	ExtraConfig func(node string, cfg map[string]any)
+	// Env, if set, returns extra KEY=VALUE environment entries for a
+	// node's agent (e.g. NOTIFY_SOCKET). It must not block.
+	Env func(node string) []string
+	// Binary, if set, returns the regent binary a node's agent starts
+	// with ("" for the default: built from ./cmd/regent); Node.SetBinary
+	// changes it for the node's next start (a rolling upgrade). It must
+	// not block.
+	Binary func(node string) string
 	// BinDir is the PostgreSQL bin directory; default: the newest
 	// /usr/lib/postgresql/*/bin (15 on our machines), or $REGENT_PG_BIN_DIR.
 	BinDir string

@@ -1,7 +1,9 @@
 // Package testcluster starts real Regent clusters for end-to-end tests: an
 // in-process embedded etcd, one `regent` agent process per node (built once
-// per test process from ./cmd/regent) and, through the agents, real
-// PostgreSQL instances in per-test temporary directories.
+// per test process from ./cmd/regent, or the binary Options.Binary names:
+// Node.SetBinary changes it for the node's next start, and BinaryAt builds
+// a previous release's, for a rolling upgrade) and, through the agents,
+// real PostgreSQL instances in per-test temporary directories.
 //
 // It owns the lifecycle of everything it starts: ports (picked free at run
 // time, 127.0.0.1 only), directories (owned by the unprivileged `postgres`

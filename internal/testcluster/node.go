@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +26,9 @@ type Node struct {
 	APIURL     string // http://127.0.0.1:APIPort (no path)
 
 	c     *Cluster
-	link  *linkproxy.Proxy // the agent's only way to etcd (see CutEtcd)
-	agent proc.Handle      // the agent's runs, and the PostgreSQL on DataDir
+	link  *linkproxy.Proxy       // the agent's only way to etcd (see CutEtcd)
+	agent proc.Handle            // the agent's runs, and the PostgreSQL on DataDir
+	bin   atomic.Pointer[string] // the regent binary of the next Start
 }
 
 func (n *Node) apiAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.APIPort) }
@@ -46,7 +48,7 @@ func (n *Node) start() error {
 	prefix := "[" + n.Name + "]"
 	stdout := &lineWriter{log: n.c.log, prefix: prefix}
 	stderr := &lineWriter{log: n.c.log, prefix: prefix}
-	cmd := exec.CommandContext(n.c.ctx, n.c.bin, "-c", n.ConfigPath)
+	cmd := exec.CommandContext(n.c.ctx, *n.bin.Load(), "-c", n.ConfigPath)
 	cmd.Dir = n.Dir
 	cmd.Env = n.env()
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -62,14 +64,26 @@ func (n *Node) start() error {
 	return nil
 }
 
+// SetBinary makes the node's next Start run the regent binary at path
+// (one the agent's OS user can execute); a running agent keeps its own.
+// A rolling upgrade: StopAgent, SetBinary, Start.
+func (n *Node) SetBinary(path string) { n.bin.Store(&path) }
+
+// Binary is the regent binary the node's next Start runs.
+func (n *Node) Binary() string { return *n.bin.Load() }
+
 // env is the agent's environment (proc.AgentEnv) with HOME in the node
-// directory.
+// directory, plus Options.Env.
 func (n *Node) env() []string {
 	user := SuperuserName
 	if n.c.user.cred == nil {
 		user = os.Getenv("USER")
 	}
-	return proc.AgentEnv(n.Dir, user)
+	env := proc.AgentEnv(n.Dir, user)
+	if n.c.opts.Env != nil {
+		env = append(env, n.c.opts.Env(n.Name)...)
+	}
+	return env
 }
 
 // Running reports whether the node's agent process is alive (it may be

@@ -1,6 +1,9 @@
 package testcluster
 
-import "syscall"
+import (
+	"syscall"
+	"testing"
+)
 
 // The pieces below are exported for the other real-process harness,
 // internal/chaos, which runs the same agents and PostgreSQL servers in
@@ -30,6 +33,17 @@ func (u OSUser) WriteOwned(path string, data []byte) error { return u.r.writeOwn
 // OpenPath makes dir and its parents below os.TempDir() traversable by the
 // agents' user (t.TempDir() is 0700 root).
 func OpenPath(dir string) error { return openPath(dir) }
+
+// OpenTempDir is t.TempDir() made traversable by the agents' user
+// (OpenPath), for files they must read; it fails the test otherwise.
+func OpenTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := openPath(dir); err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	return dir
+}
 
 // PGBinDir finds the PostgreSQL binaries ($REGENT_PG_BIN_DIR, else the
 // newest /usr/lib/postgresql/*/bin).

@@ -109,10 +109,11 @@ func startFake(t *testing.T) (*Cluster, *Node) {
 	}
 	c := setup(t, Options{Nodes: 1}, "")
 	n := c.nodes[0]
-	c.bin = filepath.Join(n.Dir, "fake-regent")
-	if err := os.WriteFile(c.bin, fmt.Appendf(nil, fakeAgent, c.opts.BinDir, n.DataDir, n.PGPort), 0o755); err != nil {
+	bin := filepath.Join(n.Dir, "fake-regent")
+	if err := os.WriteFile(bin, fmt.Appendf(nil, fakeAgent, c.opts.BinDir, n.DataDir, n.PGPort), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	n.SetBinary(bin)
 	n.Start(t)
 	waitSQL(t, n)
 	return c, n

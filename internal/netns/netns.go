@@ -1,4 +1,4 @@
-package chaos
+package netns
 
 import (
 	"bytes"
@@ -43,16 +43,16 @@ type block struct {
 
 // Host is one network namespace attached to the bridge.
 type Host struct {
-	Name   string // "pg1", "etcd2"
-	NS     string // namespace name
-	IP     string // its address on the bridge
-	veth   string // the root-namespace end of its veth pair
-	nsPath string
+	Name string // "pg1", "etcd2"
+	NS   string // namespace name
+	IP   string // its address on the bridge
+	veth string // the root-namespace end of its veth pair
+	Path string // /run/netns/<NS>, for proc.Netns and proc.InNetns
 }
 
-// newNetwork sweeps leftovers of dead runs, then creates the bridge with
+// New sweeps leftovers of dead runs, then creates the bridge with
 // the address .1 of a /24 of 10.201.0.0/16 that no interface uses yet.
-func newNetwork(ctx context.Context, logf func(string, ...any)) (*Network, error) {
+func New(ctx context.Context, logf func(string, ...any)) (*Network, error) {
 	tag := namePrefix + strconv.FormatInt(int64(os.Getpid()), 36)
 	sweep(ctx, tag, logf)
 	n := &Network{tag: tag, bridge: tag + "-br", logf: logf, blocks: map[block]bool{}}
@@ -63,7 +63,7 @@ func newNetwork(ctx context.Context, logf func(string, ...any)) (*Network, error
 	n.subnet = sub
 	steps := [][]string{
 		{"link", "add", n.bridge, "type", "bridge"},
-		{"addr", "add", n.addr(1) + "/24", "dev", n.bridge},
+		{"addr", "add", n.Addr(1) + "/24", "dev", n.bridge},
 		{"link", "set", n.bridge, "up"},
 	}
 	for _, s := range steps {
@@ -75,10 +75,17 @@ func newNetwork(ctx context.Context, logf func(string, ...any)) (*Network, error
 	return n, nil
 }
 
-func (n *Network) addr(host int) string { return fmt.Sprintf("%s%d.%d", subnetBase, n.subnet, host) }
+// Addr is the address .host of the bridge's /24.
+func (n *Network) Addr(host int) string { return fmt.Sprintf("%s%d.%d", subnetBase, n.subnet, host) }
+
+// Subnet is the bridge's network, "10.201.N.0/24".
+func (n *Network) Subnet() string { return n.Addr(0) + "/24" }
+
+// Bridge is the bridge's interface name.
+func (n *Network) Bridge() string { return n.bridge }
 
 // ClientIP is the test process's address on the bridge.
-func (n *Network) ClientIP() string { return n.addr(1) }
+func (n *Network) ClientIP() string { return n.Addr(1) }
 
 // freeSubnet picks a /24 of 10.201.0.0/16 no local address is in (another
 // run of this suite may be using one), starting from a pid-derived guess.
@@ -100,8 +107,8 @@ func freeSubnet(ctx context.Context) (int, error) {
 // AddHost creates namespace <tag>-<name> with loopback up and a veth
 // pair to the bridge; its end inside is eth0 with address 10.201.N.octet.
 func (n *Network) AddHost(ctx context.Context, name string, octet int) (*Host, error) {
-	h := &Host{Name: name, NS: n.tag + "-" + name, IP: n.addr(octet), veth: n.tag + "-" + name}
-	h.nsPath = "/run/netns/" + h.NS
+	h := &Host{Name: name, NS: n.tag + "-" + name, IP: n.Addr(octet), veth: n.tag + "-" + name}
+	h.Path = "/run/netns/" + h.NS
 	n.mu.Lock()
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()
@@ -166,7 +173,7 @@ func (n *Network) hostLocked(name string) *Host {
 			return h
 		}
 	}
-	panic("chaos: unknown host " + name)
+	panic("netns: unknown host " + name)
 }
 
 // Detach unplugs h's veth from the bridge: h reaches no one and no one
@@ -190,14 +197,14 @@ func (n *Network) Close(ctx context.Context) {
 	n.mu.Unlock()
 	for _, h := range hosts {
 		if err := ip(ctx, "link", "del", h.veth); err != nil && !isNotFound(err) {
-			n.logf("chaos: %v", err)
+			n.logf("netns: %v", err)
 		}
 		if err := ip(ctx, "netns", "del", h.NS); err != nil && !isNotFound(err) {
-			n.logf("chaos: %v", err)
+			n.logf("netns: %v", err)
 		}
 	}
 	if err := ip(ctx, "link", "del", n.bridge); err != nil && !isNotFound(err) {
-		n.logf("chaos: %v", err)
+		n.logf("netns: %v", err)
 	}
 }
 
@@ -216,9 +223,9 @@ func isNotFound(err error) bool {
 		strings.Contains(s, "does not exist")
 }
 
-// unblockQuietly heals every partition before teardown: blackholes and
-// detached veths (errors are irrelevant then).
-func (n *Network) unblockQuietly(ctx context.Context) {
+// HealAll heals every partition before teardown: blackholes and detached
+// veths (errors are irrelevant then).
+func (n *Network) HealAll(ctx context.Context) {
 	_ = n.UnblockAll(ctx)
 	n.mu.Lock()
 	hosts := append([]*Host(nil), n.hosts...)
