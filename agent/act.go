@@ -170,8 +170,8 @@ func (a *Agent) clone(ctx context.Context, v *dcs.Cluster, leader string) error 
 	a.startJob(ctx, "clone", func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, cloneTimeout)
 		defer cancel()
-		if err := a.pg.Clone(cctx, *up); err != nil {
-			return fmt.Errorf("clone from %s: %w", leader, err)
+		if err := a.pg.CreateReplica(cctx, up); err != nil {
+			return fmt.Errorf("create replica of %s: %w", leader, err)
 		}
 		return nil
 	}, func(error) { a.pgState = PGStopped })

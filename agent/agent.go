@@ -127,13 +127,16 @@ type Agent struct {
 	nosync bool
 
 	// Operator commands run by the loop between ticks.
-	commands      chan command
-	restartAt     *scheduledRestart
-	restart       *restartJob     // a restart whose stop runs beside the loop
-	job           *job            // a clone or rewind running beside the loop
-	router        *routing.Runner // nil without a routing: section
-	routingJob    *job            // routing work running beside the loop
-	callbackRole  Role            // the role on_role_change last reported
+	commands   chan command
+	restartAt  *scheduledRestart
+	restart    *restartJob     // a restart whose stop runs beside the loop
+	job        *job            // a clone or rewind running beside the loop
+	router     *routing.Runner // nil without a routing: section
+	routingJob *job            // routing work running beside the loop
+	// fatal is set by work beside the loop whose failure must stop the
+	// agent (a failed bootstrap, as Patroni does); the next tick returns it.
+	fatal         error
+	callbackRole  Role // the role on_role_change last reported
 	lastPublished *restapi.Snapshot
 
 	// limits is what every etcd and PostgreSQL call is bounded by
@@ -320,6 +323,9 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.lastPlan = p
 	}
 	a.collectJob()
+	if err := a.fatal; err != nil {
+		return err
+	}
 	a.collectRouting()
 	if a.job == nil {
 		// A clone or rewind owns the data directory while it runs: the

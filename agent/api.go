@@ -104,7 +104,7 @@ func ClusterDoc(c *dcs.Cluster, dyn config.Dynamic) restapi.ClusterDoc {
 		cm := restapi.ClusterMember{
 			Name: name, State: m.State, APIURL: m.APIURL, Timeline: m.Timeline,
 			PendingRestart: m.PendingRestart, ScheduledRestart: m.ScheduledRestart, Tags: m.Tags,
-			ConfigError: m.ConfigError,
+			ConfigError: m.ConfigError, Progress: m.Progress,
 		}
 		if leader == "" {
 			cm.Decision = m.Decision

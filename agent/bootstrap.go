@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // initdbTimeout bounds initdb, the first start and role setup.
@@ -27,6 +28,11 @@ func (a *Agent) bootstrap(ctx context.Context) error {
 	}
 	if !won {
 		a.log.Info("another member won the bootstrap race")
+		return nil
+	}
+	if name, m, ok := a.cfg.Bootstrap.Custom(); ok {
+		a.log.Info("won the bootstrap race; creating the cluster with a custom method", "method", name)
+		a.bootstrapFromBackup(ctx, name, m)
 		return nil
 	}
 	a.log.Info("won the bootstrap race; initializing a new cluster")
@@ -54,6 +60,49 @@ func (a *Agent) initCluster(ctx context.Context) error {
 		return err
 	}
 	a.pgState, a.role = PGRunning, RolePrimary
+	return a.publishBootstrap(ictx)
+}
+
+// bootstrapFromBackup creates the cluster with a custom bootstrap method
+// (bootstrap.method: a restore from a backup, to a point in time or to
+// the end of the archive). The restore and the recovery take as long as
+// they take, so they run beside the loop, which keeps renewing this
+// member's key and waits (decide: busy) meanwhile; the loop then writes
+// the cluster's initial state as after initdb (publishBootstrap).
+//
+// How it keeps the safety rule: it runs only after this member won the
+// initialize key (CreateInitialize, created empty), so no other member
+// bootstraps, clones or races meanwhile ("another member is
+// bootstrapping"), and nothing routes to this PostgreSQL: /primary
+// answers 200 only with the lease. The restored PostgreSQL accepts writes
+// from its promotion (at the recovery target) until the leader key is
+// taken, exactly as a new initdb cluster does between its first start and
+// the key; if the key cannot be taken, the bootstrap is undone
+// (abortBootstrap: stop, wipe, initialize deleted) and the agent stops.
+func (a *Agent) bootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) {
+	a.pgState, a.role = PGCustomBootstrap, RoleUninitialized
+	a.startJob(ctx, "bootstrap from "+name, func(ctx context.Context) error {
+		bctx, cancel := context.WithTimeout(ctx, cloneTimeout)
+		defer cancel()
+		return a.pg.BootstrapFromBackup(bctx, name, m)
+	}, func(err error) {
+		if err == nil {
+			a.pgState, a.role = PGRunning, RolePrimary
+			ictx, cancel := context.WithTimeout(ctx, initdbTimeout)
+			err = a.publishBootstrap(ictx)
+			cancel()
+		}
+		if err != nil {
+			a.abortBootstrap(ctx)
+			a.fatal = fmt.Errorf("bootstrap failed: %w", err)
+		}
+	})
+}
+
+// publishBootstrap writes a new cluster's initial state once its first
+// primary runs: the replication role, initialize = system id, config =
+// bootstrap.dcs, then the leader key and the watchdog.
+func (a *Agent) publishBootstrap(ictx context.Context) error {
 	if err := a.pg.SetupRoles(ictx); err != nil {
 		return err
 	}

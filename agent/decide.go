@@ -107,6 +107,8 @@ func decideEmptyDataDir(s Snapshot) Plan {
 		return plan(ActBootstrap, "", "cluster is not initialized; racing to bootstrap it")
 	case *s.View.Initialize == "":
 		return plan(ActWait, "", "another member is bootstrapping the cluster")
+	case s.CreateWithoutLeader:
+		return plan(ActClone, "", "data directory is empty and the cluster has no leader; creating a replica with a no_leader method")
 	default:
 		return plan(ActWait, "", "cluster is initialized but has no leader to clone from")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
+	"github.com/regent-ha/regent/internal/progress"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -62,7 +63,11 @@ type Postgres interface {
 	Checkpoint(ctx context.Context) error
 	ProbeWrite(ctx context.Context) error
 	Reload(ctx context.Context) error
-	Clone(ctx context.Context, from postgres.Upstream) error
+	CreateReplica(ctx context.Context, from *postgres.Upstream) error
+	BootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) error
+	// Progress of the replica being created (nil when none); safe beside
+	// CreateReplica.
+	Progress() *progress.Progress
 	Rewind(ctx context.Context, from postgres.Upstream) error
 	CheckWipe(ctx context.Context, systemID uint64) error
 	WipeDataDir(ctx context.Context, systemID uint64) error

@@ -31,6 +31,7 @@ type Metrics struct {
 	configError       prometheus.Gauge
 	failoverPhase     *prometheus.HistogramVec
 	etcdError         *prometheus.GaugeVec
+	creationBytes     *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the agent's series.
@@ -73,10 +74,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 20, 30, 60}}, []string{"phase"}),
 		etcdError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_etcd_error",
 			Help: "1 for the class of the last failed etcd renewal (unreachable, timeout, no_leader, auth, compare_failed, lease_lost, other), 0 for the others; all 0 while etcd answers."}, []string{"class"}),
+		creationBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_replica_creation_bytes",
+			Help: "Progress of the replica being created (done, total bytes; 0 when none is or the method does not report it)."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.etcdError, m.role, m.leaseRemaining, m.lagBytes, m.timeline, m.watchdogArmed, m.watchdogFailed,
 		m.tickDuration, m.lastTick, m.failovers, m.switchovers, m.stageDuration, m.writeUnavailable,
-		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.failoverPhase)
+		m.lastUnavailable, m.syncDegraded, m.decisionsRecorded, m.configError, m.failoverPhase, m.creationBytes)
 	for _, r := range Roles {
 		m.role.WithLabelValues(string(r))
 	}
@@ -115,6 +118,12 @@ func (m *Metrics) observeTick(a *Agent, took time.Duration, lag int64, timeline 
 	for _, c := range dcs.ErrorClasses() {
 		m.etcdError.WithLabelValues(c.String()).Set(b2f(c == a.fs.etcdErr))
 	}
+	var done, total int64
+	if p := a.pg.Progress(); p != nil {
+		done, total = p.DoneBytes, p.TotalBytes
+	}
+	m.creationBytes.WithLabelValues("done").Set(float64(done))
+	m.creationBytes.WithLabelValues("total").Set(float64(total))
 }
 
 func (m *Metrics) decision(kind string) {

@@ -18,12 +18,13 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	now := a.now()
 	s := Snapshot{
 		Now: now, Name: a.name, Tags: a.cfg.Tags, Config: a.dyn,
-		View:           a.dcs.View(),
-		ViewFresh:      now.Sub(a.dcs.LastContact()) < a.dyn.TTL,
-		Lease:          a.leaseState(),
-		WatchdogUsable: a.wd.Usable(),
-		Restart:        restart,
-		Busy:           a.busy(),
+		CreateWithoutLeader: len(a.cfg.Postgres.ReplicaMethods(false)) > 0,
+		View:                a.dcs.View(),
+		ViewFresh:           now.Sub(a.dcs.LastContact()) < a.dyn.TTL,
+		Lease:               a.leaseState(),
+		WatchdogUsable:      a.wd.Usable(),
+		Restart:             restart,
+		Busy:                a.busy(),
 	}
 	if r := a.restartAt; r != nil {
 		s.ScheduledRestart = *r.req.Schedule

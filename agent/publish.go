@@ -11,6 +11,7 @@ import (
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/fencing"
 	"github.com/regent-ha/regent/internal/buildinfo"
+	"github.com/regent-ha/regent/internal/progress"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -80,6 +81,9 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		}
 		m.Tags["nosync"] = true
 	}
+	if a.pgState == PGCreatingReplica {
+		m.Progress = wholePercent(a.pg.Progress())
+	}
 	if p := a.lastPlan; p.Election != nil && p.Action.Kind == ActWait {
 		m.Decision = p.Reason
 	}
@@ -146,6 +150,9 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		Patroni: restapi.Agent{Version: buildinfo.Version, Scope: a.cfg.Scope},
 		Pause:   a.dyn.Pause,
 		Regent:  &restapi.RegentStatus{Name: a.name, LastDecision: a.lastPlan.Reason, ConfigError: a.configErr},
+	}
+	if a.pgState == PGCreatingReplica {
+		doc.Regent.Progress = a.pg.Progress()
 	}
 	if !lastContact.IsZero() {
 		doc.DCSLastSeen = time.Now().Add(-now.Sub(lastContact)).Unix()
@@ -247,4 +254,17 @@ func (a *Agent) observeMetrics(took time.Duration) {
 		}
 	}
 	a.metrics.observeTick(a, took, lag, timeline)
+}
+
+// wholePercent rounds the done bytes down to the whole percent and the
+// time left up to the minute, so the member key changes (and is written)
+// about once per percent, not every tick.
+func wholePercent(p *progress.Progress) *progress.Progress {
+	if p == nil || p.TotalBytes <= 0 {
+		return p
+	}
+	r := *p
+	r.DoneBytes = int64(p.Percent()) * p.TotalBytes / 100
+	r.SecondsLeft = (p.SecondsLeft + 59) / 60 * 60
+	return &r
 }

@@ -148,7 +148,8 @@ func (a *Agent) copyLogicalSlots(ctx context.Context, up postgres.Upstream) {
 }
 
 // slotMembers are the other members whose slots the primary keeps: those
-// with a member key, and those that left less than member_slots_ttl ago.
+// with a member key, and those that left less than member_slots_ttl ago;
+// never a nostream member (it streams from nobody).
 func (a *Agent) slotMembers(s Snapshot, now time.Time) []string {
 	if a.slots.seen == nil {
 		a.slots.seen = map[string]time.Time{}
@@ -162,6 +163,10 @@ func (a *Agent) slotMembers(s Snapshot, now time.Time) []string {
 	for n, at := range a.slots.seen {
 		switch {
 		case n == a.name:
+		case s.View != nil && s.View.Members[n].NoStream():
+			// A nostream member replays from the archive only: a slot for
+			// it would never be used and would keep WAL on the primary
+			// forever.
 		case now.Sub(at) > a.dyn.MemberSlotsTTL:
 			delete(a.slots.seen, n)
 		default:

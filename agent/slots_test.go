@@ -23,6 +23,10 @@ func TestSlotMembersKeepsDepartedForTTL(t *testing.T) {
 		}
 		return Snapshot{View: &dcs.Cluster{Members: m}}
 	}
+	nostream := func(s Snapshot, name string) Snapshot {
+		s.View.Members[name] = dcs.Member{Tags: map[string]any{"nostream": true}}
+		return s
+	}
 	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		name string
@@ -36,6 +40,7 @@ func TestSlotMembersKeepsDepartedForTTL(t *testing.T) {
 		{"pg3 gone past the ttl", time.Minute, 61 * time.Second, view("pg1", "pg2"), []string{"pg2"}},
 		{"pg3 back", time.Minute, 62 * time.Second, view("pg1", "pg2", "pg3"), []string{"pg2", "pg3"}},
 		{"ttl 0: gone at once", 0, 63 * time.Second, view("pg1", "pg2"), []string{"pg2"}},
+		{"a nostream member gets no slot", time.Minute, 64 * time.Second, nostream(view("pg1", "pg2", "pg3"), "pg3"), []string{"pg2"}},
 	}
 	a := &Agent{name: "pg1"}
 	for _, st := range steps {

@@ -27,6 +27,10 @@ type Snapshot struct {
 	// WatchdogUsable is false when watchdog mode is required and the device
 	// cannot be armed: such a member must not lead.
 	WatchdogUsable bool
+	// CreateWithoutLeader: a replica creation method needs no leader
+	// (no_leader), so an initialized cluster without one can still get a
+	// replica (from a backup).
+	CreateWithoutLeader bool
 	// Switchover is the running switchover record (nil when none).
 	Switchover *switchover.Record
 	// Quiescing: this leader stopped PostgreSQL on purpose for a switchover.

@@ -40,4 +40,5 @@ const (
 	PGRestartFailed   PGRunState = "restart failed (stop)"
 	PGCreatingReplica PGRunState = "creating replica"
 	PGInitializing    PGRunState = "initializing new cluster"
+	PGCustomBootstrap PGRunState = "running custom bootstrap script" // bootstrap.method (Patroni's state)
 )

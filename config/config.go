@@ -39,6 +39,43 @@ type Config struct {
 type Bootstrap struct {
 	// DCS is written verbatim to the config key (as Patroni does).
 	DCS map[string]any `yaml:"dcs"`
+	// Method creates the cluster: "initdb" (the default) or the name of a
+	// custom method section (Methods), e.g. a restore from a backup.
+	Method string `yaml:"method"`
+	// InitDB are extra initdb options (Patroni's bootstrap.initdb).
+	InitDB postgres.InitDBOptions `yaml:"initdb"`
+	// Methods are the custom method sections, beside the other keys as in
+	// Patroni (bootstrap.<name>).
+	Methods map[string]postgres.BootstrapMethod `yaml:",inline"`
+}
+
+// InitDBMethod is the default bootstrap method.
+const InitDBMethod = "initdb"
+
+// Custom returns the custom bootstrap method to use, if any.
+func (b Bootstrap) Custom() (name string, m postgres.BootstrapMethod, ok bool) {
+	if b.Method == "" || b.Method == InitDBMethod {
+		return "", m, false
+	}
+	return b.Method, b.Methods[b.Method], true
+}
+
+// validate checks that method names a section and every section is named.
+func (b Bootstrap) validate() []error {
+	var errs []error
+	if name, m, ok := b.Custom(); ok {
+		if _, found := b.Methods[name]; !found {
+			errs = append(errs, fmt.Errorf("bootstrap.method: %q has no bootstrap.%s section", name, name))
+		} else {
+			errs = append(errs, m.Validate("bootstrap."+name)...)
+		}
+	}
+	for name := range b.Methods {
+		if name != b.Method {
+			errs = append(errs, fmt.Errorf("bootstrap.%s: unknown key (a method section must be named by bootstrap.method)", name))
+		}
+	}
+	return errs
 }
 
 // Log selects the log level and format.
@@ -117,6 +154,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
+	errs = append(errs, c.Bootstrap.validate()...)
 	dyn, err := c.BootstrapDynamic()
 	if err != nil {
 		errs = append(errs, prefixErrors("bootstrap.dcs.", err))

@@ -79,6 +79,14 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 		{"unknown dynamic key", "ttl: 10", "tll: 10", []string{"bootstrap.dcs.tll: unknown key"}},
 		{"bad watchdog mode", "mode: off", "mode: sometimes", []string{"watchdog.mode"}},
 		{"unset environment variable", "${PGREPLPASS}", "${NOPE_NOT_SET}", []string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
+		{"replica method section nothing names", "  pg_hba:\n", "  pgbackrest: {command: pgbackrest restore}\n  pg_hba:\n", []string{"postgres.pgbackrest: unknown key", "create_replica_methods"}},
+		{"unknown key in a method section", "  pg_hba:\n", "  create_replica_methods: [pgbackrest]\n  pgbackrest: {command: x, keep_data: maybe}\n  pg_hba:\n", []string{"postgres.pgbackrest.keep_data"}},
+		{"basebackup option Regent sets", "  pg_hba:\n", "  basebackup: [{pgdata: /x}]\n  pg_hba:\n", []string{"postgres.basebackup", `"pgdata" is set by Regent`}},
+		{"typo in recovery_conf", "  pg_hba:\n", "  recovery_conf: {restore_comand: x}\n  pg_hba:\n", []string{"postgres.recovery_conf.restore_comand: unknown key", `did you mean "restore_command"`}},
+		{"bootstrap method without its section", "bootstrap:\n", "bootstrap:\n  method: pitr\n", []string{`bootstrap.method: "pitr" has no bootstrap.pitr section`}},
+		{"bootstrap section nothing names", "bootstrap:\n", "bootstrap:\n  pitr: {command: restore}\n", []string{"bootstrap.pitr: unknown key", "bootstrap.method"}},
+		{"bad recovery target action", "bootstrap:\n", "bootstrap:\n  method: pitr\n  pitr: {command: restore, recovery_conf: {recovery_target_action: shutdown}}\n", []string{"bootstrap.pitr.recovery_conf.recovery_target_action"}},
+		{"initdb option Regent sets", "bootstrap:\n", "bootstrap:\n  initdb: [{pgdata: /x}]\n", []string{"bootstrap.initdb", `"pgdata" is set by Regent`}},
 		{"not YAML", goodConfig, "name: [unclosed", []string{"not valid YAML"}},
 		{"typo'd routing key", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting:\n  pgbouncer:\n    - {admin: x, databases: [app], include_file: /f}\n    - {admin: x, database: [app]}",
 			[]string{"routing.pgbouncer[1].database: unknown key", `did you mean "databases"`}},
@@ -183,5 +191,64 @@ func TestKeysAreWhatTheDecoderReads(t *testing.T) {
 	}
 	if err := decodeStrict(nested("postgres.replication.user"), &Config{}); err == nil {
 		t.Error("the decoder accepted postgres.replication.user, which Keys() does not list")
+	}
+}
+
+func TestParseConfigReplicaMethods(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	methods := `  create_replica_methods: [pgbackrest, basebackup]
+  pgbackrest:
+    command: pgbackrest --stanza=demo --delta restore
+    keep_data: true
+    no_params: true
+  basebackup: [verbose, {max-rate: 10M}]
+  recovery_conf: {restore_command: "pgbackrest --stanza=demo archive-get %f \"%p\""}
+  pg_hba:
+`
+	c, err := Parse([]byte(strings.Replace(goodConfig, "  pg_hba:\n", methods, 1)))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	p := c.Postgres
+	if got := p.ReplicaMethods(true); !slices.Equal(got, []string{"pgbackrest", "basebackup"}) {
+		t.Errorf("methods = %v", got)
+	}
+	if m := p.Methods["pgbackrest"]; m.Command != "pgbackrest --stanza=demo --delta restore" || !m.KeepData || !m.NoParams {
+		t.Errorf("pgbackrest section = %+v", m)
+	}
+	if !slices.Equal(p.Basebackup, []string{"--verbose", "--max-rate=10M"}) {
+		t.Errorf("basebackup = %v", p.Basebackup)
+	}
+	if p.RecoveryConf.RestoreCommand != `pgbackrest --stanza=demo archive-get %f "%p"` {
+		t.Errorf("restore_command = %q", p.RecoveryConf.RestoreCommand)
+	}
+}
+
+func TestParseConfigBootstrapMethod(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	boot := `bootstrap:
+  method: pitr
+  initdb: [{encoding: UTF8}, data-checksums]
+  pitr:
+    command: pgbackrest --stanza=demo --delta restore
+    no_params: true
+    keep_existing_recovery_conf: true
+    recovery_conf:
+      restore_command: pgbackrest --stanza=demo archive-get %f "%p"
+      recovery_target_time: "2026-12-06 04:00:00+00"
+      recovery_target_action: promote
+`
+	c, err := Parse([]byte(strings.Replace(goodConfig, "bootstrap:\n", boot, 1)))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	name, m, ok := c.Bootstrap.Custom()
+	if !ok || name != "pitr" || !m.NoParams || !m.KeepExistingRecoveryConf || m.RecoveryConf["recovery_target_time"] != "2026-12-06 04:00:00+00" {
+		t.Errorf("custom bootstrap = %q %+v %v", name, m, ok)
+	}
+	if !slices.Equal(c.Bootstrap.InitDB, []string{"--encoding=UTF8", "--data-checksums"}) {
+		t.Errorf("initdb options = %v", c.Bootstrap.InitDB)
 	}
 }

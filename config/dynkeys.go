@@ -43,7 +43,7 @@ var postgresqlKeys = map[string]unsupportedKey{
 		why: "Regent always replicates through the members' physical slots; only true is accepted"},
 	"pg_hba":        {isOff: never, why: "set postgres.pg_hba in each member's regent.yml"},
 	"pg_ident":      {isOff: never, why: "Regent does not write pg_ident.conf"},
-	"recovery_conf": {isOff: never, why: "Regent writes the standby settings itself"},
+	"recovery_conf": {isOff: never, why: "set postgres.recovery_conf (restore_command, archive_cleanup_command) in each member's regent.yml"},
 	"remove_data_directory_on_rewind_failure": {isOff: isTrue,
 		why: "Regent always re-clones a member that cannot rewind; only true is accepted"},
 	"remove_data_directory_on_diverged_timelines": {isOff: isTrue,

@@ -10,6 +10,10 @@ type Tags map[string]any
 // NoFailover: this member never becomes leader on its own.
 func (t Tags) NoFailover() bool { return lenient.Truthy(t["nofailover"]) }
 
+// NoStream (Patroni's nostream tag): the replica restores WAL from the
+// archive only (postgres.recovery_conf.restore_command), never streams.
+func (t Tags) NoStream() bool { return lenient.Truthy(t["nostream"]) }
+
 func (t Tags) failoverPriority() (int, error) {
 	v, ok := t["failover_priority"]
 	if !ok || v == nil {

@@ -106,12 +106,21 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		return nil
 	}
 	fields := yamlFields(v.Type())
+	rest := inlineField(v.Type())
 	var errs []error
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i].Value, n.Content[i+1]
 		p := join(path, key)
 		idx, ok := fields[key]
+		// A section (a mapping) that is not a near-miss of a known key goes
+		// to the inline map; anything else is a typo.
+		if !ok && rest >= 0 && val.Kind == yaml.MappingNode && suggest(key, slices.Collect(maps.Keys(fields))) == "" {
+			if err := decodeInline(v.Field(rest), key, val, p); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: unknown key%s", p, suggest(key, slices.Collect(maps.Keys(fields)))))
 			continue
@@ -132,6 +141,38 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
+
+// inlineField is the index of t's `yaml:",inline"` map field, which takes
+// the keys no other field names (Patroni's per-method sections beside
+// the section's own keys), or -1. Whoever owns the struct validates those
+// keys (a typo lands there).
+func inlineField(t reflect.Type) int {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.IsExported() && f.Type.Kind() == reflect.Map && strings.HasSuffix(f.Tag.Get("yaml"), ",inline") {
+			return i
+		}
+	}
+	return -1
+}
+
+// decodeInline decodes one key of an inline map strictly.
+func decodeInline(m reflect.Value, key string, val *yaml.Node, path string) error {
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(m.Type()))
+	}
+	if m.MapIndex(reflect.ValueOf(key)).IsValid() {
+		return fmt.Errorf("%s: duplicate key", path)
+	}
+	elem := reflect.New(m.Type().Elem()).Elem()
+	if !isNull(val) {
+		if err := decodeNode(val, elem, path); err != nil {
+			return err
+		}
+	}
+	m.SetMapIndex(reflect.ValueOf(key), elem)
+	return nil
+}
 
 // decodeDuration reads a duration as Patroni does for every duration key:
 // a bare number is seconds (15, 0.5, "15"); Go's form with a unit is
@@ -187,8 +228,8 @@ func yamlFields(t reflect.Type) map[string]int {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || opts == "inline" {
 			continue
 		}
 		if name == "" {

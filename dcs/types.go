@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/lenient"
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // Member is the JSON value of members/<name> (patroni-compat.md §1.3.1).
@@ -34,6 +35,9 @@ type Member struct {
 	// ConfigError is Regent's own field: what this member cannot apply of
 	// the cluster's dynamic config (it keeps its current values for those).
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress is Regent's own field: a replica being created says how far
+	// it got (written at most once per whole percent).
+	Progress *progress.Progress `json:"progress,omitempty"`
 	// Failsafe is Regent's own field: set while this member holds a
 	// leader's failsafe call (it does not race or promote meanwhile).
 	Failsafe *MemberFailsafe `json:"failsafe,omitempty"`
@@ -48,6 +52,10 @@ type MemberFailsafe struct {
 
 // NoFailover reports the nofailover tag (lenient booleans, as Patroni).
 func (m Member) NoFailover() bool { return lenient.Truthy(m.Tags["nofailover"]) }
+
+// NoStream reports the nostream tag: the member replays WAL from the
+// archive only, so no replication slot is kept for it.
+func (m Member) NoStream() bool { return lenient.Truthy(m.Tags["nostream"]) }
 
 // Tag returns a tag value and whether it is set.
 func (m Member) Tag(name string) (any, bool) { v, ok := m.Tags[name]; return v, ok }

@@ -13,7 +13,8 @@ import (
 // initdb's postgresql.conf as postgresql.base.conf and writes Regent's
 // postgresql.conf (as a primary) and pg_hba.conf (loopback only until the
 // agent calls WriteHBA with the members). initdb takes its locale from the
-// agent's environment.
+// agent's environment. Options.InitDBOptions (bootstrap.initdb) follow
+// Regent's own arguments.
 func (i *Instance) InitDB(ctx context.Context) error {
 	if err := i.ensureDataDir(); err != nil {
 		return fmt.Errorf("initdb: %w", err)
@@ -24,14 +25,9 @@ func (i *Instance) InitDB(ctx context.Context) error {
 	}
 	defer i.removeSecretFile(pwfile)
 	i.log.Info("running initdb", "data_dir", i.cfg.DataDir)
-	_, err = i.run(ctx, nil, "initdb", i.syncArgs(
-		"-D", i.cfg.DataDir,
-		"--data-checksums",
-		"-U", i.cfg.Superuser.Username,
-		"--pwfile", pwfile,
-		"-E", "UTF8",
-		"--auth=scram-sha-256",
-	)...)
+	args := i.syncArgs("-D", i.cfg.DataDir, "--data-checksums", "-U", i.cfg.Superuser.Username,
+		"--pwfile", pwfile, "-E", "UTF8", "--auth=scram-sha-256")
+	_, err = i.run(ctx, nil, "initdb", append(args, i.initdb...)...)
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}

@@ -37,6 +37,9 @@ type Upstream struct {
 type recovery struct {
 	standby  bool
 	upstream *Upstream
+	// restore: the archive recovery settings of a bootstrap from a backup
+	// (not a standby: it ends in a promotion).
+	restore map[string]string
 }
 
 // setting is one name = value line.
@@ -253,10 +256,18 @@ func (i *Instance) SynchronousStandbyNames() string {
 func (i *Instance) renderRecovery(rec recovery) string {
 	var b strings.Builder
 	switch {
+	case !rec.standby && len(rec.restore) > 0:
+		b.WriteString("\n# Recovery: bootstrap from a backup\n")
+		for _, k := range slices.Sorted(maps.Keys(rec.restore)) {
+			v, _ := quoteGUCString(rec.restore[k])
+			fmt.Fprintf(&b, "%s = %s\n", k, v)
+		}
 	case !rec.standby:
 		b.WriteString("\n# Recovery: none (primary)\n")
 	case rec.upstream == nil:
 		b.WriteString("\n# Recovery: standby without upstream\n")
+	case i.noStream:
+		fmt.Fprintf(&b, "\n# Recovery: standby of %s from the archive only (nostream)\n", rec.upstream.Member)
 	default:
 		up := rec.upstream
 		fmt.Fprintf(&b, "\n# Recovery: standby of %s\n", up.Member)
@@ -272,7 +283,23 @@ func (i *Instance) renderRecovery(rec recovery) string {
 		slot, _ := quoteGUCString(SlotName(i.name))
 		fmt.Fprintf(&b, "primary_conninfo = %s\nprimary_slot_name = %s\n", ci, slot)
 	}
-	b.WriteString("recovery_target_timeline = 'latest'\n")
+	if rec.standby {
+		// The archive lets a replica that fell behind the WAL its upstream
+		// keeps catch up without a new copy (PostgreSQL alternates between
+		// the archive and streaming by itself).
+		for _, kv := range [][2]string{
+			{"restore_command", i.cfg.RecoveryConf.RestoreCommand},
+			{"archive_cleanup_command", i.cfg.RecoveryConf.ArchiveCleanupCommand},
+		} {
+			if kv[1] != "" {
+				q, _ := quoteGUCString(kv[1])
+				fmt.Fprintf(&b, "%s = %s\n", kv[0], q)
+			}
+		}
+	}
+	if _, set := rec.restore["recovery_target_timeline"]; !set {
+		b.WriteString("recovery_target_timeline = 'latest'\n")
+	}
 	return b.String()
 }
 

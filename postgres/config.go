@@ -46,6 +46,17 @@ type Config struct {
 	// StopTimeout is the budget of the agent's stops: fast, then immediate,
 	// then SIGKILL of every server process (the agent never starts smart).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
+	// CreateReplicaMethods is the ordered list of ways to create a replica
+	// (Patroni's create_replica_methods): "basebackup" or the name of a
+	// method section (Methods); each is tried until one succeeds.
+	CreateReplicaMethods []string `yaml:"create_replica_methods"`
+	// Basebackup are extra pg_basebackup options.
+	Basebackup BasebackupOptions `yaml:"basebackup"`
+	// RecoveryConf goes into a replica's recovery block.
+	RecoveryConf RecoveryConf `yaml:"recovery_conf"`
+	// Methods are the method sections, keyed by name, written beside the
+	// other keys of the section as in Patroni.
+	Methods map[string]ReplicaMethod `yaml:",inline"`
 }
 
 // Credentials name a PostgreSQL role and its password.
@@ -137,6 +148,7 @@ func (c Config) Validate() error {
 	if c.StopTimeout <= 0 {
 		add("stop_timeout", "must be positive, got %s", c.StopTimeout)
 	}
+	errs = append(errs, c.validateMethods()...)
 	return errors.Join(errs...)
 }
 

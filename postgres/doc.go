@@ -1,7 +1,9 @@
 // Package postgres owns everything Regent does to its local PostgreSQL
 // instance: observing it (Status over one persistent pgx connection,
-// ControlData from pg_controldata), creating it (InitDB, SetupRoles, Clone
-// with pg_basebackup), repairing it (Rewind with pg_rewind, WipeDataDir),
+// ControlData from pg_controldata), creating it (InitDB, SetupRoles,
+// CreateReplica with the create_replica_methods in order — Clone with
+// pg_basebackup or a user's command such as a pgBackRest restore — and
+// BootstrapFromBackup for a custom bootstrap), repairing it (Rewind with pg_rewind, WipeDataDir),
 // running it (Start, Stop with smart → fast → immediate escalation, Promote,
 // Checkpoint, Reload through pg_ctl and SQL) and configuring it (Regent's
 // postgresql.conf, the standby recovery block, pg_hba.conf, replication
@@ -28,6 +30,7 @@
 //	standby.signal        present while the instance is configured as standby
 //	pg_replslot/<slot>/state  a copy of the primary's logical slot, only
 //	                      while PostgreSQL is stopped (InstallSlotStates)
+//	recovery.signal       only during a bootstrap from a backup
 //
 // Every file is written atomically (temporary file + rename) with mode 0600
 // and, when the agent runs as root and PostgreSQL runs as another user

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,12 @@ const waitDelay = 5 * time.Second
 // command prepares a PostgreSQL binary from bin_dir, run under
 // Options.SysProcAttr with a cleaned environment.
 func (i *Instance) command(ctx context.Context, extraEnv []string, prog string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(i.cfg.BinDir, prog), args...)
+	return i.commandPath(ctx, extraEnv, filepath.Join(i.cfg.BinDir, prog), args...)
+}
+
+// commandPath is command for any program (a replica creation method's).
+func (i *Instance) commandPath(ctx context.Context, extraEnv []string, path string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, path, args...)
 	if i.sysAttr != nil {
 		attr := *i.sysAttr
 		cmd.SysProcAttr = &attr
@@ -34,9 +40,19 @@ func (i *Instance) command(ctx context.Context, extraEnv []string, prog string, 
 // run runs a binary and returns its combined output; a failure's error
 // carries the tail of that output.
 func (i *Instance) run(ctx context.Context, extraEnv []string, prog string, args ...string) (string, error) {
-	cmd := i.command(ctx, extraEnv, prog, args...)
+	return i.runCmd(ctx, i.command(ctx, extraEnv, prog, args...), prog, nil)
+}
+
+// runCmd runs a prepared command as run does; prog names it in errors.
+// onLine, when set, sees each output line as it comes (lines end with \n
+// or \r: progress reports rewrite one line).
+func (i *Instance) runCmd(ctx context.Context, cmd *exec.Cmd, prog string, onLine func(string)) (string, error) {
+	args := cmd.Args[1:]
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	w := &outputWriter{onLine: onLine}
+	cmd.Stdout, cmd.Stderr = w, w
+	err := cmd.Run()
+	out := w.buf.Bytes()
 	i.log.Debug("ran postgres binary", "prog", prog, "args", strings.Join(args, " "),
 		"duration", time.Since(start), "err", err)
 	if err != nil {
@@ -46,6 +62,33 @@ func (i *Instance) run(ctx context.Context, extraEnv []string, prog string, args
 		return string(out), fmt.Errorf("%s: %w: %s", prog, err, tail(string(out), 2048))
 	}
 	return string(out), nil
+}
+
+// outputWriter collects a child's combined output and hands each line to
+// onLine. exec.Cmd writes to it from one goroutine when Stdout and Stderr
+// are the same writer.
+type outputWriter struct {
+	buf     bytes.Buffer
+	partial []byte
+	onLine  func(string)
+}
+
+func (w *outputWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if w.onLine == nil {
+		return len(p), nil
+	}
+	for _, c := range p {
+		if c == '\n' || c == '\r' {
+			if len(w.partial) > 0 {
+				w.onLine(string(w.partial))
+			}
+			w.partial = w.partial[:0]
+			continue
+		}
+		w.partial = append(w.partial, c)
+	}
+	return len(p), nil
 }
 
 // childEnv is the agent's environment without PG* variables (so nothing

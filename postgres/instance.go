@@ -12,9 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // ErrNotRunning means PostgreSQL does not accept connections (Status), or
@@ -35,6 +39,13 @@ type Options struct {
 	// NoSync passes --no-sync to initdb, pg_basebackup and pg_rewind: much
 	// faster, and unsafe if the host crashes. For tests only.
 	NoSync bool
+	// InitDBOptions are extra initdb options (bootstrap.initdb).
+	InitDBOptions InitDBOptions
+	// Scope is the cluster name, passed to replica creation methods.
+	Scope string
+	// NoStream (the nostream tag) makes a replica restore WAL from the
+	// archive only: its recovery block has no primary_conninfo.
+	NoStream bool
 }
 
 // Instance is the local PostgreSQL. It is meant for one goroutine (the HA
@@ -45,6 +56,10 @@ type Instance struct {
 	name    string
 	log     *slog.Logger
 	sysAttr *syscall.SysProcAttr
+	scope   string
+	initdb  InitDBOptions
+	// noStream: see Options.NoStream.
+	noStream bool
 	// uid and gid own the files Regent writes; -1 keeps the process's own.
 	uid, gid int
 	// home is the HOME given to child processes run under another user.
@@ -60,6 +75,14 @@ type Instance struct {
 	recoveryKnown bool
 	floor         map[string]int64 // see SetStandbyFloor
 	syncNames     *string
+
+	// progress of a replica being created (nil when none): written by
+	// CreateReplica, read by the loop's publish concurrently.
+	progress atomic.Pointer[progress.Progress]
+	// progressStart is when the running method started: written by
+	// CreateReplica before it starts the method, read by the method's
+	// output handler (which the method's start happens before).
+	progressStart time.Time
 
 	connMu sync.Mutex // guards conn
 	conn   *pgx.Conn
@@ -80,7 +103,8 @@ func New(opts Options) (*Instance, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	i := &Instance{cfg: cfg, name: opts.Name, log: log, sysAttr: opts.SysProcAttr, uid: -1, gid: -1, noSync: opts.NoSync}
+	i := &Instance{cfg: cfg, name: opts.Name, log: log, sysAttr: opts.SysProcAttr, uid: -1, gid: -1, noSync: opts.NoSync,
+		scope: opts.Scope, noStream: opts.NoStream, initdb: opts.InitDBOptions}
 	if c := opts.SysProcAttr; c != nil && c.Credential != nil {
 		i.uid, i.gid = int(c.Credential.Uid), int(c.Credential.Gid)
 		if u, err := user.LookupId(strconv.Itoa(i.uid)); err == nil {

@@ -9,8 +9,8 @@ import (
 	"strconv"
 )
 
-// Clone makes data_dir a copy of the upstream with pg_basebackup (-X stream,
-// -c fast) as the replication user, the password passed in PGPASSWORD,
+// Clone (the basebackup method) makes data_dir a copy of the upstream with pg_basebackup (-X stream,
+// -c fast, then postgres.basebackup's options) as the replication user, the password passed in PGPASSWORD,
 // never on the command line. data_dir must be empty or absent; it ends up
 // 0700 and owned by the PostgreSQL user. Then Regent's configuration is
 // written as a standby of from. On failure the partial contents are
@@ -34,9 +34,12 @@ func (i *Instance) Clone(ctx context.Context, from Upstream) (err error) {
 		}
 	}()
 	i.log.Info("cloning from upstream", "member", from.Member, "host", from.Host, "port", from.Port)
-	_, err = i.run(ctx, []string{"PGPASSWORD=" + i.cfg.Replication.Password.Reveal()}, "pg_basebackup", i.syncArgs(
-		"-h", from.Host, "-p", strconv.Itoa(from.Port), "-U", i.cfg.Replication.Username,
-		"-D", i.cfg.DataDir, "-X", "stream", "-c", "fast", "-w")...)
+	args := i.syncArgs("-h", from.Host, "-p", strconv.Itoa(from.Port), "-U", i.cfg.Replication.Username,
+		"-D", i.cfg.DataDir, "-X", "stream", "-c", "fast", "-w")
+	// --progress: each second a line "done/total kB (n%)" (noteBasebackupProgress).
+	args = append(append(args, "--progress"), i.cfg.Basebackup...)
+	cmd := i.command(ctx, []string{"PGPASSWORD=" + i.cfg.Replication.Password.Reveal()}, "pg_basebackup", args...)
+	_, err = i.runCmd(ctx, cmd, "pg_basebackup", i.noteBasebackupProgress)
 	if err != nil {
 		return fmt.Errorf("clone from %s: %w", from.Member, err)
 	}
@@ -62,6 +65,11 @@ func (i *Instance) dirEmpty() (bool, error) {
 // the source's log file (not ours) removed, Regent's postgresql.conf for this
 // member as a standby of up.
 func (i *Instance) afterCopy(up *Upstream) error {
+	// A restore tool may leave recovery.signal (archive recovery, then
+	// promotion); a replica runs in standby mode only.
+	if _, err := removeFile(filepath.Join(i.cfg.DataDir, "recovery.signal")); err != nil {
+		return err
+	}
 	if err := i.ensureDataDir(); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // Snapshot is what the HA loop publishes once per tick (and on every
@@ -103,6 +105,8 @@ type RegentStatus struct {
 	// ConfigError is what this member cannot apply of the cluster's
 	// dynamic config; it keeps its current values for those keys.
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress of the replica this member is creating.
+	Progress *progress.Progress `json:"progress,omitempty"`
 	// EtcdError is the class of the last failed etcd renewal (unreachable,
 	// timeout, no_leader, auth, compare_failed, lease_lost, other); absent
 	// while etcd answers.
@@ -171,6 +175,8 @@ type ClusterMember struct {
 	// ConfigError (Regent's): what this member cannot apply of the
 	// cluster's dynamic config.
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress (Regent's): of the replica this member is creating.
+	Progress *progress.Progress `json:"progress,omitempty"`
 }
 
 // Scheduled describes a scheduled switchover.

@@ -72,7 +72,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notifier *
 			log.Warn("close the etcd client", "err", err)
 		}
 	}()
-	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Logger: log.With("component", "postgres")})
+	pg, err := postgres.New(postgres.Options{Config: cfg.Postgres, Name: cfg.Name, Scope: cfg.Scope, InitDBOptions: cfg.Bootstrap.InitDB,
+		NoStream: cfg.Tags.NoStream(), Logger: log.With("component", "postgres")})
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}

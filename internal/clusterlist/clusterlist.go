@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/internal/progress"
 )
 
 // Row is one member's line.
@@ -22,6 +23,8 @@ type Row struct {
 	Tags  map[string]any `json:"tags,omitempty"`
 	// ConfigError is what the member cannot apply of the cluster config.
 	ConfigError string `json:"config_error,omitempty"`
+	// Progress of a replica being created; the table shows it as the state.
+	Progress *progress.Progress `json:"progress,omitempty"`
 }
 
 // Rows derives the table from a view, sorted by member name.
@@ -30,7 +33,7 @@ func Rows(c *dcs.Cluster) []Row {
 	var rows []Row
 	for _, name := range c.MemberNames() {
 		m := c.Members[name]
-		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError}
+		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError, Progress: m.Progress}
 		switch {
 		case name == leader:
 			r.Role = "Leader"
@@ -96,7 +99,8 @@ func MemberTable(title string) *Table {
 	}
 }
 
-// Cells is the row as MemberTable's cells: member, host, role, state,
+// Cells is the row as MemberTable's cells: member, host, role, state (the
+// progress of a replica being created, when there is one),
 // timeline ("" when unknown) and lag in MB ("" for the leader, "unknown"
 // for a member that reports no WAL position).
 func (r Row) Cells() []string {
@@ -110,5 +114,9 @@ func (r Row) Cells() []string {
 			lag = fmt.Sprint(*r.LagMB)
 		}
 	}
-	return []string{r.Member, r.Host, r.Role, r.State, tl, lag}
+	state := r.State
+	if r.Progress != nil {
+		state = r.Progress.String() // "creating replica 37%, 12 of 32 GB, 4 min left (basebackup)"
+	}
+	return []string{r.Member, r.Host, r.Role, state, tl, lag}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/progress"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -201,7 +202,11 @@ func (f *Fake) Promote(ctx context.Context) error {
 func (f *Fake) Checkpoint(ctx context.Context) error { return nil }
 func (f *Fake) Reload(ctx context.Context) error     { return nil }
 
-func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
+func (f *Fake) CreateReplica(ctx context.Context, up *postgres.Upstream) error {
+	var from postgres.Upstream
+	if up != nil {
+		from = *up
+	}
 	if gate := f.CloneGate; gate != nil {
 		select {
 		case <-gate:
@@ -212,7 +217,19 @@ func (f *Fake) Clone(ctx context.Context, from postgres.Upstream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("clone " + from.Member)
-	f.empty, f.inRecovery, f.upstream = false, true, &from
+	f.empty, f.inRecovery, f.upstream = false, true, up
+	return nil
+}
+
+// Progress reports no replica creation in progress.
+func (f *Fake) Progress() *progress.Progress { return nil }
+
+// BootstrapFromBackup records the method and leaves a running primary.
+func (f *Fake) BootstrapFromBackup(ctx context.Context, name string, m postgres.BootstrapMethod) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("bootstrap " + name)
+	f.empty, f.inRecovery, f.running = false, false, true
 	return nil
 }
 
