@@ -25,7 +25,9 @@ import (
 type Cluster struct {
 	Dir   string
 	Nodes []*Node
-	scope string
+	// Routers are the PgBouncer and HAProxy of Options.Routing, else nil.
+	Routers *Routers
+	scope   string
 	// ctx lives until Close has stopped the agents; it bounds them
 	// (exec.CommandContext) as a last resort. It is not Run's context:
 	// that one ends on Ctrl-C, which would SIGKILL the agents before
@@ -104,8 +106,8 @@ watchdog: {mode: off}
 log: {level: %s}
 bootstrap:
   dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
-`, name, c.scope, strings.Join(c.etcd.Endpoints(), ", "), apiPort, apiPort,
-		filepath.Join(n.Dir, "data"), binDir, pgPort, pgPort, SuperuserPassword, ReplicationPassword, c.logLevel)
+%s`, name, c.scope, strings.Join(c.etcd.Endpoints(), ", "), apiPort, apiPort,
+		filepath.Join(n.Dir, "data"), binDir, pgPort, pgPort, SuperuserPassword, ReplicationPassword, c.logLevel, c.routingSection())
 	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -228,6 +230,9 @@ func (n *Node) status(ctx context.Context) (map[string]any, error) {
 // is left, stops etcd and removes the directory.
 func (c *Cluster) Close() error {
 	var errs []error
+	if c.Routers != nil { // first: they hold client connections to the members
+		c.Routers.Close()
+	}
 	for _, n := range c.Nodes {
 		errs = append(errs, n.stop())
 	}
@@ -313,7 +318,9 @@ Try (in another terminal):
   curl -s -o /dev/null -w '%%{http_code}\n' http://127.0.0.1:%d/primary
   bin/regentctl --etcd %s --scope %s list
   PGPASSWORD=%s psql -h 127.0.0.1 -p %d -U postgres -c 'select pg_is_in_recovery()'
-
-Press Ctrl-C to stop the cluster and remove %s.
-`, first.APIPort, first.APIPort, ep, c.scope, SuperuserPassword, first.PGPort, c.Dir)
+`, first.APIPort, first.APIPort, ep, c.scope, SuperuserPassword, first.PGPort)
+	if c.Routers != nil {
+		c.Routers.printRouting(c, w)
+	}
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop the cluster and remove %s.\n", c.Dir)
 }
