@@ -84,7 +84,20 @@ func (c *Cluster) addNode(name, binDir string, pgPort, apiPort int) (*Node, erro
 	}
 	n.config = filepath.Join(n.Dir, "regent.yml")
 	n.logPath = filepath.Join(n.Dir, "regent.log")
-	cfg := fmt.Sprintf(`name: %s
+	cfg := c.nodeConfig(n, binDir, c.etcd.Endpoints())
+	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	if err := c.owner.chown(n.config); err != nil {
+		return nil, err
+	}
+	c.Nodes = append(c.Nodes, n)
+	return n, nil
+}
+
+// nodeConfig is n's regent.yml.
+func (c *Cluster) nodeConfig(n *Node, binDir string, endpoints []string) string {
+	return fmt.Sprintf(`name: %s
 scope: %s
 namespace: /service/
 etcd:
@@ -106,16 +119,8 @@ watchdog: {mode: off}
 log: {level: %s}
 bootstrap:
   dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
-%s`, name, c.scope, strings.Join(c.etcd.Endpoints(), ", "), apiPort, apiPort,
-		filepath.Join(n.Dir, "data"), binDir, pgPort, pgPort, SuperuserPassword, ReplicationPassword, c.logLevel, c.routingSection())
-	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	if err := c.owner.chown(n.config); err != nil {
-		return nil, err
-	}
-	c.Nodes = append(c.Nodes, n)
-	return n, nil
+%s`, n.Name, c.scope, strings.Join(endpoints, ", "), n.APIPort, n.APIPort,
+		filepath.Join(n.Dir, "data"), binDir, n.PGPort, n.PGPort, SuperuserPassword, ReplicationPassword, c.logLevel, c.routingSection())
 }
 
 func (n *Node) start(ctx context.Context) error {
