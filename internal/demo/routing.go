@@ -241,8 +241,10 @@ func tryExec(ctx context.Context, cfg *pgx.ConnConfig, stmt string) error {
 	return err
 }
 
-// Close stops both routers (HAProxy: SIGTERM, PgBouncer: SIGINT, both
-// immediate), killing what has not exited within routerStopLimit.
+// Close stops both routers — HAProxy with SIGTERM (at once), PgBouncer
+// with SIGINT (its safe shutdown in every version: it lets running
+// transactions finish; SIGTERM waits for clients to leave from 1.23 on) —
+// and kills what has not exited within routerStopLimit.
 func (r *Routers) Close() {
 	for _, p := range r.procs {
 		_ = p.cmd.Process.Signal(p.stop)
