@@ -83,6 +83,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if c.Routers != nil {
 		if err := c.startRouters(ctx); err != nil {
+			c.Routers.dumpLogs(o.Stdout) // the directory goes on return
 			return err
 		}
 	}

@@ -213,7 +213,7 @@ func (r *Routers) waitWrite(ctx context.Context, what, connString, stmt string) 
 		for _, p := range r.procs {
 			select {
 			case <-p.done:
-				return fmt.Errorf("%s exited at start (see %s)", p.name, filepath.Join(r.dir, p.name+".log"))
+				return fmt.Errorf("%s exited at start (its log is above)", p.name)
 			default:
 			}
 		}
@@ -256,6 +256,14 @@ func (r *Routers) Close() {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			<-p.done
 		}
+	}
+}
+
+// dumpLogs prints the routers' logs, for a start that failed.
+func (r *Routers) dumpLogs(w io.Writer) {
+	for _, p := range r.procs {
+		data, _ := os.ReadFile(filepath.Join(r.dir, p.name+".log"))
+		fmt.Fprintf(w, "--- %s log\n%s\n", p.name, strings.TrimSpace(string(data)))
 	}
 }
 
