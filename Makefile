@@ -114,8 +114,10 @@ chaos:
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
 		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
 
+# ROUTING=1 adds write ports through PgBouncer and HAProxy (Debian packages
+# pgbouncer, haproxy) to watch a switchover with a client running.
 demo: build
-	$(BIN)/regent-demo -regent $(BIN)/regent
+	$(BIN)/regent-demo -regent $(BIN)/regent$(if $(filter 1,$(ROUTING)), -routing)
 
 # bench runs every measurement with real processes (9 to 12 minutes; run it
 # on an otherwise idle machine) and writes bench/results/<date>.json and .md,

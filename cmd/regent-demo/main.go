@@ -2,8 +2,12 @@
 // embedded etcd and N `regent` agents, each with its own PostgreSQL, in a
 // temporary directory that is removed on exit.
 //
-//	regent-demo [-nodes 3] [-regent bin/regent] [-bin-dir /usr/lib/postgresql/15/bin]
+//	regent-demo [-nodes 3] [-routing] [-regent bin/regent] [-bin-dir /usr/lib/postgresql/15/bin]
 //	regent-demo -version
+//
+// -routing adds a write port through PgBouncer and one through HAProxy,
+// driven by the agents' routing: section (Debian packages pgbouncer and
+// haproxy), and prints a client loop and a switchover to watch it through.
 //
 // It is a binary of its own because it links etcd's server, which the
 // agent does not need: `regent` stays small.
@@ -45,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	agentBin := fs.String("regent", "", "the regent agent binary (default: regent next to this binary, else on PATH)")
 	binDir := fs.String("bin-dir", "/usr/lib/postgresql/15/bin", "PostgreSQL binaries")
 	logLevel := fs.String("log-level", "info", "agents' log level: debug, info, warn, error")
+	withRouting := fs.Bool("routing", false, "add write ports through PgBouncer and HAProxy, driven by the agents (needs the pgbouncer and haproxy packages)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -66,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "regent-demo: %v\n", err)
 		return exitUsage
 	}
-	if err := demo.Run(ctx, demo.Options{Nodes: *nodes, Agent: bin, BinDir: *binDir, LogLevel: *logLevel, Stdout: stdout}); err != nil {
+	if err := demo.Run(ctx, demo.Options{Nodes: *nodes, Agent: bin, BinDir: *binDir, LogLevel: *logLevel, Routing: *withRouting, Stdout: stdout}); err != nil {
 		fmt.Fprintf(stderr, "regent-demo: %v\n", err)
 		return exitFailed
 	}

@@ -25,7 +25,9 @@ import (
 type Cluster struct {
 	Dir   string
 	Nodes []*Node
-	scope string
+	// Routers are the PgBouncer and HAProxy of Options.Routing, else nil.
+	Routers *Routers
+	scope   string
 	// ctx lives until Close has stopped the agents; it bounds them
 	// (exec.CommandContext) as a last resort. It is not Run's context:
 	// that one ends on Ctrl-C, which would SIGKILL the agents before
@@ -82,7 +84,20 @@ func (c *Cluster) addNode(name, binDir string, pgPort, apiPort int) (*Node, erro
 	}
 	n.config = filepath.Join(n.Dir, "regent.yml")
 	n.logPath = filepath.Join(n.Dir, "regent.log")
-	cfg := fmt.Sprintf(`name: %s
+	cfg := c.nodeConfig(n, binDir, c.etcd.Endpoints())
+	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	if err := c.owner.chown(n.config); err != nil {
+		return nil, err
+	}
+	c.Nodes = append(c.Nodes, n)
+	return n, nil
+}
+
+// nodeConfig is n's regent.yml.
+func (c *Cluster) nodeConfig(n *Node, binDir string, endpoints []string) string {
+	return fmt.Sprintf(`name: %s
 scope: %s
 namespace: /service/
 etcd:
@@ -104,16 +119,8 @@ watchdog: {mode: off}
 log: {level: %s}
 bootstrap:
   dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
-`, name, c.scope, strings.Join(c.etcd.Endpoints(), ", "), apiPort, apiPort,
-		filepath.Join(n.Dir, "data"), binDir, pgPort, pgPort, SuperuserPassword, ReplicationPassword, c.logLevel)
-	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	if err := c.owner.chown(n.config); err != nil {
-		return nil, err
-	}
-	c.Nodes = append(c.Nodes, n)
-	return n, nil
+%s`, n.Name, c.scope, strings.Join(endpoints, ", "), n.APIPort, n.APIPort,
+		filepath.Join(n.Dir, "data"), binDir, n.PGPort, n.PGPort, SuperuserPassword, ReplicationPassword, c.logLevel, c.routingSection())
 }
 
 func (n *Node) start(ctx context.Context) error {
@@ -228,6 +235,9 @@ func (n *Node) status(ctx context.Context) (map[string]any, error) {
 // is left, stops etcd and removes the directory.
 func (c *Cluster) Close() error {
 	var errs []error
+	if c.Routers != nil { // first: they hold client connections to the members
+		c.Routers.Close()
+	}
 	for _, n := range c.Nodes {
 		errs = append(errs, n.stop())
 	}
@@ -313,7 +323,9 @@ Try (in another terminal):
   curl -s -o /dev/null -w '%%{http_code}\n' http://127.0.0.1:%d/primary
   bin/regentctl --etcd %s --scope %s list
   PGPASSWORD=%s psql -h 127.0.0.1 -p %d -U postgres -c 'select pg_is_in_recovery()'
-
-Press Ctrl-C to stop the cluster and remove %s.
-`, first.APIPort, first.APIPort, ep, c.scope, SuperuserPassword, first.PGPort, c.Dir)
+`, first.APIPort, first.APIPort, ep, c.scope, SuperuserPassword, first.PGPort)
+	if c.Routers != nil {
+		c.Routers.printRouting(c, w)
+	}
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop the cluster and remove %s.\n", c.Dir)
 }

@@ -28,6 +28,9 @@ type Options struct {
 	LogLevel string
 	Stdout   io.Writer
 	Logger   *slog.Logger
+	// Routing adds one PgBouncer and one HAProxy in front of the
+	// cluster, driven by every agent's routing: section (-routing).
+	Routing bool
 	// Ready, when set, is called with the cluster once it is healthy (tests).
 	Ready func(*Cluster)
 }
@@ -78,6 +81,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := clusterlist.Render(o.Stdout, o.Scope, view); err != nil {
 		return err
 	}
+	if c.Routers != nil {
+		if err := c.startRouters(ctx); err != nil {
+			c.Routers.dumpLogs(o.Stdout) // the directory goes on return
+			return err
+		}
+	}
 	c.printHelp(o.Stdout)
 	if o.Ready != nil {
 		o.Ready(c)
@@ -92,17 +101,28 @@ func start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	var routers *Routers
+	if o.Routing { // before anything runs: a missing router is a clear error at once
+		if routers, err = newRouters(); err != nil {
+			return nil, err
+		}
+	}
 	base, err := os.MkdirTemp("", "regent-demo-")
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: base, scope: o.Scope, logLevel: o.LogLevel, owner: owner, log: o.Logger, stdout: o.Stdout}
+	c := &Cluster{Dir: base, scope: o.Scope, logLevel: o.LogLevel, owner: owner, log: o.Logger, stdout: o.Stdout, Routers: routers}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := owner.prepareDir(base); err != nil {
 		return c, err
 	}
 	if err := c.installBinary(o.Agent); err != nil {
 		return c, err
+	}
+	if routers != nil {
+		if err := routers.prepare(base, owner); err != nil {
+			return c, err
+		}
 	}
 	etcd, err := etcdembed.Start(ctx, etcdembed.Config{Name: "demo-etcd", Dir: filepath.Join(base, "etcd"), Logger: o.Logger})
 	if err != nil {

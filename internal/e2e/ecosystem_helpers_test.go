@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/regent-ha/regent/internal/freeport"
+	"github.com/regent-ha/regent/internal/routerproc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -45,9 +46,9 @@ type haproxyProc struct {
 // haproxyBinary finds Debian's haproxy; the test cannot run without it.
 func haproxyBinary(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
+	bin, err := routerproc.Find("haproxy")
 	if err != nil {
-		t.Fatalf("haproxy is not installed: apt-get install -y haproxy (.ci/run installs it): %v", err)
+		t.Fatalf("%v (.ci/run installs it)", err)
 	}
 	return bin
 }

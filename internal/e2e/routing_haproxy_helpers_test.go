@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/regent-ha/regent/internal/routerproc"
 	"github.com/regent-ha/regent/internal/testcluster"
 )
 
@@ -26,8 +27,7 @@ func haproxyAdmin(t *testing.T) (socket, cfgFile string) {
 	dir := testcluster.OpenTempDir(t)
 	socket = filepath.Join(dir, "admin.sock")
 	cfgFile = filepath.Join(dir, "admin.cfg")
-	text := fmt.Sprintf("global\n    stats socket %s mode 666 level admin\n", socket)
-	if err := os.WriteFile(cfgFile, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(routerproc.HAProxyAdminSocket(socket)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return socket, cfgFile

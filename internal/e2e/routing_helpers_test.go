@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regent-ha/regent/internal/freeport"
+	"github.com/regent-ha/regent/internal/routerproc"
 	"github.com/regent-ha/regent/internal/testcluster"
 	"github.com/regent-ha/regent/routing"
 )
@@ -41,8 +42,8 @@ const pgbouncerDatabase = "postgres"
 // agents can write the include file) and a free port; start runs it.
 func newPgBouncer(t *testing.T) *pgbouncerProc {
 	t.Helper()
-	if _, err := exec.LookPath("pgbouncer"); err != nil {
-		t.Fatalf("pgbouncer is not installed: apt-get install -y pgbouncer (.ci/run installs it): %v", err)
+	if _, err := routerproc.Find("pgbouncer"); err != nil {
+		t.Fatalf("%v (.ci/run installs it)", err)
 	}
 	dir := testcluster.OpenTempDir(t)
 	port, err := freeport.Pick()
@@ -89,8 +90,10 @@ func (p *pgbouncerProc) routingConfig(pauseTimeout time.Duration) map[string]any
 	}
 }
 
-func (p *pgbouncerProc) adminConnString() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=pgbouncer sslmode=disable connect_timeout=2", p.port, testcluster.SuperuserName)
+func (p *pgbouncerProc) adminConnString() string { return p.settings().AdminConnString() }
+
+func (p *pgbouncerProc) settings() routerproc.PgBouncer {
+	return routerproc.PgBouncer{Port: p.port, Dir: p.dir, AdminUser: testcluster.SuperuserName, IncludeFile: p.include}
 }
 
 // start writes the ini (its last line %includes the file Regent manages,
@@ -107,22 +110,10 @@ func (p *pgbouncerProc) start(t *testing.T, primary *testcluster.Node) {
 	cfg := routing.PgBouncer{Databases: []string{pgbouncerDatabase},
 		ConnectOptions: fmt.Sprintf("user=%s password=%s", testcluster.SuperuserName, testcluster.SuperuserPassword)}
 	write(p.include, string(routing.IncludeFile(cfg, "setup", routing.Target{Leader: primary.Name, Host: "127.0.0.1", Port: primary.PGPort}, time.Now())))
-	write(filepath.Join(p.dir, "userlist.txt"), fmt.Sprintf("%q \"\"\n", testcluster.SuperuserName))
+	bouncer := p.settings()
+	write(bouncer.UserListPath(), bouncer.UserList())
 	ini := filepath.Join(p.dir, "pgbouncer.ini")
-	write(ini, fmt.Sprintf(`[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = %d
-unix_socket_dir = %s
-pidfile = %s/pgbouncer.pid
-auth_type = trust
-auth_file = %s/userlist.txt
-admin_users = %s
-pool_mode = transaction
-default_pool_size = 10
-max_client_conn = 100
-server_login_retry = 1
-%%include %s
-`, p.port, p.dir, p.dir, p.dir, testcluster.SuperuserName, p.include))
+	write(ini, bouncer.INI())
 	cmd := exec.CommandContext(t.Context(), "pgbouncer", ini)
 	if cred := agentsUser(t); cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} // PgBouncer refuses to run as root
@@ -341,6 +332,12 @@ func (tc *txClients) missing(t *testing.T, n *testcluster.Node, table string) []
 	defer cancel()
 	conn := n.DB(t, ctx)
 	defer closeQuietly(ctx, conn)
+	return tc.missingOn(t, ctx, conn, table)
+}
+
+// missingOn lists acknowledged ids not in table on conn's server.
+func (tc *txClients) missingOn(t *testing.T, ctx context.Context, conn *pgx.Conn, table string) []int64 {
+	t.Helper()
 	rows, err := conn.Query(ctx, "SELECT id FROM "+table)
 	if err != nil {
 		t.Fatal(err)
