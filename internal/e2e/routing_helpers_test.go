@@ -264,20 +264,13 @@ func startTxClients(t *testing.T, p *pgbouncerProc, table string, n int) *txClie
 		go func() {
 			defer tc.done.Done()
 			defer closeQuietly(ctx, conn)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testcluster.Every(ctx, 10*time.Millisecond, func() {
 				next.Lock()
 				id++
 				mine := id
 				next.Unlock()
 				tc.run(ctx, conn, table, i, mine)
-			}
+			})
 		}()
 	}
 	t.Cleanup(tc.Stop)
