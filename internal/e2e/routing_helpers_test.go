@@ -26,11 +26,10 @@ import (
 // test cluster: clients on port, its admin console (database pgbouncer,
 // admin_users postgres, trust) on the same port.
 type pgbouncerProc struct {
+	*daemon // set by start
 	port    int
 	dir     string // its ini, auth file and the include file Regent writes
 	include string
-	done    chan struct{}
-	err     error
 }
 
 // pgbouncerDatabase is the [databases] entry the tests route: it points
@@ -50,7 +49,7 @@ func newPgBouncer(t *testing.T) *pgbouncerProc {
 		t.Fatal(err)
 	}
 	chownToAgents(t, dir)
-	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini"), done: make(chan struct{})}
+	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini")}
 }
 
 // agentsUser is the OS user agents and PostgreSQL run as; its
@@ -127,27 +126,7 @@ server_login_retry = 1
 	if cred := agentsUser(t); cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} // PgBouncer refuses to run as root
 	}
-	out := &logLines{t: t, prefix: "[pgbouncer]"}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = haproxyStopTimeout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pgbouncer: %v", err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT) // immediate shutdown
-		select {
-		case <-p.done:
-		case <-time.After(2 * haproxyStopTimeout):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		out.flush()
-	})
+	p.daemon = startDaemon(t, "pgbouncer", cmd, syscall.SIGINT) // SIGINT: immediate shutdown
 	testcluster.Poll(t, replicateTimeout, "a query through PgBouncer", func(ctx context.Context) error {
 		p.alive(t)
 		conn, err := p.connect(ctx)
@@ -159,15 +138,6 @@ server_login_retry = 1
 		return err
 	})
 	t.Logf("pgbouncer (pid %d) on 127.0.0.1:%d, include file %s", cmd.Process.Pid, p.port, p.include)
-}
-
-func (p *pgbouncerProc) alive(t *testing.T) {
-	t.Helper()
-	select {
-	case <-p.done:
-		t.Fatalf("pgbouncer exited: %v (see its output above)", p.err)
-	default:
-	}
 }
 
 // connect opens a client connection through PgBouncer. Transaction
