@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -70,12 +69,7 @@ func TestRoutingPauseTimeoutAbortsBeforeQuiesce(t *testing.T) {
 	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning}
 	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
 	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
-	data, _ := json.Marshal(rec)
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSwitchover(t, store, rec)
 	opsBefore := len(h.pg.Ops())
 
 	start := time.Now()
