@@ -91,17 +91,7 @@ func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
 	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	rec := switchover.Record{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: switchover.StageCatchUp, State: switchover.StateRunning, FinalLSN: 0x9000000}
 	putSwitchover(t, store, rec)
-	state := func() switchover.State {
-		v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := switchover.Decode(v.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.State
-	}
+	state := func() switchover.State { return getSwitchover(t, store, "s1").State }
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
 	if got := state(); got != switchover.StateRunning {
 		t.Fatalf("switchover %s at once: its CreatedAt comes from another host's clock", got)

@@ -195,6 +195,20 @@ func putSwitchover(t *testing.T, store *dcstest.Fake, rec switchover.Record) {
 	}
 }
 
+// getSwitchover reads and decodes switchover id's record.
+func getSwitchover(t *testing.T, store *dcstest.Fake, id string) *switchover.Record {
+	t.Helper()
+	v, _, err := store.Get(t.Context(), store.Keys().Switchover(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := switchover.Decode(v.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func newStore() *dcstest.Fake { return dcstest.New(dcs.NewKeys("/service/", "demo")) }
 
 // TestLeaderFencesBeforeTheLeaseCanExpire: with every renewal failing, the

@@ -81,14 +81,7 @@ func TestRoutingPauseTimeoutAbortsBeforeQuiesce(t *testing.T) {
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone)) // fails before promote, resumes
 	awaitRouting(t, h.agent)
 
-	v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := switchover.Decode(v.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := getSwitchover(t, store, "s1")
 	if got.State != switchover.StateFailed || got.Stage != switchover.StagePreFlight || got.Failure == nil || !strings.Contains(got.Failure.Reason, "no answer within 50ms") {
 		t.Fatalf("record %s at %s (failure %+v), want failed at PRE_FLIGHT_CHECKS naming the PAUSE timeout", got.State, got.Stage, got.Failure)
 	}
