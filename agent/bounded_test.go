@@ -90,23 +90,8 @@ func TestSwitchoverTimeoutUsesThisHostsClock(t *testing.T) {
 	ctx := t.Context()
 	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	rec := switchover.Record{ID: "s1", From: "pg1", To: "pg2", CreatedAt: time.Now().Add(-time.Hour), Timeout: "30s", Stage: switchover.StageCatchUp, State: switchover.StateRunning, FinalLSN: 0x9000000}
-	data, _ := json.Marshal(rec)
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := func() switchover.State {
-		v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := switchover.Decode(v.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.State
-	}
+	putSwitchover(t, store, rec)
+	state := func() switchover.State { return getSwitchover(t, store, "s1").State }
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone))
 	if got := state(); got != switchover.StateRunning {
 		t.Fatalf("switchover %s at once: its CreatedAt comes from another host's clock", got)
@@ -125,12 +110,7 @@ func TestLeaderRemovesALockItsCloseLeftBehind(t *testing.T) {
 	h := newLeaderHarness(t)
 	store := h.dcs
 	ctx := t.Context()
-	data, _ := json.Marshal(switchover.Record{ID: "s1", From: "pg1", To: "pg2", State: switchover.StateFailed, Stage: switchover.StagePreFlight})
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSwitchover(t, store, switchover.Record{ID: "s1", From: "pg1", To: "pg2", State: switchover.StateFailed, Stage: switchover.StagePreFlight})
 	for i := 0; i < 3; i++ {
 		h.advance(time.Second)
 		h.tick()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/regent-ha/regent/dcs/dcstest"
 	"github.com/regent-ha/regent/postgres/pgtest"
 	"github.com/regent-ha/regent/restapi"
+	"github.com/regent-ha/regent/switchover"
 )
 
 // loopHarness runs one agent's ticks by hand against fakes, with a clock
@@ -175,6 +177,36 @@ func addPeer(t *testing.T, store *dcstest.Fake, name string, m dcs.Member) *dcst
 		t.Fatal(err)
 	}
 	return p
+}
+
+// putSwitchover writes rec and the switchover lock naming it, as the
+// REST API's start does.
+func putSwitchover(t *testing.T, store *dcstest.Fake, rec switchover.Record) {
+	t.Helper()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := store.Keys()
+	for key, v := range map[string][]byte{keys.Switchover(rec.ID): data, keys.SwitchoverLock(): []byte(rec.ID)} {
+		if err := store.Put(t.Context(), key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// getSwitchover reads and decodes switchover id's record.
+func getSwitchover(t *testing.T, store *dcstest.Fake, id string) *switchover.Record {
+	t.Helper()
+	v, _, err := store.Get(t.Context(), store.Keys().Switchover(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := switchover.Decode(v.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func newStore() *dcstest.Fake { return dcstest.New(dcs.NewKeys("/service/", "demo")) }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -70,12 +69,7 @@ func TestRoutingPauseTimeoutAbortsBeforeQuiesce(t *testing.T) {
 	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning}
 	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
 	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
-	data, _ := json.Marshal(rec)
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSwitchover(t, store, rec)
 	opsBefore := len(h.pg.Ops())
 
 	start := time.Now()
@@ -87,14 +81,7 @@ func TestRoutingPauseTimeoutAbortsBeforeQuiesce(t *testing.T) {
 	h.agent.driveSwitchover(ctx, h.agent.observe(ctx, RestartNone)) // fails before promote, resumes
 	awaitRouting(t, h.agent)
 
-	v, _, err := store.Get(ctx, store.Keys().Switchover("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := switchover.Decode(v.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := getSwitchover(t, store, "s1")
 	if got.State != switchover.StateFailed || got.Stage != switchover.StagePreFlight || got.Failure == nil || !strings.Contains(got.Failure.Reason, "no answer within 50ms") {
 		t.Fatalf("record %s at %s (failure %+v), want failed at PRE_FLIGHT_CHECKS naming the PAUSE timeout", got.State, got.Stage, got.Failure)
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -49,12 +48,7 @@ func TestSwitchoverHandOversDoNotWaitForLoopWait(t *testing.T) {
 	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
 	rec.Append(switchover.StageQuiesce, switchover.KindStarted, "fencing")
 	rec.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting")
-	data, _ := json.Marshal(rec)
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSwitchover(t, store, rec)
 	h2.tick() // sees the catch-up
 	h2.agent.dyn.LoopWait = time.Hour
 	h2.agent.nextTick = h2.now.Add(time.Hour)
@@ -106,18 +100,13 @@ func (p caughtUpPeers) Fetch(_ context.Context, ms map[string]dcs.Member) []Peer
 // steps are timed in the record.
 func TestOldLeaderHandsOverInTheTickItSeesTheStop(t *testing.T) {
 	h := newLeaderHarness(t)
-	store, ctx := h.dcs, t.Context()
+	store := h.dcs
 	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	h.agent.peers = caughtUpPeers{lsn: 0x9000000}
 	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning}
 	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
 	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
-	data, _ := json.Marshal(rec)
-	for key, v := range map[string][]byte{store.Keys().Switchover("s1"): data, store.Keys().SwitchoverLock(): []byte("s1")} {
-		if err := store.Put(ctx, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putSwitchover(t, store, rec)
 	h.tick() // starts the quiesce: checkpoint and stop beside the loop
 	q := h.agent.quiesce
 	if q == nil {

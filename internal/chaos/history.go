@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,20 +20,6 @@ func NewClock() *Clock { return &Clock{start: time.Now()} }
 
 // Now is the time since the clock started.
 func (c *Clock) Now() time.Duration { return time.Since(c.start) }
-
-// every calls fn every d until ctx ends, the first time one d from now.
-func every(ctx context.Context, d time.Duration, fn func()) {
-	tick := time.NewTicker(d)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			fn()
-		}
-	}
-}
 
 // Event is one line of the fault timeline.
 type Event struct {

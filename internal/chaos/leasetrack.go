@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regent-ha/regent/internal/testcluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -82,7 +83,7 @@ func (c *Cluster) trackLease(ctx context.Context) *leaseTracker {
 	t.Sample(ctx)
 	go func() {
 		defer close(t.done)
-		every(ctx, leaseSampleInterval, func() { t.Sample(ctx) })
+		testcluster.Every(ctx, leaseSampleInterval, func() { t.Sample(ctx) })
 	}()
 	return t
 }

@@ -99,7 +99,7 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 	}
 	var conn *pgx.Conn
 	defer func() { testcluster.CloseConn(ctx, conn) }()
-	every(ctx, clientPace, func() {
+	testcluster.Every(ctx, clientPace, func() {
 		if conn == nil {
 			c, err := pgx.ConnectConfig(ctx, cfg)
 			if err != nil {

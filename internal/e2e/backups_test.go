@@ -241,16 +241,9 @@ func TestReplicaCatchesUpFromArchive(t *testing.T) {
 // waitCount polls until n holds want rows in table.
 func waitCount(t *testing.T, n *testcluster.Node, table string, want int64) {
 	t.Helper()
-	testcluster.Poll(t, rejoinTimeout, fmt.Sprintf("%s holds %d rows in %s", n.Name, want, table), func(ctx context.Context) error {
-		got, err := n.QueryInt(ctx, "SELECT count(*) FROM "+table)
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("%d rows", got)
-		}
-		return nil
-	})
+	waitReading(t, rejoinTimeout, fmt.Sprintf("%s holds %d rows in %s", n.Name, want, table), "%d rows",
+		func(ctx context.Context) (int64, error) { return n.QueryInt(ctx, "SELECT count(*) FROM "+table) },
+		func(got int64) bool { return got == want })
 }
 
 // TestBootstrapToPointInTime (issue #20, must-show 2): a new cluster

@@ -33,14 +33,10 @@ import (
 // haproxyConfig is the example configuration, relative to this package.
 const haproxyConfig = "../../examples/haproxy/haproxy.cfg"
 
-// haproxyStopTimeout bounds HAProxy's exit after SIGTERM (then SIGKILL).
-const haproxyStopTimeout = 5 * time.Second
-
 // haproxyProc is a running HAProxy subprocess and its two listening addresses.
 type haproxyProc struct {
+	*daemon
 	write, read string // host:port of the write and read pools
-	done        chan struct{}
-	err         error // exit status; valid after done
 }
 
 // haproxyBinary finds Debian's haproxy; the test cannot run without it.
@@ -65,7 +61,7 @@ func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster, extra ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &haproxyProc{write: freeAddr(t), read: freeAddr(t), done: make(chan struct{})}
+	p := &haproxyProc{write: freeAddr(t), read: freeAddr(t)}
 	env := haproxyEnv(t, cfg, p, c)
 	checkCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -80,27 +76,7 @@ func startHAProxy(t *testing.T, bin string, c *testcluster.Cluster, extra ...str
 	}
 	cmd := exec.CommandContext(t.Context(), bin, append(args, "-db")...)
 	cmd.Env = env
-	out := &logLines{t: t, prefix: "[haproxy]"}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = haproxyStopTimeout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // t.Context() may not be cancelled yet
-		select {
-		case <-p.done:
-		case <-time.After(2 * haproxyStopTimeout):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		out.flush()
-	})
+	p.daemon = startDaemon(t, "haproxy", cmd, syscall.SIGTERM)
 	t.Logf("haproxy (pid %d): writes on %s, reads on %s", cmd.Process.Pid, p.write, p.read)
 	return p
 }
@@ -141,16 +117,6 @@ func freeAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-}
-
-// alive fails the test when HAProxy is gone: nothing can route then.
-func (p *haproxyProc) alive(t *testing.T) {
-	t.Helper()
-	select {
-	case <-p.done:
-		t.Fatalf("haproxy exited: %v (see its output above)", p.err)
-	default:
-	}
 }
 
 // pgHit is where one connection through HAProxy landed.
@@ -251,6 +217,59 @@ func (p *haproxyProc) checkReads(t *testing.T, primary *testcluster.Node, replic
 		}
 	}
 	t.Logf("HAProxy's read port: %d connections, all to replicas: %v", readSamples, served)
+}
+
+// daemonStopTimeout bounds a daemon's exit after its stop signal (then
+// SIGKILL) and after the test's context ends (SIGTERM).
+const daemonStopTimeout = 5 * time.Second
+
+// daemon is a subprocess (HAProxy, PgBouncer) that runs until the test
+// ends.
+type daemon struct {
+	name string
+	done chan struct{}
+	err  error // exit status; valid after done
+}
+
+// startDaemon starts cmd, made with exec.CommandContext(t.Context(), …),
+// with its output in t.Logf prefixed [name]. When the test ends it sends
+// stop (t.Context() may not be cancelled yet) and waits, killing the
+// process after 2*daemonStopTimeout.
+func startDaemon(t *testing.T, name string, cmd *exec.Cmd, stop os.Signal) *daemon {
+	t.Helper()
+	d := &daemon{name: name, done: make(chan struct{})}
+	out := &logLines{t: t, prefix: "[" + name + "]"}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = daemonStopTimeout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(stop)
+		select {
+		case <-d.done:
+		case <-time.After(2 * daemonStopTimeout):
+			_ = cmd.Process.Kill()
+			<-d.done
+		}
+		out.flush()
+	})
+	return d
+}
+
+// alive fails the test when the daemon is gone: nothing can route then.
+func (d *daemon) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-d.done:
+		t.Fatalf("%s exited: %v (see its output above)", d.name, d.err)
+	default:
+	}
 }
 
 // logLines sends a subprocess's output to t.Logf, one line at a time.

@@ -76,15 +76,25 @@ func getKey(t *testing.T, c *testcluster.Cluster, key string) *clientv3.GetRespo
 func waitRows(t *testing.T, nodes []*testcluster.Node, want int64, query string, args ...any) {
 	t.Helper()
 	for _, n := range nodes {
-		testcluster.Poll(t, replicateTimeout, fmt.Sprintf("%q = %d on %s", query, want, n.Name), func(ctx context.Context) error {
-			got, err := n.QueryInt(ctx, query, args...)
-			if err != nil {
-				return err
-			}
-			if got != want {
-				return fmt.Errorf("got %d", got)
-			}
-			return nil
-		})
+		waitReading(t, replicateTimeout, fmt.Sprintf("%q = %d on %s", query, want, n.Name), "got %d",
+			func(ctx context.Context) (int64, error) { return n.QueryInt(ctx, query, args...) },
+			func(got int64) bool { return got == want })
 	}
+}
+
+// waitReading polls read (testcluster.Poll) until ok accepts what it
+// read. The last state a timeout reports is read's error, or the reading
+// printed with format.
+func waitReading[T any](t *testing.T, timeout time.Duration, what, format string, read func(context.Context) (T, error), ok func(T) bool) {
+	t.Helper()
+	testcluster.Poll(t, timeout, what, func(ctx context.Context) error {
+		v, err := read(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok(v) {
+			return fmt.Errorf(format, v)
+		}
+		return nil
+	})
 }

@@ -78,14 +78,7 @@ func startStmtClients(t *testing.T, addr, table string, n int) *stmtClients {
 					closeQuietly(ctx, conn)
 				}
 			}()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testcluster.Every(ctx, 10*time.Millisecond, func() {
 				seq.Lock()
 				id++
 				mine := id
@@ -93,12 +86,12 @@ func startStmtClients(t *testing.T, addr, table string, n int) *stmtClients {
 				var a stmtAttempt
 				conn, a = sc.try(ctx, cfg, conn, table, mine)
 				if ctx.Err() != nil {
-					return
+					return // stopping: not a failed try
 				}
 				sc.mu.Lock()
 				sc.attempts = append(sc.attempts, a)
 				sc.mu.Unlock()
-			}
+			})
 		}()
 	}
 	t.Cleanup(sc.Stop)

@@ -27,11 +27,10 @@ import (
 // test cluster: clients on port, its admin console (database pgbouncer,
 // admin_users postgres, trust) on the same port.
 type pgbouncerProc struct {
+	*daemon // set by start
 	port    int
 	dir     string // its ini, auth file and the include file Regent writes
 	include string
-	done    chan struct{}
-	err     error
 }
 
 // pgbouncerDatabase is the [databases] entry the tests route: it points
@@ -51,7 +50,7 @@ func newPgBouncer(t *testing.T) *pgbouncerProc {
 		t.Fatal(err)
 	}
 	chownToAgents(t, dir)
-	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini"), done: make(chan struct{})}
+	return &pgbouncerProc{port: port, dir: dir, include: filepath.Join(dir, "regent-databases.ini")}
 }
 
 // agentsUser is the OS user agents and PostgreSQL run as; its
@@ -118,27 +117,7 @@ func (p *pgbouncerProc) start(t *testing.T, primary *testcluster.Node) {
 	if cred := agentsUser(t); cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} // PgBouncer refuses to run as root
 	}
-	out := &logLines{t: t, prefix: "[pgbouncer]"}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = haproxyStopTimeout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pgbouncer: %v", err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT) // immediate shutdown
-		select {
-		case <-p.done:
-		case <-time.After(2 * haproxyStopTimeout):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		out.flush()
-	})
+	p.daemon = startDaemon(t, "pgbouncer", cmd, syscall.SIGINT) // SIGINT: immediate shutdown
 	testcluster.Poll(t, replicateTimeout, "a query through PgBouncer", func(ctx context.Context) error {
 		p.alive(t)
 		conn, err := p.connect(ctx)
@@ -150,15 +129,6 @@ func (p *pgbouncerProc) start(t *testing.T, primary *testcluster.Node) {
 		return err
 	})
 	t.Logf("pgbouncer (pid %d) on 127.0.0.1:%d, include file %s", cmd.Process.Pid, p.port, p.include)
-}
-
-func (p *pgbouncerProc) alive(t *testing.T) {
-	t.Helper()
-	select {
-	case <-p.done:
-		t.Fatalf("pgbouncer exited: %v (see its output above)", p.err)
-	default:
-	}
 }
 
 // connect opens a client connection through PgBouncer. Transaction
@@ -255,20 +225,13 @@ func startTxClients(t *testing.T, p *pgbouncerProc, table string, n int) *txClie
 		go func() {
 			defer tc.done.Done()
 			defer closeQuietly(ctx, conn)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testcluster.Every(ctx, 10*time.Millisecond, func() {
 				next.Lock()
 				id++
 				mine := id
 				next.Unlock()
 				tc.run(ctx, conn, table, i, mine)
-			}
+			})
 		}()
 	}
 	t.Cleanup(tc.Stop)

@@ -76,16 +76,8 @@ const switchoverBound = 90 * time.Second
 // slot names.
 func waitSlots(t *testing.T, n *testcluster.Node, what string, ok func(have map[string]bool) bool) {
 	t.Helper()
-	testcluster.Poll(t, slotPassBound, n.Name+": "+what, func(ctx context.Context) error {
-		have, err := slotNames(ctx, n)
-		if err != nil {
-			return err
-		}
-		if !ok(have) {
-			return fmt.Errorf("slots %v", have)
-		}
-		return nil
-	})
+	waitReading(t, slotPassBound, n.Name+": "+what, "slots %v",
+		func(ctx context.Context) (map[string]bool, error) { return slotNames(ctx, n) }, ok)
 }
 
 func slotNames(ctx context.Context, n *testcluster.Node) (map[string]bool, error) {
@@ -271,13 +263,9 @@ func TestLogicalSlotSurvivesFailover(t *testing.T) {
 		t.Fatalf("first consumption: ids %v, want %v", got, want)
 	}
 	// The replica restarts once to load the copy of the slot's files.
-	testcluster.Poll(t, slotCopyBound, replica.Name+" holding a copy of cdc", func(ctx context.Context) error {
-		have, err := slotNames(ctx, replica)
-		if err == nil && !have["cdc"] {
-			err = fmt.Errorf("slots %v", have)
-		}
-		return err
-	})
+	waitReading(t, slotCopyBound, replica.Name+" holding a copy of cdc", "slots %v",
+		func(ctx context.Context) (map[string]bool, error) { return slotNames(ctx, replica) },
+		func(have map[string]bool) bool { return have["cdc"] })
 	confirmed := queryLSN(t, leader, "(SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc')")
 	mustExec(t, leader, "INSERT INTO cdc_t SELECT generate_series(51, 100)")
 	waitRows(t, []*testcluster.Node{replica}, 100, "SELECT count(*) FROM cdc_t")

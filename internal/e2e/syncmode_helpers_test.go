@@ -102,16 +102,9 @@ func showSSN(ctx context.Context, n *testcluster.Node) (string, error) {
 // waitSSN waits until n's SHOW synchronous_standby_names is want.
 func waitSSN(t *testing.T, n *testcluster.Node, timeout time.Duration, want string) {
 	t.Helper()
-	testcluster.Poll(t, timeout, fmt.Sprintf("SHOW synchronous_standby_names = %q on %s", want, n.Name), func(ctx context.Context) error {
-		got, err := showSSN(ctx, n)
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("%q", got)
-		}
-		return nil
-	})
+	waitReading(t, timeout, fmt.Sprintf("SHOW synchronous_standby_names = %q on %s", want, n.Name), "%q",
+		func(ctx context.Context) (string, error) { return showSSN(ctx, n) },
+		func(got string) bool { return got == want })
 }
 
 // syncStatus returns the regent.synchronous block of n's GET /patroni

@@ -433,27 +433,20 @@ func observeRelease(t *testing.T, leader, sb *testcluster.Node) *releaseObserver
 	go func() {
 		defer close(o.done)
 		defer closeQuietly(ctx, conn)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		testcluster.Every(ctx, 20*time.Millisecond, func() {
 			down := !sb.PostgresRunning()
 			var ssn string
 			qctx, qcancel := context.WithTimeout(ctx, time.Second)
 			err := conn.QueryRow(qctx, "SHOW synchronous_standby_names").Scan(&ssn)
 			qcancel()
 			if err != nil {
-				continue
+				return
 			}
 			o.samples++
 			if down && slices.Contains(ssnMembers(ssn), sb.Name) {
 				o.bad = append(o.bad, time.Now())
 			}
-		}
+		})
 	}()
 	t.Cleanup(func() { o.stop() })
 	return o

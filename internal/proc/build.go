@@ -32,20 +32,13 @@ var builds struct {
 // use (and saying so through logf, when not nil). The binary is named
 // after pkg's last element (and the tags).
 func Build(ctx context.Context, pkg, tags string, logf func(format string, args ...any)) (string, error) {
-	builds.mu.Lock()
-	defer builds.mu.Unlock()
-	key := pkg + " " + tags
-	if path, ok := builds.done[key]; ok {
-		return path, nil
-	}
-	root, err := ModuleRoot(ctx)
-	if err != nil {
-		return "", err
-	}
-	dir, err := buildDir()
-	if err != nil {
-		return "", err
-	}
+	return memoBuild(ctx, pkg+" "+tags, func(root, dir string) (string, error) {
+		return build(ctx, root, dir, pkg, tags, logf)
+	})
+}
+
+// build runs `go build` of pkg with tags in root, into dir.
+func build(ctx context.Context, root, dir, pkg, tags string, logf func(format string, args ...any)) (string, error) {
 	name := filepath.Base(pkg)
 	args := []string{"build"}
 	if tags != "" {
@@ -61,6 +54,31 @@ func Build(ctx context.Context, pkg, tags string, logf func(format string, args 
 	}
 	if logf != nil {
 		logf("built %s in %s", path, time.Since(start).Round(time.Millisecond))
+	}
+	return path, nil
+}
+
+// memoBuild returns the binary remembered under key, or else the one
+// produce puts into the build directory dir (given the module root),
+// remembering it. It holds builds.mu throughout: one caller builds, the
+// others wait for it.
+func memoBuild(ctx context.Context, key string, produce func(root, dir string) (string, error)) (string, error) {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if path, ok := builds.done[key]; ok {
+		return path, nil
+	}
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := buildDir()
+	if err != nil {
+		return "", err
+	}
+	path, err := produce(root, dir)
+	if err != nil {
+		return "", err
 	}
 	builds.done[key] = path
 	return path, nil

@@ -35,30 +35,17 @@ func BuildAt(ctx context.Context, commit, pkg string, logf func(format string, a
 	if !fullCommit.MatchString(commit) {
 		return "", fmt.Errorf("build %s at %q: want a full 40-digit commit id", pkg, commit)
 	}
-	builds.mu.Lock()
-	defer builds.mu.Unlock()
-	key := commit + " " + pkg
-	if path, ok := builds.done[key]; ok {
+	return memoBuild(ctx, commit+" "+pkg, func(root, dir string) (string, error) {
+		cached, err := cachedBuildAt(ctx, root, commit, pkg, logf)
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, filepath.Base(pkg)+"-"+commit[:12])
+		if err := copyExecutable(cached, path); err != nil {
+			return "", err
+		}
 		return path, nil
-	}
-	root, err := ModuleRoot(ctx)
-	if err != nil {
-		return "", err
-	}
-	cached, err := cachedBuildAt(ctx, root, commit, pkg, logf)
-	if err != nil {
-		return "", err
-	}
-	dir, err := buildDir()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, filepath.Base(pkg)+"-"+commit[:12])
-	if err := copyExecutable(cached, path); err != nil {
-		return "", err
-	}
-	builds.done[key] = path
-	return path, nil
+	})
 }
 
 // cachedBuildAt returns the cached build of pkg at commit, building it

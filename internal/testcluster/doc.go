@@ -34,7 +34,8 @@
 // benchmarks: numbered INSERTs routed by GET /primary (or tried on every
 // node, counting ids two nodes accepted), with every acknowledgement
 // recorded, so a test can check that none was lost (MissingAcks) and how
-// long writes stopped (LongestGap).
+// long writes stopped (LongestGap). Every is the tick loop of the other
+// load generators and samplers (the e2e clients, the chaos workload).
 //
 // It must never touch a PostgreSQL it did not start (nothing on 5432, no
 // system cluster), never open /dev/watchdog (agents run with watchdog off),

@@ -223,3 +223,29 @@ func TestLineWriter(t *testing.T) {
 		t.Errorf("lines %q, want %q", got, want)
 	}
 }
+
+// TestEveryStopsWithItsContext: Every returns once its context ends and
+// does not call fn after that, even with a tick already due.
+func TestEveryStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	calls := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, time.Millisecond, func() {
+			calls++
+			if calls == 3 {
+				cancel()
+				time.Sleep(5 * time.Millisecond) // let the next tick become due beside the end
+			}
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Every did not return after its context ended")
+	}
+	if calls != 3 {
+		t.Fatalf("fn called %d times, want 3: Every called it after its context ended", calls)
+	}
+}

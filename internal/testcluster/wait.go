@@ -146,3 +146,23 @@ func (n *Node) WaitRole(t testing.TB, timeout time.Duration, role string) {
 		return nil
 	})
 }
+
+// Every calls fn every d until ctx ends, the first time one d from now;
+// it returns when ctx ends and does not call fn once ctx has ended (a
+// tick and the end can be ready together). Load generators and samplers
+// run it on their own goroutine.
+func Every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fn()
+	}
+}
