@@ -170,12 +170,15 @@ func waitStreaming(t *testing.T, leader, replica *testcluster.Node) {
 
 // TestReplicaCatchesUpFromArchive (issue #20, must-show 3): a replica
 // stopped until the primary recycled the WAL it needs (no slot keeps it:
-// the member slot goes with the member key; max_wal_size small,
-// wal_keep_size 0) restores that WAL from the archive with
+// with member_slots_ttl 0 the member slot goes with the member key;
+// max_wal_size small, wal_keep_size 0) restores that WAL from the archive with
 // restore_command and streams again, without a new copy.
 func TestReplicaCatchesUpFromArchive(t *testing.T) {
 	b := newBackrest(t, "e2e")
+	// member_slots_ttl 0: the departed member's slot goes at once (by
+	// default the primary keeps it for 30 minutes, holding the WAL).
 	c := testcluster.New(t, testcluster.Options{Nodes: 2, ExtraConfig: b.configure,
+		DCS:        map[string]any{"member_slots_ttl": 0},
 		Parameters: map[string]any{"max_wal_size": "32MB", "min_wal_size": "32MB", "wal_keep_size": 0}})
 	leader := c.WaitHealthy(t, bootstrapTimeout)
 	replica := c.Others(leader.Name)[0]
