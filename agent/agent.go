@@ -113,6 +113,8 @@ type Agent struct {
 	quiesce *quiesceState
 	// soClock times the running switchover on this host's clock.
 	soClock switchover.Clock
+	// ownRecords: this agent's newest switchover record write.
+	ownRecords ownWrites
 	// soStaleLock: a switchover lock seen without a running record.
 	soStaleLock switchover.StaleLock
 	// tickAgain: the next tick starts at once (set by a step whose outcome
@@ -238,7 +240,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if r := a.restart; r != nil && r.stop != nil {
 		restartStopped = r.stop.done // start PostgreSQL again as soon as the stop ends
 	}
-	poll := switchover.Polls(switchover.Active(a.dcs.View()), a.name, a.lease.leading)
+	poll := switchover.Polls(a.activeSwitchover(a.dcs.View()), a.name, a.lease.leading)
 	if q := a.quiesce; q != nil {
 		if !q.done {
 			stopped = q.stopped // a switchover moves on as soon as the stop ends

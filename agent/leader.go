@@ -14,7 +14,6 @@ import (
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/restapi"
-	"github.com/regent-ha/regent/switchover"
 )
 
 // memberRefresh bounds how often a changing WAL position alone causes an
@@ -144,7 +143,7 @@ func (a *Agent) promote(ctx context.Context, v *dcs.Cluster) error {
 		a.promotion.firstWriteAt = time.Now()
 	}
 	a.role = RolePrimary
-	if switchover.Active(v) != nil {
+	if a.activeSwitchover(v) != nil {
 		// The switchover records the promotion from the next tick's
 		// snapshot (this tick's was taken in recovery): take it now.
 		a.tickAgain = true

@@ -7,7 +7,6 @@ import (
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
-	"github.com/regent-ha/regent/switchover"
 )
 
 // observe builds the tick's Snapshot, complete: nothing modifies it
@@ -36,7 +35,7 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 			s.FailsafeTopology = t
 		}
 	}
-	s.Switchover = switchover.Active(s.View)
+	s.Switchover = a.activeSwitchover(s.View)
 	s.Quiescing = a.quiesce != nil
 	s.PG = a.observePostgres(ctx)
 	s.Now = a.now()

@@ -184,7 +184,7 @@ func (a *Agent) repointRouting(ctx context.Context, id string, retry bool) {
 // traffic here as soon as PostgreSQL accepts it.
 func (a *Agent) routeAfterPromotion(ctx context.Context, v *dcs.Cluster) {
 	id := ""
-	if r := switchover.Active(v); r != nil && r.To == a.name {
+	if r := a.activeSwitchover(v); r != nil && r.To == a.name {
 		id = r.ID
 	}
 	a.repointRouting(ctx, id, false)

@@ -166,7 +166,7 @@ func (i *Instance) advanceSlot(ctx context.Context, conn *pgx.Conn, s Slot) erro
 func (i *Instance) dropSlot(ctx context.Context, conn *pgx.Conn, s Slot) error {
 	// Patroni's default drops unknown slots (they would hold WAL for
 	// ever); never silently: name the slot and the entry that keeps it.
-	i.log.Warn("dropping an inactive replication slot that is neither a member's nor in slots; list it in ignore_slots to keep it",
+	i.log.Warn("dropping an inactive replication slot this node does not keep (member slots live on the leader, permanent ones under slots); list it in ignore_slots to keep it",
 		"slot", s.Name, "slot_type", s.Type, "ignore_slots_entry", KeepWith(s).String())
 	_, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.Name)
 	if hasCode(err, sqlstateUndefinedObject) || hasCode(err, sqlstateObjectInUse) {

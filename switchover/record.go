@@ -267,6 +267,38 @@ func Active(v *dcs.Cluster) *Record {
 	return r
 }
 
+// Written is a record as this agent last wrote it: its JSON and the
+// ModRevision of that write.
+type Written struct {
+	ID   string
+	Rev  int64
+	Data []byte
+}
+
+// ActiveAfter is Active, unless this agent's own write w of the same
+// record is newer than the view's copy (the watch has not delivered it
+// yet): then w's record, or nil once w finished it. The event-driven ticks
+// of a switchover come milliseconds apart, often before the watch catches
+// up; a step decided on the older copy would be repeated (a second
+// quiesce: a second checkpoint and stop, a second "started" event).
+func ActiveAfter(v *dcs.Cluster, w Written) *Record {
+	if v == nil || w.ID == "" {
+		return Active(v)
+	}
+	lock, ok := v.Extra[lockName]
+	if !ok || string(lock.Data) != w.ID {
+		return Active(v)
+	}
+	if raw, ok := v.Extra[recordsPrefix+w.ID]; ok && raw.ModRevision >= w.Rev {
+		return Active(v)
+	}
+	r, err := Decode(w.Data)
+	if err != nil || r.Terminal() {
+		return nil
+	}
+	return r
+}
+
 // ActiveID returns the id of the running switchover in the view, or "".
 func ActiveID(v *dcs.Cluster) string {
 	if r := Active(v); r != nil {

@@ -188,3 +188,40 @@ func TestIDsAndRecordData(t *testing.T) {
 		t.Error("RecordData found a record without a view")
 	}
 }
+
+func TestActiveAfter(t *testing.T) {
+	atRev := func(id string, st State, stage Stage, rev int64) *dcs.Cluster {
+		v := view(id, nil)
+		data, _ := json.Marshal(Record{ID: id, State: st, Stage: stage})
+		v.Extra["switchovers/"+id] = dcs.Value{Data: data, ModRevision: rev}
+		return v
+	}
+	wrote := func(id string, st State, stage Stage, rev int64) Written {
+		data, _ := json.Marshal(Record{ID: id, State: st, Stage: stage})
+		return Written{ID: id, Rev: rev, Data: data}
+	}
+	for _, tt := range []struct {
+		name      string
+		v         *dcs.Cluster
+		w         Written
+		wantStage Stage // "" for no running record
+	}{
+		{"nothing written", atRev("s1", StateRunning, StagePreFlight, 10), Written{}, StagePreFlight},
+		{"own write is newer", atRev("s1", StateRunning, StagePreFlight, 10), wrote("s1", StateRunning, StageQuiesce, 11), StageQuiesce},
+		{"the view caught up", atRev("s1", StateRunning, StageQuiesce, 11), wrote("s1", StateRunning, StageQuiesce, 11), StageQuiesce},
+		{"the view is past the write", atRev("s1", StateRunning, StageCatchUp, 12), wrote("s1", StateRunning, StageQuiesce, 11), StageCatchUp},
+		{"own write closed it", atRev("s1", StateRunning, StageCleanup, 20), wrote("s1", StateCompleted, StageCleanup, 21), ""},
+		{"another record is running", atRev("s2", StateRunning, StagePreFlight, 30), wrote("s1", StateRunning, StageQuiesce, 40), StagePreFlight},
+		{"no lock in the view", view("", nil), wrote("s1", StateRunning, StageQuiesce, 11), ""},
+		{"no view", nil, wrote("s1", StateRunning, StageQuiesce, 11), ""},
+		{"unreadable write", atRev("s1", StateRunning, StagePreFlight, 10), Written{ID: "s1", Rev: 11, Data: []byte("{")}, ""},
+	} {
+		r := ActiveAfter(tt.v, tt.w)
+		switch {
+		case tt.wantStage == "" && r != nil:
+			t.Errorf("%s: ActiveAfter = %s at %s, want none", tt.name, r.ID, r.Stage)
+		case tt.wantStage != "" && (r == nil || r.Stage != tt.wantStage):
+			t.Errorf("%s: ActiveAfter = %+v, want the record at %s", tt.name, r, tt.wantStage)
+		}
+	}
+}
