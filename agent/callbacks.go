@@ -3,8 +3,9 @@ package agent
 import (
 	"context"
 	"os/exec"
-	"syscall"
 	"time"
+
+	"github.com/regent-ha/regent/internal/pgroup"
 )
 
 // runCallback starts the callback for action in the background.
@@ -27,9 +28,7 @@ func (a *Agent) runCallback(ctx context.Context, action string, role Role) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		cmd := exec.CommandContext(cctx, argv[0], args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = time.Second
+		pgroup.Own(cmd)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		took := time.Since(start).Round(time.Millisecond)
