@@ -126,7 +126,9 @@ func methodNames(v any) ([]string, error) {
 }
 
 // Active reports whether the cluster is a standby cluster.
-func (sc *StandbyCluster) Active() bool { return sc != nil && (sc.Host != "" || sc.RestoreCommand != "") }
+func (sc *StandbyCluster) Active() bool {
+	return sc != nil && (sc.Host != "" || sc.RestoreCommand != "")
+}
 
 // Upstream is the remote the standby leader replicates from.
 func (sc *StandbyCluster) Upstream() *postgres.Upstream {
