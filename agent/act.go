@@ -56,6 +56,16 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 		}
 	case ActRefuse:
 		return fmt.Errorf("%w: %s", ErrRefused, p.Reason)
+	case ActBootstrapStandby:
+		err = a.bootstrapStandby(ctx, s)
+	case ActCloneRemote:
+		a.cloneRemote(ctx, s, func(error) { a.pgState = PGStopped })
+	case ActStartStandbyLeader:
+		err = a.startStandbyLeader(ctx, s)
+	case ActStandbyLead:
+		err = a.standbyLead(ctx, s)
+	case ActDemoteStandby:
+		err = a.demoteToStandby(ctx, s)
 	}
 	if err != nil {
 		a.log.Error("action failed", "action", p.Action.Kind, "err", err)
@@ -101,7 +111,7 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 
 func (a *Agent) startPG(ctx context.Context, role Role) error {
 	a.pgState = PGStarting
-	if role == RoleReplica {
+	if role != RolePrimary {
 		a.applyStandbyFloor(ctx)
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
@@ -124,7 +134,7 @@ func (a *Agent) startPG(ctx context.Context, role Role) error {
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
 	a.pgState, a.role = PGRunning, role
-	if role == RoleReplica {
+	if role != RolePrimary {
 		a.dropStandbyFloor(ctx)
 	}
 	a.runCallback(ctx, "on_start", role)

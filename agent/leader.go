@@ -54,6 +54,14 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return fmt.Errorf("race: state moved before promote (in recovery %t, lsn %s, decided at %s); released the leader key",
 			st.InRecovery, st.WALPosition(), s.PG.Status.WALPosition())
 	}
+	if s.standby() {
+		// A standby cluster's new leader stays in recovery (standby.go):
+		// it only turns to the remote; its peers cascade from it.
+		a.clearFailoverKey(ctx)
+		a.record(restapi.Decision{Kind: "standby_leader", Reason: p.Reason, PreviousLeader: a.previousLeader,
+			Candidates: electionRecord(p.Election), Stonith: fenced})
+		return a.standbyLead(ctx, s)
+	}
 	if err := a.promote(ctx, s.View); err != nil {
 		return err
 	}
