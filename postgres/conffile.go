@@ -283,8 +283,10 @@ func (i *Instance) renderRecovery(rec recovery) string {
 		b.WriteString("\n# Recovery: none (primary)\n")
 	case rec.upstream == nil:
 		b.WriteString("\n# Recovery: standby without upstream\n")
-	case i.noStream || (rec.upstream.Remote && rec.upstream.Host == ""):
-		fmt.Fprintf(&b, "\n# Recovery: standby of %s from the archive only\n", rec.upstream.Member)
+	case i.noStream:
+		fmt.Fprintf(&b, "\n# Recovery: standby of %s from the archive only (nostream)\n", rec.upstream.Member)
+	case rec.upstream.Remote && rec.upstream.Host == "":
+		b.WriteString("\n# Recovery: standby leader of a remote cluster, from its archive only\n")
 	default:
 		up := rec.upstream
 		fmt.Fprintf(&b, "\n# Recovery: standby of %s\n", up.Member)
