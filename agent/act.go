@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -98,7 +99,18 @@ func (a *Agent) startReplica(ctx context.Context, v *dcs.Cluster, leader string)
 	if _, err := a.pg.ConfigureStandby(up); err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
-	return a.startPG(ctx, RoleReplica)
+	err = a.startPG(ctx, RoleReplica)
+	if errors.Is(err, postgres.ErrDivergedHistory) && !a.lease.leading {
+		// A replica past the fork of the timeline it must follow (pg_rewind
+		// saw nothing to undo): it holds nothing the leader has not, and
+		// can never start, so it is copied again — remove_data_directory_
+		// on_diverged_timelines, which Regent always does. The wipe runs as
+		// a job so nothing (pg_hba.conf) is written into the emptied
+		// directory this tick; the next tick clones from the leader.
+		a.log.Warn("replica diverged from the leader's timeline and cannot start; wiping the data directory to re-clone", "err", err)
+		a.startJob(ctx, "wipe of a diverged replica", a.wipeDataDir, func(error) { a.pgState = PGStopped })
+	}
+	return err
 }
 
 // sameTimeline reports whether the stopped local server is on timeline tl.
