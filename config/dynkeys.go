@@ -63,16 +63,6 @@ func (u unsupportedKey) check(v any) error {
 func isTrue(v any) bool { b, err := lenient.Bool(v); return err == nil && b }
 func never(any) bool    { return false }
 
-func isEmpty(v any) bool {
-	switch t := v.(type) {
-	case map[string]any:
-		return len(t) == 0
-	case []any:
-		return len(t) == 0
-	}
-	return false
-}
-
 func isZero(v any) bool {
 	n, err := lenient.Number(v)
 	return err == nil && n == 0

@@ -51,15 +51,15 @@ func waitStandbyLeader(t *testing.T, c *testcluster.Cluster, n *testcluster.Node
 	n.WaitRole(t, rejoinTimeout, "standby_leader")
 	testcluster.Poll(t, replicateTimeout, n.Name+" published as standby leader", func(ctx context.Context) error {
 		if role, err := memberField(ctx, c, n.Name, "role"); err != nil || role != "standby_leader" {
-			return fmt.Errorf("member key role %q (%v)", role, err)
+			return fmt.Errorf("member key role %q (%w)", role, err)
 		}
 		for path, want := range map[string]int{"/standby-leader": http.StatusOK, "/leader": http.StatusOK, "/primary": http.StatusServiceUnavailable} {
 			if code, _, err := n.Get(ctx, path); err != nil || code != want {
-				return fmt.Errorf("GET %s = %d (%v), want %d", path, code, err, want)
+				return fmt.Errorf("GET %s = %d (%w), want %d", path, code, err, want)
 			}
 		}
 		if inRecovery, err := n.QueryInt(ctx, "SELECT pg_is_in_recovery()::int"); err != nil || inRecovery != 1 {
-			return fmt.Errorf("pg_is_in_recovery = %d (%v), want 1", inRecovery, err)
+			return fmt.Errorf("pg_is_in_recovery = %d (%w), want 1", inRecovery, err)
 		}
 		return nil
 	})

@@ -156,6 +156,14 @@ func (f *Fake) ConfigureStandby(up *postgres.Upstream) (bool, error) {
 	return changed, nil
 }
 
+// Upstream is what the last ConfigureStandby (or clone) pointed at (nil
+// for none or after ConfigurePrimary).
+func (f *Fake) Upstream() *postgres.Upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.upstream
+}
+
 func (f *Fake) Start(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

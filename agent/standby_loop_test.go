@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/postgres/pgtest"
+)
+
+const standbyConfigKey = `{"ttl":10,"loop_wait":1,"retry_timeout":3,"standby_cluster":{"host":"dr-haproxy","port":5000}}`
+
+// TestStandbyLeaderLoop drives one agent against fakes through a standby
+// cluster's life: it bootstraps by cloning the remote, holds the leader
+// key in recovery (never writable) following the remote, promotes when
+// standby_cluster is removed (promote-cluster), and when it is set again
+// (demote-cluster) stops, rewinds against the remote and runs in recovery
+// again, keeping the key throughout.
+func TestStandbyLeaderLoop(t *testing.T) {
+	store := newStore()
+	if err := store.Put(t.Context(), store.Keys().Config(), []byte(standbyConfigKey)); err != nil {
+		t.Fatal(err)
+	}
+	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
+	for i := 0; i < 4 && !h.agent.lease.leading; i++ {
+		h.tick()
+		h.advance(time.Second)
+	}
+	if !h.agent.lease.leading {
+		t.Fatal("the standby cluster's first member did not take the leader key")
+	}
+	if !slices.Contains(h.pg.Ops(), "clone standby_cluster") || slices.Contains(h.pg.Ops(), "initdb") {
+		t.Errorf("bootstrap ops = %v, want a clone of the remote and no initdb", h.pg.Ops())
+	}
+	h.tick()
+	assertStandbyLeader(t, h)
+
+	// promote-cluster: standby_cluster removed.
+	setConfig(t, h, `{"ttl":10,"loop_wait":1,"retry_timeout":3}`)
+	h.tick()
+	if !h.pg.Writable() || h.agent.role != RolePrimary {
+		t.Fatalf("after promote-cluster: writable=%v role=%s, want a writable primary", h.pg.Writable(), h.agent.role)
+	}
+	if s := h.pub.get(); s.StandbyCluster || s.Status.Role != "primary" {
+		t.Errorf("published standby_cluster=%v role=%s, want false/primary", s.StandbyCluster, s.Status.Role)
+	}
+
+	// demote-cluster: standby_cluster set again; the key is kept.
+	setConfig(t, h, standbyConfigKey)
+	for i := 0; i < 4 && h.agent.role != RoleStandbyLeader; i++ {
+		h.tick()
+		h.advance(time.Second)
+		if !h.agent.lease.leading {
+			t.Fatal("the leader lost its key while demoting to the standby leader")
+		}
+	}
+	if !slices.Contains(h.pg.Ops(), "rewind standby_cluster") {
+		t.Errorf("demote ops = %v, want a rewind against the remote", h.pg.Ops())
+	}
+	h.tick()
+	assertStandbyLeader(t, h)
+}
+
+func setConfig(t *testing.T, h *loopHarness, data string) {
+	t.Helper()
+	if err := h.dcs.Put(t.Context(), h.dcs.Keys().Config(), []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertStandbyLeader: leading, in recovery following the remote, and
+// published as Patroni's standby_leader with the lock held.
+func assertStandbyLeader(t *testing.T, h *loopHarness) {
+	t.Helper()
+	if !h.agent.lease.leading || h.pg.Writable() {
+		t.Fatalf("leading=%v writable=%v, want a leader that accepts no writes", h.agent.lease.leading, h.pg.Writable())
+	}
+	if up := h.pg.Upstream(); up == nil || !up.Remote || up.Host != "dr-haproxy" || up.Port != 5000 {
+		t.Errorf("upstream = %+v, want the remote dr-haproxy:5000", up)
+	}
+	s := h.pub.get()
+	if !s.StandbyCluster || s.Status.Role != "standby_leader" || !h.now.Before(s.LeaderUntil) {
+		t.Errorf("published standby_cluster=%v role=%s leader_until=%v (now %v), want true/standby_leader/held",
+			s.StandbyCluster, s.Status.Role, s.LeaderUntil, h.now)
+	}
+}
