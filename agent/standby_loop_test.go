@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"errors"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/regent-ha/regent/postgres/pgtest"
+	"github.com/regent-ha/regent/restapi"
 )
 
 const standbyConfigKey = `{"ttl":10,"loop_wait":1,"retry_timeout":3,"standby_cluster":{"host":"dr-haproxy","port":5000}}`
@@ -34,6 +37,10 @@ func TestStandbyLeaderLoop(t *testing.T) {
 	}
 	h.tick()
 	assertStandbyLeader(t, h)
+	_, err := h.agent.StartSwitchover(t.Context(), restapi.SwitchoverRequest{To: "pg2"})
+	if se, ok := errors.AsType[*restapi.SwitchoverError](err); !ok || se.Status != http.StatusPreconditionFailed {
+		t.Errorf("switchover in a standby cluster: err = %v, want a 412 refusal", err)
+	}
 
 	// promote-cluster: standby_cluster removed.
 	setConfig(t, h, `{"ttl":10,"loop_wait":1,"retry_timeout":3}`)
