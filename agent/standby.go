@@ -53,6 +53,9 @@ func remoteName(host string, port int) string {
 func (a *Agent) standbyLead(ctx context.Context, s Snapshot) error {
 	a.role = RoleStandbyLeader
 	up := s.Config.StandbyCluster.Upstream()
+	if a.remoteDiverged(ctx, *up, s.PG.Status) {
+		return a.rewind(ctx, *up, s.PG.Status, "standby leader diverged from the remote cluster's new timeline; rewinding")
+	}
 	changed, err := a.pg.ConfigureStandby(up)
 	if err != nil {
 		return fmt.Errorf("standby leader: %w", err)
@@ -71,6 +74,29 @@ func (a *Agent) standbyLead(ctx context.Context, s Snapshot) error {
 		a.log.Warn("standby leader: cannot keep the members' replication slots", "err", err)
 	}
 	return nil
+}
+
+// remoteDiverged checks, at most every rewindCheckEvery while the standby
+// leader is not streaming, whether the remote moved to a new timeline
+// that forked before what this server replayed (the remote failed over
+// to a member that lacked WAL the standby leader had received). Then
+// only pg_rewind (or a new copy) lets it follow again.
+func (a *Agent) remoteDiverged(ctx context.Context, up postgres.Upstream, st postgres.Status) bool {
+	if st.Streaming || up.Host == "" || a.now().Sub(a.lastRewindTry) < rewindCheckEvery {
+		return false
+	}
+	a.lastRewindTry = a.now()
+	next := st.Timeline + 1
+	hctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	history, err := a.pg.TimelineHistory(hctx, up, next)
+	if err != nil || len(history) == 0 {
+		// No newer timeline there (or the remote is unreachable): keep
+		// retrying the stream.
+		a.log.Debug("standby leader: remote has no newer timeline to check", "timeline", next, "err", err)
+		return false
+	}
+	return postgres.NeedsRewind(st.Timeline, st.ReplayLSN, next, history)
 }
 
 // startStandbyLeader starts PostgreSQL in recovery following the remote,

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-ha/regent/dcs/dcstest"
+	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/postgres/pgtest"
 	"github.com/regent-ha/regent/restapi"
 )
@@ -21,9 +23,7 @@ const standbyConfigKey = `{"ttl":10,"loop_wait":1,"retry_timeout":3,"standby_clu
 // again, keeping the key throughout.
 func TestStandbyLeaderLoop(t *testing.T) {
 	store := newStore()
-	if err := store.Put(t.Context(), store.Keys().Config(), []byte(standbyConfigKey)); err != nil {
-		t.Fatal(err)
-	}
+	setConfigOn(t, store, standbyConfigKey)
 	h := newLoopHarness(t, store, pgtest.NewEmpty(7000000000000000001))
 	for i := 0; i < 4 && !h.agent.lease.leading; i++ {
 		h.tick()
@@ -70,9 +70,7 @@ func TestStandbyLeaderLoop(t *testing.T) {
 
 func setConfig(t *testing.T, h *loopHarness, data string) {
 	t.Helper()
-	if err := h.dcs.Put(t.Context(), h.dcs.Keys().Config(), []byte(data)); err != nil {
-		t.Fatal(err)
-	}
+	setConfigOn(t, h.dcs, data)
 }
 
 // assertStandbyLeader: leading, in recovery following the remote, and
@@ -89,5 +87,54 @@ func assertStandbyLeader(t *testing.T, h *loopHarness) {
 	if !s.StandbyCluster || s.Status.Role != "standby_leader" || !h.now.Before(s.LeaderUntil) {
 		t.Errorf("published standby_cluster=%v role=%s leader_until=%v (now %v), want true/standby_leader/held",
 			s.StandbyCluster, s.Status.Role, s.LeaderUntil, h.now)
+	}
+}
+
+// TestStandbyLeaderRewindsAfterRemoteDiverged: the remote failed over to
+// a timeline that forked before what the standby leader replayed; the
+// standby leader, no longer streaming, rewinds against the remote and
+// starts in recovery again, keeping the key. A fork after its position
+// needs nothing.
+func TestStandbyLeaderRewindsAfterRemoteDiverged(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		fork   postgres.LSN
+		rewind bool
+	}{
+		{"remote forked before the standby leader's position", 0x3000000 - 1, true},
+		{"remote forked after it", 0x3000000 + 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newStore()
+			setConfigOn(t, store, standbyConfigKey)
+			pg := pgtest.NewEmpty(7000000000000000001)
+			h := newLoopHarness(t, store, pg)
+			for i := 0; i < 4 && !h.agent.lease.leading; i++ {
+				h.tick()
+				h.advance(time.Second)
+			}
+			h.tick()
+			assertStandbyLeader(t, h)
+			pg.NotStreaming = true
+			pg.Histories = map[uint32][]postgres.TimelineSwitch{2: {{Timeline: 1, SwitchLSN: tt.fork}}}
+			h.advance(rewindCheckEvery)
+			h.tick()
+			h.awaitJob() // the rewind runs beside the loop
+			if got := slices.Contains(h.pg.Ops(), "rewind standby_cluster"); got != tt.rewind {
+				t.Fatalf("rewind against the remote = %v, want %v (ops %v; last plan %q)", got, tt.rewind, h.pg.Ops(), h.agent.lastPlan.Reason)
+			}
+			for i := 0; i < 3; i++ {
+				h.tick()
+				h.advance(time.Second)
+			}
+			assertStandbyLeader(t, h)
+		})
+	}
+}
+
+func setConfigOn(t *testing.T, store *dcstest.Fake, data string) {
+	t.Helper()
+	if err := store.Put(t.Context(), store.Keys().Config(), []byte(data)); err != nil {
+		t.Fatal(err)
 	}
 }
