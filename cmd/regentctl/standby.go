@@ -119,6 +119,7 @@ Asks for confirmation unless --force: the cluster stops taking writes.`,
 	f.StringVar(&host, "host", "", "the remote primary's address (an address that follows its failovers: HAProxy, a VIP)")
 	f.IntVar(&port, "port", 0, "the remote primary's port (default 5432)")
 	f.StringVar(&slot, "slot", "", "primary_slot_name: a slot on the remote primary to stream through")
+	f.StringVar(&slot, "primary-slot-name", "", "the same as --slot (patronictl's name)")
 	f.StringVar(&restore, "restore-command", "", "restore_command fetching the remote cluster's archived WAL")
 	f.BoolVar(&force, "force", false, "do not ask for confirmation")
 	f.DurationVar(&waitFor, "wait-timeout", defaultClusterRoleWait, "give up waiting after this long")

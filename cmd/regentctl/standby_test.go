@@ -58,7 +58,7 @@ func TestClusterRoleRefusals(t *testing.T) {
 		{"demote a standby cluster", standby, []string{"demote-cluster", "--host", "h", "--force"}, "already a standby cluster"},
 		{"demote without a host", primary, []string{"demote-cluster", "--force"}, "--host (or --restore-command) is required"},
 		{"demote to a bad port", primary, []string{"demote-cluster", "--host", "h", "--port", "70000", "--force"}, "standby_cluster: port: 70000 is outside"},
-		{"demote to a bad slot", primary, []string{"demote-cluster", "--host", "h", "--slot", "Bad-Slot", "--force"}, "standby_cluster: primary_slot_name:"},
+		{"demote to a bad slot", primary, []string{"demote-cluster", "--host", "h", "--primary-slot-name", "Bad-Slot", "--force"}, "standby_cluster: primary_slot_name:"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ctlRun{loader: fixed(tt.c)}.run(t, tt.args...)
