@@ -73,6 +73,11 @@ func (a *Agent) standbyLead(ctx context.Context, s Snapshot) error {
 	if err := a.ensureSlots(sctx, s, true); err != nil {
 		a.log.Warn("standby leader: cannot keep the members' replication slots", "err", err)
 	}
+	// Its received position is the standby cluster's optime, as Patroni's
+	// standby leader publishes it: the members' lag limit for elections.
+	lctx, cancel2 := a.ioContext(ctx)
+	defer cancel2()
+	a.writeStatus(lctx, uint64(s.PG.Status.WALPosition()))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ func TestStandbyLeaderLoop(t *testing.T) {
 	}
 	h.tick()
 	assertStandbyLeader(t, h)
+	if v, _, err := store.Get(t.Context(), store.Keys().Status()); err != nil || !strings.Contains(string(v.Data), `"optime":50331648`) {
+		t.Errorf("status key = %s (%v), want the standby leader's position 0x3000000 as optime", v.Data, err)
+	}
 	_, err := h.agent.StartSwitchover(t.Context(), restapi.SwitchoverRequest{To: "pg2"})
 	if se, ok := errors.AsType[*restapi.SwitchoverError](err); !ok || se.Status != http.StatusPreconditionFailed {
 		t.Errorf("switchover in a standby cluster: err = %v, want a 412 refusal", err)
