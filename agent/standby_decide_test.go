@@ -69,3 +69,18 @@ func TestStandbyClusterUpstream(t *testing.T) {
 		t.Errorf("Upstream() = %+v", up)
 	}
 }
+
+// TestClusterDocStandbyLeader: GET /cluster names a standby cluster's
+// leader standby_leader (patroni-compat.md), a primary cluster's leader.
+func TestClusterDocStandbyLeader(t *testing.T) {
+	v := view("pg1", "pg1", "pg2")
+	dyn := config.DefaultDynamic()
+	if got := ClusterDoc(v, dyn).Members[0].Role; got != "leader" {
+		t.Errorf("primary cluster: role %q, want leader", got)
+	}
+	dyn.StandbyCluster = &config.StandbyCluster{Host: "a", Port: 5432}
+	doc := ClusterDoc(v, dyn)
+	if doc.Members[0].Role != "standby_leader" || doc.Members[1].Role != "replica" {
+		t.Errorf("standby cluster: roles %q, %q, want standby_leader, replica", doc.Members[0].Role, doc.Members[1].Role)
+	}
+}
