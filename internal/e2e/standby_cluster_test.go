@@ -67,7 +67,8 @@ func waitStandbyLeader(t *testing.T, c *testcluster.Cluster, n *testcluster.Node
 
 // TestStandbyCluster is issue #21's disaster-recovery test: a standby
 // cluster B (its own etcd and scope) follows primary cluster A through a
-// moving address, keeps following through a switchover in A,
+// moving address, keeps following through a switchover and a failover
+// (host death) in A,
 // promote-cluster makes B writable within loop_wait + 2 s with every row A
 // had, and demote-cluster turns A into B's standby cluster.
 func TestStandbyCluster(t *testing.T) {
@@ -88,6 +89,15 @@ func TestStandbyCluster(t *testing.T) {
 
 	// A switchover in A: the proxy moves to A's new primary, B follows.
 	target := a.Others(leaderA.Name)[0]
+	// The pre-flight reads the published positions (refreshed each
+	// loop_wait): B's clone just moved A's WAL on.
+	testcluster.Poll(t, replicateTimeout, target.Name+" qualifying as switchover candidate", func(ctx context.Context) error {
+		code, body, err := leaderA.Do(ctx, http.MethodPatch, "/switchover", switchoverReq{To: target.Name, DryRun: true})
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("dry run: %d %s", code, body)
+		}
+		return err
+	})
 	id := startSwitchover(t, leaderA, switchoverReq{To: target.Name})
 	waitRecord(t, leaderA, id, 2*time.Minute, "completed", closed)
 	newA := a.WaitLeader(t, rejoinTimeout)
@@ -97,6 +107,19 @@ func TestStandbyCluster(t *testing.T) {
 	mustExec(t, newA, "INSERT INTO dr SELECT g FROM generate_series(101, 200) g")
 	waitRows(t, append(a.Nodes(), b.Nodes()...), 200, "SELECT count(*) FROM dr")
 	waitStandbyLeader(t, b, leaderB)
+
+	// A failover in A (its primary's host dies): the proxy moves to the
+	// survivor once it answers /primary, B follows again.
+	newA.Kill(t)
+	survivor := a.WaitLeader(t, rejoinTimeout)
+	if survivor.Name == newA.Name {
+		t.Fatalf("leader of A after %s died = %s", newA.Name, survivor.Name)
+	}
+	mustExec(t, survivor, "INSERT INTO dr SELECT g FROM generate_series(201, 300) g")
+	waitRows(t, b.Nodes(), 300, "SELECT count(*) FROM dr")
+	waitStandbyLeader(t, b, leaderB)
+	newA.Start(t)
+	newA = a.WaitHealthy(t, rejoinTimeout)
 
 	// promote-cluster on B: writable within loop_wait + 2 s, every row.
 	regentctlBinary(t) // built before the clock starts
@@ -137,8 +160,8 @@ func TestStandbyCluster(t *testing.T) {
 		t.Errorf("promote-cluster: writable after %s, want ≤ %s", took, bound)
 	}
 	leaderB.WaitRole(t, replicateTimeout, "primary")
-	waitRows(t, b.Nodes(), 200, "SELECT count(*) FROM dr WHERE id <= 200")
-	waitRows(t, b.Nodes(), 201, "SELECT count(*) FROM dr")
+	waitRows(t, b.Nodes(), 300, "SELECT count(*) FROM dr WHERE id <= 300")
+	waitRows(t, b.Nodes(), 301, "SELECT count(*) FROM dr")
 
 	// demote-cluster on A: A becomes B's standby (its primary rewound or
 	// re-cloned) and receives B's new rows.
@@ -148,8 +171,8 @@ func TestStandbyCluster(t *testing.T) {
 	mustExec(t, leaderB, "INSERT INTO dr SELECT g FROM generate_series(2001, 2100) g")
 	waitReading(t, rejoinTimeout, "B's rows on A", "got %d", func(ctx context.Context) (int64, error) {
 		return newA.QueryInt(ctx, "SELECT count(*) FROM dr")
-	}, func(got int64) bool { return got == 301 })
-	waitRows(t, a.Nodes(), 301, "SELECT count(*) FROM dr")
+	}, func(got int64) bool { return got == 401 })
+	waitRows(t, a.Nodes(), 401, "SELECT count(*) FROM dr")
 }
 
 // pollLeaderKey waits for a leader key naming a node (a standby cluster's
