@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -56,6 +57,16 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 		}
 	case ActRefuse:
 		return fmt.Errorf("%w: %s", ErrRefused, p.Reason)
+	case ActBootstrapStandby:
+		err = a.bootstrapStandby(ctx, s)
+	case ActCloneRemote:
+		a.cloneRemote(ctx, s, func(error) { a.pgState = PGStopped })
+	case ActStartStandbyLeader:
+		err = a.startStandbyLeader(ctx, s)
+	case ActStandbyLead:
+		err = a.standbyLead(ctx, s)
+	case ActDemoteStandby:
+		err = a.demoteToStandby(ctx, s)
 	}
 	if err != nil {
 		a.log.Error("action failed", "action", p.Action.Kind, "err", err)
@@ -88,7 +99,18 @@ func (a *Agent) startReplica(ctx context.Context, v *dcs.Cluster, leader string)
 	if _, err := a.pg.ConfigureStandby(up); err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
-	return a.startPG(ctx, RoleReplica)
+	err = a.startPG(ctx, RoleReplica)
+	if errors.Is(err, postgres.ErrDivergedHistory) && !a.lease.leading {
+		// A replica past the fork of the timeline it must follow (pg_rewind
+		// saw nothing to undo): it holds nothing the leader has not, and
+		// can never start, so it is copied again — remove_data_directory_
+		// on_diverged_timelines, which Regent always does. The wipe runs as
+		// a job so nothing (pg_hba.conf) is written into the emptied
+		// directory this tick; the next tick clones from the leader.
+		a.log.Warn("replica diverged from the leader's timeline and cannot start; wiping the data directory to re-clone", "err", err)
+		a.startJob(ctx, "wipe of a diverged replica", a.wipeDataDir, func(error) { a.pgState = PGStopped })
+	}
+	return err
 }
 
 // sameTimeline reports whether the stopped local server is on timeline tl.
@@ -101,7 +123,7 @@ func (a *Agent) sameTimeline(ctx context.Context, tl int) bool {
 
 func (a *Agent) startPG(ctx context.Context, role Role) error {
 	a.pgState = PGStarting
-	if role == RoleReplica {
+	if role != RolePrimary {
 		a.applyStandbyFloor(ctx)
 		// Publish the member key before pg_ctl waits for consistency: the
 		// leader recreates this member's replication slot from it, and a
@@ -124,7 +146,7 @@ func (a *Agent) startPG(ctx context.Context, role Role) error {
 		return fmt.Errorf("start as %s: %w", role, err)
 	}
 	a.pgState, a.role = PGRunning, role
-	if role == RoleReplica {
+	if role != RolePrimary {
 		a.dropStandbyFloor(ctx)
 	}
 	a.runCallback(ctx, "on_start", role)

@@ -113,6 +113,8 @@ func ClusterDoc(c *dcs.Cluster, dyn config.Dynamic) restapi.ClusterDoc {
 			cm.Host, cm.Port = host, port
 		}
 		switch {
+		case name == leader && dyn.StandbyCluster.Active():
+			cm.Role = "standby_leader" // Patroni's name in a standby cluster
 		case name == leader:
 			cm.Role = "leader"
 		case c.Sync.Matches(name) && c.Sync.Leader != name:

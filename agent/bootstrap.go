@@ -110,22 +110,35 @@ func (a *Agent) publishBootstrap(ictx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.writeClusterKeys(ictx, st.SystemID); err != nil {
+		return err
+	}
+	if err := a.armWatchdog(); err != nil {
+		return fmt.Errorf("watchdog required but cannot be armed: %w", err)
+	}
+	a.log.Info("cluster initialized", "system_id", st.SystemID)
+	return nil
+}
+
+// writeClusterKeys writes a new cluster's keys once its first server
+// runs: initialize = system id, config = bootstrap.dcs, then the leader
+// key on a live lease.
+func (a *Agent) writeClusterKeys(ctx context.Context, systemID uint64) error {
 	cfgJSON, err := a.cfg.BootstrapDCSJSON()
 	if err != nil {
 		return err
 	}
-	keys := a.dcs.Keys()
-	if err := a.dcs.SetInitialize(ictx, strconv.FormatUint(st.SystemID, 10)); err != nil {
+	if err := a.dcs.SetInitialize(ctx, strconv.FormatUint(systemID, 10)); err != nil {
 		return err
 	}
-	if _, err := a.dcs.CAS(ictx, keys.Config(), cfgJSON, 0); err != nil {
+	if _, err := a.dcs.CAS(ctx, a.dcs.Keys().Config(), cfgJSON, 0); err != nil {
 		a.log.Warn("config key already present; keeping it", "err", err)
 	}
-	sent, err := a.liveLease(ictx)
+	sent, err := a.liveLease(ctx)
 	if err != nil {
 		return err
 	}
-	won, err := a.dcs.AcquireLeader(ictx, a.name)
+	won, err := a.dcs.AcquireLeader(ctx, a.name)
 	if err != nil {
 		return err
 	}
@@ -133,10 +146,6 @@ func (a *Agent) publishBootstrap(ictx context.Context) error {
 		return errors.New("the leader key was taken during bootstrap")
 	}
 	a.setLease(a.lease.won(sent))
-	if err := a.armWatchdog(); err != nil {
-		return fmt.Errorf("watchdog required but cannot be armed: %w", err)
-	}
-	a.log.Info("cluster initialized", "system_id", st.SystemID)
 	return nil
 }
 

@@ -45,6 +45,8 @@ func decide(s Snapshot) Plan {
 	switch {
 	case s.Restart == RestartStopping:
 		return plan(ActWait, "", "restart: PostgreSQL is stopping beside the loop; the lease is renewed meanwhile, then it starts again")
+	case s.Restart == RestartStarting && !s.PG.Running && s.Lease.Leading && s.standby():
+		return plan(ActStartStandbyLeader, "", "restart: stopped; starting PostgreSQL again as the standby leader (the lease is held)")
 	case s.Restart == RestartStarting && !s.PG.Running && s.Lease.Leading:
 		return plan(ActStartPrimary, "", "restart: stopped; starting PostgreSQL again as the primary (the lease is held)")
 	case s.Restart == RestartStarting && !s.PG.Running:
@@ -85,6 +87,9 @@ func decideEmptyDataDir(s Snapshot) Plan {
 	leader := s.leaderName()
 	switch {
 	case leader == s.Name:
+		if s.Lease.Leading && s.standby() && s.Config.StandbyCluster.Host != "" {
+			return plan(ActCloneRemote, "", "standby leader with an empty data directory (a failed rewind); cloning the remote cluster again, keeping the leader key")
+		}
 		if s.Lease.Leading {
 			return plan(ActRelease, "", "I hold the leader key but my data directory is empty; releasing it")
 		}
@@ -103,6 +108,9 @@ func decideEmptyDataDir(s Snapshot) Plan {
 		}
 		if !s.WatchdogUsable {
 			return plan(ActWait, "", "cluster is not initialized and my required watchdog is unusable; waiting for another member to bootstrap it")
+		}
+		if s.standby() {
+			return plan(ActBootstrapStandby, "", "cluster is not initialized and standby_cluster is set; racing to bootstrap it as a copy of the remote cluster")
 		}
 		return plan(ActBootstrap, "", "cluster is not initialized; racing to bootstrap it")
 	case *s.View.Initialize == "":
@@ -134,6 +142,10 @@ func checkSystemID(s Snapshot) (Plan, bool) {
 func decideStopped(s Snapshot) Plan {
 	if s.Lease.Leading {
 		down := s.Now.Sub(s.PG.DownSince)
+		if (s.PG.DownSince.IsZero() || down < s.Config.PrimaryStartTimeout) && s.standby() {
+			return plan(ActStartStandbyLeader, "", "PostgreSQL is not running on the standby leader; starting it in recovery following the remote cluster (down %s of primary_start_timeout %s)",
+				down.Round(time.Millisecond), s.Config.PrimaryStartTimeout)
+		}
 		if s.PG.DownSince.IsZero() || down < s.Config.PrimaryStartTimeout {
 			return plan(ActStartPrimary, "", "PostgreSQL is not running on the leader; restarting it in place (down %s of primary_start_timeout %s)",
 				down.Round(time.Millisecond), s.Config.PrimaryStartTimeout)
@@ -159,6 +171,9 @@ func decideRunning(s Snapshot) Plan {
 	if s.Lease.Leading {
 		if !s.WatchdogUsable {
 			return plan(ActRelease, "", "watchdog is required but unusable; stepping down: stop PostgreSQL, then release the leader key")
+		}
+		if s.standby() {
+			return decideStandbyLeader(s)
 		}
 		if st.InRecovery {
 			return plan(ActPromote, "", "I hold the leader key and PostgreSQL is in recovery; promoting")
@@ -211,6 +226,8 @@ func decidePaused(s Snapshot) Plan {
 		return plan(ActWait, "", "paused: data directory is empty; not bootstrapping or cloning")
 	case s.Lease.Leading && primary:
 		return plan(ActLead, "", "paused: leading (PostgreSQL is the primary)")
+	case s.Lease.Leading && s.PG.Running && st.InRecovery && s.standby():
+		return plan(ActStandbyLead, "", "paused: standby leader (PostgreSQL stays in recovery)")
 	case s.Lease.Leading && s.PG.Running && s.View.Failover.Member == s.Name:
 		return plan(ActPromote, "", "paused: explicit failover to me; promoting")
 	case s.Lease.Leading:

@@ -14,6 +14,11 @@
 // asked, and takes back a key etcd expired meanwhile only if absent and
 // before its deadline; docs/architecture.md "Failsafe mode" argues it.
 //
+// In a standby cluster (standby_cluster in the dynamic config;
+// standby.go) the key holder is the standby leader: it replicates from
+// the remote cluster and never leaves recovery until standby_cluster is
+// removed, so holding the lease there grants no writes.
+//
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
 // "STONITH" is fence.command, the operator's hook a candidate runs against

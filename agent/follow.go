@@ -32,7 +32,7 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 		// The replay position, not the receive position: received WAL past
 		// the switch point that was never replayed does not need a rewind.
 		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) {
-			return a.rewind(ctx, *up, st)
+			return a.rewind(ctx, *up, st, "timeline diverged from the leader; rewinding")
 		}
 	}
 	changed, err := a.pg.ConfigureStandby(up)
@@ -61,8 +61,8 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 // rewind brings a diverged former primary back onto the leader's history.
 // When pg_rewind fails the data directory is wiped and the next tick
 // re-clones: never stuck "waiting for WAL" forever.
-func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status) error {
-	a.log.Warn("timeline diverged from the leader; rewinding", "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
+func (a *Agent) rewind(ctx context.Context, up postgres.Upstream, st postgres.Status, why string) error {
+	a.log.Warn(why, "leader", up.Member, "timeline", st.Timeline, "lsn", st.WALPosition())
 	a.pgState = PGStopping
 	stopTimeout := a.cfg.Postgres.StopTimeout
 	// Stop and pg_rewind can take minutes: beside the loop. The next tick

@@ -54,6 +54,14 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 		return fmt.Errorf("race: state moved before promote (in recovery %t, lsn %s, decided at %s); released the leader key",
 			st.InRecovery, st.WALPosition(), s.PG.Status.WALPosition())
 	}
+	if s.standby() {
+		// A standby cluster's new leader stays in recovery (standby.go):
+		// it only turns to the remote; its peers cascade from it.
+		a.clearFailoverKey(ctx)
+		a.record(restapi.Decision{Kind: "standby_leader", Reason: p.Reason, PreviousLeader: a.previousLeader,
+			Candidates: electionRecord(p.Election), Stonith: fenced})
+		return a.standbyLead(ctx, s)
+	}
 	if err := a.promote(ctx, s.View); err != nil {
 		return err
 	}
@@ -223,19 +231,7 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	}
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
-	optime := uint64(s.PG.Status.CurrentLSN)
-	// The permanent slots' positions go out as soon as they move: a
-	// replica advances its copies to them, and a copy behind a consumer's
-	// confirmed position repeats changes after a failover.
-	slotsMoved := !maps.Equal(a.statusWritten.slots, a.slots.positions)
-	if a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) || slotsMoved {
-		data, _ := json.Marshal(dcs.Status{Optime: optime, Slots: a.slots.positions})
-		if err := a.dcs.PutAsLeader(lctx, a.name, a.dcs.Keys().Status(), data); err != nil {
-			a.log.Warn("cannot write the status key", "err", err)
-		} else {
-			a.statusWritten = statusRecord{optime: optime, at: a.now(), slots: a.slots.positions}
-		}
-	}
+	a.writeStatus(lctx, uint64(s.PG.Status.CurrentLSN))
 	a.restoreInitialize(lctx, s)
 	sctx, cancel2 := a.ioContext(ctx)
 	defer cancel2()
@@ -268,6 +264,25 @@ func (a *Agent) restoreInitialize(ctx context.Context, s Snapshot) {
 	case !errors.Is(err, dcs.ErrConflict):
 		a.log.Warn("cannot write the missing initialize key back", "err", err)
 	}
+}
+
+// writeStatus keeps the status key's optime (and the permanent slots'
+// positions) current, guarded by the leader key: the position replicas
+// measure their lag against for maximum_lag_on_failover.
+func (a *Agent) writeStatus(ctx context.Context, optime uint64) {
+	// The permanent slots' positions go out as soon as they move: a
+	// replica advances its copies to them, and a copy behind a consumer's
+	// confirmed position repeats changes after a failover.
+	slotsMoved := !maps.Equal(a.statusWritten.slots, a.slots.positions)
+	if !a.statusWritten.due(optime, a.now(), a.dyn.MaximumLagOnFailover) && !slotsMoved {
+		return
+	}
+	data, _ := json.Marshal(dcs.Status{Optime: optime, Slots: a.slots.positions})
+	if err := a.dcs.PutAsLeader(ctx, a.name, a.dcs.Keys().Status(), data); err != nil {
+		a.log.Warn("cannot write the status key", "err", err)
+		return
+	}
+	a.statusWritten = statusRecord{optime: optime, at: a.now(), slots: a.slots.positions}
 }
 
 type statusRecord struct {

@@ -47,6 +47,27 @@ const (
 	ActRelease ActionKind = "release"
 	// ActRefuse stops the agent: this node must not join the cluster.
 	ActRefuse ActionKind = "refuse"
+
+	// The standby leader's actions (standby_cluster set; standby.go).
+
+	// ActBootstrapStandby races for the initialize key and, on winning,
+	// clones the remote cluster (standby_cluster) and takes the leader key
+	// as the standby leader.
+	ActBootstrapStandby ActionKind = "bootstrap_standby"
+	// ActCloneRemote copies the data directory from the remote cluster
+	// (the standby leader, keeping its key, after a failed rewind).
+	ActCloneRemote ActionKind = "clone_remote"
+	// ActStartStandbyLeader starts PostgreSQL in recovery following the
+	// remote cluster, keeping the lease.
+	ActStartStandbyLeader ActionKind = "start_standby_leader"
+	// ActStandbyLead is the standby leader's upkeep: follow the remote
+	// (repoint on a changed standby_cluster), keep the members' slots.
+	ActStandbyLead ActionKind = "standby_lead"
+	// ActDemoteStandby turns the primary of a cluster that became a
+	// standby cluster (demote-cluster) into its standby leader: stop,
+	// pg_rewind against the remote (re-clone when that fails), restart
+	// in recovery; the leader key is kept throughout.
+	ActDemoteStandby ActionKind = "demote_standby"
 )
 
 // Action is one step of a plan.

@@ -92,9 +92,19 @@ func (a *Agent) memberValue(st postgres.Status, running bool) dcs.Member {
 		m.XLogLocation = &wal
 		m.Timeline = int(st.Timeline)
 		m.PendingRestart = st.PendingRestart
-		m.Role = string(statusRole(st.InRecovery))
+		m.Role = string(a.runningRole(st))
 	}
 	return m
+}
+
+// runningRole is the role a running server publishes: its status's, but
+// standby_leader for the standby leader (Patroni's member keys and GET
+// /patroni say so too).
+func (a *Agent) runningRole(st postgres.Status) Role {
+	if st.InRecovery && a.role == RoleStandbyLeader {
+		return RoleStandbyLeader
+	}
+	return statusRole(st.InRecovery)
 }
 
 type memberRecord struct {
@@ -138,7 +148,10 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		s.Unlocked = view.Leader == nil
 		s.Optime = view.Status.Optime
 	}
-	if a.lease.leading && a.quiesce == nil && running && !st.InRecovery {
+	s.StandbyCluster = a.dyn.StandbyCluster.Active()
+	if a.lease.leading && a.quiesce == nil && running && (!st.InRecovery || a.role == RoleStandbyLeader) {
+		// A standby leader holds the lock as well: /standby-leader and
+		// /leader 200, /primary 503 (StandbyCluster; it is in recovery).
 		// Quiescing for a switchover turns /primary 503 at once, before
 		// PostgreSQL stops, so routers drain first.
 		s.LeaderUntil = a.lease.deadline()
@@ -182,6 +195,7 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 	doc.Regent.Watchdog = watchdogDoc(wd, now)
 	if running {
 		fillPostgresStatus(&doc, st)
+		doc.Role = string(a.runningRole(st))
 	}
 	s.Status = doc
 	return s

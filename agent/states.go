@@ -10,10 +10,13 @@ const (
 	RoleReplica       Role = "replica"
 	RoleDemoted       Role = "demoted" // stopped or restarted read-only after a fence or demotion
 	RoleUninitialized Role = "uninitialized"
+	// RoleStandbyLeader: the leader of a standby cluster, in recovery
+	// following the remote cluster (Patroni's name).
+	RoleStandbyLeader Role = "standby_leader"
 )
 
 // Roles are the values of regent_role's role label (one-hot).
-var Roles = []Role{RolePrimary, RoleReplica, RoleDemoted, RoleUninitialized}
+var Roles = []Role{RolePrimary, RoleReplica, RoleStandbyLeader, RoleDemoted, RoleUninitialized}
 
 // statusRole is the role a running server's status shows.
 func statusRole(inRecovery bool) Role {

@@ -41,6 +41,11 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 		return restapi.SwitchoverStarted{}, refuse(http.StatusBadRequest, "%s is already the leader", leader)
 	}
 	dyn, _ := config.ParseDynamic(configData(c))
+	if dyn.StandbyCluster.Active() {
+		// The staged switchover hands over a writable primary; a standby
+		// leader has none to hand over (standby.go).
+		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "this is a standby cluster (standby_cluster is set): switchover is not supported; restart the standby leader's agent to move the role, or promote-cluster first")
+	}
 	if dyn.Pause && req.To == "" {
 		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "the cluster is paused: only a switchover to a named candidate is allowed")
 	}

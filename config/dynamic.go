@@ -42,6 +42,8 @@ type Dynamic struct {
 	Slots          []postgres.Slot
 	IgnoreSlots    []postgres.SlotMatch
 	MemberSlotsTTL time.Duration
+	// StandbyCluster makes this a standby cluster (nil: a primary cluster).
+	StandbyCluster *StandbyCluster
 }
 
 // Regent's defaults: faster than Patroni's (ttl 30, loop_wait 10), still
@@ -139,7 +141,7 @@ func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 var readKeys = []string{"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
 	"primary_start_timeout", "master_start_timeout", "primary_race_backoff", "switchover_timeout", "check_timeline",
 	"synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "pause", "failsafe_mode", "postgresql",
-	"slots", "ignore_slots", "member_slots_ttl"}
+	"slots", "ignore_slots", "member_slots_ttl", "standby_cluster"}
 
 // field is the address of the field key k sets, nil for a key Regent
 // does not read.
@@ -179,6 +181,8 @@ func (c *Dynamic) field(k string) any {
 		return &c.IgnoreSlots
 	case "member_slots_ttl":
 		return &c.MemberSlotsTTL
+	case "standby_cluster":
+		return &c.StandbyCluster
 	}
 	return nil
 }
@@ -200,6 +204,8 @@ func setField(k string, field, v any) error {
 		return assign(f)(permanentSlots(v))
 	case *[]postgres.SlotMatch:
 		return assign(f)(ignoreSlots(v))
+	case **StandbyCluster:
+		return assign(f)(standbyCluster(v))
 	}
 	return fmt.Errorf("%s: no parser (a bug)", k)
 }

@@ -21,8 +21,6 @@ import (
 // (Patroni's "off"), so a config copied from Patroni with them off still
 // loads; any other value is refused with the reason.
 var unsupported = map[string]unsupportedKey{
-	"standby_cluster": {isOff: isEmpty,
-		why: "Regent runs primary clusters only; only an empty object is accepted"},
 	"maximum_lag_on_syncnode": {isOff: isNonPositive,
 		why: "a lagging synchronous standby is not replaced; only -1 (off) is accepted"},
 	"max_timelines_history": {isOff: isZero,
@@ -64,16 +62,6 @@ func (u unsupportedKey) check(v any) error {
 
 func isTrue(v any) bool { b, err := lenient.Bool(v); return err == nil && b }
 func never(any) bool    { return false }
-
-func isEmpty(v any) bool {
-	switch t := v.(type) {
-	case map[string]any:
-		return len(t) == 0
-	case []any:
-		return len(t) == 0
-	}
-	return false
-}
 
 func isZero(v any) bool {
 	n, err := lenient.Number(v)

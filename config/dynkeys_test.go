@@ -49,7 +49,13 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"sync node count 0", `{"synchronous_node_count":0}`, []string{"synchronous_node_count: 0 is outside 1 .. 64"}},
 		{"unknown top-level key", `{"ttll":20}`, []string{`ttll: unknown key (did you mean "ttl"?)`}},
 		{"failsafe_mode not a boolean", `{"failsafe_mode":"sometimes"}`, []string{"failsafe_mode:", "not a boolean"}},
-		{"standby_cluster", `{"standby_cluster":{"host":"10.0.0.9"}}`, []string{"standby_cluster: not supported yet"}},
+		{"standby_cluster: port out of range", `{"standby_cluster":{"host":"10.0.0.9","port":70000}}`, []string{"standby_cluster: port: 70000 is outside 1 .. 65535"}},
+		{"standby_cluster: bad slot", `{"standby_cluster":{"host":"h","primary_slot_name":"Bad-Slot"}}`, []string{"standby_cluster: primary_slot_name: a slot name has only"}},
+		{"standby_cluster: unknown subkey", `{"standby_cluster":{"hots":"h"}}`, []string{`standby_cluster: hots: unknown key (did you mean "host"?)`}},
+		{"standby_cluster: no host", `{"standby_cluster":{"port":5432}}`, []string{"standby_cluster: host: required"}},
+		{"standby_cluster: host not a string", `{"standby_cluster":{"host":5}}`, []string{"standby_cluster: host: must be a string"}},
+		{"standby_cluster: methods not a list", `{"standby_cluster":{"host":"h","create_replica_methods":"basebackup"}}`, []string{"standby_cluster: create_replica_methods: must be a list"}},
+		{"standby_cluster: not an object", `{"standby_cluster":"h:5432"}`, []string{"standby_cluster: must be an object"}},
 		{"slots: logical without plugin", `{"slots":{"cdc":{"type":"logical","database":"app"}}}`, []string{"slots: cdc: a logical slot needs database and plugin"}},
 		{"slots: bad type", `{"slots":{"s1":{"type":"phisical"}}}`, []string{`slots: s1: type: "phisical" is neither physical nor logical`}},
 		{"slots: bad name", `{"slots":{"My-Slot":{"type":"physical"}}}`, []string{"slots: My-Slot: a slot name has only"}},
@@ -67,7 +73,7 @@ func TestEncodePatchRefusesBadEdits(t *testing.T) {
 		{"unknown postgresql key", `{"postgresql":{"parameter":{}}}`, []string{`postgresql.parameter: unknown key (did you mean "parameters"?)`}},
 		{"timing rule", `{"ttl":4}`, []string{"loop_wait + 2·retry_timeout"}},
 		{"this member's safety margin", `{"ttl":4,"retry_timeout":1}`, []string{"watchdog.safety_margin"}},
-		{"every refusal at once", `{"standby_cluster":{"host":"10.0.0.9"},"ttl":"NaN"}`, []string{"standby_cluster: not supported yet", "ttl: NaN"}},
+		{"every refusal at once", `{"standby_cluster":{"port":0},"ttl":"NaN"}`, []string{"standby_cluster: port: 0 is outside", "ttl: NaN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +199,14 @@ func TestApplyDynamicKeepsGoodValues(t *testing.T) {
 		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },
 			[]string{"loop_wait + 2·retry_timeout"}},
 		{"unparsable key reads as {}", `not json`, func(*Dynamic) {}, nil},
-		{"foreign and unsupported keys are ignored", `{"standby_cluster":{"host":"10.0.0.9"},"foreign":1}`, func(*Dynamic) {}, nil},
+		{"foreign and unsupported keys are ignored", `{"maximum_lag_on_syncnode":5,"foreign":1}`, func(*Dynamic) {}, nil},
+		{"standby_cluster", `{"standby_cluster":{"host":"dr-haproxy","primary_slot_name":"dr","restore_command":"cp /a/%f %p","create_replica_methods":["basebackup"]}}`,
+			func(d *Dynamic) {
+				d.StandbyCluster = &StandbyCluster{Host: "dr-haproxy", Port: 5432, PrimarySlotName: "dr", RestoreCommand: "cp /a/%f %p", CreateReplicaMethods: []string{"basebackup"}}
+			}, nil},
+		{"standby_cluster empty is off", `{"standby_cluster":{}}`, func(*Dynamic) {}, nil},
+		{"standby_cluster archive only", `{"standby_cluster":{"restore_command":"cp /a/%f %p"}}`,
+			func(d *Dynamic) { d.StandbyCluster = &StandbyCluster{RestoreCommand: "cp /a/%f %p"} }, nil},
 		{"failsafe_mode", `{"failsafe_mode":"on"}`, func(d *Dynamic) { d.FailsafeMode = true }, nil},
 	}
 	for _, tt := range tests {

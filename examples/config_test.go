@@ -204,6 +204,7 @@ func dynamicKeys(t *testing.T) []string {
 		"SynchronousNodeCount": {"synchronous_node_count"}, "Pause": {"pause"},
 		"FailsafeMode": {"failsafe_mode"},
 		"Slots":        {"slots"}, "IgnoreSlots": {"ignore_slots"}, "MemberSlotsTTL": {"member_slots_ttl"},
+		"StandbyCluster":     {"standby_cluster"},
 		"PostgresParameters": {"postgresql", "postgresql.parameters"},
 	}
 	var keys []string

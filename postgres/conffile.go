@@ -31,6 +31,23 @@ type Upstream struct {
 	Member string
 	Host   string
 	Port   int
+	// Remote: the upstream is another cluster's primary (standby_cluster),
+	// not a member: its slot is Slot ("" streams without one), its
+	// restore_command RestoreCommand (else postgres.recovery_conf's), and
+	// a copy of it is made with Methods (else create_replica_methods).
+	// A Remote without Host replicates from the archive only.
+	Remote         bool
+	Slot           string
+	RestoreCommand string
+	Methods        []string
+}
+
+// slotName is the primary_slot_name a standby of up uses ("" for none).
+func (up *Upstream) slotName(member string) string {
+	if up.Remote {
+		return up.Slot
+	}
+	return SlotName(member)
 }
 
 // recovery is the recovery block of postgresql.conf.
@@ -268,6 +285,8 @@ func (i *Instance) renderRecovery(rec recovery) string {
 		b.WriteString("\n# Recovery: standby without upstream\n")
 	case i.noStream:
 		fmt.Fprintf(&b, "\n# Recovery: standby of %s from the archive only (nostream)\n", rec.upstream.Member)
+	case rec.upstream.Remote && rec.upstream.Host == "":
+		b.WriteString("\n# Recovery: standby leader of a remote cluster, from its archive only\n")
 	default:
 		up := rec.upstream
 		fmt.Fprintf(&b, "\n# Recovery: standby of %s\n", up.Member)
@@ -280,15 +299,23 @@ func (i *Instance) renderRecovery(rec recovery) string {
 			"connect_timeout", "2",
 		)
 		ci, _ := quoteGUCString(conninfo)
-		slot, _ := quoteGUCString(SlotName(i.name))
-		fmt.Fprintf(&b, "primary_conninfo = %s\nprimary_slot_name = %s\n", ci, slot)
+		fmt.Fprintf(&b, "primary_conninfo = %s\n", ci)
+		if name := up.slotName(i.name); name != "" {
+			slot, _ := quoteGUCString(name)
+			fmt.Fprintf(&b, "primary_slot_name = %s\n", slot)
+		}
 	}
 	if rec.standby {
 		// The archive lets a replica that fell behind the WAL its upstream
 		// keeps catch up without a new copy (PostgreSQL alternates between
-		// the archive and streaming by itself).
+		// the archive and streaming by itself). A standby leader uses the
+		// remote cluster's archive when standby_cluster names one.
+		restore := i.cfg.RecoveryConf.RestoreCommand
+		if up := rec.upstream; up != nil && up.Remote && up.RestoreCommand != "" {
+			restore = up.RestoreCommand
+		}
 		for _, kv := range [][2]string{
-			{"restore_command", i.cfg.RecoveryConf.RestoreCommand},
+			{"restore_command", restore},
 			{"archive_cleanup_command", i.cfg.RecoveryConf.ArchiveCleanupCommand},
 		} {
 			if kv[1] != "" {

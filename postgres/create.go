@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,7 +31,14 @@ func (i *Instance) CreateReplica(ctx context.Context, from *Upstream) error {
 	if !empty {
 		return fmt.Errorf("create replica: data dir %s is not empty (wipe it first)", i.cfg.DataDir)
 	}
-	methods := i.cfg.ReplicaMethods(from != nil)
+	methods := i.cfg.ReplicaMethods(from != nil && from.Host != "")
+	if from != nil && len(from.Methods) > 0 {
+		methods = slices.DeleteFunc(slices.Clone(from.Methods), func(m string) bool { return !slices.Contains(methods, m) })
+		if len(methods) == 0 {
+			return fmt.Errorf("create replica: none of standby_cluster.create_replica_methods %v is usable here (postgres.create_replica_methods: %v)",
+				from.Methods, i.cfg.ReplicaMethods(from.Host != ""))
+		}
+	}
 	if len(methods) == 0 {
 		return errors.New("create replica: there is no leader and no method in postgres.create_replica_methods works without one (no_leader)")
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,12 +51,47 @@ func (i *Instance) Start(ctx context.Context) error {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	i.log.Info("starting postgres", "data_dir", i.cfg.DataDir)
+	logStart := i.logSize()
 	_, err = i.run(ctx, nil, "pg_ctl", "start", "-w", "-D", i.cfg.DataDir, "-l", i.logFile(),
 		"-t", waitSeconds(ctx))
 	if err != nil {
+		if strings.Contains(i.logSince(logStart, 64<<10), notChildMessage) {
+			err = errors.Join(err, ErrDivergedHistory)
+		}
 		return fmt.Errorf("start postgres: %w\nlog tail:\n%s", err, i.LogTail(4096))
 	}
 	return nil
+}
+
+// ErrDivergedHistory: the standby cannot start because its data directory
+// went past the point where the timeline it must follow forked off (it
+// replayed WAL its upstream never had, and pg_rewind found nothing to
+// undo: a checkpoint exactly at the fork). Only a new copy helps.
+var ErrDivergedHistory = errors.New("data directory diverged from the upstream's timeline history")
+
+// notChildMessage is PostgreSQL's FATAL for ErrDivergedHistory
+// ("requested timeline %u is not a child of this server's history").
+const notChildMessage = "is not a child of this server's history"
+
+// logSize is the log file's size (0 when absent): where a start's lines begin.
+func (i *Instance) logSize() int64 {
+	st, err := os.Stat(i.logFile())
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// logSince returns at most n bytes of the log written from offset off on.
+func (i *Instance) logSince(off int64, n int) string {
+	f, err := os.Open(i.logFile())
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = f.Close() }() // read-only: a failed close loses nothing
+	buf := make([]byte, n)
+	k, _ := f.ReadAt(buf, off)
+	return string(buf[:k])
 }
 
 // LogTail returns up to n bytes from the end of PostgreSQL's log file, for

@@ -74,13 +74,16 @@ func (c *PatroniCollector) values(snap *Snapshot, now time.Time) map[string]floa
 	st := snap.Status
 	running := st.State == "running"
 	leader := now.Before(snap.LeaderUntil)
+	// A standby leader holds the lock but is no primary (Patroni's gauges).
+	standbyLeader := leader && snap.StandbyCluster
+	primary := leader && !snap.StandbyCluster
 	replica := running && st.Role == "replica"
 	v := map[string]float64{
 		"patroni_version":                 versionNumber(st.Patroni.Version),
 		"patroni_postgres_running":        b2f(running),
-		"patroni_master":                  b2f(leader),
-		"patroni_primary":                 b2f(leader),
-		"patroni_standby_leader":          0,
+		"patroni_master":                  b2f(primary),
+		"patroni_primary":                 b2f(primary),
+		"patroni_standby_leader":          b2f(standbyLeader),
 		"patroni_replica":                 b2f(replica),
 		"patroni_sync_standby":            b2f(st.SyncStandby),
 		"patroni_postgres_server_version": float64(st.ServerVersion),

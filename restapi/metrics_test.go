@@ -40,6 +40,29 @@ patroni_xlog_location{scope="demo"} 5.24288e+07
 	}
 }
 
+// TestPatroniCollectorStandbyLeader: the leader of a standby cluster
+// holds the lock but is no primary (Patroni's gauges).
+func TestPatroniCollectorStandbyLeader(t *testing.T) {
+	ts := newTestServer(t, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewPatroniCollector(ts.Server, "demo"))
+	snap := primarySnap()
+	snap.StandbyCluster = true
+	snap.Status.Role = "standby_leader"
+	ts.Publish(snap)
+	want := `
+# HELP patroni_primary 1 if this node is the leader (primary).
+# TYPE patroni_primary gauge
+patroni_primary{scope="demo"} 0
+# HELP patroni_standby_leader 1 if this node is a standby leader.
+# TYPE patroni_standby_leader gauge
+patroni_standby_leader{scope="demo"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "patroni_primary", "patroni_standby_leader"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestVersionNumber(t *testing.T) {
 	for v, want := range map[string]float64{"3.0.2": 30002, "0.1.0": 100, "1.2": 10200, "x": 0} {
 		if got := versionNumber(v); got != want {

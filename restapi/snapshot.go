@@ -21,6 +21,8 @@ type Snapshot struct {
 	// LeaderUntil bounds "I hold the leader lock" (L in §2.3): true only
 	// while time.Now() is before it. The loop sets it to
 	// t_send_of_last_acked_renewal + ttl − safety_margin; zero when not leader.
+	// In a standby cluster the standby leader holds the lock too, and
+	// StandbyCluster keeps /primary 503 there (PostgreSQL stays in recovery).
 	LeaderUntil time.Time
 	// ViewFreshUntil bounds the cached cluster view (C in §2.3): the view is
 	// null once time.Now() is past it (last successful DCS read + ttl).

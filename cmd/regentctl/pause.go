@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -72,22 +71,11 @@ the new state, for at most --wait-timeout.`,
 
 // setPause sends the PATCH /config.
 func setPause(cmd *cobra.Command, s *settings, c *dcs.Cluster, pause bool) error {
-	api, err := s.leaderFirst(c, s.timeout)
-	if err != nil {
-		return err
-	}
 	body := pauseBody{}
 	if pause {
 		body.Pause = &pause
 	}
-	resp, err := api.call(cmd.Context(), http.MethodPatch, "/config", body)
-	if err != nil {
-		return err
-	}
-	if resp.status != http.StatusOK {
-		return fmt.Errorf("failed: %s refused the change: %w", resp.base, decodeError(resp.status, resp.body))
-	}
-	return nil
+	return patchConfig(cmd, s, c, body)
 }
 
 // waitPause polls the member keys until every member's pause flag is

@@ -71,6 +71,7 @@ func newRootWith(s *settings, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newListCmd(s), newTopologyCmd(s), newHistoryCmd(s), newDecisionsCmd(s),
 		newSwitchoverCmd(s), newFailoverCmd(s), newPauseCmd(s, true), newPauseCmd(s, false),
+		newPromoteClusterCmd(s), newDemoteClusterCmd(s),
 		newShowConfigCmd(s), newEditConfigCmd(s), newRestartCmd(s), newReloadCmd(s), newReinitCmd(s),
 		newRemoveCmd(s), newFlushCmd(s), newQueryCmd(s), newDSNCmd(s), newVersionCmd())
 	return root

@@ -35,6 +35,8 @@ func Rows(c *dcs.Cluster) []Row {
 		m := c.Members[name]
 		r := Row{Member: name, Host: host(m.ConnURL), State: m.State, Timeline: m.Timeline, Tags: m.Tags, ConfigError: m.ConfigError, Progress: m.Progress}
 		switch {
+		case name == leader && m.Role == "standby_leader":
+			r.Role = "Standby Leader" // patronictl's name for a standby cluster's leader
 		case name == leader:
 			r.Role = "Leader"
 		case c.Sync.Matches(name):

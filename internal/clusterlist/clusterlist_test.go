@@ -41,6 +41,16 @@ func TestRowsRolesComeFromKeysAndLagIsRoundedMiB(t *testing.T) {
 	}
 }
 
+func TestRowsStandbyLeader(t *testing.T) {
+	c := testView()
+	m := c.Members["pg1"]
+	m.Role = "standby_leader"
+	c.Members["pg1"] = m
+	if got := Rows(c)[0].Role; got != "Standby Leader" {
+		t.Errorf("role of a standby cluster's leader = %q, want Standby Leader", got)
+	}
+}
+
 func TestRenderShowsEveryMember(t *testing.T) {
 	var b bytes.Buffer
 	if err := Render(&b, "demo", testView()); err != nil {

@@ -71,7 +71,7 @@ func checkBadEditsRefused(t *testing.T, c *testcluster.Cluster, via *testcluster
 		{http.MethodPatch, `{"switchover_timeout": 1e12}`, "switchover_timeout:"},
 		{http.MethodPatch, `{"synchronous_node_count": "two"}`, "synchronous_node_count:"},
 		{http.MethodPatch, `{"failsafe_mode": "sometimes"}`, "failsafe_mode:"},
-		{http.MethodPatch, `{"standby_cluster": {"host": "10.0.0.9"}}`, "standby_cluster: not supported yet"},
+		{http.MethodPatch, `{"standby_cluster": {"host": "10.0.0.9", "port": 0}}`, "standby_cluster: port: 0 is outside 1 .. 65535"},
 		{http.MethodPatch, `{"slots": {"s1": {"type": "phisical"}}}`, "slots: s1: type:"},
 		{http.MethodPatch, `{"ignore_slots": [{}]}`, "ignore_slots: [0]: an entry sets at least one"},
 		{http.MethodPatch, `{"postgresql": {"use_pg_rewind": false}}`, "postgresql.use_pg_rewind: not supported yet"},

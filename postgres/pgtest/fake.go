@@ -41,6 +41,12 @@ type Fake struct {
 	StopBudgets []time.Duration
 	// OnOp, when set, is called with every operation name as it happens.
 	OnOp func(op string)
+	// NotStreaming makes a replica with an upstream report no WAL
+	// receiver (its upstream is gone or refuses it).
+	NotStreaming bool
+	// Histories are the upstream's timeline history files, by timeline
+	// (TimelineHistory of one not listed returns nil).
+	Histories map[uint32][]postgres.TimelineSwitch
 }
 
 // New returns a fake with an initialized, stopped data directory.
@@ -107,7 +113,7 @@ func (f *Fake) Status(ctx context.Context) (postgres.Status, error) {
 	if f.hung {
 		return postgres.Status{}, fmt.Errorf("postgres status: %w", context.DeadlineExceeded)
 	}
-	st := postgres.Status{Running: true, InRecovery: f.inRecovery, Timeline: f.timeline, SystemID: f.sysID, Streaming: f.inRecovery && f.upstream != nil}
+	st := postgres.Status{Running: true, InRecovery: f.inRecovery, Timeline: f.timeline, SystemID: f.sysID, Streaming: f.inRecovery && f.upstream != nil && !f.NotStreaming}
 	if f.inRecovery {
 		st.ReceiveLSN, st.ReplayLSN = f.lsn, f.lsn
 	} else {
@@ -154,6 +160,14 @@ func (f *Fake) ConfigureStandby(up *postgres.Upstream) (bool, error) {
 		f.inRecovery = true
 	}
 	return changed, nil
+}
+
+// Upstream is what the last ConfigureStandby (or clone) pointed at (nil
+// for none or after ConfigurePrimary).
+func (f *Fake) Upstream() *postgres.Upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.upstream
 }
 
 func (f *Fake) Start(ctx context.Context) error {
@@ -268,7 +282,9 @@ func (f *Fake) WipeDataDir(ctx context.Context, systemID uint64) error {
 }
 
 func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error) {
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Histories[timeline], nil
 }
 
 func (f *Fake) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
