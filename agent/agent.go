@@ -295,7 +295,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			}
 			// A synchronous leader reacts at once to a member asking to be
 			// released (nosync) or a standby coming or going.
-			if a.lease.leading && a.dyn.SynchronousMode && changes&dcs.ChangeMembers != 0 {
+			if a.lease.leading && a.dyn.SynchronousMode.Enabled() && changes&dcs.ChangeMembers != 0 {
 				return
 			}
 		}

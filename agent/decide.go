@@ -308,7 +308,7 @@ func decideDesignated(s Snapshot) Plan {
 	if s.Tags.NoFailover() {
 		return plan(ActWait, "", "named as candidate but tagged nofailover; not racing")
 	}
-	if s.Config.SynchronousMode && s.View.Sync.Leader != "" && !s.View.Sync.Matches(s.Name) {
+	if s.Config.SynchronousMode.Enabled() && s.View.Sync.Leader != "" && !s.View.Sync.Matches(s.Name) {
 		return plan(ActWait, "", "named as candidate but not a synchronous standby; not racing")
 	}
 	if !s.WatchdogUsable {
@@ -359,7 +359,7 @@ func elect(s Snapshot) Election {
 	if !s.WatchdogUsable {
 		block = append(block, "watchdog required but unusable")
 	}
-	syncOnly := s.Config.SynchronousMode && s.View.Sync.Leader != ""
+	syncOnly := s.Config.SynchronousMode.Enabled() && s.View.Sync.Leader != ""
 	if syncOnly && !s.View.Sync.Matches(s.Name) {
 		block = append(block, fmt.Sprintf("synchronous mode: not a synchronous standby (sync key: %s)", strings.Join(s.View.Sync.Standbys(), ",")))
 	}

@@ -159,7 +159,7 @@ type syncDecision struct {
 // the WAL position when it last changed.
 func decideSync(s Snapshot, current []string, changedAt postgres.LSN) syncDecision {
 	v := s.View
-	if !s.Config.SynchronousMode {
+	if !s.Config.SynchronousMode.Enabled() {
 		return syncDecision{Off: true, DeleteKey: v.SyncRev != 0 && v.Sync.Leader != ""}
 	}
 	repl := s.PG.Status.Replication
@@ -261,7 +261,7 @@ func (a *Agent) reportDegraded(degraded bool) {
 // prepareSyncPromotion: before promoting in synchronous mode, the sync key
 // names only this member and PostgreSQL starts with "*" (strict) or "".
 func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error {
-	if !a.dyn.SynchronousMode {
+	if !a.dyn.SynchronousMode.Enabled() {
 		return nil
 	}
 	if err := a.writeSyncKey(ctx, v, nil); err != nil {
@@ -277,7 +277,7 @@ func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error 
 // so commits do not hang on a standby that is going away.
 func (a *Agent) leaveSyncDuty(ctx context.Context) {
 	v := a.dcs.View()
-	if !a.dyn.SynchronousMode || a.lease.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
+	if !a.dyn.SynchronousMode.Enabled() || a.lease.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
 		return
 	}
 	a.log.Info("stopping: asking the leader to release me from synchronous duty")
