@@ -125,6 +125,8 @@ type Agent struct {
 	// last changed, and whether the leader runs degraded (asynchronous).
 	ssnChangedAt postgres.LSN
 	syncDegraded bool
+	// quorumWait: what quorum-mode upkeep last waited for (logged once).
+	quorumWait string
 	// nosync: a stopping standby asks to be released from synchronous duty.
 	nosync bool
 

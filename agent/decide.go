@@ -389,6 +389,12 @@ func elect(s Snapshot) Election {
 			block = append(block, why)
 		}
 	}
+	if syncOnly && s.Config.SynchronousMode.Quorum() && s.View.Sync.Matches(s.Name) && s.View.Sync.Leader != s.Name {
+		// Quorum commit: the most advanced of q+1 set members holds every
+		// acknowledged commit; fewer seen, and it may not (agent/quorum.go).
+		_, why := quorumVotes(s, self)
+		block = append(block, why...)
+	}
 	self.Eligible = len(block) == 0
 	self.Reasons = block
 	return Election{Self: self, Candidates: cands, Race: self.Eligible}
