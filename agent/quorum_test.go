@@ -34,7 +34,7 @@ func TestSSNRenderAndParse(t *testing.T) {
 	}
 	// Forms PostgreSQL accepts that Regent does not write.
 	for text, want := range map[string]ssnSpec{
-		"FIRST 2 (b, a)": {Num: 2, Names: []string{"a", "b"}},
+		"FIRST 2 (b, a)":  {Num: 2, Names: []string{"a", "b"}},
 		"any 1 ( c , b )": {Any: true, Num: 1, Names: []string{"b", "c"}},
 		"b, a":            {Num: 1, Names: []string{"a", "b"}},
 		"2 (*)":           {Num: 2, Star: true},

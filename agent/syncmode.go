@@ -12,7 +12,7 @@ import (
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
-		"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // Synchronous mode (patroni-compat.md §3.7). The leader keeps two things in
