@@ -341,6 +341,10 @@ func decideElection(s Snapshot) Plan {
 	if len(others) > 0 {
 		reason += "; peers: " + strings.Join(others, ", ")
 	}
+	if v := s.View.Sync; s.Config.SynchronousMode.Quorum() && v.Leader != "" && v.Leader != s.Name {
+		seen, _ := quorumVotes(s, e.Self)
+		reason += fmt.Sprintf("; quorum commit: saw %d of the set %v, need %d", seen, v.Standbys(), v.QuorumValue()+1)
+	}
 	return Plan{Action: Action{Kind: ActRace}, Reason: reason + "); racing", Election: &e}
 }
 

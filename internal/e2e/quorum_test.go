@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/testcluster"
+)
+
+// Quorum commit (synchronous_mode: quorum, issue #21): with three nodes
+// the primary runs synchronous_standby_names = 'ANY 1 (b,c)' and the sync
+// key names both standbys with quorum 1. Losing one standby does not
+// block commits; the primary's death promotes a standby holding every
+// acknowledged write.
+
+const (
+	// quorumRounds is how many primaries TestQuorumFailoverKeepsAckedWrites kills.
+	quorumRounds = 3
+	// quorumAcksWithoutB: writes the primary must acknowledge with one
+	// standby dead, each within syncWriteTimeout (the writer's bound).
+	quorumAcksWithoutB = 50
+)
+
+// TestQuorumFailoverKeepsAckedWrites: in quorum mode with ANY 1 of the two
+// standbys, killing one standby (no release courtesy) does not block
+// commits; then, quorumRounds times, killing the primary promotes a
+// member of the sync key's set that holds every acknowledged id.
+func TestQuorumFailoverKeepsAckedWrites(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: map[string]any{"synchronous_mode": "quorum"}})
+	waitQuorum(t, c, leader, rejoinTimeout)
+	mustExec(t, leader, "CREATE TABLE e2e_quorum (id bigint PRIMARY KEY, node text NOT NULL)")
+	w := startSyncWriter(t, c, "e2e_quorum")
+
+	// One standby dies: ANY 1 keeps committing through the other.
+	b := c.Others(leader.Name)[0]
+	errsBefore := w.Snapshot().Errors
+	b.Kill(t)
+	stopped := time.Now()
+	waitAcked(t, w, leader.Name, stopped, quorumAcksWithoutB, replicateTimeout)
+	st := w.Snapshot()
+	t.Logf("with %s killed, %s acknowledged %d writes within %.1fs; write errors since the kill: %d",
+		b.Name, leader.Name, quorumAcksWithoutB, time.Since(stopped).Seconds(), st.Errors-errsBefore)
+	if st.Errors != errsBefore {
+		t.Errorf("%d writes failed after %s was killed (a commit waited more than %s): ANY 1 must commit through the other standby",
+			st.Errors-errsBefore, b.Name, syncWriteTimeout)
+	}
+	b.Start(t)
+	waitStreamingFrom(t, b, leader, rejoinTimeout)
+
+	var rtos []string
+	for round := 1; round <= quorumRounds; round++ {
+		var rto time.Duration
+		leader, rto = quorumFailoverRound(t, c, w, leader, round)
+		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
+	}
+	w.Stop()
+	acked := w.Snapshot().Acked
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	defer cancel()
+	lost, rows, err := testcluster.MissingAcks(ctx, leader, "e2e_quorum", acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %d rounds, %d writes acknowledged, %d lost on the last primary %s (%d rows), RTOs %v",
+		quorumRounds, len(acked), len(lost), leader.Name, rows, rtos)
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, testcluster.DescribeAcks(lost, 20))
+	}
+}
+
+// quorumFailoverRound kills old once the quorum state is complete and it
+// acknowledged syncAcksPerRound writes, checks the winner is in the key's
+// set and holds every acknowledged id, and brings old back as a replica.
+func quorumFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
+	t.Helper()
+	since := time.Now()
+	k := waitQuorum(t, c, old, rejoinTimeout)
+	waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
+	if !slices.Contains(k.Standbys(), winner.Name) {
+		t.Errorf("round %d: %s was promoted, but the sync key's set was %v", round, winner.Name, k.Standbys())
+	}
+	acked := w.Snapshot().Acked
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	lost, rows, err := testcluster.MissingAcks(ctx, winner, "e2e_quorum", acked)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rto := first.Sub(killed)
+	t.Logf("round %d: killed %s, promoted %s (key %s quorum %d); %d acknowledged, %d lost, %d rows; RTO %.1fs",
+		round, old.Name, winner.Name, k, k.QuorumValue(), len(acked), len(lost), rows, rto.Seconds())
+	if len(lost) > 0 {
+		t.Errorf("round %d: %d acknowledged writes missing on %s: %s", round, len(lost), winner.Name, testcluster.DescribeAcks(lost, 20))
+	}
+	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+	t.Logf("round %d: failover decision: %s", round, d)
+	old.Start(t)
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	return winner, rto
+}
+
+// waitQuorum waits until leader runs ANY 1 of both other nodes and the
+// sync key names leader, both standbys and quorum 1; it returns the key.
+func waitQuorum(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node, timeout time.Duration) syncKey {
+	t.Helper()
+	var others []string
+	for _, n := range c.Others(leader.Name) {
+		others = append(others, n.Name)
+	}
+	slices.Sort(others)
+	want := "ANY 1 (" + strings.Join(others, ",") + ")"
+	var k syncKey
+	testcluster.Poll(t, timeout, fmt.Sprintf("%s to run %s with the sync key naming them, quorum 1", leader.Name, want), func(ctx context.Context) error {
+		ssn, err := showSSN(ctx, leader)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		k, ok, err = readSyncKey(ctx, c)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return errors.New("no sync key")
+		case ssn != want || k.Leader != leader.Name || !slices.Equal(k.Standbys(), others) || k.QuorumValue() != 1:
+			return fmt.Errorf("synchronous_standby_names %q, sync key %s quorum %d", ssn, k, k.QuorumValue())
+		}
+		return nil
+	})
+	return k
+}
