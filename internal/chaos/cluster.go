@@ -42,6 +42,9 @@ const (
 type Options struct {
 	// Sync turns on synchronous_mode and synchronous_mode_strict.
 	Sync bool
+	// Quorum (with Sync) makes it synchronous_mode: quorum, ANY 1 of the
+	// two standbys: acknowledged writes must survive as in sync mode.
+	Quorum bool
 	// TTL, LoopWait, RetryTimeout in seconds; default 10, 1, 3.
 	TTL, LoopWait, RetryTimeout int
 	// MaxLagOnFailover is maximum_lag_on_failover in bytes; default 1 MiB.

@@ -155,6 +155,9 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		dcsCfg["synchronous_mode"] = true
 		dcsCfg["synchronous_mode_strict"] = true
 	}
+	if o.Sync && o.Quorum {
+		dcsCfg["synchronous_mode"] = "quorum"
+	}
 	subnet := c.net.Subnet()
 	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
 	cfg := map[string]any{
