@@ -1,15 +1,19 @@
 package agent
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
+	"github.com/regent-ha/regent/postgres/pgtest"
 )
 
 func TestSSNRenderAndParse(t *testing.T) {
@@ -297,4 +301,63 @@ func TestQuorumElection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQuorumUpkeepOnTheLoop: the leader's ticks against fakes, in quorum
+// mode: the setting becomes ANY 1 of both standbys, the key grows to them
+// with quorum 1 once they confirm; when one standby goes, the setting
+// shrinks first while the key still covers it, then the key.
+func TestQuorumUpkeepOnTheLoop(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.New(7000000000000000001))
+	h.bootstrapLeader()
+	h.setDynamic(map[string]any{"ttl": 10, "loop_wait": 1, "retry_timeout": 3, "synchronous_mode": "quorum"})
+	for _, m := range []string{"pg2", "pg3"} {
+		if err := h.dcs.Put(t.Context(), h.dcs.Keys().Member(m), []byte(`{"state":"running","role":"replica"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const lsn = 0x3000000
+	h.pg.SetPrimary(lsn)
+	stream := func(state string, names ...string) {
+		var repl []postgres.Replica
+		for _, n := range names {
+			repl = append(repl, rep(n, state, lsn))
+		}
+		h.pg.SetReplication(repl...)
+	}
+	key := func() dcs.Sync {
+		t.Helper()
+		raw, _, err := h.dcs.Get(t.Context(), h.dcs.Keys().Sync())
+		var k dcs.Sync
+		if err == nil && raw.Data != nil {
+			err = json.Unmarshal(raw.Data, &k)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	step := func() { t.Helper(); h.advance(time.Second); h.tick() }
+	expect := func(what, ssn string, voters []string, q int) {
+		t.Helper()
+		k := key()
+		if got := h.pg.SynchronousStandbyNames(); got != ssn || k.Leader != "pg1" || !slices.Equal(k.Standbys(), voters) || k.QuorumValue() != q {
+			t.Fatalf("%s: setting %q, key %s %v quorum %d; want %q, pg1 %v quorum %d", what, got, k.Leader, k.Standbys(), k.QuorumValue(), ssn, voters, q)
+		}
+	}
+
+	stream("async", "pg2", "pg3")
+	step()
+	expect("first tick: the setting, the key names only me", "ANY 1 (pg2,pg3)", nil, 0)
+	stream("quorum", "pg2", "pg3")
+	step() // reads the change point
+	step()
+	expect("confirmed: the key grows", "ANY 1 (pg2,pg3)", []string{"pg2", "pg3"}, 1)
+
+	stream("quorum", "pg2")
+	step()
+	expect("pg3 gone: the setting shrinks first", "ANY 1 (pg2)", []string{"pg2", "pg3"}, 1)
+	step()
+	step()
+	expect("then the key", "ANY 1 (pg2)", []string{"pg2"}, 0)
 }
