@@ -169,6 +169,10 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		sync := &restapi.SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
 		if view != nil {
 			sync.Standbys = view.Sync.Standbys()
+			if a.dyn.SynchronousMode.Quorum() {
+				q := view.Sync.QuorumValue()
+				sync.Quorum = &q
+			}
 		}
 		doc.Regent.Synchronous = sync
 	}

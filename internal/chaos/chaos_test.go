@@ -16,6 +16,7 @@ import (
 var (
 	flagRounds = flag.Int("chaos.rounds", 0, "rounds per mode (0: the short run's default)")
 	flagSeed   = flag.Uint64("chaos.seed", 0, "scheduler seed (0: from the clock; printed at start and on failure)")
+	flagNodes  = flag.Int("chaos.nodes", 3, "PostgreSQL nodes (4 with -chaos.mode=quorum: ANY 2 of 3)")
 	flagMode   = flag.String("chaos.mode", "", "sync, async, quorum or both (default: both for the short run: sync and async)")
 	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
 	flagReport = flag.String("chaos.report", "", "also write the report to this file")
@@ -75,7 +76,7 @@ func TestChaos(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode != "async", Quorum: mode == "quorum", Kinds: kinds, Actions: actions,
-				Cluster: Options{TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
+				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
 			runAndCheck(t, cfg)
 		})
 	}

@@ -87,8 +87,9 @@
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
-// (quorum: synchronous_mode quorum, ANY 1 of the 2 standbys, checked as
-// sync mode is: no acknowledged write lost)
+// (quorum: synchronous_mode quorum, ANY 1 of the 2 standbys, or ANY 2 of
+// 3 with -chaos.nodes=4; checked as sync mode is: no acknowledged write
+// lost) -chaos.nodes=N
 // -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
 // -chaos.report=FILE -chaos.keep -chaos.ttl=N (-chaos.no-watchdog is
 // -chaos.watchdog=off). It needs root and iproute2, and skips otherwise

@@ -157,6 +157,7 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 	}
 	if o.Sync && o.Quorum {
 		dcsCfg["synchronous_mode"] = "quorum"
+		dcsCfg["synchronous_node_count"] = max(1, o.Nodes-2)
 	}
 	subnet := c.net.Subnet()
 	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
