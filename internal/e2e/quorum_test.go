@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,6 +34,7 @@ const (
 func TestQuorumFailoverKeepsAckedWrites(t *testing.T) {
 	c, leader := startHealthy(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: map[string]any{"synchronous_mode": "quorum"}})
 	waitQuorum(t, c, leader, rejoinTimeout)
+	checkPatronictlQuorum(t, c)
 	mustExec(t, leader, "CREATE TABLE e2e_quorum (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_quorum")
 
@@ -137,4 +139,31 @@ func waitQuorum(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node, 
 		return nil
 	})
 	return k
+}
+
+// checkPatronictlQuorum: patronictl 3.0.2 reads the quorum-mode sync key
+// (it ignores the quorum field) and lists both standbys as Sync Standby.
+func checkPatronictlQuorum(t *testing.T, c *testcluster.Cluster) {
+	t.Helper()
+	needPatronictl(t)
+	cfg := c.PatronictlConfig(t)
+	testcluster.Poll(t, 30*time.Second, "patronictl list: a Leader and 2 Sync Standbys", func(context.Context) error {
+		out, err := patronictl(t, cfg, "list", "-f", "json")
+		if err != nil {
+			return err
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal(out, &rows); err != nil {
+			return fmt.Errorf("parse %q: %w", out, err)
+		}
+		roles := map[string]int{}
+		for _, r := range rows {
+			role, _ := r["Role"].(string)
+			roles[role]++
+		}
+		if roles["Leader"] != 1 || roles["Sync Standby"] != 2 {
+			return fmt.Errorf("roles %v", roles)
+		}
+		return nil
+	})
 }
