@@ -208,7 +208,7 @@ func decideQuorum(me string, key dcs.Sync, cur ssnSpec, confirmed, eligible []st
 			return st // keep what is there: it covers the setting by induction
 		}
 	}
-	if !want.equal(have) || st.Key != nil {
+	if !want.equal(have) || st.Key != nil || key.Quorum == nil { // write Patroni 4's quorum field too
 		st.Key, st.Reason = &want, "sync key → "+want.String()
 	}
 	return st

@@ -125,6 +125,8 @@ func TestDecideQuorum(t *testing.T) {
 			syncKey("a", 0, "b"), "ANY 1 (b)", []string{"b"}, nil, 1, true, key(0), &ssnSpec{Star: true, Num: 1}},
 		{"from named mode's key covering its setting: kept, the setting moves",
 			dcs.Sync{Leader: "a", SyncStandby: ptr("b")}, "b", []string{"b"}, []string{"b", "c"}, 1, false, key(1, "b", "c"), anyOf(1, "b", "c")},
+		{"a key without the quorum field gets it",
+			dcs.Sync{Leader: "a", SyncStandby: ptr("b")}, "ANY 1 (b)", []string{"b"}, []string{"b"}, 1, false, key(0, "b"), nil},
 		{"k larger than the standbys: ANY n of n",
 			syncKey("a", 0), "", nil, []string{"b", "c"}, 3, false, nil, anyOf(2, "b", "c")},
 	}
