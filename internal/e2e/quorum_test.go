@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -166,4 +167,46 @@ func checkPatronictlQuorum(t *testing.T, c *testcluster.Cluster) {
 		}
 		return nil
 	})
+}
+
+// TestQuorumModeChangesAtRuntime: PATCH /config moves a running cluster
+// from one named synchronous standby to quorum commit (ANY 1 of both,
+// quorum 1), to ANY 2 of both (quorum 0: each standby holds every
+// commit), and back to one named standby, with commits working at each
+// step and no PostgreSQL restart.
+func TestQuorumModeChangesAtRuntime(t *testing.T) {
+	c, leader := startHealthy(t, testcluster.Options{DCS: syncOn(false)})
+	before := postmasters(t, c)
+	waitSyncStandby(t, c, leader, replicateTimeout)
+	mustExec(t, leader, "CREATE TABLE e2e_qmode (id int PRIMARY KEY)")
+
+	patchConfig(t, leader, map[string]any{"synchronous_mode": "quorum"})
+	waitQuorum(t, c, leader, replicateTimeout)
+	mustExec(t, leader, "INSERT INTO e2e_qmode VALUES (1)")
+
+	patchConfig(t, leader, map[string]any{"synchronous_node_count": 2})
+	others := c.Others(leader.Name)
+	names := []string{others[0].Name, others[1].Name}
+	slices.Sort(names)
+	waitSSN(t, leader, replicateTimeout, "ANY 2 ("+strings.Join(names, ",")+")")
+	testcluster.Poll(t, replicateTimeout, "the sync key: both standbys, quorum 0", func(ctx context.Context) error {
+		k, _, err := readSyncKey(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(k.Standbys(), names) || k.QuorumValue() != 0 || k.Quorum == nil {
+			return fmt.Errorf("sync key %s quorum %v", k, k.Quorum)
+		}
+		return nil
+	})
+	mustExec(t, leader, "INSERT INTO e2e_qmode VALUES (2)")
+
+	patchConfig(t, leader, map[string]any{"synchronous_mode": true, "synchronous_node_count": 1})
+	sb := waitSyncStandby(t, c, leader, replicateTimeout)
+	waitSSN(t, leader, replicateTimeout, sb.Name)
+	mustExec(t, leader, "INSERT INTO e2e_qmode VALUES (3)")
+	waitRows(t, c.Nodes(), 3, "SELECT count(*) FROM e2e_qmode")
+	if after := postmasters(t, c); !maps.Equal(before, after) {
+		t.Errorf("PostgreSQL restarted while the synchronous mode changed: before %v, after %v", before, after)
+	}
 }
