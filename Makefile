@@ -18,7 +18,7 @@ UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/ch
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|both] [FAULTS=kind,kind…]
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…]
 ROUNDS ?= 200
 SEED   ?= 0
 MODE   ?= sync

@@ -125,6 +125,8 @@ type Agent struct {
 	// last changed, and whether the leader runs degraded (asynchronous).
 	ssnChangedAt postgres.LSN
 	syncDegraded bool
+	// quorumWait: what quorum-mode upkeep last waited for (logged once).
+	quorumWait string
 	// nosync: a stopping standby asks to be released from synchronous duty.
 	nosync bool
 
@@ -295,7 +297,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			}
 			// A synchronous leader reacts at once to a member asking to be
 			// released (nosync) or a standby coming or going.
-			if a.lease.leading && a.dyn.SynchronousMode && changes&dcs.ChangeMembers != 0 {
+			if a.lease.leading && a.dyn.SynchronousMode.Enabled() && changes&dcs.ChangeMembers != 0 {
 				return
 			}
 		}

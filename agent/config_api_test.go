@@ -44,6 +44,8 @@ func TestPatchConfig(t *testing.T) {
 		`[1,2]`:             "not a JSON object",
 		`{"postgresql": {"parameters": {"work_mem": "8MB", "port": 5433}}}`: "postgresql.parameters.port: set postgres.listen instead",
 		`{"failsafe_mode": "maybe"}`:                                        "failsafe_mode:",
+		`{"synchronous_mode": "quorom"}`:                                    "synchronous_mode: quorom is not true, false or quorum",
+		`{"synchronous_node_count": 0}`:                                     "synchronous_node_count: 0 is outside 1",
 		`{"switchover_timeout": "NaN"}`:                                     "switchover_timeout: NaN is not a number of seconds",
 	} {
 		_, err := h.agent.PatchConfig(ctx, json.RawMessage(body), 0)

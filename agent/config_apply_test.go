@@ -89,7 +89,7 @@ func TestMemberThatCannotApplyTheConfigSaysSoOnce(t *testing.T) {
 	step(map[string]any{"ttl": 4, "loop_wait": 1, "retry_timeout": 1, "pause": true, "synchronous_mode": true,
 		"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "16MB"}}}, 1)
 	shows("watchdog.safety_margin")
-	if d := h.agent.dyn; d.TTL != 10*time.Second || d.RetryTimeout != 3*time.Second || !d.Pause || !d.SynchronousMode {
+	if d := h.agent.dyn; d.TTL != 10*time.Second || d.RetryTimeout != 3*time.Second || !d.Pause || !d.SynchronousMode.Enabled() {
 		t.Errorf("dynamic config in effect = ttl %s retry_timeout %s pause %v synchronous_mode %v; want the current timings kept, pause and synchronous_mode applied",
 			d.TTL, d.RetryTimeout, d.Pause, d.SynchronousMode)
 	}

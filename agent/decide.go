@@ -325,7 +325,7 @@ func decideDesignated(s Snapshot) Plan {
 	if s.Tags.NoFailover() {
 		return plan(ActWait, "", "named as candidate but tagged nofailover; not racing")
 	}
-	if s.Config.SynchronousMode && s.View.Sync.Leader != "" && !s.View.Sync.Matches(s.Name) {
+	if s.Config.SynchronousMode.Enabled() && s.View.Sync.Leader != "" && !s.View.Sync.Matches(s.Name) {
 		return plan(ActWait, "", "named as candidate but not a synchronous standby; not racing")
 	}
 	if !s.WatchdogUsable {
@@ -358,6 +358,10 @@ func decideElection(s Snapshot) Plan {
 	if len(others) > 0 {
 		reason += "; peers: " + strings.Join(others, ", ")
 	}
+	if v := s.View.Sync; s.Config.SynchronousMode.Quorum() && v.Leader != "" && v.Leader != s.Name {
+		seen, _ := quorumVotes(s, e.Self)
+		reason += fmt.Sprintf("; quorum commit: saw %d of the set %v, need %d", seen, v.Standbys(), v.QuorumValue()+1)
+	}
 	return Plan{Action: Action{Kind: ActRace}, Reason: reason + "); racing", Election: &e}
 }
 
@@ -376,7 +380,7 @@ func elect(s Snapshot) Election {
 	if !s.WatchdogUsable {
 		block = append(block, "watchdog required but unusable")
 	}
-	syncOnly := s.Config.SynchronousMode && s.View.Sync.Leader != ""
+	syncOnly := s.Config.SynchronousMode.Enabled() && s.View.Sync.Leader != ""
 	if syncOnly && !s.View.Sync.Matches(s.Name) {
 		block = append(block, fmt.Sprintf("synchronous mode: not a synchronous standby (sync key: %s)", strings.Join(s.View.Sync.Standbys(), ",")))
 	}
@@ -405,6 +409,12 @@ func elect(s Snapshot) Election {
 		if why != "" {
 			block = append(block, why)
 		}
+	}
+	if syncOnly && s.Config.SynchronousMode.Quorum() && s.View.Sync.Matches(s.Name) && s.View.Sync.Leader != s.Name {
+		// Quorum commit: the most advanced of q+1 set members holds every
+		// acknowledged commit; fewer seen, and it may not (agent/quorum.go).
+		_, why := quorumVotes(s, self)
+		block = append(block, why...)
 	}
 	self.Eligible = len(block) == 0
 	self.Reasons = block

@@ -317,7 +317,7 @@ func TestDecide(t *testing.T) {
 			Action{Kind: ActWait}, "tagged nofailover"},
 		{"designated candidate that is not a synchronous standby does not race",
 			snap(unlocked, designated, func(s *Snapshot) {
-				s.Config.SynchronousMode = true
+				s.Config.SynchronousMode = config.SyncOn
 				standby := "pg3"
 				s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &standby}
 			}),

@@ -24,6 +24,12 @@
 // "STONITH" is fence.command, the operator's hook a candidate runs against
 // a former leader before promoting over it (stonith.go).
 //
+// Synchronous replication (syncmode.go, quorum.go) is the leader's
+// upkeep of synchronous_standby_names and the sync key within its tick,
+// through leader-guarded writes; in quorum commit a pure function
+// (decideQuorum) orders every change so any election the key allows finds
+// each acknowledged commit, and elect requires n − k + 1 of the set seen.
+//
 // Its configuration (regent.yml and the dynamic config key) is package
 // config's; the agent reads and writes the config key and runs the
 // callbacks config describes. It talks to etcd and PostgreSQL only

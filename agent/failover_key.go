@@ -131,7 +131,7 @@ func (a *Agent) feasible(ctx context.Context, c *dcs.Cluster, req restapi.Patron
 		if !ok || m.APIURL == "" {
 			return http.StatusPreconditionFailed, "candidate does not exists"
 		}
-		if dyn.SynchronousMode && req.Action == "switchover" && !c.Sync.Matches(req.Candidate) {
+		if dyn.SynchronousMode.Enabled() && req.Action == "switchover" && !c.Sync.Matches(req.Candidate) {
 			return http.StatusPreconditionFailed, "candidate name does not match with sync_standby"
 		}
 		members[req.Candidate] = m

@@ -175,13 +175,17 @@ func (a *Agent) apiSnapshot(st postgres.Status, running bool) *restapi.Snapshot 
 		doc.Regent.LeaseRemainingMs = max(0, a.lease.deadline().Sub(now).Milliseconds())
 		s.LeaseDeadline = a.lease.deadline()
 	}
-	if running && st.InRecovery && a.dyn.SynchronousMode && view != nil && view.Sync.Matches(a.name) && view.Sync.Leader != a.name {
+	if running && st.InRecovery && a.dyn.SynchronousMode.Enabled() && view != nil && view.Sync.Matches(a.name) && view.Sync.Leader != a.name {
 		doc.SyncStandby = true
 	}
-	if a.dyn.SynchronousMode {
+	if a.dyn.SynchronousMode.Enabled() {
 		sync := &restapi.SyncStatus{Strict: a.dyn.SynchronousModeStrict, Degraded: a.lease.leading && a.syncDegraded}
 		if view != nil {
 			sync.Standbys = view.Sync.Standbys()
+			if a.dyn.SynchronousMode.Quorum() {
+				q := view.Sync.QuorumValue()
+				sync.Quorum = &q
+			}
 		}
 		doc.Regent.Synchronous = sync
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 	"github.com/regent-ha/regent/switchover"
@@ -115,7 +116,7 @@ func TestDecideSync(t *testing.T) {
 			s.View.Members = syncMembers("pg1", "pg2", "pg3")
 			s.PG = primary(0x200)
 			s.PG.Status.Replication = []postgres.Replica{rep("pg3", "sync", 0x100)}
-			s.Config.SynchronousMode = true
+			s.Config.SynchronousMode = config.SyncOn
 			s.Config.SynchronousNodeCount = 1
 		}}, mut...)...)
 	}
@@ -137,10 +138,10 @@ func TestDecideSync(t *testing.T) {
 		want      syncDecision
 	}{
 		{"off, no key: empty the setting",
-			leader(func(s *Snapshot) { s.Config.SynchronousMode = false }), []string{"pg3"}, 0,
+			leader(func(s *Snapshot) { s.Config.SynchronousMode = config.SyncOff }), []string{"pg3"}, 0,
 			syncDecision{Off: true}},
 		{"off, a key left: delete it",
-			leader(key("pg2", "pg3"), func(s *Snapshot) { s.Config.SynchronousMode = false }), []string{"pg3"}, 0,
+			leader(key("pg2", "pg3"), func(s *Snapshot) { s.Config.SynchronousMode = config.SyncOff }), []string{"pg3"}, 0,
 			syncDecision{Off: true, DeleteKey: true}},
 		{"the key names another leader: take it over, naming nobody yet",
 			leader(key("pg1", "pg2")), nil, 0,

@@ -139,7 +139,7 @@ func (a *Agent) preflight(ctx context.Context, c *dcs.Cluster, dyn config.Dynami
 	for _, p := range a.peers.Fetch(fctx, members) {
 		peers[p.Name] = switchoverPeer(p)
 	}
-	return switchover.Preflight(c, peers, switchover.Policy{MaximumLag: dyn.MaximumLagOnFailover, SynchronousMode: dyn.SynchronousMode}, leader, to)
+	return switchover.Preflight(c, peers, switchover.Policy{MaximumLag: dyn.MaximumLagOnFailover, SynchronousMode: dyn.SynchronousMode.Enabled()}, leader, to)
 }
 
 // switchoverPeer is a peer's status as the switchover checks read it.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
-	"github.com/regent-ha/regent/internal/lenient"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -24,27 +24,33 @@ import (
 // changed flushed.
 
 // pickSyncStandbys chooses up to count standbys from pg_stat_replication:
-// streaming, a member that runs and is not tagged nosync; already-sync
-// first, then most advanced (flush LSN), members without nofailover first.
+// streaming, a member that runs and is not tagged nosync (nor
+// sync_priority 0); members without nofailover first, then higher
+// sync_priority, then already-sync, then most advanced (flush LSN).
 func pickSyncStandbys(repl []postgres.Replica, members map[string]dcs.Member, count int) []string {
 	type cand struct {
 		name       string
 		sync       bool
 		flush      postgres.LSN
 		nofailover bool
+		priority   int
 	}
 	var cands []cand
 	for _, r := range repl {
 		m, ok := members[r.ApplicationName]
-		if !ok || r.State != "streaming" || PGRunState(m.State) != PGRunning || lenient.Truthy(m.Tags["nosync"]) {
+		tags := config.Tags(m.Tags)
+		if !ok || r.State != "streaming" || PGRunState(m.State) != PGRunning || tags.NoSync() {
 			continue
 		}
-		cands = append(cands, cand{r.ApplicationName, r.SyncState == "sync" || r.SyncState == "quorum", r.FlushLSN, m.NoFailover()})
+		cands = append(cands, cand{r.ApplicationName, r.SyncState == "sync" || r.SyncState == "quorum", r.FlushLSN, m.NoFailover(), tags.SyncPriority()})
 	}
 	sort.SliceStable(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
 		if a.nofailover != b.nofailover {
 			return !a.nofailover
+		}
+		if a.priority != b.priority {
+			return a.priority > b.priority
 		}
 		if a.sync != b.sync {
 			return a.sync
@@ -83,20 +89,10 @@ var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // ssnValue renders synchronous_standby_names for the picked standbys:
 // "" (asynchronous), "*" (strict, none available), "pg2", or "2 (a,b)".
 func ssnValue(picked []string, strict bool) string {
-	switch len(picked) {
-	case 0:
-		if strict {
-			return "*"
-		}
-		return ""
-	case 1:
-		return quoteStandby(picked[0])
+	if len(picked) == 0 {
+		return ssnSpec{Star: strict}.String()
 	}
-	q := make([]string, len(picked))
-	for i, n := range picked {
-		q[i] = quoteStandby(n)
-	}
-	return fmt.Sprintf("%d (%s)", len(picked), strings.Join(q, ","))
+	return ssnSpec{Num: len(picked), Names: picked}.String()
 }
 
 func quoteStandby(name string) string {
@@ -107,19 +103,7 @@ func quoteStandby(name string) string {
 }
 
 // ssnNames parses the names back out of a value ssnValue produced.
-func ssnNames(v string) []string {
-	v = strings.TrimSpace(v)
-	if i := strings.Index(v, "("); i >= 0 {
-		v = strings.TrimSuffix(v[i+1:], ")")
-	}
-	var out []string
-	for _, n := range strings.Split(v, ",") {
-		if n = strings.Trim(strings.TrimSpace(n), `"`); n != "" && n != "*" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func ssnNames(v string) []string { return parseSSN(v).Names }
 
 func intersect(a, b []string) []string {
 	var out []string
@@ -159,7 +143,7 @@ type syncDecision struct {
 // the WAL position when it last changed.
 func decideSync(s Snapshot, current []string, changedAt postgres.LSN) syncDecision {
 	v := s.View
-	if !s.Config.SynchronousMode {
+	if !s.Config.SynchronousMode.Enabled() {
 		return syncDecision{Off: true, DeleteKey: v.SyncRev != 0 && v.Sync.Leader != ""}
 	}
 	repl := s.PG.Status.Replication
@@ -188,9 +172,35 @@ func decideSync(s Snapshot, current []string, changedAt postgres.LSN) syncDecisi
 	return d
 }
 
-// manageSync carries out decideSync on the leader every tick.
+// ssnPending marks a synchronous_standby_names change (or a leadership
+// start) whose effective WAL position is not known yet: nobody counts as
+// confirmed until the next tick reads it.
+const ssnPending = ^postgres.LSN(0)
+
+// manageSync carries out decideSync (or decideQuorum) on the leader every
+// tick.
 func (a *Agent) manageSync(ctx context.Context, s Snapshot) error {
-	d := decideSync(s, ssnNames(a.pg.SynchronousStandbyNames()), a.ssnChangedAt)
+	if a.ssnChangedAt == 0 || a.ssnChangedAt == ssnPending {
+		// Read after the reload of the last change (the previous tick), so
+		// a standby flushed past it holds every commit acknowledged under
+		// the setting before; 0 (unknown, e.g. a restarted agent) likewise.
+		a.ssnChangedAt = ssnPending
+		if lsn := s.PG.Status.CurrentLSN; lsn != 0 {
+			a.ssnChangedAt = lsn
+		}
+	}
+	cur := parseSSN(a.pg.SynchronousStandbyNames())
+	if s.Config.SynchronousMode.Quorum() {
+		return a.manageQuorum(ctx, s, cur)
+	}
+	changedAt := a.ssnChangedAt
+	if cur.Any && cur.Num < len(cur.Names) {
+		// Leaving quorum mode: a commit was acknowledged by any Num of the
+		// list, so no one standby is sure to hold it; the key names only
+		// this leader until the named setting is confirmed.
+		changedAt = ssnPending
+	}
+	d := decideSync(s, cur.Names, changedAt)
 	switch {
 	case d.Off:
 		a.syncDegraded = false
@@ -224,7 +234,7 @@ func (a *Agent) setSSN(ctx context.Context, value string, s Snapshot) error {
 	if err != nil || !changed {
 		return err
 	}
-	a.ssnChangedAt = s.PG.Status.CurrentLSN
+	a.ssnChangedAt = ssnPending
 	a.log.Info("synchronous_standby_names changed", "value", value)
 	rctx, cancel := a.ioContext(ctx)
 	defer cancel()
@@ -232,7 +242,13 @@ func (a *Agent) setSSN(ctx context.Context, value string, s Snapshot) error {
 }
 
 func (a *Agent) writeSyncKey(ctx context.Context, v *dcs.Cluster, standbys []string) error {
-	sync := dcs.Sync{Leader: a.name}
+	return a.writeSyncKeyQuorum(ctx, v, standbys, nil)
+}
+
+// writeSyncKeyQuorum writes the sync key; quorum is set in quorum mode
+// (Patroni 4's field), nil otherwise.
+func (a *Agent) writeSyncKeyQuorum(ctx context.Context, v *dcs.Cluster, standbys []string, quorum *int) error {
+	sync := dcs.Sync{Leader: a.name, Quorum: quorum}
 	if len(standbys) > 0 {
 		joined := strings.Join(standbys, ",")
 		sync.SyncStandby = &joined
@@ -240,6 +256,10 @@ func (a *Agent) writeSyncKey(ctx context.Context, v *dcs.Cluster, standbys []str
 	data, _ := json.Marshal(sync)
 	if _, err := a.dcs.CASAsLeader(ctx, a.name, a.dcs.Keys().Sync(), data, v.SyncRev); err != nil {
 		return fmt.Errorf("write sync key: %w", err)
+	}
+	if quorum != nil {
+		a.log.Info("sync key updated", "sync_standby", standbys, "quorum", *quorum)
+		return nil
 	}
 	a.log.Info("sync key updated", "sync_standby", standbys)
 	return nil
@@ -261,12 +281,17 @@ func (a *Agent) reportDegraded(degraded bool) {
 // prepareSyncPromotion: before promoting in synchronous mode, the sync key
 // names only this member and PostgreSQL starts with "*" (strict) or "".
 func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error {
-	if !a.dyn.SynchronousMode {
+	if !a.dyn.SynchronousMode.Enabled() {
 		return nil
 	}
-	if err := a.writeSyncKey(ctx, v, nil); err != nil {
+	var quorum *int
+	if a.dyn.SynchronousMode.Quorum() {
+		quorum = new(int)
+	}
+	if err := a.writeSyncKeyQuorum(ctx, v, nil, quorum); err != nil {
 		return err
 	}
+	a.ssnChangedAt = ssnPending
 	_, err := a.pg.SetSynchronousStandbyNames(ssnValue(nil, a.dyn.SynchronousModeStrict))
 	return err
 }
@@ -277,7 +302,7 @@ func (a *Agent) prepareSyncPromotion(ctx context.Context, v *dcs.Cluster) error 
 // so commits do not hang on a standby that is going away.
 func (a *Agent) leaveSyncDuty(ctx context.Context) {
 	v := a.dcs.View()
-	if !a.dyn.SynchronousMode || a.lease.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
+	if !a.dyn.SynchronousMode.Enabled() || a.lease.leading || v == nil || v.Sync.Leader == a.name || !v.Sync.Matches(a.name) {
 		return
 	}
 	a.log.Info("stopping: asking the leader to release me from synchronous duty")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
@@ -86,7 +87,7 @@ func TestConfirmedSyncNeedsTheChangePoint(t *testing.T) {
 
 func TestSyncModeElection(t *testing.T) {
 	syncOn := func(s *Snapshot) {
-		s.Config.SynchronousMode = true
+		s.Config.SynchronousMode = config.SyncOn
 		sb := "pg3"
 		s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &sb}
 	}
@@ -110,7 +111,7 @@ func TestSyncModeElection(t *testing.T) {
 // cannot take over; the sync standby races.
 func TestSyncModeIgnoresFormerSyncLeader(t *testing.T) {
 	s := snap(unlocked, func(s *Snapshot) {
-		s.Config.SynchronousMode = true
+		s.Config.SynchronousMode = config.SyncOn
 		sb := "pg2"
 		s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &sb}
 		s.Peers = []PeerStatus{peer("pg1", 0x5000000)}

@@ -148,6 +148,9 @@ func (c *Config) Validate() error {
 	if _, err := c.Tags.failoverPriority(); err != nil {
 		errs = append(errs, fmt.Errorf("tags.failover_priority: %w", err))
 	}
+	if _, err := c.Tags.syncPriority(); err != nil {
+		errs = append(errs, fmt.Errorf("tags.sync_priority: %w", err))
+	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))
 	}

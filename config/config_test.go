@@ -77,6 +77,10 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 		{"timings break loop_wait + 2·retry_timeout ≤ ttl", "retry_timeout: 3", "retry_timeout: 5", []string{"bootstrap.dcs.loop_wait", "must be ≤ ttl"}},
 		{"ttl not a number", "ttl: 10", "ttl: abc", []string{"bootstrap.dcs.ttl", `"abc" is not a number`}},
 		{"unknown dynamic key", "ttl: 10", "tll: 10", []string{"bootstrap.dcs.tll: unknown key"}},
+		{"bad synchronous_mode", "ttl: 10,", "ttl: 10, synchronous_mode: quorom,", []string{"bootstrap.dcs.synchronous_mode", "not true, false or quorum"}},
+		{"synchronous_node_count zero", "ttl: 10,", "ttl: 10, synchronous_node_count: 0,", []string{"bootstrap.dcs.synchronous_node_count", "outside 1"}},
+		{"sync_priority not a number", "tags: {nofailover: false}", "tags: {sync_priority: high}", []string{"tags.sync_priority"}},
+		{"sync_priority negative", "tags: {nofailover: false}", "tags: {sync_priority: -1}", []string{"tags.sync_priority: -1 is negative"}},
 		{"bad watchdog mode", "mode: off", "mode: sometimes", []string{"watchdog.mode"}},
 		{"unset environment variable", "${PGREPLPASS}", "${NOPE_NOT_SET}", []string{"postgres.replication.password: environment variable NOPE_NOT_SET is not set"}},
 		{"replica method section nothing names", "  pg_hba:\n", "  pgbackrest: {command: pgbackrest restore}\n  pg_hba:\n", []string{"postgres.pgbackrest: unknown key", "create_replica_methods"}},
@@ -144,6 +148,45 @@ func TestSafetyMarginMustFitTheTimings(t *testing.T) {
 	_, err := Parse([]byte(cfg))
 	if err == nil || !strings.Contains(err.Error(), "watchdog.safety_margin") {
 		t.Fatalf("err = %v, want a watchdog.safety_margin error", err)
+	}
+}
+
+func TestParseSynchronousMode(t *testing.T) {
+	for _, tt := range []struct {
+		raw  string
+		want SyncMode
+		err  string
+	}{
+		{`{}`, SyncOff, ""}, {`{"synchronous_mode": true}`, SyncOn, ""}, {`{"synchronous_mode": "on"}`, SyncOn, ""},
+		{`{"synchronous_mode": false}`, SyncOff, ""}, {`{"synchronous_mode": "quorum"}`, SyncQuorum, ""},
+		{`{"synchronous_mode": "quorom"}`, SyncOff, "synchronous_mode: quorom is not true, false or quorum"},
+		{`{"synchronous_mode": [1]}`, SyncOff, "synchronous_mode:"},
+	} {
+		c, err := ParseDynamic([]byte(tt.raw))
+		if c.SynchronousMode != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%s: got %v, %v; want %v, %q", tt.raw, c.SynchronousMode, err, tt.want, tt.err)
+		}
+	}
+	if err := CheckKeys(map[string]any{"synchronous_mode": "quorum", "synchronous_node_count": 2}); err != nil {
+		t.Errorf("quorum edit refused: %v", err)
+	}
+	if err := CheckKeys(map[string]any{"synchronous_mode": "maybe"}); err == nil || !strings.Contains(err.Error(), "synchronous_mode") {
+		t.Errorf("bad edit: %v", err)
+	}
+}
+
+func TestSyncPriorityTag(t *testing.T) {
+	for _, tt := range []struct {
+		tags   Tags
+		want   int
+		nosync bool
+	}{
+		{Tags{}, 1, false}, {Tags{"sync_priority": 3}, 3, false}, {Tags{"sync_priority": "0"}, 0, true},
+		{Tags{"nosync": true, "sync_priority": 5}, 5, true}, {Tags{"sync_priority": "x"}, 1, false},
+	} {
+		if got := tt.tags.SyncPriority(); got != tt.want || tt.tags.NoSync() != tt.nosync {
+			t.Errorf("%v: priority %d nosync %v, want %d %v", tt.tags, got, tt.tags.NoSync(), tt.want, tt.nosync)
+		}
 	}
 }
 

@@ -19,15 +19,17 @@ import (
 // (patroni-compat.md §1.3.3), with Patroni's names. Durations are whole
 // seconds on the wire.
 type Dynamic struct {
-	TTL                   time.Duration
-	LoopWait              time.Duration
-	RetryTimeout          time.Duration
-	MaximumLagOnFailover  int64
-	PrimaryStartTimeout   time.Duration
-	PrimaryRaceBackoff    time.Duration
-	SwitchoverTimeout     time.Duration
-	CheckTimeline         bool
-	SynchronousMode       bool
+	TTL                  time.Duration
+	LoopWait             time.Duration
+	RetryTimeout         time.Duration
+	MaximumLagOnFailover int64
+	PrimaryStartTimeout  time.Duration
+	PrimaryRaceBackoff   time.Duration
+	SwitchoverTimeout    time.Duration
+	CheckTimeline        bool
+	// SynchronousMode: off, on or quorum (config/syncmode.go);
+	// SynchronousNodeCount is k in "k (…)" (on) or "ANY k (…)" (quorum).
+	SynchronousMode       SyncMode
 	SynchronousModeStrict bool
 	SynchronousNodeCount  int
 	Pause                 bool
@@ -194,6 +196,8 @@ func setField(k string, field, v any) error {
 		return assign(f)(seconds(v))
 	case *bool:
 		return assign(f)(lenient.Bool(v))
+	case *SyncMode:
+		return assign(f)(parseSyncMode(v))
 	case *int64: // maximum_lag_on_failover
 		return assign(f)(nonNegative(v))
 	case *int: // synchronous_node_count

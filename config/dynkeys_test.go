@@ -193,7 +193,7 @@ func TestApplyDynamicKeepsGoodValues(t *testing.T) {
 		}, []string{"switchover_timeout: NaN"}},
 		{"timings this member's margin refuses keep its timings", `{"ttl":4,"loop_wait":1,"retry_timeout":1,"pause":true,"synchronous_mode":true,"postgresql":{"parameters":{"work_mem":"8MB"}}}`,
 			func(d *Dynamic) {
-				d.TTL, d.Pause, d.SynchronousMode = 12*time.Second, true, true
+				d.TTL, d.Pause, d.SynchronousMode = 12*time.Second, true, SyncOn
 				d.PostgresParameters = map[string]any{"work_mem": "8MB"}
 			}, []string{"watchdog.safety_margin"}},
 		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },

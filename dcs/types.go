@@ -84,10 +84,22 @@ type Failover struct {
 // Empty reports a cleared request.
 func (f Failover) Empty() bool { return f.Leader == "" && f.Member == "" }
 
-// Sync is the sync key (patroni-compat.md §1.3.5).
+// Sync is the sync key (patroni-compat.md §1.3.5). In quorum commit
+// (Patroni 4) SyncStandby lists the voters and Quorum is how many of them,
+// besides a candidate in the set, the election must see: n − k for
+// "ANY k" of n. Patroni 3.0.2 readers ignore quorum.
 type Sync struct {
 	Leader      string  `json:"leader,omitempty"`
 	SyncStandby *string `json:"sync_standby"`
+	Quorum      *int    `json:"quorum,omitempty"`
+}
+
+// QuorumValue is the quorum field, 0 when absent.
+func (s Sync) QuorumValue() int {
+	if s.Quorum == nil || *s.Quorum < 0 {
+		return 0
+	}
+	return *s.Quorum
 }
 
 // Standbys returns the comma-separated sync_standby names, trimmed and sorted.

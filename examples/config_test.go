@@ -114,7 +114,7 @@ func TestRegentYMLDocumentsEveryKey(t *testing.T) {
 	for _, k := range dynamicKeys(t) {
 		want = append(want, "bootstrap.dcs."+k)
 	}
-	for _, tag := range []string{"nofailover", "noloadbalance", "nosync", "clonefrom", "failover_priority"} {
+	for _, tag := range []string{"nofailover", "noloadbalance", "nosync", "clonefrom", "failover_priority", "sync_priority"} {
 		want = append(want, "tags."+tag)
 	}
 	if len(want) < 40 {

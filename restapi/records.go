@@ -95,4 +95,7 @@ type SyncStatus struct {
 	// asynchronously (acknowledged commits may be lost on failover).
 	Degraded bool     `json:"degraded,omitempty"`
 	Standbys []string `json:"sync_standby,omitempty"`
+	// Quorum (synchronous_mode: quorum) is the sync key's quorum: how many
+	// of Standbys besides itself a candidate must see. Absent otherwise.
+	Quorum *int `json:"quorum,omitempty"`
 }

@@ -16,7 +16,8 @@ import (
 var (
 	flagRounds = flag.Int("chaos.rounds", 0, "rounds per mode (0: the short run's default)")
 	flagSeed   = flag.Uint64("chaos.seed", 0, "scheduler seed (0: from the clock; printed at start and on failure)")
-	flagMode   = flag.String("chaos.mode", "", "sync, async or both (default: both for the short run)")
+	flagNodes  = flag.Int("chaos.nodes", 3, "PostgreSQL nodes (4 with -chaos.mode=quorum: ANY 2 of 3)")
+	flagMode   = flag.String("chaos.mode", "", "sync, async, quorum or both (default: both for the short run: sync and async)")
 	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
 	flagReport = flag.String("chaos.report", "", "also write the report to this file")
 	flagTTL    = flag.Int("chaos.ttl", 0, "leader lease ttl in seconds (default 10)")
@@ -49,10 +50,10 @@ func TestChaos(t *testing.T) {
 	modes := []string{"sync", "async"}
 	switch *flagMode {
 	case "", "both":
-	case "sync", "async":
+	case "sync", "async", "quorum":
 		modes = []string{*flagMode}
 	default:
-		t.Fatalf("-chaos.mode=%q: want sync, async or both", *flagMode)
+		t.Fatalf("-chaos.mode=%q: want sync, async, quorum or both", *flagMode)
 	}
 	var kinds []FaultKind
 	for k := range strings.SplitSeq(*flagFaults, ",") {
@@ -74,8 +75,8 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v", seed, seed, rounds, modes)
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode == "sync", Kinds: kinds, Actions: actions,
-				Cluster: Options{TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
+			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode != "async", Quorum: mode == "quorum", Kinds: kinds, Actions: actions,
+				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
 			runAndCheck(t, cfg)
 		})
 	}

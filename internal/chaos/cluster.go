@@ -38,10 +38,17 @@ const (
 	agentStopTimeout = 20 * time.Second
 )
 
-// Options describe a chaos cluster: always 3 nodes and 3 etcd members.
+// Options describe a chaos cluster: 3 nodes (or Nodes) and 3 etcd members.
 type Options struct {
+	// Nodes is the number of PostgreSQL nodes (default 3; 4 for quorum
+	// commit ANY 2 of 3).
+	Nodes int
 	// Sync turns on synchronous_mode and synchronous_mode_strict.
 	Sync bool
+	// Quorum (with Sync) makes it synchronous_mode: quorum, ANY n−1 of
+	// the n standbys (ANY 1 of 2 with 3 nodes, ANY 2 of 3 with 4):
+	// acknowledged writes must survive as in sync mode.
+	Quorum bool
 	// TTL, LoopWait, RetryTimeout in seconds; default 10, 1, 3.
 	TTL, LoopWait, RetryTimeout int
 	// MaxLagOnFailover is maximum_lag_on_failover in bytes; default 1 MiB.
@@ -61,6 +68,7 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	o.Nodes = cmp.Or(o.Nodes, 3)
 	o.TTL = cmp.Or(o.TTL, 10)
 	o.LoopWait = cmp.Or(o.LoopWait, 1)
 	o.RetryTimeout = cmp.Or(o.RetryTimeout, 3)
@@ -154,7 +162,7 @@ func (c *Cluster) setup() error {
 	if err := c.startEtcd(); err != nil {
 		return err
 	}
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= c.opts.Nodes; i++ {
 		n, err := c.newNode(i)
 		if err != nil {
 			return err
@@ -186,7 +194,7 @@ func build(ctx context.Context, tags string) (binaries, error) {
 	return binaries{regent: regent, etcd: etcd}, err
 }
 
-// Nodes returns the nodes pg1, pg2, pg3.
+// Nodes returns the nodes pg1, pg2, pg3 (pg4 …).
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
 // Node returns the node called name, or nil.

@@ -86,7 +86,10 @@
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
-// -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|both
+// -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
+// (quorum: synchronous_mode quorum, ANY 1 of the 2 standbys, or ANY 2 of
+// 3 with -chaos.nodes=4; checked as sync mode is: no acknowledged write
+// lost) -chaos.nodes=N
 // -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
 // -chaos.report=FILE -chaos.keep -chaos.ttl=N (-chaos.no-watchdog is
 // -chaos.watchdog=off). It needs root and iproute2, and skips otherwise

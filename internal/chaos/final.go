@@ -56,7 +56,7 @@ func (r *Run) Finish(rounds []*Round) *Report {
 func (r *Run) CheckHistory(rounds []*Round) *Report {
 	r.wl.Stop()
 	ops := r.hist.Ops()
-	rep := &Report{Seed: r.cfg.Seed, Mode: modeName(r.cfg.Sync), Rounds: rounds, Timeline: r.log,
+	rep := &Report{Seed: r.cfg.Seed, Mode: r.cfg.modeName(), Rounds: rounds, Timeline: r.log,
 		MaxLag: r.cfg.Cluster.MaxLagOnFailover, LogDir: r.c.Dir() + "/logs", Ops: len(ops)}
 	lin := CheckLinearizable(ops, r.c.Dir()+"/logs")
 	if !r.cfg.Sync {

@@ -133,7 +133,15 @@ func (c *Cluster) checkSync(ctx context.Context, leader *Node) error {
 	if sync.Leader != leader.Name || len(sync.Standbys()) == 0 {
 		return fmt.Errorf("sync key: leader %q, standbys %v; want leader %s and a standby", sync.Leader, sync.Standbys(), leader.Name)
 	}
-	n, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync' AND application_name = ANY($1)", sync.Standbys())
+	state := "sync"
+	if c.opts.Quorum {
+		// Quorum commit is whole when the key's set holds every standby.
+		if len(sync.Standbys()) != len(c.nodes)-1 {
+			return fmt.Errorf("sync key: quorum set %v (quorum %d); want every standby", sync.Standbys(), sync.QuorumValue())
+		}
+		state = "quorum"
+	}
+	n, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = $2 AND application_name = ANY($1)", sync.Standbys(), state)
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,10 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		dcsCfg["synchronous_mode"] = true
 		dcsCfg["synchronous_mode_strict"] = true
 	}
+	if o.Sync && o.Quorum {
+		dcsCfg["synchronous_mode"] = "quorum"
+		dcsCfg["synchronous_node_count"] = max(1, o.Nodes-2)
+	}
 	subnet := c.net.Subnet()
 	api := fmt.Sprintf("%s:%d", n.Host.IP, apiPort)
 	cfg := map[string]any{

@@ -22,6 +22,8 @@ type Config struct {
 	Seed   uint64
 	Rounds int
 	Sync   bool
+	// Quorum (with Sync): quorum commit instead of one named standby.
+	Quorum bool
 	// Kinds are the faults to draw from (default: all).
 	Kinds []FaultKind
 	// Actions are the operator actions to pair faults with (nil: all;
@@ -60,6 +62,7 @@ type Run struct {
 func NewRun(t testing.TB, cfg Config) *Run {
 	t.Helper()
 	cfg.Cluster.Sync = cfg.Sync
+	cfg.Cluster.Quorum = cfg.Quorum
 	cfg.Cluster = cfg.Cluster.withDefaults()
 	if len(cfg.Kinds) == 0 {
 		cfg.Kinds = AllFaults()
@@ -93,7 +96,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	}
 	r.plans = plans
 	r.log.Add(0, "seed %d, mode %s, %d rounds, faults %v, actions %v; clock zero is %s (UTC, for the logs)",
-		cfg.Seed, modeName(cfg.Sync), cfg.Rounds, cfg.Kinds, cfg.Actions, r.clock.start.UTC().Format("15:04:05.000"))
+		cfg.Seed, cfg.modeName(), cfg.Rounds, cfg.Kinds, cfg.Actions, r.clock.start.UTC().Format("15:04:05.000"))
 	r.log.Add(0, "plan: %s", planSummary(plans))
 	cfg.Cluster.Watchdog = len(plans) == 0 || plans[0].Watchdog
 	r.c = New(t, cfg.Cluster, r.clock, r.log)
@@ -130,8 +133,11 @@ func planSummary(plans []RoundPlan) string {
 	return fmt.Sprintf("rounds without the watchdog [%s]; actions [%s]", strings.Join(off, " "), strings.Join(acts, " "))
 }
 
-func modeName(sync bool) string {
-	if sync {
+func (cfg Config) modeName() string {
+	switch {
+	case cfg.Sync && cfg.Quorum:
+		return "quorum"
+	case cfg.Sync:
 		return "sync"
 	}
 	return "async"

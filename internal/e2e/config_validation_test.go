@@ -70,6 +70,7 @@ func checkBadEditsRefused(t *testing.T, c *testcluster.Cluster, via *testcluster
 		{http.MethodPatch, `{"primary_start_timeout": -1}`, "primary_start_timeout:"},
 		{http.MethodPatch, `{"switchover_timeout": 1e12}`, "switchover_timeout:"},
 		{http.MethodPatch, `{"synchronous_node_count": "two"}`, "synchronous_node_count:"},
+		{http.MethodPatch, `{"synchronous_mode": "quorom"}`, "synchronous_mode:"},
 		{http.MethodPatch, `{"failsafe_mode": "sometimes"}`, "failsafe_mode:"},
 		{http.MethodPatch, `{"standby_cluster": {"host": "10.0.0.9", "port": 0}}`, "standby_cluster: port: 0 is outside 1 .. 65535"},
 		{http.MethodPatch, `{"slots": {"s1": {"type": "phisical"}}}`, "slots: s1: type:"},

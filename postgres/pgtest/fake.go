@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ type Fake struct {
 	sysID      uint64
 	upstream   *postgres.Upstream
 	ssn        string
+	repl       []postgres.Replica
 	hung       bool
 	ops        []string
 	dynamic    map[string]any
@@ -66,6 +68,13 @@ func (f *Fake) SetReplica(lsn postgres.LSN) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.running, f.inRecovery, f.lsn = true, true, lsn
+}
+
+// SetReplication sets what the primary's pg_stat_replication shows.
+func (f *Fake) SetReplication(repl ...postgres.Replica) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.repl = repl
 }
 
 // Crash stops the fake without the agent's involvement.
@@ -118,6 +127,7 @@ func (f *Fake) Status(ctx context.Context) (postgres.Status, error) {
 		st.ReceiveLSN, st.ReplayLSN = f.lsn, f.lsn
 	} else {
 		st.CurrentLSN = f.lsn
+		st.Replication = slices.Clone(f.repl)
 	}
 	return st, nil
 }
