@@ -251,8 +251,11 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 			// Whatever happened to the key meanwhile, the hook's run is
 			// this member's until it ends: no second run from race.
 			s.FastPath = &FastPathView{Leader: f.outcome.Leader, LeaderRev: f.outcome.Rev, Verdict: VerdictRunning}
-		} else {
-			f.outcome = nil // a later episode fences afresh
+		} else if l != nil || f.outcome == nil || f.outcome.Verdict != VerdictFenced {
+			// A later episode fences afresh. A confirmed fence is kept
+			// while no key exists (the lease ran out meanwhile): the
+			// election's race then needs no second run (fastFenced).
+			f.outcome = nil
 		}
 		f.suspect, f.seen = suspicion{}, nil
 		a.syncSuspectKey(ctx)
@@ -377,8 +380,8 @@ func (a *Agent) syncSuspectKey(ctx context.Context) {
 	f.published, f.publishedLease = cur, lease
 }
 
-// fetchPeers asks the other members (but skip) for their status, within
-// peerTimeout: the election's input.
+// fetchPeers asks the other members (but skip, and those tagged
+// nofailover) for their status, within peerTimeout: the election's input.
 func (a *Agent) fetchPeers(ctx context.Context, v *dcs.Cluster, skip string) []PeerStatus {
 	pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
