@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/regent-ha/regent/cmd/internal/testconfig"
@@ -22,16 +21,7 @@ func TestFastFailoverWithoutFenceCommandRefused(t *testing.T) {
 		}
 		return path
 	}
-	refused := write("fence: {fast_failover: true, suspect_after: 2}\n")
-	for _, args := range [][]string{{"validate", "-c", refused}, {"-c", refused}} {
-		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != exitUsage {
-			t.Errorf("regent %v = exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), "fence.fast_failover: requires fence.command") {
-			t.Errorf("regent %v: stderr does not name fence.fast_failover:\n%s", args, stderr.String())
-		}
-	}
+	wantConfigError(t, write("fence: {fast_failover: true, suspect_after: 2}\n"), "fence.fast_failover: requires fence.command")
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"validate", "-c", write("fence: {command: [/bin/true], fast_failover: true, suspect_after: 2}\n")}, &stdout, &stderr); code != exitOK {
 		t.Errorf("regent validate with a fence command = exit %d, want 0\n%s", code, stderr.String())
