@@ -159,8 +159,8 @@ type FastPathView struct {
 	Election *Election
 }
 
-// decideFastPath: a running replica, a leader key held by another member
-// (decideRunning ruled out the rest). It follows the leader unless the
+// decideFastPath: a running replica, a leader key held by another member,
+// no hook running (decide and decideRunning ruled out the rest). It follows the leader unless the
 // fast path acts: fence it (agreed, best candidate) or take over (fenced).
 func decideFastPath(s Snapshot) Plan {
 	f := s.FastPath
@@ -168,8 +168,6 @@ func decideFastPath(s Snapshot) Plan {
 		return plan(ActFollow, f.Leader, "following leader %s; fast failover: "+format, append([]any{f.Leader}, args...)...)
 	}
 	switch f.Verdict {
-	case VerdictRunning:
-		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", f.Leader)
 	case VerdictFenced:
 		return Plan{Action: Action{Kind: ActFastTakeover, Leader: f.Leader},
 			Reason:   fmt.Sprintf("fast failover: fence.command confirmed %s can no longer acknowledge writes; deleting its leader key (revision %d) and racing", f.Leader, f.LeaderRev),
@@ -332,8 +330,14 @@ func (a *Agent) noteSuspicion(ctx context.Context, s *Snapshot, l *dcs.Leader) {
 	// WAL arriving proves the leader alive without a probe: a busy
 	// cluster's replicas do not ask the leader every tick.
 	moved := st.Streaming && s.WALSeen.LSN != 0 && st.ReceiveLSN > s.WALSeen.LSN
+	m, ok := s.View.Members[l.Name]
+	if !ok || a.prober == nil {
+		// Nothing to probe (no member key, no prober): never suspected.
+		f.suspect = suspicion{}
+		return
+	}
 	var probe LeaderProbe
-	if m, ok := s.View.Members[l.Name]; ok && a.prober != nil && !moved {
+	if !moved {
 		probe = a.prober.ProbeLeader(pctx, m)
 		s.Now = a.now()
 	}

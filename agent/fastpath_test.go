@@ -136,6 +136,10 @@ func TestDecideFastPath(t *testing.T) {
 		}), ActFollow, "pg1", "failsafe"},
 		{"hook running: wait", snap(fast(func(f *FastPathView) { f.Verdict = VerdictRunning })), ActWait, "", "running beside the loop"},
 		{"hook running while the key expired: wait, no second run", snap(unlocked, fast(func(f *FastPathView) { f.Verdict = VerdictRunning })), ActWait, "", "running beside the loop"},
+		{"hook running while paused with a failover to me: wait", snap(unlocked, fast(func(f *FastPathView) { f.Verdict = VerdictRunning }), func(s *Snapshot) {
+			s.Config.Pause = true
+			s.View.Failover.Member = "pg2"
+		}), ActWait, "", "running beside the loop"},
 		{"hook exit 0: take over", snap(fast(func(f *FastPathView) { f.Verdict = VerdictFenced })), ActFastTakeover, "pg1", "deleting its leader key (revision 7)"},
 		{"hook failed: follow until the lease expires", snap(fast(func(f *FastPathView) { f.Verdict, f.Why = VerdictFallback, "exit status 1" })), ActFollow, "pg1", "fence.command failed (exit status 1); waiting for the lease to expire"},
 		{"delete aborted: follow", snap(fast(func(f *FastPathView) { f.Verdict, f.Why = VerdictAborted, "changed" })), ActFollow, "pg1", "aborted"},
