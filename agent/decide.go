@@ -24,6 +24,12 @@ func decide(s Snapshot) Plan {
 	if s.Busy != "" {
 		return plan(ActWait, "", "%s running beside the loop; PostgreSQL and its data directory are its own until it ends", s.Busy)
 	}
+	if f := s.FastPath; f != nil && f.Verdict == VerdictRunning {
+		// Whatever the key or the cluster does meanwhile (its lease ran
+		// out, a failover request, maintenance mode): one run at a time,
+		// and its result decides the next step.
+		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", f.Leader)
+	}
 	if s.View == nil {
 		return plan(ActWait, "", "no cluster view from etcd yet")
 	}
@@ -207,6 +213,8 @@ func decideRunning(s Snapshot) Plan {
 		return plan(ActWait, "", "switchover/failover to %s requested; only it may take the leader key", s.View.Failover.Member)
 	case leader == "":
 		return decideElection(s)
+	case s.FastPath != nil:
+		return decideFastPath(s)
 	default:
 		return plan(ActFollow, leader, "following leader %s", leader)
 	}

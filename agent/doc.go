@@ -22,7 +22,10 @@
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
 // "STONITH" is fence.command, the operator's hook a candidate runs against
-// a former leader before promoting over it (stonith.go).
+// a former leader before promoting over it (stonith.go). With
+// fence.fast_failover the same hook replaces the wait for a vanished
+// leader's lease: a majority's agreed suspicion, the hook's exit 0, then a
+// delete of the old key by revision and the race (fastpath.go).
 //
 // Synchronous replication (syncmode.go, quorum.go) is the leader's
 // upkeep of synchronous_standby_names and the sync key within its tick,
