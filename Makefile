@@ -19,6 +19,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|both] [FAULTS=kind,kind…]
+# (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out)
 ROUNDS ?= 200
 SEED   ?= 0
 MODE   ?= sync

@@ -17,7 +17,7 @@ var (
 	flagRounds = flag.Int("chaos.rounds", 0, "rounds per mode (0: the short run's default)")
 	flagSeed   = flag.Uint64("chaos.seed", 0, "scheduler seed (0: from the clock; printed at start and on failure)")
 	flagMode   = flag.String("chaos.mode", "", "sync, async or both (default: both for the short run)")
-	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
+	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds; \"fence\" names the fence kinds (default: every kind but those)")
 	flagReport = flag.String("chaos.report", "", "also write the report to this file")
 	flagTTL    = flag.Int("chaos.ttl", 0, "leader lease ttl in seconds (default 10)")
 	flagWD     = flag.String("chaos.watchdog", "half", "rounds with the emulated watchdog: half (seeded), on or off")
@@ -54,11 +54,9 @@ func TestChaos(t *testing.T) {
 	default:
 		t.Fatalf("-chaos.mode=%q: want sync, async or both", *flagMode)
 	}
-	var kinds []FaultKind
-	for k := range strings.SplitSeq(*flagFaults, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			kinds = append(kinds, FaultKind(k))
-		}
+	kinds, err := ParseFaults(*flagFaults)
+	if err != nil {
+		t.Fatalf("-chaos.faults: %v", err)
 	}
 	wd, err := ParseWatchdogPolicy(*flagWD)
 	if err != nil {
