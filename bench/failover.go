@@ -122,7 +122,7 @@ func failoverRep(t *testing.T, c *testcluster.Cluster, kind string) FailoverSamp
 	}
 	t0 := time.Now()
 	switch kind {
-	case KindHostDeath:
+	case KindHostDeath, KindHostDeathFenced:
 		leader.Kill(t)
 	case KindFrozen:
 		leader.Freeze(t)
@@ -158,7 +158,7 @@ func failoverRep(t *testing.T, c *testcluster.Cluster, kind string) FailoverSamp
 func rejoin(t *testing.T, c *testcluster.Cluster, kind string, victim *testcluster.Node) float64 {
 	start := time.Now()
 	switch kind {
-	case KindHostDeath:
+	case KindHostDeath, KindHostDeathFenced:
 		victim.Start(t)
 	case KindFrozen:
 		victim.Thaw(t)

@@ -34,6 +34,8 @@ type Report struct {
 	REST           *RESTResult       `json:"rest,omitempty"`
 	Idle           *IdleResult       `json:"idle,omitempty"`
 	EtcdScale      []EtcdLoad        `json:"etcd_scale,omitempty"`
+	// FalseFailover is one busy, undisturbed run per profile.
+	FalseFailover []FalseFailoverResult `json:"false_failover,omitempty"`
 	Targets        []TargetCheck     `json:"targets"`
 	// Problems lists what failed or was skipped (see the test log).
 	Problems []string `json:"problems,omitempty"`
@@ -61,11 +63,12 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		RESTDuration string `json:"rest_duration"`
-		Warmup       string `json:"warmup"`
-		IdleWindow   string `json:"idle_window"`
-		ScaleWindow  string `json:"scale_window"`
-	}{plain(p), p.RESTDuration.String(), p.Warmup.String(), p.IdleWindow.String(), p.ScaleWindow.String()})
+		RESTDuration        string `json:"rest_duration"`
+		Warmup              string `json:"warmup"`
+		IdleWindow          string `json:"idle_window"`
+		ScaleWindow         string `json:"scale_window"`
+		FalseFailoverWindow string `json:"false_failover_window"`
+	}{plain(p), p.RESTDuration.String(), p.Warmup.String(), p.IdleWindow.String(), p.ScaleWindow.String(), p.FalseFailoverWindow.String()})
 }
 
 // gatherConditions reads the machine's description; what cannot be read
