@@ -36,7 +36,7 @@ type Report struct {
 	EtcdScale      []EtcdLoad        `json:"etcd_scale,omitempty"`
 	// FalseFailover is one busy, undisturbed run per profile.
 	FalseFailover []FalseFailoverResult `json:"false_failover,omitempty"`
-	Targets        []TargetCheck     `json:"targets"`
+	Targets       []TargetCheck         `json:"targets"`
 	// Problems lists what failed or was skipped (see the test log).
 	Problems []string `json:"problems,omitempty"`
 }
