@@ -31,6 +31,7 @@ const fenceHookScript = `#!/bin/sh
 # Regent test harness fence hook: kill the target member's agent and
 # PostgreSQL, confirm they are gone, exit 0 (see internal/chaos/fencehook.go).
 set -u
+PATH="/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 dir=$(dirname "$0")
 log() { echo "$(date +%s%N) ${REGENT_FENCE_TARGET:-?} $1" >>"$dir/hook.log"; exit "$1"; }
 if [ -e "$dir/fail" ]; then echo "fence: failing on purpose" >&2; log 1; fi
