@@ -258,11 +258,22 @@ func leaseRemaining(ctx context.Context, n *testcluster.Node) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
-	v, ok := series["regent_lease_remaining_seconds"]
+	v, ok := seriesValue(series, "regent_lease_remaining_seconds")
 	if !ok {
 		return 0, errors.New("no regent_lease_remaining_seconds")
 	}
 	return time.Duration(v * float64(time.Second)), nil
+}
+
+// seriesValue is the value of the series called name, whatever its
+// labels (the agent labels its own with scope); the first one found.
+func seriesValue(series map[string]float64, name string) (float64, bool) {
+	for k, v := range series {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // pgbenchCmd is pgbench against n's PostgreSQL as the superuser, with

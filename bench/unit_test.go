@@ -221,6 +221,19 @@ func TestLeaderChanges(t *testing.T) {
 	}
 }
 
+func TestSeriesValueIgnoresLabels(t *testing.T) {
+	series, err := parseMetrics(strings.NewReader("regent_lease_remaining_seconds_total 9\nregent_lease_remaining_seconds{scope=\"bench\"} 6.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := seriesValue(series, "regent_lease_remaining_seconds"); !ok || v != 6.5 {
+		t.Errorf("seriesValue = %v, %v; want 6.5", v, ok)
+	}
+	if _, ok := seriesValue(series, "regent_role"); ok {
+		t.Error("a missing series was found")
+	}
+}
+
 func TestPercentilesOf(t *testing.T) {
 	var ds []time.Duration
 	for i := 100; i >= 1; i-- {
