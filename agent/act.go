@@ -44,6 +44,10 @@ func (a *Agent) act(ctx context.Context, s Snapshot, p Plan) error {
 		err = a.follow(ctx, s, p.Action.Leader)
 	case ActRace:
 		err = a.race(ctx, s, p)
+	case ActFastFence:
+		a.startFastFence(ctx, s, p)
+	case ActFastTakeover:
+		err = a.fastTakeover(ctx, s, p)
 	case ActPromote:
 		err = a.promote(ctx, s.View)
 	case ActAcquire:

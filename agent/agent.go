@@ -40,6 +40,9 @@ type Options struct {
 	Watchdog Watchdog
 	// Stonith runs fence.command (the STONITH hook); nil uses Config.Fence.
 	Stonith StonithHook
+	// Prober probes the leader for the fast path (fence.fast_failover);
+	// nil uses Peers when it is a LeaderProber (HTTPPeers is).
+	Prober LeaderProber
 	// Metrics, when set, receives the loop's series.
 	Metrics *Metrics
 	// Notifier, when set, hears readiness, status and keep-alives from the
@@ -65,6 +68,7 @@ type Agent struct {
 	fs       failsafeState
 	wd       Watchdog
 	stonith  StonithHook
+	prober   LeaderProber
 	metrics  *Metrics
 	now      func() time.Time
 
@@ -101,6 +105,8 @@ type Agent struct {
 	walSeen        WALSeen
 	streamLastSeen time.Time
 	promotion      promotionTimes
+	// fast is the fence-confirmed fast path's state (fastpath.go).
+	fast fastState
 
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
@@ -165,6 +171,9 @@ func New(o Options) (*Agent, error) {
 	if o.Stonith == nil {
 		o.Stonith = o.Config.Fence
 	}
+	if p, ok := o.Peers.(LeaderProber); ok && o.Prober == nil {
+		o.Prober = p
+	}
 	dyn, err := o.Config.BootstrapDynamic()
 	if err != nil {
 		return nil, fmt.Errorf("agent: bootstrap.dcs: %w", err)
@@ -176,7 +185,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: o.Config, name: o.Config.Name, pub: o.Publisher, peers: o.Peers, failsafe: o.Failsafe,
-		wd: o.Watchdog, stonith: o.Stonith, metrics: o.Metrics, notifier: o.Notifier,
+		wd: o.Watchdog, stonith: o.Stonith, prober: o.Prober, metrics: o.Metrics, notifier: o.Notifier,
 		log: o.Logger.With("member", o.Config.Name, "scope", o.Config.Scope), now: o.Clock,
 		dyn: dyn, lease: newLeadership(o.Config.Watchdog.SafetyMargin),
 		pgState: PGStopped, role: RoleUninitialized, commands: make(chan command),
@@ -251,6 +260,13 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if fast := now.Add(switchoverPoll); poll && fast.Before(wake) {
 		wake = fast
 	}
+	if fw := a.fastWake(now); !fw.IsZero() && fw.Before(wake) {
+		wake = fw // a suspicion comes of age: look again then
+	}
+	var fenced <-chan error
+	if j := a.fast.job; j != nil {
+		fenced = j.done // the fast path goes on as soon as the hook ends
+	}
 	if a.tickAgain {
 		// This tick changed what the next one reads (a promotion the
 		// switchover waits on): look again at once.
@@ -286,11 +302,18 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		case err := <-routed:
 			a.endJob(a.routingJob, err)
 			return
+		case err := <-fenced:
+			a.endJob(a.fast.job, err)
+			return
 		case c := <-a.commands:
 			a.runCommand(ctx, c)
 		case <-a.dcs.Notify():
 			changes := a.dcs.TakeChanges()
 			if changes&wakeOn != 0 {
+				return
+			}
+			// A suspecting member looks at once at its peers' suspicions.
+			if a.fast.suspect.Leader != "" && changes&dcs.ChangeOther != 0 {
 				return
 			}
 			// A synchronous leader reacts at once to a member asking to be
@@ -325,6 +348,9 @@ func (a *Agent) tick(ctx context.Context) error {
 		a.lastPlan = p
 	}
 	a.collectJob()
+	if j := a.fast.job; j != nil {
+		a.collect(j)
+	}
 	if err := a.fatal; err != nil {
 		return err
 	}

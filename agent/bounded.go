@@ -136,6 +136,10 @@ func (b boundedDCS) DeleteInitialize(ctx context.Context) error {
 	return boundedDo(ctx, b.bound, b.inner.DeleteInitialize)
 }
 
+func (b boundedDCS) PutOnLease(ctx context.Context, key string, value []byte) error {
+	return boundedDo(ctx, b.bound, func(ctx context.Context) error { return b.inner.PutOnLease(ctx, key, value) })
+}
+
 func (b boundedDCS) CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error) {
 	return boundedCall(ctx, b.bound, func(ctx context.Context) (int64, error) { return b.inner.CAS(ctx, key, value, modRev) })
 }

@@ -180,6 +180,8 @@ func decideRunning(s Snapshot) Plan {
 		}
 	}
 	switch {
+	case s.FastPath != nil && s.FastPath.Verdict == VerdictRunning:
+		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", s.FastPath.Leader)
 	case s.staleOwnKey():
 		return plan(ActRelease, "", "the leader key is still on my lease although I no longer lead; releasing it so the cluster can elect")
 	case leader == s.Name:
@@ -192,6 +194,8 @@ func decideRunning(s Snapshot) Plan {
 		return plan(ActWait, "", "switchover/failover to %s requested; only it may take the leader key", s.View.Failover.Member)
 	case leader == "":
 		return decideElection(s)
+	case s.FastPath != nil:
+		return decideFastPath(s)
 	default:
 		return plan(ActFollow, leader, "following leader %s", leader)
 	}

@@ -28,6 +28,9 @@ type DCS interface {
 	DeleteInitialize(ctx context.Context) error
 	CAS(ctx context.Context, key string, value []byte, modRev int64) (int64, error)
 	Put(ctx context.Context, key string, value []byte) error
+	// PutOnLease writes a key that ends with this member's session
+	// (suspects/<name>).
+	PutOnLease(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string, modRev int64) error
 	// Leader-only keys (status, history, sync, the leader's failover
 	// writes) go through these: one transaction guarded by the leader key

@@ -95,7 +95,7 @@ func (a *Agent) busy() string {
 // settleJob waits (bounded) for a running job and routing work at shutdown: its context is
 // cancelled by then, so the work is ending.
 func (a *Agent) settleJob() {
-	for _, j := range []*job{a.job, a.routingJob} {
+	for _, j := range []*job{a.job, a.routingJob, a.fast.job} {
 		if j == nil {
 			continue
 		}

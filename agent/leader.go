@@ -80,6 +80,9 @@ func (a *Agent) race(ctx context.Context, s Snapshot, p Plan) error {
 	if !a.streamLastSeen.IsZero() {
 		t.UpstreamLastSeen = time.Now().Add(-a.now().Sub(a.streamLastSeen))
 	}
+	if at := a.fastAgreedAt(); !at.IsZero() {
+		t.AgreedAt = time.Now().Add(-a.now().Sub(at))
+	}
 	t.Phases = failoverPhases(t, fenced, a.dyn.TTL)
 	if kind == "failover" {
 		a.metrics.failoverPhases(t.Phases)

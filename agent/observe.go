@@ -56,6 +56,7 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 		cancel()
 		s.Now = a.now()
 	}
+	a.observeFastPath(ctx, &s)
 	// The leaderless episode, as of this snapshot (PreviousLeader above is
 	// the leader seen before it).
 	a.trackLeader(s.View, s.Now)

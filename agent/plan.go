@@ -36,6 +36,12 @@ const (
 	ActFollow ActionKind = "follow"
 	// ActRace tries to create the leader key and, on winning, promotes.
 	ActRace ActionKind = "race"
+	// ActFastFence runs fence.command beside the loop against a leader a
+	// majority suspects gone (fence.fast_failover).
+	ActFastFence ActionKind = "fast_fence"
+	// ActFastTakeover deletes a fenced leader's key by its revision and
+	// races at once.
+	ActFastTakeover ActionKind = "fast_takeover"
 	// ActAcquire takes the leader key for a PostgreSQL already running as
 	// primary (maintenance mode), without promoting anything.
 	ActAcquire ActionKind = "acquire"

@@ -16,10 +16,14 @@ const (
 	// running out is inside this phase), or the key's last sight when the
 	// member was not streaming then.
 	PhaseDetect = "detect"
+	// PhaseSuspect: the fast path (fence.fast_failover) only: this member
+	// began to suspect the old leader (detect's end) → a majority agreed.
+	PhaseSuspect = "suspect_agree"
 	// PhaseFence: fence.command against the old leader (when it ran).
 	PhaseFence = "fence"
-	// PhaseElect: absence seen → leader key won, minus the fence: peers'
-	// status, primary_race_backoff, the race itself.
+	// PhaseElect: absence seen (the fast path: agreement) → leader key
+	// won, minus the fence: peers' status, primary_race_backoff, the race
+	// itself (the fast path: the delete of the old key by revision).
 	PhaseElect = "elect"
 	// PhasePromote: key won → PostgreSQL out of recovery.
 	PhasePromote = "promote"
@@ -53,13 +57,18 @@ func failoverPhases(t restapi.FailoverTimings, fence *restapi.StonithRecord, ttl
 		alive = up
 	}
 	add(PhaseDetect, alive, t.DetectedAt)
+	electFrom := t.DetectedAt
+	if !t.AgreedAt.IsZero() {
+		add(PhaseSuspect, t.DetectedAt, t.AgreedAt)
+		electFrom = t.AgreedAt
+	}
 	var fenceMs int64
 	if fence != nil && fence.Ran {
 		fenceMs = fence.DurationMs
 		out = append(out, restapi.PhaseRecord{Phase: PhaseFence, Ms: fenceMs})
 	}
-	if !t.DetectedAt.IsZero() && !t.ElectedAt.IsZero() {
-		out = append(out, restapi.PhaseRecord{Phase: PhaseElect, Ms: max(0, t.ElectedAt.Sub(t.DetectedAt).Milliseconds()-fenceMs)})
+	if !electFrom.IsZero() && !t.ElectedAt.IsZero() {
+		out = append(out, restapi.PhaseRecord{Phase: PhaseElect, Ms: max(0, t.ElectedAt.Sub(electFrom).Milliseconds()-fenceMs)})
 	}
 	add(PhasePromote, t.ElectedAt, t.PromotedAt)
 	add(PhaseFirstWrite, t.PromotedAt, t.FirstWriteAt)

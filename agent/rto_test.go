@@ -39,6 +39,12 @@ func TestFailoverPhases(t *testing.T) {
 			ph("detect", 9900, "elect", 1500, "promote", 200, "first_write", 10)},
 		{"stream lost long before (2·ttl): detect from the key", func() restapi.FailoverTimings { c := full; c.UpstreamLastSeen = at(-20001); return c }(), nil,
 			ph("detect", 9000, "elect", 1500, "promote", 200, "first_write", 10)},
+		{"fast path: suspect_agree between detect and fence; elect from the agreement", func() restapi.FailoverTimings {
+			c := full
+			c.LeaderLastSeen, c.DetectedAt, c.AgreedAt = at(7000), at(8000), at(9200)
+			return c
+		}(), &restapi.StonithRecord{Ran: true, DurationMs: 300},
+			ph("detect", 1000, "suspect_agree", 1200, "fence", 300, "elect", 1000, "promote", 200, "first_write", 10)},
 		{"clock step: never negative", func() restapi.FailoverTimings {
 			c := full
 			c.PromotedAt = at(10400)

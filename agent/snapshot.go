@@ -57,6 +57,9 @@ type Snapshot struct {
 	// Peers holds the other members' REST status, fetched only when the
 	// cluster has no leader and this member might race.
 	Peers []PeerStatus
+	// FastPath is the fence-confirmed fast path's view (nil when it does
+	// not apply; fastpath.go).
+	FastPath *FastPathView
 	// FailsafeHold is the last failsafe call this member accepted (zero
 	// when none): while it is younger than its TTL the leader that made it
 	// may be serving writes without etcd, so this member must not race or

@@ -29,6 +29,9 @@ func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*restapi.Ston
 		return nil, true
 	}
 	target := a.previousLeader
+	if rec, ok := a.fastFenced(target); ok {
+		return rec, true // the fast path's run confirmed it already
+	}
 	var connURL string
 	if m, ok := s.View.Members[target]; ok {
 		connURL = m.ConnURL

@@ -94,6 +94,12 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 			[]string{"routing.pgbouncer[0].pause_timeout: \"soon\" is not a duration"}},
 		{"routing entry missing its include file", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting: {pgbouncer: [{admin: x, databases: [app]}]}",
 			[]string{"routing.pgbouncer[0].include_file: required"}},
+		{"fast failover without a fence command", "watchdog: {mode: off}", "watchdog: {mode: off}\nfence: {fast_failover: true}",
+			[]string{"fence.fast_failover: requires fence.command"}},
+		{"suspect_after not a duration", "watchdog: {mode: off}", "watchdog: {mode: off}\nfence: {command: [/bin/true], suspect_after: soon}",
+			[]string{"fence.suspect_after: \"soon\" is not a duration"}},
+		{"suspect_after too long", "watchdog: {mode: off}", "watchdog: {mode: off}\nfence: {command: [/bin/true], suspect_after: 120}",
+			[]string{"fence.suspect_after: 2m0s must be between"}},
 		{"routing haproxy without a backend", "watchdog: {mode: off}", "watchdog: {mode: off}\nrouting: {haproxy: [{socket: /run/haproxy.sock}]}",
 			[]string{"routing.haproxy[0].backend"}},
 	}
@@ -134,6 +140,29 @@ func TestParseRoutingSection(t *testing.T) {
 	if len(r.PgBouncer) != 1 || r.PgBouncer[0].PauseTimeout != 2500*time.Millisecond || r.PgBouncer[0].Timeout != routing.DefaultCommandTimeout ||
 		len(r.HAProxy) != 1 || r.HAProxy[0].Backend != "primary" || r.Hooks.Timeout != 3*time.Second || !r.Enabled() {
 		t.Fatalf("routing decoded as %+v", r)
+	}
+}
+
+// TestFastFailoverKeys: fence.suspect_after reads a bare number as
+// seconds, as every duration key does (Patroni's style), and defaults to 1s.
+func TestFastFailoverKeys(t *testing.T) {
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	for _, tt := range []struct {
+		fence string
+		want  time.Duration
+	}{
+		{"fence: {command: [/bin/true], fast_failover: true}", time.Second},
+		{"fence: {command: [/bin/true], fast_failover: true, suspect_after: 2}", 2 * time.Second},
+		{"fence: {command: [/bin/true], fast_failover: true, suspect_after: 500ms}", 500 * time.Millisecond},
+	} {
+		c, err := Parse([]byte(strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off}\n"+tt.fence, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.fence, err)
+		}
+		if !c.Fence.FastFailover || c.Fence.SuspectAfter != tt.want {
+			t.Errorf("%s: fast_failover %t, suspect_after %s; want true, %s", tt.fence, c.Fence.FastFailover, c.Fence.SuspectAfter, tt.want)
+		}
 	}
 }
 

@@ -41,6 +41,8 @@ func (k Keys) SwitchoversPrefix() string   { return k.key("switchovers/") }
 func (k Keys) Switchover(id string) string { return k.key("switchovers/" + id) }
 func (k Keys) DecisionsPrefix() string     { return k.key("decisions/") }
 func (k Keys) Decision(seq string) string  { return k.key("decisions/" + seq) }
+func (k Keys) SuspectsPrefix() string      { return k.key("suspects/") }
+func (k Keys) Suspect(name string) string  { return k.key("suspects/" + name) }
 
 // Name returns the part of key after the cluster prefix ("members/pg1"),
 // or "" when key is not under the prefix.

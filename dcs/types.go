@@ -228,3 +228,36 @@ func (c *Cluster) Failsafe() (map[string]string, bool) {
 	}
 	return m, true
 }
+
+// Suspicion is the value of suspects/<member> (Regent's own key; Patroni
+// ignores it): the member has lost the leader named here — no WAL from it,
+// its REST API and PostgreSQL unreachable — since Since (RFC 3339, for
+// display only: agreement is timed on each reader's own clock). It is
+// written on the member's session lease, so it ends with the member.
+type Suspicion struct {
+	Leader string `json:"leader"`
+	// LeaderRevision is the ModRevision of the leader key suspected: a
+	// suspicion of an older key says nothing about the current one.
+	LeaderRevision int64  `json:"leader_revision"`
+	Since          string `json:"since"`
+}
+
+// Suspects returns the suspects/<member> keys by member name. A value that
+// is not a suspicion (invalid JSON, no leader) is left out.
+func (c *Cluster) Suspects() map[string]Suspicion {
+	out := map[string]Suspicion{}
+	if c == nil {
+		return out
+	}
+	for name, raw := range c.Extra {
+		member, ok := strings.CutPrefix(name, "suspects/")
+		if !ok || member == "" || strings.Contains(member, "/") {
+			continue
+		}
+		var s Suspicion
+		if json.Unmarshal(raw.Data, &s) == nil && s.Leader != "" {
+			out[member] = s
+		}
+	}
+	return out
+}

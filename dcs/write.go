@@ -28,6 +28,21 @@ func (c *Client) PutMember(ctx context.Context, name string, m Member) error {
 	return nil
 }
 
+// PutOnLease writes key with a plain put on the current session lease, for
+// keys only their member writes and that must end with it (suspects/<name>).
+// ErrLeaseLost when there is no current lease or etcd no longer knows it.
+func (c *Client) PutOnLease(ctx context.Context, key string, value []byte) error {
+	id, err := c.currentLease()
+	if err != nil {
+		return err
+	}
+	if _, err := c.cli.Put(ctx, key, string(value), clientv3.WithLease(clientv3.LeaseID(id))); err != nil {
+		return c.leaseErr("put "+key, id, err)
+	}
+	c.touch()
+	return nil
+}
+
 // CreateInitialize starts the bootstrap race: it creates the initialize key
 // with value "" only if it does not exist. won is false when it exists.
 func (c *Client) CreateInitialize(ctx context.Context) (won bool, err error) {

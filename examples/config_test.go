@@ -73,6 +73,8 @@ func TestRegentYMLParses(t *testing.T) {
 		{"watchdog.device", cfg.Watchdog.Device, "/dev/watchdog"},
 		{"watchdog.safety_margin", cfg.Watchdog.SafetyMargin, fencing.DefaultSafetyMargin},
 		{"fence.timeout", cfg.Fence.Timeout, fencing.DefaultHookTimeout},
+		{"fence.fast_failover", cfg.Fence.FastFailover, false},
+		{"fence.suspect_after", cfg.Fence.SuspectAfter, fencing.DefaultSuspectAfter},
 		{"callbacks.timeout", cfg.Callbacks.Timeout, config.DefaultCallbackTimeout},
 		{"log.level", cfg.Log.Level, "info"},
 		{"log.format", cfg.Log.Format, "text"},

@@ -50,7 +50,25 @@ type HookConfig struct {
 	// Timeout bounds the run; at the timeout the command's whole process
 	// group is killed. Default 30s.
 	Timeout time.Duration `yaml:"timeout"`
+	// FastFailover enables the fence-confirmed fast path (agent
+	// fastpath.go): when a majority of the other members agree the leader
+	// is gone, the best candidate runs Command against it and, on exit 0
+	// only, deletes its leader key instead of waiting for the lease to
+	// expire. Requires Command.
+	FastFailover bool `yaml:"fast_failover"`
+	// SuspectAfter is how long a majority's suspicion of the leader must
+	// last before the fast path fences it. Default 1s.
+	SuspectAfter time.Duration `yaml:"suspect_after"`
 }
+
+// DefaultSuspectAfter: one second of agreed suspicion filters a leader's
+// brief stall (a GC pause, one lost probe) without adding much to the
+// fast path's RTO.
+const DefaultSuspectAfter = time.Second
+
+// maxSuspectAfter: a longer suspicion is slower than the lease it is
+// meant to beat (Patroni's largest usual ttl is 30 s).
+const maxSuspectAfter = time.Minute
 
 // HookResult describes one run, for the decision record.
 type HookResult struct {
@@ -71,10 +89,13 @@ func (c *HookConfig) SetDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultHookTimeout
 	}
+	if c.SuspectAfter == 0 {
+		c.SuspectAfter = DefaultSuspectAfter
+	}
 }
 
-// Validate checks the section; errors name `fence.command` and
-// `fence.timeout`.
+// Validate checks the section; errors name the key (`fence.command`,
+// `fence.timeout`, `fence.fast_failover`, `fence.suspect_after`).
 func (c HookConfig) Validate() error {
 	var errs []error
 	if len(c.Command) > 0 && !filepath.IsAbs(c.Command[0]) {
@@ -82,6 +103,12 @@ func (c HookConfig) Validate() error {
 	}
 	if c.Timeout < 0 || (len(c.Command) > 0 && c.Timeout == 0) {
 		errs = append(errs, fmt.Errorf("fence.timeout: %s must be positive", c.Timeout))
+	}
+	if c.FastFailover && len(c.Command) == 0 {
+		errs = append(errs, errors.New("fence.fast_failover: requires fence.command (only a confirmed fence may replace the lease expiry)"))
+	}
+	if c.SuspectAfter < 0 || c.SuspectAfter > maxSuspectAfter {
+		errs = append(errs, fmt.Errorf("fence.suspect_after: %s must be between 0 and %s", c.SuspectAfter, maxSuspectAfter))
 	}
 	return errors.Join(errs...)
 }

@@ -112,6 +112,10 @@ func TestHookConfigValidate(t *testing.T) {
 		{name: "absolute command", cfg: fencing.HookConfig{Command: []string{"/usr/local/bin/ipmi-off", "--host"}}},
 		{name: "relative command", cfg: fencing.HookConfig{Command: []string{"ipmi-off"}}, wantKey: "fence.command"},
 		{name: "negative timeout", cfg: fencing.HookConfig{Timeout: -time.Second}, wantKey: "fence.timeout"},
+		{name: "fast failover with a command", cfg: fencing.HookConfig{Command: []string{"/usr/local/bin/ipmi-off"}, FastFailover: true}},
+		{name: "fast failover without a command", cfg: fencing.HookConfig{FastFailover: true}, wantKey: "fence.fast_failover"},
+		{name: "negative suspect_after", cfg: fencing.HookConfig{SuspectAfter: -time.Second}, wantKey: "fence.suspect_after"},
+		{name: "suspect_after longer than a minute", cfg: fencing.HookConfig{SuspectAfter: 2 * time.Minute}, wantKey: "fence.suspect_after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,8 +125,8 @@ func TestHookConfigValidate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Validate = %v, want nil", err)
 				}
-				if tt.cfg.Timeout != fencing.DefaultHookTimeout {
-					t.Errorf("Timeout after SetDefaults = %s", tt.cfg.Timeout)
+				if tt.cfg.Timeout != fencing.DefaultHookTimeout || tt.cfg.SuspectAfter != fencing.DefaultSuspectAfter {
+					t.Errorf("after SetDefaults: Timeout = %s, SuspectAfter = %s", tt.cfg.Timeout, tt.cfg.SuspectAfter)
 				}
 				return
 			}

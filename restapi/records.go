@@ -55,6 +55,10 @@ type FailoverTimings struct {
 	// FirstWriteAt: the new primary's first write transaction committed
 	// (its write probe right after leaving recovery).
 	FirstWriteAt time.Time `json:"first_write_at,omitzero"`
+	// AgreedAt: the fence-confirmed fast path's majority agreed the old
+	// leader was gone (DetectedAt is then when this member began to
+	// suspect it); zero for a failover after the lease expired.
+	AgreedAt time.Time `json:"agreed_at,omitzero"`
 	// Timeline is the new primary's timeline (the history entry of the
 	// switch names the one before it).
 	Timeline int `json:"timeline,omitempty"`

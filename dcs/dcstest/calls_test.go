@@ -94,6 +94,10 @@ func (c counted) Put(ctx context.Context, key string, value []byte) error {
 	c.saw()
 	return c.DCS.Put(ctx, key, value)
 }
+func (c counted) PutOnLease(ctx context.Context, key string, value []byte) error {
+	c.saw()
+	return c.DCS.PutOnLease(ctx, key, value)
+}
 func (c counted) Delete(ctx context.Context, key string, modRev int64) error {
 	c.saw()
 	return c.DCS.Delete(ctx, key, modRev)

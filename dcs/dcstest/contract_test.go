@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +143,10 @@ func session(ctx context.Context, a, b agent.DCS, expire func(id int64)) []strin
 	rec("release by b", "", b.ReleaseLeader(ctx, "pg1"))
 	rec("member a", "", a.PutMember(ctx, "pg1", dcs.Member{Role: "master", State: "running"}))
 	rec("member b", "", b.PutMember(ctx, "pg2", dcs.Member{Role: "replica", State: "running"}))
+	leader, _, err := b.Get(ctx, b.Keys().Leader())
+	rec("get leader", "", err)
+	rec("suspect b", "", b.PutOnLease(ctx, b.Keys().Suspect("pg2"), []byte(`{"leader":"pg1","leader_revision":1}`)))
+	rec("delete leader at another revision", "", b.Delete(ctx, b.Keys().Leader(), leader.ModRevision+1000))
 	rev, err := a.CAS(ctx, a.Keys().Config(), []byte(`{"ttl":10}`), 0)
 	rec("create config", "", err)
 	_, err = b.CAS(ctx, b.Keys().Config(), []byte(`{"ttl":20}`), 0)
@@ -165,6 +170,7 @@ func session(ctx context.Context, a, b agent.DCS, expire func(id int64)) []strin
 	rec("check a after expiry", "", a.CheckLeader(ctx, "pg1"))
 	err = a.KeepAlive(ctx)
 	rec("keepalive after expiry", fmt.Sprint(a.Lease() == 0, " ", a.Classify(err)), err)
+	rec("suspect a after expiry", "", a.PutOnLease(ctx, a.Keys().Suspect("pg1"), []byte(`{}`)))
 	cl, err = b.Load(ctx)
 	rec("load after expiry", describe(cl), err)
 	rec("release a after expiry", "", a.ReleaseLeader(ctx, "pg1"))
@@ -186,8 +192,13 @@ func describe(c *dcs.Cluster) string {
 	for _, n := range c.MemberNames() {
 		roles = append(roles, n+"="+c.Members[n].Role)
 	}
-	return fmt.Sprintf("leader=%q members=[%s] config=%s init=%s failover=%s/%s",
-		c.LeaderName(), strings.Join(roles, " "), cfg, init, c.Failover.Leader, c.Failover.Member)
+	var suspects []string
+	for n, s := range c.Suspects() {
+		suspects = append(suspects, fmt.Sprintf("%s=%s@%d", n, s.Leader, s.LeaderRevision))
+	}
+	slices.Sort(suspects)
+	return fmt.Sprintf("leader=%q members=[%s] config=%s init=%s failover=%s/%s suspects=%v",
+		c.LeaderName(), strings.Join(roles, " "), cfg, init, c.Failover.Leader, c.Failover.Member, suspects)
 }
 
 // watching: the cached view the HA loop reads. b writes; a's view follows

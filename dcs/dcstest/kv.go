@@ -55,6 +55,20 @@ func (f *Fake) Put(ctx context.Context, key string, value []byte) error {
 	return nil
 }
 
+// PutOnLease writes key on the current lease (ErrLeaseLost without one).
+func (f *Fake) PutOnLease(ctx context.Context, key string, value []byte) error {
+	if err := f.begin(ctx, "PutOnLease", key); err != nil {
+		return err
+	}
+	defer f.end()
+	id, err := f.liveLease()
+	if err != nil {
+		return err
+	}
+	f.s.put(key, value, id)
+	return nil
+}
+
 // Delete deletes key if its ModRevision is modRev (0: unconditionally);
 // ErrConflict otherwise.
 func (f *Fake) Delete(ctx context.Context, key string, modRev int64) error {
