@@ -171,8 +171,8 @@ func checkSmokeReport(t *testing.T, r *bench.Report) {
 			t.Errorf("%s: no split from the decision record: %+v", f.Kind, f.Samples)
 		}
 	}
-	if len(kinds) != 3 {
-		t.Errorf("failover kinds measured: %v, want all three", kinds)
+	if len(kinds) != 4 {
+		t.Errorf("failover kinds measured: %v, want all four", kinds)
 	}
 	if s := r.Switchover; s == nil || s.Failed > 0 || s.Unavailable.N != 1 || s.Acked == 0 || s.Lost != 0 || len(s.Stages) == 0 {
 		t.Errorf("switchover: %+v", s)

@@ -166,9 +166,12 @@ func falseFailoverMD(w writef, rs []FalseFailoverResult) {
 	w("## False failovers under load\n\nEach profile: a 3-node cluster of its own, pgbench at full speed on the primary and goroutines writing etcd as fast as it answers, nobody touching the cluster: every leader change is one nobody asked for. Leader changes = a new holder of the leader key; new keys = every new leader key, the same holder re-taking it included. Lease age = ttl − safety_margin − the leader's regent_lease_remaining_seconds, sampled every %s: how long ago its last acknowledged renewal was sent (the agent fences when it reaches ttl − safety_margin).\n\n", leaderSampleEvery)
 	w("| profile | window | leader changes | new leader keys | leaderless s | pgbench tps | etcd puts/s | lease age ms: p50 / p99 / max (n) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, f := range rs {
-		w("| %s (ttl %d s) | %.0f s | %d | %d | %s | %s | %s | %s / %s / %s (%d) |\n", f.Profile.Name, f.Profile.TTL, f.DurationS,
-			f.Failovers, f.Acquisitions, num(f.LeaderlessS), num(f.PgbenchTPS), num(f.EtcdPutsS),
-			num(f.LeaseAge.P50), num(f.LeaseAge.P99), num(f.LeaseAge.Max), f.LeaseAge.N)
+		age := "—"
+		if a := f.LeaseAge; a.N > 0 {
+			age = fmt.Sprintf("%s / %s / %s (%d)", num(a.P50), num(a.P99), num(a.Max), a.N)
+		}
+		w("| %s (ttl %d s) | %.0f s | %d | %d | %s | %s | %s | %s |\n", f.Profile.Name, f.Profile.TTL, f.DurationS,
+			f.Failovers, f.Acquisitions, num(f.LeaderlessS), num(f.PgbenchTPS), num(f.EtcdPutsS), age)
 	}
 	w("\n")
 	for _, f := range rs {

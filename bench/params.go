@@ -160,8 +160,11 @@ func DefaultParams() Params {
 // SmokeParams runs every measurement once, briefly, at the fast timings:
 // enough to exercise all the code, not to measure anything.
 func SmokeParams() Params {
+	fenced := FastProfile
+	fenced.Name = FenceFastProfile.Name
 	return Params{
-		Main:          FastProfile,
+		Main:      FastProfile,
+		FenceFast: &fenced, FenceFastReps: 1,
 		HostDeathReps: 1, FrozenReps: 1, CrashReps: 1, SwitchoverReps: 1,
 		RESTReps: 1, RESTDuration: time.Second, RESTConns: 4,
 		Warmup: 0, IdleWindow: 2 * time.Second,
