@@ -82,12 +82,12 @@ func failoverMD(w writef, rs []FailoverResult) {
 	if len(rs) == 0 {
 		return
 	}
-	w("## Failover RTO\n\nSeconds: median (min–max). RTO = fault → first acknowledged write. Detection, election and promotion come from the winner's decision record; client = promoted_at → first write, negative when PostgreSQL accepted writes before the agent saw its promotion end. Victim back = restart or thaw → the victim streams again. %s is host death with fence.fast_failover on and the harness's fence hook (it kills the victim's processes, confirms them gone and exits 0); host_death beside it is the lease path.\n\n", KindHostDeathFenced)
-	w("| fault | profile | ok/reps | RTO | detection | election | promotion | client | victim back (s) |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("## Failover RTO\n\nSeconds: median (min–max). RTO = fault → first acknowledged write. Detection, election and promotion come from the winner's decision record; client = promoted_at → first write, negative when PostgreSQL accepted writes before the agent saw its promotion end. Victim back = restart or thaw → the victim streams again. The fence fast path splits detection (this member began to suspect the old leader) from agreement (a majority agreed); its election starts at the agreement and includes fence.command's run, shown apart. %s is host death with fence.fast_failover on and the harness's fence hook (it kills the victim's processes, confirms them gone and exits 0); host_death beside it is the lease path.\n\n", KindHostDeathFenced)
+	w("| fault | profile | ok/reps | RTO | detection | agreement | election | of which fence | promotion | client | victim back (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range rs {
-		w("| %s | %s (ttl %d) | %d/%d | %s | %s | %s | %s | %s | %s |\n", f.Kind, f.Profile.Name, f.Profile.TTL,
-			f.Reps-f.Failed, f.Reps, sum(f.RTO, "s"), sum(f.Detection, "s"), sum(f.Election, "s"),
-			sum(f.Promotion, "s"), sum(f.Client, "s"), sum(f.Recover, "s"))
+		w("| %s | %s (ttl %d) | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Kind, f.Profile.Name, f.Profile.TTL,
+			f.Reps-f.Failed, f.Reps, sum(f.RTO, "s"), sum(f.Detection, "s"), sum(f.Agree, "s"), sum(f.Election, "s"),
+			sum(f.Fence, "s"), sum(f.Promotion, "s"), sum(f.Client, "s"), sum(f.Recover, "s"))
 	}
 	w("\n")
 	for _, f := range rs {

@@ -254,7 +254,8 @@ func TestFastPathAndFalseFailoverReport(t *testing.T) {
 	r := &Report{
 		Failover: []FailoverResult{
 			{Kind: KindHostDeath, Profile: DefaultProfile, Reps: 10, RTO: Summary{N: 10, Median: 9300, Min: 8800, Max: 10100}},
-			{Kind: KindHostDeathFenced, Profile: FenceFastProfile, Reps: 10, RTO: Summary{N: 10, Median: 2100, Min: 1800, Max: 2900}},
+			{Kind: KindHostDeathFenced, Profile: FenceFastProfile, Reps: 10, RTO: Summary{N: 10, Median: 2100, Min: 1800, Max: 2900},
+				Agree: Summary{N: 10, Median: 1000, Min: 1000, Max: 1000}},
 		},
 		FalseFailover: []FalseFailoverResult{
 			{Profile: FastProfile, DurationS: 1800, Failovers: 1, Acquisitions: 1, LeaderlessS: 4.5,
@@ -283,8 +284,8 @@ func TestFastPathAndFalseFailoverReport(t *testing.T) {
 	}
 	md := Markdown(r)
 	for _, want := range []string{
-		"| host_death_fenced | fence_fast (ttl 10) | 10/10 | 2.10 (1.80–2.90) |",
-		"| host_death | default (ttl 10) | 10/10 | 9.30 (8.80–10.1) |",
+		"| host_death_fenced | fence_fast (ttl 10) | 10/10 | 2.10 (1.80–2.90) | — | 1.00 (1.00–1.00) |",
+		"| host_death | default (ttl 10) | 10/10 | 9.30 (8.80–10.1) | — | — |",
 		"## False failovers under load",
 		"| fast (ttl 5 s) | 1800 s | 1 | 1 | 4.50 | 850 | 2400 | 40.0 / 900 / 2600 (3600) |",
 		"| default (ttl 10 s) | 1800 s | 0 | 0 | 0.000 | 870 | 2300 | 35.0 / 700 / 1500 (3600) |",
