@@ -17,7 +17,10 @@
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
 // "STONITH" is fence.command, the operator's hook a candidate runs against
-// a former leader before promoting over it (stonith.go).
+// a former leader before promoting over it (stonith.go). With
+// fence.fast_failover the same hook replaces the wait for a vanished
+// leader's lease: a majority's agreed suspicion, the hook's exit 0, then a
+// delete of the old key by revision and the race (fastpath.go).
 //
 // Its configuration (regent.yml and the dynamic config key) is package
 // config's; the agent reads and writes the config key and runs the

@@ -65,6 +65,9 @@ type LeaderProber interface {
 // SuspectInput is what suspectLeader classifies.
 type SuspectInput struct {
 	Probe LeaderProbe
+	// WALMoved: the receive position moved since the previous tick while
+	// streaming — the leader sends WAL, so it is alive (not probed then).
+	WALMoved bool
 	// Streaming: the WAL receiver streams from an upstream.
 	Streaming bool
 	// Received is this replica's receive position now; SuspectedAt the
@@ -80,7 +83,7 @@ type SuspectInput struct {
 // wal_receiver_timeout (60 s by default), so that state alone does not
 // clear a suspicion; WAL still arriving does.
 func suspectLeader(in SuspectInput) bool {
-	if in.Probe.APIReachable || in.Probe.PGReachable {
+	if in.WALMoved || in.Probe.APIReachable || in.Probe.PGReachable {
 		return false
 	}
 	if in.Suspecting && in.Streaming && in.Received != in.SuspectedAt {
@@ -239,14 +242,20 @@ type fenceOutcome struct {
 // bounded by the probe budget and ioDeadline.
 func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 	f := &a.fast
-	l := s.View.Leader
+	var l *dcs.Leader
+	if s.View != nil {
+		l = s.View.Leader
+	}
 	if !a.cfg.Fence.FastFailover || l == nil || l.Name == a.name || a.lease.leading || s.Config.Pause || !s.PG.Running || !s.PG.Status.InRecovery {
 		if f.job != nil {
 			// Whatever happened to the key meanwhile, the hook's run is
 			// this member's until it ends: no second run from race.
 			s.FastPath = &FastPathView{Leader: f.outcome.Leader, LeaderRev: f.outcome.Rev, Verdict: VerdictRunning}
-		} else {
-			f.outcome = nil // a later episode fences afresh
+		} else if l != nil || f.outcome == nil || f.outcome.Verdict != VerdictFenced {
+			// A later episode fences afresh. A confirmed fence is kept
+			// while no key exists (the lease ran out meanwhile): the
+			// election's race then needs no second run (fastFenced).
+			f.outcome = nil
 		}
 		f.suspect, f.seen = suspicion{}, nil
 		a.syncSuspectKey(ctx)
@@ -264,6 +273,9 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 		view.Verdict, view.Why, view.Election = o.Verdict, o.Why, o.Election
 		return // decided for this key: no more probing
 	}
+	// Peers' suspicions are dated before the probe: the view already
+	// held them then.
+	seenAt := s.Now
 	a.noteSuspicion(ctx, s, l)
 	view.Suspecting = f.suspect.Leader != ""
 	a.syncSuspectKey(ctx)
@@ -284,7 +296,7 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 		}
 		first, ok := f.seen[name]
 		if !ok {
-			first = s.Now
+			first = seenAt
 		}
 		seen[name], held[name] = first, s.Now.Sub(first)
 	}
@@ -296,21 +308,36 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 	}
 }
 
+// probeBound is how long the leader probe may take: half a loop_wait
+// (a tick must not be spent waiting on a dead leader: every tick of a
+// suspecting replica probes again), at most peerTimeout and
+// retry_timeout, at least minProbe. A live leader's REST API and
+// postmaster answer in milliseconds.
+func probeBound(loopWait, retry time.Duration) time.Duration {
+	return max(minProbe, min(peerTimeout, retry, loopWait/2))
+}
+
+// minProbe: below it a loaded but live host could miss its answer.
+const minProbe = 200 * time.Millisecond
+
 // noteSuspicion probes the leader and starts, keeps or ends this member's
 // suspicion.
 func (a *Agent) noteSuspicion(ctx context.Context, s *Snapshot, l *dcs.Leader) {
 	f := &a.fast
-	pctx, cancel := context.WithTimeout(ctx, min(peerTimeout, a.dyn.RetryTimeout))
+	pctx, cancel := context.WithTimeout(ctx, probeBound(a.dyn.LoopWait, a.dyn.RetryTimeout))
 	defer cancel()
 	pctx, cancel2 := context.WithDeadline(pctx, a.ioDeadline())
 	defer cancel2()
-	var probe LeaderProbe
-	if m, ok := s.View.Members[l.Name]; ok && a.prober != nil {
-		probe = a.prober.ProbeLeader(pctx, m)
-	}
-	s.Now = a.now()
 	st := s.PG.Status
-	in := SuspectInput{Probe: probe, Streaming: st.Streaming, Received: st.ReceiveLSN, SuspectedAt: f.suspect.LSN, Suspecting: f.suspect.Leader != ""}
+	// WAL arriving proves the leader alive without a probe: a busy
+	// cluster's replicas do not ask the leader every tick.
+	moved := st.Streaming && s.WALSeen.LSN != 0 && st.ReceiveLSN > s.WALSeen.LSN
+	var probe LeaderProbe
+	if m, ok := s.View.Members[l.Name]; ok && a.prober != nil && !moved {
+		probe = a.prober.ProbeLeader(pctx, m)
+		s.Now = a.now()
+	}
+	in := SuspectInput{Probe: probe, WALMoved: moved, Streaming: st.Streaming, Received: st.ReceiveLSN, SuspectedAt: f.suspect.LSN, Suspecting: f.suspect.Leader != ""}
 	switch holds := suspectLeader(in); {
 	case holds && !in.Suspecting:
 		f.suspect = suspicion{Leader: l.Name, Rev: l.ModRevision, Since: s.Now, SinceWall: time.Now(), LSN: st.ReceiveLSN}
@@ -319,7 +346,7 @@ func (a *Agent) noteSuspicion(ctx context.Context, s *Snapshot, l *dcs.Leader) {
 		a.log.Info("fast failover: the leader answers again; suspicion withdrawn", "leader", l.Name)
 		f.suspect = suspicion{}
 	}
-	if probe.APIReachable || probe.PGReachable {
+	if moved || probe.APIReachable || probe.PGReachable {
 		f.aliveAt = s.Now
 	}
 }
@@ -353,8 +380,8 @@ func (a *Agent) syncSuspectKey(ctx context.Context) {
 	f.published, f.publishedLease = cur, lease
 }
 
-// fetchPeers asks the other members (but skip) for their status, within
-// peerTimeout: the election's input.
+// fetchPeers asks the other members (but skip, and those tagged
+// nofailover) for their status, within peerTimeout: the election's input.
 func (a *Agent) fetchPeers(ctx context.Context, v *dcs.Cluster, skip string) []PeerStatus {
 	pctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()

@@ -317,3 +317,17 @@ func TestFastPathSuspicionEndsWithTheLeaderAnswering(t *testing.T) {
 		t.Error("pg2's suspicion key stayed after the leader answered")
 	}
 }
+
+// TestFastPathWithoutAView: before the first cluster view (and with no
+// leader key) the fast path has nothing to look at and does nothing.
+func TestFastPathWithoutAView(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	h.agent.cfg.Fence = fencing.HookConfig{Command: []string{"/bin/fence"}, FastFailover: true, SuspectAfter: time.Second}
+	for _, v := range []*dcs.Cluster{nil, {Members: map[string]dcs.Member{}}} {
+		s := Snapshot{View: v, PG: replica(0x5000000)}
+		h.agent.observeFastPath(t.Context(), &s)
+		if s.FastPath != nil {
+			t.Errorf("view %v: fast path view %+v, want none", v, s.FastPath)
+		}
+	}
+}

@@ -24,6 +24,7 @@ func TestSuspectLeader(t *testing.T) {
 		{"PostgreSQL answers", SuspectInput{Probe: LeaderProbe{PGReachable: true}}, false},
 		{"both answer", SuspectInput{Probe: LeaderProbe{APIReachable: true, PGReachable: true}, Streaming: true}, false},
 		{"nothing answers, receiver gone", SuspectInput{Probe: gone}, true},
+		{"WAL arrived since the last tick: alive", SuspectInput{Probe: gone, WALMoved: true, Streaming: true}, false},
 		{"nothing answers, receiver still says streaming (frozen primary): suspicion begins", SuspectInput{Probe: gone, Streaming: true, Received: 0x500}, true},
 		{"suspecting, receiver streaming, no WAL since: holds", SuspectInput{Probe: gone, Streaming: true, Received: 0x500, SuspectedAt: 0x500, Suspecting: true}, true},
 		{"suspecting, WAL still arrives: withdrawn", SuspectInput{Probe: gone, Streaming: true, Received: 0x600, SuspectedAt: 0x500, Suspecting: true}, false},
@@ -36,6 +37,19 @@ func TestSuspectLeader(t *testing.T) {
 				t.Errorf("suspectLeader(%+v) = %t, want %t", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestProbeBound(t *testing.T) {
+	for _, tt := range []struct{ loopWait, retry, want time.Duration }{
+		{time.Second, 3 * time.Second, 500 * time.Millisecond},
+		{10 * time.Second, 10 * time.Second, peerTimeout},
+		{10 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond},
+		{100 * time.Millisecond, time.Second, minProbe},
+	} {
+		if got := probeBound(tt.loopWait, tt.retry); got != tt.want {
+			t.Errorf("probeBound(%s, %s) = %s, want %s", tt.loopWait, tt.retry, got, tt.want)
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -45,15 +44,7 @@ func (a *Agent) observe(ctx context.Context, restart RestartPhase) Snapshot {
 	// mode reads them): asking them would only delay its promotion.
 	designated := s.View != nil && s.View.Failover.Member == a.name && !a.dyn.Pause
 	if s.View != nil && s.View.Leader == nil && s.PG.Running && s.PG.Status.InRecovery && !a.lease.leading && !designated {
-		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
-		others := make(map[string]dcs.Member, len(s.View.Members))
-		for name, m := range s.View.Members {
-			if name != a.name && m.APIURL != "" && !m.NoFailover() {
-				others[name] = m
-			}
-		}
-		s.Peers = a.peers.Fetch(pctx, others)
-		cancel()
+		s.Peers = a.fetchPeers(ctx, s.View, "")
 		s.Now = a.now()
 	}
 	a.observeFastPath(ctx, &s)
