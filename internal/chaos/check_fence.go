@@ -17,7 +17,9 @@ import (
 //     may arrive after the hook wrote its log line.
 //   - A failing hook: no other member held the leader key before the old
 //     primary's lease could have expired at etcd (LeaseCheck.Bound, a
-//     proven lower bound: the fast path must not delete the key).
+//     proven lower bound: the fast path must not delete the key), unless
+//     a run against it exited 0 first (the hook works again from the
+//     heal, which may come before the lease runs out).
 type FenceCheck struct {
 	// Failing: the hook exited 1 while the fault held.
 	Failing bool
@@ -76,11 +78,11 @@ func (f *FenceCheck) evaluate(ops []Op, changes []LeaderChange, old string, tl i
 	}
 	if f.Failing {
 		switch {
-		case f.TookOver == 0:
+		case f.TookOver == 0 || f.Fenced > 0 && f.Fenced <= f.TookOver:
 		case bound == 0:
 			f.Note = "lease expiry unknown: the take-over could not be checked"
 		case f.TookOver < bound:
-			f.Violation = fmt.Sprintf("%s took the leader key at %s, before %s's lease could expire at etcd (%s) while the hook failed",
+			f.Violation = fmt.Sprintf("%s took the leader key at %s, before %s's lease could expire at etcd (%s), and no hook run had fenced it",
 				changesLeader(changes, f.TookOver), fmtDur(f.TookOver), old, fmtDur(bound))
 		}
 		return

@@ -233,17 +233,25 @@ const awaitLeaderWait = 60 * time.Second
 // would in production when hosts do not reboot within seconds. It is not
 // an error if that does not happen (recovery then judges the round).
 func awaitLeader(ctx context.Context, f *fault) error {
+	f.c.awaitLeaderBesides(ctx, f.node)
+	return nil
+}
+
+// awaitLeaderBesides waits (bounded by awaitLeaderWait, logged when it
+// runs out) until a node other than n holds the leader key, or n holds it
+// with its agent running.
+func (c *Cluster) awaitLeaderBesides(ctx context.Context, n *Node) {
 	ctx, cancel := context.WithTimeout(ctx, awaitLeaderWait)
 	defer cancel()
 	for {
-		name, err := f.c.Leader(ctx)
-		if err == nil && (name != f.node.Name || f.node.AgentRunning()) {
-			return nil
+		name, err := c.Leader(ctx)
+		if err == nil && (name != n.Name || n.AgentRunning()) {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			f.c.log.Add(f.c.clock.Now(), "no leader besides %s within %s; restarting it anyway", f.node.Name, awaitLeaderWait)
-			return nil
+			c.log.Add(c.clock.Now(), "no leader besides %s within %s; starting it anyway", n.Name, awaitLeaderWait)
+			return
 		case <-time.After(pollInterval):
 		}
 	}

@@ -172,6 +172,8 @@ func TestFenceCheck(t *testing.T) {
 		{"a failed run does not fence", false, []FenceRunAt{{At: 3 * s, Target: "pg1", Exit: 1}}, []Op{ack("pg1", 4*s, 4*s)}, 10 * s, false},
 		{"failing: take-over before the bound", true, []FenceRunAt{{At: 2 * s, Target: "pg1", Exit: 1}}, nil, 10 * s, true},
 		{"failing: take-over after the bound", true, []FenceRunAt{{At: 2 * s, Target: "pg1", Exit: 1}}, nil, 4 * s, false},
+		{"failing until the heal, then fenced", true, []FenceRunAt{{At: 2 * s, Target: "pg1", Exit: 1}, {At: 4900 * time.Millisecond, Target: "pg1"}}, nil, 10 * s, false},
+		{"fenced only after the take-over", true, []FenceRunAt{{At: 5100 * time.Millisecond, Target: "pg1"}}, nil, 10 * s, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

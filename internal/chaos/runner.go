@@ -214,6 +214,13 @@ func (r *Run) switchConfig(ctx context.Context, watchdog, fence bool, round int)
 		if err := n.stop(agentStopTimeout); err != nil {
 			return fmt.Errorf("switch config: stop %s: %w", n.Name, err)
 		}
+		if n.Name == leader {
+			// The stopped leader released its key; it starts again once a
+			// replica leads: a candidate with fence.command fences a former
+			// leader whose member key no longer says "stopped" (a quick
+			// restart), and the hook would kill the restarted agent.
+			r.c.awaitLeaderBesides(ctx, n)
+		}
 		if err := n.Start(); err != nil {
 			return fmt.Errorf("switch config: %w", err)
 		}
