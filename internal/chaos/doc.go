@@ -79,7 +79,8 @@
 // them gone and logs when it returned; the fence checker asserts that no
 // write the old primary acknowledged was invoked after a run against it
 // returned 0, and, for a hook made to fail, that nobody took the leader
-// key before the old lease could expire at etcd. They are not in the
+// key before the old lease could expire at etcd unless a hook run had
+// confirmed the fence first (it works again from the heal). They are not in the
 // default mix: -chaos.faults=fence (or make chaos FAULTS=fence) selects
 // all three.
 //
