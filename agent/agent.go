@@ -260,7 +260,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	if fast := now.Add(switchoverPoll); poll && fast.Before(wake) {
 		wake = fast
 	}
-	if fw := a.fastWake(now); !fw.IsZero() && fw.Before(wake) {
+	if fw := a.fastWake(); !fw.IsZero() && fw.Before(wake) {
 		wake = fw // a suspicion comes of age: look again then
 	}
 	var fenced <-chan error
@@ -312,8 +312,10 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			if changes&wakeOn != 0 {
 				return
 			}
-			// A suspecting member looks at once at its peers' suspicions.
-			if a.fast.suspect.Leader != "" && changes&dcs.ChangeOther != 0 {
+			// Fast failover: a replica looks at once when a peer suspects
+			// the leader (or withdraws): it probes the leader now, not at
+			// its next tick, and agreement comes a tick sooner.
+			if a.cfg.Fence.FastFailover && !a.lease.leading && changes&dcs.ChangeOther != 0 {
 				return
 			}
 			// A synchronous leader reacts at once to a member asking to be

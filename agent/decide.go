@@ -24,6 +24,12 @@ func decide(s Snapshot) Plan {
 	if s.Busy != "" {
 		return plan(ActWait, "", "%s running beside the loop; PostgreSQL and its data directory are its own until it ends", s.Busy)
 	}
+	if f := s.FastPath; f != nil && f.Verdict == VerdictRunning {
+		// Whatever the key or the cluster does meanwhile (its lease ran
+		// out, a failover request, maintenance mode): one run at a time,
+		// and its result decides the next step.
+		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", f.Leader)
+	}
 	if s.View == nil {
 		return plan(ActWait, "", "no cluster view from etcd yet")
 	}
@@ -180,8 +186,6 @@ func decideRunning(s Snapshot) Plan {
 		}
 	}
 	switch {
-	case s.FastPath != nil && s.FastPath.Verdict == VerdictRunning:
-		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", s.FastPath.Leader)
 	case s.staleOwnKey():
 		return plan(ActRelease, "", "the leader key is still on my lease although I no longer lead; releasing it so the cluster can elect")
 	case leader == s.Name:

@@ -65,9 +65,6 @@ type LeaderProber interface {
 // SuspectInput is what suspectLeader classifies.
 type SuspectInput struct {
 	Probe LeaderProbe
-	// WALMoved: the receive position moved since the previous tick while
-	// streaming — the leader sends WAL, so it is alive (not probed then).
-	WALMoved bool
 	// Streaming: the WAL receiver streams from an upstream.
 	Streaming bool
 	// Received is this replica's receive position now; SuspectedAt the
@@ -83,7 +80,7 @@ type SuspectInput struct {
 // wal_receiver_timeout (60 s by default), so that state alone does not
 // clear a suspicion; WAL still arriving does.
 func suspectLeader(in SuspectInput) bool {
-	if in.WALMoved || in.Probe.APIReachable || in.Probe.PGReachable {
+	if in.Probe.APIReachable || in.Probe.PGReachable {
 		return false
 	}
 	if in.Suspecting && in.Streaming && in.Received != in.SuspectedAt {
@@ -159,8 +156,8 @@ type FastPathView struct {
 	Election *Election
 }
 
-// decideFastPath: a running replica, a leader key held by another member
-// (decideRunning ruled out the rest). It follows the leader unless the
+// decideFastPath: a running replica, a leader key held by another member,
+// no hook running (decide and decideRunning ruled out the rest). It follows the leader unless the
 // fast path acts: fence it (agreed, best candidate) or take over (fenced).
 func decideFastPath(s Snapshot) Plan {
 	f := s.FastPath
@@ -168,8 +165,6 @@ func decideFastPath(s Snapshot) Plan {
 		return plan(ActFollow, f.Leader, "following leader %s; fast failover: "+format, append([]any{f.Leader}, args...)...)
 	}
 	switch f.Verdict {
-	case VerdictRunning:
-		return plan(ActWait, "", "fast failover: fence.command against %s is running beside the loop", f.Leader)
 	case VerdictFenced:
 		return Plan{Action: Action{Kind: ActFastTakeover, Leader: f.Leader},
 			Reason:   fmt.Sprintf("fast failover: fence.command confirmed %s can no longer acknowledge writes; deleting its leader key (revision %d) and racing", f.Leader, f.LeaderRev),
@@ -208,6 +203,8 @@ type fastState struct {
 	// seen: when this member first saw each peer's suspicion of the
 	// current leader key (its own clock: no cross-host comparison).
 	seen map[string]time.Time
+	// observedAt: when the last tick read the suspicions (fastWake).
+	observedAt time.Time
 	// aliveAt: the last probe the leader answered.
 	aliveAt time.Time
 	// job is the hook running beside the loop; outcome its result for
@@ -276,6 +273,7 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 	// Peers' suspicions are dated before the probe: the view already
 	// held them then.
 	seenAt := s.Now
+	f.observedAt = seenAt
 	a.noteSuspicion(ctx, s, l)
 	view.Suspecting = f.suspect.Leader != ""
 	a.syncSuspectKey(ctx)
@@ -310,15 +308,21 @@ func (a *Agent) observeFastPath(ctx context.Context, s *Snapshot) {
 
 // probeBound is how long the leader probe may take: half a loop_wait
 // (a tick must not be spent waiting on a dead leader: every tick of a
-// suspecting replica probes again), at most peerTimeout and
-// retry_timeout, at least minProbe. A live leader's REST API and
-// postmaster answer in milliseconds.
+// suspecting replica probes again), at most maxProbe and retry_timeout,
+// at least minProbe.
 func probeBound(loopWait, retry time.Duration) time.Duration {
-	return max(minProbe, min(peerTimeout, retry, loopWait/2))
+	return max(minProbe, min(maxProbe, retry, loopWait/2))
 }
 
-// minProbe: below it a loaded but live host could miss its answer.
-const minProbe = 200 * time.Millisecond
+// A live leader's REST API (it serves published state) and postmaster
+// answer in milliseconds: maxProbe is a hundredfold margin, and every
+// probe of a dead leader costs the fast path that long. Below minProbe a
+// loaded but live host could miss its answer. A missed answer alone
+// fences nobody: a majority must agree for suspect_after first.
+const (
+	maxProbe = 500 * time.Millisecond
+	minProbe = 200 * time.Millisecond
+)
 
 // noteSuspicion probes the leader and starts, keeps or ends this member's
 // suspicion.
@@ -329,15 +333,18 @@ func (a *Agent) noteSuspicion(ctx context.Context, s *Snapshot, l *dcs.Leader) {
 	pctx, cancel2 := context.WithDeadline(pctx, a.ioDeadline())
 	defer cancel2()
 	st := s.PG.Status
-	// WAL arriving proves the leader alive without a probe: a busy
-	// cluster's replicas do not ask the leader every tick.
-	moved := st.Streaming && s.WALSeen.LSN != 0 && st.ReceiveLSN > s.WALSeen.LSN
-	var probe LeaderProbe
-	if m, ok := s.View.Members[l.Name]; ok && a.prober != nil && !moved {
-		probe = a.prober.ProbeLeader(pctx, m)
-		s.Now = a.now()
+	// The probe runs every tick, WAL arriving or not: WAL that arrived
+	// since the last tick may predate a freeze by a moment, and skipping
+	// the probe for it would cost a busy cluster a whole tick.
+	m, ok := s.View.Members[l.Name]
+	if !ok || a.prober == nil {
+		// Nothing to probe (no member key, no prober): never suspected.
+		f.suspect = suspicion{}
+		return
 	}
-	in := SuspectInput{Probe: probe, WALMoved: moved, Streaming: st.Streaming, Received: st.ReceiveLSN, SuspectedAt: f.suspect.LSN, Suspecting: f.suspect.Leader != ""}
+	probe := a.prober.ProbeLeader(pctx, m)
+	s.Now = a.now()
+	in := SuspectInput{Probe: probe, Streaming: st.Streaming, Received: st.ReceiveLSN, SuspectedAt: f.suspect.LSN, Suspecting: f.suspect.Leader != ""}
 	switch holds := suspectLeader(in); {
 	case holds && !in.Suspecting:
 		f.suspect = suspicion{Leader: l.Name, Rev: l.ModRevision, Since: s.Now, SinceWall: time.Now(), LSN: st.ReceiveLSN}
@@ -346,7 +353,7 @@ func (a *Agent) noteSuspicion(ctx context.Context, s *Snapshot, l *dcs.Leader) {
 		a.log.Info("fast failover: the leader answers again; suspicion withdrawn", "leader", l.Name)
 		f.suspect = suspicion{}
 	}
-	if moved || probe.APIReachable || probe.PGReachable {
+	if probe.APIReachable || probe.PGReachable {
 		f.aliveAt = s.Now
 	}
 }
@@ -473,10 +480,11 @@ func (a *Agent) fastAgreedAt() time.Time {
 	return time.Time{}
 }
 
-// fastWake is the earliest moment a running suspicion can reach
-// agreement (zero when none is pending): the loop wakes then instead of
-// at the next loop_wait.
-func (a *Agent) fastWake(now time.Time) time.Time {
+// fastWake is the earliest moment a suspicion the last tick counted as
+// too young comes of age (zero when none is pending): the loop wakes then
+// instead of at the next loop_wait — at once when that moment passed
+// during the tick itself (its probe).
+func (a *Agent) fastWake() time.Time {
 	f := &a.fast
 	if f.suspect.Leader == "" || f.outcome != nil {
 		return time.Time{}
@@ -484,7 +492,7 @@ func (a *Agent) fastWake(now time.Time) time.Time {
 	after := a.cfg.Fence.SuspectAfter
 	var wake time.Time
 	for _, t := range append([]time.Time{f.suspect.Since}, slices.Collect(maps.Values(f.seen))...) {
-		if at := t.Add(after); at.After(now) && (wake.IsZero() || at.Before(wake)) {
+		if at := t.Add(after); at.After(f.observedAt) && (wake.IsZero() || at.Before(wake)) {
 			wake = at
 		}
 	}

@@ -331,3 +331,30 @@ func TestFastPathWithoutAView(t *testing.T) {
 		}
 	}
 }
+
+// TestFastWake: a pending suspicion wakes the loop when the youngest
+// suspicion the last tick counted as too young comes of age — at once if
+// that passed during the tick — not at the next loop_wait; nothing pending
+// (no suspicion, or a verdict already) wakes nothing.
+func TestFastWake(t *testing.T) {
+	h := newLoopHarness(t, newStore(), pgtest.NewEmpty(7000000000000000001))
+	a := h.agent
+	a.cfg.Fence.SuspectAfter = time.Second
+	if w := a.fastWake(); !w.IsZero() {
+		t.Errorf("no suspicion: wake %s, want none", w)
+	}
+	a.fast.observedAt = t0
+	a.fast.suspect = suspicion{Leader: "pg1", Rev: 7, Since: t0.Add(-300 * time.Millisecond)}
+	a.fast.seen = map[string]time.Time{"pg3": t0.Add(-800 * time.Millisecond), "pg4": t0.Add(-2 * time.Second)}
+	if w, want := a.fastWake(), t0.Add(200*time.Millisecond); !w.Equal(want) {
+		t.Errorf("wake %s, want %s (pg3's suspicion comes of age first)", w, want)
+	}
+	a.fast.seen["pg3"] = t0.Add(-1000 * time.Millisecond) // counted by the last tick
+	if w, want := a.fastWake(), t0.Add(700*time.Millisecond); !w.Equal(want) {
+		t.Errorf("wake %s, want %s (its own suspicion next)", w, want)
+	}
+	a.fast.outcome = &fenceOutcome{Verdict: VerdictFallback}
+	if w := a.fastWake(); !w.IsZero() {
+		t.Errorf("verdict reached: wake %s, want none", w)
+	}
+}

@@ -24,7 +24,6 @@ func TestSuspectLeader(t *testing.T) {
 		{"PostgreSQL answers", SuspectInput{Probe: LeaderProbe{PGReachable: true}}, false},
 		{"both answer", SuspectInput{Probe: LeaderProbe{APIReachable: true, PGReachable: true}, Streaming: true}, false},
 		{"nothing answers, receiver gone", SuspectInput{Probe: gone}, true},
-		{"WAL arrived since the last tick: alive", SuspectInput{Probe: gone, WALMoved: true, Streaming: true}, false},
 		{"nothing answers, receiver still says streaming (frozen primary): suspicion begins", SuspectInput{Probe: gone, Streaming: true, Received: 0x500}, true},
 		{"suspecting, receiver streaming, no WAL since: holds", SuspectInput{Probe: gone, Streaming: true, Received: 0x500, SuspectedAt: 0x500, Suspecting: true}, true},
 		{"suspecting, WAL still arrives: withdrawn", SuspectInput{Probe: gone, Streaming: true, Received: 0x600, SuspectedAt: 0x500, Suspecting: true}, false},
@@ -43,7 +42,8 @@ func TestSuspectLeader(t *testing.T) {
 func TestProbeBound(t *testing.T) {
 	for _, tt := range []struct{ loopWait, retry, want time.Duration }{
 		{time.Second, 3 * time.Second, 500 * time.Millisecond},
-		{10 * time.Second, 10 * time.Second, peerTimeout},
+		{600 * time.Millisecond, 3 * time.Second, 300 * time.Millisecond},
+		{10 * time.Second, 10 * time.Second, maxProbe},
 		{10 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond},
 		{100 * time.Millisecond, time.Second, minProbe},
 	} {
@@ -136,6 +136,10 @@ func TestDecideFastPath(t *testing.T) {
 		}), ActFollow, "pg1", "failsafe"},
 		{"hook running: wait", snap(fast(func(f *FastPathView) { f.Verdict = VerdictRunning })), ActWait, "", "running beside the loop"},
 		{"hook running while the key expired: wait, no second run", snap(unlocked, fast(func(f *FastPathView) { f.Verdict = VerdictRunning })), ActWait, "", "running beside the loop"},
+		{"hook running while paused with a failover to me: wait", snap(unlocked, fast(func(f *FastPathView) { f.Verdict = VerdictRunning }), func(s *Snapshot) {
+			s.Config.Pause = true
+			s.View.Failover.Member = "pg2"
+		}), ActWait, "", "running beside the loop"},
 		{"hook exit 0: take over", snap(fast(func(f *FastPathView) { f.Verdict = VerdictFenced })), ActFastTakeover, "pg1", "deleting its leader key (revision 7)"},
 		{"hook failed: follow until the lease expires", snap(fast(func(f *FastPathView) { f.Verdict, f.Why = VerdictFallback, "exit status 1" })), ActFollow, "pg1", "fence.command failed (exit status 1); waiting for the lease to expire"},
 		{"delete aborted: follow", snap(fast(func(f *FastPathView) { f.Verdict, f.Why = VerdictAborted, "changed" })), ActFollow, "pg1", "aborted"},

@@ -49,6 +49,9 @@ func (a *Agent) shutdown(ctx context.Context) {
 	// The member key says "stopped" before the leader key goes: a candidate
 	// reads it as a clean step-down and skips fence.command.
 	a.publish(sctx)
+	// A stopped member suspects nobody (fast failover).
+	a.fast.suspect = suspicion{}
+	a.syncSuspectKey(sctx)
 	if a.lease.leading {
 		a.release(sctx)
 	}
