@@ -24,7 +24,9 @@ var (
 	benchFast  = flag.Bool("bench.fast", true, "repeat host death at the fast profile")
 	benchSW    = flag.Duration("bench.scale-window", 0, "window of each etcd scale point (0: the default)")
 	benchREST  = flag.Duration("bench.rest", 0, "duration of each REST load run (0: the default)")
-	benchOnly  = flag.String("bench.only", "", "run only this measurement: \"switchover\" (at the main profile and at loop_wait 2); \"\": all")
+	benchOnly  = flag.String("bench.only", "", "run only this measurement: \"switchover\" (at the main profile and at loop_wait 2), \"fence_fast\" (host death with the fence fast path), \"false_failover\" (busy clusters at ttl 5 and 10); \"\": all")
+	benchFalse = flag.Duration("bench.false-window", 0, "window of each false-failover run (0: the default, 30m)")
+	benchFence = flag.Int("bench.fence-reps", 0, "repetitions of host death with the fence fast path (0: the default)")
 )
 
 func TestMain(m *testing.M) { testcluster.Main(m) }
@@ -52,7 +54,13 @@ func flagParams() (bench.Params, error) {
 	p := bench.DefaultParams()
 	p.Scale = scale.Run
 	if n := *benchReps; n > 0 {
-		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps = n, n, n, n, n
+		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps, p.FenceFastReps = n, n, n, n, n, n
+	}
+	if n := *benchFence; n > 0 {
+		p.FenceFastReps = n
+	}
+	if *benchFalse > 0 {
+		p.FalseFailoverWindow = *benchFalse
 	}
 	if *benchIdle > 0 {
 		p.IdleWindow = *benchIdle
@@ -80,15 +88,33 @@ func flagParams() (bench.Params, error) {
 			p.ScaleClusters = append(p.ScaleClusters, n)
 		}
 	}
-	switch *benchOnly {
-	case "":
-	case "switchover":
-		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.RESTReps = 0, 0, 0, 0
-		p.Fast, p.ScaleClusters, p.IdleWindow, p.Warmup = nil, nil, 0, 0
-	default:
-		return p, fmt.Errorf("-bench.only %q: want \"switchover\" or \"\"", *benchOnly)
+	if err := only(&p, *benchOnly); err != nil {
+		return p, err
 	}
 	return p, p.Validate()
+}
+
+// only keeps the one part -bench.only names ("": every part).
+func only(p *bench.Params, part string) error {
+	keep := *p
+	switch part {
+	case "":
+		return nil
+	case "switchover", "fence_fast", "false_failover":
+	default:
+		return fmt.Errorf("-bench.only %q: want \"switchover\", \"fence_fast\", \"false_failover\" or \"\"", part)
+	}
+	p.HostDeathReps, p.FrozenReps, p.CrashReps, p.RESTReps, p.SwitchoverReps, p.FenceFastReps = 0, 0, 0, 0, 0, 0
+	p.Fast, p.SwitchoverAlso, p.FenceFast, p.FalseFailover, p.ScaleClusters, p.IdleWindow, p.Warmup = nil, nil, nil, nil, nil, 0, 0
+	switch part {
+	case "switchover":
+		p.SwitchoverReps, p.SwitchoverAlso = keep.SwitchoverReps, keep.SwitchoverAlso
+	case "fence_fast":
+		p.FenceFast, p.FenceFastReps = keep.FenceFast, keep.FenceFastReps
+	case "false_failover":
+		p.FalseFailover = keep.FalseFailover
+	}
+	return nil
 }
 
 // TestSmoke runs every measurement once with tiny parameters and checks
@@ -125,7 +151,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Targets", "## Failover RTO", "## Planned switchover", "## REST health endpoint",
-		"## Footprint at idle", "## etcd load per node as clusters share one etcd", "host_death", "frozen_host", "postgres_crash"} {
+		"## Footprint at idle", "## etcd load per node as clusters share one etcd", "## False failovers under load",
+		"host_death", "frozen_host", "postgres_crash"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("the Markdown summary lacks %q:\n%s", want, md)
 		}
@@ -144,8 +171,8 @@ func checkSmokeReport(t *testing.T, r *bench.Report) {
 			t.Errorf("%s: no split from the decision record: %+v", f.Kind, f.Samples)
 		}
 	}
-	if len(kinds) != 3 {
-		t.Errorf("failover kinds measured: %v, want all three", kinds)
+	if len(kinds) != 4 {
+		t.Errorf("failover kinds measured: %v, want all four", kinds)
 	}
 	if s := r.Switchover; s == nil || s.Failed > 0 || s.Unavailable.N != 1 || s.Acked == 0 || s.Lost != 0 || len(s.Stages) == 0 {
 		t.Errorf("switchover: %+v", s)
@@ -159,7 +186,41 @@ func checkSmokeReport(t *testing.T, r *bench.Report) {
 	if len(r.EtcdScale) != 2 || r.EtcdScale[1].Nodes != 6 || r.EtcdScale[1].KeepAlivesPerNodeS <= 0 {
 		t.Errorf("etcd scale: %+v", r.EtcdScale)
 	}
+	if f := r.FalseFailover; len(f) != 1 || f[0].Samples == 0 || f[0].PgbenchTxns == 0 || f[0].EtcdPuts == 0 {
+		t.Errorf("false failovers: %+v", f)
+	}
 	if r.Conditions.PostgresVersion == "unknown" || len(r.Targets) == 0 {
 		t.Errorf("conditions %+v, targets %+v", r.Conditions, r.Targets)
+	}
+}
+
+// TestOnlyKeepsOnePart: -bench.only keeps its part's settings and turns
+// every other measurement off; an unknown part is refused.
+func TestOnlyKeepsOnePart(t *testing.T) {
+	for part, check := range map[string]func(p bench.Params) bool{
+		"switchover": func(p bench.Params) bool {
+			return p.SwitchoverReps > 0 && p.SwitchoverAlso != nil && p.FenceFast == nil && p.FalseFailover == nil
+		},
+		"fence_fast": func(p bench.Params) bool {
+			return p.FenceFastReps > 0 && p.FenceFast != nil && p.SwitchoverReps == 0 && p.FalseFailover == nil
+		},
+		"false_failover": func(p bench.Params) bool {
+			return len(p.FalseFailover) == 2 && p.FenceFast == nil && p.SwitchoverReps == 0 && p.FalseFailoverWindow > 0
+		},
+	} {
+		p := bench.DefaultParams()
+		if err := only(&p, part); err != nil {
+			t.Fatalf("%s: %v", part, err)
+		}
+		if !check(p) || p.HostDeathReps != 0 || p.RESTReps != 0 || p.IdleWindow != 0 || p.ScaleClusters != nil || p.Fast != nil {
+			t.Errorf("%s: %+v", part, p)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("%s: %v", part, err)
+		}
+	}
+	p := bench.DefaultParams()
+	if err := only(&p, "everything"); err == nil {
+		t.Error("an unknown part was accepted")
 	}
 }

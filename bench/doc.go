@@ -6,7 +6,12 @@
 // main timings and again at loop_wait 2 s (Params.SwitchoverAlso); REST
 // health-check throughput and latency; agent RSS and CPU at idle; etcd
 // writes and lease keep-alives per node, idle and as clusters share one
-// etcd.
+// etcd; host death again with the fence fast path (fence.fast_failover
+// and the chaos suite's fence hook, internal/chaos/fencehook.go, which
+// kills the victim's processes and exits 0: KindHostDeathFenced); false
+// failovers: leader changes of clusters kept busy (pgbench at full speed,
+// etcd written as fast as it answers) and otherwise left alone, at ttl 5
+// and 10 (falsefailover.go).
 //
 // Run drives everything from a *testing.T, because the real-process
 // harness (internal/testcluster) is built around one: `make bench` builds

@@ -54,8 +54,13 @@ type FailoverSample struct {
 	InjectMs         float64  `json:"inject_ms"`
 	LeaderLastSeenMs *float64 `json:"leader_last_seen_ms,omitempty"`
 	DetectionMs      *float64 `json:"detection_ms,omitempty"`
-	ElectionMs       *float64 `json:"election_ms,omitempty"`
-	PromotionMs      *float64 `json:"promotion_ms,omitempty"`
+	// AgreeMs (the fence fast path only) is detected_at → agreed_at: a
+	// majority's suspicion; FenceMs is fence.command's run (when it ran).
+	// ElectionMs then starts at agreed_at and includes the fence.
+	AgreeMs     *float64 `json:"agree_ms,omitempty"`
+	FenceMs     *float64 `json:"fence_ms,omitempty"`
+	ElectionMs  *float64 `json:"election_ms,omitempty"`
+	PromotionMs *float64 `json:"promotion_ms,omitempty"`
 	// ClientMs is promoted_at → the first acknowledged write.
 	ClientMs *float64 `json:"client_ms,omitempty"`
 	Note     string   `json:"note,omitempty"`
@@ -74,6 +79,8 @@ type FailoverResult struct {
 	// Summaries in milliseconds.
 	RTO       Summary `json:"rto_ms"`
 	Detection Summary `json:"detection_ms"`
+	Agree     Summary `json:"agree_ms"`
+	Fence     Summary `json:"fence_ms"`
 	Election  Summary `json:"election_ms"`
 	Promotion Summary `json:"promotion_ms"`
 	Client    Summary `json:"client_ms"`
@@ -92,6 +99,8 @@ func (r *FailoverResult) summarize() {
 	r.RTO = summarizeOf(r.Samples, func(s FailoverSample) (float64, bool) { return s.RTOMs, true })
 	r.Recover = summarizeOf(r.Samples, func(s FailoverSample) (float64, bool) { return s.RecoverMs, true })
 	r.Detection = pick(func(s FailoverSample) *float64 { return s.DetectionMs })
+	r.Agree = pick(func(s FailoverSample) *float64 { return s.AgreeMs })
+	r.Fence = pick(func(s FailoverSample) *float64 { return s.FenceMs })
 	r.Election = pick(func(s FailoverSample) *float64 { return s.ElectionMs })
 	r.Promotion = pick(func(s FailoverSample) *float64 { return s.PromotionMs })
 	r.Client = pick(func(s FailoverSample) *float64 { return s.ClientMs })
@@ -122,7 +131,7 @@ func failoverRep(t *testing.T, c *testcluster.Cluster, kind string) FailoverSamp
 	}
 	t0 := time.Now()
 	switch kind {
-	case KindHostDeath:
+	case KindHostDeath, KindHostDeathFenced:
 		leader.Kill(t)
 	case KindFrozen:
 		leader.Freeze(t)
@@ -158,7 +167,7 @@ func failoverRep(t *testing.T, c *testcluster.Cluster, kind string) FailoverSamp
 func rejoin(t *testing.T, c *testcluster.Cluster, kind string, victim *testcluster.Node) float64 {
 	start := time.Now()
 	switch kind {
-	case KindHostDeath:
+	case KindHostDeath, KindHostDeathFenced:
 		victim.Start(t)
 	case KindFrozen:
 		victim.Thaw(t)
@@ -198,7 +207,16 @@ func splitFromDecision(ctx context.Context, winner *testcluster.Node, t0, firstA
 	}
 	s.LeaderLastSeenMs = since(t0, tm.LeaderLastSeen)
 	s.DetectionMs = since(t0, tm.DetectedAt)
-	s.ElectionMs = since(tm.DetectedAt, tm.ElectedAt)
+	electFrom := tm.DetectedAt
+	if !tm.AgreedAt.IsZero() {
+		s.AgreeMs = since(tm.DetectedAt, tm.AgreedAt)
+		electFrom = tm.AgreedAt
+	}
+	if d.Stonith != nil && d.Stonith.Ran {
+		v := float64(d.Stonith.DurationMs)
+		s.FenceMs = &v
+	}
+	s.ElectionMs = since(electFrom, tm.ElectedAt)
 	s.PromotionMs = since(tm.ElectedAt, tm.PromotedAt)
 	s.ClientMs = since(tm.PromotedAt, firstAck)
 }

@@ -23,8 +23,11 @@ func Markdown(r *Report) string {
 	if p.SwitchoverAlso != nil {
 		w("; switchover also at the %s profile (%s)", p.SwitchoverAlso.Name, *p.SwitchoverAlso)
 	}
-	w(". Repetitions: host death %d per profile, frozen host %d, PostgreSQL crash %d, switchover %d, REST %d × %s; idle window %s; etcd scale at N = %v × %s.\n\n",
-		p.HostDeathReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps, p.RESTDuration, p.IdleWindow, p.ScaleClusters, p.ScaleWindow)
+	if p.FenceFast != nil {
+		w("; fence fast path at the %s profile (%s)", p.FenceFast.Name, *p.FenceFast)
+	}
+	w(". Repetitions: host death %d per profile, with the fence fast path %d, frozen host %d, PostgreSQL crash %d, switchover %d, REST %d × %s; idle window %s; etcd scale at N = %v × %s; false failovers %s per profile.\n\n",
+		p.HostDeathReps, p.FenceFastReps, p.FrozenReps, p.CrashReps, p.SwitchoverReps, p.RESTReps, p.RESTDuration, p.IdleWindow, p.ScaleClusters, p.ScaleWindow, p.FalseFailoverWindow)
 	targetsMD(w, r.Targets)
 	failoverMD(w, r.Failover)
 	switchoverMD(w, r.Switchover)
@@ -32,6 +35,7 @@ func Markdown(r *Report) string {
 	restMD(w, r.REST)
 	idleMD(w, r.Idle)
 	scaleMD(w, r.EtcdScale)
+	falseFailoverMD(w, r.FalseFailover)
 	if len(r.Problems) > 0 {
 		w("## Problems\n\n")
 		for _, pr := range r.Problems {
@@ -78,12 +82,12 @@ func failoverMD(w writef, rs []FailoverResult) {
 	if len(rs) == 0 {
 		return
 	}
-	w("## Failover RTO\n\nSeconds: median (min–max). RTO = fault → first acknowledged write. Detection, election and promotion come from the winner's decision record; client = promoted_at → first write, negative when PostgreSQL accepted writes before the agent saw its promotion end. Victim back = restart or thaw → the victim streams again.\n\n")
-	w("| fault | profile | ok/reps | RTO | detection | election | promotion | client | victim back (s) |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("## Failover RTO\n\nSeconds: median (min–max). RTO = fault → first acknowledged write. Detection, election and promotion come from the winner's decision record; client = promoted_at → first write, negative when PostgreSQL accepted writes before the agent saw its promotion end. Victim back = restart or thaw → the victim streams again. The fence fast path splits detection (this member began to suspect the old leader) from agreement (a majority agreed); its election starts at the agreement and includes fence.command's run, shown apart. %s is host death with fence.fast_failover on and the harness's fence hook (it kills the victim's processes, confirms them gone and exits 0); host_death beside it is the lease path.\n\n", KindHostDeathFenced)
+	w("| fault | profile | ok/reps | RTO | detection | agreement | election | of which fence | promotion | client | victim back (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range rs {
-		w("| %s | %s (ttl %d) | %d/%d | %s | %s | %s | %s | %s | %s |\n", f.Kind, f.Profile.Name, f.Profile.TTL,
-			f.Reps-f.Failed, f.Reps, sum(f.RTO, "s"), sum(f.Detection, "s"), sum(f.Election, "s"),
-			sum(f.Promotion, "s"), sum(f.Client, "s"), sum(f.Recover, "s"))
+		w("| %s | %s (ttl %d) | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Kind, f.Profile.Name, f.Profile.TTL,
+			f.Reps-f.Failed, f.Reps, sum(f.RTO, "s"), sum(f.Detection, "s"), sum(f.Agree, "s"), sum(f.Election, "s"),
+			sum(f.Fence, "s"), sum(f.Promotion, "s"), sum(f.Client, "s"), sum(f.Recover, "s"))
 	}
 	w("\n")
 	for _, f := range rs {
@@ -151,6 +155,36 @@ func etcdTable(w writef, points []EtcdLoad) {
 		w("| %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Clusters, l.Nodes, l.WindowS,
 			num(l.WritesPerNodeS), num(l.PutPlusTxnPerNodeS), num(l.PutsPerNodeS), num(l.DeletesPerNodeS),
 			num(l.TxnsPerNodeS), num(l.RangesPerNodeS), num(l.KeepAlivesPerNodeS), num(l.ProposalsPerNodeS))
+	}
+	w("\n")
+}
+
+func falseFailoverMD(w writef, rs []FalseFailoverResult) {
+	if len(rs) == 0 {
+		return
+	}
+	w("## False failovers under load\n\nEach profile: a 3-node cluster of its own, pgbench at full speed on the primary and goroutines writing etcd as fast as it answers, nobody touching the cluster: every leader change is one nobody asked for. Leader changes = a new holder of the leader key; new keys = every new leader key, the same holder re-taking it included. Lease age = ttl − safety_margin − the leader's regent_lease_remaining_seconds, sampled every %s: how long ago its last acknowledged renewal was sent (the agent fences when it reaches ttl − safety_margin).\n\n", leaderSampleEvery)
+	w("| profile | window | leader changes | new leader keys | leaderless s | pgbench tps | etcd puts/s | lease age ms: p50 / p99 / max (n) |\n|---|---|---|---|---|---|---|---|\n")
+	for _, f := range rs {
+		age := "—"
+		if a := f.LeaseAge; a.N > 0 {
+			age = fmt.Sprintf("%s / %s / %s (%d)", num(a.P50), num(a.P99), num(a.Max), a.N)
+		}
+		w("| %s (ttl %d s) | %.0f s | %d | %d | %s | %s | %s | %s |\n", f.Profile.Name, f.Profile.TTL, f.DurationS,
+			f.Failovers, f.Acquisitions, num(f.LeaderlessS), num(f.PgbenchTPS), num(f.EtcdPutsS), age)
+	}
+	w("\n")
+	for _, f := range rs {
+		for _, e := range f.Changes {
+			leader := e.Leader
+			if leader == "" {
+				leader = "no leader key"
+			}
+			w("- ttl %d, %.1f s: %s\n", f.Profile.TTL, e.AtS, leader)
+		}
+		if f.Note != "" {
+			w("- ttl %d: %s\n", f.Profile.TTL, f.Note)
+		}
 	}
 	w("\n")
 }

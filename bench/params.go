@@ -88,6 +88,21 @@ type Params struct {
 	// cluster of its own) at other timings.
 	SwitchoverAlso *Profile `json:"switchover_also_profile,omitempty"`
 
+	// FenceFast, when set, repeats host death FenceFastReps times on a
+	// cluster of its own with the fence fast path (KindHostDeathFenced).
+	FenceFast     *Profile `json:"fence_fast_profile,omitempty"`
+	FenceFastReps int      `json:"fence_fast_reps"`
+
+	// FalseFailover lists the profiles of the false-failover runs: each a
+	// cluster of its own, kept busy (pgbench at full speed with
+	// PgbenchClients clients on the primary, EtcdBusyWriters goroutines
+	// writing etcd as fast as it answers) and otherwise left alone for
+	// FalseFailoverWindow: every leader change is one nobody asked for.
+	FalseFailover       []Profile     `json:"false_failover_profiles,omitempty"`
+	FalseFailoverWindow time.Duration `json:"-"`
+	PgbenchClients      int           `json:"pgbench_clients"`
+	EtcdBusyWriters     int           `json:"etcd_busy_writers"`
+
 	HostDeathReps  int `json:"host_death_reps"`
 	FrozenReps     int `json:"frozen_reps"`
 	CrashReps      int `json:"postgres_crash_reps"`
@@ -124,13 +139,17 @@ type Params struct {
 // progress. It fails t on an error.
 type ScaleFunc func(t *testing.T, prof Profile, counts []int, window time.Duration, say func(format string, args ...any)) []EtcdLoad
 
-// DefaultParams is what `make bench` runs: about 9 minutes on 2 cores,
-// up to 12 when a thawed host's rejoin stalls for pg_ctl's minute (it
-// sometimes does; see the report's "victim back" column).
+// DefaultParams is what `make bench` runs: about 75 minutes on 2 cores
+// (the two 30-minute false-failover windows; the rest about 15, up to 18
+// when a thawed host's rejoin stalls for pg_ctl's minute: it sometimes
+// does, see the report's "victim back" column).
 func DefaultParams() Params {
-	fast, slow := FastProfile, SlowLoopProfile
+	fast, slow, fenced := FastProfile, SlowLoopProfile, FenceFastProfile
 	return Params{
 		Main: DefaultProfile, Fast: &fast, SwitchoverAlso: &slow,
+		FenceFast: &fenced, FenceFastReps: 10,
+		FalseFailover: []Profile{FastProfile, DefaultProfile}, FalseFailoverWindow: 30 * time.Minute,
+		PgbenchClients: 4, EtcdBusyWriters: 4,
 		HostDeathReps: 7, FrozenReps: 3, CrashReps: 5, SwitchoverReps: 10,
 		RESTReps: 3, RESTDuration: 10 * time.Second, RESTConns: 32,
 		Warmup: 10 * time.Second, IdleWindow: 60 * time.Second,
@@ -141,25 +160,37 @@ func DefaultParams() Params {
 // SmokeParams runs every measurement once, briefly, at the fast timings:
 // enough to exercise all the code, not to measure anything.
 func SmokeParams() Params {
+	fenced := FastProfile
+	fenced.Name = FenceFastProfile.Name
 	return Params{
-		Main:          FastProfile,
+		Main:      FastProfile,
+		FenceFast: &fenced, FenceFastReps: 1,
 		HostDeathReps: 1, FrozenReps: 1, CrashReps: 1, SwitchoverReps: 1,
 		RESTReps: 1, RESTDuration: time.Second, RESTConns: 4,
 		Warmup: 0, IdleWindow: 2 * time.Second,
 		ScaleClusters: []int{1, 2}, ScaleWindow: 2 * time.Second,
+		FalseFailover: []Profile{FastProfile}, FalseFailoverWindow: 5 * time.Second,
+		PgbenchClients: 2, EtcdBusyWriters: 2,
 	}
 }
 
 // Validate checks the parameters and the profiles' timings.
 func (p Params) Validate() error {
 	errs := []error{p.Main.Check()}
-	for _, prof := range []*Profile{p.Fast, p.SwitchoverAlso} {
+	for _, prof := range []*Profile{p.Fast, p.SwitchoverAlso, p.FenceFast} {
 		if prof != nil {
 			errs = append(errs, prof.Check())
 		}
 	}
+	for _, prof := range p.FalseFailover {
+		errs = append(errs, prof.Check())
+	}
+	if len(p.FalseFailover) > 0 && (p.FalseFailoverWindow <= 0 || p.PgbenchClients <= 0 || p.EtcdBusyWriters < 0) {
+		errs = append(errs, errors.New("false_failover: the window and pgbench clients must be positive, etcd writers not negative"))
+	}
 	for name, n := range map[string]int{"host_death_reps": p.HostDeathReps, "frozen_reps": p.FrozenReps,
-		"postgres_crash_reps": p.CrashReps, "switchover_reps": p.SwitchoverReps, "rest_reps": p.RESTReps} {
+		"postgres_crash_reps": p.CrashReps, "switchover_reps": p.SwitchoverReps, "rest_reps": p.RESTReps,
+		"fence_fast_reps": p.FenceFastReps} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d is negative", name, n))
 		}

@@ -34,7 +34,9 @@ type Report struct {
 	REST           *RESTResult       `json:"rest,omitempty"`
 	Idle           *IdleResult       `json:"idle,omitempty"`
 	EtcdScale      []EtcdLoad        `json:"etcd_scale,omitempty"`
-	Targets        []TargetCheck     `json:"targets"`
+	// FalseFailover is one busy, undisturbed run per profile.
+	FalseFailover []FalseFailoverResult `json:"false_failover,omitempty"`
+	Targets       []TargetCheck         `json:"targets"`
 	// Problems lists what failed or was skipped (see the test log).
 	Problems []string `json:"problems,omitempty"`
 }
@@ -61,11 +63,12 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		RESTDuration string `json:"rest_duration"`
-		Warmup       string `json:"warmup"`
-		IdleWindow   string `json:"idle_window"`
-		ScaleWindow  string `json:"scale_window"`
-	}{plain(p), p.RESTDuration.String(), p.Warmup.String(), p.IdleWindow.String(), p.ScaleWindow.String()})
+		RESTDuration        string `json:"rest_duration"`
+		Warmup              string `json:"warmup"`
+		IdleWindow          string `json:"idle_window"`
+		ScaleWindow         string `json:"scale_window"`
+		FalseFailoverWindow string `json:"false_failover_window"`
+	}{plain(p), p.RESTDuration.String(), p.Warmup.String(), p.IdleWindow.String(), p.ScaleWindow.String(), p.FalseFailoverWindow.String()})
 }
 
 // gatherConditions reads the machine's description; what cannot be read
@@ -110,6 +113,9 @@ func notes(p Params) []string {
 		fmt.Sprintf("Switchover: a writer inserts a numbered row every %s, sticking to the node that acknowledged its last write and trying every node at once after a failure (each try bounded by %s). Write unavailability = the longest gap between consecutive acknowledgements; lost = acknowledged ids missing from the new primary afterwards.", writeEvery, writeTimeout),
 		fmt.Sprintf("REST: GET %s on the leader over %d keep-alive connections from a Go load generator in the bench process, which shares the cores with the agent (the CPU each used is reported); latencies are the client's.", restPath, p.RESTConns),
 		"Footprint: the agent process only (not PostgreSQL): VmRSS from /proc/<pid>/status, utime+stime from /proc/<pid>/stat.",
+		fmt.Sprintf("Fence fast path: fence.fast_failover on with the default suspect_after; fence.command is the chaos suite's hook (internal/chaos/fencehook.go): it SIGKILLs the target's agent and PostgreSQL (already dead after a host death), waits until none of them runs and exits 0. Same fault, prober and split as host_death, %d repetitions.", p.FenceFastReps),
+		fmt.Sprintf("False failovers: pgbench -i -s %d, then pgbench -n -c %d -j %d (no rate limit) against the leader in runs of at most %s, restarted on whoever leads; %d goroutines put %d-byte values under %s as fast as etcd answers, history compacted every %s; the leader key and the leader's /metrics are read every %s.",
+			pgbenchScale, p.PgbenchClients, min(p.PgbenchClients, 2), pgbenchChunk, p.EtcdBusyWriters, etcdBusyValue, etcdBusyPrefix, etcdCompactEvery, leaderSampleEvery),
 		"etcd: writes = revision increments (each put, delete or writing Txn once); put+txn = etcd_mvcc_put_total + etcd_mvcc_txn_total (counts a CAS write twice and read-only multi-key Txns once); keep-alives = etcd_debugging_lease_renewed_total. Scale: 3 in-process agents per cluster (agent.New with a fake PostgreSQL, the real dcs client, no REST server), each cluster its own scope, all on one embedded etcd. A fake PostgreSQL's WAL position never moves, as on a fully idle server, so the member-key refreshes that follow a moving WAL position (at most one per member per 10 s) do not happen there; the real cluster's idle window includes them.",
 	}
 }

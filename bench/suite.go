@@ -32,13 +32,26 @@ func Run(t *testing.T, p Params) *Report {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: failed or incomplete (see the test log of %s/%s)", name, t.Name(), name))
 		}
 	}
-	step("main", func(t *testing.T) { runMain(t, p, r, say) })
+	if p.IdleWindow > 0 || p.RESTReps > 0 || p.SwitchoverReps > 0 || p.CrashReps > 0 || p.FrozenReps > 0 || p.HostDeathReps > 0 {
+		step("main", func(t *testing.T) { runMain(t, p, r, say) })
+	}
 	if p.Fast != nil && p.HostDeathReps > 0 {
 		step("fast", func(t *testing.T) {
 			say("starting a 3-node cluster, %s profile (%s)", p.Fast.Name, *p.Fast)
 			c := newCluster(t, *p.Fast)
 			ensureProbeTable(t, c, c.WaitHealthy(t, healthyWait))
 			r.Failover = append(r.Failover, runFailover(t, c, *p.Fast, KindHostDeath, p.HostDeathReps, say))
+		})
+	}
+	if p.FenceFast != nil && p.FenceFastReps > 0 {
+		step("fence_fast", func(t *testing.T) {
+			prof := *p.FenceFast
+			say("starting a 3-node cluster with the fence fast path, %s profile (%s)", prof.Name, prof)
+			c := newFencedCluster(t, prof)
+			leader := c.WaitHealthy(t, healthyWait)
+			r.noteVersion(t, leader)
+			ensureProbeTable(t, c, leader)
+			r.Failover = append(r.Failover, runFailover(t, c, prof, KindHostDeathFenced, p.FenceFastReps, say))
 		})
 	}
 	if p.SwitchoverAlso != nil && p.SwitchoverReps > 0 {
@@ -48,6 +61,16 @@ func Run(t *testing.T, p Params) *Report {
 			c := newCluster(t, prof)
 			res := runSwitchovers(t, c, prof, p.SwitchoverReps, say)
 			r.SwitchoverAlso = &res
+		})
+	}
+	for _, prof := range p.FalseFailover {
+		step("false_failover_ttl_"+strconv.Itoa(prof.TTL), func(t *testing.T) {
+			say("false failovers: a 3-node cluster, %s profile (%s), busy for %s (pgbench %d clients, %d etcd writers)",
+				prof.Name, prof, p.FalseFailoverWindow, p.PgbenchClients, p.EtcdBusyWriters)
+			c := newCluster(t, prof)
+			leader := c.WaitHealthy(t, healthyWait)
+			r.noteVersion(t, leader)
+			r.FalseFailover = append(r.FalseFailover, runFalseFailover(t, c, leader, prof, p, say))
 		})
 	}
 	if len(p.ScaleClusters) > 0 {
@@ -71,7 +94,7 @@ func runMain(t *testing.T, p Params, r *Report, say sayf) {
 	say("building the agent; starting a 3-node cluster, %s profile (%s)", p.Main.Name, p.Main)
 	c := newCluster(t, p.Main)
 	leader := c.WaitHealthy(t, healthyWait)
-	r.Conditions.PostgresVersion = serverVersion(t, leader)
+	r.noteVersion(t, leader)
 	t.Run("idle", func(t *testing.T) {
 		if p.IdleWindow == 0 {
 			t.Skip("no idle window asked for")
@@ -109,13 +132,29 @@ type sayf func(format string, args ...any)
 // newCluster starts a 3-node cluster with prof's timings; it lives until
 // t's end.
 func newCluster(t *testing.T, prof Profile) *testcluster.Cluster {
+	return newClusterWith(t, prof, nil)
+}
+
+// newClusterWith is newCluster with extra edits of each node's config.
+func newClusterWith(t *testing.T, prof Profile, extra func(cfg map[string]any)) *testcluster.Cluster {
 	return testcluster.New(t, testcluster.Options{
 		Scope: "bench", TTL: prof.TTL, LoopWait: prof.LoopWait, RetryTimeout: prof.RetryTimeout,
 		ExtraConfig: func(_ string, cfg map[string]any) {
 			cfg["watchdog"] = map[string]any{"mode": "off", "safety_margin": fmt.Sprintf("%ds", prof.SafetyMargin)}
 			cfg["log"] = map[string]any{"level": "info"} // as in production; debug costs CPU
+			if extra != nil {
+				extra(cfg)
+			}
 		},
 	})
+}
+
+// noteVersion records the PostgreSQL version from the first cluster a
+// run starts.
+func (r *Report) noteVersion(t *testing.T, leader *testcluster.Node) {
+	if r.Conditions.PostgresVersion == "unknown" {
+		r.Conditions.PostgresVersion = serverVersion(t, leader)
+	}
 }
 
 // serverVersion asks the leader's PostgreSQL for its version.

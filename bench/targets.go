@@ -9,6 +9,9 @@ import (
 const (
 	// targetRTOSlackMs: host-death RTO median ≤ ttl + 1 s.
 	targetRTOSlackMs = 1000
+	// targetFencedRTOMs: host-death RTO with the fence fast path, median
+	// ≤ 3 s (#19).
+	targetFencedRTOMs = 3000
 	// targetUnavailableMs: switchover write unavailability median ≤ 0.3 s,
 	// at every loop_wait measured (issue #18).
 	targetUnavailableMs = 300
@@ -84,6 +87,9 @@ func num(v float64) string {
 func checkTargets(r *Report) []TargetCheck {
 	var out []TargetCheck
 	for _, f := range r.Failover {
+		if f.Kind == KindHostDeathFenced {
+			out = append(out, fencedTarget(f))
+		}
 		if f.Kind != KindHostDeath {
 			continue
 		}
@@ -102,7 +108,32 @@ func checkTargets(r *Report) []TargetCheck {
 	out = append(out, restTargets(r.REST)...)
 	out = append(out, idleTargets(r.Idle)...)
 	out = append(out, scaleTargets(r.EtcdScale)...)
+	for _, f := range r.FalseFailover {
+		out = append(out, falseFailoverTarget(f))
+	}
 	return out
+}
+
+// fencedTarget: host-death RTO with the fence fast path, median ≤ 3 s
+// (#19).
+func fencedTarget(f FailoverResult) TargetCheck {
+	name := fmt.Sprintf("host-death RTO with the fence fast path (ttl %d s)", f.Profile.TTL)
+	const target = "median ≤ 3 s"
+	if f.RTO.N == 0 {
+		return skipped(name, target)
+	}
+	return atMost(name, target, f.RTO.Median/1000, targetFencedRTOMs/1000, "s", medianOf(f.RTO.N))
+}
+
+// falseFailoverTarget: no leader change in a busy, undisturbed cluster.
+func falseFailoverTarget(f FalseFailoverResult) TargetCheck {
+	c := TargetCheck{Name: fmt.Sprintf("false failovers under load, %s profile (ttl %d s)", f.Profile.Name, f.Profile.TTL),
+		Target: "0", Measured: fmt.Sprintf("%d leader changes, %d new leader keys in %.0f s", f.Failovers, f.Acquisitions, f.DurationS),
+		Met: f.Failovers == 0 && f.Acquisitions == 0}
+	if !c.Met {
+		c.Miss = fmt.Sprintf("%d leader changes, %d new leader keys", f.Failovers, f.Acquisitions)
+	}
+	return c
 }
 
 func medianOf(n int) string { return fmt.Sprintf(" (median of %d)", n) }

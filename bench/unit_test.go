@@ -188,3 +188,112 @@ func TestWriteNeverOverwrites(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderChanges: the first reading is the baseline; a new holder is
+// a failover and a new key, the same holder re-taking the key a new key
+// only; leaderless time runs from a reading without a key to the next.
+func TestLeaderChanges(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name                    string
+		obs                     []leaderObs
+		failovers, acquisitions int
+		leaderless              time.Duration
+		events                  []LeaderEvent
+	}{
+		{"none", nil, 0, 0, 0, nil},
+		{"steady", []leaderObs{{0, "pg1", 5}, {s, "pg1", 5}, {2 * s, "pg1", 5}}, 0, 0, 0, nil},
+		{"failover through a gap", []leaderObs{{0, "pg1", 5}, {s, "", 0}, {3 * s, "pg2", 9}, {4 * s, "pg2", 9}}, 1, 1, 2 * s,
+			[]LeaderEvent{{AtS: 1}, {AtS: 3, Leader: "pg2"}}},
+		{"same holder re-takes the key", []leaderObs{{0, "pg1", 5}, {s, "pg1", 7}}, 0, 1, 0, []LeaderEvent{{AtS: 1, Leader: "pg1"}}},
+		{"starts leaderless", []leaderObs{{0, "", 0}, {s, "pg3", 4}}, 0, 0, s, []LeaderEvent{{AtS: 1, Leader: "pg3"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, a, l, ev := leaderChanges(tt.obs)
+			if f != tt.failovers || a != tt.acquisitions || l != tt.leaderless {
+				t.Errorf("failovers %d, acquisitions %d, leaderless %s; want %d, %d, %s", f, a, l, tt.failovers, tt.acquisitions, tt.leaderless)
+			}
+			if diff := cmp.Diff(tt.events, ev); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSeriesValueIgnoresLabels(t *testing.T) {
+	series, err := parseMetrics(strings.NewReader("regent_lease_remaining_seconds_total 9\nregent_lease_remaining_seconds{scope=\"bench\"} 6.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := seriesValue(series, "regent_lease_remaining_seconds"); !ok || v != 6.5 {
+		t.Errorf("seriesValue = %v, %v; want 6.5", v, ok)
+	}
+	if _, ok := seriesValue(series, "regent_role"); ok {
+		t.Error("a missing series was found")
+	}
+}
+
+func TestPercentilesOf(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	if got, want := percentilesOf(ds), (Percentiles{N: 100, P50: 50, P99: 99, Max: 100}); got != want {
+		t.Errorf("percentilesOf = %+v, want %+v", got, want)
+	}
+	if got := percentilesOf(nil); got != (Percentiles{}) {
+		t.Errorf("percentilesOf(nil) = %+v", got)
+	}
+}
+
+// TestFastPathAndFalseFailoverReport: the fenced host death is checked
+// against 3 s beside the lease path's ttl + 1 s; a false failover misses
+// its target of 0; the Markdown has both sections, with each change.
+func TestFastPathAndFalseFailoverReport(t *testing.T) {
+	r := &Report{
+		Failover: []FailoverResult{
+			{Kind: KindHostDeath, Profile: DefaultProfile, Reps: 10, RTO: Summary{N: 10, Median: 9300, Min: 8800, Max: 10100}},
+			{Kind: KindHostDeathFenced, Profile: FenceFastProfile, Reps: 10, RTO: Summary{N: 10, Median: 2100, Min: 1800, Max: 2900},
+				Agree: Summary{N: 10, Median: 1000, Min: 1000, Max: 1000}},
+		},
+		FalseFailover: []FalseFailoverResult{
+			{Profile: FastProfile, DurationS: 1800, Failovers: 1, Acquisitions: 1, LeaderlessS: 4.5,
+				Changes: []LeaderEvent{{AtS: 600.5}, {AtS: 605, Leader: "pg2"}}, PgbenchTPS: 850, EtcdPutsS: 2400,
+				LeaseAge: Percentiles{N: 3600, P50: 40, P99: 900, Max: 2600}},
+			{Profile: DefaultProfile, DurationS: 1800, PgbenchTPS: 870, EtcdPutsS: 2300, LeaseAge: Percentiles{N: 3600, P50: 35, P99: 700, Max: 1500}},
+		},
+	}
+	r.Conditions.Params = Params{Main: DefaultProfile, FenceFast: &FenceFastProfile, FenceFastReps: 10, FalseFailoverWindow: 30 * time.Minute}
+	r.Targets = checkTargets(r)
+	got := map[string]TargetCheck{}
+	for _, c := range r.Targets {
+		got[c.Name] = c
+	}
+	if c := got["host-death RTO with the fence fast path (ttl 10 s)"]; !c.Met || c.Measured != "2.10 s (median of 10)" {
+		t.Errorf("fenced RTO check = %+v", c)
+	}
+	if c := got["host-death RTO, default profile (ttl 10 s)"]; !c.Met {
+		t.Errorf("lease-path RTO check = %+v", c)
+	}
+	if c := got["false failovers under load, fast profile (ttl 5 s)"]; c.Met || c.Miss != "1 leader changes, 1 new leader keys" {
+		t.Errorf("ttl 5 check = %+v", c)
+	}
+	if c := got["false failovers under load, default profile (ttl 10 s)"]; !c.Met {
+		t.Errorf("ttl 10 check = %+v", c)
+	}
+	md := Markdown(r)
+	for _, want := range []string{
+		"| host_death_fenced | fence_fast (ttl 10) | 10/10 | 2.10 (1.80–2.90) | — | 1.00 (1.00–1.00) |",
+		"| host_death | default (ttl 10) | 10/10 | 9.30 (8.80–10.1) | — | — |",
+		"## False failovers under load",
+		"| fast (ttl 5 s) | 1800 s | 1 | 1 | 4.50 | 850 | 2400 | 40.0 / 900 / 2600 (3600) |",
+		"| default (ttl 10 s) | 1800 s | 0 | 0 | 0.000 | 870 | 2300 | 35.0 / 700 / 1500 (3600) |",
+		"- ttl 5, 600.5 s: no leader key", "- ttl 5, 605.0 s: pg2",
+		"false failovers 30m0s per profile",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -18,7 +18,7 @@ var (
 	flagSeed   = flag.Uint64("chaos.seed", 0, "scheduler seed (0: from the clock; printed at start and on failure)")
 	flagNodes  = flag.Int("chaos.nodes", 3, "PostgreSQL nodes (4 with -chaos.mode=quorum: ANY 2 of 3)")
 	flagMode   = flag.String("chaos.mode", "", "sync, async, quorum or both (default: both for the short run: sync and async)")
-	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds (default: all)")
+	flagFaults = flag.String("chaos.faults", "", "comma-separated fault kinds; \"fence\" names the fence kinds (default: every kind but those)")
 	flagReport = flag.String("chaos.report", "", "also write the report to this file")
 	flagTTL    = flag.Int("chaos.ttl", 0, "leader lease ttl in seconds (default 10)")
 	flagWD     = flag.String("chaos.watchdog", "half", "rounds with the emulated watchdog: half (seeded), on or off")
@@ -55,11 +55,9 @@ func TestChaos(t *testing.T) {
 	default:
 		t.Fatalf("-chaos.mode=%q: want sync, async, quorum or both", *flagMode)
 	}
-	var kinds []FaultKind
-	for k := range strings.SplitSeq(*flagFaults, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			kinds = append(kinds, FaultKind(k))
-		}
+	kinds, err := ParseFaults(*flagFaults)
+	if err != nil {
+		t.Fatalf("-chaos.faults: %v", err)
 	}
 	wd, err := ParseWatchdogPolicy(*flagWD)
 	if err != nil {

@@ -63,8 +63,12 @@ type Options struct {
 	// and disarms it exactly as it would a hardware device, and the suite
 	// resets the node when a real device would have fired. Without it the
 	// config has no watchdog section (the default: mode off). A run
-	// switches it between rounds (Cluster.SetWatchdog).
+	// switches it between rounds (Cluster.SetAgentConfig).
 	Watchdog bool
+	// Fence configures the harness's fence hook (fencehook.go) as
+	// fence.command, with fence.fast_failover on: the fence kinds' rounds
+	// run with it, every other round without (switched like Watchdog).
+	Fence bool
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +96,9 @@ type Cluster struct {
 	etcd  []*EtcdMember
 	nodes []*Node
 	cli   *clientv3.Client
+	// fence is the harness's fence hook, written at setup whether or not
+	// Options.Fence configures it.
+	fence *FenceHook
 
 	// ctx lives until the end of the cleanup (not t.Context(), cancelled
 	// before cleanups run); it bounds child processes as a last resort.
@@ -162,9 +169,15 @@ func (c *Cluster) setup() error {
 	if err := c.startEtcd(); err != nil {
 		return err
 	}
+	if c.fence, err = WriteFenceHook(filepath.Join(c.base, "fence"), c.user.MkdirOwned); err != nil {
+		return err
+	}
 	for i := 1; i <= c.opts.Nodes; i++ {
 		n, err := c.newNode(i)
 		if err != nil {
+			return err
+		}
+		if err := c.fence.SetTarget(n.Name, FenceTarget{Config: n.ConfigPath, DataDir: n.DataDir}); err != nil {
 			return err
 		}
 		c.nodes = append(c.nodes, n)
@@ -224,11 +237,18 @@ func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.
 // Watchdog reports whether agents start with the watchdog.
 func (c *Cluster) Watchdog() bool { return c.opts.Watchdog }
 
-// SetWatchdog rewrites every node's config file for agents with (on) or
-// without the watchdog; running agents read it at their next start (see
-// Run.switchWatchdog). Test goroutine only.
-func (c *Cluster) SetWatchdog(on bool) error {
-	c.opts.Watchdog = on
+// Fenced reports whether agents start with the fence hook and the fast
+// path.
+func (c *Cluster) Fenced() bool { return c.opts.Fence }
+
+// FenceHook is the harness's fence hook.
+func (c *Cluster) FenceHook() *FenceHook { return c.fence }
+
+// SetAgentConfig rewrites every node's config file for agents with or
+// without the watchdog and the fence hook; running agents read it at
+// their next start (see Run.switchConfig). Test goroutine only.
+func (c *Cluster) SetAgentConfig(watchdog, fence bool) error {
+	c.opts.Watchdog, c.opts.Fence = watchdog, fence
 	for _, n := range c.nodes {
 		if err := n.writeConfig(); err != nil {
 			return err

@@ -71,6 +71,19 @@
 // design (see DESIGN.md §2 and §6). The two halves are two blocks of
 // rounds: switching restarts every agent, one at a time.
 //
+// The fence kinds (fencehook.go, check_fence.go; #19) run with the
+// harness's fence hook as fence.command and fence.fast_failover on, every
+// other round without (switched, like the watchdog, by restarting every
+// agent; the planner puts a block's fence rounds last so it switches
+// rarely). The hook SIGKILLs the target's agent and PostgreSQL, confirms
+// them gone and logs when it returned; the fence checker asserts that no
+// write the old primary acknowledged was invoked after a run against it
+// returned 0, and, for a hook made to fail, that nobody took the leader
+// key before the old lease could expire at etcd unless a hook run had
+// confirmed the fence first (it works again from the heal). They are not in the
+// default mix: -chaos.faults=fence (or make chaos FAULTS=fence) selects
+// all three.
+//
 // All times are read from one monotonic clock in the test process
 // (durations since the start of the run).
 //

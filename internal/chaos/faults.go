@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/internal/linkproxy"
@@ -91,7 +92,31 @@ const (
 	// last member answers "etcdserver: no leader", an outage the primary
 	// must bridge, not a lost key.
 	EtcdQuorumLossFailsafe FaultKind = "etcd-quorum-loss-failsafe"
+
+	// The fence kinds run with the harness's fence hook (fencehook.go) as
+	// fence.command and fence.fast_failover on (#19); every other round
+	// runs without them. They are not in the default mix: select them
+	// with -chaos.faults (the alias "fence" names all three).
+
+	// KillNodeFenced SIGKILLs the primary's agent and PostgreSQL, the hook
+	// working: the replicas may fence it and take over before its lease
+	// expires.
+	KillNodeFenced FaultKind = "kill-node-fenced"
+	// PartitionReplicasFenced cuts the primary from the other nodes but
+	// not from etcd or the clients: it keeps renewing its lease and stays
+	// writable (in asynchronous mode), so only the fence can stop it; no
+	// write it acknowledges may be invoked after the hook confirmed it
+	// dead (FenceCheck).
+	PartitionReplicasFenced FaultKind = "partition-replicas-fenced"
+	// KillNodeFenceFails SIGKILLs the primary's agent and PostgreSQL while
+	// the hook fails (exit 1): nobody may take the leader key before the
+	// old lease can have expired at etcd. The hook works again from the
+	// heal.
+	KillNodeFenceFails FaultKind = "kill-node-fence-fails"
 )
+
+// FenceFaults is the alias "fence" of ParseFaults.
+var FenceFaults = []FaultKind{KillNodeFenced, PartitionReplicasFenced, KillNodeFenceFails}
 
 // faultSpec says how to inject and heal a kind, and what to measure.
 type faultSpec struct {
@@ -105,6 +130,9 @@ type faultSpec struct {
 	stopsAgent bool
 	// failsafe: the round runs with failsafe_mode on (Run.setFailsafe).
 	failsafe bool
+	// fence: the round runs with the fence hook and the fast path
+	// (Options.Fence); failFence: the hook fails while the fault holds.
+	fence, failFence bool
 	// shape draws the shaping of a delay or loss fault.
 	shape  func(rng *rand.Rand) linkproxy.Shaping
 	inject func(ctx context.Context, f *fault) error
@@ -175,6 +203,58 @@ var specs = []*faultSpec{
 	{kind: EtcdReturnsPartitionedFailsafe, failsafe: true, onReplica: true,
 		inject: all(killAllMembers, awaitFailsafe, cutFrom(false, true)), heal: all(restartMembers, holdTTL, unblock)},
 	{kind: EtcdQuorumLossFailsafe, failsafe: true, inject: killMembers(1, 1), heal: restartMembers},
+	{kind: KillNodeFenced, fence: true, inject: func(_ context.Context, f *fault) error { return f.node.Kill() },
+		heal: all(awaitLeader, restartOrThaw)},
+	{kind: PartitionReplicasFenced, fence: true, inject: cutFrom(false, true), heal: all(unblock, awaitLeader, restartOrThaw)},
+	{kind: KillNodeFenceFails, fence: true, failFence: true,
+		inject: all(failFence(true), func(_ context.Context, f *fault) error { return f.node.Kill() }),
+		heal:   all(failFence(false), awaitLeader, restartOrThaw)},
+}
+
+// fenced reports whether kind k runs with the fence hook.
+func fenced(k FaultKind) bool {
+	s, err := specOf(k)
+	return err == nil && s.fence
+}
+
+// failFence makes the fence hook fail (on) or work.
+func failFence(on bool) func(context.Context, *fault) error {
+	return func(_ context.Context, f *fault) error { return f.c.fence.SetFailing(on) }
+}
+
+// awaitLeaderWait bounds awaitLeader: the lease running out, an election
+// and a promotion, with room.
+const awaitLeaderWait = 60 * time.Second
+
+// awaitLeader waits until a node other than the fault's target holds the
+// leader key, or the target holds it again alive (it was never fenced),
+// before the target is restarted: a member that runs the hook late (after
+// the lease ran out, say) must find a dead host, not a rebooted one, as it
+// would in production when hosts do not reboot within seconds. It is not
+// an error if that does not happen (recovery then judges the round).
+func awaitLeader(ctx context.Context, f *fault) error {
+	f.c.awaitLeaderBesides(ctx, f.node)
+	return nil
+}
+
+// awaitLeaderBesides waits (bounded by awaitLeaderWait, logged when it
+// runs out) until a node other than n holds the leader key, or n holds it
+// with its agent running.
+func (c *Cluster) awaitLeaderBesides(ctx context.Context, n *Node) {
+	ctx, cancel := context.WithTimeout(ctx, awaitLeaderWait)
+	defer cancel()
+	for {
+		name, err := c.Leader(ctx)
+		if err == nil && (name != n.Name || n.AgentRunning()) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.log.Add(c.clock.Now(), "no leader besides %s within %s; starting it anyway", n.Name, awaitLeaderWait)
+			return
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // all runs steps in order; it stops at the first error.
@@ -266,6 +346,40 @@ func AllFaults() []FaultKind {
 		out = append(out, s.kind)
 	}
 	return out
+}
+
+// DefaultFaults is the default mix: every kind but the fence kinds,
+// which need the fence hook configured and switch it on per round.
+func DefaultFaults() []FaultKind {
+	var out []FaultKind
+	for _, s := range specs {
+		if !s.fence {
+			out = append(out, s.kind)
+		}
+	}
+	return out
+}
+
+// ParseFaults reads a comma-separated list of fault kinds ("": the
+// default mix); "fence" stands for FenceFaults.
+func ParseFaults(list string) ([]FaultKind, error) {
+	var out []FaultKind
+	for k := range strings.SplitSeq(list, ",") {
+		switch k = strings.TrimSpace(k); k {
+		case "":
+		case "fence":
+			out = append(out, FenceFaults...)
+		default:
+			if _, err := specOf(FaultKind(k)); err != nil {
+				return nil, err
+			}
+			out = append(out, FaultKind(k))
+		}
+	}
+	if len(out) == 0 {
+		return DefaultFaults(), nil
+	}
+	return out, nil
 }
 
 func specOf(k FaultKind) (*faultSpec, error) {

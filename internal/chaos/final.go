@@ -66,7 +66,7 @@ func (r *Run) CheckHistory(rounds []*Round) *Report {
 		lin.Name += " (informational in async mode)"
 		lin.OK = true
 	}
-	rep.Verdicts = []Verdict{CheckSplitBrain(ops), lin, CheckPlainReads(ops, r.c.Dir()+"/logs"), CheckLease(rounds), checkRounds(rounds)}
+	rep.Verdicts = []Verdict{CheckSplitBrain(ops), lin, CheckPlainReads(ops, r.c.Dir()+"/logs"), CheckLease(rounds), CheckFence(rounds), checkRounds(rounds)}
 	rep.Elapsed = time.Since(r.Start)
 	return rep
 }

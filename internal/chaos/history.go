@@ -21,6 +21,9 @@ func NewClock() *Clock { return &Clock{start: time.Now()} }
 // Now is the time since the clock started.
 func (c *Clock) Now() time.Duration { return time.Since(c.start) }
 
+// At is a wall-clock time (one another process logged) on the run's clock.
+func (c *Clock) At(t time.Time) time.Duration { return t.Sub(c.start) }
+
 // Event is one line of the fault timeline.
 type Event struct {
 	At   time.Duration

@@ -194,6 +194,12 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		cfg["watchdog"] = map[string]any{"mode": "required", "device": fencing.JournalPrefix + n.JournalPath(),
 			"safety_margin": safetyMargin.String()}
 	}
+	if c.opts.Fence {
+		// The fast path (#19): a majority of replicas that lost the
+		// primary has the hook kill it, then takes over without waiting
+		// for the lease.
+		cfg["fence"] = map[string]any{"command": []string{c.fence.Path}, "fast_failover": true}
+	}
 	return cfg
 }
 

@@ -36,7 +36,9 @@ type Round struct {
 	// WatchdogReset: the emulated watchdog reset the target node.
 	WatchdogReset bool
 	Lease         *LeaseCheck
-	Err           error
+	// Fence is a fence round's check (nil for the other kinds).
+	Fence *FenceCheck
+	Err   error
 }
 
 // LeaseCheck measures, for the primary at the start of the round, its
@@ -202,6 +204,9 @@ func (r *Round) measure(ops []Op, changes []LeaderChange) {
 	if r.Lease != nil {
 		r.Lease.evaluate(ops, r, changes)
 	}
+	if r.Fence != nil && r.Lease != nil {
+		r.Fence.evaluate(ops, changes, r.LeaderBefore, r.Lease.Timeline, r.Lease.Bound)
+	}
 }
 
 func (r *Round) String() string {
@@ -233,6 +238,9 @@ func (r *Round) String() string {
 	}
 	if r.Lease != nil {
 		s += "  lease " + r.Lease.String()
+	}
+	if r.Fence != nil {
+		s += "  " + r.Fence.String()
 	}
 	return s
 }

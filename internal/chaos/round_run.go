@@ -18,6 +18,9 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	r.wl.SetKey(int64(n))
 	spec, _ := specOf(p.Kind) // checked by NewRun
 	rd = &Round{N: n, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog, Failsafe: spec.failsafe}
+	if spec.fence {
+		rd.Fence = &FenceCheck{Failing: spec.failFence}
+	}
 	if spec.failsafe {
 		if err := r.setFailsafe(ctx, true); err != nil {
 			rd.Err = err
@@ -72,6 +75,14 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	} else {
 		rd.LeaderAfter = leader.Name
 		r.log.Add(rd.Recovered, "round %d: recovered, %s leads", n, leader.Name)
+	}
+	if rd.Fence != nil {
+		runs, err := r.c.fence.ReadFenceLog()
+		if err != nil {
+			rd.Err = err
+			return rd
+		}
+		rd.Fence.Runs = fenceRuns(runs, r.clock, rd.Inject, rd.Recovered)
 	}
 	rd.measure(r.hist.Ops(), r.lw.Between(rd.Inject, rd.Recovered))
 	return rd

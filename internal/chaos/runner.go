@@ -65,7 +65,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	cfg.Cluster.Quorum = cfg.Quorum
 	cfg.Cluster = cfg.Cluster.withDefaults()
 	if len(cfg.Kinds) == 0 {
-		cfg.Kinds = AllFaults()
+		cfg.Kinds = DefaultFaults()
 	}
 	if cfg.Actions == nil {
 		cfg.Actions = AllActions()
@@ -99,6 +99,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 		cfg.Seed, cfg.modeName(), cfg.Rounds, cfg.Kinds, cfg.Actions, r.clock.start.UTC().Format("15:04:05.000"))
 	r.log.Add(0, "plan: %s", planSummary(plans))
 	cfg.Cluster.Watchdog = len(plans) == 0 || plans[0].Watchdog
+	cfg.Cluster.Fence = len(plans) > 0 && fenced(plans[0].Kind)
 	r.c = New(t, cfg.Cluster, r.clock, r.log)
 	ctx := t.Context()
 	leader, err := r.waitHealthy(ctx, bootstrapTimeout)
@@ -173,8 +174,8 @@ func (r *Run) Rounds() []*Round {
 	var rounds []*Round
 	for i, p := range r.plans {
 		var rd *Round
-		if p.Watchdog != r.c.Watchdog() {
-			if err := r.switchWatchdog(r.t.Context(), p.Watchdog, i+1); err != nil {
+		if fence := fenced(p.Kind); p.Watchdog != r.c.Watchdog() || fence != r.c.Fenced() {
+			if err := r.switchConfig(r.t.Context(), p.Watchdog, fence, i+1); err != nil {
 				rd = &Round{N: i + 1, Kind: p.Kind, Hold: p.Hold, Watchdog: p.Watchdog, Err: err}
 			}
 		}
@@ -190,22 +191,25 @@ func (r *Run) Rounds() []*Round {
 	return rounds
 }
 
-// switchWatchdog restarts every agent with (on) or without the watchdog,
-// one at a time, replicas first, each time waiting until the cluster is
-// whole again: a stopped agent stops its PostgreSQL (and a leader's
-// releases the key), so only a rolling restart keeps a leader.
-func (r *Run) switchWatchdog(ctx context.Context, on bool, round int) error {
+// switchConfig restarts every agent with or without the watchdog and the
+// fence hook, one at a time, replicas first, each time waiting until the
+// cluster is whole again: a stopped agent stops its PostgreSQL (and a
+// leader's releases the key), so only a rolling restart keeps a leader.
+func (r *Run) switchConfig(ctx context.Context, watchdog, fence bool, round int) error {
 	what := "with the watchdog"
-	if !on {
+	if !watchdog {
 		what = "without the watchdog (default configuration)"
 	}
+	if fence {
+		what += ", with the fence hook and fast_failover"
+	}
 	r.log.Add(r.clock.Now(), "before round %d: restarting every agent %s, replicas first", round, what)
-	if err := r.c.SetWatchdog(on); err != nil {
-		return fmt.Errorf("switch watchdog: %w", err)
+	if err := r.c.SetAgentConfig(watchdog, fence); err != nil {
+		return fmt.Errorf("switch config: %w", err)
 	}
 	leader, err := r.c.Leader(ctx)
 	if err != nil {
-		return fmt.Errorf("switch watchdog: %w", err)
+		return fmt.Errorf("switch config: %w", err)
 	}
 	order := r.c.Others(leader)
 	if n := r.c.Node(leader); n != nil {
@@ -214,13 +218,20 @@ func (r *Run) switchWatchdog(ctx context.Context, on bool, round int) error {
 	for _, n := range order {
 		since := r.clock.Now()
 		if err := n.stop(agentStopTimeout); err != nil {
-			return fmt.Errorf("switch watchdog: stop %s: %w", n.Name, err)
+			return fmt.Errorf("switch config: stop %s: %w", n.Name, err)
+		}
+		if n.Name == leader {
+			// The stopped leader released its key; it starts again once a
+			// replica leads: a candidate with fence.command fences a former
+			// leader whose member key no longer says "stopped" (a quick
+			// restart), and the hook would kill the restarted agent.
+			r.c.awaitLeaderBesides(ctx, n)
 		}
 		if err := n.Start(); err != nil {
-			return fmt.Errorf("switch watchdog: %w", err)
+			return fmt.Errorf("switch config: %w", err)
 		}
 		if _, err := r.c.WaitRecovered(ctx, r.hist, since, r.cfg.RecoveryTimeout); err != nil {
-			return fmt.Errorf("switch watchdog: after restarting %s: %w", n.Name, err)
+			return fmt.Errorf("switch config: after restarting %s: %w", n.Name, err)
 		}
 	}
 	r.log.Add(r.clock.Now(), "every agent runs %s", what)

@@ -62,7 +62,7 @@ var errNoFault = errors.New("every fault kind chosen stops the primary's agent, 
 // pure: the same rng state gives the same plan.
 //
 // Watchdog: rounds are laid out in two blocks (see WatchdogHalf) so that a
-// run switches once: switching restarts every agent (Run.switchWatchdog).
+// run switches once: switching restarts every agent (Run.switchConfig).
 // A round without the watchdog draws only kinds that leave the primary's
 // agent running (nothing could fence a primary whose agent is stopped).
 // Actions: a round whose fault pairs with an enabled action (actionPairs)
@@ -104,7 +104,32 @@ func planRounds(rng *rand.Rand, sc schedule) ([]RoundPlan, error) {
 	if !acted && len(plans) > 0 {
 		forceAction(rng, plans, sc, safe)
 	}
+	groupFence(plans)
 	return plans, nil
+}
+
+// groupFence moves the fence kinds' rounds after the others within each
+// watchdog block, keeping both orders: switching the fence hook on or off
+// restarts every agent, as switching the watchdog does.
+func groupFence(plans []RoundPlan) {
+	for start := 0; start < len(plans); {
+		end := start
+		for end < len(plans) && plans[end].Watchdog == plans[start].Watchdog {
+			end++
+		}
+		block := plans[start:end]
+		slices.SortStableFunc(block, func(a, b RoundPlan) int {
+			fa, fb := fenced(a.Kind), fenced(b.Kind)
+			switch {
+			case fa == fb:
+				return 0
+			case fb:
+				return -1
+			}
+			return 1
+		})
+		start = end
+	}
 }
 
 // watchdogLayout says which of n rounds run with the watchdog.
