@@ -111,6 +111,7 @@ type Agent struct {
 	// The current leaderless episode, for the decision record.
 	leaderLastSeen   time.Time
 	leaderlessSince  time.Time
+	leaderGoneRev    int64 // the view's revision when the leaderless episode was first seen
 	previousLeader   string
 	episodeRecorded  bool
 	pendingDecisions []restapi.Decision
@@ -424,7 +425,7 @@ func (a *Agent) trackLeader(v *dcs.Cluster, now time.Time) {
 		return
 	}
 	if a.leaderlessSince.IsZero() {
-		a.leaderlessSince = now
+		a.leaderlessSince, a.leaderGoneRev = now, v.Revision
 	}
 }
 

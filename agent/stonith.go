@@ -15,17 +15,32 @@ import (
 // releasedCleanly: a leader that stepped down on purpose stops PostgreSQL
 // before deleting its key, and its member key stays, saying "stopped". A
 // leader whose key vanished with its member key (lease expiry: host dead,
-// frozen, partitioned) or that still claims to run did not.
-func releasedCleanly(v *dcs.Cluster, leader string) bool {
+// frozen, partitioned) or that still claims to run did not — unless its
+// agent has written its member key since the key went (goneRev: the view's
+// revision when this member first saw no leader key) saying PostgreSQL
+// runs as a replica: an agent restarted quickly after a clean stop (a
+// `systemctl restart`) is alive and keeps PostgreSQL in recovery, and
+// must not be powered off for it. A member key older than goneRev proves
+// nothing: the leader may have frozen between promoting and publishing.
+func releasedCleanly(v *dcs.Cluster, leader string, goneRev int64) bool {
 	m, ok := v.Members[leader]
-	return ok && PGRunState(m.State) == PGStopped
+	if !ok {
+		return false
+	}
+	switch PGRunState(m.State) {
+	case PGStopped:
+		return true
+	case PGRunning, PGStarting:
+		return Role(m.Role) == RoleReplica && goneRev > 0 && v.MemberRevs[leader] > goneRev
+	}
+	return false
 }
 
 // stonithOldLeader runs fence.command against the former leader before this
 // member races to replace it, unless that leader stepped down cleanly.
 // It returns false when the promotion must not go ahead.
 func (a *Agent) stonithOldLeader(ctx context.Context, s Snapshot) (*restapi.StonithRecord, bool) {
-	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader) {
+	if len(a.cfg.Fence.Command) == 0 || a.previousLeader == "" || a.previousLeader == a.name || releasedCleanly(s.View, a.previousLeader, a.leaderGoneRev) {
 		return nil, true
 	}
 	target := a.previousLeader

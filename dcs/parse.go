@@ -28,7 +28,7 @@ type KV struct {
 //
 // The cache and dcstest.Fake both build their views with it.
 func ParseCluster(keys Keys, kvs []KV, rev int64) *Cluster {
-	c := &Cluster{Revision: rev, Members: map[string]Member{}, Extra: map[string]Value{}}
+	c := &Cluster{Revision: rev, Members: map[string]Member{}, MemberRevs: map[string]int64{}, Extra: map[string]Value{}}
 	for _, kv := range kvs {
 		c.apply(keys, kv, false)
 	}
@@ -40,9 +40,13 @@ func ParseCluster(keys Keys, kvs []KV, rev int64) *Cluster {
 func (c *Cluster) clone() *Cluster {
 	n := *c
 	n.Members = maps.Clone(c.Members)
+	n.MemberRevs = maps.Clone(c.MemberRevs)
 	n.Extra = maps.Clone(c.Extra)
 	if n.Members == nil {
 		n.Members = map[string]Member{}
+	}
+	if n.MemberRevs == nil {
+		n.MemberRevs = map[string]int64{}
 	}
 	if n.Extra == nil {
 		n.Extra = map[string]Value{}
@@ -107,8 +111,10 @@ func (c *Cluster) apply(keys Keys, kv KV, deleted bool) Change {
 func (c *Cluster) applyOther(name string, raw Value, deleted bool) {
 	if member, ok := memberName(name); ok {
 		delete(c.Members, member)
+		delete(c.MemberRevs, member)
 		if !deleted {
 			c.Members[member] = parseMember(raw.Data)
+			c.MemberRevs[member] = raw.ModRevision
 		}
 		return
 	}

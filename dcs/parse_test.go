@@ -14,7 +14,7 @@ func TestParseCluster(t *testing.T) {
 		return KV{Key: k.Prefix() + name, Value: []byte(value), CreateRevision: rev, ModRevision: rev}
 	}
 	empty := func() *Cluster {
-		return &Cluster{Revision: 9, Members: map[string]Member{}, Extra: map[string]Value{}}
+		return &Cluster{Revision: 9, Members: map[string]Member{}, MemberRevs: map[string]int64{}, Extra: map[string]Value{}}
 	}
 	with := func(f func(c *Cluster)) *Cluster { c := empty(); f(c); return c }
 
@@ -45,23 +45,28 @@ func TestParseCluster(t *testing.T) {
 			want: with(func(c *Cluster) {
 				c.Members["pg1"] = Member{ConnURL: "postgres://h:5432/postgres", APIURL: "http://h:8008/patroni", State: "running",
 					Role: "primary", Version: "3.0.2", XLogLocation: ptr[uint64](100), Timeline: 2, Tags: map[string]any{"nofailover": true}}
+				c.MemberRevs["pg1"] = 6
 			}),
 		},
 		{
 			name: "member that is not JSON counts as empty",
 			kvs:  []KV{kv("members/pg2", "{not json", 6)},
-			want: with(func(c *Cluster) { c.Members["pg2"] = Member{} }),
+			want: with(func(c *Cluster) { c.Members["pg2"] = Member{}; c.MemberRevs["pg2"] = 6 }),
 		},
 		{
 			name: "member field of the wrong type is skipped, others kept",
 			kvs:  []KV{kv("members/pg2", `{"role":"replica","xlog_location":"lots","state":"running"}`, 6)},
-			want: with(func(c *Cluster) { c.Members["pg2"] = Member{Role: "replica", State: "running"} }),
+			want: with(func(c *Cluster) {
+				c.Members["pg2"] = Member{Role: "replica", State: "running"}
+				c.MemberRevs["pg2"] = 6
+			}),
 		},
 		{
 			name: "legacy member: bare libpq URL with application_name",
 			kvs:  []KV{kv("members/pg3", "postgres://h:5432/postgres?application_name=http%3A%2F%2Fh%3A8008%2Fpatroni", 6)},
 			want: with(func(c *Cluster) {
 				c.Members["pg3"] = Member{ConnURL: "postgres://h:5432/postgres", APIURL: "http://h:8008/patroni"}
+				c.MemberRevs["pg3"] = 6
 			}),
 		},
 		{

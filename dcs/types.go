@@ -190,8 +190,10 @@ type Cluster struct {
 	// Config is the raw dynamic configuration JSON (nil when absent).
 	Config *Value
 	// Leader is nil when no member holds the leader key.
-	Leader      *Leader
-	Members     map[string]Member
+	Leader  *Leader
+	Members map[string]Member
+	// MemberRevs holds each member key's ModRevision (absent: unknown).
+	MemberRevs  map[string]int64
 	Status      Status
 	History     []HistoryEntry
 	Sync        Sync
