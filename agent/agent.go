@@ -124,6 +124,9 @@ type Agent struct {
 	ownRecords ownWrites
 	// soStaleLock: a switchover lock seen without a running record.
 	soStaleLock switchover.StaleLock
+	// pollTick: this tick was woken by the switchover poll alone; a
+	// leader whose lease is young skips that tick's renewal.
+	pollTick bool
 	// tickAgain: the next tick starts at once (set by a step whose outcome
 	// the running switchover waits on, e.g. its candidate's promotion).
 	tickAgain bool
@@ -260,11 +263,12 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			poll = true // catch-up: watch the candidate closely
 		}
 	}
+	polled := false
 	if fast := now.Add(switchoverPoll); poll && fast.Before(wake) {
-		wake = fast
+		wake, polled = fast, true
 	}
 	if fw := a.fastWake(); !fw.IsZero() && fw.Before(wake) {
-		wake = fw // a suspicion comes of age: look again then
+		wake, polled = fw, false // a suspicion comes of age: look again then
 	}
 	var fenced <-chan error
 	if j := a.fast.job; j != nil {
@@ -274,8 +278,9 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		// This tick changed what the next one reads (a promotion the
 		// switchover waits on): look again at once.
 		a.tickAgain = false
-		wake = now
+		wake, polled = now, false
 	}
+	a.pollTick = false
 	timer := time.NewTimer(wake.Sub(now))
 	defer timer.Stop()
 	var keepalive <-chan time.Time
@@ -290,6 +295,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			a.pollTick = polled
 			return
 		case <-keepalive:
 			a.keepalive()

@@ -44,6 +44,13 @@ func (a *Agent) renew(parent context.Context) {
 	if !a.lease.leading && a.now().Sub(a.lastKeepAlive) < a.dyn.TTL/3 {
 		return
 	}
+	if a.lease.leading && a.pollTick && a.now().Sub(a.lastKeepAlive) < a.dyn.LoopWait/2 {
+		// A switchover's 50 ms poll ticks: renewing on each would cost
+		// two etcd round trips per tick for nothing. The deadline stays
+		// where the last renewal put it (and fences there), and the
+		// ticks at the usual cadence renew as always.
+		return
+	}
 	// The send time comes from our own clock, read before the request:
 	// etcd cannot expire the lease before sent + ttl.
 	sent := a.now()

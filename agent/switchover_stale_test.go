@@ -48,3 +48,43 @@ func TestStaleViewDoesNotRepeatASwitchoverStep(t *testing.T) {
 		t.Fatalf("%d QUIESCE_WRITES started events, want 1 (a tick on a stale view repeated the step): %+v", n, got.Events)
 	}
 }
+
+// TestPollTicksDoNotRenewAYoungLease: a switchover's 50 ms poll ticks
+// leave a lease renewed less than loop_wait/2 ago alone (no keepalive, no
+// leader check, the deadline unchanged); an older one is renewed as on
+// any tick.
+func TestPollTicksDoNotRenewAYoungLease(t *testing.T) {
+	h := newLeaderHarness(t)
+	h.advance(time.Second)
+	h.tick() // renews
+	deadline := h.agent.lease.deadline()
+	renewals := func() int {
+		n := 0
+		for _, e := range h.takeEvents() {
+			if e == "dcs KeepAlive" || e == "dcs CheckLeader" {
+				n++
+			}
+		}
+		return n
+	}
+	renewals()
+
+	h.advance(100 * time.Millisecond)
+	h.agent.pollTick = true
+	h.tick()
+	if n := renewals(); n != 0 || !h.agent.lease.deadline().Equal(deadline) {
+		t.Fatalf("a poll tick 100ms after a renewal made %d renewal calls and moved the deadline %v → %v; want none", n, deadline, h.agent.lease.deadline())
+	}
+	h.advance(500 * time.Millisecond)
+	h.agent.pollTick = true
+	h.tick()
+	if n := renewals(); n != 2 || !h.agent.lease.deadline().After(deadline) {
+		t.Fatalf("a poll tick 600ms after a renewal made %d renewal calls (deadline %v → %v); want the keepalive and the leader check", n, deadline, h.agent.lease.deadline())
+	}
+	h.agent.pollTick = false
+	h.advance(100 * time.Millisecond)
+	h.tick()
+	if n := renewals(); n != 2 {
+		t.Fatalf("an ordinary tick made %d renewal calls; want 2 whatever the lease's age", n)
+	}
+}
