@@ -324,7 +324,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			// Fast failover: a replica looks at once when a peer suspects
 			// the leader (or withdraws): it probes the leader now, not at
 			// its next tick, and agreement comes a tick sooner.
-			if a.cfg.Fence.FastFailover && !a.lease.leading && changes&dcs.ChangeOther != 0 {
+			if a.cfg.Fence.FastFailover && !a.lease.leading && changes&dcs.ChangeSuspects != 0 {
 				return
 			}
 			// A synchronous leader reacts at once to a member asking to be

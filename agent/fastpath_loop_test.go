@@ -358,3 +358,45 @@ func TestFastWake(t *testing.T) {
 		t.Errorf("verdict reached: wake %s, want none", w)
 	}
 }
+
+// TestFastFailoverWakesOnSuspicionsOnly: a fast_failover replica wakes at
+// once for a peer's suspicion, but not for other keys: it once woke for
+// every write under the prefix, its own decision records included, and
+// with a failing fence.command ran the hook about 25 times a second
+// (race → fence_failed record → wake → race …; the chaos suite's
+// kill-node-fence-fails rounds).
+func TestFastFailoverWakesOnSuspicionsOnly(t *testing.T) {
+	c := newFastCluster(t, 0)
+	a := c.cand.agent
+	a.dyn.LoopWait = time.Hour
+	a.nextTick = c.cand.now.Add(time.Hour)
+	drain := func() {
+		for len(a.dcs.Notify()) > 0 {
+			<-a.dcs.Notify()
+		}
+		a.dcs.TakeChanges()
+	}
+	drain()
+	// waited runs one waitNextTick, ended by write or by a bound: whether
+	// the write woke it.
+	waited := func(write func()) bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { a.waitNextTick(ctx); close(done) }()
+		write()
+		<-done
+		return ctx.Err() == nil
+	}
+	if waited(func() {
+		if err := c.p3.Put(t.Context(), c.p3.Keys().Decision("x1"), []byte(`{"kind":"fence_failed"}`)); err != nil {
+			t.Error(err)
+		}
+	}) {
+		t.Fatal("a decision record woke the fast_failover replica's loop")
+	}
+	drain()
+	if !waited(c.pg3Suspects) {
+		t.Fatal("a peer's suspicion did not wake the fast_failover replica's loop")
+	}
+}

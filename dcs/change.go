@@ -20,6 +20,7 @@ const (
 	ChangeInitialize
 	ChangeSwitchover // the switchover lock or a switchovers/<id> record
 	ChangeOther      // any other key under the prefix (failsafe, decisions/…)
+	ChangeSuspects   // a suspects/<member> key (fast failover)
 	// ChangeReload: the view was rebuilt by a full Load (after start or a
 	// lost watch); anything may have changed, the other bits say what did.
 	ChangeReload
@@ -27,7 +28,7 @@ const (
 
 var changeNames = []string{
 	"leader", "config", "members", "status", "failover", "sync",
-	"history", "initialize", "switchover", "other", "reload",
+	"history", "initialize", "switchover", "other", "suspects", "reload",
 }
 
 // Has reports whether any of bits is set in c.
@@ -76,6 +77,9 @@ func (k Keys) Change(key string) Change {
 	}
 	if strings.HasPrefix(name, "switchovers/") {
 		return ChangeSwitchover
+	}
+	if strings.HasPrefix(name, "suspects/") {
+		return ChangeSuspects
 	}
 	return ChangeOther
 }

@@ -27,7 +27,7 @@ func TestSuspects(t *testing.T) {
 	if got := (*Cluster)(nil).Suspects(); len(got) != 0 {
 		t.Errorf("nil view: %v", got)
 	}
-	if got := keys.Suspect("pg2"); got != "/service/demo/suspects/pg2" || keys.Change(got) != ChangeOther {
-		t.Errorf("Suspect key %q (change %s), want /service/demo/suspects/pg2 (other)", got, keys.Change(got))
+	if got := keys.Suspect("pg2"); got != "/service/demo/suspects/pg2" || keys.Change(got) != ChangeSuspects || keys.Change(keys.Decision("1-pg2")) != ChangeOther {
+		t.Errorf("Suspect key %q (change %s), want /service/demo/suspects/pg2 (suspects; a decision: other)", got, keys.Change(got))
 	}
 }
