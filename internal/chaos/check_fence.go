@@ -76,6 +76,13 @@ func (f *FenceCheck) evaluate(ops []Op, changes []LeaderChange, old string, tl i
 			break
 		}
 	}
+	if n, at := busiestSecond(f.Runs); n > maxRunsPerSecond {
+		// A retry loop (the agents once woke on their own decision
+		// records and re-ran a failing hook ~25 times a second): a real
+		// BMC or cloud API would be hammered.
+		f.Violation = fmt.Sprintf("the hook ran %d times within a second from %s; at most %d (each member retries once per loop_wait)", n, fmtDur(at), maxRunsPerSecond)
+		return
+	}
 	if f.Failing {
 		switch {
 		case f.TookOver == 0 || f.Fenced > 0 && f.Fenced <= f.TookOver:
@@ -97,6 +104,26 @@ func (f *FenceCheck) evaluate(ops []Op, changes []LeaderChange, old string, tl i
 			return
 		}
 	}
+}
+
+// maxRunsPerSecond bounds the hook's runs in any one second: each of the
+// two other members retries at most once per loop_wait (1 s), one of them
+// may also run the fast path's, and a retry may straddle the second.
+const maxRunsPerSecond = 6
+
+// busiestSecond returns the most runs within one second of each other
+// (runs are in time order) and when that second began.
+func busiestSecond(runs []FenceRunAt) (int, time.Duration) {
+	best, at, lo := 0, time.Duration(0), 0
+	for hi, r := range runs {
+		for r.At-runs[lo].At >= time.Second {
+			lo++
+		}
+		if n := hi - lo + 1; n > best {
+			best, at = n, runs[lo].At
+		}
+	}
+	return best, at
 }
 
 func changesLeader(changes []LeaderChange, at time.Duration) string {

@@ -80,7 +80,8 @@
 // write the old primary acknowledged was invoked after a run against it
 // returned 0, and, for a hook made to fail, that nobody took the leader
 // key before the old lease could expire at etcd unless a hook run had
-// confirmed the fence first (it works again from the heal). They are not in the
+// confirmed the fence first (it works again from the heal), and that the
+// hook never ran more than 6 times within a second. They are not in the
 // default mix: -chaos.faults=fence (or make chaos FAULTS=fence) selects
 // all three.
 //

@@ -174,6 +174,8 @@ func TestFenceCheck(t *testing.T) {
 		{"failing: take-over after the bound", true, []FenceRunAt{{At: 2 * s, Target: "pg1", Exit: 1}}, nil, 4 * s, false},
 		{"failing until the heal, then fenced", true, []FenceRunAt{{At: 2 * s, Target: "pg1", Exit: 1}, {At: 4900 * time.Millisecond, Target: "pg1"}}, nil, 10 * s, false},
 		{"fenced only after the take-over", true, []FenceRunAt{{At: 5100 * time.Millisecond, Target: "pg1"}}, nil, 10 * s, true},
+		{"failing: retried once a second", true, runsEvery(2*s, time.Second, 8), nil, 4 * s, false},
+		{"failing: retried in a loop", true, runsEvery(2*s, 40*time.Millisecond, 30), nil, 4 * s, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,4 +228,13 @@ func TestGroupFence(t *testing.T) {
 	if len(def) != len(AllFaults())-len(FenceFaults) {
 		t.Errorf("default mix has %d kinds of %d", len(def), len(AllFaults()))
 	}
+}
+
+// runsEvery is n failing runs against pg1 from start, every step.
+func runsEvery(start, step time.Duration, n int) []FenceRunAt {
+	var runs []FenceRunAt
+	for i := range n {
+		runs = append(runs, FenceRunAt{At: start + time.Duration(i)*step, Target: "pg1", Exit: 1})
+	}
+	return runs
 }
