@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/atomicfile"
 )
 
 // InitDB creates a new cluster in data_dir: initdb with data checksums,
@@ -44,7 +46,7 @@ func (i *Instance) InitDB(ctx context.Context) error {
 // PostgreSQL user, and returns its path. The caller removes it with
 // removeSecretFile.
 func (i *Instance) tempSecretFile(content string) (string, error) {
-	name, err := i.writeTemp("", "regent-secret-*", []byte(content), 0o600)
+	name, err := atomicfile.Temp("", "regent-secret-*", []byte(content), 0o600, i.chown)
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)
 	}

@@ -5,60 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/regent-ha/regent/internal/atomicfile"
 )
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory and a rename, so PostgreSQL never reads a half-written file.
-// The file gets mode and, when configured, the PostgreSQL owner. It reports
-// whether the content differs from what was there.
+// writeFileAtomic writes data to path through atomicfile, so PostgreSQL
+// never reads a half-written file. The file gets mode and, when
+// configured, the PostgreSQL owner. It reports whether the content differs
+// from what was there.
 func (i *Instance) writeFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, err error) {
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, data) {
 		return false, i.chown(path)
 	}
-	tmp, err := i.writeTemp(filepath.Dir(path), "."+filepath.Base(path)+".regent-*", data, mode)
-	if err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_, _ = removeFile(tmp) // the rename error is the one to report
-		return false, fmt.Errorf("write %s: %w", path, err)
+	if err := atomicfile.Write(path, data, mode, i.chown); err != nil {
+		return false, err
 	}
 	return true, nil
-}
-
-// writeTemp writes data to a new file in dir (os.CreateTemp's pattern),
-// synced and closed, with mode and, when configured, the PostgreSQL owner,
-// and returns its path. On an error nothing is left behind.
-func (i *Instance) writeTemp(dir, pattern string, data []byte, mode os.FileMode) (name string, err error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	name = f.Name()
-	defer func() {
-		if err != nil {
-			_, _ = removeFile(name) // the first error is the one to report
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("write temporary file %s: %w", name, err)
-	}
-	if err := os.Chmod(name, mode); err != nil {
-		return "", fmt.Errorf("chmod %s: %w", name, err)
-	}
-	if err := i.chown(name); err != nil {
-		return "", err
-	}
-	return name, nil
 }
 
 // removeFile removes path and reports whether it existed.

@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regent-ha/regent/internal/atomicfile"
 	"github.com/regent-ha/regent/internal/pgroup"
 )
 
@@ -97,27 +97,9 @@ func lastLine(s string) string {
 	return s
 }
 
-// WriteFileAtomic replaces path with data through a rename in the same
-// directory, so PgBouncer never reads a half-written file.
+// WriteFileAtomic replaces path with data (atomicfile), so PgBouncer
+// never reads a half-written file. Mode 0644: PgBouncer may run as
+// another user.
 func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644) // PgBouncer may run as another user
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-	}
-	return werr
+	return atomicfile.Write(path, data, 0o644, nil)
 }
