@@ -55,60 +55,28 @@ func TestQuorumFailoverKeepsAckedWrites(t *testing.T) {
 	b.Start(t)
 	waitStreamingFrom(t, b, leader, rejoinTimeout)
 
-	var rtos []string
-	for round := 1; round <= quorumRounds; round++ {
-		var rto time.Duration
-		leader, rto = quorumFailoverRound(t, c, w, leader, round)
-		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
-	}
-	w.Stop()
-	acked := w.Snapshot().Acked
-	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
-	defer cancel()
-	lost, rows, err := testcluster.MissingAcks(ctx, leader, "e2e_quorum", acked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("summary: %d rounds, %d writes acknowledged, %d lost on the last primary %s (%d rows), RTOs %v",
-		quorumRounds, len(acked), len(lost), leader.Name, rows, rtos)
-	if len(lost) > 0 {
-		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, testcluster.DescribeAcks(lost, 20))
-	}
+	syncFailoverRounds(t, c, w, leader, quorumRounds, quorumFailover)
 }
 
-// quorumFailoverRound kills old once the quorum state is complete and it
-// acknowledged syncAcksPerRound writes, checks the winner is in the key's
-// set and holds every acknowledged id, and brings old back as a replica.
-func quorumFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
-	t.Helper()
-	since := time.Now()
-	k := waitQuorum(t, c, old, rejoinTimeout)
-	waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
-	killed := time.Now()
-	old.Kill(t)
-	winner := waitNewLeader(t, c, old.Name, failoverWait)
-	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
-	if !slices.Contains(k.Standbys(), winner.Name) {
-		t.Errorf("round %d: %s was promoted, but the sync key's set was %v", round, winner.Name, k.Standbys())
-	}
-	acked := w.Snapshot().Acked
-	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
-	lost, rows, err := testcluster.MissingAcks(ctx, winner, "e2e_quorum", acked)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rto := first.Sub(killed)
-	t.Logf("round %d: killed %s, promoted %s (key %s quorum %d); %d acknowledged, %d lost, %d rows; RTO %.1fs",
-		round, old.Name, winner.Name, k, k.QuorumValue(), len(acked), len(lost), rows, rto.Seconds())
-	if len(lost) > 0 {
-		t.Errorf("round %d: %d acknowledged writes missing on %s: %s", round, len(lost), winner.Name, testcluster.DescribeAcks(lost, 20))
-	}
-	d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
-	t.Logf("round %d: failover decision: %s", round, d)
-	old.Start(t)
-	waitStreamingFrom(t, old, winner, rejoinTimeout)
-	return winner, rto
+// quorumFailover: before the kill the quorum state is complete
+// (waitQuorum) and old acknowledged syncAcksPerRound writes; the winner
+// must be in the sync key's set and record its failover decision.
+var quorumFailover = syncFailover{
+	table: "e2e_quorum",
+	arm: func(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, since time.Time, _ int) syncKey {
+		t.Helper()
+		k := waitQuorum(t, c, old, rejoinTimeout)
+		waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
+		return k
+	},
+	checkWinner: func(t *testing.T, _ *testcluster.Cluster, round int, _, winner *testcluster.Node, k syncKey, killed time.Time, _ time.Duration) {
+		t.Helper()
+		if !slices.Contains(k.Standbys(), winner.Name) {
+			t.Errorf("round %d: %s was promoted, but the sync key's set was %v", round, winner.Name, k.Standbys())
+		}
+		d := awaitDecision(t, winner, replicateTimeout, "failover", winner.Name, killed, nil)
+		t.Logf("round %d: failover decision: %s", round, d)
+	},
 }
 
 // waitQuorum waits until leader runs ANY 1 of both other nodes and the

@@ -145,6 +145,82 @@ func startSyncWriter(t *testing.T, c *testcluster.Cluster, table string) *testcl
 		Timeout: syncWriteTimeout, ConnectTimeout: syncConnectTimeout})
 }
 
+// syncFailover is what a failover round of a synchronous cluster
+// (syncFailoverRounds) checks that depends on the synchronous mode.
+type syncFailover struct {
+	// table is the writer's table.
+	table string
+	// arm waits until old leads with its synchronous standbys in place and
+	// has acknowledged syncAcksPerRound writes since since; it returns the
+	// sync key the new leader must be chosen by.
+	arm func(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, since time.Time, round int) syncKey
+	// checkWinner judges winner, the new leader after old was killed at
+	// killed, against k (what arm returned) and the RTO.
+	checkWinner func(t *testing.T, c *testcluster.Cluster, round int, old, winner *testcluster.Node, k syncKey, killed time.Time, rto time.Duration)
+}
+
+// syncFailoverRounds kills the primary rounds times on one cluster while
+// w writes (syncFailoverRound: the killed node restarts and rejoins
+// between rounds), then stops w and checks that the last primary holds
+// every acknowledged write. It returns w's final stats.
+func syncFailoverRounds(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, leader *testcluster.Node, rounds int, m syncFailover) testcluster.WriterStats {
+	t.Helper()
+	var rtos []string
+	for round := 1; round <= rounds; round++ {
+		var rto time.Duration
+		leader, rto = syncFailoverRound(t, c, w, leader, round, m)
+		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
+	}
+	w.Stop()
+	st := w.Snapshot()
+	t.Logf("summary: %d rounds, last primary %s, RTOs %v", rounds, leader.Name, rtos)
+	checkAcked(t, leader, m.table, st.Acked)
+	return st
+}
+
+// syncFailoverRound kills the primary old once m.arm returns, lets
+// m.checkWinner judge the new leader and the RTO (kill to the first write
+// the new leader acknowledged), checks the new leader holds every
+// acknowledged write, restarts old and waits for it to stream from the
+// new leader. It returns the new leader and the RTO.
+func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, round int, m syncFailover) (*testcluster.Node, time.Duration) {
+	t.Helper()
+	since := time.Now()
+	k := m.arm(t, c, w, old, since, round)
+	ackedBefore := w.Snapshot().Acked
+	killed := time.Now()
+	old.Kill(t)
+	winner := waitNewLeader(t, c, old.Name, failoverWait)
+	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
+	rto := first.Sub(killed)
+	m.checkWinner(t, c, round, old, winner, k, killed, rto)
+
+	acked := w.Snapshot().Acked
+	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
+	lost, rows, err := testcluster.MissingAcks(ctx, winner, m.table, acked)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thisRound := 0
+	for _, a := range ackedBefore {
+		if a.Node == old.Name && a.At.After(since) {
+			thisRound++
+		}
+	}
+	t.Logf("round %d: killed %s, promoted %s (sync key %s, quorum %d); acked %d in total (%d by %s this round), present %d, lost %d, %d rows on %s; RTO %.1fs",
+		round, old.Name, winner.Name, k, k.QuorumValue(), len(acked), thisRound, old.Name, len(acked)-len(lost), len(lost), rows, winner.Name, rto.Seconds())
+	if len(lost) > 0 {
+		t.Errorf("round %d: %d acknowledged writes missing on the new primary %s: %s", round, len(lost), winner.Name, testcluster.DescribeAcks(lost, 20))
+	}
+
+	restarted := time.Now()
+	old.Start(t)
+	waitStreamingFrom(t, old, winner, rejoinTimeout)
+	t.Logf("round %d: %s streams from %s %.1fs after its restart", round, old.Name, winner.Name, time.Since(restarted).Seconds())
+	return winner, rto
+}
+
 // blockedWrite is one statement run in its own goroutine on its own
 // connection, bounded by rejoinTimeout + strictHold on the client side.
 type blockedWrite struct {

@@ -41,84 +41,36 @@ func TestSyncFailoverKeepsAckedWrites(t *testing.T) {
 	c, leader := startHealthy(t, testcluster.Options{TTL: 6, RetryTimeout: 2, DCS: syncOn(false)})
 	mustExec(t, leader, "CREATE TABLE e2e_sync (id bigint PRIMARY KEY, node text NOT NULL)")
 	w := startSyncWriter(t, c, "e2e_sync")
-	var rtos []string
-	for round := 1; round <= syncRounds; round++ {
-		var rto time.Duration
-		leader, rto = syncFailoverRound(t, c, w, leader, round)
-		rtos = append(rtos, fmt.Sprintf("%.1fs", rto.Seconds()))
-	}
-	w.Stop()
-	st := w.Snapshot()
-	acked, cancelled := st.Acked, st.SyncCancelled
-	ctx, cancel := context.WithTimeout(t.Context(), replicateTimeout)
-	defer cancel()
-	lost, rows, err := testcluster.MissingAcks(ctx, leader, "e2e_sync", acked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("summary: %d rounds, %d writes acknowledged, %d present on the last primary %s (%d rows), %d lost, RTOs %v",
-		syncRounds, len(acked), len(acked)-len(lost), leader.Name, rows, len(lost), rtos)
-	if len(lost) > 0 {
-		t.Errorf("%d acknowledged writes missing on %s: %s", len(lost), leader.Name, testcluster.DescribeAcks(lost, 20))
-	}
-	if len(cancelled) > 0 {
+	st := syncFailoverRounds(t, c, w, leader, syncRounds, syncModeFailover)
+	if cancelled := st.SyncCancelled; len(cancelled) > 0 {
 		t.Errorf("%d commits returned after PostgreSQL cancelled their synchronous wait: %s", len(cancelled), testcluster.DescribeAcks(cancelled, 20))
 	}
 }
 
-// syncFailoverRound kills the primary old once it has acknowledged
-// syncAcksPerRound writes with a synchronous standby in the sync key,
-// checks the new leader and the acknowledged writes, restarts old and
-// waits for it to stream from the new leader. It returns the new leader
-// and the RTO (kill to first write acknowledged by the new leader).
-func syncFailoverRound(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, round int) (*testcluster.Node, time.Duration) {
-	t.Helper()
-	since := time.Now()
-	waitSyncStandby(t, c, old, rejoinTimeout)
-	waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
-
-	ctx := t.Context()
-	k, ok, err := readSyncKey(ctx, c)
-	if err != nil || !ok || k.Leader != old.Name || len(k.Standbys()) != 1 {
-		t.Fatalf("round %d: right before the kill the sync key is %s (exists %t, err %v), want %s and one standby", round, k, ok, err, old.Name)
-	}
-	ackedBefore := w.Snapshot().Acked
-	killed := time.Now()
-	old.Kill(t)
-	winner := waitNewLeader(t, c, old.Name, failoverWait)
-	first := waitAcked(t, w, winner.Name, killed, 1, failoverWait)
-	rto := first.Sub(killed)
-	if winner.Name != k.Standbys()[0] {
-		t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.Standbys()[0], old.Name)
-	}
-	if bound := c.TTL() + rtoSlack; rto >= bound {
-		t.Errorf("round %d: first write acknowledged by %s %s after the kill, want < ttl + %s = %s", round, winner.Name, rto.Round(time.Millisecond), rtoSlack, bound)
-	}
-
-	acked := w.Snapshot().Acked
-	cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
-	lost, rows, err := testcluster.MissingAcks(cctx, winner, "e2e_sync", acked)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	thisRound := 0
-	for _, a := range ackedBefore {
-		if a.Node == old.Name && a.At.After(since) {
-			thisRound++
+// syncModeFailover: right before the kill the sync key names old and one
+// standby, and old acknowledged syncAcksPerRound writes; that standby
+// must win, its first write acknowledged within ttl + rtoSlack.
+var syncModeFailover = syncFailover{
+	table: "e2e_sync",
+	arm: func(t *testing.T, c *testcluster.Cluster, w *testcluster.Writer, old *testcluster.Node, since time.Time, round int) syncKey {
+		t.Helper()
+		waitSyncStandby(t, c, old, rejoinTimeout)
+		waitAcked(t, w, old.Name, since, syncAcksPerRound, replicateTimeout)
+		k, ok, err := readSyncKey(t.Context(), c)
+		if err != nil || !ok || k.Leader != old.Name || len(k.Standbys()) != 1 {
+			t.Fatalf("round %d: right before the kill the sync key is %s (exists %t, err %v), want %s and one standby", round, k, ok, err, old.Name)
 		}
-	}
-	t.Logf("round %d: killed %s, promoted %s (sync key %s); acked %d in total (%d by %s this round), present %d, lost %d, %d rows on %s; RTO %.1fs",
-		round, old.Name, winner.Name, k, len(acked), thisRound, old.Name, len(acked)-len(lost), len(lost), rows, winner.Name, rto.Seconds())
-	if len(lost) > 0 {
-		t.Errorf("round %d: %d acknowledged writes missing on the new primary %s: %s", round, len(lost), winner.Name, testcluster.DescribeAcks(lost, 20))
-	}
-
-	restarted := time.Now()
-	old.Start(t)
-	waitStreamingFrom(t, old, winner, rejoinTimeout)
-	t.Logf("round %d: %s streams from %s %.1fs after its restart", round, old.Name, winner.Name, time.Since(restarted).Seconds())
-	return winner, rto
+		return k
+	},
+	checkWinner: func(t *testing.T, c *testcluster.Cluster, round int, old, winner *testcluster.Node, k syncKey, _ time.Time, rto time.Duration) {
+		t.Helper()
+		if winner.Name != k.Standbys()[0] {
+			t.Errorf("round %d: %s was promoted, but the sync key named %s right before %s was killed", round, winner.Name, k.Standbys()[0], old.Name)
+		}
+		if bound := c.TTL() + rtoSlack; rto >= bound {
+			t.Errorf("round %d: first write acknowledged by %s %s after the kill, want < ttl + %s = %s", round, winner.Name, rto.Round(time.Millisecond), rtoSlack, bound)
+		}
+	},
 }
 
 // TestSyncPromotesSyncStandby: both replicas hold exactly the primary's
