@@ -38,7 +38,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		role: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_role",
-			Help: "1 for this member's current role (primary, replica, demoted, uninitialized), 0 for the others."}, []string{"role"}),
+			Help: "1 for this member's current role (primary, replica, standby_leader, demoted, uninitialized), 0 for the others."}, []string{"role"}),
 		leaseRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_lease_remaining_seconds",
 			Help: "How long this leader may still serve writes before fencing itself (0 when not leading)."}),
 		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_replication_lag_bytes",
@@ -70,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		configError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_error",
 			Help: "1 while this member cannot apply part of the cluster's dynamic config (GET /patroni regent.config_error says what)."}),
 		failoverPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_failover_phase_seconds",
-			Help:    "Duration of each phase of the failovers this member won (detect, fence, elect, promote, first_write).",
+			Help:    "Duration of each phase of the failovers this member won (detect, suspect_agree, fence, elect, promote, first_write).",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 20, 30, 60}}, []string{"phase"}),
 		etcdError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_etcd_error",
 			Help: "1 for the class of the last failed etcd renewal (unreachable, timeout, no_leader, auth, compare_failed, lease_lost, other), 0 for the others; all 0 while etcd answers."}, []string{"class"}),

@@ -30,7 +30,7 @@ const (
 
 // SwitchoverErrorResponse is the JSON body of a refused switchover request:
 // {"error": …, "id": …, "rejected": [{"member": …, "ok": false, "reasons":
-// […]}], "reasons": ["pg3: lag 3.2 MB > 1 MB", …]}. ID names the running
+// […]}], "reasons": ["pg3: lag 3.2 MB > 1.0 MB", …]}. ID names the running
 // switchover on 409; Rejected and the flattened Reasons come with 412.
 type SwitchoverErrorResponse struct {
 	Error    string             `json:"error"`

@@ -44,8 +44,9 @@ func newRemoveCmd(s *settings) *cobra.Command {
 		Use:   "remove <cluster>",
 		Short: "Wipe a cluster's state in etcd (every key under its prefix), after typed confirmation",
 		Long: `Delete every key of the cluster in etcd: initialize, config, leader,
-members, history, status, sync, failover and Regent's switchover and
-decision records (Patroni's patronictl remove). PostgreSQL and its data
+members, history, status, sync, failover, failsafe and Regent's
+switchover and decision records and fast-failover suspicions (Patroni's
+patronictl remove). PostgreSQL and its data
 are not touched.
 
 Without --force it asks, as patronictl does, for the cluster name, then
