@@ -136,7 +136,7 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h, calls := failsafeHarness(t, pause)
 			oldLease := h.dcs.Lease()
-			h.takeEvents()
+			h.events.take()
 			h.dcs.SetDown(true)
 			cut := h.now
 			for h.now.Sub(cut) < 60*time.Second {
@@ -169,7 +169,7 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 			if !h.agent.lease.leading || h.agent.lease.inFailsafe() || !h.pg.Writable() {
 				t.Fatalf("after etcd returned: leading %v failsafe %v writable %v", h.agent.lease.leading, h.agent.lease.inFailsafe(), h.pg.Writable())
 			}
-			for _, e := range h.takeEvents() {
+			for _, e := range h.events.take() {
 				if strings.HasPrefix(e, "pg stop") || strings.HasPrefix(e, "pg start") {
 					t.Errorf("PostgreSQL was restarted: %s", e)
 				}

@@ -201,7 +201,7 @@ func TestSlowInitdbKeepsTheBootstrap(t *testing.T) {
 	pg := pgtest.NewEmpty(7000000000000000001)
 	h := newLoopHarness(t, store, pg)
 	pg.OnOp = func(op string) {
-		h.record("pg " + op)
+		h.events.add("pg " + op)
 		if op == "initdb" {
 			store.ExpireLease(store.Lease()) // 10 s of initdb on a slow disk
 		}
@@ -378,12 +378,12 @@ func TestPromotedPrimaryCreatesSlotsBeforeEtcd(t *testing.T) {
 	h.agent.slots = slotState{}
 	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
 	h.agent.publishLimits()
-	h.takeEvents()
+	h.events.take()
 	h.dcs.SetHang(true)
 	if err := h.agent.promote(t.Context(), view); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.takeEvents()
+	ev := h.events.take()
 	promoted, slots := slices.Index(ev, "pg promote"), slices.Index(ev, "pg slots pg2")
 	firstDCS := slices.IndexFunc(ev, func(e string) bool { return strings.HasPrefix(e, "dcs ") })
 	switch {
