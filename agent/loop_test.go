@@ -186,6 +186,27 @@ func addPeer(t *testing.T, store *dcstest.Fake, name string, m dcs.Member) *dcst
 	return p
 }
 
+// takeLeader makes p (a peer from addPeer) hold the leader key as name.
+func takeLeader(t *testing.T, p *dcstest.Fake, name string) {
+	t.Helper()
+	if won, err := p.AcquireLeader(t.Context(), name); err != nil || !won {
+		t.Fatalf("%s: AcquireLeader = %v, %v", name, won, err)
+	}
+}
+
+// storeLedByPg0 is the store of an initialized cluster (system identifier
+// 7000000000000000001) whose leader key pg0, a running primary peer, holds.
+func storeLedByPg0(t *testing.T) *dcstest.Fake {
+	t.Helper()
+	store := newStore()
+	leader := addPeer(t, store, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"})
+	takeLeader(t, leader, "pg0")
+	if err := store.Put(t.Context(), store.Keys().Initialize(), []byte("7000000000000000001")); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 // putSwitchover writes rec and the switchover lock naming it, as the
 // REST API's start does.
 func putSwitchover(t *testing.T, store *dcstest.Fake, rec switchover.Record) {
@@ -361,11 +382,8 @@ func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
 	h := newLeaderHarness(t)
 	store := h.dcs
 	other := addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", Timeline: 2})
-	ctx := t.Context()
 	store.ExpireLease(store.Lease())
-	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
-		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
-	}
+	takeLeader(t, other, "pg2")
 	for i := 0; i < 3; i++ {
 		h.advance(time.Second)
 		h.tick()
