@@ -42,7 +42,7 @@ func TestAPIReadsServeTheView(t *testing.T) {
 	if err := store.Put(ctx, store.Keys().Switchover("s1"), rec); err != nil {
 		t.Fatal(err)
 	}
-	h.takeEvents()
+	h.events.take()
 	if _, err := h.agent.Cluster(ctx); err != nil {
 		t.Errorf("Cluster: %v", err)
 	}
@@ -64,7 +64,7 @@ func TestAPIReadsServeTheView(t *testing.T) {
 	if _, err := h.agent.Switchover(ctx, "nope"); !errors.Is(err, restapi.ErrNotFound) {
 		t.Errorf("Switchover(absent) = %v, want ErrNotFound", err)
 	}
-	if ev := h.takeEvents(); len(ev) != 0 {
+	if ev := h.events.take(); len(ev) != 0 {
 		t.Errorf("REST reads called etcd: %v", ev)
 	}
 }

@@ -94,13 +94,26 @@ func checkPlan(t *testing.T, got Plan, wantAction Action, wantReason string) {
 	}
 }
 
+// planCase is a decide table row checked by its whole action and reason.
+type planCase struct {
+	name       string
+	snap       Snapshot
+	wantAction Action
+	wantReason string // substring
+}
+
+// checkPlans runs decide on each row's snapshot, a subtest each.
+func checkPlans(t *testing.T, tests []planCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkPlan(t, decide(tt.snap), tt.wantAction, tt.wantReason)
+		})
+	}
+}
+
 func TestDecide(t *testing.T) {
-	tests := []struct {
-		name       string
-		snap       Snapshot
-		wantAction Action
-		wantReason string // substring
-	}{
+	checkPlans(t, []planCase{
 		{"leader past its deadline fences before anything else",
 			snap(func(s *Snapshot) {
 				s.PG = primary(0x5000000)
@@ -325,13 +338,7 @@ func TestDecide(t *testing.T) {
 		{"designated candidate whose required watchdog is unusable does not race",
 			snap(unlocked, designated, func(s *Snapshot) { s.WatchdogUsable = false }),
 			Action{Kind: ActWait}, "watchdog is unusable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := decide(tt.snap)
-			checkPlan(t, got, tt.wantAction, tt.wantReason)
-		})
-	}
+	})
 }
 
 // TestElection covers the candidate rules and the tie-break (DESIGN §4).

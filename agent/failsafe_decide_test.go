@@ -32,12 +32,7 @@ func topology(names ...string) func(*Snapshot) {
 // (it reaches etcd, the leader does not); with failsafe_mode on, a member
 // the /failsafe key does not name never races (Patroni's rule).
 func TestDecideFailsafe(t *testing.T) {
-	tests := []struct {
-		name       string
-		snap       Snapshot
-		wantAction Action
-		wantReason string // substring
-	}{
+	checkPlans(t, []planCase{
 		{"a fresh hold forbids the race although the key expired",
 			snap(unlocked, failsafeHeldBy("pg1", 3*time.Second)),
 			Action{Kind: ActWait}, "leader pg1 confirmed 3s ago"},
@@ -86,12 +81,7 @@ func TestDecideFailsafe(t *testing.T) {
 				s.Lease.Failsafe = true
 			}),
 			Action{Kind: ActLead}, "leading"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			checkPlan(t, decide(tt.snap), tt.wantAction, tt.wantReason)
-		})
-	}
+	})
 }
 
 // TestFailsafeTopology: whom a failsafe round must reach.

@@ -136,7 +136,7 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h, calls := failsafeHarness(t, pause)
 			oldLease := h.dcs.Lease()
-			h.takeEvents()
+			h.events.take()
 			h.dcs.SetDown(true)
 			cut := h.now
 			for h.now.Sub(cut) < 60*time.Second {
@@ -169,7 +169,7 @@ func TestFailsafeKeepsTheLeaderThroughAnEtcdOutage(t *testing.T) {
 			if !h.agent.lease.leading || h.agent.lease.inFailsafe() || !h.pg.Writable() {
 				t.Fatalf("after etcd returned: leading %v failsafe %v writable %v", h.agent.lease.leading, h.agent.lease.inFailsafe(), h.pg.Writable())
 			}
-			for _, e := range h.takeEvents() {
+			for _, e := range h.events.take() {
 				if strings.HasPrefix(e, "pg stop") || strings.HasPrefix(e, "pg start") {
 					t.Errorf("PostgreSQL was restarted: %s", e)
 				}
@@ -223,9 +223,7 @@ func TestFailsafeNeverBridgesALostKey(t *testing.T) {
 		h, calls := failsafeHarness(t, false)
 		other := addPeer(t, h.dcs, "pg4", dcs.Member{APIURL: "http://pg4:8008/patroni"})
 		h.dcs.ExpireLease(h.dcs.Lease())
-		if won, err := other.AcquireLeader(t.Context(), "pg4"); err != nil || !won {
-			t.Fatalf("peer AcquireLeader = %v, %v", won, err)
-		}
+		takeLeader(t, other, "pg4")
 		before := calls.callCount()
 		h.advance(time.Second)
 		h.tick()
@@ -263,9 +261,7 @@ func TestFailsafeLeaderLosesToAnotherKeyHolderWhenEtcdReturns(t *testing.T) {
 		h.tick()
 	}
 	h.dcs.ExpireLease(oldLease)
-	if won, err := other.AcquireLeader(t.Context(), "pg4"); err != nil || !won {
-		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
-	}
+	takeLeader(t, other, "pg4")
 	h.dcs.SetDown(false)
 	for i := 0; i < 3; i++ {
 		h.advance(500 * time.Millisecond)
@@ -323,9 +319,7 @@ func TestAcceptFailsafe(t *testing.T) {
 func TestFailsafeHoldStopsARace(t *testing.T) {
 	store := newStore()
 	leader := addPeer(t, store, "pg9", dcs.Member{APIURL: "http://pg9:8008/patroni"})
-	if won, err := leader.AcquireLeader(t.Context(), "pg9"); err != nil || !won {
-		t.Fatal(won, err)
-	}
+	takeLeader(t, leader, "pg9")
 	h := newReplicaHarness(t, store)
 	h.agent.dyn.FailsafeMode = true
 	h.agent.publishLimits()

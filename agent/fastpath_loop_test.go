@@ -76,8 +76,7 @@ type fastCluster struct {
 	via    *dcstest.Fake // pg2's own client: its operations are recorded
 	hook   *hookDouble
 	probe  *probeDouble
-	mu     sync.Mutex
-	ops    []string // pg2's leader-key operations, in order
+	ops    opLog // pg2's leader-key operations, in order
 }
 
 func newFastCluster(t *testing.T, exits ...int) *fastCluster {
@@ -91,9 +90,7 @@ func newFastCluster(t *testing.T, exits ...int) *fastCluster {
 	c.cand = newNamedHarness(t, "pg2", store, pg2, c.via)
 	c.via.Intercept(func(op, key string) error {
 		if key == store.Keys().Leader() && op != "CheckLeader" {
-			c.mu.Lock()
-			c.ops = append(c.ops, op)
-			c.mu.Unlock()
+			c.ops.add(op)
 		}
 		return nil
 	})
@@ -160,14 +157,6 @@ func (c *fastCluster) awaitHook() {
 	}
 }
 
-func (c *fastCluster) takeOps() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ops := c.ops
-	c.ops = nil
-	return ops
-}
-
 // decisions returns the records pg2 flushed to etcd, of kind.
 func decisionsOf(t *testing.T, v *dcs.Cluster, kind string) []restapi.Decision {
 	t.Helper()
@@ -198,13 +187,13 @@ func TestFastPathFencedLeaderIsReplacedAtOnce(t *testing.T) {
 	oldLease := store.View().Leader.Lease
 	c.leaderDies()
 	c.agree()
-	c.takeOps()
+	c.ops.take()
 	c.awaitHook()
 	c.cand.tick()
 	if got := c.hook.runs; !slices.Equal(got, []string{"pg1"}) {
 		t.Errorf("hook runs = %v, want one against pg1", got)
 	}
-	if ops := c.takeOps(); !slices.Equal(ops, []string{"Delete", "AcquireLeader"}) {
+	if ops := c.ops.take(); !slices.Equal(ops, []string{"Delete", "AcquireLeader"}) {
 		t.Errorf("pg2's leader-key operations = %v, want Delete (by revision) then AcquireLeader", ops)
 	}
 	if !a.lease.leading || store.View().LeaderName() != "pg2" || !c.cand.pg.Writable() {
@@ -248,7 +237,7 @@ func TestFastPathFailedHookWaitsForTheLease(t *testing.T) {
 		t.Fatalf("pg2 leading %t, leader %q, writable %t, hook runs %d; want pg1's key kept, no promotion, one run",
 			a.lease.leading, store.View().LeaderName(), c.cand.pg.Writable(), c.hook.count())
 	}
-	if ops := c.takeOps(); slices.Contains(ops, "Delete") || slices.Contains(ops, "AcquireLeader") {
+	if ops := c.ops.take(); slices.Contains(ops, "Delete") || slices.Contains(ops, "AcquireLeader") {
 		t.Errorf("pg2 touched the leader key after a failed hook: %v", ops)
 	}
 	recs := decisionsOf(t, store.View(), "fast_failover_fallback")

@@ -35,17 +35,12 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 			return a.rewind(ctx, *up, st, "timeline diverged from the leader; rewinding")
 		}
 	}
-	changed, err := a.pg.ConfigureStandby(up)
-	if err != nil {
-		return fmt.Errorf("follow %s: %w", leader, err)
-	}
+	changed, err := a.repoint(ctx, up)
 	if changed {
 		a.log.Info("following new upstream", "leader", leader)
-		rctx, cancel := a.ioContext(ctx)
-		defer cancel()
-		if err := a.pg.Reload(rctx); err != nil {
-			return fmt.Errorf("reload after repointing: %w", err)
-		}
+	}
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", leader, err)
 	}
 	// A failover candidate keeps the permanent physical slots (and drops
 	// the unknown ones a former primary kept, which would hold WAL here).
@@ -56,6 +51,22 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 	}
 	a.copyLogicalSlots(ctx, *up)
 	return nil
+}
+
+// repoint writes up as PostgreSQL's upstream and, when that changed
+// anything, reloads PostgreSQL, which applies the new primary_conninfo
+// and slot without a restart. changed says whether the configuration
+// was rewritten, even when the reload then failed.
+func (a *Agent) repoint(ctx context.Context, up *postgres.Upstream) (changed bool, err error) {
+	if changed, err = a.pg.ConfigureStandby(up); err != nil || !changed {
+		return changed, err
+	}
+	rctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	if err := a.pg.Reload(rctx); err != nil {
+		return true, fmt.Errorf("reload after repointing: %w", err)
+	}
+	return true, nil
 }
 
 // rewind brings a diverged former primary back onto the leader's history.

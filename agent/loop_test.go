@@ -33,8 +33,29 @@ type loopHarness struct {
 	// manualJobs: the test itself decides when work beside the loop ends.
 	manualJobs bool
 
-	mu     sync.Mutex
-	events []string // DCS and PostgreSQL operations, in order
+	mu     sync.Mutex // guards now
+	events opLog      // DCS and PostgreSQL operations, in order
+}
+
+// opLog records operations in order; the loop, the work beside it and
+// the test read and write it from their goroutines.
+type opLog struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (l *opLog) add(op string) {
+	l.mu.Lock()
+	l.ops = append(l.ops, op)
+	l.mu.Unlock()
+}
+
+// take returns what was recorded since the last take.
+func (l *opLog) take() (ops []string) {
+	l.mu.Lock()
+	ops, l.ops = l.ops, nil
+	l.mu.Unlock()
+	return ops
 }
 
 type lastSnapshot struct {
@@ -89,8 +110,8 @@ func newNamedHarness(t *testing.T, name string, store *dcstest.Fake, pg *pgtest.
 		t.Fatal(err)
 	}
 	h := &loopHarness{t: t, now: time.Now(), dcs: store, pg: pg, pub: &lastSnapshot{}}
-	store.Intercept(func(op, key string) error { h.record("dcs " + op); return nil })
-	pg.OnOp = func(op string) { h.record("pg " + op) }
+	store.Intercept(func(op, key string) error { h.events.add("dcs " + op); return nil })
+	pg.OnOp = func(op string) { h.events.add("pg " + op) }
 	h.agent, err = New(Options{Config: cfg, DCS: via, Postgres: pg, Publisher: h.pub, Peers: noPeers{},
 		Clock: func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }})
 	if err != nil {
@@ -116,24 +137,10 @@ func (h *loopHarness) awaitJob() {
 	}
 }
 
-func (h *loopHarness) record(e string) {
-	h.mu.Lock()
-	h.events = append(h.events, e)
-	h.mu.Unlock()
-}
-
 func (h *loopHarness) advance(d time.Duration) {
 	h.mu.Lock()
 	h.now = h.now.Add(d)
 	h.mu.Unlock()
-}
-
-func (h *loopHarness) takeEvents() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ev := h.events
-	h.events = nil
-	return ev
 }
 
 func (h *loopHarness) tick() {
@@ -177,6 +184,27 @@ func addPeer(t *testing.T, store *dcstest.Fake, name string, m dcs.Member) *dcst
 		t.Fatal(err)
 	}
 	return p
+}
+
+// takeLeader makes p (a peer from addPeer) hold the leader key as name.
+func takeLeader(t *testing.T, p *dcstest.Fake, name string) {
+	t.Helper()
+	if won, err := p.AcquireLeader(t.Context(), name); err != nil || !won {
+		t.Fatalf("%s: AcquireLeader = %v, %v", name, won, err)
+	}
+}
+
+// storeLedByPg0 is the store of an initialized cluster (system identifier
+// 7000000000000000001) whose leader key pg0, a running primary peer, holds.
+func storeLedByPg0(t *testing.T) *dcstest.Fake {
+	t.Helper()
+	store := newStore()
+	leader := addPeer(t, store, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"})
+	takeLeader(t, leader, "pg0")
+	if err := store.Put(t.Context(), store.Keys().Initialize(), []byte("7000000000000000001")); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // putSwitchover writes rec and the switchover lock naming it, as the
@@ -314,10 +342,10 @@ func TestLeaderRenewalIsOneRoundTrip(t *testing.T) {
 // past its deadline stops PostgreSQL before it talks to etcd at all.
 func TestFrozenLeaderFencesBeforeAnyEtcdCall(t *testing.T) {
 	h := newLeaderHarness(t)
-	h.takeEvents()
+	h.events.take()
 	h.advance(30 * time.Second) // SIGSTOP … SIGCONT
 	h.tick()
-	ev := h.takeEvents()
+	ev := h.events.take()
 	if len(ev) == 0 || ev[0] != "pg stop immediate" {
 		t.Fatalf("first operation after waking = %v, want pg stop immediate before anything else", ev)
 	}
@@ -331,13 +359,13 @@ func TestFrozenLeaderFencesBeforeAnyEtcdCall(t *testing.T) {
 // racing like anyone else, never while PostgreSQL is still writable.
 func TestLeaderNeverRecreatesALostLeaderKey(t *testing.T) {
 	h := newLeaderHarness(t)
-	h.takeEvents()
+	h.events.take()
 	h.dcs.ExpireLease(h.dcs.Lease())
 	for i := 0; i < 5; i++ {
 		h.advance(time.Second)
 		h.tick()
 	}
-	ev := h.takeEvents()
+	ev := h.events.take()
 	stop := slices.Index(ev, "pg stop immediate")
 	acquire := slices.Index(ev, "dcs AcquireLeader")
 	if stop < 0 {
@@ -354,11 +382,8 @@ func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
 	h := newLeaderHarness(t)
 	store := h.dcs
 	other := addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", Timeline: 2})
-	ctx := t.Context()
 	store.ExpireLease(store.Lease())
-	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
-		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
-	}
+	takeLeader(t, other, "pg2")
 	for i := 0; i < 3; i++ {
 		h.advance(time.Second)
 		h.tick()
@@ -369,7 +394,7 @@ func TestLeaderDemotesWhenAnotherMemberHoldsTheKey(t *testing.T) {
 	if got := h.agent.lastPlan.Action; got.Kind != ActFollow && got.Kind != ActStartReplica {
 		t.Errorf("last plan = %+v (%s), want following pg2", got, h.agent.lastPlan.Reason)
 	}
-	if ev := strings.Join(h.takeEvents(), ","); strings.Contains(ev, "pg promote") {
+	if ev := strings.Join(h.events.take(), ","); strings.Contains(ev, "pg promote") {
 		t.Errorf("promoted while another member leads: %s", ev)
 	}
 }
@@ -409,13 +434,13 @@ func TestFencedLeaderReleasesItsKeyWhenEtcdReturns(t *testing.T) {
 	if h.pg.Writable() {
 		t.Fatal("leader did not fence while etcd was down")
 	}
-	h.takeEvents()
+	h.events.take()
 	h.dcs.SetDown(false)
 	for i := 0; i < 5; i++ {
 		h.advance(time.Second)
 		h.tick()
 	}
-	if ev := h.takeEvents(); !slices.Contains(ev, "dcs ReleaseLeader") {
+	if ev := h.events.take(); !slices.Contains(ev, "dcs ReleaseLeader") {
 		t.Fatalf("fenced leader never released its key after etcd returned: %v (last plan: %s)", ev, h.agent.lastPlan.Reason)
 	}
 }
@@ -440,11 +465,11 @@ func TestReplicaStartPublishesItsMemberKeyOnAFreshLease(t *testing.T) {
 	if store.Lease() != 0 {
 		t.Fatalf("lease %x still current after it expired at etcd", store.Lease())
 	}
-	h.takeEvents()
+	h.events.take()
 	if err := h.agent.startPG(ctx, "replica"); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.takeEvents()
+	ev := h.events.take()
 	grant, put, start := slices.Index(ev, "dcs GrantLease"), slices.Index(ev, "dcs PutMember"), slices.Index(ev, "pg start")
 	if grant < 0 || put < grant || start < put {
 		t.Fatalf("events %v: want GrantLease, then PutMember, then the start", ev)
@@ -464,7 +489,7 @@ func TestReplicaStartPublishesItsMemberKeyOnAFreshLease(t *testing.T) {
 func TestHungPrimaryIsStoppedBeforeTheKeyIsReleased(t *testing.T) {
 	h := newLeaderHarness(t)
 	h.pg.Hang()
-	h.takeEvents()
+	h.events.take()
 	for i := 0; i < 15 && h.agent.lease.leading; i++ {
 		h.advance(time.Second)
 		h.tick()
@@ -472,7 +497,7 @@ func TestHungPrimaryIsStoppedBeforeTheKeyIsReleased(t *testing.T) {
 	if h.agent.lease.leading {
 		t.Fatalf("still leading with PostgreSQL hung past primary_start_timeout: %s", h.agent.lastPlan.Reason)
 	}
-	ev := h.takeEvents()
+	ev := h.events.take()
 	stop, release := slices.Index(ev, "pg stop immediate"), slices.Index(ev, "dcs ReleaseLeader")
 	if stop < 0 || release < stop {
 		t.Fatalf("events %v: want the immediate stop before ReleaseLeader", ev)

@@ -13,31 +13,24 @@ import (
 
 // fakeNotifier records every notification (one string per datagram).
 type fakeNotifier struct {
-	mu       sync.Mutex
-	sent     []string
+	sent     opLog
+	mu       sync.Mutex // guards fail
 	fail     error
 	watchdog time.Duration
 }
 
 func (f *fakeNotifier) Send(lines ...string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return f.fail
+	fail := f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		return fail
 	}
-	f.sent = append(f.sent, strings.Join(lines, "\n"))
+	f.sent.add(strings.Join(lines, "\n"))
 	return nil
 }
 
 func (f *fakeNotifier) WatchdogInterval() time.Duration { return f.watchdog }
-
-func (f *fakeNotifier) take() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.sent
-	f.sent = nil
-	return s
-}
 
 func TestReadyOnlyOnceEtcdAndPostgresAreObserved(t *testing.T) {
 	store := newStore()
@@ -49,7 +42,7 @@ func TestReadyOnlyOnceEtcdAndPostgresAreObserved(t *testing.T) {
 	h.tick()
 	h.advance(time.Second)
 	h.tick()
-	got := n.take()
+	got := n.sent.take()
 	if len(got) != 2 || strings.Contains(strings.Join(got, "|"), "READY=1") {
 		t.Fatalf("with etcd down: sent %q, want two datagrams without READY=1", got)
 	}
@@ -65,7 +58,7 @@ func TestReadyOnlyOnceEtcdAndPostgresAreObserved(t *testing.T) {
 		h.advance(time.Second)
 		h.tick()
 	}
-	got = n.take()
+	got = n.sent.take()
 	if len(got) == 0 || !strings.HasPrefix(got[0], "READY=1\nSTATUS=") {
 		t.Fatalf("after etcd came back: sent %q, want READY=1 with a status first", got)
 	}
@@ -87,7 +80,7 @@ func TestNotificationThatFailsIsRetried(t *testing.T) {
 	n.mu.Unlock()
 	h.advance(time.Second)
 	h.tick()
-	got := n.take()
+	got := n.sent.take()
 	if len(got) != 1 || !strings.HasPrefix(got[0], "READY=1\nSTATUS=") {
 		t.Fatalf("after a failed send: sent %q, want READY=1 and the status again", got)
 	}
@@ -147,7 +140,7 @@ func TestWaitingLoopSendsKeepalives(t *testing.T) {
 	h.agent.notifier = n
 	h.agent.nextTick = h.now.Add(time.Second) // one real second of waiting
 	h.agent.waitNextTick(t.Context())
-	got := n.take()
+	got := n.sent.take()
 	if len(got) < 5 {
 		t.Fatalf("one second of waiting with WatchdogSec=40ms sent %d keep-alives, want about 50", len(got))
 	}

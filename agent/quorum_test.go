@@ -254,50 +254,40 @@ func subsets(names []string, k int) [][]string {
 }
 
 func TestQuorumElection(t *testing.T) {
-	quorum := func(q int, voters ...string) func(*Snapshot) {
-		return func(s *Snapshot) {
-			s.Config.SynchronousMode = config.SyncQuorum
-			s.View.Sync = syncKey("pg1", q, voters...)
-		}
-	}
+	unreachable := func(p PeerStatus) PeerStatus { p.Reachable = false; return p }
+	noFailover := func(p PeerStatus) PeerStatus { p.NoFailover = true; return p }
 	tests := []struct {
 		name   string
-		mut    []func(*Snapshot)
+		quorum int
+		voters []string   // the sync key's standbys (pg1 leads)
+		peer   PeerStatus // the one peer this member (pg2) hears from
 		race   bool
 		reason string
 	}{
 		{"ANY 1 (pg2,pg3): sees pg3, most advanced: races",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) { s.Peers = []PeerStatus{peer("pg3", 0x4000000)} }}, true, ""},
+			1, []string{"pg2", "pg3"}, peer("pg3", 0x4000000), true, ""},
 		{"ANY 1 (pg2,pg3): pg3 unreachable: saw 1 of 2, does not race",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) {
-				p := peer("pg3", 0)
-				p.Reachable = false
-				s.Peers = []PeerStatus{p}
-			}}, false, "saw 1 of the quorum set [pg2 pg3] counting me, need 2"},
+			1, []string{"pg2", "pg3"}, unreachable(peer("pg3", 0)), false, "saw 1 of the quorum set [pg2 pg3] counting me, need 2"},
 		{"ANY 1 (pg2,pg3): pg3 ahead: stands down",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) { s.Peers = []PeerStatus{peer("pg3", 0x9000000)} }}, false, "pg3 is more advanced"},
+			1, []string{"pg2", "pg3"}, peer("pg3", 0x9000000), false, "pg3 is more advanced"},
 		{"not in the quorum set: does not race",
-			[]func(*Snapshot){quorum(0, "pg3"), func(s *Snapshot) { s.Peers = []PeerStatus{peer("pg3", 0x1000000)} }}, false, "not a synchronous standby"},
+			0, []string{"pg3"}, peer("pg3", 0x1000000), false, "not a synchronous standby"},
 		{"ANY 2 (pg2,pg3,pg4): quorum 1, one peer seen is enough",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3", "pg4"), func(s *Snapshot) { s.Peers = []PeerStatus{peer("pg4", 0x4000000)} }}, true, ""},
+			1, []string{"pg2", "pg3", "pg4"}, peer("pg4", 0x4000000), true, ""},
 		{"a nofailover voter ahead blocks (it holds commits I lack)",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) {
-				p := peer("pg3", 0x9000000)
-				p.NoFailover = true
-				s.Peers = []PeerStatus{p}
-			}}, false, "cannot be elected but is more advanced"},
+			1, []string{"pg2", "pg3"}, noFailover(peer("pg3", 0x9000000)), false, "cannot be elected but is more advanced"},
 		{"a nofailover voter behind counts as seen",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) {
-				p := peer("pg3", 0x1000000)
-				p.NoFailover = true
-				s.Peers = []PeerStatus{p}
-			}}, true, ""},
+			1, []string{"pg2", "pg3"}, noFailover(peer("pg3", 0x1000000)), true, ""},
 		{"a non-voter peer does not count",
-			[]func(*Snapshot){quorum(1, "pg2", "pg3"), func(s *Snapshot) { s.Peers = []PeerStatus{peer("pg4", 0x1000000)} }}, false, "need 2"},
+			1, []string{"pg2", "pg3"}, peer("pg4", 0x1000000), false, "need 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := decide(snap(append([]func(*Snapshot){unlocked}, tt.mut...)...))
+			p := decide(snap(unlocked, func(s *Snapshot) {
+				s.Config.SynchronousMode = config.SyncQuorum
+				s.View.Sync = syncKey("pg1", tt.quorum, tt.voters...)
+				s.Peers = []PeerStatus{tt.peer}
+			}))
 			if (p.Action.Kind == ActRace) != tt.race || !strings.Contains(p.Reason, tt.reason) {
 				t.Errorf("%s: %s", p.Action.Kind, p.Reason)
 			}

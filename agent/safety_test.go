@@ -180,9 +180,7 @@ func TestDeposedLeaderCannotOverwriteLeaderOnlyKeys(t *testing.T) {
 	ctx := t.Context()
 	other := addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	store.ExpireLease(store.Lease())
-	if won, err := other.AcquireLeader(ctx, "pg2"); err != nil || !won {
-		t.Fatalf("peer AcquireLeader = %v, %v", won, err)
-	}
+	takeLeader(t, other, "pg2")
 	before, _, _ := store.Get(ctx, store.Keys().Status())
 	snap := h.agent.observe(ctx, RestartNone)
 	snap.PG.Status.CurrentLSN += 0x100000
@@ -201,7 +199,7 @@ func TestSlowInitdbKeepsTheBootstrap(t *testing.T) {
 	pg := pgtest.NewEmpty(7000000000000000001)
 	h := newLoopHarness(t, store, pg)
 	pg.OnOp = func(op string) {
-		h.record("pg " + op)
+		h.events.add("pg " + op)
 		if op == "initdb" {
 			store.ExpireLease(store.Lease()) // 10 s of initdb on a slow disk
 		}
@@ -325,15 +323,7 @@ func TestLeaderRestartLongerThanTheLeaseKeepsLeading(t *testing.T) {
 // key stays), decides nothing else meanwhile, and starts as a replica once
 // the clone ends.
 func TestCloneRunsBesideTheLoop(t *testing.T) {
-	store := newStore()
-	ctx := t.Context()
-	leader := addPeer(t, store, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"})
-	if won, err := leader.AcquireLeader(ctx, "pg0"); err != nil || !won {
-		t.Fatalf("AcquireLeader = %v, %v", won, err)
-	}
-	if err := store.Put(ctx, store.Keys().Initialize(), []byte("7000000000000000001")); err != nil {
-		t.Fatal(err)
-	}
+	store := storeLedByPg0(t)
 	pg := pgtest.NewEmpty(7000000000000000001)
 	gate := make(chan struct{})
 	pg.CloneGate = gate
@@ -378,12 +368,12 @@ func TestPromotedPrimaryCreatesSlotsBeforeEtcd(t *testing.T) {
 	h.agent.slots = slotState{}
 	h.agent.dyn.RetryTimeout = 100 * time.Millisecond
 	h.agent.publishLimits()
-	h.takeEvents()
+	h.events.take()
 	h.dcs.SetHang(true)
 	if err := h.agent.promote(t.Context(), view); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.takeEvents()
+	ev := h.events.take()
 	promoted, slots := slices.Index(ev, "pg promote"), slices.Index(ev, "pg slots pg2")
 	firstDCS := slices.IndexFunc(ev, func(e string) bool { return strings.HasPrefix(e, "dcs ") })
 	switch {

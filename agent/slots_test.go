@@ -71,19 +71,13 @@ func TestPermanentPositions(t *testing.T) {
 // leader, stops PostgreSQL beside the loop, installs them and starts
 // again; a copy that did not take is not retried before slotCopyRetry.
 func TestReplicaCopiesPublishedLogicalSlot(t *testing.T) {
-	store := newStore()
-	ctx := t.Context()
-	leader := addPeer(t, store, "pg0", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running", Role: "primary"})
-	if won, err := leader.AcquireLeader(ctx, "pg0"); err != nil || !won {
-		t.Fatalf("AcquireLeader = %v, %v", won, err)
-	}
+	store := storeLedByPg0(t)
 	for key, value := range map[string]string{
-		store.Keys().Initialize(): "7000000000000000001",
-		store.Keys().Status():     `{"optime": 50331648, "slots": {"cdc": 50331000}}`,
+		store.Keys().Status(): `{"optime": 50331648, "slots": {"cdc": 50331000}}`,
 		store.Keys().Config(): `{"ttl": 10, "loop_wait": 1, "retry_timeout": 3,
 			"slots": {"cdc": {"type": "logical", "database": "app", "plugin": "pgoutput"}}}`,
 	} {
-		if err := store.Put(ctx, key, []byte(value)); err != nil {
+		if err := store.Put(t.Context(), key, []byte(value)); err != nil {
 			t.Fatal(err)
 		}
 	}

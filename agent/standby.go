@@ -56,17 +56,12 @@ func (a *Agent) standbyLead(ctx context.Context, s Snapshot) error {
 	if a.remoteDiverged(ctx, *up, s.PG.Status) {
 		return a.rewind(ctx, *up, s.PG.Status, "standby leader diverged from the remote cluster's new timeline; rewinding")
 	}
-	changed, err := a.pg.ConfigureStandby(up)
-	if err != nil {
-		return fmt.Errorf("standby leader: %w", err)
-	}
+	changed, err := a.repoint(ctx, up)
 	if changed {
 		a.log.Info("standby leader: following the remote cluster", "host", up.Host, "port", up.Port)
-		rctx, cancel := a.ioContext(ctx)
-		defer cancel()
-		if err := a.pg.Reload(rctx); err != nil {
-			return fmt.Errorf("standby leader: reload after repointing: %w", err)
-		}
+	}
+	if err != nil {
+		return fmt.Errorf("standby leader: %w", err)
 	}
 	sctx, cancel := a.ioContext(ctx)
 	defer cancel()

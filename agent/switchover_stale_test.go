@@ -60,7 +60,7 @@ func TestPollTicksDoNotRenewAYoungLease(t *testing.T) {
 	deadline := h.agent.lease.deadline()
 	renewals := func() int {
 		n := 0
-		for _, e := range h.takeEvents() {
+		for _, e := range h.events.take() {
 			if e == "dcs KeepAlive" || e == "dcs CheckLeader" {
 				n++
 			}

@@ -30,7 +30,7 @@ func TestReinitializeGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			h := replicaOfPg9(t, tc.initKey)
-			h.takeEvents()
+			h.events.take()
 			type answer struct {
 				code int
 				text string
@@ -56,7 +56,7 @@ func TestReinitializeGuard(t *testing.T) {
 				}
 			}
 			var ops []string
-			for _, e := range h.takeEvents() {
+			for _, e := range h.events.take() {
 				if strings.HasPrefix(e, "pg stop") || strings.HasPrefix(e, "pg wipe") {
 					ops = append(ops, e)
 				}
@@ -77,7 +77,7 @@ func TestReinitializeRefusedWhileBusy(t *testing.T) {
 	release := make(chan struct{})
 	h.agent.startJob(ctx, "rewind", func(context.Context) error { <-release; return nil }, func(error) {})
 	defer func() { close(release); h.agent.endJob(h.agent.job, <-h.agent.job.done) }()
-	h.takeEvents()
+	h.events.take()
 	for name, call := range map[string]func() (int, string){
 		"reinitialize": func() (int, string) { return h.agent.Reinitialize(ctx, false) },
 		"restart":      func() (int, string) { return h.agent.Restart(ctx, restapi.RestartRequest{}) },
@@ -97,7 +97,7 @@ func TestReinitializeRefusedWhileBusy(t *testing.T) {
 			t.Errorf("%s while a rewind runs = %d %q, want 503 naming the rewind", name, got.code, got.text)
 		}
 	}
-	for _, e := range h.takeEvents() {
+	for _, e := range h.events.take() {
 		if strings.HasPrefix(e, "pg stop") || strings.HasPrefix(e, "pg wipe") {
 			t.Errorf("PostgreSQL was touched while a rewind owns it: %s", e)
 		}

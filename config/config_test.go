@@ -34,6 +34,15 @@ bootstrap:
   dcs: {ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576}
 `
 
+// parseEdited parses goodConfig with old replaced by edit, once, and the
+// passwords it reads from the environment set.
+func parseEdited(t *testing.T, old, edit string) (*Config, error) {
+	t.Helper()
+	t.Setenv("PGSUPERPASS", "x")
+	t.Setenv("PGREPLPASS", "y")
+	return Parse([]byte(strings.Replace(goodConfig, old, edit, 1)))
+}
+
 func TestParseConfigAcceptsTheDocumentedShape(t *testing.T) {
 	t.Setenv("PGSUPERPASS", "s3cret$x")
 	t.Setenv("PGREPLPASS", "r3pl")
@@ -109,9 +118,7 @@ func TestParseConfigNamesTheBadKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("PGSUPERPASS", "x")
-			t.Setenv("PGREPLPASS", "y")
-			_, err := Parse([]byte(strings.Replace(goodConfig, tt.old, tt.new, 1)))
+			_, err := parseEdited(t, tt.old, tt.new)
 			if err == nil {
 				t.Fatal("Parse accepted a bad config")
 			}
@@ -150,8 +157,6 @@ func TestParseRoutingSection(t *testing.T) {
 // TestFastFailoverKeys: fence.suspect_after reads a bare number as
 // seconds, as every duration key does (Patroni's style), and defaults to 1s.
 func TestFastFailoverKeys(t *testing.T) {
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
 	for _, tt := range []struct {
 		fence string
 		want  time.Duration
@@ -160,7 +165,7 @@ func TestFastFailoverKeys(t *testing.T) {
 		{"fence: {command: [/bin/true], fast_failover: true, suspect_after: 2}", 2 * time.Second},
 		{"fence: {command: [/bin/true], fast_failover: true, suspect_after: 500ms}", 500 * time.Millisecond},
 	} {
-		c, err := Parse([]byte(strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off}\n"+tt.fence, 1)))
+		c, err := parseEdited(t, "watchdog: {mode: off}", "watchdog: {mode: off}\n"+tt.fence)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.fence, err)
 		}
@@ -171,10 +176,7 @@ func TestFastFailoverKeys(t *testing.T) {
 }
 
 func TestSafetyMarginMustFitTheTimings(t *testing.T) {
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
-	cfg := strings.Replace(goodConfig, "watchdog: {mode: off}", "watchdog: {mode: off, safety_margin: 9s}", 1)
-	_, err := Parse([]byte(cfg))
+	_, err := parseEdited(t, "watchdog: {mode: off}", "watchdog: {mode: off, safety_margin: 9s}")
 	if err == nil || !strings.Contains(err.Error(), "watchdog.safety_margin") {
 		t.Fatalf("err = %v, want a watchdog.safety_margin error", err)
 	}
@@ -267,8 +269,6 @@ func TestKeysAreWhatTheDecoderReads(t *testing.T) {
 }
 
 func TestParseConfigReplicaMethods(t *testing.T) {
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
 	methods := `  create_replica_methods: [pgbackrest, basebackup]
   pgbackrest:
     command: pgbackrest --stanza=demo --delta restore
@@ -278,7 +278,7 @@ func TestParseConfigReplicaMethods(t *testing.T) {
   recovery_conf: {restore_command: "pgbackrest --stanza=demo archive-get %f \"%p\""}
   pg_hba:
 `
-	c, err := Parse([]byte(strings.Replace(goodConfig, "  pg_hba:\n", methods, 1)))
+	c, err := parseEdited(t, "  pg_hba:\n", methods)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -298,8 +298,6 @@ func TestParseConfigReplicaMethods(t *testing.T) {
 }
 
 func TestParseConfigBootstrapMethod(t *testing.T) {
-	t.Setenv("PGSUPERPASS", "x")
-	t.Setenv("PGREPLPASS", "y")
 	boot := `bootstrap:
   method: pitr
   initdb: [{encoding: UTF8}, data-checksums]
@@ -312,7 +310,7 @@ func TestParseConfigBootstrapMethod(t *testing.T) {
       recovery_target_time: "2026-12-06 04:00:00+00"
       recovery_target_action: promote
 `
-	c, err := Parse([]byte(strings.Replace(goodConfig, "bootstrap:\n", boot, 1)))
+	c, err := parseEdited(t, "bootstrap:\n", boot)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}

@@ -81,17 +81,11 @@ func isNonPositive(v any) bool {
 // Each error names its dotted key; the timing rules across keys are
 // Dynamic.Validate's.
 func CheckKeys(doc map[string]any) error {
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(doc)) {
-		v := doc[k]
-		if v == nil {
-			continue
-		}
+	return eachSet(doc, func(k string, v any) error {
 		var err error
 		switch u, isUnsupported := unsupported[k]; {
 		case k == "postgresql":
-			errs = append(errs, checkPostgresql(v))
-			continue
+			return checkPostgresql(v)
 		case isUnsupported:
 			err = u.check(v)
 		case new(Dynamic).field(k) != nil:
@@ -101,10 +95,10 @@ func CheckKeys(doc map[string]any) error {
 			err = unknownKey(k, dynamicKeyNames())
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			return fmt.Errorf("%s: %w", k, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 func checkPostgresql(v any) error {
@@ -112,15 +106,9 @@ func checkPostgresql(v any) error {
 	if !ok {
 		return errors.New("postgresql: must be an object")
 	}
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		sub := m[k]
-		if sub == nil {
-			continue
-		}
+	return eachSet(m, func(k string, sub any) error {
 		if k == "parameters" {
-			errs = append(errs, checkParameters(sub))
-			continue
+			return checkParameters(sub)
 		}
 		var err error
 		if u, ok := postgresqlKeys[k]; ok {
@@ -129,10 +117,10 @@ func checkPostgresql(v any) error {
 			err = unknownKey(k, append(slices.Collect(maps.Keys(postgresqlKeys)), "parameters"))
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("postgresql.%s: %w", k, err))
+			return fmt.Errorf("postgresql.%s: %w", k, err)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 func checkParameters(v any) error {
@@ -140,13 +128,22 @@ func checkParameters(v any) error {
 	if !ok {
 		return errors.New("postgresql.parameters: must be an object")
 	}
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(params)) {
-		if params[name] == nil {
-			continue // a patch removing it
+	return eachSet(params, func(name string, value any) error {
+		if err := postgres.CheckSetting(name, value); err != nil {
+			return fmt.Errorf("postgresql.parameters.%s: %w", name, err)
 		}
-		if err := postgres.CheckSetting(name, params[name]); err != nil {
-			errs = append(errs, fmt.Errorf("postgresql.parameters.%s: %w", name, err))
+		return nil
+	})
+}
+
+// eachSet runs check on every key of m that is not null (a null sets
+// nothing; in a patch it removes the key), in key order so that the
+// joined errors read the same every time.
+func eachSet(m map[string]any, check func(k string, v any) error) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] != nil {
+			errs = append(errs, check(k, m[k]))
 		}
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -8,25 +9,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func TestPatroniCollectorExportsTheStatus(t *testing.T) {
-	ts := newTestServer(t, nil)
+// primaryHelp is patroni_primary's help text, as Patroni 3.0.2 writes it.
+const primaryHelp = "1 if this node is the leader (primary)."
+
+// patroniRegistry is a fresh registry holding ts's collector (scope demo).
+func patroniRegistry(ts testServer) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewPatroniCollector(ts.Server, "demo"))
+	return reg
+}
+
+// gauge is the exposition text of one gauge of scope demo.
+func gauge(name, help, value string) string {
+	return fmt.Sprintf("# HELP %s %s\n# TYPE %s gauge\n%s{scope=\"demo\"} %s\n", name, help, name, name, value)
+}
+
+func TestPatroniCollectorExportsTheStatus(t *testing.T) {
+	ts := newTestServer(t, nil)
+	reg := patroniRegistry(ts)
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
 		t.Fatalf("before the first publish: %d series, %v; want none", n, err)
 	}
 	ts.Publish(primarySnap())
-	want := `
-# HELP patroni_primary 1 if this node is the leader (primary).
-# TYPE patroni_primary gauge
-patroni_primary{scope="demo"} 1
-# HELP patroni_replica 1 if this node is a running replica.
-# TYPE patroni_replica gauge
-patroni_replica{scope="demo"} 0
-# HELP patroni_xlog_location Current WAL location on the primary (bytes).
-# TYPE patroni_xlog_location gauge
-patroni_xlog_location{scope="demo"} 5.24288e+07
-`
+	want := gauge("patroni_primary", primaryHelp, "1") +
+		gauge("patroni_replica", "1 if this node is a running replica.", "0") +
+		gauge("patroni_xlog_location", "Current WAL location on the primary (bytes).", "5.24288e+07")
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "patroni_primary", "patroni_replica", "patroni_xlog_location"); err != nil {
 		t.Error(err)
 	}
@@ -35,7 +42,7 @@ patroni_xlog_location{scope="demo"} 5.24288e+07
 	}
 	// The leader check is time-bounded like /primary.
 	ts.clock.Set(primarySnap().LeaderUntil)
-	if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP patroni_primary 1 if this node is the leader (primary).\n# TYPE patroni_primary gauge\npatroni_primary{scope=\"demo\"} 0\n"), "patroni_primary"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(gauge("patroni_primary", primaryHelp, "0")), "patroni_primary"); err != nil {
 		t.Errorf("past LeaderUntil: %v", err)
 	}
 }
@@ -44,20 +51,13 @@ patroni_xlog_location{scope="demo"} 5.24288e+07
 // holds the lock but is no primary (Patroni's gauges).
 func TestPatroniCollectorStandbyLeader(t *testing.T) {
 	ts := newTestServer(t, nil)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewPatroniCollector(ts.Server, "demo"))
+	reg := patroniRegistry(ts)
 	snap := primarySnap()
 	snap.StandbyCluster = true
 	snap.Status.Role = "standby_leader"
 	ts.Publish(snap)
-	want := `
-# HELP patroni_primary 1 if this node is the leader (primary).
-# TYPE patroni_primary gauge
-patroni_primary{scope="demo"} 0
-# HELP patroni_standby_leader 1 if this node is a standby leader.
-# TYPE patroni_standby_leader gauge
-patroni_standby_leader{scope="demo"} 1
-`
+	want := gauge("patroni_primary", primaryHelp, "0") +
+		gauge("patroni_standby_leader", "1 if this node is a standby leader.", "1")
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "patroni_primary", "patroni_standby_leader"); err != nil {
 		t.Error(err)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/regent-ha/regent/cmd/internal/testconfig"
@@ -14,12 +12,7 @@ import (
 // validate` and for the agent, which exits before connecting to anything.
 func TestFastFailoverWithoutFenceCommandRefused(t *testing.T) {
 	write := func(fence string) string {
-		path := filepath.Join(t.TempDir(), "regent.yml")
-		doc := testconfig.Doc("  listen: 127.0.0.1:8008\n  connect_address: 127.0.0.1:8008\n", "") + fence
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return testconfig.WriteDoc(t, testconfig.Doc(testconfig.LoopbackAPI, "")+fence)
 	}
 	wantConfigError(t, write("fence: {fast_failover: true, suspect_after: 2}\n"), "fence.fast_failover: requires fence.command")
 	var stdout, stderr bytes.Buffer

@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/regent-ha/regent/cmd/internal/testconfig"
 	"github.com/regent-ha/regent/internal/freeport"
 )
 
@@ -18,10 +17,7 @@ func TestGenerateConfigSample(t *testing.T) {
 	if code := run([]string{"generate-config", "--name", "pg4", "--scope", "sales", "--etcd", "http://10.0.0.21:2379,http://10.0.0.22:2379"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("generate-config: exit %d\n%s", code, stderr.String())
 	}
-	path := filepath.Join(t.TempDir(), "regent.yml")
-	if err := os.WriteFile(path, stdout.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testconfig.WriteDoc(t, stdout.String())
 	for _, k := range []string{"PGSUPERPASS", "PGREPLPASS", "RESTAPI_PASSWORD"} {
 		t.Setenv(k, "placeholder")
 	}

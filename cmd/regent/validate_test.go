@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +46,8 @@ func patroniTimings(watchdog, params string) string {
 
 func runOn(t *testing.T, doc string, args ...string) (int, string, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "regent.yml")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	var stdout, stderr bytes.Buffer
-	code := run(append(args, "-c", path), &stdout, &stderr)
+	code := run(append(args, "-c", testconfig.WriteDoc(t, doc)), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -155,6 +156,16 @@ func (s *settings) leaderFirst(c *dcs.Cluster, timeout time.Duration) (*apiClien
 	api := s.rest.apiClient(bases, timeout)
 	api.leader = leader
 	return api, nil
+}
+
+// callLeader sends one request to the leader's API, or to another
+// member's when the leader cannot be reached (leaderFirst).
+func (s *settings) callLeader(ctx context.Context, c *dcs.Cluster, method, path string, body any) (apiResponse, error) {
+	api, err := s.leaderFirst(c, s.timeout)
+	if err != nil {
+		return apiResponse{}, err
+	}
+	return api.call(ctx, method, path, body)
 }
 
 // answerText is an agent's answer for the operator: the JSON error's

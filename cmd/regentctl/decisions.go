@@ -42,11 +42,7 @@ their LSNs and eligibility, timings, fencing.`,
 			if err != nil {
 				return err
 			}
-			api, err := s.leaderFirst(c, s.timeout)
-			if err != nil {
-				return err
-			}
-			resp, err := api.call(cmd.Context(), http.MethodGet, "/decisions", nil)
+			resp, err := s.callLeader(cmd.Context(), c, http.MethodGet, "/decisions", nil)
 			if err != nil {
 				return err
 			}

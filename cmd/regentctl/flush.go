@@ -76,11 +76,7 @@ func flushSwitchover(cmd *cobra.Command, s *settings, force bool) error {
 	if err := confirm(cmd, s, force, fmt.Sprintf("Are you sure you want to cancel the switchover scheduled at %s?", c.Failover.ScheduledAt)); err != nil {
 		return err
 	}
-	api, err := s.leaderFirst(c, s.timeout)
-	if err != nil {
-		return err
-	}
-	resp, err := api.call(cmd.Context(), http.MethodDelete, "/switchover", nil)
+	resp, err := s.callLeader(cmd.Context(), c, http.MethodDelete, "/switchover", nil)
 	switch {
 	case err != nil:
 		return fmt.Errorf("cancel the scheduled switchover: %w", err)

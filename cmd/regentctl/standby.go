@@ -129,11 +129,7 @@ Asks for confirmation unless --force: the cluster stops taking writes.`,
 // patchConfig sends PATCH /config with patch to the leader (another member
 // when the leader cannot be reached).
 func patchConfig(cmd *cobra.Command, s *settings, c *dcs.Cluster, patch any) error {
-	api, err := s.leaderFirst(c, s.timeout)
-	if err != nil {
-		return err
-	}
-	resp, err := api.call(cmd.Context(), http.MethodPatch, "/config", patch)
+	resp, err := s.callLeader(cmd.Context(), c, http.MethodPatch, "/config", patch)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,12 @@ func (f *Fake) Put(ctx context.Context, key string, value []byte) error {
 
 // PutOnLease writes key on the current lease (ErrLeaseLost without one).
 func (f *Fake) PutOnLease(ctx context.Context, key string, value []byte) error {
-	if err := f.begin(ctx, "PutOnLease", key); err != nil {
+	return f.putOnLease(ctx, "PutOnLease", key, value)
+}
+
+// putOnLease is PutOnLease recorded as operation op (PutMember's write).
+func (f *Fake) putOnLease(ctx context.Context, op, key string, value []byte) error {
+	if err := f.begin(ctx, op, key); err != nil {
 		return err
 	}
 	defer f.end()

@@ -118,16 +118,7 @@ func (f *Fake) PutMember(ctx context.Context, name string, m dcs.Member) error {
 	if err != nil {
 		return fmt.Errorf("dcstest: put member %s: %w", name, err)
 	}
-	if err := f.begin(ctx, "PutMember", key); err != nil {
-		return err
-	}
-	defer f.end()
-	id, err := f.liveLease()
-	if err != nil {
-		return err
-	}
-	f.s.put(key, data, id)
-	return nil
+	return f.putOnLease(ctx, "PutMember", key, data)
 }
 
 // ReattachLeader moves the leader key from oldLease to the current lease

@@ -15,8 +15,15 @@ const LoopbackAPI = "  listen: 127.0.0.1:8008\n  connect_address: 127.0.0.1:8008
 // the rest is a valid configuration of member pg1 of scope demo.
 func Write(t testing.TB, restapi, hba string) string {
 	t.Helper()
+	return WriteDoc(t, Doc(restapi, hba))
+}
+
+// WriteDoc writes doc as a regent.yml into the test's temporary directory
+// and returns its path.
+func WriteDoc(t testing.TB, doc string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "regent.yml")
-	if err := os.WriteFile(path, []byte(Doc(restapi, hba)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
