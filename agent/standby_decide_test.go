@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regent-ha/regent/config"
+	"github.com/regent-ha/regent/dcs"
 )
 
 func standbyCluster(s *Snapshot) {
@@ -82,5 +83,25 @@ func TestClusterDocStandbyLeader(t *testing.T) {
 	doc := ClusterDoc(v, dyn)
 	if doc.Members[0].Role != "standby_leader" || doc.Members[1].Role != "replica" {
 		t.Errorf("standby cluster: roles %q, %q, want standby_leader, replica", doc.Members[0].Role, doc.Members[1].Role)
+	}
+}
+
+// TestStandbyClusterIgnoresTheSyncKey: synchronous replication does not
+// apply in a standby cluster (Patroni's rule), so a sync key left from
+// the cluster's time as a primary cluster (demote-cluster deletes nothing)
+// must not keep the best member from taking a vacant standby leader key.
+// The config comes from the key's JSON, as a member reads it.
+func TestStandbyClusterIgnoresTheSyncKey(t *testing.T) {
+	dyn, err := config.ParseDynamic([]byte(`{"synchronous_mode": true, "standby_cluster": {"host": "dr-haproxy", "port": 5000}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snap(unlocked, func(s *Snapshot) {
+		s.Config = dyn
+		standby := "pg3"
+		s.View.Sync = dcs.Sync{Leader: "pg1", SyncStandby: &standby}
+	})
+	if got := decide(s); got.Action.Kind != ActRace {
+		t.Fatalf("decide = %s (%s), want %s: the stale sync key must not bind a standby cluster", got.Action.Kind, got.Reason, ActRace)
 	}
 }

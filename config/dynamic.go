@@ -27,7 +27,8 @@ type Dynamic struct {
 	PrimaryRaceBackoff   time.Duration
 	SwitchoverTimeout    time.Duration
 	CheckTimeline        bool
-	// SynchronousMode: off, on or quorum (config/syncmode.go);
+	// SynchronousMode: off, on or quorum (config/syncmode.go), as in
+	// effect: always off in a standby cluster;
 	// SynchronousNodeCount is k in "k (…)" (on) or "ANY k (…)" (quorum).
 	SynchronousMode       SyncMode
 	SynchronousModeStrict bool
@@ -135,6 +136,13 @@ func dynamicFromMap(m map[string]any, prev Dynamic) (Dynamic, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 			reflect.ValueOf(field).Elem().Set(reflect.ValueOf(prev.field(k)).Elem())
 		}
+	}
+	if c.StandbyCluster != nil {
+		// Synchronous replication is a primary cluster's (Patroni's
+		// is_synchronous_mode): a standby leader acknowledges no client's
+		// commit, and a sync key left from before demote-cluster must not
+		// decide who may lead.
+		c.SynchronousMode = SyncOff
 	}
 	return c, errors.Join(errs...)
 }

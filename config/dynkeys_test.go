@@ -196,6 +196,9 @@ func TestApplyDynamicKeepsGoodValues(t *testing.T) {
 				d.TTL, d.Pause, d.SynchronousMode = 12*time.Second, true, SyncOn
 				d.PostgresParameters = map[string]any{"work_mem": "8MB"}
 			}, []string{"watchdog.safety_margin"}},
+		{"synchronous replication is off in a standby cluster", `{"synchronous_mode":"quorum","standby_cluster":{"host":"dr","port":5433}}`, func(d *Dynamic) {
+			d.StandbyCluster = &StandbyCluster{Host: "dr", Port: 5433}
+		}, nil},
 		{"timing rule broken", `{"ttl":4,"retry_timeout":3}`, func(d *Dynamic) { d.TTL = 12 * time.Second },
 			[]string{"loop_wait + 2·retry_timeout"}},
 		{"unparsable key reads as {}", `not json`, func(*Dynamic) {}, nil},

@@ -84,7 +84,7 @@ Asks for confirmation unless --force: the cluster stops taking writes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if host == "" && restore == "" {
-				return fmt.Errorf("--host (or --restore-command) is required")
+				return usagef("--host (or --restore-command) is required")
 			}
 			sc := map[string]any{}
 			for k, v := range map[string]string{"host": host, "primary_slot_name": slot, "restore_command": restore} {
@@ -97,7 +97,7 @@ Asks for confirmation unless --force: the cluster stops taking writes.`,
 			}
 			patch := map[string]any{"standby_cluster": sc}
 			if err := config.CheckKeys(patch); err != nil {
-				return err
+				return usageError{err} // the flags made the value
 			}
 			c, err := s.cluster(cmd.Context())
 			if err != nil {

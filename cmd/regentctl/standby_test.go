@@ -44,7 +44,8 @@ func TestPromoteClusterRemovesStandbyCluster(t *testing.T) {
 	}
 }
 
-// TestClusterRoleRefusals: nothing is sent for a wrong cluster or a bad flag.
+// TestClusterRoleRefusals: nothing is sent for a wrong cluster (exit 1)
+// or a bad flag (exit 2, a usage error).
 func TestClusterRoleRefusals(t *testing.T) {
 	primary := threeMembers(nil, `{"ttl":10}`)
 	standby := threeMembers(nil, `{"standby_cluster":{"host":"a.example.net"}}`)
@@ -53,17 +54,21 @@ func TestClusterRoleRefusals(t *testing.T) {
 		c    *dcs.Cluster
 		args []string
 		want string
+		code int
 	}{
-		{"promote a primary cluster", primary, []string{"promote-cluster", "--force"}, "is not a standby cluster"},
-		{"demote a standby cluster", standby, []string{"demote-cluster", "--host", "h", "--force"}, "already a standby cluster"},
-		{"demote without a host", primary, []string{"demote-cluster", "--force"}, "--host (or --restore-command) is required"},
-		{"demote to a bad port", primary, []string{"demote-cluster", "--host", "h", "--port", "70000", "--force"}, "standby_cluster: port: 70000 is outside"},
-		{"demote to a bad slot", primary, []string{"demote-cluster", "--host", "h", "--primary-slot-name", "Bad-Slot", "--force"}, "standby_cluster: primary_slot_name:"},
+		{"promote a primary cluster", primary, []string{"promote-cluster", "--force"}, "is not a standby cluster", exitFailed},
+		{"demote a standby cluster", standby, []string{"demote-cluster", "--host", "h", "--force"}, "already a standby cluster", exitFailed},
+		{"demote without a host", primary, []string{"demote-cluster", "--force"}, "--host (or --restore-command) is required", exitUsage},
+		{"demote to a bad port", primary, []string{"demote-cluster", "--host", "h", "--port", "70000", "--force"}, "standby_cluster: port: 70000 is outside", exitUsage},
+		{"demote to a bad slot", primary, []string{"demote-cluster", "--host", "h", "--primary-slot-name", "Bad-Slot", "--force"}, "standby_cluster: primary_slot_name:", exitUsage},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ctlRun{loader: fixed(tt.c)}.run(t, tt.args...)
 			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to contain %q", r.err, tt.want)
+			}
+			if r.code != tt.code {
+				t.Errorf("exit status %d, want %d", r.code, tt.code)
 			}
 		})
 	}
