@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -299,21 +298,11 @@ func (c *Cluster) cleanup() {
 
 func (c *Cluster) stopAgents(ctx context.Context) {
 	leader, _ := c.Leader(ctx)
-	stop := func(nodes []*Node) {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(func() {
-				if err := n.stop(agentStopTimeout); err != nil {
-					c.t.Logf("chaos: stop %s: %v", n.Name, err)
-				}
-			})
+	testcluster.StopLeaderLast(c.nodes, func(n *Node) bool { return n.Name == leader }, func(n *Node) {
+		if err := n.stop(agentStopTimeout); err != nil {
+			c.t.Logf("chaos: stop %s: %v", n.Name, err)
 		}
-		wg.Wait()
-	}
-	stop(c.Others(leader))
-	if n := c.Node(leader); n != nil {
-		stop([]*Node{n})
-	}
+	})
 }
 
 // removeDirs deletes the data directories; the logs go too unless the

@@ -242,19 +242,28 @@ func (c *Cluster) stopAgents() {
 	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 	leader, _ := c.Leader(ctx)
 	cancel()
-	stop := func(nodes []*Node) {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(func() {
-				if err := n.stop(agentStopTimeout); err != nil {
-					c.t.Errorf("testcluster: %v", err)
-				}
-			})
+	StopLeaderLast(c.nodes, func(n *Node) bool { return n.Name == leader }, func(n *Node) {
+		if err := n.stop(agentStopTimeout); err != nil {
+			c.t.Errorf("testcluster: %v", err)
 		}
-		wg.Wait()
+	})
+}
+
+// StopLeaderLast runs stop on every node but the leader concurrently and
+// returns when all are done, then on the leader (if one isLeader): the
+// teardown order of this package's clusters and the chaos suite's.
+func StopLeaderLast[N any](nodes []N, isLeader func(N) bool, stop func(N)) {
+	var wg sync.WaitGroup
+	var leaders []N
+	for _, n := range nodes {
+		if isLeader(n) {
+			leaders = append(leaders, n)
+			continue
+		}
+		wg.Go(func() { stop(n) })
 	}
-	stop(c.Others(leader))
-	if n := c.Node(leader); n != nil {
-		stop([]*Node{n})
+	wg.Wait()
+	for _, n := range leaders {
+		stop(n)
 	}
 }
