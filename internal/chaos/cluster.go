@@ -210,25 +210,10 @@ func build(ctx context.Context, tags string) (binaries, error) {
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
 // Node returns the node called name, or nil.
-func (c *Cluster) Node(name string) *Node {
-	for _, n := range c.nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
+func (c *Cluster) Node(name string) *Node { return testcluster.NodeNamed(c.nodes, name) }
 
 // Others returns every node but name.
-func (c *Cluster) Others(name string) []*Node {
-	var out []*Node
-	for _, n := range c.nodes {
-		if n.Name != name {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (c *Cluster) Others(name string) []*Node { return testcluster.NodesBut(c.nodes, name) }
 
 // TTL is the leader lease TTL.
 func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.Second }
@@ -298,7 +283,7 @@ func (c *Cluster) cleanup() {
 
 func (c *Cluster) stopAgents(ctx context.Context) {
 	leader, _ := c.Leader(ctx)
-	testcluster.StopLeaderLast(c.nodes, func(n *Node) bool { return n.Name == leader }, func(n *Node) {
+	testcluster.StopLeaderLast(c.nodes, leader, func(n *Node) {
 		if err := n.stop(agentStopTimeout); err != nil {
 			c.t.Logf("chaos: stop %s: %v", n.Name, err)
 		}

@@ -29,7 +29,7 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 
 // leaderNode is the node the leader key names.
 func (c *Cluster) leaderNode(ctx context.Context) (*Node, error) {
-	return testcluster.LeaderOf(ctx, c.cli, c.keys, c.Node)
+	return testcluster.LeaderOf(ctx, c.cli, c.keys, c.nodes)
 }
 
 // checkHealthy returns the leader if the cluster is whole: every etcd

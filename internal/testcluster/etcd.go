@@ -144,7 +144,7 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 
 // LeaderNode returns the node the leader key names (see Leader).
 func (c *Cluster) LeaderNode(ctx context.Context) (*Node, error) {
-	return LeaderOf(ctx, c.cli, c.keys, c.Node)
+	return LeaderOf(ctx, c.cli, c.keys, c.nodes)
 }
 
 // ReadLeader returns the value of the leader key of keys (a member name),
@@ -160,16 +160,15 @@ func ReadLeader(ctx context.Context, cli *clientv3.Client, keys dcs.Keys) (strin
 	return string(v), nil
 }
 
-// LeaderOf returns the node the leader key names (see ReadLeader), looked
-// up by name with node, whose zero result means no such node. It serves
-// this package's Node and the chaos suite's.
-func LeaderOf[N comparable](ctx context.Context, cli *clientv3.Client, keys dcs.Keys, node func(name string) N) (N, error) {
+// LeaderOf returns the node of nodes the leader key names (see
+// ReadLeader).
+func LeaderOf[N Named](ctx context.Context, cli *clientv3.Client, keys dcs.Keys, nodes []N) (N, error) {
 	var none N
 	name, err := ReadLeader(ctx, cli, keys)
 	if err != nil {
 		return none, err
 	}
-	if n := node(name); n != none {
+	if n := NodeNamed(nodes, name); n != none {
 		return n, nil
 	}
 	return none, fmt.Errorf("leader key names %q, not a node of this cluster", name)
