@@ -142,11 +142,7 @@ func TestTargetsSayByHowMuch(t *testing.T) {
 		REST:           &RESTResult{RPS: Summary{N: 1, Median: 24000}, P99: Summary{N: 1, Median: 1.5}},
 	}
 	r.Conditions.Params = Params{Main: DefaultProfile, SwitchoverAlso: &SlowLoopProfile}
-	r.Targets = checkTargets(r)
-	got := map[string]TargetCheck{}
-	for _, c := range r.Targets {
-		got[c.Name] = c
-	}
+	got := checkTargetsByName(r)
 	rto := got["host-death RTO, default profile (ttl 10 s)"]
 	if rto.Met || rto.Miss != "1.50 s over (+14 %)" {
 		t.Errorf("RTO check = %+v", rto)
@@ -265,11 +261,7 @@ func TestFastPathAndFalseFailoverReport(t *testing.T) {
 		},
 	}
 	r.Conditions.Params = Params{Main: DefaultProfile, FenceFast: &FenceFastProfile, FenceFastReps: 10, FalseFailoverWindow: 30 * time.Minute}
-	r.Targets = checkTargets(r)
-	got := map[string]TargetCheck{}
-	for _, c := range r.Targets {
-		got[c.Name] = c
-	}
+	got := checkTargetsByName(r)
 	if c := got["host-death RTO with the fence fast path (ttl 10 s)"]; !c.Met || c.Measured != "2.10 s (median of 10)" {
 		t.Errorf("fenced RTO check = %+v", c)
 	}
@@ -296,4 +288,15 @@ func TestFastPathAndFalseFailoverReport(t *testing.T) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
+}
+
+// checkTargetsByName sets r.Targets (checkTargets) and returns them by
+// name.
+func checkTargetsByName(r *Report) map[string]TargetCheck {
+	r.Targets = checkTargets(r)
+	got := map[string]TargetCheck{}
+	for _, c := range r.Targets {
+		got[c.Name] = c
+	}
+	return got
 }

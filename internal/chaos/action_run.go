@@ -255,17 +255,15 @@ func (r *Run) patchConfigUntil(ctx context.Context, patch map[string]any, done f
 
 // configKey reads the config key as a JSON object.
 func (r *Run) configKey(ctx context.Context) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := r.c.cli.Get(ctx, r.c.keys.Config())
+	v, err := testcluster.GetKey(ctx, r.c.cli, r.c.keys.Config())
 	if err != nil {
 		return nil, err
 	}
-	if len(resp.Kvs) == 0 {
+	if v == nil {
 		return nil, errors.New("no config key")
 	}
 	var cfg map[string]any
-	if err := json.Unmarshal(resp.Kvs[0].Value, &cfg); err != nil {
+	if err := json.Unmarshal(v, &cfg); err != nil {
 		return nil, fmt.Errorf("config key: %w", err)
 	}
 	return cfg, nil
@@ -308,26 +306,21 @@ func (a *actionRun) settle(ctx context.Context) error {
 
 // switchoverPending reads the switchover lock and the failover key.
 func (r *Run) switchoverPending(ctx context.Context) (string, dcs.Failover, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
 	var f dcs.Failover
-	lock, err := r.c.cli.Get(ctx, r.c.keys.SwitchoverLock())
+	lock, err := testcluster.GetKey(ctx, r.c.cli, r.c.keys.SwitchoverLock())
 	if err != nil {
 		return "", f, fmt.Errorf("read switchover lock: %w", err)
 	}
-	fo, err := r.c.cli.Get(ctx, r.c.keys.Failover())
+	fo, err := testcluster.GetKey(ctx, r.c.cli, r.c.keys.Failover())
 	if err != nil {
 		return "", f, fmt.Errorf("read failover key: %w", err)
 	}
-	if len(fo.Kvs) > 0 && len(fo.Kvs[0].Value) > 0 {
-		if err := json.Unmarshal(fo.Kvs[0].Value, &f); err != nil {
-			return "", f, fmt.Errorf("failover key %q: %w", fo.Kvs[0].Value, err)
+	if len(fo) > 0 {
+		if err := json.Unmarshal(fo, &f); err != nil {
+			return "", f, fmt.Errorf("failover key %q: %w", fo, err)
 		}
 	}
-	if len(lock.Kvs) == 0 {
-		return "", f, nil
-	}
-	return string(lock.Kvs[0].Value), f, nil
+	return string(lock), f, nil
 }
 
 // cancelScheduled sends DELETE /switchover to each node until one answers.
@@ -384,17 +377,15 @@ func (r *Run) describeRecords(ctx context.Context, before map[string]bool) strin
 
 // recordState is a record's from→to, state and stage, and its failure.
 func (r *Run) recordState(ctx context.Context, id string) string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := r.c.cli.Get(ctx, r.c.keys.Switchover(id))
-	if err != nil || len(resp.Kvs) == 0 {
+	v, err := testcluster.GetKey(ctx, r.c.cli, r.c.keys.Switchover(id))
+	if err != nil || v == nil {
 		return "(unreadable)"
 	}
 	var rec struct {
 		From, To, Stage, State string
 		Failure                *struct{ Reason string }
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+	if err := json.Unmarshal(v, &rec); err != nil {
 		return "(unparsable)"
 	}
 	s := fmt.Sprintf("%s→%s %s at %s", rec.From, rec.To, rec.State, rec.Stage)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,25 +210,10 @@ func build(ctx context.Context, tags string) (binaries, error) {
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
 // Node returns the node called name, or nil.
-func (c *Cluster) Node(name string) *Node {
-	for _, n := range c.nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
+func (c *Cluster) Node(name string) *Node { return testcluster.NodeNamed(c.nodes, name) }
 
 // Others returns every node but name.
-func (c *Cluster) Others(name string) []*Node {
-	var out []*Node
-	for _, n := range c.nodes {
-		if n.Name != name {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (c *Cluster) Others(name string) []*Node { return testcluster.NodesBut(c.nodes, name) }
 
 // TTL is the leader lease TTL.
 func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.Second }
@@ -299,21 +283,11 @@ func (c *Cluster) cleanup() {
 
 func (c *Cluster) stopAgents(ctx context.Context) {
 	leader, _ := c.Leader(ctx)
-	stop := func(nodes []*Node) {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(func() {
-				if err := n.stop(agentStopTimeout); err != nil {
-					c.t.Logf("chaos: stop %s: %v", n.Name, err)
-				}
-			})
+	testcluster.StopLeaderLast(c.nodes, leader, func(n *Node) {
+		if err := n.stop(agentStopTimeout); err != nil {
+			c.t.Logf("chaos: stop %s: %v", n.Name, err)
 		}
-		wg.Wait()
-	}
-	stop(c.Others(leader))
-	if n := c.Node(leader); n != nil {
-		stop([]*Node{n})
-	}
+	})
 }
 
 // removeDirs deletes the data directories; the logs go too unless the

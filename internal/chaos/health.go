@@ -18,39 +18,18 @@ import (
 // pollInterval is how often recovery is re-checked.
 const pollInterval = 200 * time.Millisecond
 
-// errNoLeader: the leader key does not exist.
-var errNoLeader = errors.New("no leader key")
-
 // errCrashed wraps a process that exited on its own: recovery cannot come.
 var errCrashed = errors.New("crashed")
 
-// Leader returns the leader key's value (a node name).
+// Leader returns the leader key's value (a node name), or
+// testcluster.ErrNoLeader.
 func (c *Cluster) Leader(ctx context.Context) (string, error) {
-	if c.cli == nil {
-		return "", errors.New("no etcd client")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := c.cli.Get(ctx, c.keys.Leader())
-	if err != nil {
-		return "", fmt.Errorf("etcd get leader: %w", err)
-	}
-	if len(resp.Kvs) == 0 {
-		return "", errNoLeader
-	}
-	return string(resp.Kvs[0].Value), nil
+	return testcluster.ReadLeader(ctx, c.cli, c.keys)
 }
 
 // leaderNode is the node the leader key names.
 func (c *Cluster) leaderNode(ctx context.Context) (*Node, error) {
-	name, err := c.Leader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n := c.Node(name); n != nil {
-		return n, nil
-	}
-	return nil, fmt.Errorf("leader key names %q, not a node", name)
+	return testcluster.LeaderOf(ctx, c.cli, c.keys, c.nodes)
 }
 
 // checkHealthy returns the leader if the cluster is whole: every etcd
@@ -120,14 +99,14 @@ func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
 func (c *Cluster) checkSync(ctx context.Context, leader *Node) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.keys.Sync())
+	v, err := testcluster.GetKey(ctx, c.cli, c.keys.Sync())
 	if err != nil {
-		return fmt.Errorf("etcd get sync: %w", err)
+		return err
 	}
 	var sync dcs.Sync
-	if len(resp.Kvs) > 0 {
-		if err := json.Unmarshal(resp.Kvs[0].Value, &sync); err != nil {
-			return fmt.Errorf("sync key %q: %w", resp.Kvs[0].Value, err)
+	if v != nil {
+		if err := json.Unmarshal(v, &sync); err != nil {
+			return fmt.Errorf("sync key %q: %w", v, err)
 		}
 	}
 	if sync.Leader != leader.Name || len(sync.Standbys()) == 0 {

@@ -42,6 +42,9 @@ type Node struct {
 	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
 }
 
+// NodeName is the node's name (testcluster.Named).
+func (n *Node) NodeName() string { return n.Name }
+
 // etcdLinkPort is the port of the node's link to etcd member i (0-based),
 // on 127.0.0.1 inside the node's namespace.
 func etcdLinkPort(i int) int { return etcdClientPort + 100 + i }

@@ -163,28 +163,13 @@ func (c *Cluster) newNode(name string) (*Node, error) {
 }
 
 // Node returns the node called name (pg1…pgN), or nil.
-func (c *Cluster) Node(name string) *Node {
-	for _, n := range c.nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
+func (c *Cluster) Node(name string) *Node { return NodeNamed(c.nodes, name) }
 
 // Nodes returns every node, in name order.
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
 // Others returns every node but the one called name.
-func (c *Cluster) Others(name string) []*Node {
-	var out []*Node
-	for _, n := range c.nodes {
-		if n.Name != name {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (c *Cluster) Others(name string) []*Node { return NodesBut(c.nodes, name) }
 
 // Scope is the cluster's scope; Keys its etcd key layout.
 func (c *Cluster) Scope() string  { return c.opts.Scope }
@@ -242,19 +227,9 @@ func (c *Cluster) stopAgents() {
 	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 	leader, _ := c.Leader(ctx)
 	cancel()
-	stop := func(nodes []*Node) {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(func() {
-				if err := n.stop(agentStopTimeout); err != nil {
-					c.t.Errorf("testcluster: %v", err)
-				}
-			})
+	StopLeaderLast(c.nodes, leader, func(n *Node) {
+		if err := n.stop(agentStopTimeout); err != nil {
+			c.t.Errorf("testcluster: %v", err)
 		}
-		wg.Wait()
-	}
-	stop(c.Others(leader))
-	if n := c.Node(leader); n != nil {
-		stop([]*Node{n})
-	}
+	})
 }

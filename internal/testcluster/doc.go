@@ -13,7 +13,9 @@
 // PostgreSQL left behind is killed: the postmaster named by postmaster.pid
 // and its children). The processes are internal/proc Handles (started
 // with its plain launcher; internal/chaos uses its network-namespace one),
-// the binaries come from its build cache.
+// the binaries come from its build cache. The chaos suite also shares this
+// package's node lookups (Named, NodeNamed, NodesBut), leader-key reads
+// (GetKey, ReadLeader, LeaderOf) and leader-last teardown (StopLeaderLast).
 //
 // Each agent reaches etcd only through its own link, a TCP proxy on
 // 127.0.0.1 run by the test process (internal/linkproxy): Node.CutEtcd

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/internal/etcdembed"
 	"github.com/regent-ha/regent/internal/freeport"
 )
@@ -137,7 +139,18 @@ func (c *Cluster) StartEtcd(t testing.TB) {
 
 // Leader returns the leader key's value (a member name), or ErrNoLeader.
 func (c *Cluster) Leader(ctx context.Context) (string, error) {
-	v, err := c.get(ctx, c.keys.Leader())
+	return ReadLeader(ctx, c.cli, c.keys)
+}
+
+// LeaderNode returns the node the leader key names (see Leader).
+func (c *Cluster) LeaderNode(ctx context.Context) (*Node, error) {
+	return LeaderOf(ctx, c.cli, c.keys, c.nodes)
+}
+
+// ReadLeader returns the value of the leader key of keys (a member name),
+// or ErrNoLeader, read with GetKey.
+func ReadLeader(ctx context.Context, cli *clientv3.Client, keys dcs.Keys) (string, error) {
+	v, err := GetKey(ctx, cli, keys.Leader())
 	if err != nil {
 		return "", err
 	}
@@ -147,21 +160,23 @@ func (c *Cluster) Leader(ctx context.Context) (string, error) {
 	return string(v), nil
 }
 
-// LeaderNode returns the node the leader key names (see Leader).
-func (c *Cluster) LeaderNode(ctx context.Context) (*Node, error) {
-	name, err := c.Leader(ctx)
+// LeaderOf returns the node of nodes the leader key names (see
+// ReadLeader).
+func LeaderOf[N Named](ctx context.Context, cli *clientv3.Client, keys dcs.Keys, nodes []N) (N, error) {
+	var none N
+	name, err := ReadLeader(ctx, cli, keys)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	if n := c.Node(name); n != nil {
+	if n := NodeNamed(nodes, name); n != none {
 		return n, nil
 	}
-	return nil, fmt.Errorf("leader key names %q, not a node of this cluster", name)
+	return none, fmt.Errorf("leader key names %q, not a node of this cluster", name)
 }
 
 // Member returns the parsed member key of name (numbers as json.Number).
 func (c *Cluster) Member(ctx context.Context, name string) (map[string]any, error) {
-	v, err := c.get(ctx, c.keys.Member(name))
+	v, err := GetKey(ctx, c.cli, c.keys.Member(name))
 	if err != nil {
 		return nil, err
 	}
@@ -178,14 +193,19 @@ func (c *Cluster) Member(ctx context.Context, name string) (map[string]any, erro
 // Get returns the raw value of key name under the cluster prefix
 // ("initialize", "config", "status", …), nil if absent.
 func (c *Cluster) Get(ctx context.Context, name string) ([]byte, error) {
-	return c.get(ctx, c.keys.Prefix()+name)
+	return GetKey(ctx, c.cli, c.keys.Prefix()+name)
 }
 
-// get reads one key with a short timeout (etcd may be stopped).
-func (c *Cluster) get(ctx context.Context, key string) ([]byte, error) {
+// GetKey reads one key with cli within 2 s (etcd may be stopped or cut
+// off), returning its value, nil if absent; a nil cli (no client yet) is
+// an error.
+func GetKey(ctx context.Context, cli *clientv3.Client, key string) ([]byte, error) {
+	if cli == nil {
+		return nil, errors.New("no etcd client")
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, key)
+	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("etcd get %s: %w", key, err)
 	}

@@ -31,6 +31,9 @@ type Node struct {
 	bin   atomic.Pointer[string] // the regent binary of the next Start
 }
 
+// NodeName is the node's name (Named).
+func (n *Node) NodeName() string { return n.Name }
+
 func (n *Node) apiAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.APIPort) }
 func (n *Node) pgAddr() string  { return fmt.Sprintf("127.0.0.1:%d", n.PGPort) }
 
