@@ -18,12 +18,15 @@ UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/ch
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…]
-# (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out)
-ROUNDS ?= 200
-SEED   ?= 0
-MODE   ?= sync
-FAULTS ?=
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [STANDBY=1]
+# (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out;
+# STANDBY=1: a standby cluster follows the chaos cluster, with the standby
+# kinds in the mix; FAULTS=standby: those kinds alone)
+ROUNDS  ?= 200
+SEED    ?= 0
+MODE    ?= sync
+FAULTS  ?=
+STANDBY ?=
 
 # Versions come from git (docs/operations.md, "Versions"): a tag vX.Y.Z
 # makes X.Y.Z, a commit after it X.Y.Z-N-gHASH, "-dirty" marks uncommitted
@@ -113,7 +116,8 @@ chaos:
 	@mkdir -p $(BIN)
 	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild' ./internal/chaos \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
-		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
+		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt \
+		$(if $(filter 1,$(STANDBY)),-chaos.standby)
 
 # ROUTING=1 adds write ports through PgBouncer and HAProxy (Debian packages
 # pgbouncer, haproxy) to watch a switchover with a client running.

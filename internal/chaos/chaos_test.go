@@ -25,6 +25,7 @@ var (
 	flagNoWD   = flag.Bool("chaos.no-watchdog", false, "every round without the watchdog (-chaos.watchdog=off)")
 	flagActs   = flag.String("chaos.actions", "", "comma-separated operator actions to pair faults with (default: all; none: no actions)")
 	flagKeep   = flag.Bool("chaos.keep", false, "keep the logs directory even when the run passes")
+	flagDR     = flag.Bool("chaos.standby", false, "also run a standby cluster following this one, with the standby fault kinds in the mix")
 )
 
 // shortRounds is the short run's rounds per mode: a few minutes in all.
@@ -59,6 +60,9 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-chaos.faults: %v", err)
 	}
+	if *flagDR {
+		kinds = StandbyMix(kinds)
+	}
 	wd, err := ParseWatchdogPolicy(*flagWD)
 	if err != nil {
 		t.Fatalf("-chaos.watchdog: %v", err)
@@ -74,7 +78,7 @@ func TestChaos(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode != "async", Quorum: mode == "quorum", Kinds: kinds, Actions: actions,
-				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd}
+				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd, Standby: *flagDR}
 			runAndCheck(t, cfg)
 		})
 	}

@@ -98,6 +98,9 @@ type Cluster struct {
 	// fence is the harness's fence hook, written at setup whether or not
 	// Options.Fence configures it.
 	fence *FenceHook
+	// dr is the standby cluster following this one (-chaos.standby), or
+	// nil; the standby kinds' faults reach it through here.
+	dr *StandbyCluster
 
 	// ctx lives until the end of the cleanup (not t.Context(), cancelled
 	// before cleanups run); it bounds child processes as a last resort.

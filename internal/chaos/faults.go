@@ -133,6 +133,9 @@ type faultSpec struct {
 	// fence: the round runs with the fence hook and the fast path
 	// (Options.Fence); failFence: the hook fails while the fault holds.
 	fence, failFence bool
+	// standby: a standby-cluster kind (standby_faults.go), drawn only in
+	// a run with -chaos.standby.
+	standby bool
 	// shape draws the shaping of a delay or loss fault.
 	shape  func(rng *rand.Rand) linkproxy.Shaping
 	inject func(ctx context.Context, f *fault) error
@@ -349,11 +352,12 @@ func AllFaults() []FaultKind {
 }
 
 // DefaultFaults is the default mix: every kind but the fence kinds,
-// which need the fence hook configured and switch it on per round.
+// which need the fence hook configured and switch it on per round, and
+// the standby-cluster kinds, which need -chaos.standby.
 func DefaultFaults() []FaultKind {
 	var out []FaultKind
 	for _, s := range specs {
-		if !s.fence {
+		if !s.fence && !s.standby {
 			out = append(out, s.kind)
 		}
 	}
@@ -361,7 +365,8 @@ func DefaultFaults() []FaultKind {
 }
 
 // ParseFaults reads a comma-separated list of fault kinds ("": the
-// default mix); "fence" stands for FenceFaults.
+// default mix); "fence" stands for FenceFaults, "standby" for
+// StandbyFaults.
 func ParseFaults(list string) ([]FaultKind, error) {
 	var out []FaultKind
 	for k := range strings.SplitSeq(list, ",") {
@@ -369,6 +374,8 @@ func ParseFaults(list string) ([]FaultKind, error) {
 		case "":
 		case "fence":
 			out = append(out, FenceFaults...)
+		case "standby":
+			out = append(out, StandbyFaults...)
 		default:
 			if _, err := specOf(FaultKind(k)); err != nil {
 				return nil, err

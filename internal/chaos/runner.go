@@ -40,6 +40,8 @@ type Config struct {
 	Watchdog WatchdogPolicy
 	// RecoveryTimeout bounds each wait for recovery (default 180 s).
 	RecoveryTimeout time.Duration
+	// Standby runs a standby cluster following this one (standby.go).
+	Standby bool
 }
 
 // Run is a chaos run in progress.
@@ -54,6 +56,7 @@ type Run struct {
 	wl    *Workload
 	lw    *LeaderWatch
 	plans []RoundPlan
+	dr    *standbyRun // nil without Config.Standby
 	Start time.Time
 }
 
@@ -86,6 +89,9 @@ func NewRun(t testing.TB, cfg Config) *Run {
 			t.Fatalf("chaos: %v", err)
 		}
 	}
+	if err := checkStandbyKinds(cfg.Kinds, cfg.Standby); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
 	// The plan has an rng of its own: the rounds' draws (targets, shaping,
 	// action requests) do not shift it.
 	plans, err := planRounds(rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), schedule{
@@ -115,6 +121,9 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	t.Cleanup(r.wl.Stop)
 	if _, err := r.c.WaitRecovered(ctx, r.hist, r.clock.Now(), r.cfg.RecoveryTimeout); err != nil {
 		r.fail("first writes: %v", err)
+	}
+	if cfg.Standby {
+		r.startStandby(ctx)
 	}
 	return r
 }
@@ -183,6 +192,9 @@ func (r *Run) Rounds() []*Round {
 			rd = r.round(r.t.Context(), i+1, p)
 		}
 		rounds = append(rounds, rd)
+		if rd.Err == nil {
+			r.standbyAfterRound(r.t.Context(), rd.N)
+		}
 		r.t.Logf("%s", rd)
 		if rd.Err != nil {
 			break
