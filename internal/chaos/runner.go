@@ -192,10 +192,10 @@ func (r *Run) Rounds() []*Round {
 			rd = r.round(r.t.Context(), i+1, p)
 		}
 		rounds = append(rounds, rd)
+		r.t.Logf("%s", rd)
 		if rd.Err == nil {
 			r.standbyAfterRound(r.t.Context(), rd.N)
 		}
-		r.t.Logf("%s", rd)
 		if rd.Err != nil {
 			break
 		}
