@@ -110,11 +110,13 @@ test-e2e:
 
 # The long fault-injection run (root: network namespaces; 13–20 s a round, so
 # about an hour for 200), then the self-test against a deliberately broken
-# agent. The report goes to $(BIN)/chaos-report-<mode>.txt; a failure prints
-# the seed, the fault timeline and the offending history.
+# agent (with STANDBY=1 also the standby self-test: a standby member promoted
+# behind its agent's back must fail the standby read-only checker). The report
+# goes to $(BIN)/chaos-report-<mode>.txt; a failure prints the seed, the fault
+# timeline and the offending history.
 chaos:
 	@mkdir -p $(BIN)
-	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild' ./internal/chaos \
+	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild|TestChaosStandbyCatchesAWritableMember' ./internal/chaos \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
 		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt \
 		$(if $(filter 1,$(STANDBY)),-chaos.standby)

@@ -116,6 +116,10 @@
 //   - standby leader key: as etcd reports it, no member put its name over
 //     another's key (a holder changes only through a vacant key).
 //
+// With -chaos.standby, TestChaosStandbyCatchesAWritableMember checks the
+// probes on real processes: a member promoted behind its killed agent's
+// back must fail the read-only checker.
+//
 // All times are read from one monotonic clock in the test process
 // (durations since the start of the run).
 //

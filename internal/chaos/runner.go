@@ -193,8 +193,8 @@ func (r *Run) Rounds() []*Round {
 		}
 		rounds = append(rounds, rd)
 		r.t.Logf("%s", rd)
-		if rd.Err == nil {
-			r.standbyAfterRound(r.t.Context(), rd.N)
+		if rd.Err == nil && !r.standbyAfterRound(r.t.Context(), rd.N) {
+			break // the standby cluster did not recover: each later check would wait its whole bound
 		}
 		if rd.Err != nil {
 			break

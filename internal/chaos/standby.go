@@ -70,7 +70,7 @@ type drRouter struct {
 	proxies []*linkproxy.Proxy
 }
 
-// NewStandbyCluster creates the standby cluster's members (not started).
+// newStandbyCluster creates the standby cluster's members and their proxies (not started).
 func (c *Cluster) newStandbyCluster() (*StandbyCluster, error) {
 	sc := &StandbyCluster{c: c, keys: dcs.NewKeys(namespace, drScope), route: &drRouter{c: c}}
 	for i := 1; i <= drNodes; i++ {
@@ -271,7 +271,8 @@ func (sc *StandbyCluster) Probes() []StandbyProbe {
 	return sc.probes.sorted(func(p StandbyProbe) time.Duration { return p.At })
 }
 
-// KeyEvents returns the standby leader key's events in revision order.
+// KeyEvents returns the standby leader key's events in revision order
+// (the revision stands in for the time record.sorted orders by).
 func (sc *StandbyCluster) KeyEvents() []KeyEvent {
 	return sc.keyEv.sorted(func(e KeyEvent) time.Duration { return time.Duration(e.Rev) })
 }

@@ -45,10 +45,11 @@ func (r *Run) startStandby(ctx context.Context) {
 }
 
 // standbyAfterRound checks the standby cluster once the primary cluster
-// recovered from round n (the final check is round 0).
-func (r *Run) standbyAfterRound(ctx context.Context, n int) {
+// recovered from round n (the final check is round 0), and reports
+// whether it was whole and caught up (true without a standby cluster).
+func (r *Run) standbyAfterRound(ctx context.Context, n int) bool {
 	if r.dr == nil {
-		return
+		return true
 	}
 	cu := r.standbyCatchUp(ctx, n, drCatchUpTimeout)
 	r.dr.checks = append(r.dr.checks, cu)
@@ -64,6 +65,7 @@ func (r *Run) standbyAfterRound(ctx context.Context, n int) {
 	}
 	r.log.Add(r.clock.Now(), "%s", line)
 	r.t.Logf("%s", line)
+	return problem == ""
 }
 
 // standbyCatchUp reads the primary's rows, then polls the standby cluster
