@@ -22,10 +22,10 @@ GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out;
 # STANDBY=1: a standby cluster follows the chaos cluster, with the standby
 # kinds in the mix; FAULTS=standby: those kinds alone)
-ROUNDS  ?= 200
-SEED    ?= 0
-MODE    ?= sync
-FAULTS  ?=
+ROUNDS ?= 200
+SEED   ?= 0
+MODE   ?= sync
+FAULTS ?=
 STANDBY ?=
 
 # Versions come from git (docs/operations.md, "Versions"): a tag vX.Y.Z
