@@ -69,8 +69,9 @@ func waitStandbyLeader(t *testing.T, c *testcluster.Cluster, n *testcluster.Node
 // TestStandbyCluster is issue #21's disaster-recovery test: a standby
 // cluster B (its own etcd and scope) follows primary cluster A through a
 // moving address, keeps following through a switchover and a failover
-// (host death) in A and through two switchovers inside B (regentctl, then
-// POST /failover) with no member of B ever writable, promote-cluster
+// (host death) in A and through four switchovers inside B (regentctl,
+// Patroni's POST /switchover and /failover, PATCH /switchover) with no
+// member of B ever writable, promote-cluster
 // makes B writable within loop_wait + 2 s with every row A had, and
 // demote-cluster turns A into B's standby cluster.
 func TestStandbyCluster(t *testing.T) {
@@ -123,27 +124,45 @@ func TestStandbyCluster(t *testing.T) {
 	newA.Start(t)
 	newA = a.WaitHealthy(t, rejoinTimeout)
 
-	// A switchover inside B (regentctl), and back with Patroni's POST
-	// /failover naming a candidate: the standby leader's key moves, the
-	// new standby leader stays in recovery following A (A's later rows
-	// reach it and B's other member), and no member of B is ever
-	// writable meanwhile.
-	watch := watchInRecovery(t, b)
-	standbySwitchover(t, b, leaderB, replicaB, proxyA, func() {
-		mustSucceed(t, regentctl(t, b, switchoverBound, "switchover", "--to", replicaB.Name, "-y"))
-	})
-	mustExec(t, survivor, "INSERT INTO dr SELECT g FROM generate_series(301, 350) g")
-	waitRows(t, b.Nodes(), 350, "SELECT count(*) FROM dr")
-	standbySwitchover(t, b, replicaB, leaderB, proxyA, func() {
-		ctx, cancel := context.WithTimeout(t.Context(), switchoverBound)
-		defer cancel()
-		code, body, err := replicaB.Do(ctx, http.MethodPost, "/failover", map[string]any{"candidate": leaderB.Name})
-		if err != nil || code != http.StatusOK || !strings.Contains(string(body), "Successfully failed over to") {
-			t.Fatalf("POST /failover to %s in the standby cluster: %d %s (%v), want 200 Successfully failed over", leaderB.Name, code, body, err)
+	// Four switchovers inside B, one through each way in — regentctl,
+	// Patroni's POST /switchover and POST /failover naming a candidate,
+	// Regent's PATCH /switchover — ending where they began: each time
+	// the standby leader's key moves, the new standby leader stays in
+	// recovery following A (A's next rows reach it and B's other
+	// member), and no member of B is ever writable meanwhile.
+	patroni := func(path, want string) func(from, to *testcluster.Node) {
+		return func(from, to *testcluster.Node) {
+			ctx, cancel := context.WithTimeout(t.Context(), switchoverBound)
+			defer cancel()
+			code, body, err := from.Do(ctx, http.MethodPost, path, map[string]any{"leader": from.Name, "candidate": to.Name})
+			if err != nil || code != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Fatalf("POST %s %s → %s in the standby cluster: %d %s (%v), want 200 %s", path, from.Name, to.Name, code, body, err, want)
+			}
 		}
-	})
-	mustExec(t, survivor, "INSERT INTO dr SELECT g FROM generate_series(351, 400) g")
-	waitRows(t, b.Nodes(), 400, "SELECT count(*) FROM dr")
+	}
+	watch := watchInRecovery(t, b)
+	for i, hop := range []struct {
+		from, to *testcluster.Node
+		run      func(from, to *testcluster.Node)
+	}{
+		{leaderB, replicaB, func(_, to *testcluster.Node) {
+			mustSucceed(t, regentctl(t, b, switchoverBound, "switchover", "--to", to.Name, "-y"))
+		}},
+		{replicaB, leaderB, patroni("/switchover", "Successfully switched over to")},
+		{leaderB, replicaB, patroni("/failover", "Successfully failed over to")},
+		{replicaB, leaderB, func(from, to *testcluster.Node) {
+			waitRecord(t, from, startSwitchover(t, from, switchoverReq{To: to.Name}), switchoverBound, "completed as a standby cluster's switchover", func(r switchoverRecord) error {
+				if r.State != "completed" || !r.StandbyCluster {
+					return fmt.Errorf("state %q, standby_cluster %t", r.State, r.StandbyCluster)
+				}
+				return nil
+			})
+		}},
+	} {
+		standbySwitchover(t, b, hop.from, hop.to, proxyA, func() { hop.run(hop.from, hop.to) })
+		mustExec(t, survivor, "INSERT INTO dr SELECT g FROM generate_series($1::int, $2::int) g", 301+25*i, 325+25*i)
+		waitRows(t, b.Nodes(), int64(325+25*i), "SELECT count(*) FROM dr")
+	}
 	watch.stop()
 
 	// promote-cluster on B: writable within loop_wait + 2 s, every row.
