@@ -376,6 +376,9 @@ func TestFinalPosition(t *testing.T) {
 		{"standby: pg_control's alone when the read failed", true, cd, 0, 0x5000028, nil},
 		{"standby: the read alone when pg_control has none", true, postgres.ControlData{State: "shut down in recovery"}, 0x5000100, 0x5000100, nil},
 		{"standby: neither is known", true, postgres.ControlData{State: "shut down in recovery", CheckpointLSN: 0x3000060}, 0, 0, errNoStandbyPosition},
+		{"standby: stopped in recovery after an immediate stop", true, postgres.ControlData{State: "in archive recovery", MinRecoveryEndLSN: 0x5000028}, 0x5000000, 0x5000028, nil},
+		{"standby: it stopped as a primary (promote-cluster meanwhile)", true, postgres.ControlData{State: "shut down", CheckpointLSN: 0x6000028}, 0x6000000, 0, errLeftRecovery},
+		{"standby: it crashed as a primary", true, postgres.ControlData{State: "in production", CheckpointLSN: 0x6000028}, 0x6000000, 0, errLeftRecovery},
 	} {
 		got, err := FinalPosition(tt.standby, tt.cd, tt.lastSeen)
 		if got != tt.want || !errors.Is(err, tt.err) {

@@ -41,15 +41,24 @@ func (r *Record) CaughtUp(replayed postgres.LSN) bool {
 // position, so no catch-up could be checked against it.
 var errNoStandbyPosition = errors.New("neither the position read before the stop nor pg_control's minimum recovery ending location is known")
 
+// errLeftRecovery: the old standby leader stopped as a primary
+// (promote-cluster during the switchover): its writes after the position
+// read before the stop are past it, so it is no end of its WAL.
+var errLeftRecovery = errors.New("the old standby leader stopped as a primary (standby_cluster removed meanwhile?)")
+
 // FinalPosition is the old leader's final LSN after its stop: a primary's
 // shutdown checkpoint from pg_control; for a standby leader (standby),
 // the greater of lastSeen (its received/replayed position read right
 // before the stop; 0 when that read failed) and pg_control's minimum
 // recovery ending location, which the stop's restartpoint raised to what
-// it had replayed.
+// it had replayed. A standby leader that stopped as a primary (its
+// pg_control says so) fails: the switchover is tried again from scratch.
 func FinalPosition(standby bool, cd postgres.ControlData, lastSeen postgres.LSN) (postgres.LSN, error) {
 	if !standby {
 		return cd.CheckpointLSN, nil
+	}
+	if cd.State == postgres.StateShutDown || cd.State == postgres.StateInProduction {
+		return 0, errLeftRecovery
 	}
 	final := max(lastSeen, cd.MinRecoveryEndLSN)
 	if final == 0 {
