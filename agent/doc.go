@@ -17,7 +17,9 @@
 // In a standby cluster (standby_cluster in the dynamic config;
 // standby.go) the key holder is the standby leader: it replicates from
 // the remote cluster and never leaves recovery until standby_cluster is
-// removed, so holding the lease there grants no writes.
+// removed, so holding the lease there grants no writes. A switchover
+// there runs the same staged machine and moves the key to a member that
+// stays in recovery.
 //
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
