@@ -46,6 +46,9 @@ func TestDecideStandbyCluster(t *testing.T) {
 			s.Config.StandbyCluster = &config.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
 			s.PG = PGState{DataDirEmpty: true}
 		}), Action{Kind: ActRelease}},
+		{"archive-only standby leader replays from the archive", snap(leading, func(s *Snapshot) {
+			s.Config.StandbyCluster = &config.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
+		}), Action{Kind: ActStandbyLead}},
 		{"paused standby leader keeps its key", snap(standbyCluster, leading, func(s *Snapshot) { s.Config.Pause = true }), Action{Kind: ActStandbyLead}},
 		{"standby leader past its deadline fences like any leader", snap(standbyCluster, leading, func(s *Snapshot) { s.Now = t0.Add(2 * time.Second) }), Action{Kind: ActFence}},
 		{"a leaderless standby cluster elects (the winner stays in recovery)", snap(standbyCluster, unlocked), Action{Kind: ActRace}},
