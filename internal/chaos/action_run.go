@@ -138,6 +138,15 @@ func (r *Run) newAction(ctx context.Context, p RoundPlan, leader *Node) *actionR
 	return a
 }
 
+// switchTo makes a switchover action go to n (a routing kind's fault
+// acts on the candidate).
+func (a *actionRun) switchTo(n *Node) {
+	if body, ok := a.body.(map[string]any); ok && a.rec.Kind == ActionSwitchover {
+		body["to"] = n.Name
+		a.rec.Detail = "to " + n.Name
+	}
+}
+
 // switches reports whether the action may start a switchover.
 func (a *actionRun) switches() bool {
 	switch a.rec.Kind {

@@ -40,6 +40,9 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	rd.LeaderBefore = primary.Name
 	f := r.c.newFault(spec, primary, r.rng)
 	act := r.newAction(ctx, p, primary)
+	if act != nil && spec.candidate {
+		act.switchTo(f.node)
+	}
 	if act != nil {
 		rd.Action = act.rec
 	}
@@ -75,6 +78,9 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	} else {
 		rd.LeaderAfter = leader.Name
 		r.log.Add(rd.Recovered, "round %d: recovered, %s leads", n, leader.Name)
+		if r.c.Router() != nil {
+			rd.Routing = r.probeRouting(ctx, n)
+		}
 	}
 	if rd.Fence != nil {
 		runs, err := r.c.fence.ReadFenceLog()
