@@ -18,12 +18,16 @@ UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/ch
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…]
-# (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out)
-ROUNDS ?= 200
-SEED   ?= 0
-MODE   ?= sync
-FAULTS ?=
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [ROUTING=1]
+# (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out;
+# ROUTING=1: one PgBouncer in front, driven by the agents, part of the writes
+# through it, the routing fault kinds in the mix (FAULTS=routing: those alone)
+# and the routing checker; needs the Debian package pgbouncer)
+ROUNDS  ?= 200
+SEED    ?= 0
+MODE    ?= sync
+FAULTS  ?=
+ROUTING ?=
 
 # Versions come from git (docs/operations.md, "Versions"): a tag vX.Y.Z
 # makes X.Y.Z, a commit after it X.Y.Z-N-gHASH, "-dirty" marks uncommitted
@@ -113,7 +117,8 @@ chaos:
 	@mkdir -p $(BIN)
 	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild' ./internal/chaos \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
-		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
+		-chaos.faults=$(FAULTS) -chaos.routing=$(if $(filter 1,$(ROUTING)),true,false) \
+		-chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
 
 # ROUTING=1 adds write ports through PgBouncer and HAProxy (Debian packages
 # pgbouncer, haproxy) to watch a switchover with a client running.

@@ -43,6 +43,8 @@
 // The routers in front of the cluster (package routing: PgBouncer, HAProxy's
 // runtime API, hooks) are driven from here as work beside the loop
 // (routing.go): paused before a switchover's quiesce, repointed the moment
-// this member promoted. Routing only points traffic at the member holding
-// the lease and never delays a renewal or a fence.
+// this member promoted, and a PgBouncer action that failed at a repoint
+// retried while this member leads (routingDebt). Routing only points
+// traffic at the member holding the lease and never delays a renewal or a
+// fence.
 package agent

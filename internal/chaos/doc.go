@@ -85,7 +85,23 @@
 // default mix: -chaos.faults=fence (or make chaos FAULTS=fence) selects
 // all three.
 //
-// All times are read from one monotonic clock in the test process
+// Routing mode (router.go, check_routing.go; -chaos.routing, make chaos
+// ROUTING=1; opt-in, not in the short run) puts one PgBouncer, in a
+// namespace of its own, in front of the cluster: every agent's routing:
+// section names its admin console and an include file in a directory all
+// namespaces share. Two more clients insert through it (part of the writes:
+// the direct clients are what shows a primary that failed to fence, which
+// a PgBouncer pointing elsewhere would hide); each write returns the
+// server's address, so the split-brain, lease and lost-write checkers judge
+// it as the node that took it. The routing kinds (kill-agent-after-pause,
+// pgbouncer-cut-candidate, pgbouncer-cut-primary; the alias "routing")
+// join the default mix in about a third of the rounds, each with its own
+// switchover. After every round's recovery the suite probes PgBouncer
+// (SHOW DATABASES, a write through it, the leader key before and after);
+// the routing checker asserts that within routingBound it was not paused
+// and the write landed on the leader.
+//
+// All times are read from one monotonic clock in the test process// All times are read from one monotonic clock in the test process
 // (durations since the start of the run).
 //
 // Running: `go test ./internal/chaos` (part of `make test`) runs the
@@ -98,6 +114,7 @@
 //
 //	make chaos                          # 200 rounds, synchronous mode
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
+//	make chaos ROUTING=1 ROUNDS=30       # PgBouncer in front (routing mode)
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
@@ -105,8 +122,8 @@
 // 3 with -chaos.nodes=4; checked as sync mode is: no acknowledged write
 // lost) -chaos.nodes=N
 // -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
-// -chaos.report=FILE -chaos.keep -chaos.ttl=N (-chaos.no-watchdog is
-// -chaos.watchdog=off). It needs root and iproute2, and skips otherwise
+// -chaos.report=FILE -chaos.keep -chaos.ttl=N -chaos.routing
+// (-chaos.no-watchdog is -chaos.watchdog=off). It needs root and iproute2, and skips otherwise
 // (and under -short). A failure prints the seed, the failed checkers with
 // the offending history slice, the fault timeline and where the agent,
 // PostgreSQL and etcd logs were kept.
