@@ -18,14 +18,18 @@ UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/ch
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [STANDBY=1]
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [ROUTING=1] [STANDBY=1]
 # (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out;
+# ROUTING=1: one PgBouncer in front, driven by the agents, part of the writes
+# through it, the routing fault kinds in the mix (FAULTS=routing: those alone)
+# and the routing checker; needs the Debian package pgbouncer;
 # STANDBY=1: a standby cluster follows the chaos cluster, with the standby
-# kinds in the mix; FAULTS=standby: those kinds alone)
-ROUNDS ?= 200
-SEED   ?= 0
-MODE   ?= sync
-FAULTS ?=
+# kinds in the mix (FAULTS=standby: those alone) and the standby checkers)
+ROUNDS  ?= 200
+SEED    ?= 0
+MODE    ?= sync
+FAULTS  ?=
+ROUTING ?=
 STANDBY ?=
 
 # Versions come from git (docs/operations.md, "Versions"): a tag vX.Y.Z
@@ -118,8 +122,9 @@ chaos:
 	@mkdir -p $(BIN)
 	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild|TestChaosStandbyCatchesAWritableMember' ./internal/chaos \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
-		-chaos.faults=$(FAULTS) -chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt \
-		$(if $(filter 1,$(STANDBY)),-chaos.standby)
+		-chaos.faults=$(FAULTS) -chaos.routing=$(if $(filter 1,$(ROUTING)),true,false) \
+		-chaos.standby=$(if $(filter 1,$(STANDBY)),true,false) \
+		-chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
 
 # ROUTING=1 adds write ports through PgBouncer and HAProxy (Debian packages
 # pgbouncer, haproxy) to watch a switchover with a client running.

@@ -147,6 +147,8 @@ type Agent struct {
 	job        *job            // a clone or rewind running beside the loop
 	router     *routing.Runner // nil without a routing: section
 	routingJob *job            // routing work running beside the loop
+	// routingDebt is PgBouncer work this leader still owes (routing.go).
+	routingDebt routingDebt
 	// fatal is set by work beside the loop whose failure must stop the
 	// agent (a failed bootstrap, as Patroni does); the next tick returns it.
 	fatal         error
@@ -388,6 +390,10 @@ func (a *Agent) tick(ctx context.Context) error {
 		// but never while a failed fence may leave PostgreSQL writable:
 		// then the device must still fire if the agent hangs.
 		a.disarmWatchdog()
+	}
+	if !a.lease.leading {
+		// A routing debt is a leader's: the next leader repoints anew.
+		a.routingDebt = routingDebt{}
 	}
 	if !a.lease.leading && a.slots.primary {
 		// The next leadership must create the replication slots afresh;

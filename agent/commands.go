@@ -118,7 +118,7 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 	if err != nil && a.pgState == PGStarting {
 		return http.StatusServiceUnavailable, "postgres is still starting"
 	}
-	if !a.restartConditionsMet(req, st, err == nil) {
+	if !restartConditionsMet(req, st, err == nil) {
 		return http.StatusServiceUnavailable, "restart conditions are not satisfied"
 	}
 	role := RoleReplica
@@ -132,7 +132,9 @@ func (a *Agent) restartNow(ctx context.Context, req restapi.RestartRequest, repl
 	return a.beginRestart(ctx, role, budget, reply)
 }
 
-func (a *Agent) restartConditionsMet(req restapi.RestartRequest, st postgres.Status, running bool) bool {
+// restartConditionsMet: the conditions of POST /restart (Patroni's
+// restart_pending, role, postgres_version) hold for this member now.
+func restartConditionsMet(req restapi.RestartRequest, st postgres.Status, running bool) bool {
 	if req.RestartPending && (!running || !st.PendingRestart) {
 		return false
 	}

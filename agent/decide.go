@@ -324,11 +324,12 @@ func decidePausedFailover(s Snapshot) Plan {
 
 // decideDesignated: this member is the named candidate of a switchover or
 // failover. It races without comparing peers, but a planned switchover's
-// candidate first replays past the old primary's final LSN.
+// candidate first catches up with the old leader's final LSN
+// (switchover.Record.CaughtUp).
 func decideDesignated(s Snapshot) Plan {
 	st := s.PG.Status
-	if r := s.Switchover; r != nil && r.To == s.Name && r.FinalLSN > 0 && uint64(st.ReplayLSN) <= r.FinalLSN {
-		return plan(ActWait, "", "designated candidate: replayed %s, waiting to pass the old primary's final LSN %s", st.ReplayLSN, postgres.LSN(r.FinalLSN))
+	if r := s.Switchover; r != nil && r.To == s.Name && r.FinalLSN > 0 && !r.CaughtUp(st.ReplayLSN) {
+		return plan(ActWait, "", "designated candidate: replayed %s, waiting to catch up with the old leader's final LSN %s", st.ReplayLSN, postgres.LSN(r.FinalLSN))
 	}
 	if s.Tags.NoFailover() {
 		return plan(ActWait, "", "named as candidate but tagged nofailover; not racing")

@@ -321,7 +321,7 @@ func TestDecide(t *testing.T) {
 			Action{Kind: ActRace}, "most advanced"},
 		{"designated candidate of a switchover waits to replay past the final LSN",
 			snap(unlocked, designated, func(s *Snapshot) { s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x5000000} }),
-			Action{Kind: ActWait}, "waiting to pass the old primary's final LSN 0/5000000"},
+			Action{Kind: ActWait}, "waiting to catch up with the old leader's final LSN 0/5000000"},
 		{"designated candidate of a switchover races once past the final LSN",
 			snap(unlocked, designated, func(s *Snapshot) { s.Switchover = &switchover.Record{To: "pg2", FinalLSN: 0x4FFFFFF} }),
 			Action{Kind: ActRace}, "designated candidate"},

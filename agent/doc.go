@@ -17,7 +17,9 @@
 // In a standby cluster (standby_cluster in the dynamic config;
 // standby.go) the key holder is the standby leader: it replicates from
 // the remote cluster and never leaves recovery until standby_cluster is
-// removed, so holding the lease there grants no writes.
+// removed, so holding the lease there grants no writes. A switchover
+// there runs the same staged machine and moves the key to a member that
+// stays in recovery.
 //
 // Two words are kept apart: "fence" is the agent stopping its own
 // PostgreSQL (fence.go: past the lease deadline, without the key);
@@ -41,6 +43,8 @@
 // The routers in front of the cluster (package routing: PgBouncer, HAProxy's
 // runtime API, hooks) are driven from here as work beside the loop
 // (routing.go): paused before a switchover's quiesce, repointed the moment
-// this member promoted. Routing only points traffic at the member holding
-// the lease and never delays a renewal or a fence.
+// this member promoted, and a PgBouncer action that failed at a repoint
+// retried while this member leads (routingDebt). Routing only points
+// traffic at the member holding the lease and never delays a renewal or a
+// fence.
 package agent

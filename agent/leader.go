@@ -232,6 +232,7 @@ func (a *Agent) lead(ctx context.Context, s Snapshot) error {
 	if err := a.ensureSlots(ctx, s, true); err != nil {
 		return err
 	}
+	a.payRoutingDebt(ctx, s)
 	lctx, cancel := a.ioContext(ctx)
 	defer cancel()
 	a.writeStatus(lctx, uint64(s.PG.Status.CurrentLSN))

@@ -170,7 +170,8 @@ func (m *Metrics) switchoverFinished(r *switchover.Record) {
 	}
 	quiesced, ok1 := r.StartedAt(switchover.StageQuiesce)
 	promoted, ok2 := r.CompletedAt(switchover.StagePromote)
-	if ok1 && ok2 {
+	if ok1 && ok2 && !r.Standby {
+		// A standby cluster takes no writes: nothing was unavailable.
 		m.unavailable("switchover", promoted.Sub(quiesced))
 	}
 }

@@ -129,11 +129,9 @@ func quorumCovers(voters []string, q int, ssn ssnSpec) bool {
 // quorumHoldsHistory: any q+1 voters include one confirmed standby (it
 // flushed past the point the setting took effect, so it holds every
 // commit acknowledged before), which covers the commits of earlier
-// settings the key would otherwise stop covering.
+// settings the key would otherwise stop covering. No voters hold nothing
+// (bridgeKey handles an empty set before asking).
 func quorumHoldsHistory(voters []string, q int, confirmed []string) bool {
-	if len(voters) == 0 {
-		return true
-	}
 	c := len(intersect(confirmed, voters))
 	return c > 0 && q >= len(voters)-c
 }
@@ -190,7 +188,7 @@ func decideQuorum(me string, key dcs.Sync, cur ssnSpec, confirmed, eligible []st
 	target := quorumTarget(eligible, wanted, strict)
 	if cur.String() != target.String() {
 		if !quorumCovers(have.Voters, have.Quorum, target) {
-			k := bridgeKey(have, cur, target, confirmed)
+			k := bridgeKey(cur, target, confirmed)
 			st.Key = &k
 		}
 		st.SSN = &target
@@ -215,13 +213,16 @@ func decideQuorum(me string, key dcs.Sync, cur ssnSpec, confirmed, eligible []st
 }
 
 // bridgeKey is the key to write before the setting moves from cur to
-// target: it covers both settings and the history of cur, or, when no
-// such key lets anyone be elected, names only the leader.
-func bridgeKey(have quorumKey, cur, target ssnSpec, confirmed []string) quorumKey {
-	voters := union(cur.Names, target.Names)
-	if cur.Star || len(cur.Names) == 0 {
-		voters = target.Names
+// target, when the key in force does not cover target: it covers both
+// settings and the history of cur, or, when no such key lets anyone be
+// elected, names only the leader.
+func bridgeKey(cur, target ssnSpec, confirmed []string) quorumKey {
+	if cur.Star || cur.Num < 1 {
+		// Commits under cur were acknowledged by any standby or by none:
+		// no voter is sure to hold them (quorumCovers).
+		return quorumKey{}
 	}
+	voters := union(cur.Names, target.Names)
 	q := 0
 	for _, s := range []ssnSpec{cur, target} {
 		if s.Num > 0 && !s.Star {
@@ -232,9 +233,6 @@ func bridgeKey(have quorumKey, cur, target ssnSpec, confirmed []string) quorumKe
 	k := quorumKey{Voters: voters, Quorum: q}
 	if len(voters) == 0 || q >= len(voters) || !quorumCovers(voters, q, cur) || !quorumCovers(voters, q, target) ||
 		!quorumHoldsHistory(voters, q, confirmed) {
-		if quorumCovers(have.Voters, have.Quorum, target) {
-			return have
-		}
 		return quorumKey{}
 	}
 	return k

@@ -145,6 +145,29 @@ func TestDecideQuorum(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// TestBridgeKey: the key written before the setting moves, each way out.
+func TestBridgeKey(t *testing.T) {
+	for _, tt := range []struct {
+		name, cur, target string
+		confirmed         []string
+		want              quorumKey
+	}{
+		{"from asynchronous: only the leader", "", "ANY 1 (c)", nil, quorumKey{}},
+		{"from any standby (*): only the leader", "*", "ANY 1 (c)", []string{"b"}, quorumKey{}},
+		{"widening: both sets, any two voters", "ANY 1 (b)", "ANY 1 (b,c)", []string{"b"}, quorumKey{Voters: []string{"b", "c"}, Quorum: 1}},
+		{"to a disjoint set: both sets", "ANY 1 (b)", "ANY 1 (c)", []string{"b"}, quorumKey{Voters: []string{"b", "c"}, Quorum: 1}},
+		{"no standby of the setting confirmed: only the leader", "ANY 1 (b)", "ANY 1 (b,c)", nil, quorumKey{}},
+		{"two named standbys to a wider quorum: every voter", "2 (b,c)", "ANY 1 (b,c,d)", []string{"b", "c"}, quorumKey{Voters: []string{"b", "c", "d"}, Quorum: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bridgeKey(parseSSN(tt.cur), parseSSN(tt.target), tt.confirmed)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
 // TestQuorumTransitionsNeverLoseAnAcknowledgedCommit drives decideQuorum
 // through random membership and synchronous_node_count changes. After each
 // commit (every way the setting in force lets it be acknowledged) and

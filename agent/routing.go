@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/regent-ha/regent/dcs"
 	"github.com/regent-ha/regent/routing"
@@ -64,7 +66,11 @@ func (a *Agent) startRouting(ctx context.Context, p routing.Point, id string, do
 		return false
 	}
 	t := a.routingTarget(id, a.dcs.View())
-	actions := routing.Plan(a.router.Config, p, t)
+	return a.startActions(ctx, p, id, t, routing.Plan(a.router.Config, p, t), done)
+}
+
+// startActions runs actions of point beside the loop (see startRouting).
+func (a *Agent) startActions(ctx context.Context, p routing.Point, id string, t routing.Target, actions []routing.Action, done func([]routing.Result)) bool {
 	if len(actions) == 0 {
 		return false
 	}
@@ -74,6 +80,7 @@ func (a *Agent) startRouting(ctx context.Context, p routing.Point, id string, do
 		return routing.FirstError(results)
 	}, func(error) {
 		a.routingJob = nil
+		a.routingDebt = a.routingDebt.after(p, results, a.now())
 		for _, r := range results {
 			if r.Err != nil {
 				a.log.Warn("routing action failed", "point", p, "action", r.Desc, "took", r.Took, "switchover_id", id, "err", r.Err)
@@ -188,4 +195,68 @@ func (a *Agent) routeAfterPromotion(ctx context.Context, v *dcs.Cluster) {
 		id = r.ID
 	}
 	a.repointRouting(ctx, id, false)
+}
+
+// routingRetryInterval is how often a leader runs PgBouncer actions it
+// owes again (routingDebt).
+const routingRetryInterval = 5 * time.Second
+
+// routingDebt is the PgBouncer work a leader still owes: the actions of
+// its last repoint, failover or restore that failed. Without it a
+// PgBouncer that the new primary could not reach at its repoint and at
+// the CLEANUP retry (a few hundred milliseconds later) stayed paused, or
+// pointed at the old primary, until the next leader change: the chaos
+// suite's pgbouncer-cut-candidate found it. HAProxy failures are not
+// owed (its health checks move traffic anyway), nor hooks (they own
+// their retries), nor a failed pause (the switchover aborts and the
+// restore follows).
+//
+// How it keeps the safety rule: the debt is paid only from lead(), the
+// upkeep of a member that holds the leader key and runs as primary, and
+// only with the actions that point traffic at this member (or resume it);
+// it is dropped the moment leadership is lost (tick). The actions run
+// beside the loop like every routing action, never inside a tick.
+type routingDebt struct {
+	point   routing.Point
+	actions []routing.Action
+	due     time.Time
+}
+
+// after is the debt once point's results are in: the failed PgBouncer
+// repoint or resume actions, due routingRetryInterval from now, or none
+// when they all succeeded. A pause leaves it as it was.
+func (d routingDebt) after(p routing.Point, results []routing.Result, now time.Time) routingDebt {
+	switch p {
+	case routing.PointRepoint, routing.PointFailover, routing.PointRestore:
+	default:
+		return d
+	}
+	var owed []routing.Action
+	for _, r := range results {
+		if r.Err != nil && (r.Action.Kind == routing.PgBouncerRepoint || r.Action.Kind == routing.PgBouncerResume) {
+			owed = append(owed, r.Action)
+		}
+	}
+	if len(owed) == 0 {
+		return routingDebt{}
+	}
+	return routingDebt{point: p, actions: owed, due: now.Add(routingRetryInterval)}
+}
+
+// dueAt reports whether the debt is to be paid at now: something is owed
+// and due, no routing work runs, and no switchover runs (it drives the
+// routers itself, and its repoint supersedes the debt).
+func (d routingDebt) dueAt(now time.Time, busy, switchover bool) bool {
+	return len(d.actions) > 0 && !busy && !switchover && !now.Before(d.due)
+}
+
+// payRoutingDebt runs the owed actions again when due; called by the
+// leader's upkeep (lead) only.
+func (a *Agent) payRoutingDebt(ctx context.Context, s Snapshot) {
+	d := a.routingDebt
+	if a.router == nil || !d.dueAt(a.now(), a.routingJob != nil, s.Switchover != nil) {
+		return
+	}
+	a.log.Info("retrying routing actions that failed", "point", d.point, "actions", len(d.actions))
+	a.startActions(ctx, d.point, "", a.routingTarget("", s.View), slices.Clone(d.actions), nil)
 }

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -102,5 +104,138 @@ func TestRoutingPauseTimeoutAbortsBeforeQuiesce(t *testing.T) {
 	}
 	if !slices.Equal(kinds, []switchover.Kind{switchover.KindWarning, switchover.KindInfo}) {
 		t.Errorf("routing events %v, want the pause's warning and the restore's info: %+v", kinds, got.Events)
+	}
+}
+
+// downConsole is a PgBouncer admin console that cannot be reached until
+// up is set: every command fails.
+type downConsole struct {
+	mu  sync.Mutex
+	up  bool
+	got []string
+}
+
+func (c *downConsole) Exec(_ context.Context, _, command string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, command)
+	if !c.up {
+		return errors.New("connect to the admin console: connection refused")
+	}
+	return nil
+}
+
+func (c *downConsole) set(up bool) {
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+}
+
+func (c *downConsole) commands() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// TestRoutingFailedRepointIsRetriedWhileLeading: a failover repoint that
+// cannot reach PgBouncer (the chaos suite's pgbouncer-cut-candidate left
+// it paused on the old primary for good) is owed: the steady leader runs
+// the failed PgBouncer action again every routingRetryInterval until it
+// succeeds, and then no more. Nothing is retried before the interval.
+func TestRoutingFailedRepointIsRetriedWhileLeading(t *testing.T) {
+	h := newLeaderHarness(t)
+	dir := t.TempDir()
+	console := &downConsole{}
+	cfg := routing.Config{PgBouncer: []routing.PgBouncer{{Admin: "x", Databases: []string{"app"}, IncludeFile: filepath.Join(dir, "db.ini")}}}
+	cfg.SetDefaults()
+	h.agent.router = &routing.Runner{Config: cfg, Console: console, WriteFile: routing.WriteFileAtomic}
+	ctx := t.Context()
+
+	h.agent.repointRouting(ctx, "", false) // the failover repoint, at promotion
+	awaitRouting(t, h.agent)
+	if n := len(console.commands()); n != 1 {
+		t.Fatalf("admin commands %v, want the one failed RELOAD", console.commands())
+	}
+	h.tick() // before the interval: not yet
+	if h.agent.routingJob != nil {
+		t.Fatal("retried before routingRetryInterval")
+	}
+	h.advance(routingRetryInterval)
+	h.tick() // still unreachable: retried, fails again
+	awaitRouting(t, h.agent)
+	if got := console.commands(); len(got) != 2 || got[1] != "RELOAD" {
+		t.Fatalf("admin commands %v, want a second RELOAD", got)
+	}
+	console.set(true)
+	h.advance(routingRetryInterval)
+	h.tick()
+	awaitRouting(t, h.agent)
+	if got := console.commands(); !slices.Equal(got[2:], []string{"RELOAD", "RESUME app"}) {
+		t.Fatalf("admin commands %v, want RELOAD and RESUME once reachable", got)
+	}
+	h.advance(routingRetryInterval)
+	h.tick()
+	if h.agent.routingJob != nil {
+		t.Fatal("retried after the repoint succeeded")
+	}
+}
+
+// TestRoutingDebt: which routing failures a leader owes, and when it runs
+// them again.
+func TestRoutingDebt(t *testing.T) {
+	now := time.Unix(1000, 0)
+	fail := errors.New("unreachable")
+	repoint := routing.Action{Kind: routing.PgBouncerRepoint}
+	resume := routing.Action{Kind: routing.PgBouncerResume}
+	ready := routing.Action{Kind: routing.HAProxyReady}
+	hook := routing.Action{Kind: routing.Hook}
+	pause := routing.Action{Kind: routing.PgBouncerPause}
+	owed := routingDebt{point: routing.PointFailover, actions: []routing.Action{repoint}, due: now.Add(time.Second)}
+	for _, tc := range []struct {
+		name    string
+		before  routingDebt
+		p       routing.Point
+		results []routing.Result
+		want    []routing.Action
+	}{
+		{"a failed PgBouncer repoint is owed", routingDebt{}, routing.PointRepoint,
+			[]routing.Result{{Action: ready}, {Action: repoint, Err: fail}}, []routing.Action{repoint}},
+		{"a failed RESUME at restore is owed", routingDebt{}, routing.PointRestore,
+			[]routing.Result{{Action: resume, Err: fail}}, []routing.Action{resume}},
+		{"HAProxy and hooks are not (health checks, the hook's own retries)", routingDebt{}, routing.PointFailover,
+			[]routing.Result{{Action: ready, Err: fail}, {Action: repoint}, {Action: hook, Err: fail}}, nil},
+		{"success pays the debt", owed, routing.PointFailover, []routing.Result{{Action: repoint}}, nil},
+		{"a failed pause aborts the switchover, the restore follows", routingDebt{}, routing.PointPause,
+			[]routing.Result{{Action: pause, Err: fail}}, nil},
+		{"a pause leaves the debt as it was", owed, routing.PointPause, []routing.Result{{Action: pause}}, owed.actions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.before.after(tc.p, tc.results, now)
+			if !slices.Equal(got.actions, tc.want) {
+				t.Fatalf("after = %+v, want actions %v", got, tc.want)
+			}
+			if len(tc.want) > 0 && tc.p != routing.PointPause && !got.due.Equal(now.Add(routingRetryInterval)) {
+				t.Errorf("due %v, want now + %s", got.due, routingRetryInterval)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name               string
+		d                  routingDebt
+		at                 time.Time
+		busy, switchingNow bool
+		want               bool
+	}{
+		{"nothing owed", routingDebt{}, now.Add(time.Hour), false, false, false},
+		{"not due yet", owed, now, false, false, false},
+		{"due", owed, now.Add(time.Second), false, false, true},
+		{"routing work runs", owed, now.Add(time.Second), true, false, false},
+		{"a switchover drives routing itself", owed, now.Add(time.Second), false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.dueAt(tc.at, tc.busy, tc.switchingNow); got != tc.want {
+				t.Errorf("dueAt = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

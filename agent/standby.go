@@ -14,7 +14,12 @@ package agent
 // (regentctl promote-cluster), bounded by the lease deadline as every
 // promotion. A primary turned into a standby leader (demote-cluster) stops
 // before anything else, and keeps the key throughout, so no other member
-// races meanwhile.
+// races meanwhile. A switchover inside the standby cluster
+// (switchover/standby.go) adds no way out of recovery: the old standby
+// leader stops beside the loop and hands the key over by the failover key
+// and a release; the candidate takes it by the create-if-absent race,
+// which in a standby cluster only turns it to the remote (race); a failed
+// one restarts the old standby leader in recovery (restoreLeader).
 
 import (
 	"context"
@@ -22,6 +27,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/postgres"
 )
 
@@ -102,7 +108,11 @@ func (a *Agent) remoteDiverged(ctx context.Context, up postgres.Upstream, st pos
 // startStandbyLeader starts PostgreSQL in recovery following the remote,
 // bounded by the lease deadline like a leader's start.
 func (a *Agent) startStandbyLeader(ctx context.Context, s Snapshot) error {
-	if _, err := a.pg.ConfigureStandby(s.Config.StandbyCluster.Upstream()); err != nil {
+	return a.startStandbyLeaderOf(ctx, s.Config.StandbyCluster)
+}
+
+func (a *Agent) startStandbyLeaderOf(ctx context.Context, sc *config.StandbyCluster) error {
+	if _, err := a.pg.ConfigureStandby(sc.Upstream()); err != nil {
 		return fmt.Errorf("start standby leader: %w", err)
 	}
 	return a.startPG(ctx, RoleStandbyLeader)

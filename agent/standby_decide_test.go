@@ -8,6 +8,7 @@ import (
 
 	"github.com/regent-ha/regent/config"
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/switchover"
 )
 
 func standbyCluster(s *Snapshot) {
@@ -45,9 +46,26 @@ func TestDecideStandbyCluster(t *testing.T) {
 			s.Config.StandbyCluster = &config.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
 			s.PG = PGState{DataDirEmpty: true}
 		}), Action{Kind: ActRelease}},
+		{"archive-only standby leader replays from the archive", snap(leading, func(s *Snapshot) {
+			s.Config.StandbyCluster = &config.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
+		}), Action{Kind: ActStandbyLead}},
 		{"paused standby leader keeps its key", snap(standbyCluster, leading, func(s *Snapshot) { s.Config.Pause = true }), Action{Kind: ActStandbyLead}},
 		{"standby leader past its deadline fences like any leader", snap(standbyCluster, leading, func(s *Snapshot) { s.Now = t0.Add(2 * time.Second) }), Action{Kind: ActFence}},
 		{"a leaderless standby cluster elects (the winner stays in recovery)", snap(standbyCluster, unlocked), Action{Kind: ActRace}},
+		// A switchover inside the standby cluster (switchover/standby.go).
+		{"switchover: the standby leader stopping on purpose waits", snap(standbyCluster, leading, func(s *Snapshot) { s.Quiescing = true }), Action{Kind: ActWait}},
+		{"switchover: the stopped standby leader waits too (no restart while quiesced)", snap(standbyCluster, leading, func(s *Snapshot) {
+			s.Quiescing, s.PG = true, PGState{DownSince: t0.Add(-time.Minute)}
+		}), Action{Kind: ActWait}},
+		{"switchover: the candidate behind the old standby leader's position waits", snap(standbyCluster, unlocked, designated, func(s *Snapshot) {
+			s.Switchover = &switchover.Record{To: "pg2", Standby: true, FinalLSN: 0x5000001}
+		}), Action{Kind: ActWait}},
+		{"switchover: the candidate at the old standby leader's position races (it stays in recovery)", snap(standbyCluster, unlocked, designated, func(s *Snapshot) {
+			s.Switchover = &switchover.Record{To: "pg2", Standby: true, FinalLSN: 0x5000000}
+		}), Action{Kind: ActRace}},
+		{"switchover: the new standby leader stays in recovery", snap(standbyCluster, leading, func(s *Snapshot) {
+			s.Switchover = &switchover.Record{From: "pg1", To: "pg2", Standby: true, Stage: switchover.StagePromote, FinalLSN: 0x5000000}
+		}), Action{Kind: ActStandbyLead}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

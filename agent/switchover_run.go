@@ -26,6 +26,10 @@ type quiesceState struct {
 	// the mode the stop ended in. They land in the record as an event.
 	checkpointTook, stopTook time.Duration
 	stopMode                 postgres.StopMode
+	// lastSeen: a standby leader's received/replayed position, read right
+	// before its stop (0 when not read): its final position's lower bound
+	// (switchover.FinalPosition).
+	lastSeen postgres.LSN
 }
 
 // driveSwitchover advances the running switchover by one step. It runs in
@@ -75,7 +79,7 @@ func (a *Agent) nextSwitchoverStep(ctx context.Context, in *switchover.Inputs) s
 // blocking) and the switchover's timings on this host's clock.
 func (a *Agent) switchoverInputs(s Snapshot) switchover.Inputs {
 	in := switchover.Inputs{Record: s.Switchover, Self: a.name, Leading: a.lease.leading, View: s.View,
-		PGRunning: s.PG.Running, PGInRecovery: s.PG.Status.InRecovery, Streaming: streamingNames(s), Routing: a.routingInputs()}
+		PGRunning: s.PG.Running, PGInRecovery: s.PG.Status.InRecovery, Standby: s.standby(), Streaming: streamingNames(s), Routing: a.routingInputs()}
 	if q := a.quiesce; q != nil {
 		a.stopSettled()
 		in.Quiesce = switchover.Quiesce{Active: true, ID: q.id, Stopped: q.done, StopErr: q.err}
@@ -95,7 +99,14 @@ func (a *Agent) readForSwitchover(ctx context.Context, kind switchover.StepKind,
 		cctx, cancel := a.ioContext(ctx)
 		cd, err := a.pg.ControlData(cctx)
 		cancel()
-		in.Final = &switchover.Final{LSN: cd.CheckpointLSN, State: cd.State, Err: err}
+		var lastSeen, final postgres.LSN
+		if a.quiesce != nil {
+			lastSeen = a.quiesce.lastSeen
+		}
+		if err == nil {
+			final, err = switchover.FinalPosition(in.Record.Standby, cd, lastSeen)
+		}
+		in.Final = &switchover.Final{LSN: final, State: cd.State, Err: err}
 	case switchover.PollCatchUp:
 		c, ok := a.candidatePosition(ctx, in.Record.To)
 		if !ok {
@@ -142,9 +153,9 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 	switch step.Kind {
 	case switchover.RestorePrimary:
 		// The record was closed or removed under us: never stay quiesced.
-		a.log.Warn("switchover record gone while quiesced; restoring the primary", "switchover_id", a.quiesce.id)
+		a.log.Warn("switchover record gone while quiesced; restoring the leader", "switchover_id", a.quiesce.id)
 		a.restoreRouting(ctx, "")
-		a.restorePrimary(ctx)
+		a.restoreLeader(ctx)
 	case switchover.StartQuiesce:
 		return a.startQuiesce(ctx, r)
 	case switchover.HandOver:
@@ -162,7 +173,7 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 	case switchover.RecordPromotion, switchover.FinishRepoint:
 		return a.advanceNewLeader(ctx, s, r, step)
 	case switchover.FinishValidation:
-		return a.finishValidation(ctx, r, in.Probe.Err, step.Missing)
+		return a.finishValidation(ctx, r, in.Probe, step.Missing)
 	case switchover.Close:
 		f := switchover.Failure{}
 		if step.Failure != nil {
@@ -174,13 +185,19 @@ func (a *Agent) actSwitchover(ctx context.Context, s Snapshot, in switchover.Inp
 }
 
 // startQuiesce fences writes: /primary turns 503 at once (published now),
-// then a checkpoint and a fast stop in the background.
+// then a checkpoint and a fast stop in the background. A standby leader
+// (r.Standby) takes no writes: its checkpoint is a restartpoint, and its
+// received/replayed position is read right before the stop.
 func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 	q := &quiesceState{id: r.ID, stopped: make(chan error, 1)}
 	a.quiesce = q
 	a.pgState = PGStopping
 	a.publish(ctx)
 	if _, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		if r.Standby {
+			r.Append(switchover.StageQuiesce, switchover.KindStarted, "%s: the standby leader stops (restartpoint, then fast stop; bounded by %s); it takes no writes", a.name, r.Timeout)
+			return nil
+		}
 		r.Append(switchover.StageQuiesce, switchover.KindStarted, "%s: /primary answers 503; checkpoint, then fast stop (bounded by %s)", a.name, r.Timeout)
 		return nil
 	}); err != nil {
@@ -204,6 +221,17 @@ func (a *Agent) startQuiesce(ctx context.Context, r *switchover.Record) error {
 		}
 		ccancel()
 		q.checkpointTook = time.Since(start)
+		if r.Standby {
+			// The WAL a standby leader had is where it received and
+			// replayed to: its stop writes none (switchover/standby.go).
+			pctx, pcancel := context.WithTimeout(sctx, budget/4)
+			if st, err := a.pg.Status(pctx); err == nil {
+				q.lastSeen = st.WALPosition()
+			} else {
+				a.log.Warn("cannot read the standby leader's position before its stop; using pg_control's", "err", err)
+			}
+			pcancel()
+		}
 		start = time.Now()
 		mode, err := a.pg.Stop(sctx, postgres.StopFast, budget-q.checkpointTook)
 		q.stopTook, q.stopMode = time.Since(start), mode
@@ -222,21 +250,33 @@ func (a *Agent) finishQuiesce(ctx context.Context, r *switchover.Record, final s
 			r.Append(switchover.StageQuiesce, switchover.KindInfo, "checkpoint %s, %s stop %s",
 				q.checkpointTook.Round(time.Millisecond), q.stopMode, q.stopTook.Round(time.Millisecond))
 		}
+		if r.Standby {
+			r.Append(switchover.StageQuiesce, switchover.KindCompleted, "%s stopped; it had received and replayed up to %s (%s)", a.name, final.LSN, final.State)
+			r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to replay up to %s", r.To, final.LSN)
+			return nil
+		}
 		r.Append(switchover.StageQuiesce, switchover.KindCompleted, "%s stopped; final LSN %s (%s)", a.name, final.LSN, final.State)
 		r.Append(switchover.StageCatchUp, switchover.KindStarted, "waiting for %s to receive and replay past %s", r.To, final.LSN)
 		return nil
 	})
 }
 
-// handOver: the candidate is past the final LSN. The failover key names
-// it (so only it races), then the leader key is released.
+// handOver: the candidate caught up with the final LSN. The failover key
+// names it (so only it races), then the leader key is released. In a
+// standby cluster the candidate takes it by the same create-if-absent
+// race and stays in recovery (race, standbyLead): the key moves by
+// compare-and-swap only and nothing is promoted.
 func (a *Agent) handOver(ctx context.Context, r *switchover.Record, cand switchover.CatchUp) error {
 	caught, _ := r.StartedAt(switchover.StageCatchUp)
 	if _, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
-		r.Append(switchover.StageCatchUp, switchover.KindCompleted, "%s replayed %s, past the final LSN %s", r.To, cand.Replayed, postgres.LSN(r.FinalLSN))
+		r.Append(switchover.StageCatchUp, switchover.KindCompleted, "%s replayed %s, caught up with the final LSN %s", r.To, cand.Replayed, postgres.LSN(r.FinalLSN))
 		if r.PreflightLagBytes > 0 {
 			r.Append(switchover.StageCatchUp, switchover.KindWarning, "candidate lag was %s at pre-flight; caught up in %s",
 				bytesize.Format(r.PreflightLagBytes), time.Since(caught).Round(time.Millisecond))
+		}
+		if r.Standby {
+			r.Append(switchover.StagePromote, switchover.KindStarted, "%s releases the leader key naming %s as the only candidate; it takes the key as the standby leader and stays in recovery", a.name, r.To)
+			return nil
 		}
 		r.Append(switchover.StagePromote, switchover.KindStarted, "%s releases the leader key naming %s as the only candidate", a.name, r.To)
 		return nil
@@ -265,7 +305,7 @@ func (a *Agent) failBeforePromote(ctx context.Context, s Snapshot, r *switchover
 	if a.quiesce != nil || !s.PG.Running {
 		// A switchover that ended before its quiesce (a failed pause)
 		// never stopped PostgreSQL: it is the primary already.
-		a.restorePrimary(ctx)
+		a.restoreLeader(ctx)
 	}
 	if rs := r.RoutingState(); rs.Paused || rs.PauseFailed != "" {
 		// After the start: traffic resumes to a running primary.
@@ -291,12 +331,21 @@ func (a *Agent) stopSettled() bool {
 	}
 }
 
-// restorePrimary undoes a quiesce: PostgreSQL back as the primary. The
-// caller made sure the background stop has finished (stopSettled).
-func (a *Agent) restorePrimary(ctx context.Context) {
+// restoreLeader undoes a quiesce: PostgreSQL back as the primary, or in
+// a standby cluster (the dynamic config now, as decide reads it) back in
+// recovery as the standby leader, following the remote: never writable
+// there. The caller made sure the background stop has finished
+// (stopSettled).
+func (a *Agent) restoreLeader(ctx context.Context) {
 	a.quiesce = nil
-	if err := a.startPrimary(ctx); err != nil {
-		a.log.Error("switchover: restoring the primary failed", "err", err)
+	var err error
+	if sc := a.dyn.StandbyCluster; sc.Active() {
+		err = a.startStandbyLeaderOf(ctx, sc)
+	} else {
+		err = a.startPrimary(ctx)
+	}
+	if err != nil {
+		a.log.Error("switchover: restoring the leader failed", "err", err)
 	}
 }
 
@@ -346,6 +395,12 @@ func (a *Agent) closeSwitchover(ctx context.Context, id string, state switchover
 // done (step.Missing: who does not stream yet) and validation started.
 func (a *Agent) advanceNewLeader(ctx context.Context, s Snapshot, r *switchover.Record, step switchover.Step) error {
 	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
+		if step.Kind == switchover.RecordPromotion && s.standby() {
+			r.Append(switchover.StagePromote, switchover.KindCompleted, "%s holds the leader key as the standby leader: in recovery (timeline %d), following %s; not promoted",
+				a.name, s.PG.Status.Timeline, remoteName(s.Config.StandbyCluster.Host, s.Config.StandbyCluster.Port))
+			r.Append(switchover.StageRepoint, switchover.KindStarted, "waiting for the other members to stream from the standby leader %s", a.name)
+			return nil
+		}
 		if step.Kind == switchover.RecordPromotion {
 			r.Append(switchover.StagePromote, switchover.KindCompleted, "%s promoted (timeline %d)", a.name, s.PG.Status.Timeline)
 			r.Append(switchover.StageRepoint, switchover.KindStarted, "%s answers /primary; waiting for the other replicas to stream from it", a.name)
@@ -355,25 +410,34 @@ func (a *Agent) advanceNewLeader(ctx context.Context, s Snapshot, r *switchover.
 			r.Append(switchover.StageRepoint, switchover.KindWarning, "not streaming yet: %v", step.Missing)
 		}
 		r.Append(switchover.StageRepoint, switchover.KindCompleted, "replicas repointed to %s", a.name)
+		if s.standby() {
+			r.Append(switchover.StageValidation, switchover.KindStarted, "waiting for %s to stream from the standby leader %s (no write probe: it stays in recovery)", r.From, a.name)
+			return nil
+		}
 		r.Append(switchover.StageValidation, switchover.KindStarted, "write probe on %s; waiting for %s to stream from it", a.name, r.From)
 		return nil
 	})
 	return err
 }
 
-// finishValidation records the validation (the write probe's error, and
-// whether the old leader streams yet) and closes the switchover completed.
-func (a *Agent) finishValidation(ctx context.Context, r *switchover.Record, probeErr error, missing []string) error {
+// finishValidation records the validation (the write probe's outcome —
+// none on a standby leader, which takes no writes —, and whether the old
+// leader streams yet) and closes the switchover completed.
+func (a *Agent) finishValidation(ctx context.Context, r *switchover.Record, probe *switchover.Probe, missing []string) error {
 	_, err := a.updateRecord(ctx, r.ID, func(r *switchover.Record) error {
-		if probeErr != nil {
-			r.Append(switchover.StageValidation, switchover.KindWarning, "write probe failed: %v", probeErr)
+		if probe != nil && probe.Err != nil {
+			r.Append(switchover.StageValidation, switchover.KindWarning, "write probe failed: %v", probe.Err)
 		}
 		if len(missing) > 0 {
 			r.Append(switchover.StageValidation, switchover.KindWarning, "%s is not streaming from %s yet", r.From, a.name)
 		} else {
 			r.Append(switchover.StageValidation, switchover.KindInfo, "%s streams from %s", r.From, a.name)
 		}
-		r.Append(switchover.StageValidation, switchover.KindCompleted, "a write succeeded on %s", a.name)
+		if probe == nil {
+			r.Append(switchover.StageValidation, switchover.KindCompleted, "%s is the standby leader, in recovery (no write probe)", a.name)
+		} else {
+			r.Append(switchover.StageValidation, switchover.KindCompleted, "a write succeeded on %s", a.name)
+		}
 		r.Append(switchover.StageCleanup, switchover.KindStarted, "releasing the switchover lock")
 		return nil
 	})

@@ -41,11 +41,6 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 		return restapi.SwitchoverStarted{}, refuse(http.StatusBadRequest, "%s is already the leader", leader)
 	}
 	dyn, _ := config.ParseDynamic(configData(c))
-	if dyn.StandbyCluster.Active() {
-		// The staged switchover hands over a writable primary; a standby
-		// leader has none to hand over (standby.go).
-		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "this is a standby cluster (standby_cluster is set): switchover is not supported; restart the standby leader's agent to move the role, or promote-cluster first")
-	}
 	if dyn.Pause && req.To == "" {
 		return restapi.SwitchoverStarted{}, refuse(http.StatusPreconditionFailed, "the cluster is paused: only a switchover to a named candidate is allowed")
 	}
@@ -64,7 +59,10 @@ func (a *Agent) StartSwitchover(ctx context.Context, req restapi.SwitchoverReque
 		timeout = dyn.SwitchoverTimeout
 	}
 	r := &switchover.Record{ID: switchover.NewID(time.Now()), From: leader, To: to, Reason: req.Reason, RequestedBy: req.RequestedBy,
-		CreatedAt: began, Timeout: timeout.String(), State: switchover.StateRunning, PreflightLagBytes: lags[to]}
+		CreatedAt: began, Timeout: timeout.String(), State: switchover.StateRunning, PreflightLagBytes: lags[to],
+		// In a standby cluster the same stages hand the standby leader's
+		// key over; nobody leaves recovery (switchover/standby.go).
+		Standby: dyn.StandbyCluster.Active()}
 	r.AppendAt(began, switchover.StagePreFlight, switchover.KindStarted, "checking %s → %s", leader, switchover.CandidateList(req.To, verdicts))
 	r.Append(switchover.StagePreFlight, switchover.KindCompleted, "%s", switchover.VerdictSummary(verdicts, to))
 	if err := a.createSwitchover(ctx, r); err != nil {

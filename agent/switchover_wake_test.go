@@ -103,21 +103,7 @@ func TestOldLeaderHandsOverInTheTickItSeesTheStop(t *testing.T) {
 	store := h.dcs
 	addPeer(t, store, "pg2", dcs.Member{ConnURL: "postgres://127.0.0.1:5433/postgres", APIURL: "http://127.0.0.1:8009/patroni", State: "running"})
 	h.agent.peers = caughtUpPeers{lsn: 0x9000000}
-	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning}
-	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
-	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
-	putSwitchover(t, store, rec)
-	h.tick() // starts the quiesce: checkpoint and stop beside the loop
-	q := h.agent.quiesce
-	if q == nil {
-		t.Fatal("no quiesce started")
-	}
-	select {
-	case err := <-q.stopped:
-		q.stopped <- err // for the tick to collect, as waitNextTick would
-	case <-time.After(5 * time.Second):
-		t.Fatal("the background checkpoint and stop did not end")
-	}
+	quiesceFor(t, h, false)
 	h.tick()
 	r := switchover.Active(store.View())
 	if r == nil || r.Stage != switchover.StagePromote || store.View().LeaderName() != "" {
@@ -131,5 +117,34 @@ func TestOldLeaderHandsOverInTheTickItSeesTheStop(t *testing.T) {
 	}
 	if !strings.Contains(steps, "checkpoint") || !strings.Contains(steps, "fast stop") {
 		t.Errorf("QUIESCE_WRITES info event %q, want the checkpoint's and the stop's durations", steps)
+	}
+}
+
+// quiesceFor writes a switchover s1 from h's member to pg2 past its
+// pre-flight (standby: inside a standby cluster), ticks h into its
+// quiesce and lets the stop beside the loop end.
+func quiesceFor(t *testing.T, h *loopHarness, standby bool) {
+	t.Helper()
+	rec := switchover.Record{ID: "s1", From: h.agent.name, To: "pg2", CreatedAt: time.Now(), Timeout: "30s", State: switchover.StateRunning, Standby: standby}
+	rec.Append(switchover.StagePreFlight, switchover.KindStarted, "checking")
+	rec.Append(switchover.StagePreFlight, switchover.KindCompleted, "candidate pg2 qualifies")
+	putSwitchover(t, h.dcs, rec)
+	awaitStop(t, h)
+}
+
+// awaitStop ticks h into its switchover's quiesce and lets the stop
+// beside the loop end.
+func awaitStop(t *testing.T, h *loopHarness) {
+	t.Helper()
+	h.tick() // starts the quiesce: checkpoint and stop beside the loop
+	q := h.agent.quiesce
+	if q == nil {
+		t.Fatal("no quiesce started")
+	}
+	select {
+	case err := <-q.stopped:
+		q.stopped <- err // for the tick to collect, as waitNextTick would
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background checkpoint and stop did not end")
 	}
 }

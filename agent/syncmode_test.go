@@ -17,7 +17,12 @@ func syncMembers(specs ...string) map[string]dcs.Member {
 		name, tag, _ := strings.Cut(s, ":")
 		m := dcs.Member{State: "running"}
 		if tag != "" {
-			m.Tags = map[string]any{tag: true}
+			// "name:tag" sets a boolean tag, "name:tag=N" a number.
+			var v any = true
+			if k, n, ok := strings.Cut(tag, "="); ok {
+				tag, v = k, n
+			}
+			m.Tags = map[string]any{tag: v}
 		}
 		out[name] = m
 	}
@@ -42,6 +47,8 @@ func TestPickSyncStandbys(t *testing.T) {
 		{"nofailover only as a last resort", []postgres.Replica{rep("pg2", "async", 30), rep("pg3", "async", 20)}, syncMembers("pg2:nofailover", "pg3"), 1, []string{"pg3"}},
 		{"not a member is ignored", []postgres.Replica{rep("pg_basebackup", "async", 30)}, syncMembers("pg2"), 1, nil},
 		{"not streaming is ignored", []postgres.Replica{{ApplicationName: "pg2", State: "catchup"}}, syncMembers("pg2"), 1, nil},
+		{"higher sync_priority wins over already sync and more advanced", []postgres.Replica{rep("pg2", "sync", 30), rep("pg3", "async", 20)}, syncMembers("pg2", "pg3:sync_priority=5"), 1, []string{"pg3"}},
+		{"sync_priority 0 never picked", []postgres.Replica{rep("pg2", "async", 30), rep("pg3", "async", 20)}, syncMembers("pg2:sync_priority=0", "pg3"), 1, []string{"pg3"}},
 		{"count two", []postgres.Replica{rep("pg2", "async", 10), rep("pg3", "async", 20), rep("pg4", "async", 5)}, syncMembers("pg2", "pg3", "pg4"), 2, []string{"pg2", "pg3"}},
 	}
 	for _, tt := range tests {

@@ -4,7 +4,9 @@
 // the candidate choice, the stale-lock verdict, the timeout clock, and the
 // pure next-step function Next, which classifies what the leader's agent
 // does next with a switchover before it acts (VTOrc's detect → classify →
-// act).
+// act). In a standby cluster (Record.Standby, Inputs.Standby) the same
+// stages move the standby leader's role and nobody leaves recovery
+// (standby.go).
 //
 // The agent's HA loop drives it: it builds Inputs from its snapshot (and a
 // bounded read or two), calls Next, and executes the Step. Records are read

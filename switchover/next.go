@@ -45,7 +45,8 @@ const (
 	// Wait: nothing to do this tick.
 	Wait StepKind = iota
 	// RestorePrimary: the record is gone while this leader is quiesced;
-	// start PostgreSQL again as the primary (never stay quiesced).
+	// start PostgreSQL again as the primary — in a standby cluster as the
+	// standby leader, in recovery (never stay quiesced).
 	RestorePrimary
 	// StartQuiesce: /primary turns 503, checkpoint, fast stop in the
 	// background; the record enters QUIESCE_WRITES.
@@ -59,8 +60,9 @@ const (
 	// PollCatchUp: read the candidate's replay position, then call Next
 	// again with Inputs.CatchUp set.
 	PollCatchUp
-	// HandOver: the candidate is past the final LSN; enter PROMOTE_STANDBY,
-	// name it in the failover key and release the leader key.
+	// HandOver: the candidate caught up with the final LSN
+	// (Record.CaughtUp); enter PROMOTE_STANDBY, name it in the failover
+	// key and release the leader key.
 	HandOver
 	// AwaitStop: the switchover must end before the promotion, but the
 	// background stop is still running: wait for it (the loop keeps
@@ -118,6 +120,10 @@ type Inputs struct {
 	Quiesce Quiesce
 	// PGRunning and PGInRecovery are the local PostgreSQL's state.
 	PGRunning, PGInRecovery bool
+	// Standby: the dynamic config makes this a standby cluster now. Its
+	// leader is a standby leader, in recovery (standby.go): no routers to
+	// pause or repoint, no promotion to wait for, no write to probe.
+	Standby bool
 	// View is the cluster view the record came from (members' states).
 	View *dcs.Cluster
 	// Streaming lists the members streaming from this agent's PostgreSQL.
@@ -213,6 +219,11 @@ func Next(in Inputs) Step {
 	if !in.Leading {
 		return Step{Kind: Wait, Reason: "not leading: the leader drives the switchover"}
 	}
+	if in.Standby {
+		// A standby cluster takes no writes: nothing for the routers to
+		// hold or move (docs/routing.md follows the primary).
+		in.Routing.Pause, in.Routing.Repoint = false, false
+	}
 	switch RoleOf(r, in.Self) {
 	case RoleOldLeader:
 		return oldLeader(in)
@@ -249,6 +260,8 @@ func oldLeader(in Inputs) Step {
 func preQuiesce(in Inputs) Step {
 	rs := in.Record.RoutingState()
 	switch {
+	case in.Standby:
+		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: stopping the standby leader (it takes no writes)"}
 	case !in.Routing.Pause || rs.Paused:
 		return Step{Kind: StartQuiesce, Reason: "pre-flight passed: fencing writes"}
 	case in.Routing.Busy:
@@ -297,8 +310,8 @@ func catchUp(in Inputs, expired bool) Step {
 		return Step{Kind: PollCatchUp, Reason: "reading " + r.To + "'s replay position"}
 	case !c.InView:
 		return failBeforePromote(in, StateFailed, "candidate "+r.To+" disappeared during catch-up", "check the candidate's agent")
-	case c.Reachable && uint64(c.Replayed) > r.FinalLSN:
-		return Step{Kind: HandOver, Reason: fmt.Sprintf("%s replayed %s, past the final LSN %s", r.To, c.Replayed, postgres.LSN(r.FinalLSN))}
+	case c.Reachable && r.CaughtUp(c.Replayed):
+		return Step{Kind: HandOver, Reason: fmt.Sprintf("%s replayed %s, caught up with the final LSN %s", r.To, c.Replayed, postgres.LSN(r.FinalLSN))}
 	}
 	got := "unreachable"
 	if c.Reachable {
@@ -327,14 +340,26 @@ func failBeforePromote(in Inputs, state State, reason, hint string) Step {
 }
 
 // newLeader: PROMOTE_STANDBY → REPOINT_CLIENT_TRAFFIC → validation → CLEANUP.
+// In a standby cluster the new leader is a standby leader: the stage
+// completes once it runs in recovery holding the key (never out of it).
 func newLeader(in Inputs) Step {
 	r := in.Record
-	if !in.PGRunning || in.PGInRecovery {
+	switch {
+	case in.Standby && !in.PGRunning:
+		return Step{Kind: Wait, Reason: "taking over as the standby leader: PostgreSQL is not running"}
+	case in.Standby && !in.PGInRecovery:
+		// Never expected (every standby-cluster path starts in recovery):
+		// the loop demotes it (decideStandbyLeader); the record waits.
+		return Step{Kind: Wait, Reason: "standby cluster, but PostgreSQL is out of recovery; waiting for the loop to demote it"}
+	case !in.Standby && (!in.PGRunning || in.PGInRecovery):
 		return Step{Kind: Wait, Reason: "promotion still under way"}
 	}
 	late := in.InStage > in.Timeout
 	switch r.Stage {
 	case StagePromote:
+		if in.Standby {
+			return Step{Kind: RecordPromotion, Reason: in.Self + " holds the key as the standby leader, in recovery"}
+		}
 		return Step{Kind: RecordPromotion, Reason: in.Self + " is out of recovery"}
 	case StageRepoint:
 		if rs := r.RoutingState(); in.Routing.Repoint && !rs.Repointed {
@@ -366,20 +391,28 @@ func newLeader(in Inputs) Step {
 	return Step{Kind: Wait, Reason: "no new-leader step at " + string(r.Stage)}
 }
 
+// validation: a write probe on a primary; a standby leader takes no
+// writes, so there only the old leader streaming from it is checked.
 func validation(in Inputs, late bool) Step {
 	r := in.Record
-	if in.Probe == nil {
+	if in.Probe == nil && !in.Standby {
 		return Step{Kind: Validate, Reason: "probing a write on " + in.Self}
 	}
 	var missing []string
 	if !slices.Contains(in.Streaming, r.From) {
 		missing = []string{r.From}
 	}
+	var probeErr error
+	if in.Probe != nil {
+		probeErr = in.Probe.Err
+	}
 	switch {
-	case in.Probe.Err == nil && missing == nil:
+	case in.Standby && missing == nil:
+		return Step{Kind: FinishValidation, Reason: r.From + " streams from the standby leader " + in.Self}
+	case !in.Standby && probeErr == nil && missing == nil:
 		return Step{Kind: FinishValidation, Reason: "a write succeeded and " + r.From + " streams from " + in.Self}
 	case !late:
-		return Step{Kind: Wait, Reason: fmt.Sprintf("validation pending (write probe: %v, %s streaming: %t)", in.Probe.Err, r.From, missing == nil)}
+		return Step{Kind: Wait, Reason: fmt.Sprintf("validation pending (write probe: %v, %s streaming: %t)", probeErr, r.From, missing == nil)}
 	}
 	return Step{Kind: FinishValidation, Missing: missing, Reason: "validation timed out after " + r.Timeout + "; going on with warnings"}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regent-ha/regent/dcs"
+	"github.com/regent-ha/regent/postgres"
 )
 
 // at is a running record at stage, from pg1 to pg2.
@@ -78,6 +79,9 @@ func TestNext(t *testing.T) {
 		return func(r *Record) { r.UpdateRouting(func(s *RoutingState) { s.Repointed, s.Retry = true, retry }) }
 	}
 	retried := func(r *Record) { r.UpdateRouting(func(s *RoutingState) { s.Retried = true }) }
+	standbyRec := func(r *Record) { r.Standby = true }
+	standbyIn := func(in *Inputs) { in.Standby = true }
+	inRecovery := func(in *Inputs) { in.PGInRecovery = true }
 	for _, tt := range []struct {
 		name string
 		in   Inputs
@@ -178,6 +182,23 @@ func TestNext(t *testing.T) {
 			Step{Kind: FinishValidation}},
 		{"routing: validation pending is not hurried by the retry", newLeaderIn(at(StageValidation, repointed(true)), repointing, withProbe(nil), streaming("pg3")),
 			Step{Kind: Wait}},
+
+		// A standby cluster (standby.go): a standby leader on both ends.
+		{"standby: pre-flight done: stop the standby leader, no pause", oldLeaderIn(at(StagePreFlight, standbyRec), Quiesce{}, standbyIn, pausing), Step{Kind: StartQuiesce}},
+		{"standby: candidate at the old leader's last position: hand over", oldLeaderIn(at(StageCatchUp, standbyRec), stopped, standbyIn, withCatch(CatchUp{InView: true, Reachable: true, Replayed: 0x5000000})),
+			Step{Kind: HandOver}},
+		{"standby: candidate short of it: wait", oldLeaderIn(at(StageCatchUp, standbyRec), stopped, standbyIn, withCatch(CatchUp{InView: true, Reachable: true, Replayed: 0x4FFFFFF})),
+			Step{Kind: Wait}},
+		{"standby: new leader not running yet: wait", newLeaderIn(at(StagePromote, standbyRec), standbyIn, inRecovery, func(in *Inputs) { in.PGRunning = false }), Step{Kind: Wait}},
+		{"standby: new standby leader in recovery holding the key: stage done", newLeaderIn(at(StagePromote, standbyRec), standbyIn, inRecovery), Step{Kind: RecordPromotion}},
+		{"standby: new leader out of recovery is never recorded as taken over", newLeaderIn(at(StagePromote, standbyRec), standbyIn), Step{Kind: Wait}},
+		{"standby: promote-cluster meanwhile: the promotion is waited for", newLeaderIn(at(StagePromote, standbyRec), inRecovery), Step{Kind: Wait}},
+		{"standby: no routers to repoint", newLeaderIn(at(StageRepoint, standbyRec), standbyIn, inRecovery, repointing, streaming("pg3")), Step{Kind: FinishRepoint}},
+		{"standby: validation without a write probe", newLeaderIn(at(StageValidation, standbyRec), standbyIn, inRecovery, streaming("pg1", "pg3")), Step{Kind: FinishValidation}},
+		{"standby: validation waits for the old leader to stream", newLeaderIn(at(StageValidation, standbyRec), standbyIn, inRecovery, streaming("pg3")), Step{Kind: Wait}},
+		{"standby: validation past the timeout goes on", newLeaderIn(at(StageValidation, standbyRec), standbyIn, inRecovery, late), Step{Kind: FinishValidation, Missing: []string{"pg1"}}},
+		{"standby: a failed switchover restores the old leader (as the standby leader)", oldLeaderIn(at(StageCatchUp, standbyRec, aborted), stopped, standbyIn),
+			Step{Kind: FailBeforePromote, State: StateAborted, Failure: failed("aborted on request at WAIT_FOR_REPLICATION_CATCHUP", "")}},
 
 		// A leader in neither role: the driver is gone.
 		{"candidate leads before the hand-over (automatic failover)", newLeaderIn(at(StageCatchUp)),
@@ -308,6 +329,60 @@ func TestPolls(t *testing.T) {
 	} {
 		if got := Polls(tc.r, tc.self, tc.leading); got != tc.want {
 			t.Errorf("%s: Polls = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestCaughtUp: a primary's candidate replays past the shutdown
+// checkpoint's start; a standby leader's reaches the end of its WAL.
+func TestCaughtUp(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		standby  bool
+		replayed postgres.LSN
+		want     bool
+	}{
+		{"primary: at the checkpoint record's start is not past it", false, 0x5000000, false},
+		{"primary: past it", false, 0x5000001, true},
+		{"primary: behind", false, 0x4FFFFFF, false},
+		{"standby: at the old leader's last position", true, 0x5000000, true},
+		{"standby: beyond it (the candidate also streamed from the remote's archive)", true, 0x5000100, true},
+		{"standby: behind", true, 0x4FFFFFF, false},
+	} {
+		r := &Record{FinalLSN: 0x5000000, Standby: tt.standby}
+		if got := r.CaughtUp(tt.replayed); got != tt.want {
+			t.Errorf("%s: CaughtUp(%s) = %t, want %t", tt.name, tt.replayed, got, tt.want)
+		}
+	}
+}
+
+// TestFinalPosition: a primary's final LSN is its shutdown checkpoint; a
+// standby leader's the furthest of its last read position and pg_control's
+// minimum recovery ending location, and unknown when neither is.
+func TestFinalPosition(t *testing.T) {
+	cd := postgres.ControlData{State: "shut down in recovery", CheckpointLSN: 0x3000060, MinRecoveryEndLSN: 0x5000028}
+	for _, tt := range []struct {
+		name     string
+		standby  bool
+		cd       postgres.ControlData
+		lastSeen postgres.LSN
+		want     postgres.LSN
+		err      error
+	}{
+		{"primary: the shutdown checkpoint", false, postgres.ControlData{State: "shut down", CheckpointLSN: 0x5000028}, 0, 0x5000028, nil},
+		{"primary: a position read before the stop is ignored", false, postgres.ControlData{CheckpointLSN: 0x5000028}, 0x6000000, 0x5000028, nil},
+		{"standby: the read position when further", true, cd, 0x5000100, 0x5000100, nil},
+		{"standby: pg_control's when further (WAL replayed after the read)", true, cd, 0x4000000, 0x5000028, nil},
+		{"standby: pg_control's alone when the read failed", true, cd, 0, 0x5000028, nil},
+		{"standby: the read alone when pg_control has none", true, postgres.ControlData{State: "shut down in recovery"}, 0x5000100, 0x5000100, nil},
+		{"standby: neither is known", true, postgres.ControlData{State: "shut down in recovery", CheckpointLSN: 0x3000060}, 0, 0, errNoStandbyPosition},
+		{"standby: stopped in recovery after an immediate stop", true, postgres.ControlData{State: "in archive recovery", MinRecoveryEndLSN: 0x5000028}, 0x5000000, 0x5000028, nil},
+		{"standby: it stopped as a primary (promote-cluster meanwhile)", true, postgres.ControlData{State: "shut down", CheckpointLSN: 0x6000028}, 0x6000000, 0, errLeftRecovery},
+		{"standby: it crashed as a primary", true, postgres.ControlData{State: "in production", CheckpointLSN: 0x6000028}, 0x6000000, 0, errLeftRecovery},
+	} {
+		got, err := FinalPosition(tt.standby, tt.cd, tt.lastSeen)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("%s: FinalPosition = %s, %v; want %s, %v", tt.name, got, err, tt.want, tt.err)
 		}
 	}
 }

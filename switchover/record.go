@@ -93,8 +93,16 @@ type Record struct {
 	// PROMOTE_STANDBY only.
 	AbortRequested bool `json:"abort_requested,omitempty"`
 	// FinalLSN is the old primary's shutdown checkpoint: the candidate must
-	// have received and replayed past it before it may promote.
+	// have received and replayed past it before it may promote. In a
+	// standby cluster's switchover (Standby) it is the old standby
+	// leader's last received or replayed position, the end of the WAL it
+	// had: the candidate must have replayed up to it (CaughtUp).
 	FinalLSN uint64 `json:"final_lsn,omitempty"`
+	// Standby: the switchover of a standby cluster (standby_cluster set
+	// when it started): the old leader is a standby leader, the candidate
+	// takes the key as the new standby leader and stays in recovery
+	// (docs/disaster-recovery.md).
+	Standby bool `json:"standby_cluster,omitempty"`
 	// PreflightLagBytes is the candidate's lag when the checks ran.
 	PreflightLagBytes int64 `json:"preflight_lag_bytes,omitempty"`
 	// Routing is the routers' part (docs/routing.md); nil until routing

@@ -60,6 +60,9 @@ func (o *switchoverCmd) command() *cobra.Command {
 		Short: "Switch the primary over to a replica and follow its stages live",
 		Long: `Switch the primary over to another member (--to, or the best candidate)
 through Regent's staged switchover, and render its stages as they run.
+In a standby cluster it moves the standby leader's role instead: the
+candidate takes the leader key and stays in recovery, following the
+remote cluster; nothing is promoted.
 Each REST call is bounded by --timeout (default 30s for switchover commands).
 Exits 0 when the switchover completed, non-zero when it was refused,
 failed or aborted.`,

@@ -138,6 +138,24 @@ func (r *Run) newAction(ctx context.Context, p RoundPlan, leader *Node) *actionR
 	return a
 }
 
+// switchTo makes a routing kind's switchover go to n (the fault acts on
+// the candidate), or to the best candidate (n nil): a replica drawn at
+// random may not qualify (not the synchronous standby), and the round
+// would then test no switchover at all.
+func (a *actionRun) switchTo(n *Node) {
+	body, ok := a.body.(map[string]any)
+	if !ok || a.rec.Kind != ActionSwitchover {
+		return
+	}
+	if n == nil {
+		delete(body, "to")
+		a.rec.Detail = "to the best candidate"
+		return
+	}
+	body["to"] = n.Name
+	a.rec.Detail = "to " + n.Name
+}
+
 // switches reports whether the action may start a switchover.
 func (a *actionRun) switches() bool {
 	switch a.rec.Kind {

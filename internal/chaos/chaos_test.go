@@ -25,6 +25,7 @@ var (
 	flagNoWD   = flag.Bool("chaos.no-watchdog", false, "every round without the watchdog (-chaos.watchdog=off)")
 	flagActs   = flag.String("chaos.actions", "", "comma-separated operator actions to pair faults with (default: all; none: no actions)")
 	flagKeep   = flag.Bool("chaos.keep", false, "keep the logs directory even when the run passes")
+	flagRoute  = flag.Bool("chaos.routing", false, "routing mode: one PgBouncer in front, driven by the agents; part of the writes through it, the routing fault kinds in the mix, the routing checker")
 	flagDR     = flag.Bool("chaos.standby", false, "also run a standby cluster following this one, with the standby fault kinds in the mix")
 )
 
@@ -56,7 +57,7 @@ func TestChaos(t *testing.T) {
 	default:
 		t.Fatalf("-chaos.mode=%q: want sync, async, quorum or both", *flagMode)
 	}
-	kinds, err := ParseFaults(*flagFaults)
+	kinds, err := ParseFaults(*flagFaults, *flagRoute)
 	if err != nil {
 		t.Fatalf("-chaos.faults: %v", err)
 	}
@@ -74,11 +75,11 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-chaos.actions: %v", err)
 	}
-	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v", seed, seed, rounds, modes)
+	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v, routing %v, standby %v", seed, seed, rounds, modes, *flagRoute, *flagDR)
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode != "async", Quorum: mode == "quorum", Kinds: kinds, Actions: actions,
-				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd, Standby: *flagDR}
+				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd, Routing: *flagRoute, Standby: *flagDR}
 			runAndCheck(t, cfg)
 		})
 	}
@@ -92,7 +93,11 @@ func runAndCheck(t *testing.T, cfg Config) *Report {
 	summary := rep.Summary()
 	t.Logf("\n%s", summary)
 	if *flagReport != "" {
-		path := strings.TrimSuffix(*flagReport, ".txt") + "-" + rep.Mode + ".txt"
+		suffix := rep.Mode
+		if rep.Routing {
+			suffix += "-routing"
+		}
+		path := strings.TrimSuffix(*flagReport, ".txt") + "-" + suffix + ".txt"
 		text := summary
 		if !rep.OK() {
 			text += "\n" + rep.Failure()

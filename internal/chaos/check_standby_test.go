@@ -116,9 +116,9 @@ func TestCheckStandbyReplay(t *testing.T) {
 }
 
 func TestStandbyFaultSelection(t *testing.T) {
-	kinds, err := ParseFaults("standby")
+	kinds, err := ParseFaults("standby", false)
 	if err != nil || !slices.Equal(kinds, StandbyFaults) {
-		t.Fatalf(`ParseFaults("standby") = %v, %v; want %v`, kinds, err, StandbyFaults)
+		t.Fatalf(`ParseFaults("standby", false) = %v, %v; want %v`, kinds, err, StandbyFaults)
 	}
 	for _, k := range DefaultFaults() {
 		if slices.Contains(StandbyFaults, k) {
@@ -126,13 +126,14 @@ func TestStandbyFaultSelection(t *testing.T) {
 		}
 	}
 	mix := StandbyMix(DefaultFaults())
-	for _, k := range StandbyFaults {
-		if n := count(mix, k); n != standbyMixWeight {
-			t.Errorf("standby mix lists %s %d times, want %d", k, n, standbyMixWeight)
-		}
+	if want := append(DefaultFaults(), StandbyFaults...); !slices.Equal(mix, want) {
+		t.Errorf("standby mix = %v, want the default kinds and the standby ones", mix)
 	}
-	if len(mix) != len(DefaultFaults())+standbyMixWeight*len(StandbyFaults) {
-		t.Errorf("standby mix has %d kinds, want the default ones and the weighted standby ones", len(mix))
+	if f := (Config{Standby: true}).favor(); !slices.Equal(f, StandbyFaults) {
+		t.Errorf("a standby run favors %v, want the standby kinds", f)
+	}
+	if f := (Config{Standby: true, Routing: true}).favor(); len(f) != len(RoutingFaults)+len(StandbyFaults) {
+		t.Errorf("a standby run in routing mode favors %v, want the routing and the standby kinds", f)
 	}
 	chosen := []FaultKind{KillStandbyLeader, KillNodePrimary}
 	if got := StandbyMix(chosen); !slices.Equal(got, chosen) {
@@ -154,14 +155,4 @@ func TestStandbyFaultSelection(t *testing.T) {
 			t.Errorf("%s stops the agent: it would need the watchdog", k)
 		}
 	}
-}
-
-func count(kinds []FaultKind, k FaultKind) int {
-	n := 0
-	for _, x := range kinds {
-		if x == k {
-			n++
-		}
-	}
-	return n
 }

@@ -68,6 +68,9 @@ type Options struct {
 	// fence.command, with fence.fast_failover on: the fence kinds' rounds
 	// run with it, every other round without (switched like Watchdog).
 	Fence bool
+	// Routing runs one PgBouncer in front of the cluster (router.go) and
+	// gives every agent a routing: section naming it.
+	Routing bool
 }
 
 func (o Options) withDefaults() Options {
@@ -98,6 +101,8 @@ type Cluster struct {
 	// fence is the harness's fence hook, written at setup whether or not
 	// Options.Fence configures it.
 	fence *FenceHook
+	// router is the routing mode's PgBouncer (nil without it).
+	router *Router
 	// dr is the standby cluster following this one (-chaos.standby), or
 	// nil; the standby kinds' faults reach it through here.
 	dr *StandbyCluster
@@ -174,6 +179,11 @@ func (c *Cluster) setup() error {
 	if c.fence, err = WriteFenceHook(filepath.Join(c.base, "fence"), c.user.MkdirOwned); err != nil {
 		return err
 	}
+	if c.opts.Routing {
+		if c.router, err = c.newRouter(); err != nil {
+			return err
+		}
+	}
 	for i := 1; i <= c.opts.Nodes; i++ {
 		n, err := c.newNode(i)
 		if err != nil {
@@ -244,6 +254,9 @@ func (c *Cluster) SetAgentConfig(watchdog, fence bool) error {
 	return nil
 }
 
+// Router is the routing mode's PgBouncer (nil without it).
+func (c *Cluster) Router() *Router { return c.router }
+
 // Dir is the base directory (logs under logs/).
 func (c *Cluster) Dir() string { return c.base }
 
@@ -262,6 +275,9 @@ func (c *Cluster) cleanup() {
 		c.net.HealAll(ctx)
 	}
 	c.stopAgents(ctx)
+	if err := c.router.stop(); err != nil {
+		c.t.Errorf("chaos: %v", err)
+	}
 	for _, n := range c.nodes {
 		if err := n.KillPostgres(); err != nil {
 			c.t.Errorf("chaos: %v", err)

@@ -85,6 +85,22 @@
 // default mix: -chaos.faults=fence (or make chaos FAULTS=fence) selects
 // all three.
 //
+// Routing mode (router.go, check_routing.go; -chaos.routing, make chaos
+// ROUTING=1; opt-in, not in the short run) puts one PgBouncer, in a
+// namespace of its own, in front of the cluster: every agent's routing:
+// section names its admin console and an include file in a directory all
+// namespaces share. Two more clients insert through it (part of the writes:
+// the direct clients are what shows a primary that failed to fence, which
+// a PgBouncer pointing elsewhere would hide); each write returns the
+// server's address, so the split-brain, lease and lost-write checkers judge
+// it as the node that took it. The routing kinds (kill-agent-after-pause,
+// pgbouncer-cut-candidate, pgbouncer-cut-primary; the alias "routing")
+// join the default mix in about a third of the rounds, each with its own
+// switchover. After every round's recovery the suite probes PgBouncer
+// (SHOW DATABASES, a write through it, the leader key before and after);
+// the routing checker asserts that within routingBound it was not paused
+// and the write landed on the leader.
+//
 // Standby clusters (standby*.go, check_standby.go; opt-in:
 // -chaos.standby, make chaos STANDBY=1): besides the chaos cluster, a
 // standby cluster of two members (dr1, dr2, each in a namespace of its
@@ -96,8 +112,8 @@
 // checks) or replaced (on-marked-down shutdown-sessions). Regent's
 // standby_cluster takes one host and port, so a multi-host conninfo is
 // not an option. The usual faults and actions run against the chaos
-// cluster; the standby kinds join the mix (each listed three times, about
-// a third of the draws): kill-, freeze- and partition-standby-leader (cut
+// cluster; the standby kinds join the mix, drawn in about a third of the
+// rounds: kill-, freeze- and partition-standby-leader (cut
 // from etcd, the other member and the chaos cluster's nodes: the other
 // member must take the key and keep following), and
 // failover-primary-standby (the primary's agent and PostgreSQL SIGKILLed,
@@ -133,6 +149,7 @@
 //
 //	make chaos                          # 200 rounds, synchronous mode
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
+//	make chaos ROUTING=1 ROUNDS=30       # PgBouncer in front (routing mode)
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
@@ -140,9 +157,9 @@
 // 3 with -chaos.nodes=4; checked as sync mode is: no acknowledged write
 // lost) -chaos.nodes=N
 // -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
-// -chaos.report=FILE -chaos.keep -chaos.ttl=N -chaos.standby
+// -chaos.report=FILE -chaos.keep -chaos.ttl=N -chaos.routing -chaos.standby
 // (-chaos.no-watchdog is -chaos.watchdog=off; -chaos.faults=standby names
-// the standby kinds alone). The standby mode is not in the short run. It needs root and iproute2, and skips otherwise
+// the standby kinds alone). It needs root and iproute2, and skips otherwise
 // (and under -short). A failure prints the seed, the failed checkers with
 // the offending history slice, the fault timeline and where the agent,
 // PostgreSQL and etcd logs were kept.

@@ -115,6 +115,31 @@ const (
 	KillNodeFenceFails FaultKind = "kill-node-fence-fails"
 )
 
+// The routing kinds run only in routing mode (-chaos.routing: PgBouncer
+// in front, every agent's routing: section naming it), where they join
+// the default mix. Each brings its own switchover (the round's action,
+// PATCH /switchover), which the fault meets at a routing step
+// (docs/routing.md, "Failure modes").
+const (
+	// KillAgentAfterPause starts a switchover and SIGKILLs the primary's
+	// agent as soon as PgBouncer shows the database paused: its lease
+	// runs out, a replica wins the election, and that new primary's
+	// failover repoint must resume PgBouncer.
+	KillAgentAfterPause FaultKind = "kill-agent-after-pause"
+	// PgBouncerCutCandidate cuts PgBouncer from the switchover's candidate
+	// (both ways: its agent cannot reach the admin console) and starts the
+	// switchover: the old primary pauses, the candidate promotes, its
+	// repoint (and the CLEANUP retry) cannot reach PgBouncer.
+	PgBouncerCutCandidate FaultKind = "pgbouncer-cut-candidate"
+	// PgBouncerCutPrimary cuts PgBouncer from the primary and starts a
+	// switchover: the pause fails, the switchover aborts before stopping
+	// anything, the primary stays the primary.
+	PgBouncerCutPrimary FaultKind = "pgbouncer-cut-primary"
+)
+
+// RoutingFaults is the alias "routing" of ParseFaults.
+var RoutingFaults = []FaultKind{KillAgentAfterPause, PgBouncerCutCandidate, PgBouncerCutPrimary}
+
 // FenceFaults is the alias "fence" of ParseFaults.
 var FenceFaults = []FaultKind{KillNodeFenced, PartitionReplicasFenced, KillNodeFenceFails}
 
@@ -133,6 +158,10 @@ type faultSpec struct {
 	// fence: the round runs with the fence hook and the fast path
 	// (Options.Fence); failFence: the hook fails while the fault holds.
 	fence, failFence bool
+	// routing: the kind needs routing mode, and the round a switchover
+	// (planRounds pairs it with one); candidate: the switchover goes to
+	// the fault's target.
+	routing, candidate bool
 	// standby: a standby-cluster kind (standby_faults.go), drawn only in
 	// a run with -chaos.standby.
 	standby bool
@@ -152,6 +181,7 @@ type fault struct {
 	order   []*EtcdMember     // the members in a random order
 	reset   bool              // the emulated watchdog reset the node
 	shape   linkproxy.Shaping // of a delay or loss fault
+	note    string            // what the injection saw, for Target
 }
 
 // Target names what the fault hit.
@@ -168,6 +198,8 @@ func (f *fault) Target() string {
 		return "all " + f.shape.String()
 	case f.spec.shape != nil:
 		return f.node.Name + " " + f.shape.String()
+	case f.note != "":
+		return f.node.Name + " " + f.note
 	}
 	return f.node.Name
 }
@@ -212,6 +244,40 @@ var specs = []*faultSpec{
 	{kind: KillNodeFenceFails, fence: true, failFence: true,
 		inject: all(failFence(true), func(_ context.Context, f *fault) error { return f.node.Kill() }),
 		heal:   all(failFence(false), awaitLeader, restartOrThaw)},
+	{kind: KillAgentAfterPause, routing: true, stopsAgent: true, inject: killAfterPause, heal: restartOrThaw},
+	{kind: PgBouncerCutCandidate, routing: true, candidate: true, onReplica: true, inject: cutRouter, heal: unblock},
+	{kind: PgBouncerCutPrimary, routing: true, inject: cutRouter, heal: unblock},
+}
+
+// pauseWait bounds killAfterPause's wait for the pause: the switchover's
+// pre-flight checks, with room.
+const pauseWait = 20 * time.Second
+
+// killAfterPause waits until PgBouncer shows the routed database paused
+// (the round's switchover began before the injection), then SIGKILLs the
+// target's agent. A switchover that never paused (refused, or over
+// between two looks) still has the agent killed, and says so.
+func killAfterPause(ctx context.Context, f *fault) error {
+	ctx, cancel := context.WithTimeout(ctx, pauseWait)
+	defer cancel()
+	f.note = "(pause not seen)"
+	for ctx.Err() == nil {
+		if db, err := f.c.router.Show(ctx); err == nil && db.Paused {
+			f.note = "(after PAUSE)"
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return f.node.KillAgent()
+}
+
+// cutRouter cuts PgBouncer from the target node, both ways: the agent
+// cannot reach the admin console, PgBouncer cannot reach PostgreSQL.
+func cutRouter(ctx context.Context, f *fault) error {
+	return f.c.net.Cut(ctx, f.c.router.Host, f.node.Host)
 }
 
 // fenced reports whether kind k runs with the fence hook.
@@ -352,28 +418,48 @@ func AllFaults() []FaultKind {
 }
 
 // DefaultFaults is the default mix: every kind but the fence kinds,
-// which need the fence hook configured and switch it on per round, and
-// the standby-cluster kinds, which need -chaos.standby.
+// which need the fence hook configured and switch it on per round, the
+// routing kinds, which need routing mode, and the standby-cluster kinds,
+// which need -chaos.standby.
 func DefaultFaults() []FaultKind {
 	var out []FaultKind
 	for _, s := range specs {
-		if !s.fence && !s.standby {
+		if !s.fence && !s.routing && !s.standby {
 			out = append(out, s.kind)
 		}
 	}
 	return out
 }
 
+// RoutingMix is routing mode's default mix: the default one and the
+// routing kinds.
+func RoutingMix() []FaultKind { return append(DefaultFaults(), RoutingFaults...) }
+
+// CheckKinds refuses a routing kind outside routing mode: it has no
+// PgBouncer to act on.
+func CheckKinds(kinds []FaultKind, routing bool) error {
+	for _, k := range kinds {
+		if s, err := specOf(k); err != nil {
+			return err
+		} else if s.routing && !routing {
+			return fmt.Errorf("fault kind %q needs routing mode (-chaos.routing, make chaos ROUTING=1)", k)
+		}
+	}
+	return nil
+}
+
 // ParseFaults reads a comma-separated list of fault kinds ("": the
-// default mix); "fence" stands for FenceFaults, "standby" for
-// StandbyFaults.
-func ParseFaults(list string) ([]FaultKind, error) {
+// default mix, RoutingMix in routing mode); "fence" stands for
+// FenceFaults, "routing" for RoutingFaults, "standby" for StandbyFaults.
+func ParseFaults(list string, routing bool) ([]FaultKind, error) {
 	var out []FaultKind
 	for k := range strings.SplitSeq(list, ",") {
 		switch k = strings.TrimSpace(k); k {
 		case "":
 		case "fence":
 			out = append(out, FenceFaults...)
+		case "routing":
+			out = append(out, RoutingFaults...)
 		case "standby":
 			out = append(out, StandbyFaults...)
 		default:
@@ -383,8 +469,14 @@ func ParseFaults(list string) ([]FaultKind, error) {
 			out = append(out, FaultKind(k))
 		}
 	}
-	if len(out) == 0 {
+	switch {
+	case len(out) == 0 && routing:
+		return RoutingMix(), nil
+	case len(out) == 0:
 		return DefaultFaults(), nil
+	}
+	if err := CheckKinds(out, routing); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

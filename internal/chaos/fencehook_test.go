@@ -212,20 +212,20 @@ func TestGroupFence(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("groupFence = %v, want %v", got, want)
 	}
-	kinds, err := ParseFaults("kill-replica, fence")
+	kinds, err := ParseFaults("kill-replica, fence", false)
 	if err != nil || !slices.Equal(kinds, append([]FaultKind{KillReplica}, FenceFaults...)) {
 		t.Errorf("ParseFaults = %v, %v", kinds, err)
 	}
-	if _, err := ParseFaults("kill-everything"); err == nil {
+	if _, err := ParseFaults("kill-everything", false); err == nil {
 		t.Error("an unknown kind parsed")
 	}
-	def, _ := ParseFaults("")
+	def, _ := ParseFaults("", false)
 	for _, k := range def {
 		if fenced(k) {
 			t.Errorf("default mix has %s", k)
 		}
 	}
-	if len(def) != len(AllFaults())-len(FenceFaults) {
+	if len(def) != len(AllFaults())-len(FenceFaults)-len(RoutingFaults)-len(StandbyFaults) {
 		t.Errorf("default mix has %d kinds of %d", len(def), len(AllFaults()))
 	}
 }

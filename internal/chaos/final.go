@@ -49,6 +49,9 @@ func (r *Run) Finish(rounds []*Round) *Report {
 	v, lost := CheckLostWrites(ops, final, r.cfg.Sync, r.cfg.Cluster.MaxLagOnFailover)
 	rep.Verdicts = append(rep.Verdicts[:1], append([]Verdict{v}, rep.Verdicts[1:]...)...)
 	rep.Lost = lost
+	if r.cfg.Routing {
+		rep.replace(CheckRouting(rounds, ops, lost, routingBound))
+	}
 	rep.attribute()
 	return rep
 }
@@ -59,7 +62,7 @@ func (r *Run) Finish(rounds []*Round) *Report {
 func (r *Run) CheckHistory(rounds []*Round) *Report {
 	r.wl.Stop()
 	ops := r.hist.Ops()
-	rep := &Report{Seed: r.cfg.Seed, Mode: r.cfg.modeName(), Rounds: rounds, Timeline: r.log,
+	rep := &Report{Seed: r.cfg.Seed, Mode: r.cfg.modeName(), Routing: r.cfg.Routing, Rounds: rounds, Timeline: r.log,
 		MaxLag: r.cfg.Cluster.MaxLagOnFailover, LogDir: r.c.Dir() + "/logs", Ops: len(ops)}
 	lin := CheckLinearizable(ops, r.c.Dir()+"/logs")
 	if !r.cfg.Sync {
@@ -70,6 +73,11 @@ func (r *Run) CheckHistory(rounds []*Round) *Report {
 		lin.OK = true
 	}
 	rep.Verdicts = []Verdict{CheckSplitBrain(ops), lin, CheckPlainReads(ops, r.c.Dir()+"/logs"), CheckLease(rounds), CheckFence(rounds), checkRounds(rounds)}
+	if r.cfg.Routing {
+		// Lost writes through PgBouncer are counted once the final state
+		// is read (Finish).
+		rep.Verdicts = append(rep.Verdicts, CheckRouting(rounds, ops, nil, routingBound))
+	}
 	rep.Verdicts = append(rep.Verdicts, r.standbyVerdicts(ops)...)
 	rep.Elapsed = time.Since(r.Start)
 	return rep

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -134,6 +135,28 @@ func (c *Cluster) checkSync(ctx context.Context, leader *Node) error {
 		return fmt.Errorf("leader %s: sync key names %v but none streams as sync", leader.Name, sync.Standbys())
 	}
 	return nil
+}
+
+// syncStandby is a node the sync key names as a standby of leader, drawn
+// with rng (nil if etcd does not say).
+func (c *Cluster) syncStandby(ctx context.Context, leader string, rng *rand.Rand) *Node {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.keys.Sync())
+	var sync dcs.Sync
+	if err != nil || len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &sync) != nil || sync.Leader != leader {
+		return nil
+	}
+	var out []*Node
+	for _, name := range sync.Standbys() {
+		if n := c.Node(name); n != nil && name != leader {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out[rng.IntN(len(out))]
 }
 
 // WaitRecovered waits until the cluster is whole (checkHealthy) and its

@@ -141,6 +141,11 @@ type Op struct {
 	Timeline int
 	LSN      uint64
 	Err      string // a short reason for Fail and Unknown
+	// Via is ViaPgBouncer for an operation sent through PgBouncer ("":
+	// straight to Node). Node is then the node whose address the server
+	// reported (Server), or ViaPgBouncer when it did not answer.
+	Via    string
+	Server string
 }
 
 func (o Op) String() string {
@@ -151,7 +156,11 @@ func (o Op) String() string {
 	if o.Plain {
 		what = "plain " + what
 	}
-	s := fmt.Sprintf("[%s, %s] %s c%d %s → %s", fmtDur(o.Invoke), fmtDur(o.Complete), o.Node, o.Client, what, o.Outcome)
+	node := o.Node
+	if o.Via != "" && o.Node != o.Via {
+		node = o.Via + "→" + o.Node
+	}
+	s := fmt.Sprintf("[%s, %s] %s c%d %s → %s", fmtDur(o.Invoke), fmtDur(o.Complete), node, o.Client, what, o.Outcome)
 	switch {
 	case o.Outcome == OK && o.Kind == OpRead && o.Timeline > 0:
 		s += fmt.Sprintf(" (tl %d)", o.Timeline)

@@ -218,6 +218,9 @@ func (c *Cluster) nodeConfig(n *Node) map[string]any {
 		// for the lease.
 		cfg["fence"] = map[string]any{"command": []string{c.fence.Path}, "fast_failover": true}
 	}
+	if c.router != nil {
+		cfg["routing"] = c.router.agentSection()
+	}
 	return cfg
 }
 

@@ -11,6 +11,7 @@ import (
 type Report struct {
 	Seed     uint64
 	Mode     string
+	Routing  bool // routing mode: PgBouncer in front (CheckRouting)
 	Rounds   []*Round
 	Verdicts []Verdict
 	Lost     []LostWrite
@@ -22,6 +23,17 @@ type Report struct {
 	Timeline    *Timeline
 	LogDir      string
 	Elapsed     time.Duration
+}
+
+// replace puts v in place of the verdict of the same name.
+func (rep *Report) replace(v Verdict) {
+	for i := range rep.Verdicts {
+		if rep.Verdicts[i].Name == v.Name {
+			rep.Verdicts[i] = v
+			return
+		}
+	}
+	rep.Verdicts = append(rep.Verdicts, v)
 }
 
 // OK reports whether every checker passed.
@@ -151,8 +163,8 @@ func (rep *Report) attribute() {
 // round, the checkers' verdicts.
 func (rep *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos report — seed %d, mode %s, %d rounds, %d operations, %s\n",
-		rep.Seed, rep.Mode, len(rep.Rounds), rep.Ops, rep.Elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "chaos report — seed %d, mode %s%s, %d rounds, %d operations, %s\n",
+		rep.Seed, rep.Mode, rep.routingWord(), len(rep.Rounds), rep.Ops, rep.Elapsed.Round(time.Second))
 	b.WriteString(rep.byKind())
 	b.WriteString(rep.byAction())
 	b.WriteString(rep.watchdogRounds())
@@ -281,7 +293,11 @@ func (rep *Report) watchdogRounds() string {
 // verdicts with their offending history slices, and the fault timeline.
 func (rep *Report) Failure() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CHAOS FAILURE — seed %d (rerun: make chaos SEED=%d MODE=%s)\n", rep.Seed, rep.Seed, rep.Mode)
+	rerun := ""
+	if rep.Routing {
+		rerun = " ROUTING=1"
+	}
+	fmt.Fprintf(&b, "CHAOS FAILURE — seed %d (rerun: make chaos SEED=%d MODE=%s%s)\n", rep.Seed, rep.Seed, rep.Mode, rerun)
 	for _, v := range rep.Verdicts {
 		if !v.OK {
 			fmt.Fprintf(&b, "%s\n%s", v, v.Details)
@@ -290,4 +306,11 @@ func (rep *Report) Failure() string {
 	fmt.Fprintf(&b, "fault timeline:\n%s", rep.Timeline)
 	fmt.Fprintf(&b, "agent, PostgreSQL and etcd logs: %s\n", rep.LogDir)
 	return b.String()
+}
+
+func (rep *Report) routingWord() string {
+	if rep.Routing {
+		return " with routing (PgBouncer)"
+	}
+	return ""
 }

@@ -38,7 +38,10 @@ type Round struct {
 	Lease         *LeaseCheck
 	// Fence is a fence round's check (nil for the other kinds).
 	Fence *FenceCheck
-	Err   error
+	// Routing is a routing-mode round's probes of PgBouncer after its
+	// recovery (nil without routing, or when it did not recover).
+	Routing *RoutingCheck
+	Err     error
 }
 
 // LeaseCheck measures, for the primary at the start of the round, its
@@ -241,6 +244,9 @@ func (r *Round) String() string {
 	}
 	if r.Fence != nil {
 		s += "  " + r.Fence.String()
+	}
+	if r.Routing != nil {
+		s += "  pgbouncer " + r.Routing.String()
 	}
 	return s
 }

@@ -40,6 +40,9 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	rd.LeaderBefore = primary.Name
 	f := r.c.newFault(spec, primary, r.rng)
 	act := r.newAction(ctx, p, primary)
+	if act != nil && spec.routing {
+		act.switchTo(r.routingCandidate(ctx, f))
+	}
 	if act != nil {
 		rd.Action = act.rec
 	}
@@ -75,6 +78,9 @@ func (r *Run) round(ctx context.Context, n int, p RoundPlan) (rd *Round) {
 	} else {
 		rd.LeaderAfter = leader.Name
 		r.log.Add(rd.Recovered, "round %d: recovered, %s leads", n, leader.Name)
+		if r.c.Router() != nil {
+			rd.Routing = r.probeRouting(ctx, n)
+		}
 	}
 	if rd.Fence != nil {
 		runs, err := r.c.fence.ReadFenceLog()
@@ -191,4 +197,20 @@ func (r *Run) deviceDeadline(n *Node) (time.Duration, string) {
 	s := sessions[len(sessions)-1]
 	at := r.clock.Now() + time.Until(s.Deadline())
 	return at, fmt.Sprintf("device armed, last keepalive at %s + timeout %s", fmtDur(at-s.Timeout), s.Timeout)
+}
+
+// routingCandidate is the switchover candidate of a routing kind that
+// acts on it (nil for the others: the best candidate). In synchronous mode
+// it is a standby the sync key names, the only kind that qualifies; the
+// fault's target follows it.
+func (r *Run) routingCandidate(ctx context.Context, f *fault) *Node {
+	if !f.spec.candidate {
+		return nil
+	}
+	if r.cfg.Sync {
+		if n := r.c.syncStandby(ctx, f.primary.Name, r.rng); n != nil {
+			f.node = n
+		}
+	}
+	return f.node
 }

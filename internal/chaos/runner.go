@@ -40,6 +40,10 @@ type Config struct {
 	Watchdog WatchdogPolicy
 	// RecoveryTimeout bounds each wait for recovery (default 180 s).
 	RecoveryTimeout time.Duration
+	// Routing: one PgBouncer in front of the cluster, driven by the
+	// agents (Options.Routing); part of the writes go through it, the
+	// routing kinds join the mix and CheckRouting judges every round.
+	Routing bool
 	// Standby runs a standby cluster following this one (standby.go).
 	Standby bool
 }
@@ -66,6 +70,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	t.Helper()
 	cfg.Cluster.Sync = cfg.Sync
 	cfg.Cluster.Quorum = cfg.Quorum
+	cfg.Cluster.Routing = cfg.Routing
 	cfg.Cluster = cfg.Cluster.withDefaults()
 	if len(cfg.Kinds) == 0 {
 		cfg.Kinds = DefaultFaults()
@@ -84,10 +89,8 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	}
 	r := &Run{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		clock: NewClock(), log: &Timeline{}, hist: &History{}, Start: time.Now()}
-	for _, k := range cfg.Kinds {
-		if _, err := specOf(k); err != nil {
-			t.Fatalf("chaos: %v", err)
-		}
+	if err := CheckKinds(cfg.Kinds, cfg.Routing); err != nil {
+		t.Fatalf("chaos: %v", err)
 	}
 	if err := checkStandbyKinds(cfg.Kinds, cfg.Standby); err != nil {
 		t.Fatalf("chaos: %v", err)
@@ -96,7 +99,7 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	// action requests) do not shift it.
 	plans, err := planRounds(rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), schedule{
 		Rounds: cfg.Rounds, Kinds: cfg.Kinds, Actions: cfg.Actions,
-		MinHold: cfg.MinHold, MaxHold: cfg.MaxHold, Watchdog: cfg.Watchdog})
+		MinHold: cfg.MinHold, MaxHold: cfg.MaxHold, Watchdog: cfg.Watchdog, Favor: cfg.favor()})
 	if err != nil {
 		t.Fatalf("chaos: %v", err)
 	}
@@ -116,8 +119,13 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	if err := execSQL(ctx, leader, schemaSQL); err != nil {
 		r.fail("create schema: %v", err)
 	}
+	if rt := r.c.Router(); rt != nil {
+		if err := rt.Start(ctx, leader); err != nil {
+			r.fail("start pgbouncer: %v", err)
+		}
+	}
 	r.lw = r.c.WatchLeader(r.c.ctx)
-	r.wl = StartWorkload(r.c.ctx, r.c.Nodes(), r.clock, r.hist, cfg.Seed)
+	r.wl = StartWorkload(r.c.ctx, r.c.Nodes(), r.c.Router(), r.clock, r.hist, cfg.Seed)
 	t.Cleanup(r.wl.Stop)
 	if _, err := r.c.WaitRecovered(ctx, r.hist, r.clock.Now(), r.cfg.RecoveryTimeout); err != nil {
 		r.fail("first writes: %v", err)
@@ -141,6 +149,19 @@ func planSummary(plans []RoundPlan) string {
 		}
 	}
 	return fmt.Sprintf("rounds without the watchdog [%s]; actions [%s]", strings.Join(off, " "), strings.Join(acts, " "))
+}
+
+// favor: in routing mode the routing kinds, with a standby cluster the
+// standby kinds, come up in a third of the rounds (schedule.Favor).
+func (cfg Config) favor() []FaultKind {
+	var out []FaultKind
+	if cfg.Routing {
+		out = append(out, RoutingFaults...)
+	}
+	if cfg.Standby {
+		out = append(out, StandbyFaults...)
+	}
+	return out
 }
 
 func (cfg Config) modeName() string {

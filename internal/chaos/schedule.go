@@ -53,6 +53,10 @@ type schedule struct {
 	Actions          []ActionKind // the actions to pair faults with (none: no actions)
 	MinHold, MaxHold time.Duration
 	Watchdog         WatchdogPolicy
+	// Favor are kinds drawn in a third of the rounds (those a round may
+	// run), the others from all of Kinds: routing mode's few kinds would
+	// otherwise come up about once in 10 rounds.
+	Favor []FaultKind
 }
 
 // errNoFault: no fault kind may run in a round without the watchdog.
@@ -93,9 +97,22 @@ func planRounds(rng *rand.Rand, sc schedule) ([]RoundPlan, error) {
 		if !wd[i] {
 			kinds = safe
 		}
+		if fav := favored(sc.Favor, kinds); len(fav) > 0 && rng.IntN(3) == 0 {
+			kinds = fav
+		}
 		p := RoundPlan{Kind: kinds[rng.IntN(len(kinds))], Watchdog: wd[i]}
 		p.Hold = sc.MinHold + time.Duration(rng.Int64N(int64(sc.MaxHold-sc.MinHold)))
-		if acts := pairable(sc.Actions, p.Kind); len(acts) > 0 && rng.IntN(2) == 0 {
+		if s, err := specOf(p.Kind); err == nil && s.routing {
+			// The routing kinds bring their switchover: right before
+			// the injection when the fault waits for its pause (a
+			// switchover is over in a few hundred milliseconds), else
+			// once the cut is in place.
+			p.Action, p.ActionAt = ActionSwitchover, between(rng, 200, 1000)
+			if s.stopsAgent {
+				p.ActionAt = -time.Millisecond
+			}
+			acted = true
+		} else if acts := pairable(sc.Actions, p.Kind); len(acts) > 0 && rng.IntN(2) == 0 {
 			p.Action, p.ActionAt = drawAction(rng, acts, p.Hold)
 			acted = true
 		}
@@ -106,6 +123,11 @@ func planRounds(rng *rand.Rand, sc schedule) ([]RoundPlan, error) {
 	}
 	groupFence(plans)
 	return plans, nil
+}
+
+// favored lists the kinds of favor among kinds.
+func favored(favor, kinds []FaultKind) []FaultKind {
+	return slices.DeleteFunc(slices.Clone(favor), func(k FaultKind) bool { return !slices.Contains(kinds, k) })
 }
 
 // groupFence moves the fence kinds' rounds after the others within each

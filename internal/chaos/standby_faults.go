@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The standby-cluster kinds (-chaos.standby): they hit the standby
@@ -40,24 +41,17 @@ func init() {
 	)
 }
 
-// standbyMixWeight: in a standby run's default mix each standby kind is
-// listed this many times, so that about a third of the rounds draw one.
-const standbyMixWeight = 3
-
-// StandbyMix is the fault mix of a standby run: kinds (the primary
-// cluster's) and the standby kinds, weighted by standbyMixWeight when
-// kinds has none of them; a list that names some is taken as it is.
+// StandbyMix is the fault mix of a standby run: kinds and the standby
+// kinds, when kinds names none of them (a list that does is taken as it
+// is). The schedule draws the standby kinds in a third of the rounds
+// (Config.favor).
 func StandbyMix(kinds []FaultKind) []FaultKind {
 	for _, k := range kinds {
 		if s, err := specOf(k); err == nil && s.standby {
 			return kinds
 		}
 	}
-	out := append([]FaultKind(nil), kinds...)
-	for range standbyMixWeight {
-		out = append(out, StandbyFaults...)
-	}
-	return out
+	return append(slices.Clone(kinds), StandbyFaults...)
 }
 
 // checkStandbyKinds refuses standby kinds in a run without a standby

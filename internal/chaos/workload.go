@@ -27,13 +27,21 @@ const (
 	clientPace = 100 * time.Millisecond
 	// opTimeout bounds one operation; past it the outcome is unknown.
 	opTimeout = 3 * time.Second
+	// routerClients write through PgBouncer in routing mode, beside the
+	// clients of every node.
+	routerClients = 2
 )
 
 const (
 	schemaSQL = `CREATE TABLE IF NOT EXISTS chaos_writes (id bigint PRIMARY KEY, node text NOT NULL);
-CREATE TABLE IF NOT EXISTS chaos_reg (k bigint PRIMARY KEY, v bigint NOT NULL)`
+CREATE TABLE IF NOT EXISTS chaos_reg (k bigint PRIMARY KEY, v bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS chaos_route_probe (id bigserial PRIMARY KEY, round int NOT NULL)`
 	insertSQL = `INSERT INTO chaos_writes (id, node) VALUES ($1, $2)
 RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
+	// insertViaSQL is insertSQL through PgBouncer: the server's address
+	// says which node took the write (its tenure is that node's).
+	insertViaSQL = `INSERT INTO chaos_writes (id, node) VALUES ($1, $2)
+RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), host(inet_server_addr())`
 	writeSQL = `INSERT INTO chaos_reg (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v
 RETURNING pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())`
 	// readSQL is a durable read: FOR KEY SHARE gives the transaction an
@@ -54,7 +62,10 @@ CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_walfile_name(pg_current_wal_lsn())
 // Each client keeps one connection (reopened after a failure) and, every
 // clientPace, inserts a row with a unique id (3 in 8), writes the register
 // of the current round (2 in 8), reads it durably (2 in 8) or plainly (1 in
-// 8), recording every operation in the history.
+// 8), recording every operation in the history. In routing mode
+// routerClients more clients insert through PgBouncer (inserts only: what
+// routing must not lose or misdirect is writes; the register stays with
+// the nodes' clients, whose reads judge it).
 type Workload struct {
 	clock  *Clock
 	hist   *History
@@ -64,18 +75,39 @@ type Workload struct {
 	wg     sync.WaitGroup
 }
 
-// StartWorkload starts the clients; Stop ends them.
-func StartWorkload(ctx context.Context, nodes []*Node, clock *Clock, hist *History, seed uint64) *Workload {
+// StartWorkload starts the clients (with router's when router is not
+// nil); Stop ends them.
+func StartWorkload(ctx context.Context, nodes []*Node, router *Router, clock *Clock, hist *History, seed uint64) *Workload {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Workload{clock: clock, hist: hist, cancel: cancel}
 	for i, n := range nodes {
 		for j := range clientsPerNode {
 			id := i*clientsPerNode + j
 			rng := rand.New(rand.NewPCG(seed, uint64(id)+1))
-			w.wg.Go(func() { w.client(ctx, id, n, rng) })
+			w.wg.Go(func() { w.client(ctx, id, endpoint{name: n.Name, cfg: n.ConnConfig()}, rng) })
+		}
+	}
+	if router != nil {
+		for j := range routerClients {
+			// After the nodes' clients and the final reads' (finalReads).
+			id := len(nodes)*clientsPerNode + 1 + j
+			rng := rand.New(rand.NewPCG(seed, uint64(id)+1))
+			w.wg.Go(func() { w.client(ctx, id, endpoint{name: ViaPgBouncer, cfg: router.ConnConfig(), router: router}, rng) })
 		}
 	}
 	return w
+}
+
+// ViaPgBouncer is Op.Via (and, until the server's address names the node,
+// Op.Node) of an operation sent through PgBouncer.
+const ViaPgBouncer = "pgbouncer"
+
+// endpoint is where a client sends its operations: a node's PostgreSQL,
+// or PgBouncer (router set).
+type endpoint struct {
+	name   string
+	cfg    *pgx.ConnConfig
+	router *Router
 }
 
 // SetKey moves the register workload to row k (one row per round keeps
@@ -89,9 +121,9 @@ func (w *Workload) Stop() {
 }
 
 // client is one client's loop; it owns its connection.
-func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) {
+func (w *Workload) client(ctx context.Context, id int, e endpoint, rng *rand.Rand) {
 	var warned atomic.Bool // a WARNING notice arrived during the current op
-	cfg := n.ConnConfig()
+	cfg := e.cfg
 	cfg.OnNotice = func(_ *pgconn.PgConn, nt *pgconn.Notice) {
 		if nt.Severity == "WARNING" {
 			warned.Store(true)
@@ -107,8 +139,10 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 			}
 			conn = c
 		}
-		op := Op{Node: n.Name, Client: id}
+		op := Op{Node: e.name, Client: id}
 		switch r := rng.IntN(8); {
+		case e.router != nil:
+			op.Kind, op.ID, op.Via = OpInsert, w.nextID.Add(1), ViaPgBouncer
 		case r < 3:
 			op.Kind, op.ID = OpInsert, w.nextID.Add(1)
 		case r < 5:
@@ -118,6 +152,9 @@ func (w *Workload) client(ctx context.Context, id int, n *Node, rng *rand.Rand) 
 		}
 		warned.Store(false)
 		op = w.do(ctx, conn, op)
+		if e.router != nil {
+			op = e.router.resolve(op)
+		}
 		if op.Outcome == OK && warned.Load() {
 			// "canceling the wait for synchronous replication…": committed
 			// locally, maybe not replicated. Not an acknowledgement.
@@ -139,12 +176,14 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
 	var err error
 	var lsn, walfile string
 	var inRecovery bool
-	switch op.Kind {
-	case OpInsert:
+	switch {
+	case op.Kind == OpInsert && op.Via != "":
+		err = conn.QueryRow(ctx, insertViaSQL, op.ID, op.Node).Scan(&lsn, &walfile, &op.Server)
+	case op.Kind == OpInsert:
 		err = conn.QueryRow(ctx, insertSQL, op.ID, op.Node).Scan(&lsn, &walfile)
-	case OpWrite:
+	case op.Kind == OpWrite:
 		err = conn.QueryRow(ctx, writeSQL, op.Key, op.Value).Scan(&lsn, &walfile)
-	case OpRead:
+	case op.Kind == OpRead:
 		query := readSQL
 		if op.Plain {
 			query = plainReadSQL
@@ -153,6 +192,9 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op Op) Op {
 	}
 	op.Complete = w.clock.Now()
 	op.Outcome, op.Err = classify(err)
+	if op.Via != "" {
+		op.Outcome, op.Err = classifyVia(op.Outcome, op.Err, err)
+	}
 	switch {
 	case op.Outcome != OK:
 	case op.Kind == OpRead && inRecovery:
@@ -193,6 +235,19 @@ func classify(err error) (Outcome, string) {
 		return Unknown, "timeout"
 	}
 	return Unknown, "conn: " + shortErr(err)
+}
+
+// classifyVia narrows classify for an operation sent through PgBouncer: an
+// ERROR there may be PgBouncer's own, sent when its server connection
+// broke after the statement went out ("server conn crashed?"), when the
+// commit may have happened. Only PostgreSQL's read-only refusal proves
+// nothing was applied; other ERRORs are unknown.
+func classifyVia(o Outcome, reason string, err error) (Outcome, string) {
+	var pgErr *pgconn.PgError
+	if o == Fail && errors.As(err, &pgErr) && pgErr.Code != "25006" {
+		return Unknown, "pgbouncer: " + pgErr.Code + " " + shortErr(err)
+	}
+	return o, reason
 }
 
 func shortErr(err error) string {

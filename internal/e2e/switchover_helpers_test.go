@@ -54,7 +54,10 @@ type switchoverRecord struct {
 	Stage       string            `json:"stage"`
 	State       string            `json:"state"`
 	Events      []switchoverEvent `json:"events"`
-	Failure     *struct {
+	// StandbyCluster: a standby cluster's switchover (its standby
+	// leader's role moved; docs/disaster-recovery.md).
+	StandbyCluster bool `json:"standby_cluster"`
+	Failure        *struct {
 		Reason string `json:"reason"`
 		Hint   string `json:"hint"`
 	} `json:"failure"`

@@ -22,11 +22,14 @@ func Find(name string) (string, error) {
 }
 
 // PgBouncer describes a local PgBouncer: clients and its admin console
-// (database pgbouncer) on 127.0.0.1:Port, trust authentication for
+// (database pgbouncer) on ListenAddr:Port, trust authentication for
 // AdminUser (local throwaway clusters only), transaction pooling (PAUSE
 // waits for transactions, not sessions), and IncludeFile — the file
 // Regent rewrites with the [databases] section — %included last.
 type PgBouncer struct {
+	// ListenAddr is the address it listens on (default 127.0.0.1; the
+	// chaos suite's is in a network namespace of its own).
+	ListenAddr  string
 	Port        int
 	Dir         string // its pid file, unix socket and userlist.txt
 	AdminUser   string
@@ -36,7 +39,7 @@ type PgBouncer struct {
 // INI is the pgbouncer.ini text.
 func (p PgBouncer) INI() string {
 	return fmt.Sprintf(`[pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = %s
 listen_port = %d
 unix_socket_dir = %s
 pidfile = %s/pgbouncer.pid
@@ -48,7 +51,7 @@ default_pool_size = 10
 max_client_conn = 100
 server_login_retry = 1
 %%include %s
-`, p.Port, p.Dir, p.Dir, p.UserListPath(), p.AdminUser, p.IncludeFile)
+`, p.addr(), p.Port, p.Dir, p.Dir, p.UserListPath(), p.AdminUser, p.IncludeFile)
 }
 
 // UserListPath is where UserList goes.
@@ -60,7 +63,14 @@ func (p PgBouncer) UserList() string { return fmt.Sprintf("%q \"\"\n", p.AdminUs
 // AdminConnString is the admin console's connection string, as the
 // agents' routing.pgbouncer[].admin takes it.
 func (p PgBouncer) AdminConnString() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=pgbouncer sslmode=disable connect_timeout=2", p.Port, p.AdminUser)
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=pgbouncer sslmode=disable connect_timeout=2", p.addr(), p.Port, p.AdminUser)
+}
+
+func (p PgBouncer) addr() string {
+	if p.ListenAddr == "" {
+		return "127.0.0.1"
+	}
+	return p.ListenAddr
 }
 
 // HAProxyAdminSocket is a global section adding an admin-level runtime

@@ -30,7 +30,7 @@ func TestPgBouncerINIIncludesLast(t *testing.T) {
 	if last := lines[len(lines)-1]; last != "%include /d/regent-databases.ini" {
 		t.Errorf("last line %q, want the %%include", last)
 	}
-	for _, want := range []string{"listen_port = 6432", "admin_users = postgres", "auth_file = /d/userlist.txt", "pool_mode = transaction"} {
+	for _, want := range []string{"listen_addr = 127.0.0.1", "listen_port = 6432", "admin_users = postgres", "auth_file = /d/userlist.txt", "pool_mode = transaction"} {
 		if !strings.Contains(ini, want) {
 			t.Errorf("ini lacks %q:\n%s", want, ini)
 		}
@@ -39,6 +39,18 @@ func TestPgBouncerINIIncludesLast(t *testing.T) {
 		t.Errorf("UserList = %q, want %q", got, want)
 	}
 	if got := p.AdminConnString(); !strings.Contains(got, "port=6432") || !strings.Contains(got, "dbname=pgbouncer") {
+		t.Errorf("AdminConnString = %q", got)
+	}
+}
+
+// A PgBouncer in a network namespace listens on, and is administered at,
+// that namespace's address.
+func TestPgBouncerListenAddr(t *testing.T) {
+	p := PgBouncer{ListenAddr: "10.201.7.30", Port: 16432, Dir: "/d", AdminUser: "postgres", IncludeFile: "/d/i.ini"}
+	if ini := p.INI(); !strings.Contains(ini, "listen_addr = 10.201.7.30\n") {
+		t.Errorf("ini lacks the listen address:\n%s", ini)
+	}
+	if got := p.AdminConnString(); !strings.HasPrefix(got, "host=10.201.7.30 port=16432 ") {
 		t.Errorf("AdminConnString = %q", got)
 	}
 }

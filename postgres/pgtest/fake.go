@@ -70,7 +70,8 @@ func (f *Fake) SetReplica(lsn postgres.LSN) {
 	f.running, f.inRecovery, f.lsn = true, true, lsn
 }
 
-// SetReplication sets what the primary's pg_stat_replication shows.
+// SetReplication sets what pg_stat_replication shows: a primary's WAL
+// senders, or a replica's cascading ones (a standby leader's members).
 func (f *Fake) SetReplication(repl ...postgres.Replica) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -127,8 +128,8 @@ func (f *Fake) Status(ctx context.Context) (postgres.Status, error) {
 		st.ReceiveLSN, st.ReplayLSN = f.lsn, f.lsn
 	} else {
 		st.CurrentLSN = f.lsn
-		st.Replication = slices.Clone(f.repl)
 	}
+	st.Replication = slices.Clone(f.repl)
 	return st, nil
 }
 
