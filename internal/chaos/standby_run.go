@@ -15,6 +15,9 @@ const drCatchUpTimeout = 180 * time.Second
 type standbyRun struct {
 	sc     *StandbyCluster
 	checks []StandbyCatchUp
+	// failed: a check failed; the final one is then skipped (it would
+	// wait its whole bound for what did not recover before).
+	failed bool
 }
 
 // startStandby creates the probe table on the primary, starts the standby
@@ -51,6 +54,10 @@ func (r *Run) standbyAfterRound(ctx context.Context, n int) bool {
 	if r.dr == nil {
 		return true
 	}
+	if n == 0 && r.dr.failed {
+		r.log.Add(r.clock.Now(), "standby check final: skipped, an earlier one failed")
+		return false
+	}
 	cu := r.standbyCatchUp(ctx, n, drCatchUpTimeout)
 	r.dr.checks = append(r.dr.checks, cu)
 	acked, replayed, problem := cu.judge(r.hist.Ops())
@@ -62,6 +69,7 @@ func (r *Run) standbyAfterRound(ctx context.Context, n int) bool {
 		what, cu.Holder, replayed, acked, cu.Took.Round(time.Millisecond))
 	if problem != "" {
 		line = fmt.Sprintf("standby check %s: NOT WHOLE OR NOT CAUGHT UP within %s: %s", what, drCatchUpTimeout, problem)
+		r.dr.failed = true
 	}
 	r.log.Add(r.clock.Now(), "%s", line)
 	r.t.Logf("%s", line)
