@@ -113,9 +113,9 @@
 // standby_cluster takes one host and port, so a multi-host conninfo is
 // not an option. The usual faults and actions run against the chaos
 // cluster; the standby kinds join the mix, drawn in about a third of the
-// rounds: kill-, freeze- and partition-standby-leader (cut
-// from etcd, the other member and the chaos cluster's nodes: the other
-// member must take the key and keep following), and
+// rounds: kill-, freeze- and partition-standby-leader (cut from etcd, the
+// other member and the chaos cluster's nodes: the other member must take
+// the key and keep following), and
 // failover-primary-standby (the primary's agent and PostgreSQL SIGKILLed,
 // held until another node leads: the standby leader must follow the new
 // primary, rewinding if it had received WAL the new one lacks). Checkers:
@@ -123,8 +123,9 @@
 //   - standby read-only: each member is probed twice a second
 //     (pg_is_in_recovery() and an INSERT): a member out of recovery or a
 //     write it accepted fails;
-//   - standby replay: after each round's recovery, and at the end, the
-//     standby cluster must within 180 s have exactly one member reporting
+//   - standby replay: after each round's recovery, and at the end (a
+//     failed check ends the run), the standby cluster must within 180 s
+//     have exactly one member reporting
 //     standby_leader, the key's holder, the other a running replica, and
 //     the holder must have every insert the chaos cluster acknowledged
 //     before its rows were read and still holds, and none that it lost
@@ -150,6 +151,7 @@
 //	make chaos                          # 200 rounds, synchronous mode
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
 //	make chaos ROUTING=1 ROUNDS=30       # PgBouncer in front (routing mode)
+//	make chaos STANDBY=1 ROUNDS=20       # a standby cluster follows (standby mode)
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
