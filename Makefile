@@ -18,16 +18,19 @@ UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/ch
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [ROUTING=1]
+# make chaos [ROUNDS=200] [SEED=n] [MODE=sync|async|quorum|both] [FAULTS=kind,kind…] [ROUTING=1] [STANDBY=1]
 # (FAULTS=fence: the fence fast-path kinds, which the default mix leaves out;
 # ROUTING=1: one PgBouncer in front, driven by the agents, part of the writes
 # through it, the routing fault kinds in the mix (FAULTS=routing: those alone)
-# and the routing checker; needs the Debian package pgbouncer)
+# and the routing checker; needs the Debian package pgbouncer;
+# STANDBY=1: a standby cluster follows the chaos cluster, with the standby
+# kinds in the mix (FAULTS=standby: those alone) and the standby checkers)
 ROUNDS  ?= 200
 SEED    ?= 0
 MODE    ?= sync
 FAULTS  ?=
 ROUTING ?=
+STANDBY ?=
 
 # Versions come from git (docs/operations.md, "Versions"): a tag vX.Y.Z
 # makes X.Y.Z, a commit after it X.Y.Z-N-gHASH, "-dirty" marks uncommitted
@@ -111,13 +114,16 @@ test-e2e:
 
 # The long fault-injection run (root: network namespaces; 13–20 s a round, so
 # about an hour for 200), then the self-test against a deliberately broken
-# agent. The report goes to $(BIN)/chaos-report-<mode>.txt; a failure prints
-# the seed, the fault timeline and the offending history.
+# agent (with STANDBY=1 also the standby self-test: a standby member promoted
+# behind its agent's back must fail the standby read-only checker). The report
+# goes to $(BIN)/chaos-report-<mode>.txt; a failure prints the seed, the fault
+# timeline and the offending history.
 chaos:
 	@mkdir -p $(BIN)
-	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild' ./internal/chaos \
+	$(GO) test -count=1 -v -timeout 0 -run 'TestChaos$$|TestChaosCatchesUnsafeBuild|TestChaosStandbyCatchesAWritableMember' ./internal/chaos \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.mode=$(MODE) \
 		-chaos.faults=$(FAULTS) -chaos.routing=$(if $(filter 1,$(ROUTING)),true,false) \
+		-chaos.standby=$(if $(filter 1,$(STANDBY)),true,false) \
 		-chaos.report=$(CURDIR)/$(BIN)/chaos-report.txt
 
 # ROUTING=1 adds write ports through PgBouncer and HAProxy (Debian packages

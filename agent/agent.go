@@ -249,7 +249,7 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 	}
 	var stopped, restartStopped, jobDone, routed <-chan error
 	if j := a.job; j != nil {
-		jobDone = j.done // act on the result as soon as the work ends
+		jobDone = j.done // act on a success as soon as the work ends (a failure waits for the tick)
 	}
 	if j := a.routingJob; j != nil {
 		routed = j.done // a switchover goes on as soon as its routers answered
@@ -309,7 +309,13 @@ func (a *Agent) waitNextTick(ctx context.Context) {
 			return
 		case err := <-jobDone:
 			a.endJob(a.job, err)
-			return
+			if err == nil {
+				return
+			}
+			// A failed job (a clone whose source is unreachable fails at
+			// connect in milliseconds) is retried at the next tick: woken
+			// at once, the loop retried it hundreds of times a second.
+			jobDone = nil
 		case err := <-routed:
 			a.endJob(a.routingJob, err)
 			return

@@ -10,9 +10,10 @@ import (
 // rewind, a restart's stop — so the loop keeps renewing its lease and
 // member key and keeps reacting to the cluster while it lasts (minutes
 // for a large clone, up to stop_timeout for a stop). The work touches only
-// PostgreSQL through the agent's bounded wrappers; its result wakes the
-// loop (waitNextTick selects on done), which then runs finish in its own
-// goroutine. What follows the work (start PostgreSQL, clone again) is
+// PostgreSQL through the agent's bounded wrappers; its result is
+// collected as soon as it ends (waitNextTick selects on done) and finish
+// runs in the loop's goroutine; a success wakes the loop at once, a
+// failure waits for the next tick (a retry without a pause would spin). What follows the work (start PostgreSQL, clone again) is
 // decided by the loop from a fresh snapshot, never by the work itself.
 type job struct {
 	kind string

@@ -26,6 +26,7 @@ var (
 	flagActs   = flag.String("chaos.actions", "", "comma-separated operator actions to pair faults with (default: all; none: no actions)")
 	flagKeep   = flag.Bool("chaos.keep", false, "keep the logs directory even when the run passes")
 	flagRoute  = flag.Bool("chaos.routing", false, "routing mode: one PgBouncer in front, driven by the agents; part of the writes through it, the routing fault kinds in the mix, the routing checker")
+	flagDR     = flag.Bool("chaos.standby", false, "also run a standby cluster following this one, with the standby fault kinds in the mix")
 )
 
 // shortRounds is the short run's rounds per mode: a few minutes in all.
@@ -60,6 +61,9 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-chaos.faults: %v", err)
 	}
+	if *flagDR {
+		kinds = StandbyMix(kinds)
+	}
 	wd, err := ParseWatchdogPolicy(*flagWD)
 	if err != nil {
 		t.Fatalf("-chaos.watchdog: %v", err)
@@ -71,11 +75,11 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-chaos.actions: %v", err)
 	}
-	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v, routing %v", seed, seed, rounds, modes, *flagRoute)
+	t.Logf("chaos: seed %d (rerun with -chaos.seed=%d), %d rounds per mode, modes %v, routing %v, standby %v", seed, seed, rounds, modes, *flagRoute, *flagDR)
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			cfg := Config{Seed: seed, Rounds: rounds, Sync: mode != "async", Quorum: mode == "quorum", Kinds: kinds, Actions: actions,
-				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd, Routing: *flagRoute}
+				Cluster: Options{Nodes: *flagNodes, TTL: *flagTTL, KeepLogs: *flagKeep}, Watchdog: wd, Routing: *flagRoute, Standby: *flagDR}
 			runAndCheck(t, cfg)
 		})
 	}

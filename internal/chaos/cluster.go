@@ -103,6 +103,9 @@ type Cluster struct {
 	fence *FenceHook
 	// router is the routing mode's PgBouncer (nil without it).
 	router *Router
+	// dr is the standby cluster following this one (-chaos.standby), or
+	// nil; the standby kinds' faults reach it through here.
+	dr *StandbyCluster
 
 	// ctx lives until the end of the cleanup (not t.Context(), cancelled
 	// before cleanups run); it bounds child processes as a last resort.

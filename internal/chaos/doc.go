@@ -101,7 +101,43 @@
 // the routing checker asserts that within routingBound it was not paused
 // and the write landed on the leader.
 //
-// All times are read from one monotonic clock in the test process// All times are read from one monotonic clock in the test process
+// Standby clusters (standby*.go, check_standby.go; opt-in:
+// -chaos.standby, make chaos STANDBY=1): besides the chaos cluster, a
+// standby cluster of two members (dr1, dr2, each in a namespace of its
+// own; scope chaos-dr on the same etcd) follows it through a proxy in
+// each member's namespace (standby_cluster: 127.0.0.1, its port) that
+// behaves as the documented HAProxy write port: a health check every
+// second sends new connections to the leader key's node answering GET
+// /primary 200, and closes those open to a target marked down (two failed
+// checks) or replaced (on-marked-down shutdown-sessions). Regent's
+// standby_cluster takes one host and port, so a multi-host conninfo is
+// not an option. The usual faults and actions run against the chaos
+// cluster; the standby kinds join the mix, drawn in about a third of the
+// rounds: kill-, freeze- and partition-standby-leader (cut from etcd, the
+// other member and the chaos cluster's nodes: the other member must take
+// the key and keep following), and
+// failover-primary-standby (the primary's agent and PostgreSQL SIGKILLed,
+// held until another node leads: the standby leader must follow the new
+// primary, rewinding if it had received WAL the new one lacks). Checkers:
+//
+//   - standby read-only: each member is probed twice a second
+//     (pg_is_in_recovery() and an INSERT): a member out of recovery or a
+//     write it accepted fails;
+//   - standby replay: after each round's recovery, and at the end (a
+//     failed check ends the run), the standby cluster must within 180 s
+//     have exactly one member reporting
+//     standby_leader, the key's holder, the other a running replica, and
+//     the holder must have every insert the chaos cluster acknowledged
+//     before its rows were read and still holds, and none that it lost
+//     (a standby leader that kept a lost write did not rewind);
+//   - standby leader key: as etcd reports it, no member put its name over
+//     another's key (a holder changes only through a vacant key).
+//
+// With -chaos.standby, TestChaosStandbyCatchesAWritableMember checks the
+// probes on real processes: a member promoted behind its killed agent's
+// back must fail the read-only checker.
+//
+// All times are read from one monotonic clock in the test process
 // (durations since the start of the run).
 //
 // Running: `go test ./internal/chaos` (part of `make test`) runs the
@@ -115,6 +151,7 @@
 //	make chaos                          # 200 rounds, synchronous mode
 //	make chaos MODE=async ROUNDS=50 SEED=42 FAULTS=partition-primary-all,kill-node-primary
 //	make chaos ROUTING=1 ROUNDS=30       # PgBouncer in front (routing mode)
+//	make chaos STANDBY=1 ROUNDS=20       # a standby cluster follows (standby mode)
 //
 // or directly: go test -v -timeout 0 -run 'TestChaos$' ./internal/chaos
 // -args -chaos.rounds=N -chaos.seed=S -chaos.mode=sync|async|quorum|both
@@ -122,8 +159,9 @@
 // 3 with -chaos.nodes=4; checked as sync mode is: no acknowledged write
 // lost) -chaos.nodes=N
 // -chaos.faults=… -chaos.actions=…|none -chaos.watchdog=half|on|off
-// -chaos.report=FILE -chaos.keep -chaos.ttl=N -chaos.routing
-// (-chaos.no-watchdog is -chaos.watchdog=off). It needs root and iproute2, and skips otherwise
+// -chaos.report=FILE -chaos.keep -chaos.ttl=N -chaos.routing -chaos.standby
+// (-chaos.no-watchdog is -chaos.watchdog=off; -chaos.faults=standby names
+// the standby kinds alone). It needs root and iproute2, and skips otherwise
 // (and under -short). A failure prints the seed, the failed checkers with
 // the offending history slice, the fault timeline and where the agent,
 // PostgreSQL and etcd logs were kept.

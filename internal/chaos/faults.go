@@ -162,6 +162,9 @@ type faultSpec struct {
 	// (planRounds pairs it with one); candidate: the switchover goes to
 	// the fault's target.
 	routing, candidate bool
+	// standby: a standby-cluster kind (standby_faults.go), drawn only in
+	// a run with -chaos.standby.
+	standby bool
 	// shape draws the shaping of a delay or loss fault.
 	shape  func(rng *rand.Rand) linkproxy.Shaping
 	inject func(ctx context.Context, f *fault) error
@@ -415,12 +418,13 @@ func AllFaults() []FaultKind {
 }
 
 // DefaultFaults is the default mix: every kind but the fence kinds,
-// which need the fence hook configured and switch it on per round, and
-// the routing kinds, which need routing mode.
+// which need the fence hook configured and switch it on per round, the
+// routing kinds, which need routing mode, and the standby-cluster kinds,
+// which need -chaos.standby.
 func DefaultFaults() []FaultKind {
 	var out []FaultKind
 	for _, s := range specs {
-		if !s.fence && !s.routing {
+		if !s.fence && !s.routing && !s.standby {
 			out = append(out, s.kind)
 		}
 	}
@@ -446,7 +450,7 @@ func CheckKinds(kinds []FaultKind, routing bool) error {
 
 // ParseFaults reads a comma-separated list of fault kinds ("": the
 // default mix, RoutingMix in routing mode); "fence" stands for
-// FenceFaults, "routing" for RoutingFaults.
+// FenceFaults, "routing" for RoutingFaults, "standby" for StandbyFaults.
 func ParseFaults(list string, routing bool) ([]FaultKind, error) {
 	var out []FaultKind
 	for k := range strings.SplitSeq(list, ",") {
@@ -456,6 +460,8 @@ func ParseFaults(list string, routing bool) ([]FaultKind, error) {
 			out = append(out, FenceFaults...)
 		case "routing":
 			out = append(out, RoutingFaults...)
+		case "standby":
+			out = append(out, StandbyFaults...)
 		default:
 			if _, err := specOf(FaultKind(k)); err != nil {
 				return nil, err

@@ -225,7 +225,7 @@ func TestGroupFence(t *testing.T) {
 			t.Errorf("default mix has %s", k)
 		}
 	}
-	if len(def) != len(AllFaults())-len(FenceFaults)-len(RoutingFaults) {
+	if len(def) != len(AllFaults())-len(FenceFaults)-len(RoutingFaults)-len(StandbyFaults) {
 		t.Errorf("default mix has %d kinds of %d", len(def), len(AllFaults()))
 	}
 }

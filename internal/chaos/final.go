@@ -36,6 +36,9 @@ func (r *Run) Finish(rounds []*Round) *Report {
 	if err == nil {
 		final, err = r.finalState(ctx, leader)
 	}
+	if err == nil {
+		r.standbyAfterRound(ctx, 0)
+	}
 	if err != nil {
 		rep := r.CheckHistory(rounds)
 		rep.Verdicts = append(rep.Verdicts, Verdict{Name: "final-state", Summary: fmt.Sprintf("could not read the final state: %v", err)})
@@ -75,6 +78,7 @@ func (r *Run) CheckHistory(rounds []*Round) *Report {
 		// is read (Finish).
 		rep.Verdicts = append(rep.Verdicts, CheckRouting(rounds, ops, nil, routingBound))
 	}
+	rep.Verdicts = append(rep.Verdicts, r.standbyVerdicts(ops)...)
 	rep.Elapsed = time.Since(r.Start)
 	return rep
 }
@@ -180,7 +184,7 @@ func diff(a, b map[int64]bool) string {
 	return fmt.Sprintf("%d ids missing %v, %d extra %v", len(missing), head(missing), len(extra), head(extra))
 }
 
-func head(s []int64) []int64 { return s[:min(len(s), 10)] }
+func head[T any](s []T) []T { return s[:min(len(s), 10)] }
 
 func (r *Run) historyKey(ctx context.Context) ([]dcs.HistoryEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

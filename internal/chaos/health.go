@@ -79,7 +79,13 @@ func (c *Cluster) checkHealthy(ctx context.Context) (*Node, error) {
 			return nil, fmt.Errorf("%s: role=%s state=%s, want replica/running", n.Name, st.Role, st.State)
 		}
 	}
-	streaming, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+	// Its own members only: a standby cluster's leader streams from it too
+	// (-chaos.standby).
+	var members []string
+	for _, n := range c.Others(name) {
+		members = append(members, n.Name)
+	}
+	streaming, err := queryInt(ctx, leader, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = ANY($1)", members)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +221,20 @@ type LeaderWatch struct {
 // the timeline. The etcd client resumes the watch across member loss.
 func (c *Cluster) WatchLeader(ctx context.Context) *LeaderWatch {
 	lw := &LeaderWatch{}
+	c.watchKey(ctx, c.keys.Leader(), func(ev *clientv3.Event) {
+		name := ""
+		if ev.Type == clientv3.EventTypePut {
+			name = string(ev.Kv.Value)
+		}
+		lw.add(c.clock.Now(), name, c.log)
+	})
+	return lw
+}
+
+// watchKey calls fn with every event on key until ctx ends, resuming
+// after the last revision seen when the watch breaks (no leader at etcd);
+// after a compaction past it, from now on.
+func (c *Cluster) watchKey(ctx context.Context, key string, fn func(*clientv3.Event)) {
 	ctx = clientv3.WithRequireLeader(ctx)
 	go func() {
 		var rev int64 // the last revision seen: a new watch resumes after it
@@ -223,18 +243,13 @@ func (c *Cluster) WatchLeader(ctx context.Context) *LeaderWatch {
 			if rev > 0 {
 				opts = append(opts, clientv3.WithRev(rev+1))
 			}
-			wch := c.cli.Watch(ctx, c.keys.Leader(), opts...)
-			for resp := range wch {
+			for resp := range c.cli.Watch(ctx, key, opts...) {
 				if resp.CompactRevision > 0 {
 					rev = 0 // compacted past us: resume from now
 				}
 				for _, ev := range resp.Events {
 					rev = ev.Kv.ModRevision
-					name := ""
-					if ev.Type == clientv3.EventTypePut {
-						name = string(ev.Kv.Value)
-					}
-					lw.add(c.clock.Now(), name, c.log)
+					fn(ev)
 				}
 			}
 			select { // the watch ended (no leader at etcd): start another
@@ -243,7 +258,6 @@ func (c *Cluster) WatchLeader(ctx context.Context) *LeaderWatch {
 			}
 		}
 	}()
-	return lw
 }
 
 func (lw *LeaderWatch) add(at time.Duration, name string, log *Timeline) {

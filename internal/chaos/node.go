@@ -40,6 +40,10 @@ type Node struct {
 	links []*linkproxy.Proxy
 
 	agent proc.Handle // the agent's runs, and the PostgreSQL on DataDir
+
+	// config builds the node's regent.yml (nil: Cluster.nodeConfig); a
+	// standby cluster's members have their own (standby.go).
+	config func(*Node) map[string]any
 }
 
 // NodeName is the node's name (testcluster.Named).
@@ -104,8 +108,14 @@ func (n *Node) etcdEndpoints() []string {
 }
 
 func (c *Cluster) newNode(i int) (*Node, error) {
-	name := fmt.Sprintf("pg%d", i)
-	h, err := c.net.AddHost(c.ctx, name, 10+i)
+	return c.addNode(fmt.Sprintf("pg%d", i), 10+i, nil)
+}
+
+// addNode creates a node's namespace (address octet), directories, etcd
+// links and config file (config nil: Cluster.nodeConfig); it does not
+// start it.
+func (c *Cluster) addNode(name string, octet int, config func(*Node) map[string]any) (*Node, error) {
+	h, err := c.net.AddHost(c.ctx, name, octet)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +128,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		APIURL:     fmt.Sprintf("http://%s:%d", h.IP, apiPort),
 		c:          c,
 		agent:      proc.Handle{Name: "agent of " + name, DataDir: filepath.Join(dir, "data"), Launch: proc.Netns(h.Path)},
+		config:     config,
 	}
 	n.agent.Log = n.LogPath
 	if err := n.openLinks(); err != nil {
@@ -140,7 +151,11 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 // writeConfig writes the node's regent.yml from the cluster's options; a
 // running agent reads it at its next start.
 func (n *Node) writeConfig() error {
-	data, err := yaml.Marshal(n.c.nodeConfig(n))
+	cfg := n.c.nodeConfig
+	if n.config != nil {
+		cfg = n.config
+	}
+	data, err := yaml.Marshal(cfg(n))
 	if err != nil {
 		return fmt.Errorf("marshal config of %s: %w", n.Name, err)
 	}

@@ -44,6 +44,8 @@ type Config struct {
 	// agents (Options.Routing); part of the writes go through it, the
 	// routing kinds join the mix and CheckRouting judges every round.
 	Routing bool
+	// Standby runs a standby cluster following this one (standby.go).
+	Standby bool
 }
 
 // Run is a chaos run in progress.
@@ -58,6 +60,7 @@ type Run struct {
 	wl    *Workload
 	lw    *LeaderWatch
 	plans []RoundPlan
+	dr    *standbyRun // nil without Config.Standby
 	Start time.Time
 }
 
@@ -87,6 +90,9 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	r := &Run{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		clock: NewClock(), log: &Timeline{}, hist: &History{}, Start: time.Now()}
 	if err := CheckKinds(cfg.Kinds, cfg.Routing); err != nil {
+		t.Fatalf("chaos: %v", err)
+	}
+	if err := checkStandbyKinds(cfg.Kinds, cfg.Standby); err != nil {
 		t.Fatalf("chaos: %v", err)
 	}
 	// The plan has an rng of its own: the rounds' draws (targets, shaping,
@@ -124,6 +130,9 @@ func NewRun(t testing.TB, cfg Config) *Run {
 	if _, err := r.c.WaitRecovered(ctx, r.hist, r.clock.Now(), r.cfg.RecoveryTimeout); err != nil {
 		r.fail("first writes: %v", err)
 	}
+	if cfg.Standby {
+		r.startStandby(ctx)
+	}
 	return r
 }
 
@@ -142,13 +151,17 @@ func planSummary(plans []RoundPlan) string {
 	return fmt.Sprintf("rounds without the watchdog [%s]; actions [%s]", strings.Join(off, " "), strings.Join(acts, " "))
 }
 
-// favor: in routing mode the routing kinds come up in a third of the
-// rounds (schedule.Favor).
+// favor: in routing mode the routing kinds, with a standby cluster the
+// standby kinds, come up in a third of the rounds (schedule.Favor).
 func (cfg Config) favor() []FaultKind {
-	if !cfg.Routing {
-		return nil
+	var out []FaultKind
+	if cfg.Routing {
+		out = append(out, RoutingFaults...)
 	}
-	return RoutingFaults
+	if cfg.Standby {
+		out = append(out, StandbyFaults...)
+	}
+	return out
 }
 
 func (cfg Config) modeName() string {
@@ -201,6 +214,9 @@ func (r *Run) Rounds() []*Round {
 		}
 		rounds = append(rounds, rd)
 		r.t.Logf("%s", rd)
+		if rd.Err == nil && !r.standbyAfterRound(r.t.Context(), rd.N) {
+			break // the standby cluster did not recover: each later check would wait its whole bound
+		}
 		if rd.Err != nil {
 			break
 		}
