@@ -13,8 +13,9 @@ import (
 // PostgreSQL through the agent's bounded wrappers; its result is
 // collected as soon as it ends (waitNextTick selects on done) and finish
 // runs in the loop's goroutine; a success wakes the loop at once, a
-// failure waits for the next tick (a retry without a pause would spin). What follows the work (start PostgreSQL, clone again) is
-// decided by the loop from a fresh snapshot, never by the work itself.
+// failure waits for the next tick (a retry without a pause would spin).
+// What follows the work (start PostgreSQL, clone again) is decided by
+// the loop from a fresh snapshot, never by the work itself.
 type job struct {
 	kind string
 	done chan error // receives the work's result once
