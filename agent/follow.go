@@ -103,8 +103,12 @@ func (a *Agent) sourceReady(ctx context.Context, up postgres.Upstream, target ui
 // rewind started (then nothing else is done this tick). Found by the
 // chaos suite: a replica whose every start failed ("requested timeline N
 // does not contain minimum recovery point") otherwise stayed down.
+//
+// Safety rule: only a member without the lease gets here; its reads are
+// bounded by ioContext, the rewind runs beside the loop, and the server
+// it leaves starts in recovery: nothing here makes PostgreSQL writable.
 func (a *Agent) rewindIfCannotStart(ctx context.Context, up postgres.Upstream, leaderTL uint32) bool {
-	if a.pgState != PGStartFailed || leaderTL == 0 || a.now().Sub(a.lastRewindTry) < rewindCheckEvery {
+	if a.lease.leading || a.pgState != PGStartFailed || leaderTL == 0 || a.now().Sub(a.lastRewindTry) < rewindCheckEvery {
 		return false
 	}
 	a.lastRewindTry = a.now()
