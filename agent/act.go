@@ -96,7 +96,11 @@ func (a *Agent) startReplica(ctx context.Context, v *dcs.Cluster, leader string)
 		a.log.Warn("cannot follow leader yet", "leader", leader, "err", err)
 	}
 	if up != nil {
-		if m, ok := v.Members[leader]; ok && !a.sameTimeline(ctx, m.Timeline) {
+		m, ok := v.Members[leader]
+		if ok && a.rewindIfCannotStart(ctx, *up, uint32(m.Timeline)) {
+			return nil
+		}
+		if ok && !a.sameTimeline(ctx, m.Timeline) {
 			up = nil
 		}
 	}

@@ -214,6 +214,12 @@ func (b boundedPostgres) TimelineHistory(ctx context.Context, from postgres.Upst
 	})
 }
 
+func (b boundedPostgres) SourceCheckpointTimeline(ctx context.Context, from postgres.Upstream, checkpoint bool) (uint32, error) {
+	return boundedCall(ctx, b.bound, func(ctx context.Context) (uint32, error) {
+		return b.Postgres.SourceCheckpointTimeline(ctx, from, checkpoint)
+	})
+}
+
 func (b boundedPostgres) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
 	return boundedCall(ctx, b.bound, func(ctx context.Context) ([]postgres.Slot, error) { return b.Postgres.EnsureSlots(ctx, p) })
 }

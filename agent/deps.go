@@ -75,6 +75,7 @@ type Postgres interface {
 	CheckWipe(ctx context.Context, systemID uint64) error
 	WipeDataDir(ctx context.Context, systemID uint64) error
 	TimelineHistory(ctx context.Context, from postgres.Upstream, timeline uint32) ([]postgres.TimelineSwitch, error)
+	SourceCheckpointTimeline(ctx context.Context, from postgres.Upstream, checkpoint bool) (uint32, error)
 	EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error)
 	ReadSlotStates(ctx context.Context, up postgres.Upstream, names []string) ([]postgres.SlotState, error)
 	InstallSlotStates(states []postgres.SlotState) error

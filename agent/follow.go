@@ -31,7 +31,7 @@ func (a *Agent) follow(ctx context.Context, s Snapshot, leader string) error {
 		}
 		// The replay position, not the receive position: received WAL past
 		// the switch point that was never replayed does not need a rewind.
-		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) {
+		if postgres.NeedsRewind(st.Timeline, st.ReplayLSN, uint32(lm.Timeline), history) && a.sourceReady(ctx, *up, uint32(lm.Timeline)) {
 			return a.rewind(ctx, *up, st, "timeline diverged from the leader; rewinding")
 		}
 	}
@@ -67,6 +67,69 @@ func (a *Agent) repoint(ctx context.Context, up *postgres.Upstream) (changed boo
 		return true, fmt.Errorf("reload after repointing: %w", err)
 	}
 	return true, nil
+}
+
+// sourceReady reports whether pg_rewind may run against up now, to bring
+// this server onto target, the timeline up is on (rewindSourceReady). A
+// source whose control file is still on an older timeline is asked for a
+// CHECKPOINT first — a restartpoint on a standby leader, which moves its
+// control file to the newest checkpoint record it replayed — and read
+// again; not there yet, the rewind waits for the next check
+// (rewindCheckEvery), as Patroni waits for checkpoint_after_promote.
+//
+// Bounded by ioContext (retry_timeout, and a leader's lease deadline), as
+// every call the loop waits on: a CHECKPOINT cut short by the bound still
+// completes on the source, and the next check reads its result. It writes
+// nothing locally and never makes anything writable.
+func (a *Agent) sourceReady(ctx context.Context, up postgres.Upstream, target uint32) bool {
+	cctx, cancel := a.ioContext(ctx)
+	defer cancel()
+	tl, err := a.pg.SourceCheckpointTimeline(cctx, up, false)
+	if err == nil && tl < target {
+		tl, err = a.pg.SourceCheckpointTimeline(cctx, up, true)
+	}
+	ready, why := rewindSourceReady(tl, target, err)
+	if !ready {
+		a.log.Warn("diverged, but not rewinding yet: retrying at the next check", "source", up.Member, "reason", why)
+	}
+	return ready
+}
+
+// rewindIfCannotStart checks a stopped replica whose last start failed
+// against the leader's timeline history with pg_controldata (the running
+// check needs a running server), at most every rewindCheckEvery, and
+// rewinds it beside the loop when it diverged — or wipes it for a new copy
+// when pg_rewind fails, as the running path does. It reports whether the
+// rewind started (then nothing else is done this tick). Found by the
+// chaos suite: a replica whose every start failed ("requested timeline N
+// does not contain minimum recovery point") otherwise stayed down.
+//
+// Safety rule: only a member without the lease gets here; its reads are
+// bounded by ioContext, the rewind runs beside the loop, and the server
+// it leaves starts in recovery: nothing here makes PostgreSQL writable.
+func (a *Agent) rewindIfCannotStart(ctx context.Context, up postgres.Upstream, leaderTL uint32) bool {
+	if a.lease.leading || a.pgState != PGStartFailed || leaderTL == 0 || a.now().Sub(a.lastRewindTry) < rewindCheckEvery {
+		return false
+	}
+	a.lastRewindTry = a.now()
+	cctx, cancel := a.ioContext(ctx)
+	cd, err := a.pg.ControlData(cctx)
+	var history []postgres.TimelineSwitch
+	if err == nil {
+		history, err = a.pg.TimelineHistory(cctx, up, leaderTL)
+	}
+	cancel()
+	if err != nil {
+		a.log.Warn("cannot check whether the replica that failed to start diverged", "leader", up.Member, "err", err)
+		return false
+	}
+	if !stoppedDiverged(cd, leaderTL, history) || !a.sourceReady(ctx, up, leaderTL) {
+		return false
+	}
+	tl, end, _ := cd.WALEnd()
+	st := postgres.Status{InRecovery: true, Timeline: tl, ReplayLSN: end}
+	_ = a.rewind(ctx, up, st, "replica cannot start and its control file diverged from the leader's timeline; rewinding")
+	return true
 }
 
 // rewind brings a diverged former primary back onto the leader's history.

@@ -102,7 +102,9 @@ func (a *Agent) remoteDiverged(ctx context.Context, up postgres.Upstream, st pos
 		a.log.Debug("standby leader: remote has no newer timeline to check", "timeline", next, "err", err)
 		return false
 	}
-	return postgres.NeedsRewind(st.Timeline, st.ReplayLSN, next, history)
+	// The remote's control file must show its new timeline first, or
+	// pg_rewind finds nothing to do (sourceReady).
+	return postgres.NeedsRewind(st.Timeline, st.ReplayLSN, next, history) && a.sourceReady(ctx, up, next)
 }
 
 // startStandbyLeader starts PostgreSQL in recovery following the remote,

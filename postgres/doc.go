@@ -3,7 +3,8 @@
 // ControlData from pg_controldata), creating it (InitDB, SetupRoles,
 // CreateReplica with the create_replica_methods in order — Clone with
 // pg_basebackup or a user's command such as a pgBackRest restore — and
-// BootstrapFromBackup for a custom bootstrap), repairing it (Rewind with pg_rewind, WipeDataDir),
+// BootstrapFromBackup for a custom bootstrap), repairing it (Rewind with pg_rewind, after SourceCheckpointTimeline
+// shows the source's control file on its timeline; WipeDataDir),
 // running it (Start, Stop with smart → fast → immediate escalation, Promote,
 // Checkpoint, Reload through pg_ctl and SQL) and configuring it (Regent's
 // postgresql.conf, the standby recovery block, pg_hba.conf, replication

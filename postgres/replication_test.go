@@ -75,8 +75,10 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 		if st.InRecovery || st.Timeline != 2 || st.CurrentLSN == 0 {
 			t.Fatalf("after promote: in recovery %v, timeline %d, current %v", st.InRecovery, st.Timeline, st.CurrentLSN)
 		}
-		if err := b.Checkpoint(ctx); err != nil {
-			t.Fatal(err)
+		// The rewind source's check: a CHECKPOINT moves the control file
+		// to the new timeline.
+		if tl, err := a.SourceCheckpointTimeline(ctx, upstreamOf(b), true); err != nil || tl != 2 {
+			t.Fatalf("SourceCheckpointTimeline(promoted b, checkpoint) = %d, %v; want 2", tl, err)
 		}
 		if changed, err := b.ConfigurePrimary(); err != nil || !changed {
 			t.Errorf("ConfigurePrimary after promote = %v, %v; want changed", changed, err)
@@ -134,6 +136,13 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitStreaming(t, a, b, 2)
+		// On a standby the CHECKPOINT is a restartpoint: once it replayed
+		// b's checkpoint record of timeline 2, its control file shows 2
+		// (what a rewind against a standby leader waits for).
+		waitFor(t, 30*time.Second, "standby a's control file on timeline 2 after CHECKPOINT (a restartpoint)", func() (bool, string) {
+			tl, err := b.SourceCheckpointTimeline(ctx, upstreamOf(a), true)
+			return err == nil && tl == 2, fmt.Sprintf("timeline %d, err %v", tl, err)
+		})
 		if n := queryInt(t, a, "SELECT count(*) FROM t WHERE id > 1000"); n != 0 {
 			t.Errorf("%d divergent rows survived the rewind", n)
 		}

@@ -100,3 +100,32 @@ func (i *Instance) TimelineHistory(ctx context.Context, from Upstream, timeline 
 	}
 	return ParseTimelineHistory(text)
 }
+
+// SourceCheckpointTimeline reads the timeline of the latest checkpoint in
+// a rewind source's control file (pg_control_checkpoint()), over a
+// short-lived superuser connection. With checkpoint it first runs
+// CHECKPOINT there: on a standby that is a restartpoint, which moves the
+// control file to the newest checkpoint record the standby replayed.
+//
+// Why: PostgreSQL 15's pg_rewind compares the checkpoint timelines of the
+// two control files. A source that just switched timeline (a promoted
+// primary before its first checkpoint, a standby leader that followed a
+// remote failover before its next restartpoint) still shows the old one,
+// and pg_rewind then reports "no rewind required" and copies nothing.
+func (i *Instance) SourceCheckpointTimeline(ctx context.Context, from Upstream, checkpoint bool) (uint32, error) {
+	conn, err := i.dialUpstream(ctx, from)
+	if err != nil {
+		return 0, fmt.Errorf("rewind source checkpoint: %w", err)
+	}
+	defer func() { _ = conn.Close(ctx) }() // CHECKPOINT completes or not on its own: closing loses nothing
+	if checkpoint {
+		if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+			return 0, fmt.Errorf("rewind source checkpoint: CHECKPOINT on %s: %w", from.Member, err)
+		}
+	}
+	var tl int64
+	if err := conn.QueryRow(ctx, "SELECT timeline_id::bigint FROM pg_control_checkpoint()").Scan(&tl); err != nil {
+		return 0, fmt.Errorf("rewind source checkpoint: read the control file of %s: %w", from.Member, err)
+	}
+	return uint32(tl), nil
+}

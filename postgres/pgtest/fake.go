@@ -49,6 +49,10 @@ type Fake struct {
 	// Histories are the upstream's timeline history files, by timeline
 	// (TimelineHistory of one not listed returns nil).
 	Histories map[uint32][]postgres.TimelineSwitch
+	// SourceTimeline is the checkpoint timeline of the rewind source's
+	// control file (SourceCheckpointTimeline); 0 means its newest
+	// timeline in Histories (1 without any).
+	SourceTimeline uint32
 }
 
 // New returns a fake with an initialized, stopped data directory.
@@ -296,6 +300,24 @@ func (f *Fake) TimelineHistory(ctx context.Context, from postgres.Upstream, time
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.Histories[timeline], nil
+}
+
+// SourceCheckpointTimeline records "checkpoint <member>" when asked to
+// checkpoint and answers SourceTimeline.
+func (f *Fake) SourceCheckpointTimeline(ctx context.Context, from postgres.Upstream, checkpoint bool) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if checkpoint {
+		f.record("checkpoint " + from.Member)
+	}
+	if f.SourceTimeline != 0 {
+		return f.SourceTimeline, nil
+	}
+	tl := uint32(1)
+	for k := range f.Histories {
+		tl = max(tl, k)
+	}
+	return tl, nil
 }
 
 func (f *Fake) EnsureSlots(ctx context.Context, p postgres.SlotPolicy) ([]postgres.Slot, error) {
