@@ -24,10 +24,19 @@ import (
 type heldView struct {
 	*dcstest.Fake
 	held atomic.Pointer[dcs.Cluster]
+	// servedHeld, when set, is told (without blocking) each time View
+	// serves the held version.
+	servedHeld chan struct{}
 }
 
 func (d *heldView) View() *dcs.Cluster {
 	if v := d.held.Load(); v != nil {
+		if d.servedHeld != nil {
+			select {
+			case d.servedHeld <- struct{}{}:
+			default:
+			}
+		}
 		return v
 	}
 	return d.Fake.View()
@@ -192,5 +201,46 @@ func TestFenceOutputRedacted(t *testing.T) {
 	}
 	if strings.Contains(rec.Output, "hunter") || !strings.Contains(rec.Output, "Chassis Power Control: Down/Off") {
 		t.Errorf("fence output kept = %q, want secrets redacted and the rest kept", rec.Output)
+	}
+}
+
+// TestSwitchoverWaitsForARecordTheViewHasNotYetSeen: a switchover another
+// member just created may be missing from this member's view for a moment
+// (its watch lags); a client reconnecting its event stream here must get
+// the record, not a 404. The read waits for the view (no etcd query) up
+// to recordMissWait; an id that never appears is still a 404.
+func TestSwitchoverWaitsForARecordTheViewHasNotYetSeen(t *testing.T) {
+	store := newStore()
+	via := &heldView{Fake: store, servedHeld: make(chan struct{}, 1)}
+	h := newLoopHarnessVia(t, store, pgtest.NewEmpty(7000000000000000001), via)
+	ctx := t.Context()
+	via.held.Store(store.View()) // the watch stops delivering here
+	rec := []byte(`{"id":"s2","state":"running"}`)
+	if err := store.Put(ctx, store.Keys().Switchover("s2"), rec); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := h.agent.Switchover(ctx, "s2")
+		if err == nil && string(got) != string(rec) {
+			err = errors.New("Switchover = " + string(got))
+		}
+		done <- err
+	}()
+	<-via.servedHeld // the read saw the view without the record
+	via.held.Store(nil)
+	if err := store.Put(ctx, store.Keys().Switchover("other"), []byte(`{}`)); err != nil { // a view change signals readers
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a record the view caught up with: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Switchover did not answer once the view caught up")
+	}
+	if _, err := h.agent.Switchover(ctx, "never"); !errors.Is(err, restapi.ErrNotFound) {
+		t.Fatalf("Switchover(absent) = %v, want ErrNotFound", err)
 	}
 }

@@ -158,17 +158,42 @@ func restVerdicts(vs []switchover.Verdict) []restapi.CandidateVerdict {
 	return out
 }
 
+// recordMissWait bounds how long a read of one switchover record waits
+// for a record missing from this member's view: another member may have
+// created it a moment ago (a client's event stream reconnecting here), and
+// the watch delivers it within milliseconds. Waiting on the watch costs
+// etcd nothing; an id that never appears is a 404 after it.
+const recordMissWait = time.Second
+
 // Switchover returns one record from the cluster view.
 func (a *Agent) Switchover(ctx context.Context, id string) (json.RawMessage, error) {
 	c, err := a.apiView(ctx)
 	if err != nil {
 		return nil, err
 	}
-	v, ok := c.Extra["switchovers/"+id]
-	if !ok {
-		return nil, restapi.ErrNotFound
+	key := "switchovers/" + id
+	if v, ok := c.Extra[key]; ok {
+		return v.Data, nil
 	}
-	return v.Data, nil
+	// Subscribe before the next look, or a change between the two is lost.
+	changed, cancel := a.dcs.Subscribe()
+	defer cancel()
+	miss := time.NewTimer(recordMissWait)
+	defer miss.Stop()
+	for {
+		if v := a.dcs.View(); v != nil {
+			if r, ok := v.Extra[key]; ok {
+				return r.Data, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-miss.C:
+			return nil, restapi.ErrNotFound
+		case <-ctx.Done():
+			return nil, restapi.ErrNotFound
+		}
+	}
 }
 
 // ListSwitchovers returns the kept records from the view, newest first.
