@@ -109,17 +109,24 @@ func TestAPIConfigReadsOwnWrite(t *testing.T) {
 		}
 		done <- err
 	}()
-	via.held.Store(nil)
-	if err := store.Put(ctx, store.Keys().Switchover("other"), []byte(`{}`)); err != nil { // a view change signals readers
+	via.catchUp(t, done, "Config")
+}
+
+// catchUp lets the held view go, signals readers with a change, and
+// fails the test unless the waiting read (done) then answers without error.
+func (d *heldView) catchUp(t *testing.T, done <-chan error, read string) {
+	t.Helper()
+	d.held.Store(nil)
+	if err := d.Put(t.Context(), d.Keys().Switchover("other"), []byte(`{}`)); err != nil { // a view change signals readers
 		t.Fatal(err)
 	}
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s once the view caught up: %v", read, err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Config did not answer once the view caught up")
+		t.Fatalf("%s did not answer once the view caught up", read)
 	}
 }
 
@@ -228,18 +235,7 @@ func TestSwitchoverWaitsForARecordTheViewHasNotYetSeen(t *testing.T) {
 		done <- err
 	}()
 	<-via.servedHeld // the read saw the view without the record
-	via.held.Store(nil)
-	if err := store.Put(ctx, store.Keys().Switchover("other"), []byte(`{}`)); err != nil { // a view change signals readers
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("a record the view caught up with: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Switchover did not answer once the view caught up")
-	}
+	via.catchUp(t, done, "Switchover")
 	if _, err := h.agent.Switchover(ctx, "never"); !errors.Is(err, restapi.ErrNotFound) {
 		t.Fatalf("Switchover(absent) = %v, want ErrNotFound", err)
 	}
